@@ -1,0 +1,7 @@
+//! The chain: canonical bytes, record hashes, and their verification.
+//!
+//! **Invariant**: the bytes hashed are exactly the bytes stored; nothing is hashed in a
+//! form that a verifier in another language could not rebuild from `docs/FORMAT.md`.
+
+pub mod codec;
+pub mod record;

@@ -1,0 +1,393 @@
+//! The rules: `decide(state, command) -> event | rejection`.
+//!
+//! Every business rule of the ledger that can refuse a command lives here, and nothing
+//! here changes state or reads the clock. What already happened at a bank and breaks a
+//! rule (a split below the ratio, a late payment) is recorded, not refused: the county
+//! must see it, through `crate::projection::flags`.
+//!
+//! `decide_batch` makes a batch atomic: each command is decided against the state left
+//! by the ones before it, and one rejection rolls the whole batch back.
+
+use std::collections::BTreeSet;
+
+use crate::domain::command::*;
+use crate::domain::ids::{DocNo, ProjectId};
+use crate::domain::money::{Fen, Money};
+use crate::domain::policy::BP_MAX;
+use crate::domain::rejection::{BatchRejection, Rejection};
+use crate::limits::{AMOUNT_FEN_MAX, BATCH_COMMANDS_MAX, DRAWDOWN_PAYEES_MAX, PAYROLL_LINES_MAX};
+use crate::projection::state::{Project, Seq, State};
+
+type Decision = Result<Event, Rejection>;
+
+fn project<'a>(state: &'a State, id: &ProjectId) -> Result<&'a Project, Rejection> {
+    state.projects.get(id).ok_or_else(|| Rejection::UnknownProject(id.clone()))
+}
+
+/// A project that may still receive money and registrations: known and not completed.
+fn open_project<'a>(state: &'a State, id: &ProjectId) -> Result<&'a Project, Rejection> {
+    let p = project(state, id)?;
+    if p.status == ProjectStatus::Completed {
+        return Err(Rejection::ProjectCompleted(id.clone()));
+    }
+    Ok(p)
+}
+
+fn unique_payment_no(state: &State, project: &ProjectId, no: &DocNo) -> Result<(), Rejection> {
+    if state.payment_nos.contains(&(project.clone(), no.clone())) {
+        return Err(Rejection::DuplicatePaymentNo(no.clone()));
+    }
+    Ok(())
+}
+
+fn money(fen: Fen) -> Money {
+    Money::sum_unbounded(fen.max(0))
+}
+
+/// A running total stays within the bound of the ledger (10^3 times the largest amount,
+/// so that any sum of totals remains far from `i64::MAX`).
+fn bounded_total(total: Fen, add: Fen) -> Result<(), Rejection> {
+    match total.checked_add(add) {
+        Some(t) if t <= AMOUNT_FEN_MAX.saturating_mul(1_000) => Ok(()),
+        _ => Err(Rejection::AmountOverflow),
+    }
+}
+
+/// Decides one command against `state`.
+///
+/// # Errors
+/// The `Rejection` of the first rule the command breaks.
+pub fn decide(state: &State, command: &Command) -> Decision {
+    match command {
+        Command::RegisterProject(c) => {
+            if state.projects.contains(&c.project) {
+                return Err(Rejection::ProjectExists(c.project.clone()));
+            }
+            if c.contract_price.is_zero() {
+                return Err(Rejection::invalid("INVALID_AMOUNT", "contract_price", "must be greater than zero"));
+            }
+            if c.planned_end < c.start_date {
+                return Err(Rejection::DateOrder { what: "planned end", date: c.planned_end, before: c.start_date });
+            }
+            for (field, bp) in [("labour_ratio_bp", c.labour_ratio_bp), ("deposit_rate_bp", c.deposit_rate_bp)] {
+                if let Some(v) = bp {
+                    if v > BP_MAX {
+                        return Err(Rejection::invalid("INVALID_POLICY_OVERRIDE", field, format!("{v} basis points is above 100%")));
+                    }
+                }
+            }
+            Ok(Event::ProjectRegistered(c.clone()))
+        }
+        Command::ChangeProjectStatus(c) => {
+            let p = project(state, &c.project)?;
+            let allowed = matches!(
+                (p.status, c.status),
+                (ProjectStatus::Active, ProjectStatus::Suspended)
+                    | (ProjectStatus::Suspended, ProjectStatus::Active)
+                    | (ProjectStatus::Active | ProjectStatus::Suspended, ProjectStatus::Completed)
+            );
+            if !allowed {
+                return Err(Rejection::InvalidStatusTransition { project: c.project.clone(), from: p.status, to: c.status });
+            }
+            if let Some(last) = p.status_changes.last() {
+                if c.date < last.date {
+                    return Err(Rejection::DateOrder { what: "status change", date: c.date, before: last.date });
+                }
+            }
+            Ok(Event::ProjectStatusChanged(c.clone()))
+        }
+        Command::OpenWageAccount(c) => {
+            let p = open_project(state, &c.project)?;
+            if p.wage_account_open() {
+                return Err(Rejection::WageAccountExists(c.project.clone()));
+            }
+            Ok(Event::WageAccountOpened(c.clone()))
+        }
+        Command::CloseWageAccount(c) => {
+            let p = project(state, &c.project)?;
+            if !p.wage_account_open() {
+                return Err(Rejection::NoWageAccount(c.project.clone()));
+            }
+            if p.status != ProjectStatus::Completed {
+                return Err(Rejection::ProjectNotCompleted(c.project.clone()));
+            }
+            let owed = state.owed_total(&c.project);
+            if owed > 0 {
+                return Err(Rejection::ArrearsOutstanding { project: c.project.clone(), amount: money(owed) });
+            }
+            let residual = money(state.wage_balance(&c.project));
+            Ok(Event::WageAccountClosed(WageAccountClosed { project: c.project.clone(), date: c.date, residual }))
+        }
+        Command::EnrolWorker(c) => {
+            let p = project(state, &c.project)?;
+            if p.status != ProjectStatus::Active {
+                return Err(Rejection::ProjectNotActive(c.project.clone(), p.status));
+            }
+            let existing = state.enrolments.get(&(c.project.clone(), c.worker));
+            if let Some(e) = existing {
+                if e.is_current() {
+                    return Err(Rejection::WorkerAlreadyEnrolled { project: c.project.clone(), worker: c.worker });
+                }
+                let last_exit = e.spans.last().and_then(|s| s.to).expect("not current means exited");
+                if c.date < last_exit {
+                    return Err(Rejection::DateOrder { what: "re-enrolment", date: c.date, before: last_exit });
+                }
+            }
+            if let Some(holder) = state.cards.get(&(c.project.clone(), c.card)) {
+                if *holder != c.worker {
+                    return Err(Rejection::CardInUse { project: c.project.clone(), card: c.card_masked.to_string() });
+                }
+            }
+            Ok(Event::WorkerEnrolled(c.clone()))
+        }
+        Command::RecordContract(c) => {
+            project(state, &c.project)?;
+            let e = state
+                .enrolments
+                .get(&(c.project.clone(), c.worker))
+                .filter(|e| e.is_current())
+                .ok_or(Rejection::WorkerNotEnrolled { project: c.project.clone(), worker: c.worker })?;
+            if e.contract.is_some() {
+                return Err(Rejection::ContractExists { project: c.project.clone(), worker: c.worker });
+            }
+            Ok(Event::ContractRecorded(c.clone()))
+        }
+        Command::ExitWorker(c) => {
+            project(state, &c.project)?;
+            let e = state
+                .enrolments
+                .get(&(c.project.clone(), c.worker))
+                .filter(|e| e.is_current())
+                .ok_or(Rejection::WorkerNotEnrolled { project: c.project.clone(), worker: c.worker })?;
+            let from = e.spans.last().expect("current").from;
+            if c.date < from {
+                return Err(Rejection::DateOrder { what: "exit", date: c.date, before: from });
+            }
+            Ok(Event::WorkerExited(c.clone()))
+        }
+        Command::SubmitPayroll(c) => {
+            project(state, &c.project)?;
+            if state.payrolls.contains(&(c.project.clone(), c.period)) {
+                return Err(Rejection::PayrollExists { project: c.project.clone(), period: c.period });
+            }
+            if c.lines.is_empty() {
+                return Err(Rejection::invalid("EMPTY_PAYROLL", "lines", "a payroll needs at least one line"));
+            }
+            if c.lines.len() > PAYROLL_LINES_MAX {
+                return Err(Rejection::invalid("LIMIT_EXCEEDED", "lines", format!("{} lines; the limit is {PAYROLL_LINES_MAX}", c.lines.len())));
+            }
+            if c.due_date < c.period.first_day() {
+                return Err(Rejection::DateOrder { what: "payroll due date", date: c.due_date, before: c.period.first_day() });
+            }
+            let mut seen = BTreeSet::new();
+            let mut total: Fen = 0;
+            for l in &c.lines {
+                if !seen.insert(l.worker) {
+                    return Err(Rejection::DuplicatePayrollLine { period: c.period, worker: l.worker });
+                }
+                if l.days > 31 {
+                    return Err(Rejection::invalid("INVALID_DAYS", "days", format!("{} days in one month", l.days)));
+                }
+                if l.amount_due.is_zero() {
+                    return Err(Rejection::invalid("INVALID_AMOUNT", "amount_due", "must be greater than zero"));
+                }
+                if !state.enrolments.contains(&(c.project.clone(), l.worker)) {
+                    return Err(Rejection::PayeeNotEnrolled { project: c.project.clone(), worker: l.worker });
+                }
+                bounded_total(total, l.amount_due.fen())?;
+                total += l.amount_due.fen();
+            }
+            Ok(Event::PayrollSubmitted(c.clone()))
+        }
+        Command::PayDeposit(c) => {
+            open_project(state, &c.project)?;
+            unique_payment_no(state, &c.project, &c.payment_no)?;
+            positive(c.amount, "amount")?;
+            bounded_total(state.deposit_cash(&c.project), c.amount.fen())?;
+            Ok(Event::DepositPaid(c.clone()))
+        }
+        Command::IssueGuaranteeLetter(c) => {
+            open_project(state, &c.project)?;
+            if state.letters.contains(&c.letter_no) {
+                return Err(Rejection::DuplicateLetterNo(c.letter_no.clone()));
+            }
+            positive(c.amount, "amount")?;
+            if c.valid_to < c.valid_from {
+                return Err(Rejection::DateOrder { what: "letter expiry", date: c.valid_to, before: c.valid_from });
+            }
+            Ok(Event::GuaranteeLetterIssued(c.clone()))
+        }
+        Command::CancelGuaranteeLetter(c) => {
+            project(state, &c.project)?;
+            let l = state.letters.get(&c.letter_no).filter(|l| l.project == c.project);
+            let l = l.ok_or_else(|| Rejection::UnknownLetter(c.letter_no.clone()))?;
+            if l.cancelled.is_some() {
+                return Err(Rejection::LetterCancelled(c.letter_no.clone()));
+            }
+            Ok(Event::GuaranteeLetterCancelled(c.clone()))
+        }
+        Command::MakeProgressPayment(c) => {
+            let p = project(state, &c.project)?;
+            unique_payment_no(state, &c.project, &c.payment_no)?;
+            positive(c.total, "total")?;
+            if c.wage_share > c.total {
+                return Err(Rejection::invalid(
+                    "WAGE_SHARE_EXCEEDS_TOTAL",
+                    "wage_share",
+                    format!("wage share {} is more than the payment {}", c.wage_share, c.total),
+                ));
+            }
+            if !c.wage_share.is_zero() && !p.wage_account_open() {
+                return Err(Rejection::NoWageAccount(c.project.clone()));
+            }
+            bounded_total(p.progress_total, c.total.fen())?;
+            Ok(Event::ProgressPaymentMade(c.clone()))
+        }
+        Command::TopUpWageAccount(c) => {
+            let p = project(state, &c.project)?;
+            unique_payment_no(state, &c.project, &c.payment_no)?;
+            positive(c.amount, "amount")?;
+            if !p.wage_account_open() {
+                return Err(Rejection::NoWageAccount(c.project.clone()));
+            }
+            bounded_total(state.wage_balance(&c.project), c.amount.fen())?;
+            Ok(Event::WageAccountToppedUp(c.clone()))
+        }
+        Command::PayWage(c) => {
+            let p = project(state, &c.project)?;
+            unique_payment_no(state, &c.project, &c.payment_no)?;
+            positive(c.amount, "amount")?;
+            if !p.wage_account_open() {
+                return Err(Rejection::NoWageAccount(c.project.clone()));
+            }
+            check_payee(state, &c.project, c.worker, c.card)?;
+            let balance = state.wage_balance(&c.project);
+            if c.amount.fen() > balance {
+                return Err(Rejection::InsufficientWageBalance { balance: money(balance), amount: c.amount });
+            }
+            if let Some(per) = c.period {
+                check_line(state, &c.project, c.worker, per, c.amount.fen())?;
+            }
+            Ok(Event::WagePaid(c.clone()))
+        }
+        Command::DrawDeposit(c) => {
+            project(state, &c.project)?;
+            if state.orders.contains(&(c.project.clone(), c.order_no.clone())) {
+                return Err(Rejection::DuplicateOrderNo(c.order_no.clone()));
+            }
+            if c.payees.is_empty() {
+                return Err(Rejection::invalid("EMPTY_DRAWDOWN", "payees", "a drawdown pays at least one worker"));
+            }
+            if c.payees.len() > DRAWDOWN_PAYEES_MAX {
+                return Err(Rejection::invalid("LIMIT_EXCEEDED", "payees", format!("{} payees; the limit is {DRAWDOWN_PAYEES_MAX}", c.payees.len())));
+            }
+            let mut total: Fen = 0;
+            let mut per_line: std::collections::BTreeMap<_, Fen> = Default::default();
+            for payee in &c.payees {
+                positive(payee.amount, "amount")?;
+                check_payee(state, &c.project, payee.worker, payee.card)?;
+                if let Some(per) = payee.period {
+                    let sum = per_line.entry((payee.worker, per)).or_insert(0);
+                    *sum += payee.amount.fen();
+                    check_line(state, &c.project, payee.worker, per, *sum)?;
+                }
+                total += payee.amount.fen();
+            }
+            let cash = state.deposit_cash(&c.project);
+            if total > cash {
+                return Err(Rejection::DrawdownExceedsDeposit { cash: money(cash), amount: money(total) });
+            }
+            Ok(Event::DepositDrawn(c.clone()))
+        }
+        Command::ReleaseDeposit(c) => {
+            let p = project(state, &c.project)?;
+            if p.status != ProjectStatus::Completed {
+                return Err(Rejection::ProjectNotCompleted(c.project.clone()));
+            }
+            let owed = state.owed_total(&c.project);
+            if owed > 0 {
+                return Err(Rejection::ArrearsOutstanding { project: c.project.clone(), amount: money(owed) });
+            }
+            let cash = state.deposit_cash(&c.project);
+            if cash == 0 {
+                return Err(Rejection::DepositEmpty(c.project.clone()));
+            }
+            Ok(Event::DepositReleased(DepositReleased { project: c.project.clone(), date: c.date, amount: money(cash) }))
+        }
+    }
+}
+
+fn positive(m: Money, field: &'static str) -> Result<(), Rejection> {
+    if m.is_zero() {
+        return Err(Rejection::invalid("INVALID_AMOUNT", field, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+/// Money leaves only to this project's workers' own cards (条例 art. 26, 31; 53号文).
+fn check_payee(state: &State, project: &ProjectId, worker: crate::domain::ids::WorkerRef, card: crate::domain::ids::CardRef) -> Result<(), Rejection> {
+    let e = state
+        .enrolments
+        .get(&(project.clone(), worker))
+        .ok_or(Rejection::PayeeNotEnrolled { project: project.clone(), worker })?;
+    if e.card != card {
+        return Err(Rejection::CardNotBound { worker, card: card.to_string() });
+    }
+    Ok(())
+}
+
+fn check_line(state: &State, project: &ProjectId, worker: crate::domain::ids::WorkerRef, period: crate::domain::date::Period, fen: Fen) -> Result<(), Rejection> {
+    let line = state
+        .lines
+        .get(&(project.clone(), period, worker))
+        .ok_or(Rejection::UnknownPayrollLine { worker, period })?;
+    if fen > line.owed() {
+        return Err(Rejection::ExceedsPayrollOwed { worker, period, owed: money(line.owed()), amount: money(fen) });
+    }
+    Ok(())
+}
+
+/// Decides and applies a whole batch atomically, numbering its events from `first_seq`.
+/// `accept` sees the events before they are kept and may still refuse the batch (the
+/// writer uses it to bound a batch's encoded size). On success the state holds the
+/// batch's effects; on rejection it is exactly as before.
+///
+/// # Errors
+/// `BatchRejection` with the index of the first rejected command (`None` if the batch
+/// as a whole was refused).
+pub fn decide_batch(
+    state: &mut State,
+    commands: &[Command],
+    first_seq: Seq,
+    accept: &mut dyn FnMut(&[Event]) -> Result<(), Rejection>,
+) -> Result<Vec<Event>, BatchRejection> {
+    if commands.is_empty() {
+        return Err(BatchRejection { index: None, rejection: Rejection::EmptyBatch });
+    }
+    if commands.len() > BATCH_COMMANDS_MAX {
+        return Err(BatchRejection {
+            index: None,
+            rejection: Rejection::BatchTooLarge { count: commands.len(), max: BATCH_COMMANDS_MAX },
+        });
+    }
+    state.begin();
+    let mut events = Vec::with_capacity(commands.len());
+    for (i, cmd) in commands.iter().enumerate() {
+        match decide(state, cmd) {
+            Ok(ev) => {
+                state.apply(&ev, first_seq + i as u64);
+                events.push(ev);
+            }
+            Err(rejection) => {
+                state.rollback();
+                return Err(BatchRejection { index: Some(i), rejection });
+            }
+        }
+    }
+    if let Err(rejection) = accept(&events) {
+        state.rollback();
+        return Err(BatchRejection { index: None, rejection });
+    }
+    state.commit();
+    Ok(events)
+}

@@ -1,0 +1,376 @@
+//! Commands (requests, in the imperative) and events (facts, in the past tense).
+//!
+//! Each accepted command becomes exactly one event. Most events carry their command's
+//! payload unchanged; the two whose outcome depends on the ledger's state
+//! (`WageAccountClosed`, `DepositReleased`) add the amount the state decided. The order
+//! of the variants is part of the canonical format (`docs/FORMAT.md`): append only.
+
+use serde::{Deserialize, Serialize};
+
+use super::date::{Date, Period};
+use super::ids::{BankCode, CardRef, CountyCode, DocNo, ProjectId, Text, Uscc, WorkerRef};
+use super::money::Money;
+
+/// A project's lifecycle status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ProjectStatus {
+    /// In construction (在建).
+    Active,
+    /// Stopped (停工).
+    Suspended,
+    /// Completed (竣工); terminal.
+    Completed,
+}
+
+impl ProjectStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStatus::Active => "active",
+            ProjectStatus::Suspended => "suspended",
+            ProjectStatus::Completed => "completed",
+        }
+    }
+}
+
+/// The county registers a construction project (项目登记).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterProject {
+    pub project: ProjectId,
+    pub county: CountyCode,
+    pub name: Text,
+    /// General contractor (施工总承包单位), who answers for the wages.
+    pub general_contractor: Uscc,
+    /// Owner (建设单位), who makes the progress payments.
+    pub owner: Uscc,
+    pub contract_price: Money,
+    /// Date of the construction contract: the wage-account deadline counts from it.
+    pub contract_date: Date,
+    /// Construction permit (施工许可证) date, if one is needed: the deposit deadline counts from it.
+    pub permit_date: Option<Date>,
+    pub start_date: Date,
+    pub planned_end: Date,
+    /// The contract's own labour-cost ratio in basis points, overriding the county's.
+    pub labour_ratio_bp: Option<u32>,
+    /// The deposit rate set for this project in basis points, overriding the county's.
+    pub deposit_rate_bp: Option<u32>,
+}
+
+/// The county records a status change (active, suspended, completed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeProjectStatus {
+    pub project: ProjectId,
+    pub status: ProjectStatus,
+    pub date: Date,
+}
+
+/// A bank opens the project's dedicated wage account (农民工工资专用账户).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenWageAccount {
+    pub project: ProjectId,
+    pub bank: BankCode,
+    /// The account number as the bank writes it (an enterprise account, not personal data).
+    pub account_no: Text,
+    pub date: Date,
+}
+
+/// A bank closes the wage account after completion; any residual goes to the general contractor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseWageAccount {
+    pub project: ProjectId,
+    pub date: Date,
+}
+
+/// Real-name registration (实名制) of a worker on a project, with the bank card bound to them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolWorker {
+    pub project: ProjectId,
+    /// Keyed commitment to the national ID; the clear ID never enters the log.
+    pub worker: WorkerRef,
+    /// Masked national ID (`6201**********123X`), for display.
+    pub worker_masked: Text,
+    /// The employing subcontractor (or the general contractor).
+    pub employer: Uscc,
+    /// Keyed commitment to the worker's own bank card (一人一卡).
+    pub card: CardRef,
+    pub card_masked: Text,
+    pub date: Date,
+}
+
+/// The worker's labour contract (劳动合同) is recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordContract {
+    pub project: ProjectId,
+    pub worker: WorkerRef,
+    pub contract_no: DocNo,
+    pub date: Date,
+}
+
+/// The worker leaves the project (退场).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitWorker {
+    pub project: ProjectId,
+    pub worker: WorkerRef,
+    pub date: Date,
+}
+
+/// One line of a payroll (工资支付表).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayrollLine {
+    pub worker: WorkerRef,
+    pub employer: Uscc,
+    /// Days worked in the period (0..=31).
+    pub days: u8,
+    pub amount_due: Money,
+}
+
+/// The monthly payroll of a project, submitted by the general contractor's labour officer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitPayroll {
+    pub project: ProjectId,
+    pub period: Period,
+    /// When the wages must be paid: by default the last day of the next month.
+    pub due_date: Date,
+    pub lines: Vec<PayrollLine>,
+}
+
+/// Cash wage guarantee deposit (工资保证金) lodged, or replenished after a drawdown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayDeposit {
+    pub project: ProjectId,
+    pub bank: BankCode,
+    pub payment_no: DocNo,
+    pub amount: Money,
+    pub date: Date,
+}
+
+/// A bank guarantee letter (银行保函) replacing cash deposit, valid for a date range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueGuaranteeLetter {
+    pub project: ProjectId,
+    pub letter_no: DocNo,
+    pub bank: BankCode,
+    pub amount: Money,
+    pub valid_from: Date,
+    pub valid_to: Date,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelGuaranteeLetter {
+    pub project: ProjectId,
+    pub letter_no: DocNo,
+    pub date: Date,
+}
+
+/// A progress payment (工程款) from the owner, with the part moved into the wage account (分账).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MakeProgressPayment {
+    pub project: ProjectId,
+    pub payment_no: DocNo,
+    pub total: Money,
+    /// The labour-cost share (人工费用) that went to the wage account; may be zero, which
+    /// is recorded and flagged, never refused: it already happened at the bank.
+    pub wage_share: Money,
+    pub date: Date,
+}
+
+/// The general contractor tops up the wage account from its own funds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopUpWageAccount {
+    pub project: ProjectId,
+    pub payment_no: DocNo,
+    pub amount: Money,
+    pub date: Date,
+}
+
+/// A payout from the wage account to a worker's own card (代发工资).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayWage {
+    pub project: ProjectId,
+    pub payment_no: DocNo,
+    pub worker: WorkerRef,
+    pub card: CardRef,
+    pub amount: Money,
+    pub date: Date,
+    /// The payroll period this pays against; `None` for a payout outside any payroll.
+    pub period: Option<Period>,
+}
+
+/// One payee of a drawdown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawdownPayee {
+    pub worker: WorkerRef,
+    pub card: CardRef,
+    pub amount: Money,
+    pub period: Option<Period>,
+}
+
+/// The county orders the deposit drawn (动用) to pay named workers' arrears.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawDeposit {
+    pub project: ProjectId,
+    pub order_no: DocNo,
+    pub date: Date,
+    pub payees: Vec<DrawdownPayee>,
+}
+
+/// The county releases (返还) the cash deposit after completion with no arrears.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseDeposit {
+    pub project: ProjectId,
+    pub date: Date,
+}
+
+/// `CloseWageAccount` as decided: with the residual paid to the general contractor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WageAccountClosed {
+    pub project: ProjectId,
+    pub date: Date,
+    pub residual: Money,
+}
+
+/// `ReleaseDeposit` as decided: with the cash released.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositReleased {
+    pub project: ProjectId,
+    pub date: Date,
+    pub amount: Money,
+}
+
+/// A request to change the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    RegisterProject(RegisterProject),
+    ChangeProjectStatus(ChangeProjectStatus),
+    OpenWageAccount(OpenWageAccount),
+    CloseWageAccount(CloseWageAccount),
+    EnrolWorker(EnrolWorker),
+    RecordContract(RecordContract),
+    ExitWorker(ExitWorker),
+    SubmitPayroll(SubmitPayroll),
+    PayDeposit(PayDeposit),
+    IssueGuaranteeLetter(IssueGuaranteeLetter),
+    CancelGuaranteeLetter(CancelGuaranteeLetter),
+    MakeProgressPayment(MakeProgressPayment),
+    TopUpWageAccount(TopUpWageAccount),
+    PayWage(PayWage),
+    DrawDeposit(DrawDeposit),
+    ReleaseDeposit(ReleaseDeposit),
+}
+
+/// A fact the ledger recorded. Variant `i` is the outcome of `Command` variant `i`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    ProjectRegistered(RegisterProject),
+    ProjectStatusChanged(ChangeProjectStatus),
+    WageAccountOpened(OpenWageAccount),
+    WageAccountClosed(WageAccountClosed),
+    WorkerEnrolled(EnrolWorker),
+    ContractRecorded(RecordContract),
+    WorkerExited(ExitWorker),
+    PayrollSubmitted(SubmitPayroll),
+    DepositPaid(PayDeposit),
+    GuaranteeLetterIssued(IssueGuaranteeLetter),
+    GuaranteeLetterCancelled(CancelGuaranteeLetter),
+    ProgressPaymentMade(MakeProgressPayment),
+    WageAccountToppedUp(TopUpWageAccount),
+    WagePaid(PayWage),
+    DepositDrawn(DrawDeposit),
+    DepositReleased(DepositReleased),
+}
+
+impl Command {
+    /// The project every command concerns.
+    pub fn project(&self) -> &ProjectId {
+        match self {
+            Command::RegisterProject(c) => &c.project,
+            Command::ChangeProjectStatus(c) => &c.project,
+            Command::OpenWageAccount(c) => &c.project,
+            Command::CloseWageAccount(c) => &c.project,
+            Command::EnrolWorker(c) => &c.project,
+            Command::RecordContract(c) => &c.project,
+            Command::ExitWorker(c) => &c.project,
+            Command::SubmitPayroll(c) => &c.project,
+            Command::PayDeposit(c) => &c.project,
+            Command::IssueGuaranteeLetter(c) => &c.project,
+            Command::CancelGuaranteeLetter(c) => &c.project,
+            Command::MakeProgressPayment(c) => &c.project,
+            Command::TopUpWageAccount(c) => &c.project,
+            Command::PayWage(c) => &c.project,
+            Command::DrawDeposit(c) => &c.project,
+            Command::ReleaseDeposit(c) => &c.project,
+        }
+    }
+
+    /// The stable name of the command, as in the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::RegisterProject(_) => "RegisterProject",
+            Command::ChangeProjectStatus(_) => "ChangeProjectStatus",
+            Command::OpenWageAccount(_) => "OpenWageAccount",
+            Command::CloseWageAccount(_) => "CloseWageAccount",
+            Command::EnrolWorker(_) => "EnrolWorker",
+            Command::RecordContract(_) => "RecordContract",
+            Command::ExitWorker(_) => "ExitWorker",
+            Command::SubmitPayroll(_) => "SubmitPayroll",
+            Command::PayDeposit(_) => "PayDeposit",
+            Command::IssueGuaranteeLetter(_) => "IssueGuaranteeLetter",
+            Command::CancelGuaranteeLetter(_) => "CancelGuaranteeLetter",
+            Command::MakeProgressPayment(_) => "MakeProgressPayment",
+            Command::TopUpWageAccount(_) => "TopUpWageAccount",
+            Command::PayWage(_) => "PayWage",
+            Command::DrawDeposit(_) => "DrawDeposit",
+            Command::ReleaseDeposit(_) => "ReleaseDeposit",
+        }
+    }
+}
+
+impl Event {
+    /// The command this event is the outcome of. Used to rebuild the idempotency index
+    /// from the log alone: a retry's content is compared as commands.
+    pub fn to_command(&self) -> Command {
+        match self.clone() {
+            Event::ProjectRegistered(c) => Command::RegisterProject(c),
+            Event::ProjectStatusChanged(c) => Command::ChangeProjectStatus(c),
+            Event::WageAccountOpened(c) => Command::OpenWageAccount(c),
+            Event::WageAccountClosed(e) => Command::CloseWageAccount(CloseWageAccount { project: e.project, date: e.date }),
+            Event::WorkerEnrolled(c) => Command::EnrolWorker(c),
+            Event::ContractRecorded(c) => Command::RecordContract(c),
+            Event::WorkerExited(c) => Command::ExitWorker(c),
+            Event::PayrollSubmitted(c) => Command::SubmitPayroll(c),
+            Event::DepositPaid(c) => Command::PayDeposit(c),
+            Event::GuaranteeLetterIssued(c) => Command::IssueGuaranteeLetter(c),
+            Event::GuaranteeLetterCancelled(c) => Command::CancelGuaranteeLetter(c),
+            Event::ProgressPaymentMade(c) => Command::MakeProgressPayment(c),
+            Event::WageAccountToppedUp(c) => Command::TopUpWageAccount(c),
+            Event::WagePaid(c) => Command::PayWage(c),
+            Event::DepositDrawn(c) => Command::DrawDeposit(c),
+            Event::DepositReleased(e) => Command::ReleaseDeposit(ReleaseDeposit { project: e.project, date: e.date }),
+        }
+    }
+
+    pub fn project(&self) -> ProjectId {
+        self.to_command().project().clone()
+    }
+
+    /// The stable name of the event.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::ProjectRegistered(_) => "ProjectRegistered",
+            Event::ProjectStatusChanged(_) => "ProjectStatusChanged",
+            Event::WageAccountOpened(_) => "WageAccountOpened",
+            Event::WageAccountClosed(_) => "WageAccountClosed",
+            Event::WorkerEnrolled(_) => "WorkerEnrolled",
+            Event::ContractRecorded(_) => "ContractRecorded",
+            Event::WorkerExited(_) => "WorkerExited",
+            Event::PayrollSubmitted(_) => "PayrollSubmitted",
+            Event::DepositPaid(_) => "DepositPaid",
+            Event::GuaranteeLetterIssued(_) => "GuaranteeLetterIssued",
+            Event::GuaranteeLetterCancelled(_) => "GuaranteeLetterCancelled",
+            Event::ProgressPaymentMade(_) => "ProgressPaymentMade",
+            Event::WageAccountToppedUp(_) => "WageAccountToppedUp",
+            Event::WagePaid(_) => "WagePaid",
+            Event::DepositDrawn(_) => "DepositDrawn",
+            Event::DepositReleased(_) => "DepositReleased",
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Validated identifiers: county codes, unified social credit codes, national IDs,
+//! bank cards, and the client-chosen ids and texts the ledger stores.
+//!
+//! National IDs and bank card numbers are personal data: their types exist only at the
+//! edge, long enough to be validated and turned into a keyed commitment by
+//! `crate::vault`. Neither type is `Serialize`, so neither can reach a record.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{ID_BYTES_MAX, TEXT_BYTES_MAX};
+
+/// Why an identifier was refused. Each variant names the offending value (masked for
+/// personal data) and maps to a stable reason code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("county code {0:?} is not a 6-digit administrative division code")]
+    CountyCode(String),
+    #[error("unified social credit code {0:?} is invalid: {1}")]
+    Uscc(String, &'static str),
+    #[error("national ID {0} is invalid: {1}")]
+    NationalId(String, &'static str),
+    #[error("bank card {0} is invalid: {1}")]
+    BankCard(String, &'static str),
+    #[error("{what} {value:?} is invalid: {why}")]
+    Text { what: &'static str, value: String, why: &'static str },
+}
+
+impl IdError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdError::CountyCode(_) => "INVALID_COUNTY_CODE",
+            IdError::Uscc(..) => "INVALID_USCC",
+            IdError::NationalId(..) => "INVALID_NATIONAL_ID",
+            IdError::BankCard(..) => "INVALID_BANK_CARD",
+            IdError::Text { .. } => "INVALID_TEXT",
+        }
+    }
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// A county: 6-digit administrative division code (行政区划代码), e.g. `620102`.
+/// INVARIANT: exactly 6 ASCII digits, province part 11..=82, not ending in `0000`
+/// (that would be a province, not a county).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CountyCode(u32);
+
+impl CountyCode {
+    /// # Errors
+    /// `IdError::CountyCode` unless `text` is a county-level division code.
+    pub fn parse(text: &str) -> Result<CountyCode, IdError> {
+        let err = || IdError::CountyCode(clip(text));
+        if text.len() != 6 || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        let n: u32 = text.parse().map_err(|_| err())?;
+        let province = n / 10_000;
+        if !(11..=82).contains(&province) || n % 10_000 == 0 {
+            return Err(err());
+        }
+        Ok(CountyCode(n))
+    }
+}
+
+impl fmt::Display for CountyCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:06}", self.0)
+    }
+}
+
+const USCC_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+
+/// Unified social credit code (统一社会信用代码, GB 32100-2015) of an enterprise.
+/// INVARIANT: 18 characters of the GB 32100 charset, the last being the mod-31 check
+/// character of the first 17.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Uscc(String);
+
+impl Uscc {
+    /// # Errors
+    /// `IdError::Uscc` naming what is wrong.
+    pub fn parse(text: &str) -> Result<Uscc, IdError> {
+        let b = text.as_bytes();
+        if b.len() != 18 {
+            return Err(IdError::Uscc(clip(text), "must be 18 characters"));
+        }
+        let mut sum = 0u32;
+        for (i, c) in b.iter().enumerate() {
+            let Some(v) = USCC_CHARSET.iter().position(|x| x == c) else {
+                return Err(IdError::Uscc(clip(text), "character outside 0-9 and A-Y without I, O, Z, S, V"));
+            };
+            if i < 17 {
+                sum += USCC_WEIGHTS[i] * v as u32;
+            }
+        }
+        let check = (31 - sum % 31) % 31;
+        if b[17] != USCC_CHARSET[check as usize] {
+            return Err(IdError::Uscc(clip(text), "check character does not match"));
+        }
+        Ok(Uscc(text.to_owned()))
+    }
+
+    /// Completes 17 characters with their check character: for tests and demo data.
+    pub fn with_check(first17: &str) -> Uscc {
+        assert_eq!(first17.len(), 17);
+        let sum: u32 = first17
+            .bytes()
+            .enumerate()
+            .map(|(i, c)| USCC_WEIGHTS[i] * USCC_CHARSET.iter().position(|x| *x == c).expect("charset") as u32)
+            .sum();
+        let check = USCC_CHARSET[((31 - sum % 31) % 31) as usize] as char;
+        Uscc::parse(&format!("{first17}{check}")).expect("completed with its check character")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Uscc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const ID_CHECK: &[u8; 11] = b"10X98765432";
+
+/// A resident's 18-digit national ID (居民身份证号码, GB 11643), in clear.
+/// Exists only at the edge: not `Serialize`, `Debug` prints the masked form.
+/// INVARIANT: 17 digits with a valid birth date, then the ISO 7064 MOD 11-2 check.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NationalId(String);
+
+impl NationalId {
+    /// # Errors
+    /// `IdError::NationalId` with the masked value and what is wrong.
+    pub fn parse(text: &str) -> Result<NationalId, IdError> {
+        let t = text.to_ascii_uppercase();
+        let b = t.as_bytes();
+        let masked = || mask(&t, 4, 4);
+        if b.len() != 18 {
+            return Err(IdError::NationalId(masked(), "must be 18 characters"));
+        }
+        if !b[..17].iter().all(u8::is_ascii_digit) || !(b[17].is_ascii_digit() || b[17] == b'X') {
+            return Err(IdError::NationalId(masked(), "must be 17 digits and a digit or X"));
+        }
+        let y: i32 = t[6..10].parse().expect("digits");
+        let m: u32 = t[10..12].parse().expect("digits");
+        let d: u32 = t[12..14].parse().expect("digits");
+        if !(1900..=2100).contains(&y) || chrono::NaiveDate::from_ymd_opt(y, m, d).is_none() {
+            return Err(IdError::NationalId(masked(), "birth date is not a calendar date"));
+        }
+        let sum: u32 = b[..17].iter().zip(ID_WEIGHTS).map(|(c, w)| u32::from(c - b'0') * w).sum();
+        if b[17] != ID_CHECK[(sum % 11) as usize] {
+            return Err(IdError::NationalId(masked(), "check digit (ISO 7064 MOD 11-2) does not match"));
+        }
+        Ok(NationalId(t))
+    }
+
+    /// Completes 17 digits with their check digit: for tests and demo data.
+    pub fn with_check(first17: &str) -> NationalId {
+        let sum: u32 = first17.bytes().zip(ID_WEIGHTS).map(|(c, w)| u32::from(c - b'0') * w).sum();
+        let c = ID_CHECK[(sum % 11) as usize] as char;
+        NationalId::parse(&format!("{first17}{c}")).expect("completed with its check digit")
+    }
+
+    /// `6201**********123X`: region and last four, as Chinese platforms display it.
+    pub fn masked(&self) -> String {
+        mask(&self.0, 4, 4)
+    }
+
+    /// The clear value, for the vault's keyed commitment only.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for NationalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NationalId({})", self.masked())
+    }
+}
+
+/// A bank card number (银行卡号), in clear, Luhn-checked. Edge only, like `NationalId`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BankCard(String);
+
+impl BankCard {
+    /// # Errors
+    /// `IdError::BankCard` with the masked value and what is wrong.
+    pub fn parse(text: &str) -> Result<BankCard, IdError> {
+        let masked = || mask(text, 4, 4);
+        if !(13..=19).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(IdError::BankCard(masked(), "must be 13 to 19 digits"));
+        }
+        if luhn_sum(text.as_bytes()) % 10 != 0 {
+            return Err(IdError::BankCard(masked(), "Luhn check digit does not match"));
+        }
+        Ok(BankCard(text.to_owned()))
+    }
+
+    /// Completes a digit string with its Luhn check digit: for tests and demo data.
+    pub fn with_check(body: &str) -> BankCard {
+        let mut s = format!("{body}0");
+        let r = luhn_sum(s.as_bytes()) % 10;
+        s.pop();
+        s.push(char::from(b'0' + ((10 - r) % 10) as u8));
+        BankCard::parse(&s).expect("completed with its Luhn digit")
+    }
+
+    /// `6222***********1234`.
+    pub fn masked(&self) -> String {
+        mask(&self.0, 4, 4)
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BankCard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BankCard({})", self.masked())
+    }
+}
+
+fn luhn_sum(digits: &[u8]) -> u32 {
+    digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = u32::from(c - b'0');
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum()
+}
+
+/// Keeps `head` leading and `tail` trailing characters and stars the rest.
+fn mask(s: &str, head: usize, tail: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= head + tail {
+        return "*".repeat(chars.len());
+    }
+    let mut out: String = chars[..head].iter().collect();
+    out.extend(std::iter::repeat('*').take(chars.len() - head - tail));
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// A keyed commitment to a worker's national ID or to a bank card: 32 bytes of
+/// BLAKE3-keyed hash made by `crate::vault`. It identifies the person or card inside the
+/// ledger without revealing it; destroying the vault's salt forgets the link.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Commitment(pub [u8; 32]);
+
+impl Commitment {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// # Errors
+    /// `IdError::Text` unless 64 hex digits.
+    pub fn from_hex(text: &str) -> Result<Commitment, IdError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out)
+            .map_err(|_| IdError::Text { what: "commitment", value: clip(text), why: "must be 64 hex digits" })?;
+        Ok(Commitment(out))
+    }
+}
+
+impl fmt::Debug for Commitment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for Commitment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex()[..16])
+    }
+}
+
+/// A worker inside the ledger: the commitment to their national ID.
+pub type WorkerRef = Commitment;
+/// A bank card inside the ledger: the commitment to its number.
+pub type CardRef = Commitment;
+
+macro_rules! bounded_text {
+    ($(#[$m:meta])* $name:ident, $what:literal, $max:expr, $id_like:expr) => {
+        $(#[$m])*
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// # Errors
+            /// `IdError::Text` if empty, too long, or (for ids) not printable ASCII.
+            pub fn parse(text: &str) -> Result<$name, IdError> {
+                validate_text($what, text, $max, $id_like)?;
+                Ok($name(text.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+fn validate_text(what: &'static str, text: &str, max: usize, id_like: bool) -> Result<(), IdError> {
+    let err = |why| Err(IdError::Text { what, value: clip(text), why });
+    if text.is_empty() {
+        return err("must not be empty");
+    }
+    if text.len() > max {
+        return err("too long");
+    }
+    if id_like && !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return err("must be printable ASCII without spaces");
+    }
+    if text.chars().any(char::is_control) {
+        return err("must not contain control characters");
+    }
+    Ok(())
+}
+
+bounded_text!(
+    /// A project's id, chosen by the county when it registers the project (e.g. `GS-620102-2026-001`).
+    ProjectId, "project id", ID_BYTES_MAX, true);
+bounded_text!(
+    /// A bank's code (e.g. `ICBC`, `ABC`, `CCB`, or a 12-digit CNAPS code).
+    BankCode, "bank code", ID_BYTES_MAX, true);
+bounded_text!(
+    /// A document number chosen by whoever issued it: payment, letter, order, contract.
+    DocNo, "document number", ID_BYTES_MAX, true);
+bounded_text!(
+    /// Free text: a project's name, an account number as the bank writes it.
+    Text, "text", TEXT_BYTES_MAX, false);
+bounded_text!(
+    /// A client's request id: unique per principal, the key of idempotent retries.
+    RequestId, "request id", ID_BYTES_MAX, true);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn county_codes_are_six_digit_county_divisions() {
+        assert!(CountyCode::parse("620102").is_ok());
+        assert_eq!(CountyCode::parse("620102").unwrap().to_string(), "620102");
+        for bad in ["62010", "6201020", "62010a", "620000", "000102", "990102"] {
+            assert!(CountyCode::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn uscc_check_character_is_validated() {
+        // A real code published on a company's licence.
+        assert!(Uscc::parse("91350100M000100Y43").is_ok());
+        assert!(Uscc::parse("91350100M000100Y44").is_err());
+        assert!(Uscc::parse("91350100M000100Y4").is_err());
+        assert!(Uscc::parse("9135010OM000100Y43").is_err()); // letter O is not in the charset
+        let made = Uscc::with_check("91620102MA7X0000A");
+        assert!(Uscc::parse(made.as_str()).is_ok());
+    }
+
+    #[test]
+    fn national_id_check_digit_and_birth_date_are_validated() {
+        // The GB 11643 standard's own example.
+        assert!(NationalId::parse("11010519491231002X").is_ok());
+        assert!(NationalId::parse("11010519491231002x").is_ok());
+        assert!(NationalId::parse("110105194912310021").is_err());
+        assert!(NationalId::parse("110105194902300021").is_err()); // 30 February
+        let e = NationalId::parse("110105194912310021").unwrap_err();
+        assert!(e.to_string().contains("1101**********0021"), "error shows only the masked form: {e}");
+        let id = NationalId::with_check("62010219900101123");
+        assert_eq!(id.masked().len(), 18);
+        assert!(!format!("{id:?}").contains("19900101"));
+    }
+
+    #[test]
+    fn bank_cards_are_luhn_checked() {
+        assert!(BankCard::parse("4111111111111111").is_ok());
+        assert!(BankCard::parse("4111111111111112").is_err());
+        assert!(BankCard::parse("411111111111").is_err());
+        let c = BankCard::with_check("621700000000000001");
+        assert_eq!(c.expose().len(), 19);
+        assert_eq!(c.masked(), "6217***********0019".replace("0019", &c.expose()[15..]));
+    }
+
+    #[test]
+    fn ids_refuse_empty_long_and_control_text() {
+        assert!(ProjectId::parse("").is_err());
+        assert!(ProjectId::parse(&"x".repeat(65)).is_err());
+        assert!(ProjectId::parse("has space").is_err());
+        assert!(Text::parse("兰州新区 安置房 一期").is_ok());
+        assert!(Text::parse("bad\u{0}").is_err());
+    }
+}

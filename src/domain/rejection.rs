@@ -1,0 +1,168 @@
+//! Rejections: a business rule said no. Returned to the client, never logged as events.
+//!
+//! Each variant has a stable reason code (`code()`), which clients match on; the message
+//! names the offending value. A caller should show the message to the person who sent the
+//! command and fix the command: retrying the same command gets the same answer unless the
+//! ledger's state changed in between (for example a top-up before a retried payout).
+
+use super::command::ProjectStatus;
+use super::date::{Date, Period};
+use super::ids::{DocNo, ProjectId, WorkerRef};
+use super::money::Money;
+
+/// How a rejection maps onto gRPC status codes (the API layer does the mapping).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectionKind {
+    /// The command is malformed on its own, whatever the state: `INVALID_ARGUMENT`.
+    Invalid,
+    /// The command is well formed but a rule forbids it now: `FAILED_PRECONDITION`.
+    Rule,
+    /// It would create something that exists: `ALREADY_EXISTS`.
+    Exists,
+    /// It refers to something that does not exist: `NOT_FOUND`.
+    Missing,
+    /// It is over a limit: `RESOURCE_EXHAUSTED`.
+    Limit,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("invalid {field}: {why}")]
+    Invalid { code: &'static str, field: &'static str, why: String },
+    #[error("project {0} is already registered")]
+    ProjectExists(ProjectId),
+    #[error("project {0} is not registered")]
+    UnknownProject(ProjectId),
+    #[error("project {0} is completed; nothing more can be posted to it but closing entries")]
+    ProjectCompleted(ProjectId),
+    #[error("project {0} is {1:?}, not active")]
+    ProjectNotActive(ProjectId, ProjectStatus),
+    #[error("project {0} is not completed")]
+    ProjectNotCompleted(ProjectId),
+    #[error("project {project} cannot go from {from:?} to {to:?}")]
+    InvalidStatusTransition { project: ProjectId, from: ProjectStatus, to: ProjectStatus },
+    #[error("project {0} already has an open wage account")]
+    WageAccountExists(ProjectId),
+    #[error("project {0} has no open wage account")]
+    NoWageAccount(ProjectId),
+    #[error("worker {worker} is already enrolled on project {project}")]
+    WorkerAlreadyEnrolled { project: ProjectId, worker: WorkerRef },
+    #[error("card {card} is bound to another worker on project {project} (one person, one card)")]
+    CardInUse { project: ProjectId, card: String },
+    #[error("worker {worker} is not currently enrolled on project {project}")]
+    WorkerNotEnrolled { project: ProjectId, worker: WorkerRef },
+    #[error("payee {worker} was never enrolled on project {project}")]
+    PayeeNotEnrolled { project: ProjectId, worker: WorkerRef },
+    #[error("card {card} is not the card bound to worker {worker}")]
+    CardNotBound { worker: WorkerRef, card: String },
+    #[error("worker {worker} already has a labour contract recorded on project {project}")]
+    ContractExists { project: ProjectId, worker: WorkerRef },
+    #[error("project {project} already has a payroll for {period}")]
+    PayrollExists { project: ProjectId, period: Period },
+    #[error("payroll for {period} lists worker {worker} twice")]
+    DuplicatePayrollLine { period: Period, worker: WorkerRef },
+    #[error("guarantee letter {0} is already recorded")]
+    DuplicateLetterNo(DocNo),
+    #[error("guarantee letter {0} is not recorded for this project")]
+    UnknownLetter(DocNo),
+    #[error("guarantee letter {0} is already cancelled")]
+    LetterCancelled(DocNo),
+    #[error("payment number {0} is already recorded on this project")]
+    DuplicatePaymentNo(DocNo),
+    #[error("drawdown order {0} is already recorded on this project")]
+    DuplicateOrderNo(DocNo),
+    #[error("wage account holds {balance}, payout of {amount} refused")]
+    InsufficientWageBalance { balance: Money, amount: Money },
+    #[error("no payroll line for worker {worker} in {period}")]
+    UnknownPayrollLine { worker: WorkerRef, period: Period },
+    #[error("payroll line for {worker} in {period} still owes {owed}; {amount} is more")]
+    ExceedsPayrollOwed { worker: WorkerRef, period: Period, owed: Money, amount: Money },
+    #[error("deposit holds {cash} in cash; a drawdown of {amount} is more")]
+    DrawdownExceedsDeposit { cash: Money, amount: Money },
+    #[error("project {project} has {amount} of wages unpaid")]
+    ArrearsOutstanding { project: ProjectId, amount: Money },
+    #[error("project {0} holds no cash deposit to release")]
+    DepositEmpty(ProjectId),
+    #[error("the total would overflow the ledger's bounds")]
+    AmountOverflow,
+    #[error("{what} dated {date} is before {before}")]
+    DateOrder { what: &'static str, date: Date, before: Date },
+    #[error("a batch holds {count} commands; the limit is {max}")]
+    BatchTooLarge { count: usize, max: usize },
+    #[error("a batch's records would take {bytes} bytes; the limit is {max}")]
+    BatchBytesTooLarge { bytes: usize, max: usize },
+    #[error("a batch must hold at least one command")]
+    EmptyBatch,
+    #[error("request id {0:?} was already used by this principal for different content")]
+    RequestIdReused(String),
+}
+
+impl Rejection {
+    /// The stable, machine-readable reason code.
+    pub fn code(&self) -> &'static str {
+        use Rejection::*;
+        match self {
+            Invalid { code, .. } => code,
+            ProjectExists(_) => "PROJECT_EXISTS",
+            UnknownProject(_) => "UNKNOWN_PROJECT",
+            ProjectCompleted(_) => "PROJECT_COMPLETED",
+            ProjectNotActive(..) => "PROJECT_NOT_ACTIVE",
+            ProjectNotCompleted(_) => "PROJECT_NOT_COMPLETED",
+            InvalidStatusTransition { .. } => "INVALID_STATUS_TRANSITION",
+            WageAccountExists(_) => "WAGE_ACCOUNT_EXISTS",
+            NoWageAccount(_) => "NO_WAGE_ACCOUNT",
+            WorkerAlreadyEnrolled { .. } => "WORKER_ALREADY_ENROLLED",
+            CardInUse { .. } => "CARD_IN_USE",
+            WorkerNotEnrolled { .. } => "WORKER_NOT_ENROLLED",
+            PayeeNotEnrolled { .. } => "PAYEE_NOT_ENROLLED",
+            CardNotBound { .. } => "CARD_NOT_BOUND",
+            ContractExists { .. } => "CONTRACT_EXISTS",
+            PayrollExists { .. } => "PAYROLL_EXISTS",
+            DuplicatePayrollLine { .. } => "DUPLICATE_PAYROLL_LINE",
+            DuplicateLetterNo(_) => "DUPLICATE_LETTER_NO",
+            UnknownLetter(_) => "UNKNOWN_LETTER",
+            LetterCancelled(_) => "LETTER_CANCELLED",
+            DuplicatePaymentNo(_) => "DUPLICATE_PAYMENT_NO",
+            DuplicateOrderNo(_) => "DUPLICATE_ORDER_NO",
+            InsufficientWageBalance { .. } => "INSUFFICIENT_WAGE_BALANCE",
+            UnknownPayrollLine { .. } => "UNKNOWN_PAYROLL_LINE",
+            ExceedsPayrollOwed { .. } => "EXCEEDS_PAYROLL_OWED",
+            DrawdownExceedsDeposit { .. } => "DRAWDOWN_EXCEEDS_DEPOSIT",
+            ArrearsOutstanding { .. } => "ARREARS_OUTSTANDING",
+            DepositEmpty(_) => "DEPOSIT_EMPTY",
+            AmountOverflow => "AMOUNT_OVERFLOW",
+            DateOrder { .. } => "DATE_ORDER",
+            BatchTooLarge { .. } => "BATCH_TOO_LARGE",
+            BatchBytesTooLarge { .. } => "BATCH_TOO_LARGE",
+            EmptyBatch => "EMPTY_BATCH",
+            RequestIdReused(_) => "REQUEST_ID_REUSED",
+        }
+    }
+
+    pub fn kind(&self) -> RejectionKind {
+        use Rejection::*;
+        match self {
+            Invalid { .. } | DuplicatePayrollLine { .. } | DateOrder { .. } | EmptyBatch => RejectionKind::Invalid,
+            ProjectExists(_) | WageAccountExists(_) | WorkerAlreadyEnrolled { .. } | ContractExists { .. }
+            | PayrollExists { .. } | DuplicateLetterNo(_) | DuplicatePaymentNo(_) | DuplicateOrderNo(_)
+            | RequestIdReused(_) => RejectionKind::Exists,
+            UnknownProject(_) | UnknownLetter(_) | UnknownPayrollLine { .. } => RejectionKind::Missing,
+            BatchTooLarge { .. } | BatchBytesTooLarge { .. } | AmountOverflow => RejectionKind::Limit,
+            _ => RejectionKind::Rule,
+        }
+    }
+
+    pub(crate) fn invalid(code: &'static str, field: &'static str, why: impl Into<String>) -> Rejection {
+        Rejection::Invalid { code, field, why: why.into() }
+    }
+}
+
+/// A batch was refused: the command at `index` (0-based) was rejected, and with it the
+/// whole batch. Nothing of the batch was recorded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} ({}): {rejection}", match index { Some(i) => format!("command {i} of the batch was rejected"), None => "the batch was rejected".to_owned() }, rejection.code())]
+pub struct BatchRejection {
+    /// Index of the failing command; `None` for a rejection of the batch as a whole.
+    pub index: Option<usize>,
+    pub rejection: Rejection,
+}

@@ -1,0 +1,671 @@
+//! The ledger: one writer that owns the sequence and the decision state, and the
+//! read side that queries share.
+//!
+//! Submitters hand batches to the writer thread over a bounded channel. The writer drains
+//! what is waiting (a group), decides each batch against the current state (atomic per
+//! batch, via `decide_batch`), encodes and hashes the accepted records, appends them to
+//! the log as frames, makes the log durable with one `fdatasync` (group commit), and only
+//! then answers every submitter of the group. Afterwards, off the acknowledgement path,
+//! it writes the group's index, idempotency and projection changes to sled in one batch.
+//!
+//! Readers take the state's read lock; the writer holds the write lock from deciding until
+//! the group is durable, so a query never sees a record that could still be lost.
+//!
+//! `open` recovers: it loads the projections sled has, then replays only the log after the
+//! position sled reflects (all of it if sled is gone), cutting a torn tail.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+
+use crate::chain::record::{genesis_hash, record_hash, request_digest, ChainVerifier, Hash, Record, RecordRef, FORMAT_VERSION};
+use crate::chain::codec;
+use crate::decide::decide_batch;
+use crate::domain::command::{Command, Event};
+use crate::domain::date::{Calendar, Date};
+use crate::domain::ids::RequestId;
+use crate::domain::policy::PolicyBook;
+use crate::domain::principal::Principal;
+use crate::domain::rejection::{BatchRejection, Rejection};
+use crate::limits::{BATCH_BYTES_MAX, FRAME_BYTES_MAX, RECORD_BYTES_MAX, WRITER_QUEUE_DEPTH};
+use crate::projection::state::{Seq, State};
+use crate::store::index::{Applied, IdemEntry, Index, IndexBatch};
+use crate::store::log::{self, LogWriter, Position};
+use crate::store::StoreError;
+
+/// Unix milliseconds now. Injected so that tests and replays control time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+        i64::try_from(d.as_millis()).expect("in range")
+    })
+}
+
+/// Today in China Standard Time by `clock`: the default as-of date of queries.
+pub fn today(clock: &Clock) -> Date {
+    Date::cst_from_unix_ms(clock())
+}
+
+#[derive(Clone)]
+pub struct LedgerOptions {
+    /// Id of a new ledger (ignored when the data directory already holds one). Default:
+    /// `anxin-` and 16 random hex digits.
+    pub ledger_id: Option<String>,
+    pub policies: PolicyBook,
+    pub calendar: Calendar,
+    pub clock: Clock,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions { ledger_id: None, policies: PolicyBook::default(), calendar: Calendar::china(), clock: system_clock() }
+    }
+}
+
+/// What an accepted batch was answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub first_seq: Seq,
+    pub last_seq: Seq,
+    /// Hash of the batch's last record: the chain head right after it.
+    pub head: Hash,
+    pub recorded_at_ms: i64,
+    /// True when this answers a retry of an already accepted request.
+    pub replayed: bool,
+}
+
+/// The outcome of a submission: a fault, or the business answer.
+pub type SubmitResult = Result<Result<Receipt, BatchRejection>, StoreError>;
+
+/// What recovery did when the ledger was opened.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// Records replayed from the log (the tail after what sled reflected).
+    pub replayed: u64,
+    /// A torn, never-acknowledged tail cut off: (segment, offset, bytes).
+    pub cut: Option<(u64, u64, u64)>,
+    /// True if sled had nothing and everything was rebuilt from the log.
+    pub rebuilt: bool,
+}
+
+struct Job {
+    principal: Principal,
+    request_id: RequestId,
+    commands: Vec<Command>,
+    reply: Box<dyn FnOnce(SubmitResult) + Send>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    ledger_id: String,
+    state: RwLock<State>,
+    index: Index,
+    /// (last seq, chain head) of what is durable.
+    head: Mutex<(Seq, Hash)>,
+    poisoned: Mutex<Option<String>>,
+    policies: PolicyBook,
+    calendar: Calendar,
+    clock: Clock,
+}
+
+/// An open ledger. Cloning is not offered: share it behind an `Arc`.
+pub struct Ledger {
+    shared: Arc<Shared>,
+    tx: Option<SyncSender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    recovery: Recovery,
+}
+
+fn read_ledger_id(dir: &Path, wanted: Option<&str>) -> Result<String, StoreError> {
+    let path = dir.join("LEDGER");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)?;
+        let id = text.trim().to_owned();
+        if id.is_empty() {
+            return Err(StoreError::DataDir(format!("{} is empty", path.display())));
+        }
+        return Ok(id);
+    }
+    if !log::list_segments(&dir.join("log"))?.is_empty() {
+        return Err(StoreError::DataDir(format!("{} is missing but the log exists: restore it from a backup", path.display())));
+    }
+    let id = match wanted {
+        Some(id) => id.to_owned(),
+        None => {
+            let mut r = [0u8; 8];
+            getrandom::getrandom(&mut r).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+            format!("anxin-{}", hex::encode(r))
+        }
+    };
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(StoreError::DataDir(format!("ledger id {id:?} must be 1-64 printable ASCII characters")));
+    }
+    let mut f = crate::fsutil::create_private_file(&path)?;
+    std::io::Write::write_all(&mut f, format!("{id}\n").as_bytes())?;
+    f.sync_all()?;
+    crate::fsutil::sync_dir(dir)?;
+    Ok(id)
+}
+
+
+/// Replays frames into a state and an index batch, rebuilding idempotency entries.
+/// A request never spans two frames, so every request is closed at its frame's end.
+struct Replayer<'a> {
+    state: &'a mut State,
+    verifier: ChainVerifier,
+    batch: IndexBatch,
+    replayed: u64,
+    last_end: Option<Position>,
+}
+
+impl Replayer<'_> {
+    fn frame(&mut self, frame: log::Frame, index: &Index) -> Result<(), StoreError> {
+        if frame.first_seq != self.verifier.next_seq() {
+            return Err(StoreError::Corruption {
+                at: format!("segment {:020}.seg offset {}", frame.pos.segment, frame.pos.offset),
+                why: format!("frame starts at record {} but record {} was expected", frame.first_seq, self.verifier.next_seq()),
+            });
+        }
+        self.batch.frame(frame.first_seq, frame.pos, frame.records.len() as u32);
+        let mut open: Option<(Principal, RequestId, Vec<Command>, Seq, i64)> = None;
+        let mut prev_hash = self.verifier.head();
+        for bytes in &frame.records {
+            let (rec, hash) = self.verifier.check(bytes)?;
+            self.state.apply(&rec.event, rec.seq);
+            let same = matches!(&open, Some((p, r, ..)) if *p == rec.principal && *r == rec.request_id);
+            if !same {
+                if let Some(o) = open.take() {
+                    self.close(o, rec.seq - 1, prev_hash);
+                }
+                open = Some((rec.principal.clone(), rec.request_id.clone(), Vec::new(), rec.seq, rec.recorded_at_ms));
+            }
+            open.as_mut().expect("just opened").2.push(rec.event.to_command());
+            prev_hash = hash;
+            self.replayed += 1;
+        }
+        if let Some(o) = open.take() {
+            self.close(o, self.verifier.next_seq() - 1, prev_hash);
+        }
+        let end = Position { segment: frame.pos.segment, offset: frame.end };
+        self.last_end = Some(end);
+        if self.batch.entries > 50_000 {
+            self.flush(index)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, (principal, request_id, commands, first, at): (Principal, RequestId, Vec<Command>, Seq, i64), last: Seq, head: Hash) {
+        let entry = IdemEntry { digest: request_digest(&commands), first_seq: first, last_seq: last, head, recorded_at_ms: at };
+        self.batch.idem(&principal.to_string(), request_id.as_str(), &entry);
+    }
+
+    /// Writes what was replayed so far, with the position it reflects.
+    fn flush(&mut self, index: &Index) -> Result<(), StoreError> {
+        let Some(end) = self.last_end else { return Ok(()) };
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.state(self.state);
+        batch.applied(Applied { seq: self.verifier.next_seq() - 1, head: self.verifier.head(), log_end: end });
+        index.apply(batch)
+    }
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `dir` and recovers it.
+    ///
+    /// # Errors
+    /// `StoreError` if the data directory is damaged (naming the damage) or unreadable.
+    pub fn open(dir: &Path, opts: LedgerOptions) -> Result<Ledger, StoreError> {
+        crate::fsutil::create_private_dir(dir)?;
+        let ledger_id = read_ledger_id(dir, opts.ledger_id.as_deref())?;
+        let index = Index::open(&dir.join("index"))?;
+        match index.ledger_id()? {
+            Some(id) if id != ledger_id => {
+                return Err(StoreError::Corruption {
+                    at: "index".into(),
+                    why: format!("the index belongs to ledger {id:?}, the log to {ledger_id:?}: delete index/ to rebuild it"),
+                })
+            }
+            Some(_) => {}
+            None => index.set_ledger_id(&ledger_id)?,
+        }
+        let applied = index.applied()?;
+        let mut state = if applied.is_some() { index.load_state()? } else { State::default() };
+        let verifier = match applied {
+            Some(a) => ChainVerifier::resume(a.seq + 1, a.head),
+            None => ChainVerifier::new(&ledger_id),
+        };
+        let log_dir = dir.join("log");
+        let mut rep = Replayer { state: &mut state, verifier, batch: IndexBatch::default(), replayed: 0, last_end: applied.map(|a| a.log_end) };
+        let scan = log::scan(&log_dir, &ledger_id, applied.map(|a| a.log_end), true, &mut |f| rep.frame(f, &index))?;
+        rep.flush(&index)?;
+        let (next_seq, head, replayed) = (rep.verifier.next_seq(), rep.verifier.head(), rep.replayed);
+        index.flush()?;
+        let recovery = Recovery { replayed, cut: scan.cut, rebuilt: applied.is_none() && replayed > 0 };
+        if let Some((seg, off, bytes)) = scan.cut {
+            tracing::warn!(segment = seg, offset = off, bytes, "recovery cut a torn tail that was never acknowledged");
+        }
+        tracing::info!(ledger = %ledger_id, records = next_seq - 1, replayed, "ledger opened");
+        let writer_log = LogWriter::open(&log_dir, &ledger_id, scan.end)?;
+        let shared = Arc::new(Shared {
+            dir: dir.to_owned(),
+            ledger_id,
+            state: RwLock::new(state),
+            index,
+            head: Mutex::new((next_seq - 1, head)),
+            poisoned: Mutex::new(None),
+            policies: opts.policies,
+            calendar: opts.calendar,
+            clock: opts.clock,
+        });
+        let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE_DEPTH);
+        let w = Writer { shared: shared.clone(), log: writer_log, next_seq, head };
+        let writer = std::thread::Builder::new().name("anxin-writer".into()).spawn(move || w.run(rx))?;
+        Ok(Ledger { shared, tx: Some(tx), writer: Some(writer), recovery })
+    }
+
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    pub fn ledger_id(&self) -> &str {
+        &self.shared.ledger_id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// (last durable sequence number, chain head).
+    pub fn head(&self) -> (Seq, Hash) {
+        *self.shared.head.lock().expect("head lock")
+    }
+
+    pub fn policies(&self) -> &PolicyBook {
+        &self.shared.policies
+    }
+
+    pub fn calendar(&self) -> &Calendar {
+        &self.shared.calendar
+    }
+
+    /// Today in China Standard Time, by the ledger's clock.
+    pub fn today(&self) -> Date {
+        today(&self.shared.clock)
+    }
+
+    /// The state, for queries. Hold the guard briefly: the writer waits for it.
+    pub fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.shared.state.read().expect("state lock")
+    }
+
+    /// Queues a batch and calls `reply` with the outcome once it is durable (or refused).
+    ///
+    /// # Errors
+    /// `StoreError::Closed` if the ledger is shutting down; `Rejection`-free back-pressure
+    /// is by blocking while the writer's queue is full.
+    pub fn submit_with(
+        &self,
+        principal: Principal,
+        request_id: RequestId,
+        commands: Vec<Command>,
+        reply: Box<dyn FnOnce(SubmitResult) + Send>,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        let job = Job { principal, request_id, commands, reply };
+        match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(job)) => tx.send(job).map_err(|_| StoreError::Closed),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        }
+    }
+
+    /// Submits one atomic batch and waits until it is durable or refused.
+    ///
+    /// # Errors
+    /// Outer `Err`: a fault (the ledger stops accepting writes). Inner `Err`: the batch was
+    /// rejected and nothing of it was recorded.
+    pub fn submit(&self, principal: Principal, request_id: RequestId, commands: Vec<Command>) -> SubmitResult {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit_with(principal, request_id, commands, Box::new(move |r| {
+            let _ = tx.send(r);
+        }))?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// The canonical bytes of records `from..=to` (bounded by what is durable).
+    ///
+    /// # Errors
+    /// `StoreError` if the log cannot be read or is damaged.
+    pub fn read_records(&self, from: Seq, to: Seq) -> Result<Vec<(Seq, Vec<u8>)>, StoreError> {
+        let (last, _) = self.head();
+        let to = to.min(last);
+        let mut out = Vec::new();
+        if from == 0 || from > to {
+            return Ok(out);
+        }
+        let Some((_, pos, _)) = self.shared.index.frame_of(from)? else {
+            return Err(StoreError::Index(format!("no frame indexed for record {from}")));
+        };
+        let log_dir = self.shared.dir.join("log");
+        let mut done = false;
+        let r = log::scan(&log_dir, &self.shared.ledger_id, Some(pos), false, &mut |f| {
+            if done {
+                return Ok(());
+            }
+            for (i, bytes) in f.records.into_iter().enumerate() {
+                let seq = f.first_seq + i as u64;
+                if seq > to {
+                    done = true;
+                    break;
+                }
+                if seq >= from {
+                    out.push((seq, bytes));
+                }
+            }
+            Ok(())
+        });
+        r?;
+        Ok(out)
+    }
+
+    /// Stops the writer after it has answered everything queued, and flushes the index.
+    ///
+    /// # Errors
+    /// `StoreError` if the final flush fails.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), StoreError> {
+        self.tx.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        self.shared.index.flush()
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "closing the ledger failed");
+        }
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    log: LogWriter,
+    next_seq: Seq,
+    head: Hash,
+}
+
+/// How many jobs one group commit takes at most.
+const GROUP_JOBS_MAX: usize = 256;
+
+enum Outcome {
+    Done(SubmitResult),
+    /// Accepted: waiting for the group to be durable.
+    Pending(Receipt),
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < GROUP_JOBS_MAX {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.group(jobs);
+        }
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        self.shared.poisoned.lock().expect("poison lock").clone()
+    }
+
+    fn poison(&self, e: &StoreError) {
+        tracing::error!(error = %e, "ledger fault: refusing all further writes");
+        *self.shared.poisoned.lock().expect("poison lock") = Some(e.to_string());
+    }
+
+    fn group(&mut self, jobs: Vec<Job>) {
+        if let Some(why) = self.poisoned() {
+            for j in jobs {
+                (j.reply)(Err(StoreError::Poisoned(why.clone())));
+            }
+            return;
+        }
+        let now = (self.shared.clock)();
+        let mut state = self.shared.state.write().expect("state lock");
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
+        // Frames of this group: (first seq, records), each within FRAME_BYTES_MAX.
+        let mut frames: Vec<(Seq, Vec<Vec<u8>>, usize)> = Vec::new();
+        let mut new_idem: HashMap<(String, String), IdemEntry> = HashMap::new();
+        let mut fault: Option<StoreError> = None;
+        for job in &jobs {
+            let key = (job.principal.to_string(), job.request_id.to_string());
+            let digest = request_digest(&job.commands);
+            let known = match new_idem.get(&key) {
+                Some(e) => Some(e.clone()),
+                None => match self.shared.index.idem(&key.0, &key.1) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        fault = Some(e);
+                        break;
+                    }
+                },
+            };
+            if let Some(e) = known {
+                let outcome = if e.digest == digest {
+                    let r = Receipt { first_seq: e.first_seq, last_seq: e.last_seq, head: e.head, recorded_at_ms: e.recorded_at_ms, replayed: true };
+                    // A retry of a request in this very group is answered once it is durable.
+                    if new_idem.contains_key(&key) { Outcome::Pending(r) } else { Outcome::Done(Ok(Ok(r))) }
+                } else {
+                    Outcome::Done(Ok(Err(BatchRejection { index: None, rejection: Rejection::RequestIdReused(job.request_id.to_string()) })))
+                };
+                outcomes.push(outcome);
+                continue;
+            }
+            let first_seq = self.next_seq;
+            let mut encoded: Option<(Vec<Vec<u8>>, usize, Hash)> = None;
+            let decided = decide_batch(&mut state, &job.commands, first_seq, &mut |events| {
+                let (records, bytes, head) = self.encode(events, first_seq, now, &job.principal, &job.request_id);
+                if bytes > BATCH_BYTES_MAX {
+                    return Err(Rejection::BatchBytesTooLarge { bytes, max: BATCH_BYTES_MAX });
+                }
+                encoded = Some((records, bytes, head));
+                Ok(())
+            });
+            let events = match decided {
+                Ok(ev) => ev,
+                Err(rej) => {
+                    outcomes.push(Outcome::Done(Ok(Err(rej))));
+                    continue;
+                }
+            };
+            let (records, bytes, head) = encoded.expect("accepted batches were encoded");
+            match frames.last_mut() {
+                Some((_, recs, size)) if *size + bytes <= FRAME_BYTES_MAX => {
+                    recs.extend(records);
+                    *size += bytes;
+                }
+                _ => frames.push((first_seq, records, bytes)),
+            }
+            self.next_seq += events.len() as u64;
+            self.head = head;
+            let receipt = Receipt { first_seq, last_seq: self.next_seq - 1, head, recorded_at_ms: now, replayed: false };
+            new_idem.insert(key, IdemEntry { digest, first_seq, last_seq: receipt.last_seq, head, recorded_at_ms: now });
+            outcomes.push(Outcome::Pending(receipt));
+        }
+
+        // Make the group durable: one fdatasync for every frame.
+        let mut positions = Vec::with_capacity(frames.len());
+        if fault.is_none() {
+            for (first, recs, _) in &frames {
+                match self.log.append(*first, recs) {
+                    Ok(p) => positions.push((*first, p, recs.len() as u32)),
+                    Err(e) => {
+                        fault = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if fault.is_none() {
+            if let Err(e) = self.log.sync() {
+                fault = Some(e);
+            }
+        }
+        if let Some(e) = fault {
+            // The state may now be ahead of the log: fail-stop.
+            self.poison(&e);
+            drop(state);
+            let why = e.to_string();
+            for j in jobs {
+                (j.reply)(Err(StoreError::Poisoned(why.clone())));
+            }
+            return;
+        }
+        *self.shared.head.lock().expect("head lock") = (self.next_seq - 1, self.head);
+        let mut batch = IndexBatch::default();
+        batch.state(&mut state);
+        drop(state);
+
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Done(r) => (job.reply)(r),
+                Outcome::Pending(r) => (job.reply)(Ok(Ok(r))),
+            }
+        }
+
+        // Off the acknowledgement path: the index follows the log.
+        if positions.is_empty() && batch.entries == 0 {
+            return;
+        }
+        for (first, pos, count) in positions {
+            batch.frame(first, pos, count);
+        }
+        for ((p, r), e) in &new_idem {
+            batch.idem(p, r, e);
+        }
+        batch.applied(Applied { seq: self.next_seq - 1, head: self.head, log_end: self.log.end() });
+        if let Err(e) = self.shared.index.apply(batch) {
+            self.poison(&e);
+        }
+    }
+
+    /// Encodes and chains a batch's records. Returns them, their total size, and the new head.
+    fn encode(&self, events: &[Event], first_seq: Seq, now: i64, principal: &Principal, request_id: &RequestId) -> (Vec<Vec<u8>>, usize, Hash) {
+        let mut head = self.head;
+        let mut out = Vec::with_capacity(events.len());
+        let mut total = 0;
+        for (i, event) in events.iter().enumerate() {
+            let rec = RecordRef {
+                version: FORMAT_VERSION,
+                seq: first_seq + i as u64,
+                prev_hash: &head,
+                recorded_at_ms: now,
+                principal,
+                request_id,
+                event,
+            };
+            let bytes = codec::encode(&rec);
+            assert!(bytes.len() <= RECORD_BYTES_MAX, "command limits bound every record");
+            head = record_hash(&bytes);
+            total += bytes.len();
+            out.push(bytes);
+        }
+        (out, total, head)
+    }
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyReport {
+    pub ledger_id: String,
+    pub records: u64,
+    pub frames: u64,
+    pub head: Hash,
+    /// The first problem, naming the record (or frame) where it is.
+    pub error: Option<String>,
+    /// A torn tail left by a crash (never acknowledged): segment, offset, bytes.
+    pub torn_tail: Option<(u64, u64, u64)>,
+    /// Whether the index's chain head at its sequence number agrees with the log.
+    pub index_agrees: Option<bool>,
+}
+
+/// Recomputes every hash of the log in `dir` from its bytes alone, without changing
+/// anything, and reports the first bad record.
+///
+/// # Errors
+/// `StoreError` only if the directory cannot be read at all; damage is in the report.
+pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, StoreError> {
+    let ledger_id = std::fs::read_to_string(dir.join("LEDGER"))
+        .map_err(|e| StoreError::DataDir(format!("{}: {e}", dir.join("LEDGER").display())))?
+        .trim()
+        .to_owned();
+    let mut report = VerifyReport { ledger_id: ledger_id.clone(), head: genesis_hash(&ledger_id), ..Default::default() };
+    let mut verifier = ChainVerifier::new(&ledger_id);
+    let mut hashes_at: HashMap<u64, Hash> = HashMap::new();
+    // The index's claim, checked against the log if the index is there and readable.
+    let claim = if dir.join("index").exists() {
+        Index::open(&dir.join("index")).ok().and_then(|i| i.applied().ok().flatten())
+    } else {
+        None
+    };
+    let r = log::scan(&dir.join("log"), &ledger_id, None, false, &mut |f| {
+        if f.first_seq != verifier.next_seq() {
+            return Err(StoreError::Corruption {
+                at: format!("record {}", verifier.next_seq()),
+                why: format!("frame starts at record {}: records are missing or out of order", f.first_seq),
+            });
+        }
+        report.frames += 1;
+        for bytes in &f.records {
+            let (rec, hash) = verifier.check(bytes)?;
+            if claim.is_some_and(|c| c.seq == rec.seq) {
+                hashes_at.insert(rec.seq, hash);
+            }
+            report.records += 1;
+        }
+        progress(report.records);
+        Ok(())
+    });
+    report.head = verifier.head();
+    match r {
+        Ok(end) => report.torn_tail = end.cut,
+        Err(e) => report.error = Some(e.to_string()),
+    }
+    if let Some(c) = claim {
+        report.index_agrees = Some(if c.seq == 0 { true } else { hashes_at.get(&c.seq) == Some(&c.head) });
+    }
+    Ok(report)
+}
+
+/// Deletes the index of `dir` and rebuilds every projection from the log alone.
+///
+/// # Errors
+/// `StoreError` if the log is damaged or the index cannot be written.
+pub fn rebuild(dir: &Path, opts: LedgerOptions) -> Result<Ledger, StoreError> {
+    let index = dir.join("index");
+    if index.exists() {
+        std::fs::remove_dir_all(&index)?;
+    }
+    Ledger::open(dir, opts)
+}
+
+/// Decodes a record's canonical bytes (for tools that print records).
+///
+/// # Errors
+/// `CodecError` as `Record::decode`.
+pub fn decode_record(bytes: &[u8]) -> Result<Record, crate::chain::codec::CodecError> {
+    Record::decode(bytes)
+}

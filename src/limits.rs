@@ -1,0 +1,65 @@
+//! Every bound the ledger enforces, in one place, each with why it has its value.
+//!
+//! A bound exists so that no input, however hostile, can make the ledger allocate
+//! without limit, hold its single writer for long, or write a record that a verifier
+//! in another language would struggle to read. Changing a value here never changes
+//! the canonical format; it only changes what is accepted.
+
+/// Largest amount of money one command may move, in fen: ¥1,000,000,000,000.00 (10^12 yuan).
+/// The largest construction contracts are ~10^11 yuan; 10^12 leaves headroom while keeping
+/// sums of millions of amounts far from `i64::MAX` (9.2 * 10^18 fen).
+pub const AMOUNT_FEN_MAX: i64 = 100_000_000_000_000;
+
+/// Commands in one atomic batch. A bank's month-end payroll run for a large project is a few
+/// thousand payouts; 10,000 keeps one batch under ~3 MB of records and the writer's
+/// per-batch undo journal small.
+pub const BATCH_COMMANDS_MAX: usize = 10_000;
+
+/// Lines in one payroll (工资支付表). The largest sites employ a few thousand workers.
+pub const PAYROLL_LINES_MAX: usize = 5_000;
+
+/// Payees in one county-ordered deposit drawdown.
+pub const DRAWDOWN_PAYEES_MAX: usize = 5_000;
+
+/// Bytes of a free-text field (project name, account number, document numbers).
+/// Names of Chinese projects run to ~60 characters (180 bytes of UTF-8).
+pub const TEXT_BYTES_MAX: usize = 256;
+
+/// Bytes of an identifier chosen by a client (project id, request id, payment number).
+pub const ID_BYTES_MAX: usize = 64;
+
+/// Bytes of one encoded record. The largest legitimate record is a payroll of
+/// `PAYROLL_LINES_MAX` lines at ~120 bytes each (~600 KB); the decoder refuses more, so
+/// corrupted length fields cannot make it allocate gigabytes.
+pub const RECORD_BYTES_MAX: usize = 1 << 20;
+
+/// Bytes of one log frame (a group commit). Bounded so that recovery reads a frame into
+/// memory in one piece; a group commit that would exceed it is split into several frames.
+pub const FRAME_BYTES_MAX: usize = 64 << 20;
+
+/// Encoded bytes of the records of one batch. A batch never spans two log frames (so
+/// recovery rebuilds idempotency entries frame by frame); a batch whose records would
+/// exceed this is refused as too large.
+pub const BATCH_BYTES_MAX: usize = 32 << 20;
+
+/// A log segment is closed and a new one started once it passes this size, so that a
+/// segment can be copied, checksummed or archived in one piece.
+pub const SEGMENT_BYTES_MAX: u64 = 256 << 20;
+
+/// Evidence sequence numbers carried by one flag: enough to point a clerk at the
+/// events, bounded so a long-running flag does not grow without limit.
+pub const FLAG_EVIDENCE_MAX: usize = 32;
+
+/// Submissions waiting for the writer. A full queue pushes back on submitters instead of
+/// growing memory without bound.
+pub const WRITER_QUEUE_DEPTH: usize = 1_024;
+
+/// Rows in one page of a listing.
+pub const PAGE_ROWS_MAX: usize = 1_000;
+
+const _: () = assert!(PAYROLL_LINES_MAX <= BATCH_COMMANDS_MAX);
+const _: () = assert!(RECORD_BYTES_MAX < BATCH_BYTES_MAX);
+const _: () = assert!(BATCH_BYTES_MAX < FRAME_BYTES_MAX);
+const _: () = assert!((FRAME_BYTES_MAX as u64) < SEGMENT_BYTES_MAX);
+// Sum of a full batch of maximal amounts stays representable.
+const _: () = assert!((BATCH_COMMANDS_MAX as i64) * AMOUNT_FEN_MAX < i64::MAX);

@@ -1,0 +1,384 @@
+//! Flags: what the county must see, evaluated as of a date.
+//!
+//! A flag is a pure function of (state, as-of date, policy, calendar): nothing here is
+//! stored, so a flag clears by itself as soon as the facts that raised it are cured.
+//! Each flag carries its evidence: the sequence numbers of the records behind it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::command::ProjectStatus;
+use crate::domain::date::{Calendar, Date};
+use crate::domain::ids::ProjectId;
+use crate::domain::money::Fen;
+use crate::domain::policy::{Policy, PolicyBook};
+use crate::limits::FLAG_EVIDENCE_MAX;
+
+use super::state::{Project, Seq, State};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FlagCode {
+    /// The wage account holds less than the wages owed on submitted payrolls.
+    WageShortfall,
+    /// Payroll lines are past their due date and not fully paid.
+    WagesOverdue,
+    /// Cumulative wage share of progress payments is below the labour-cost ratio.
+    SplitBelowRatio,
+    /// Deposit cash plus valid guarantee letters is below the required deposit.
+    DepositShortfall,
+    /// A guarantee letter the cover depends on lapses soon (yellow) or has lapsed (red).
+    LetterExpiring,
+    /// A drawdown was not made good within the replenishment deadline.
+    DrawdownNotReplenished,
+    /// A month with workers on site has no payroll after the pay deadline.
+    PayrollMissing,
+    /// No wage account opened within the deadline after the construction contract.
+    NoWageAccount,
+    /// Workers on site without a recorded labour contract.
+    ContractMissing,
+}
+
+impl FlagCode {
+    pub const ALL: [FlagCode; 9] = [
+        FlagCode::WageShortfall,
+        FlagCode::WagesOverdue,
+        FlagCode::SplitBelowRatio,
+        FlagCode::DepositShortfall,
+        FlagCode::LetterExpiring,
+        FlagCode::DrawdownNotReplenished,
+        FlagCode::PayrollMissing,
+        FlagCode::NoWageAccount,
+        FlagCode::ContractMissing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagCode::WageShortfall => "WAGE_SHORTFALL",
+            FlagCode::WagesOverdue => "WAGES_OVERDUE",
+            FlagCode::SplitBelowRatio => "SPLIT_BELOW_RATIO",
+            FlagCode::DepositShortfall => "DEPOSIT_SHORTFALL",
+            FlagCode::LetterExpiring => "LETTER_EXPIRING",
+            FlagCode::DrawdownNotReplenished => "DRAWDOWN_NOT_REPLENISHED",
+            FlagCode::PayrollMissing => "PAYROLL_MISSING",
+            FlagCode::NoWageAccount => "NO_WAGE_ACCOUNT",
+            FlagCode::ContractMissing => "CONTRACT_MISSING",
+        }
+    }
+}
+
+/// Alert grade, as provincial platforms grade them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Grade {
+    Red,
+    Yellow,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flag {
+    pub code: FlagCode,
+    pub grade: Grade,
+    pub project: ProjectId,
+    /// How much money is missing (0 where the flag is not about an amount).
+    pub gap: Fen,
+    /// A count that goes with the flag: workers unpaid or without contract, months missing.
+    pub count: u32,
+    /// Since when the condition holds.
+    pub since: Date,
+    /// Sequence numbers of the records behind the flag, at most `FLAG_EVIDENCE_MAX`.
+    pub evidence: Vec<Seq>,
+    pub detail: String,
+}
+
+fn evidence(seqs: impl IntoIterator<Item = Seq>) -> Vec<Seq> {
+    let mut v: Vec<Seq> = seqs.into_iter().collect();
+    v.sort_unstable();
+    v.dedup();
+    v.truncate(FLAG_EVIDENCE_MAX);
+    v
+}
+
+/// Deposit cover of a project on `date`: cash plus letters valid that day.
+pub fn deposit_cover(state: &State, p: &Project, date: Date) -> (Fen, Fen) {
+    let cash = state.deposit_cash(&p.reg.project);
+    let letters = p
+        .letters
+        .iter()
+        .filter_map(|n| state.letters.get(n))
+        .filter(|l| l.valid_on(date))
+        .map(|l| l.amount.fen())
+        .sum();
+    (cash, letters)
+}
+
+/// Every open flag of every project, as of `as_of`, ordered by project then code.
+pub fn flags(state: &State, policies: &PolicyBook, calendar: &Calendar, as_of: Date) -> Vec<Flag> {
+    let mut out = Vec::new();
+    for (_, p) in state.projects.iter() {
+        project_flags(state, p, policies, calendar, as_of, &mut out);
+    }
+    out
+}
+
+/// The flags of one project, as of `as_of`.
+pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar: &Calendar, as_of: Date, out: &mut Vec<Flag>) {
+    let reg = &p.reg;
+    if as_of < reg.contract_date.min(reg.start_date) {
+        return;
+    }
+    let policy = policies.for_project(reg.county, reg.labour_ratio_bp, reg.deposit_rate_bp);
+    let status = p.status_on(as_of);
+    let id = &reg.project;
+    let flag = |code, grade, gap, count, since, evidence, detail| Flag { code, grade, project: id.clone(), gap, count, since, evidence, detail };
+
+    // Wages: what is owed, what is overdue, and whether the account can pay it.
+    let mut owed_total: Fen = 0;
+    let mut owed_seqs = Vec::new();
+    let mut overdue: Fen = 0;
+    let mut overdue_workers = std::collections::BTreeSet::new();
+    let mut overdue_seqs = Vec::new();
+    let mut overdue_since: Option<Date> = None;
+    let mut first_owed: Option<Date> = None;
+    for (per, h) in state.payrolls_of(id) {
+        let owed = h.due_total - h.paid_total;
+        if owed <= 0 {
+            continue;
+        }
+        owed_total += owed;
+        owed_seqs.push(h.seq);
+        first_owed.get_or_insert(per.last_day());
+        if h.due_date < as_of {
+            overdue += owed;
+            overdue_seqs.push(h.seq);
+            overdue_since = Some(overdue_since.map_or(h.due_date.add_days(1), |d| d.min(h.due_date.add_days(1))));
+            for (w, l) in state.lines_of(id, per) {
+                if l.owed() > 0 {
+                    overdue_workers.insert(*w);
+                }
+            }
+        }
+    }
+    if let Some(since) = overdue_since {
+        let n = overdue_workers.len() as u32;
+        out.push(flag(FlagCode::WagesOverdue, Grade::Red, overdue, n, since, evidence(overdue_seqs),
+            format!("{n} workers owed {} past their due date", crate::domain::money::format_fen(overdue))));
+    }
+    let balance = state.wage_balance(id);
+    if owed_total > balance {
+        let gap = owed_total - balance;
+        out.push(flag(FlagCode::WageShortfall, Grade::Yellow, gap, 0, first_owed.unwrap_or(as_of), evidence(owed_seqs),
+            format!("wage account holds {} against {} owed", crate::domain::money::format_fen(balance), crate::domain::money::format_fen(owed_total))));
+    }
+
+    // Separate accounting: cumulative wage share against the labour-cost ratio.
+    split_flag(p, &policy, as_of, out);
+
+    if status != ProjectStatus::Completed {
+        deposit_flags(state, p, &policy, calendar, as_of, out);
+
+        // Dedicated wage account opened in time.
+        let deadline = reg.contract_date.add_days(i64::from(policy.wage_account_open_days));
+        if p.wage_account.is_none() && as_of > deadline {
+            out.push(flag(FlagCode::NoWageAccount, Grade::Red, 0, 0, deadline.add_days(1), evidence([p.seq]),
+                format!("no wage account opened by {deadline}, {} days after the contract", policy.wage_account_open_days)));
+        }
+
+        // Contracts of the workers on site.
+        let mut missing = Vec::new();
+        let mut since: Option<Date> = None;
+        for (_, e) in state.enrolments_of(id) {
+            if e.on_site(as_of) && e.contract.is_none() {
+                missing.push(e.seq);
+                let from = e.spans.last().expect("on site").from;
+                since = Some(since.map_or(from, |s| s.min(from)));
+            }
+        }
+        if let Some(since) = since {
+            let n = missing.len() as u32;
+            out.push(flag(FlagCode::ContractMissing, Grade::Yellow, 0, n, since, evidence(missing),
+                format!("{n} workers on site without a recorded labour contract")));
+        }
+    }
+
+    payroll_missing_flag(state, p, &policy, as_of, out);
+}
+
+fn split_flag(p: &Project, policy: &Policy, as_of: Date, out: &mut Vec<Flag>) {
+    let (mut total, mut share) = (0i64, 0i64);
+    let mut since: Option<Date> = None;
+    let mut seqs = Vec::new();
+    for e in p.progress.iter().filter(|e| e.date <= as_of) {
+        total += e.total;
+        share += e.share;
+        let required = crate::domain::money::Money::sum_unbounded(total).mul_bp_ceil(policy.labour_ratio_bp).fen();
+        if share < required {
+            since.get_or_insert(e.date);
+            let own = crate::domain::money::Money::sum_unbounded(e.total).mul_bp_ceil(policy.labour_ratio_bp).fen();
+            if e.share < own {
+                seqs.push(e.seq);
+            }
+        } else {
+            since = None;
+            seqs.clear();
+        }
+    }
+    if let Some(since) = since {
+        let required = crate::domain::money::Money::sum_unbounded(total).mul_bp_ceil(policy.labour_ratio_bp).fen();
+        out.push(Flag {
+            code: FlagCode::SplitBelowRatio,
+            grade: Grade::Yellow,
+            project: p.reg.project.clone(),
+            gap: required - share,
+            count: seqs.len() as u32,
+            since,
+            evidence: evidence(seqs),
+            detail: format!(
+                "wage share {} of progress payments {} is below {}.{:02}%",
+                crate::domain::money::format_fen(share),
+                crate::domain::money::format_fen(total),
+                policy.labour_ratio_bp / 100,
+                policy.labour_ratio_bp % 100
+            ),
+        });
+    }
+}
+
+fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calendar, as_of: Date, out: &mut Vec<Flag>) {
+    let reg = &p.reg;
+    let id = &reg.project;
+    let required = policy.deposit_required(reg.contract_price).fen();
+    let (cash, letters) = deposit_cover(state, p, as_of);
+    let cover = cash + letters;
+
+    // Drawdowns still within their replenishment window are not yet a shortfall; those
+    // past it are DRAWDOWN_NOT_REPLENISHED.
+    let mut in_window: Fen = 0;
+    for d in &p.drawdowns {
+        let gap = d.fen - d.replenished;
+        if gap <= 0 || d.date > as_of {
+            continue;
+        }
+        let deadline = calendar.add_working_days(d.date, policy.replenish_working_days);
+        if as_of > deadline {
+            out.push(Flag {
+                code: FlagCode::DrawdownNotReplenished,
+                grade: Grade::Red,
+                project: id.clone(),
+                gap,
+                count: 1,
+                since: deadline.add_days(1),
+                evidence: vec![d.seq],
+                detail: format!(
+                    "drawdown of {} on {} not made good by {deadline} ({} working days)",
+                    crate::domain::money::format_fen(d.fen),
+                    d.date,
+                    policy.replenish_working_days
+                ),
+            });
+        } else {
+            in_window += gap;
+        }
+    }
+
+    let lodge_from = reg.permit_date.unwrap_or(reg.contract_date);
+    let deadline = calendar.add_working_days(lodge_from, policy.deposit_lodge_working_days);
+    let shortfall = required - cover - in_window;
+    if required > 0 && as_of > deadline && shortfall > 0 {
+        let mut since = deadline.add_days(1);
+        let mut seqs = vec![p.seq];
+        for n in &p.letters {
+            if let Some(l) = state.letters.get(n) {
+                if l.valid_to < as_of && l.valid_to.add_days(1) > since {
+                    since = l.valid_to.add_days(1);
+                    seqs.push(l.seq);
+                }
+            }
+        }
+        out.push(Flag {
+            code: FlagCode::DepositShortfall,
+            grade: Grade::Red,
+            project: id.clone(),
+            gap: shortfall,
+            count: 0,
+            since,
+            evidence: evidence(seqs.into_iter().chain(p.deposits.iter().map(|d| d.seq))),
+            detail: format!(
+                "deposit cover {} (cash {}, letters {}) below the required {}",
+                crate::domain::money::format_fen(cover),
+                crate::domain::money::format_fen(cash),
+                crate::domain::money::format_fen(letters),
+                crate::domain::money::format_fen(required)
+            ),
+        });
+    }
+
+    // Letters the cover depends on: lapsing within the warning window before the
+    // planned end (yellow), or lapsed and not replaced (red).
+    for n in &p.letters {
+        let Some(l) = state.letters.get(n) else { continue };
+        if l.cancelled.is_some_and(|(d, _)| d <= as_of) || l.valid_to >= reg.planned_end || l.valid_from > as_of {
+            continue;
+        }
+        let days_left = as_of.days_until(l.valid_to);
+        if l.valid_on(as_of) && days_left <= i64::from(policy.letter_warn_days) && cover - l.amount.fen() < required {
+            out.push(Flag {
+                code: FlagCode::LetterExpiring,
+                grade: Grade::Yellow,
+                project: id.clone(),
+                gap: required - (cover - l.amount.fen()),
+                count: 1,
+                since: l.valid_to.add_days(-i64::from(policy.letter_warn_days)),
+                evidence: vec![l.seq],
+                detail: format!("guarantee letter {n} lapses on {}, before the planned end {}", l.valid_to, reg.planned_end),
+            });
+        } else if l.valid_to < as_of && cover < required {
+            out.push(Flag {
+                code: FlagCode::LetterExpiring,
+                grade: Grade::Red,
+                project: id.clone(),
+                gap: required - cover,
+                count: 1,
+                since: l.valid_to.add_days(1),
+                evidence: vec![l.seq],
+                detail: format!("guarantee letter {n} lapsed on {} and the cover was not restored", l.valid_to),
+            });
+        }
+    }
+}
+
+fn payroll_missing_flag(state: &State, p: &Project, policy: &Policy, as_of: Date, out: &mut Vec<Flag>) {
+    let reg = &p.reg;
+    let id = &reg.project;
+    let mut per = reg.start_date.period();
+    let mut missing = Vec::new();
+    loop {
+        let deadline = per.next().last_day().add_days(i64::from(policy.payroll_grace_days));
+        if as_of <= deadline {
+            break;
+        }
+        let (first, last) = (per.first_day(), per.last_day());
+        let active = p.status_on(first) == ProjectStatus::Active || p.status_on(last) == ProjectStatus::Active;
+        let completed_before = p.status_changes.iter().any(|c| c.status == ProjectStatus::Completed && c.date < first);
+        if completed_before {
+            break;
+        }
+        if active
+            && !state.payrolls.contains(&(id.clone(), per))
+            && state.enrolments_of(id).any(|(_, e)| e.on_site_between(first, last))
+        {
+            missing.push((per, deadline));
+        }
+        per = per.next();
+    }
+    if let Some((_, first_deadline)) = missing.first() {
+        let months: Vec<String> = missing.iter().map(|(m, _)| m.to_string()).collect();
+        out.push(Flag {
+            code: FlagCode::PayrollMissing,
+            grade: Grade::Red,
+            project: id.clone(),
+            gap: 0,
+            count: missing.len() as u32,
+            since: first_deadline.add_days(1),
+            evidence: vec![p.seq],
+            detail: format!("no payroll for {} with workers on site", months.join(", ")),
+        });
+    }
+}

@@ -1,0 +1,8 @@
+//! Projections: `(state, event) -> state`, and the read models and flags computed from it.
+//!
+//! **Invariant**: nothing in here rejects or reads the clock; `apply` only updates.
+
+pub mod flags;
+pub mod state;
+pub mod table;
+pub mod views;

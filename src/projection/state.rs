@@ -1,0 +1,521 @@
+//! The ledger's state: every projection, rebuilt from events by `apply`.
+//!
+//! `apply(state, event, seq)` only updates; it never rejects and never reads the clock,
+//! so replaying the same log always gives the same state. Business rules live in
+//! `crate::decide`, which reads this state. The state lives in memory and is persisted
+//! entry by entry to sled by `crate::store` (tables' dirty sets), together with the
+//! sequence number it reflects.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::command::*;
+use crate::domain::date::{Date, Period};
+use crate::domain::ids::{BankCode, CardRef, Commitment, CountyCode, DocNo, ProjectId, Text, Uscc, WorkerRef};
+use crate::domain::money::{Fen, Money};
+use crate::domain::posting::{transfer, Account, Leg};
+
+use super::table::Table;
+
+/// A sequence number: the position of a record in the log, starting at 1.
+pub type Seq = u64;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub date: Date,
+    pub status: ProjectStatus,
+    pub seq: Seq,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WageAccount {
+    pub bank: BankCode,
+    pub account_no: Text,
+    pub opened: Date,
+    pub seq: Seq,
+    pub closed: Option<(Date, Seq)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoneyIn {
+    pub seq: Seq,
+    pub date: Date,
+    pub fen: Fen,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressEntry {
+    pub seq: Seq,
+    pub date: Date,
+    pub total: Fen,
+    pub share: Fen,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawdownEntry {
+    pub seq: Seq,
+    pub date: Date,
+    pub fen: Fen,
+    /// How much of it has been made good by later deposits or letters.
+    pub replenished: Fen,
+}
+
+/// A project, with everything about it that fits in one entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Project {
+    pub reg: RegisterProject,
+    pub seq: Seq,
+    pub status: ProjectStatus,
+    pub status_changes: Vec<StatusChange>,
+    pub wage_account: Option<WageAccount>,
+    pub letters: Vec<DocNo>,
+    pub deposits: Vec<MoneyIn>,
+    pub progress: Vec<ProgressEntry>,
+    pub progress_total: Fen,
+    pub wage_share_total: Fen,
+    pub topup_total: Fen,
+    pub drawdowns: Vec<DrawdownEntry>,
+    pub wages_paid_total: Fen,
+    pub released: Option<MoneyIn>,
+}
+
+impl Project {
+    /// The status on `date`, from the status history.
+    pub fn status_on(&self, date: Date) -> ProjectStatus {
+        let mut s = ProjectStatus::Active;
+        for c in &self.status_changes {
+            if c.date <= date {
+                s = c.status;
+            }
+        }
+        s
+    }
+
+    pub fn wage_account_open(&self) -> bool {
+        self.wage_account.as_ref().is_some_and(|a| a.closed.is_none())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub from: Date,
+    pub to: Option<Date>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractInfo {
+    pub contract_no: DocNo,
+    pub date: Date,
+    pub seq: Seq,
+}
+
+/// A worker's enrolment on one project (实名制), with its card and contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    pub worker_masked: Text,
+    pub employer: Uscc,
+    pub card: CardRef,
+    pub card_masked: Text,
+    pub seq: Seq,
+    /// Periods on site: re-enrolment after an exit opens a new span.
+    pub spans: Vec<Span>,
+    pub contract: Option<ContractInfo>,
+}
+
+impl Enrolment {
+    pub fn is_current(&self) -> bool {
+        self.spans.last().is_some_and(|s| s.to.is_none())
+    }
+
+    /// On site at some time between `from` and `to` inclusive.
+    pub fn on_site_between(&self, from: Date, to: Date) -> bool {
+        self.spans.iter().any(|s| s.from <= to && s.to.is_none_or(|end| end >= from))
+    }
+
+    pub fn on_site(&self, date: Date) -> bool {
+        self.on_site_between(date, date)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayrollHeader {
+    pub seq: Seq,
+    pub due_date: Date,
+    pub line_count: u32,
+    pub due_total: Fen,
+    pub paid_total: Fen,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub employer: Uscc,
+    pub days: u8,
+    pub due: Fen,
+    pub paid: Fen,
+}
+
+impl Line {
+    pub fn owed(&self) -> Fen {
+        self.due - self.paid
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Letter {
+    pub project: ProjectId,
+    pub bank: BankCode,
+    pub amount: Money,
+    pub valid_from: Date,
+    pub valid_to: Date,
+    pub seq: Seq,
+    pub cancelled: Option<(Date, Seq)>,
+}
+
+impl Letter {
+    /// Counts as cover on `date`: issued, not lapsed, not cancelled by then.
+    pub fn valid_on(&self, date: Date) -> bool {
+        self.valid_from <= date && date <= self.valid_to && self.cancelled.is_none_or(|(d, _)| d > date)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Worker {
+    pub masked: Text,
+    pub projects: Vec<ProjectId>,
+    pub paid_total: Fen,
+}
+
+pub const PERIOD_MIN: Period = match Period::new(2000, 1) {
+    Some(p) => p,
+    None => unreachable!(),
+};
+pub const PERIOD_MAX: Period = match Period::new(2199, 12) {
+    Some(p) => p,
+    None => unreachable!(),
+};
+pub const REF_MIN: Commitment = Commitment([0; 32]);
+pub const REF_MAX: Commitment = Commitment([0xff; 32]);
+
+macro_rules! state_tables {
+    ($($name:ident: $k:ty => $v:ty = $prefix:literal,)*) => {
+        /// Every projection of the ledger.
+        #[derive(Clone, Debug, Default)]
+        pub struct State {
+            $(pub $name: Table<$k, $v>,)*
+        }
+
+        impl State {
+            pub(crate) fn begin(&mut self) { $(self.$name.begin();)* }
+            pub(crate) fn commit(&mut self) { $(self.$name.commit();)* }
+            pub(crate) fn rollback(&mut self) { $(self.$name.rollback();)* }
+
+            /// Hands every changed entry to `f` as (key, value or `None` if removed) and forgets it.
+            pub(crate) fn drain_dirty(&mut self, f: &mut dyn FnMut(Vec<u8>, Option<Vec<u8>>)) {
+                $(self.$name.drain_dirty($prefix, f);)*
+            }
+
+            /// Loads one persisted entry (as made by `drain_dirty`).
+            pub(crate) fn load_entry(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
+                let prefix = *key.first().ok_or("empty key")?;
+                let r = match prefix {
+                    $($prefix => self.$name.load(key, value),)*
+                    other => return Err(format!("unknown table prefix {other}")),
+                };
+                r.map_err(|e| e.to_string())
+            }
+
+            /// Every entry, as (key, value) bytes in key order per table: for comparing states.
+            pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+                let mut out = Vec::new();
+                $(for (k, v) in self.$name.iter() {
+                    out.push((super::table::key_bytes($prefix, k), crate::chain::codec::encode(v)));
+                })*
+                out
+            }
+        }
+    };
+}
+
+state_tables! {
+    projects: ProjectId => Project = 1,
+    enrolments: (ProjectId, WorkerRef) => Enrolment = 2,
+    cards: (ProjectId, CardRef) => WorkerRef = 3,
+    payrolls: (ProjectId, Period) => PayrollHeader = 4,
+    lines: (ProjectId, Period, WorkerRef) => Line = 5,
+    letters: DocNo => Letter = 6,
+    payment_nos: (ProjectId, DocNo) => Seq = 7,
+    orders: (ProjectId, DocNo) => Seq = 8,
+    balances: Account => Fen = 9,
+    workers: WorkerRef => Worker = 10,
+    paid_workers: (CountyCode, i32, WorkerRef) => Fen = 11,
+}
+
+impl State {
+    pub fn balance(&self, a: &Account) -> Fen {
+        self.balances.get(a).copied().unwrap_or(0)
+    }
+
+    pub fn wage_balance(&self, p: &ProjectId) -> Fen {
+        self.balance(&Account::Wage(p.clone()))
+    }
+
+    pub fn deposit_cash(&self, p: &ProjectId) -> Fen {
+        self.balance(&Account::Deposit(p.clone()))
+    }
+
+    pub fn enrolments_of<'a>(&'a self, p: &ProjectId) -> impl Iterator<Item = (&'a WorkerRef, &'a Enrolment)> + 'a {
+        self.enrolments.range((p.clone(), REF_MIN)..=(p.clone(), REF_MAX)).map(|((_, w), e)| (w, e))
+    }
+
+    pub fn payrolls_of<'a>(&'a self, p: &ProjectId) -> impl Iterator<Item = (Period, &'a PayrollHeader)> + 'a {
+        self.payrolls.range((p.clone(), PERIOD_MIN)..=(p.clone(), PERIOD_MAX)).map(|((_, per), h)| (*per, h))
+    }
+
+    pub fn lines_of<'a>(&'a self, p: &ProjectId, per: Period) -> impl Iterator<Item = (&'a WorkerRef, &'a Line)> + 'a {
+        self.lines.range((p.clone(), per, REF_MIN)..=(p.clone(), per, REF_MAX)).map(|((_, _, w), l)| (w, l))
+    }
+
+    /// Wages due on submitted payrolls and not yet paid, for one project.
+    pub fn owed_total(&self, p: &ProjectId) -> Fen {
+        self.payrolls_of(p).map(|(_, h)| h.due_total - h.paid_total).sum()
+    }
+
+    /// The legs an event posts, given the state before it.
+    pub fn legs(&self, event: &Event) -> Vec<Leg> {
+        let project = |p: &ProjectId| self.projects.get(p).expect("decide checked the project exists");
+        match event {
+            Event::DepositPaid(c) => {
+                let gc = project(&c.project).reg.general_contractor.clone();
+                transfer(Account::Contractor(gc), Account::Deposit(c.project.clone()), c.amount.fen()).to_vec()
+            }
+            Event::ProgressPaymentMade(c) => {
+                let reg = &project(&c.project).reg;
+                let mut legs = Vec::with_capacity(4);
+                legs.extend(transfer(Account::Owner(reg.owner.clone()), Account::Wage(c.project.clone()), c.wage_share.fen()));
+                legs.extend(transfer(
+                    Account::Owner(reg.owner.clone()),
+                    Account::Contractor(reg.general_contractor.clone()),
+                    c.total.fen() - c.wage_share.fen(),
+                ));
+                legs.retain(|l| l.fen != 0);
+                legs
+            }
+            Event::WageAccountToppedUp(c) => {
+                let gc = project(&c.project).reg.general_contractor.clone();
+                transfer(Account::Contractor(gc), Account::Wage(c.project.clone()), c.amount.fen()).to_vec()
+            }
+            Event::WagePaid(c) => transfer(Account::Wage(c.project.clone()), Account::Card(c.card), c.amount.fen()).to_vec(),
+            Event::DepositDrawn(c) => c
+                .payees
+                .iter()
+                .flat_map(|p| transfer(Account::Deposit(c.project.clone()), Account::Card(p.card), p.amount.fen()))
+                .collect(),
+            Event::DepositReleased(e) if e.amount.fen() > 0 => {
+                let gc = project(&e.project).reg.general_contractor.clone();
+                transfer(Account::Deposit(e.project.clone()), Account::Contractor(gc), e.amount.fen()).to_vec()
+            }
+            Event::WageAccountClosed(e) if e.residual.fen() > 0 => {
+                let gc = project(&e.project).reg.general_contractor.clone();
+                transfer(Account::Wage(e.project.clone()), Account::Contractor(gc), e.residual.fen()).to_vec()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn post(&mut self, legs: Vec<Leg>) {
+        let sum: i128 = legs.iter().map(|l| i128::from(l.fen)).sum();
+        assert_eq!(sum, 0, "the legs of an event sum to zero");
+        for leg in legs {
+            let internal = leg.account.is_internal();
+            let b = self.balances.entry_or(leg.account, || 0);
+            *b = b.checked_add(leg.fen).expect("decide bounds every total");
+            assert!(!internal || *b >= 0, "an escrow account never goes negative");
+        }
+    }
+
+    /// Pays `fen` against a payroll line if the payout names a period, and counts it as
+    /// wages paid to the worker.
+    fn count_payout(&mut self, project: &ProjectId, worker: &WorkerRef, period: Option<Period>, fen: Fen, date: Date) {
+        if let Some(per) = period {
+            let line = self.lines.get_mut(&(project.clone(), per, *worker));
+            line.paid += fen;
+            let h = self.payrolls.get_mut(&(project.clone(), per));
+            h.paid_total += fen;
+        }
+        let county = self.projects.get(project).expect("checked").reg.county;
+        self.projects.get_mut(project).wages_paid_total += fen;
+        self.workers.get_mut(worker).paid_total += fen;
+        *self.paid_workers.entry_or((county, date.year(), *worker), || 0) += fen;
+    }
+
+    /// Makes good outstanding drawdowns, oldest first, with newly lodged cover.
+    fn replenish(&mut self, project: &ProjectId, mut fen: Fen) {
+        let p = self.projects.get_mut(project);
+        for d in p.drawdowns.iter_mut() {
+            let gap = d.fen - d.replenished;
+            if gap > 0 && fen > 0 {
+                let take = gap.min(fen);
+                d.replenished += take;
+                fen -= take;
+            }
+        }
+    }
+
+    /// Applies one accepted event at sequence number `seq`.
+    ///
+    /// # Panics
+    /// If the event breaks an invariant that `decide` guarantees (an unknown project,
+    /// an escrow account going negative): that is a bug, not a rejection.
+    pub fn apply(&mut self, event: &Event, seq: Seq) {
+        let legs = self.legs(event);
+        self.post(legs);
+        match event {
+            Event::ProjectRegistered(c) => {
+                self.projects.insert(
+                    c.project.clone(),
+                    Project {
+                        reg: c.clone(),
+                        seq,
+                        status: ProjectStatus::Active,
+                        status_changes: Vec::new(),
+                        wage_account: None,
+                        letters: Vec::new(),
+                        deposits: Vec::new(),
+                        progress: Vec::new(),
+                        progress_total: 0,
+                        wage_share_total: 0,
+                        topup_total: 0,
+                        drawdowns: Vec::new(),
+                        wages_paid_total: 0,
+                        released: None,
+                    },
+                );
+            }
+            Event::ProjectStatusChanged(c) => {
+                let p = self.projects.get_mut(&c.project);
+                p.status = c.status;
+                p.status_changes.push(StatusChange { date: c.date, status: c.status, seq });
+            }
+            Event::WageAccountOpened(c) => {
+                self.projects.get_mut(&c.project).wage_account = Some(WageAccount {
+                    bank: c.bank.clone(),
+                    account_no: c.account_no.clone(),
+                    opened: c.date,
+                    seq,
+                    closed: None,
+                });
+            }
+            Event::WageAccountClosed(e) => {
+                let p = self.projects.get_mut(&e.project);
+                p.wage_account.as_mut().expect("decide checked it is open").closed = Some((e.date, seq));
+            }
+            Event::WorkerEnrolled(c) => {
+                let span = Span { from: c.date, to: None };
+                let e = self.enrolments.entry_or((c.project.clone(), c.worker), || Enrolment {
+                    worker_masked: c.worker_masked.clone(),
+                    employer: c.employer.clone(),
+                    card: c.card,
+                    card_masked: c.card_masked.clone(),
+                    seq,
+                    spans: Vec::new(),
+                    contract: None,
+                });
+                if e.card != c.card {
+                    // Re-enrolled with a new card: the old card is unbound.
+                    let old = e.card;
+                    e.card = c.card;
+                    e.card_masked = c.card_masked.clone();
+                    e.employer = c.employer.clone();
+                    e.seq = seq;
+                    e.spans.push(span);
+                    self.cards.remove(&(c.project.clone(), old));
+                } else {
+                    e.employer = c.employer.clone();
+                    e.seq = seq;
+                    e.spans.push(span);
+                }
+                self.cards.insert((c.project.clone(), c.card), c.worker);
+                let w = self.workers.entry_or(c.worker, || Worker { masked: c.worker_masked.clone(), projects: Vec::new(), paid_total: 0 });
+                if !w.projects.contains(&c.project) {
+                    w.projects.push(c.project.clone());
+                }
+            }
+            Event::ContractRecorded(c) => {
+                self.enrolments.get_mut(&(c.project.clone(), c.worker)).contract =
+                    Some(ContractInfo { contract_no: c.contract_no.clone(), date: c.date, seq });
+            }
+            Event::WorkerExited(c) => {
+                let e = self.enrolments.get_mut(&(c.project.clone(), c.worker));
+                e.spans.last_mut().expect("decide checked the worker is on site").to = Some(c.date);
+            }
+            Event::PayrollSubmitted(c) => {
+                let mut due_total = 0;
+                for l in &c.lines {
+                    due_total += l.amount_due.fen();
+                    self.lines.insert(
+                        (c.project.clone(), c.period, l.worker),
+                        Line { employer: l.employer.clone(), days: l.days, due: l.amount_due.fen(), paid: 0 },
+                    );
+                }
+                self.payrolls.insert(
+                    (c.project.clone(), c.period),
+                    PayrollHeader {
+                        seq,
+                        due_date: c.due_date,
+                        line_count: u32::try_from(c.lines.len()).expect("bounded by PAYROLL_LINES_MAX"),
+                        due_total,
+                        paid_total: 0,
+                    },
+                );
+            }
+            Event::DepositPaid(c) => {
+                self.projects.get_mut(&c.project).deposits.push(MoneyIn { seq, date: c.date, fen: c.amount.fen() });
+                self.replenish(&c.project, c.amount.fen());
+            }
+            Event::GuaranteeLetterIssued(c) => {
+                self.letters.insert(
+                    c.letter_no.clone(),
+                    Letter {
+                        project: c.project.clone(),
+                        bank: c.bank.clone(),
+                        amount: c.amount,
+                        valid_from: c.valid_from,
+                        valid_to: c.valid_to,
+                        seq,
+                        cancelled: None,
+                    },
+                );
+                self.projects.get_mut(&c.project).letters.push(c.letter_no.clone());
+                self.replenish(&c.project, c.amount.fen());
+            }
+            Event::GuaranteeLetterCancelled(c) => {
+                self.letters.get_mut(&c.letter_no).cancelled = Some((c.date, seq));
+            }
+            Event::ProgressPaymentMade(c) => {
+                self.payment_nos.insert((c.project.clone(), c.payment_no.clone()), seq);
+                let p = self.projects.get_mut(&c.project);
+                p.progress.push(ProgressEntry { seq, date: c.date, total: c.total.fen(), share: c.wage_share.fen() });
+                p.progress_total += c.total.fen();
+                p.wage_share_total += c.wage_share.fen();
+            }
+            Event::WageAccountToppedUp(c) => {
+                self.payment_nos.insert((c.project.clone(), c.payment_no.clone()), seq);
+                self.projects.get_mut(&c.project).topup_total += c.amount.fen();
+            }
+            Event::WagePaid(c) => {
+                self.payment_nos.insert((c.project.clone(), c.payment_no.clone()), seq);
+                self.count_payout(&c.project, &c.worker, c.period, c.amount.fen(), c.date);
+            }
+            Event::DepositDrawn(c) => {
+                self.orders.insert((c.project.clone(), c.order_no.clone()), seq);
+                let total: Fen = c.payees.iter().map(|p| p.amount.fen()).sum();
+                for payee in &c.payees {
+                    self.count_payout(&c.project, &payee.worker, payee.period, payee.amount.fen(), c.date);
+                }
+                self.projects.get_mut(&c.project).drawdowns.push(DrawdownEntry { seq, date: c.date, fen: total, replenished: 0 });
+            }
+            Event::DepositReleased(e) => {
+                self.projects.get_mut(&e.project).released = Some(MoneyIn { seq, date: e.date, fen: e.amount.fen() });
+            }
+        }
+    }
+}

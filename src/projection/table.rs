@@ -1,0 +1,126 @@
+//! `Table`: an in-memory ordered map that remembers what changed.
+//!
+//! Two memories, for two callers. The undo journal lets the writer roll back a batch
+//! whose later command was rejected, so a batch is atomic without copying the state.
+//! The dirty set lets the store write only the changed entries to sled after each group
+//! commit. Neither knows about sled: entries leave as bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeBounds;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::chain::codec;
+
+#[derive(Clone, Debug)]
+pub struct Table<K: Ord + Clone, V: Clone> {
+    map: BTreeMap<K, V>,
+    /// Old values of keys changed since `begin`, most recent last; `None` while no batch is open.
+    journal: Option<Vec<(K, Option<V>)>>,
+    dirty: BTreeSet<K>,
+}
+
+impl<K: Ord + Clone, V: Clone> Default for Table<K, V> {
+    fn default() -> Self {
+        Table { map: BTreeMap::new(), journal: None, dirty: BTreeSet::new() }
+    }
+}
+
+impl<K: Ord + Clone + Serialize + DeserializeOwned, V: Clone + Serialize + DeserializeOwned + PartialEq> Table<K, V> {
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k)
+    }
+
+    pub fn contains(&self, k: &K) -> bool {
+        self.map.contains_key(k)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter()
+    }
+
+    pub fn range<R: RangeBounds<K>>(&self, r: R) -> impl Iterator<Item = (&K, &V)> {
+        self.map.range(r)
+    }
+
+    fn remember(&mut self, k: &K) {
+        if let Some(j) = &mut self.journal {
+            j.push((k.clone(), self.map.get(k).cloned()));
+        }
+        self.dirty.insert(k.clone());
+    }
+
+    pub fn insert(&mut self, k: K, v: V) {
+        self.remember(&k);
+        self.map.insert(k, v);
+    }
+
+    pub fn remove(&mut self, k: &K) {
+        self.remember(k);
+        self.map.remove(k);
+    }
+
+    /// The entry for `k`, created with `default` if absent, for changing in place.
+    pub fn entry_or(&mut self, k: K, default: impl FnOnce() -> V) -> &mut V {
+        self.remember(&k);
+        self.map.entry(k).or_insert_with(default)
+    }
+
+    /// The entry for `k` for changing in place.
+    ///
+    /// # Panics
+    /// If absent: `apply` only changes what `decide` checked exists.
+    pub fn get_mut(&mut self, k: &K) -> &mut V {
+        self.remember(k);
+        self.map.get_mut(k).expect("apply changes only entries that decide found")
+    }
+
+    pub(crate) fn begin(&mut self) {
+        assert!(self.journal.is_none(), "a batch is already open");
+        self.journal = Some(Vec::new());
+    }
+
+    pub(crate) fn commit(&mut self) {
+        assert!(self.journal.take().is_some(), "no batch is open");
+    }
+
+    pub(crate) fn rollback(&mut self) {
+        let journal = self.journal.take().expect("no batch is open");
+        for (k, old) in journal.into_iter().rev() {
+            match old {
+                Some(v) => self.map.insert(k, v),
+                None => self.map.remove(&k),
+            };
+        }
+    }
+
+    /// Hands every changed entry (`None` = removed) to `f` as canonical bytes and forgets them.
+    pub(crate) fn drain_dirty(&mut self, prefix: u8, f: &mut dyn FnMut(Vec<u8>, Option<Vec<u8>>)) {
+        for k in std::mem::take(&mut self.dirty) {
+            let value = self.map.get(&k).map(|v| codec::encode(v));
+            f(key_bytes(prefix, &k), value);
+        }
+    }
+
+    pub(crate) fn load(&mut self, key: &[u8], value: &[u8]) -> Result<(), codec::CodecError> {
+        let k: K = codec::decode(&key[1..])?;
+        let v: V = codec::decode(value)?;
+        self.map.insert(k, v);
+        Ok(())
+    }
+}
+
+pub(crate) fn key_bytes<K: Serialize>(prefix: u8, k: &K) -> Vec<u8> {
+    let mut out = vec![prefix];
+    out.extend(codec::encode(k));
+    out
+}

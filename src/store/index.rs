@@ -1,0 +1,176 @@
+//! The sled index: frame positions, idempotency entries, projection entries and the
+//! position they reflect, in one tree with one-byte key prefixes so that one sled batch
+//! per group commit updates all of them atomically.
+//!
+//! | prefix | key | value |
+//! |---|---|---|
+//! | `M` | meta name | meta value (`ledger_id`, `applied` = seq u64 + head 32 + segment u64 + offset u64) |
+//! | `F` | first seq of a frame, u64 BE | segment u64 BE, offset u64 BE, record count u32 BE |
+//! | `I` | principal, 0x00, request id | `IdemEntry` (canonical bytes) |
+//! | `S` | projection table prefix + key | projection entry (canonical bytes) |
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::codec;
+use crate::chain::record::Hash;
+use crate::projection::state::State;
+
+use super::log::Position;
+use super::StoreError;
+
+/// What an accepted request was answered: returned again to a retry with the same content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdemEntry {
+    pub digest: Hash,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub head: Hash,
+    pub recorded_at_ms: i64,
+}
+
+/// The position the index reflects: every record up to `seq` is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub seq: u64,
+    pub head: Hash,
+    pub log_end: Position,
+}
+
+pub struct Index {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+/// Changes for one sled batch.
+#[derive(Default)]
+pub struct IndexBatch {
+    batch: sled::Batch,
+    pub entries: usize,
+}
+
+impl IndexBatch {
+    pub fn frame(&mut self, first_seq: u64, pos: Position, count: u32) {
+        let mut v = Vec::with_capacity(20);
+        v.extend_from_slice(&pos.segment.to_be_bytes());
+        v.extend_from_slice(&pos.offset.to_be_bytes());
+        v.extend_from_slice(&count.to_be_bytes());
+        self.batch.insert(frame_key(first_seq).to_vec(), v);
+        self.entries += 1;
+    }
+
+    pub fn idem(&mut self, principal: &str, request_id: &str, e: &IdemEntry) {
+        self.batch.insert(idem_key(principal, request_id), codec::encode(e));
+        self.entries += 1;
+    }
+
+    pub fn state(&mut self, state: &mut State) {
+        let batch = &mut self.batch;
+        let mut n = 0;
+        state.drain_dirty(&mut |k, v| {
+            let mut key = Vec::with_capacity(k.len() + 1);
+            key.push(b'S');
+            key.extend(k);
+            match v {
+                Some(v) => batch.insert(key, v),
+                None => batch.remove(key),
+            }
+            n += 1;
+        });
+        self.entries += n;
+    }
+
+    pub fn applied(&mut self, a: Applied) {
+        let mut v = Vec::with_capacity(56);
+        v.extend_from_slice(&a.seq.to_be_bytes());
+        v.extend_from_slice(&a.head);
+        v.extend_from_slice(&a.log_end.segment.to_be_bytes());
+        v.extend_from_slice(&a.log_end.offset.to_be_bytes());
+        self.batch.insert(b"Mapplied".to_vec(), v);
+        self.entries += 1;
+    }
+}
+
+fn frame_key(seq: u64) -> [u8; 9] {
+    let mut k = [b'F'; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn idem_key(principal: &str, request_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + principal.len() + request_id.len());
+    k.push(b'I');
+    k.extend_from_slice(principal.as_bytes());
+    k.push(0);
+    k.extend_from_slice(request_id.as_bytes());
+    k
+}
+
+impl Index {
+    pub fn open(dir: &Path) -> Result<Index, StoreError> {
+        let db = sled::Config::new().path(dir).cache_capacity(64 << 20).flush_every_ms(Some(500)).open()?;
+        let tree = db.open_tree("anxin")?;
+        Ok(Index { db, tree })
+    }
+
+    pub fn ledger_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.tree.get(b"Mledger_id")?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    pub fn set_ledger_id(&self, id: &str) -> Result<(), StoreError> {
+        self.tree.insert(b"Mledger_id", id.as_bytes())?;
+        Ok(())
+    }
+
+    pub fn applied(&self) -> Result<Option<Applied>, StoreError> {
+        let Some(v) = self.tree.get(b"Mapplied")? else { return Ok(None) };
+        if v.len() != 56 {
+            return Err(StoreError::Index("applied marker has the wrong length".into()));
+        }
+        let u = |r: std::ops::Range<usize>| u64::from_be_bytes(v[r].try_into().expect("8"));
+        Ok(Some(Applied {
+            seq: u(0..8),
+            head: v[8..40].try_into().expect("32"),
+            log_end: Position { segment: u(40..48), offset: u(48..56) },
+        }))
+    }
+
+    /// Loads every projection entry into a fresh state.
+    pub fn load_state(&self) -> Result<State, StoreError> {
+        let mut state = State::default();
+        for kv in self.tree.scan_prefix(b"S") {
+            let (k, v) = kv?;
+            state.load_entry(&k[1..], &v).map_err(|why| StoreError::Corruption { at: "index projection entry".into(), why })?;
+        }
+        Ok(state)
+    }
+
+    pub fn idem(&self, principal: &str, request_id: &str) -> Result<Option<IdemEntry>, StoreError> {
+        match self.tree.get(idem_key(principal, request_id))? {
+            None => Ok(None),
+            Some(v) => codec::decode(&v).map(Some).map_err(|e| StoreError::Index(format!("idempotency entry: {e}"))),
+        }
+    }
+
+    /// The frame holding `seq`: its first seq and position.
+    pub fn frame_of(&self, seq: u64) -> Result<Option<(u64, Position, u32)>, StoreError> {
+        let Some(kv) = self.tree.range(frame_key(0)..=frame_key(seq)).next_back() else { return Ok(None) };
+        let (k, v) = kv?;
+        let first = u64::from_be_bytes(k[1..9].try_into().expect("8"));
+        let seg = u64::from_be_bytes(v[..8].try_into().expect("8"));
+        let off = u64::from_be_bytes(v[8..16].try_into().expect("8"));
+        let count = u32::from_be_bytes(v[16..20].try_into().expect("4"));
+        Ok(Some((first, Position { segment: seg, offset: off }, count)))
+    }
+
+    pub fn apply(&self, b: IndexBatch) -> Result<(), StoreError> {
+        self.tree.apply_batch(b.batch)?;
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

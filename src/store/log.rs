@@ -1,0 +1,347 @@
+//! The log: append-only segment files of framed batches. The source of truth.
+//!
+//! A segment file `log/<first seq, 20 digits>.seg` starts with a header (magic, format
+//! version, ledger id, first sequence number, CRC) and holds frames. A frame is one
+//! group commit's records: `body_len u32 | crc32 u32 | body`, body = `first_seq u64 |
+//! record_count u32 | (record_len u32 | record_crc32 u32 | record bytes)*`, all big-endian.
+//! The per-record CRC lets `verify` name the damaged record, not just the frame. `sync` makes
+//! everything appended durable with one `fdatasync`; nothing is acknowledged before it.
+//!
+//! On recovery a frame cut short by the end of the last segment, or a last frame whose
+//! CRC fails, was never acknowledged (acknowledged frames were synced whole) and is cut
+//! off, and the cut is reported. Damage anywhere else is `StoreError::Corruption` naming
+//! the segment and offset: the ledger refuses to start rather than guess.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::limits::{FRAME_BYTES_MAX, RECORD_BYTES_MAX, SEGMENT_BYTES_MAX};
+
+use super::StoreError;
+
+pub const SEGMENT_MAGIC: &[u8; 8] = b"ANXINLOG";
+pub const SEGMENT_VERSION: u16 = 1;
+const FRAME_HEADER: usize = 8;
+
+/// Where a frame starts: segment (named by its first sequence number) and byte offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// A frame read back: its position, first sequence number, and records' canonical bytes.
+#[derive(Debug)]
+pub struct Frame {
+    pub pos: Position,
+    /// Offset just past the frame.
+    pub end: u64,
+    pub first_seq: u64,
+    pub records: Vec<Vec<u8>>,
+}
+
+pub fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.seg"))
+}
+
+/// The segments of a log directory, by first sequence number, ascending.
+pub fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".seg") {
+            if let Ok(n) = stem.parse::<u64>() {
+                out.push(n);
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn segment_header(ledger_id: &str, first_seq: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(32 + ledger_id.len());
+    h.extend_from_slice(SEGMENT_MAGIC);
+    h.extend_from_slice(&SEGMENT_VERSION.to_be_bytes());
+    h.extend_from_slice(&(ledger_id.len() as u16).to_be_bytes());
+    h.extend_from_slice(ledger_id.as_bytes());
+    h.extend_from_slice(&first_seq.to_be_bytes());
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_be_bytes());
+    h
+}
+
+/// Reads and checks a segment's header; returns (ledger id, first seq, header length).
+pub fn read_segment_header(path: &Path) -> Result<(String, u64, u64), StoreError> {
+    let mut f = File::open(path)?;
+    let corrupt = |why: &str| StoreError::Corruption { at: format!("{} header", path.display()), why: why.to_owned() };
+    let mut fixed = [0u8; 12];
+    f.read_exact(&mut fixed).map_err(|_| corrupt("shorter than a segment header"))?;
+    if &fixed[..8] != SEGMENT_MAGIC {
+        return Err(corrupt("bad magic: not an Anxin log segment"));
+    }
+    let version = u16::from_be_bytes([fixed[8], fixed[9]]);
+    if version != SEGMENT_VERSION {
+        return Err(corrupt(&format!("segment version {version} is not {SEGMENT_VERSION}")));
+    }
+    let id_len = usize::from(u16::from_be_bytes([fixed[10], fixed[11]]));
+    let mut rest = vec![0u8; id_len + 12];
+    f.read_exact(&mut rest).map_err(|_| corrupt("header cut short"))?;
+    let mut all = fixed.to_vec();
+    all.extend_from_slice(&rest[..id_len + 8]);
+    let crc = u32::from_be_bytes(rest[id_len + 8..].try_into().expect("4 bytes"));
+    if crc32fast::hash(&all) != crc {
+        return Err(corrupt("header CRC does not match"));
+    }
+    let id = String::from_utf8(rest[..id_len].to_vec()).map_err(|_| corrupt("ledger id not UTF-8"))?;
+    let first = u64::from_be_bytes(rest[id_len..id_len + 8].try_into().expect("8 bytes"));
+    Ok((id, first, (12 + id_len + 12) as u64))
+}
+
+/// Appends frames to the newest segment and syncs them.
+pub struct LogWriter {
+    dir: PathBuf,
+    ledger_id: String,
+    file: File,
+    segment: u64,
+    offset: u64,
+    buf: Vec<u8>,
+    unsynced: bool,
+}
+
+impl LogWriter {
+    /// Opens the log for appending at `end` (as found by recovery), or creates the first
+    /// segment if the directory holds none.
+    pub fn open(dir: &Path, ledger_id: &str, end: Option<Position>) -> Result<LogWriter, StoreError> {
+        fs::create_dir_all(dir)?;
+        let (segment, offset, file) = match end {
+            Some(pos) => {
+                let path = segment_path(dir, pos.segment);
+                let file = OpenOptions::new().write(true).open(&path)?;
+                (pos.segment, pos.offset, file)
+            }
+            None => {
+                let (file, off) = create_segment(dir, ledger_id, 1)?;
+                (1, off, file)
+            }
+        };
+        let mut w = LogWriter { dir: dir.to_owned(), ledger_id: ledger_id.to_owned(), file, segment, offset, buf: Vec::new(), unsynced: false };
+        w.file.seek(SeekFrom::Start(w.offset))?;
+        Ok(w)
+    }
+
+    /// Writes one frame holding `records` (canonical bytes), numbered from `first_seq`.
+    /// Returns where it starts. Not durable until `sync`.
+    pub fn append(&mut self, first_seq: u64, records: &[Vec<u8>]) -> Result<Position, StoreError> {
+        assert!(!records.is_empty(), "a frame holds at least one record");
+        if self.offset >= SEGMENT_BYTES_MAX {
+            self.roll(first_seq)?;
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0u8; FRAME_HEADER]);
+        self.buf.extend_from_slice(&first_seq.to_be_bytes());
+        self.buf.extend_from_slice(&(records.len() as u32).to_be_bytes());
+        for r in records {
+            assert!(r.len() <= RECORD_BYTES_MAX, "records are bounded before they reach the log");
+            self.buf.extend_from_slice(&(r.len() as u32).to_be_bytes());
+            self.buf.extend_from_slice(&crc32fast::hash(r).to_be_bytes());
+            self.buf.extend_from_slice(r);
+        }
+        let body_len = self.buf.len() - FRAME_HEADER;
+        assert!(body_len <= FRAME_BYTES_MAX, "the writer splits groups into bounded frames");
+        let crc = crc32fast::hash(&self.buf[FRAME_HEADER..]);
+        self.buf[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
+        self.buf[4..8].copy_from_slice(&crc.to_be_bytes());
+        let pos = Position { segment: self.segment, offset: self.offset };
+        self.file.write_all(&self.buf)?;
+        self.offset += self.buf.len() as u64;
+        self.unsynced = true;
+        Ok(pos)
+    }
+
+    /// Makes every appended frame durable (one `fdatasync`).
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Where the next frame will go.
+    pub fn end(&self) -> Position {
+        Position { segment: self.segment, offset: self.offset }
+    }
+
+    fn roll(&mut self, first_seq: u64) -> Result<(), StoreError> {
+        self.sync()?;
+        let (file, off) = create_segment(&self.dir, &self.ledger_id, first_seq)?;
+        self.file = file;
+        self.segment = first_seq;
+        self.offset = off;
+        Ok(())
+    }
+}
+
+fn create_segment(dir: &Path, ledger_id: &str, first_seq: u64) -> Result<(File, u64), StoreError> {
+    let path = segment_path(dir, first_seq);
+    let mut file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+    let header = segment_header(ledger_id, first_seq);
+    file.write_all(&header)?;
+    file.sync_all()?;
+    // The new file's name must be durable too.
+    File::open(dir)?.sync_all()?;
+    Ok((file, header.len() as u64))
+}
+
+/// What a scan found at the end of the log.
+#[derive(Debug, Default)]
+pub struct ScanEnd {
+    /// Where the next frame goes (after cutting a torn tail).
+    pub end: Option<Position>,
+    /// A torn tail that was cut: segment, offset, bytes removed.
+    pub cut: Option<(u64, u64, u64)>,
+}
+
+/// Reads every frame from `from` (or the start of the log) to the end, handing each to
+/// `f`. A torn tail is cut off (if `repair`) and reported; other damage is an error.
+pub fn scan(
+    dir: &Path,
+    ledger_id: &str,
+    from: Option<Position>,
+    repair: bool,
+    f: &mut dyn FnMut(Frame) -> Result<(), StoreError>,
+) -> Result<ScanEnd, StoreError> {
+    let segments = list_segments(dir)?;
+    let mut out = ScanEnd::default();
+    let start_idx = match from {
+        Some(p) => segments.iter().position(|s| *s == p.segment).ok_or_else(|| StoreError::Corruption {
+            at: format!("segment {:020}.seg", p.segment),
+            why: "the index refers to a segment that is missing from the log directory".into(),
+        })?,
+        None => 0,
+    };
+    for (i, &seg) in segments.iter().enumerate().skip(start_idx) {
+        let path = segment_path(dir, seg);
+        let (id, first, header_len) = read_segment_header(&path)?;
+        if id != ledger_id {
+            return Err(StoreError::Corruption { at: path.display().to_string(), why: format!("belongs to ledger {id:?}, not {ledger_id:?}") });
+        }
+        if first != seg {
+            return Err(StoreError::Corruption { at: path.display().to_string(), why: format!("header says first seq {first}") });
+        }
+        let last_segment = i + 1 == segments.len();
+        let mut file = File::open(&path)?;
+        let len = file.metadata()?.len();
+        let mut offset = match from {
+            Some(p) if p.segment == seg => p.offset,
+            _ => header_len,
+        };
+        if offset > len {
+            return Err(StoreError::Corruption {
+                at: path.display().to_string(),
+                why: format!("the index says the log reaches offset {offset} but the file has {len} bytes: the log was truncated or replaced"),
+            });
+        }
+        file.seek(SeekFrom::Start(offset))?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        loop {
+            if offset == len {
+                break;
+            }
+            let at = || format!("{} offset {offset}", path.display());
+            let torn = |why: &str| -> Result<(), StoreError> {
+                if last_segment {
+                    Ok(())
+                } else {
+                    Err(StoreError::Corruption { at: at(), why: format!("{why} in a segment that is not the last") })
+                }
+            };
+            if len - offset < FRAME_HEADER as u64 {
+                torn("frame header cut short")?;
+                out.cut = Some((seg, offset, len - offset));
+                break;
+            }
+            let mut header = [0u8; FRAME_HEADER];
+            reader.read_exact(&mut header)?;
+            let body_len = u32::from_be_bytes(header[..4].try_into().expect("4")) as u64;
+            let crc = u32::from_be_bytes(header[4..].try_into().expect("4"));
+            if body_len as usize > FRAME_BYTES_MAX || body_len < 12 {
+                if body_len == 0 && crc == 0 {
+                    torn("zero-filled frame")?;
+                    out.cut = Some((seg, offset, len - offset));
+                    break;
+                }
+                return Err(StoreError::Corruption { at: at(), why: format!("frame length {body_len} is impossible") });
+            }
+            if offset + FRAME_HEADER as u64 + body_len > len {
+                torn("frame cut short")?;
+                out.cut = Some((seg, offset, len - offset));
+                break;
+            }
+            let mut body = vec![0u8; body_len as usize];
+            reader.read_exact(&mut body)?;
+            let frame_end = offset + FRAME_HEADER as u64 + body_len;
+            let parsed = parse_body(&body, Position { segment: seg, offset }, frame_end);
+            if crc32fast::hash(&body) != crc {
+                // An unsynced frame torn by a crash ends in blocks that were never
+                // written (zeros); a flipped bit elsewhere is damage, never cut.
+                let zero_tail = body.len() >= 8 && body[body.len() - 8..].iter().all(|b| *b == 0);
+                if frame_end == len && zero_tail {
+                    torn("last frame's CRC does not match")?;
+                    out.cut = Some((seg, offset, len - offset));
+                    break;
+                }
+                let why = match parsed {
+                    Err(e) => e,
+                    Ok(_) => "frame CRC does not match (the frame header was altered)".into(),
+                };
+                return Err(StoreError::Corruption { at: at(), why });
+            }
+            let frame = parsed.map_err(|why| StoreError::Corruption { at: at(), why })?;
+            f(frame)?;
+            offset = frame_end;
+        }
+        out.end = Some(Position { segment: seg, offset: out.cut.map_or(offset, |(_, o, _)| o) });
+    }
+    if let (true, Some((seg, offset, bytes))) = (repair, out.cut) {
+        let path = segment_path(dir, seg);
+        tracing::warn!(segment = %path.display(), offset, bytes, "cut a torn, never-acknowledged frame off the end of the log");
+        let file = OpenOptions::new().write(true).open(&path)?;
+        file.set_len(offset)?;
+        file.sync_all()?;
+    }
+    Ok(out)
+}
+
+fn parse_body(body: &[u8], pos: Position, end: u64) -> Result<Frame, String> {
+    let first_seq = u64::from_be_bytes(body[..8].try_into().expect("8"));
+    let count = u32::from_be_bytes(body[8..12].try_into().expect("4")) as usize;
+    if count == 0 {
+        return Err(format!("frame of records from {first_seq} holds no records"));
+    }
+    let mut records = Vec::with_capacity(count.min(body.len() / 8));
+    let mut at = 12;
+    for i in 0..count {
+        let seq = first_seq + i as u64;
+        let head = body.get(at..at + 8).ok_or_else(|| format!("record {seq}: length past the end of its frame"))?;
+        let len = u32::from_be_bytes(head[..4].try_into().expect("4")) as usize;
+        let crc = u32::from_be_bytes(head[4..].try_into().expect("4"));
+        at += 8;
+        let rec = body.get(at..at + len).ok_or_else(|| format!("record {seq}: length {len} runs past the end of its frame"))?;
+        if crc32fast::hash(rec) != crc {
+            return Err(format!("record {seq}: bytes do not match their checksum (the record was altered)"));
+        }
+        records.push(rec.to_vec());
+        at += len;
+    }
+    if at != body.len() {
+        return Err(format!("frame of records from {first_seq}: {} bytes after the last record", body.len() - at));
+    }
+    Ok(Frame { pos, end, first_seq, records })
+}

@@ -1,0 +1,58 @@
+//! Storage: the log (source of truth) and the sled index (everything derived).
+//!
+//! Layout of a data directory:
+//! - `LEDGER`: the ledger id, written once when the ledger is created.
+//! - `log/*.seg`: the append-only log (`log.rs`), fdatasync'd once per group commit.
+//! - `index/`: a sled 0.34 database holding the frame index (seq -> position), the
+//!   idempotency index, every projection entry and the sequence number, chain head and
+//!   log position they reflect, all updated in one sled batch per group commit and
+//!   flushed lazily. It can be deleted at any time: it is rebuilt from the log.
+//! - `vault/`: the PII vault (`crate::vault`), which is *not* derived and must be backed up.
+//!
+//! **Invariant**: only `store` (and `vault`) import sled; only `store::log` touches log files.
+
+pub mod index;
+pub mod log;
+
+use crate::chain::record::ChainError;
+
+/// A fault: the machine or the data failed. Never converted into a rejection. A caller
+/// should stop serving writes (fail-stop) and report it; `Corruption` needs an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("index (sled) error: {0}")]
+    Index(String),
+    #[error("corruption at {at}: {why}")]
+    Corruption { at: String, why: String },
+    #[error("chain does not verify: {0}")]
+    Chain(#[from] ChainError),
+    #[error("the ledger stopped accepting writes after an earlier fault: {0}")]
+    Poisoned(String),
+    #[error("data directory: {0}")]
+    DataDir(String),
+    #[error("the ledger is shut down")]
+    Closed,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        StoreError::Index(e.to_string())
+    }
+}
+
+impl StoreError {
+    /// A stable code for the fault, as for rejections.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Io(_) => "IO_ERROR",
+            StoreError::Index(_) => "INDEX_ERROR",
+            StoreError::Corruption { .. } => "CORRUPTION",
+            StoreError::Chain(_) => "CHAIN_BROKEN",
+            StoreError::Poisoned(_) => "LEDGER_POISONED",
+            StoreError::DataDir(_) => "DATA_DIR",
+            StoreError::Closed => "SHUT_DOWN",
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The PII vault: turns national IDs and bank card numbers into keyed commitments.
+//!
+//! Clear personal data never reaches a record. At the edge, a national ID or card
+//! number is validated, then replaced by `BLAKE3-keyed(secret, "commit" | kind | salt | value)`
+//! with a per-ledger secret and a random per-subject salt, both kept here, off the log.
+//! A lookup key `BLAKE3-keyed(secret, "lookup" | kind | value)` finds the salt again, so the
+//! same person always gets the same commitment. Forgetting a subject (crypto-shredding,
+//! after the retention period) deletes its salt and lookup key: the commitments in the
+//! log stay, and the chain still verifies, but nothing links them to the person.
+//!
+//! The vault is not derived from the log: back it up with the log.
+//!
+//! Layout: `vault/secret.key` (32 bytes, mode 0600) and `vault/salts/` (sled).
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use crate::domain::ids::{BankCard, Commitment, NationalId};
+use crate::store::StoreError;
+
+pub struct Vault {
+    secret: [u8; 32],
+    salts: sled::Db,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Worker,
+    Card,
+}
+
+impl Kind {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Kind::Worker => b"worker\0",
+            Kind::Card => b"card\0",
+        }
+    }
+}
+
+impl Vault {
+    /// Opens the vault in `dir`, creating the secret on first use.
+    ///
+    /// # Errors
+    /// `StoreError` if the secret cannot be read or created, or sled fails.
+    pub fn open(dir: &Path) -> Result<Vault, StoreError> {
+        crate::fsutil::create_private_dir(dir)?;
+        let key_path = dir.join("secret.key");
+        let secret = if key_path.exists() {
+            let bytes = fs::read(&key_path)?;
+            bytes.try_into().map_err(|_| StoreError::DataDir(format!("{} is not 32 bytes", key_path.display())))?
+        } else {
+            let mut s = [0u8; 32];
+            getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+            let mut f = crate::fsutil::create_private_file(&key_path)?;
+            f.write_all(&s)?;
+            f.sync_all()?;
+            crate::fsutil::sync_dir(dir)?;
+            s
+        };
+        let salts = sled::Config::new().path(dir.join("salts")).open()?;
+        Ok(Vault { secret, salts })
+    }
+
+    fn keyed(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new_keyed(&self.secret);
+        for p in parts {
+            h.update(&(p.len() as u32).to_be_bytes());
+            h.update(p);
+        }
+        *h.finalize().as_bytes()
+    }
+
+    fn commit(&self, kind: Kind, value: &str) -> Result<Commitment, StoreError> {
+        let lookup = self.keyed(&[b"lookup", kind.tag(), value.as_bytes()]);
+        let salt: [u8; 32] = match self.salts.get(lookup)? {
+            Some(s) => s.as_ref().try_into().map_err(|_| StoreError::DataDir("vault salt is not 32 bytes".into()))?,
+            None => {
+                let mut s = [0u8; 32];
+                getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+                // compare_and_swap so that two concurrent first uses agree on one salt.
+                match self.salts.compare_and_swap(lookup, None as Option<&[u8]>, Some(&s[..]))? {
+                    Ok(()) => {
+                        // The salt must be durable before any record can carry its commitment.
+                        self.salts.flush()?;
+                        s
+                    }
+                    Err(cas) => cas.current.expect("someone else stored it").as_ref().try_into().expect("32 bytes"),
+                }
+            }
+        };
+        Ok(Commitment(self.keyed(&[b"commit", kind.tag(), &salt, value.as_bytes()])))
+    }
+
+    /// The commitment for a worker's national ID, and its masked form.
+    ///
+    /// # Errors
+    /// `StoreError` if the vault cannot be read or written.
+    pub fn worker(&self, id: &NationalId) -> Result<(Commitment, String), StoreError> {
+        Ok((self.commit(Kind::Worker, id.expose())?, id.masked()))
+    }
+
+    /// The commitment for a bank card, and its masked form.
+    ///
+    /// # Errors
+    /// `StoreError` if the vault cannot be read or written.
+    pub fn card(&self, card: &BankCard) -> Result<(Commitment, String), StoreError> {
+        Ok((self.commit(Kind::Card, card.expose())?, card.masked()))
+    }
+
+    /// The existing commitment for a national ID, without creating one.
+    pub fn find_worker(&self, id: &NationalId) -> Result<Option<Commitment>, StoreError> {
+        let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose().as_bytes()]);
+        let Some(salt) = self.salts.get(lookup)? else { return Ok(None) };
+        Ok(Some(Commitment(self.keyed(&[b"commit", Kind::Worker.tag(), &salt, id.expose().as_bytes()]))))
+    }
+
+    /// Forgets a worker (crypto-shredding): their commitment can no longer be linked to them.
+    pub fn forget_worker(&self, id: &NationalId) -> Result<bool, StoreError> {
+        let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose().as_bytes()]);
+        let existed = self.salts.remove(lookup)?.is_some();
+        self.salts.flush()?;
+        Ok(existed)
+    }
+}
