@@ -251,6 +251,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
     // Drawdowns still within their replenishment window are not yet a shortfall; those
     // past it are DRAWDOWN_NOT_REPLENISHED.
     let mut in_window: Fen = 0;
+    let mut lapsed_drawdowns: Vec<(Date, Seq)> = Vec::new();
     for d in &p.drawdowns {
         let gap = d.fen - d.replenished;
         if gap <= 0 || d.date > as_of {
@@ -258,6 +259,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
         }
         let deadline = calendar.add_working_days(d.date, policy.replenish_working_days);
         if as_of > deadline {
+            lapsed_drawdowns.push((deadline.add_days(1), d.seq));
             out.push(Flag {
                 code: FlagCode::DrawdownNotReplenished,
                 grade: Grade::Red,
@@ -282,8 +284,14 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
     let deadline = calendar.add_working_days(lodge_from, policy.deposit_lodge_working_days);
     let shortfall = required - cover - in_window;
     if required > 0 && as_of > deadline && shortfall > 0 {
+        // Since the latest event that broke the cover: the lodging deadline, a letter's
+        // lapse, or a drawdown's replenishment deadline.
         let mut since = deadline.add_days(1);
         let mut seqs = vec![p.seq];
+        for (date, seq) in &lapsed_drawdowns {
+            since = since.max(*date);
+            seqs.push(*seq);
+        }
         for n in &p.letters {
             if let Some(l) = state.letters.get(n) {
                 if l.valid_to < as_of && l.valid_to.add_days(1) > since {
