@@ -128,7 +128,7 @@ impl Money {
         if d.round_dp(2) != d {
             return Err(MoneyError::TooPrecise(d.to_string()));
         }
-        let fen = d * Decimal::ONE_HUNDRED;
+        let fen = d.checked_mul(Decimal::ONE_HUNDRED).ok_or_else(|| MoneyError::TooLarge(d.to_string()))?;
         let fen: i64 = fen.trunc().try_into().map_err(|_| MoneyError::TooLarge(d.to_string()))?;
         Money::from_fen(fen).map_err(|_| MoneyError::TooLarge(d.to_string()))
     }

@@ -1,0 +1,9 @@
+//! The integration tests, as one binary (one link on 2 cores).
+
+mod common;
+mod flags;
+mod props;
+mod rules;
+mod scenario;
+mod store;
+mod vectors;
