@@ -291,7 +291,10 @@ pub fn scan(
             if crc32fast::hash(&body) != crc {
                 // An unsynced frame torn by a crash ends in blocks that were never
                 // written (zeros); a flipped bit elsewhere is damage, never cut.
-                let zero_tail = body.len() >= 8 && body[body.len() - 8..].iter().all(|b| *b == 0);
+                // Pages are written whole, so a torn frame ends in at least a sector of
+                // zeros (or is zeros throughout, when shorter); no bit flip does that.
+                let tail = body.len().min(512);
+                let zero_tail = body[body.len() - tail..].iter().all(|b| *b == 0);
                 if frame_end == len && zero_tail {
                     torn("last frame's CRC does not match")?;
                     out.cut = Some((seg, offset, len - offset));

@@ -1,0 +1,265 @@
+//! Restart, torn tails, lost indexes and damage, on real data directories.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use anxin::domain::command::Command;
+use anxin::domain::ids::RequestId;
+use anxin::domain::principal::Principal;
+use anxin::ledger::{self, Ledger, LedgerOptions, Receipt};
+use anxin::store::log;
+
+use crate::common::*;
+
+pub fn opts() -> LedgerOptions {
+    LedgerOptions { ledger_id: Some("anxin-test".into()), clock: std::sync::Arc::new(|| 1_767_225_600_000), ..Default::default() }
+}
+
+pub fn bank() -> Principal {
+    Principal::parse("bank:ICBC").unwrap()
+}
+
+pub fn rid(s: &str) -> RequestId {
+    RequestId::parse(s).unwrap()
+}
+
+#[track_caller]
+pub fn ok(l: &Ledger, id: &str, cmds: Vec<Command>) -> Receipt {
+    l.submit(bank(), rid(id), cmds).expect("no fault").expect("accepted")
+}
+
+/// A ledger with a project, two workers and some money movements: 11 records.
+fn populate(l: &Ledger) -> Vec<Receipt> {
+    let mut out = vec![ok(l, "r1", vec![register("P1"), open_account("P1"), enrol("P1", 1), enrol("P1", 2), contract("P1", 1)])];
+    out.push(ok(l, "r2", vec![deposit("P1", "D1", "200000", "2026-01-20"), progress("P1", "G1", "100000", "30000", "2026-02-05")]));
+    out.push(ok(l, "r3", vec![payroll("P1", "2026-01", &[(1, "5000"), (2, "6000")])]));
+    out.push(ok(l, "r4", vec![pay("P1", "W1", 1, "5000", Some("2026-01")), pay("P1", "W2", 2, "6000", Some("2026-01"))]));
+    out.push(ok(l, "r5", vec![topup("P1", "T1", "10.50")]));
+    out
+}
+
+fn segment(dir: &Path) -> std::path::PathBuf {
+    let segs = log::list_segments(&dir.join("log")).unwrap();
+    log::segment_path(&dir.join("log"), segs[0])
+}
+
+#[test]
+fn close_and_reopen_gives_identical_state_and_head_without_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    populate(&l);
+    let (entries, head) = (l.state().entries(), l.head());
+    assert_eq!(head.0, 11);
+    l.close().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    assert_eq!(l.head(), head);
+    assert!(l.state().entries() == entries);
+    assert_eq!(l.recovery().replayed, 0, "a clean close leaves nothing to replay");
+    // And it goes on: the next record links to the old head.
+    let r = ok(&l, "r6", vec![topup("P1", "T2", "1")]);
+    assert_eq!(r.first_seq, 12);
+    l.close().unwrap();
+    let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!((rep.records, rep.error, rep.index_agrees), (12, None, Some(true)));
+}
+
+#[test]
+fn retries_return_the_original_answer_even_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    let receipts = populate(&l);
+    let again = l.submit(bank(), rid("r3"), vec![payroll("P1", "2026-01", &[(1, "5000"), (2, "6000")])]).unwrap().unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.first_seq, again.last_seq, again.head), (receipts[2].first_seq, receipts[2].last_seq, receipts[2].head));
+    l.close().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    let again = l.submit(bank(), rid("r4"), vec![pay("P1", "W1", 1, "5000", Some("2026-01")), pay("P1", "W2", 2, "6000", Some("2026-01"))]).unwrap().unwrap();
+    assert_eq!((again.first_seq, again.last_seq, again.head, again.replayed), (receipts[3].first_seq, receipts[3].last_seq, receipts[3].head, true));
+    let clash = l.submit(bank(), rid("r4"), vec![topup("P1", "T9", "1")]).unwrap().unwrap_err();
+    assert_eq!(clash.rejection.code(), "REQUEST_ID_REUSED");
+    // The same request id from another principal is another request.
+    let other = l.submit(Principal::parse("county:620121").unwrap(), rid("r4"), vec![topup("P1", "T9", "1")]).unwrap().unwrap();
+    assert_eq!(other.first_seq, 12);
+    assert_eq!(l.head().0, 12, "retries appended nothing");
+}
+
+#[test]
+fn a_rejected_batch_leaves_no_trace_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    populate(&l);
+    let before = std::fs::metadata(segment(dir.path())).unwrap().len();
+    let mut cmds: Vec<Command> = (0..499).map(|i| topup("P1", &format!("X{i}"), "1")).collect();
+    cmds.push(pay("P1", "W9", 9, "1", None));
+    let rej = l.submit(bank(), rid("bad"), cmds).unwrap().unwrap_err();
+    assert_eq!((rej.index, rej.rejection.code()), (Some(499), "PAYEE_NOT_ENROLLED"));
+    assert_eq!(std::fs::metadata(segment(dir.path())).unwrap().len(), before);
+    assert_eq!(l.head().0, 11);
+    // A retry of the rejected request id with good content is a new request.
+    assert_eq!(ok(&l, "bad", vec![topup("P1", "X1", "1")]).first_seq, 12);
+}
+
+#[test]
+fn a_torn_tail_frame_is_cut_off_and_reported() {
+    for torn in [TornKind::CutShort, TornKind::Zeros] {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path(), opts()).unwrap();
+        populate(&l);
+        let (entries, head) = (l.state().entries(), l.head());
+        l.close().unwrap();
+        let seg = segment(dir.path());
+        let good_len = std::fs::metadata(&seg).unwrap().len();
+        // What a crash mid-append leaves: part of a frame that was never acknowledged.
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        match torn {
+            TornKind::CutShort => f.write_all(&[0, 0, 1, 0, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0]).unwrap(),
+            TornKind::Zeros => f.write_all(&[0u8; 4096]).unwrap(),
+        }
+        drop(f);
+        let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
+        assert_eq!(rep.error, None);
+        assert!(rep.torn_tail.is_some(), "verify reports the torn tail");
+        let l = Ledger::open(dir.path(), opts()).unwrap();
+        let cut = l.recovery().cut.expect("the cut is reported");
+        assert_eq!(cut.1, good_len);
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), good_len);
+        assert_eq!(l.head(), head);
+        assert!(l.state().entries() == entries);
+        ok(&l, "after", vec![topup("P1", "T2", "1")]);
+        l.close().unwrap();
+        let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
+        assert_eq!((rep.records, rep.error, rep.torn_tail), (12, None, None));
+    }
+}
+
+enum TornKind {
+    CutShort,
+    Zeros,
+}
+
+#[test]
+fn a_deleted_index_is_rebuilt_from_the_log_with_identical_projections() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    let receipts = populate(&l);
+    let (entries, head) = (l.state().entries(), l.head());
+    l.close().unwrap();
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    assert!(l.recovery().rebuilt);
+    assert_eq!(l.recovery().replayed, 11);
+    assert_eq!(l.head(), head);
+    assert!(l.state().entries() == entries, "rebuilt projections equal the incremental ones");
+    let again = l.submit(bank(), rid("r2"), vec![deposit("P1", "D1", "200000", "2026-01-20"), progress("P1", "G1", "100000", "30000", "2026-02-05")]).unwrap().unwrap();
+    assert_eq!((again.first_seq, again.head, again.replayed), (receipts[1].first_seq, receipts[1].head, true));
+    // And by the rebuild command, too.
+    l.close().unwrap();
+    let l = ledger::rebuild(dir.path(), opts()).unwrap();
+    assert!(l.state().entries() == entries);
+}
+
+#[test]
+fn an_index_behind_the_log_replays_only_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_index = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    populate(&l);
+    l.close().unwrap();
+    copy_dir(&dir.path().join("index"), old_index.path());
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    ok(&l, "r6", vec![topup("P1", "T2", "1")]);
+    ok(&l, "r7", vec![topup("P1", "T3", "2"), topup("P1", "T4", "3")]);
+    let (entries, head) = (l.state().entries(), l.head());
+    l.close().unwrap();
+    // As if the process died before sled flushed the last group commits.
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    copy_dir(old_index.path(), &dir.path().join("index"));
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    assert_eq!(l.recovery().replayed, 3, "only the records after the index's position");
+    assert_eq!(l.head(), head);
+    assert!(l.state().entries() == entries);
+    let again = l.submit(bank(), rid("r7"), vec![topup("P1", "T3", "2"), topup("P1", "T4", "3")]).unwrap().unwrap();
+    assert!(again.replayed && again.first_seq == 13);
+}
+
+#[test]
+fn damage_in_the_middle_of_the_log_stops_the_start_and_names_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    populate(&l);
+    l.close().unwrap();
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    // Records: r1 = 1..=5, r2 = 6..=7, r3 (the payroll) = 8, r4 = 9..=10, r5 = 11.
+    // Flip a byte inside record 8, the payroll.
+    let (off, _) = record_range(dir.path(), 8);
+    flip(&segment(dir.path()), off + 20);
+    let err = Ledger::open(dir.path(), opts()).err().expect("refuses to start");
+    assert!(err.to_string().contains("record 8"), "{err}");
+    let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
+    assert!(rep.error.as_deref().unwrap().contains("record 8"), "{:?}", rep.error);
+    assert_eq!(rep.records, 7, "records before the damage were verified");
+}
+
+#[test]
+fn a_log_shorter_than_the_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    populate(&l);
+    l.close().unwrap();
+    let seg = segment(dir.path());
+    let len = std::fs::metadata(&seg).unwrap().len();
+    OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 30).unwrap();
+    let err = Ledger::open(dir.path(), opts()).err().expect("refuses to start");
+    assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+#[test]
+fn records_read_back_are_the_chained_canonical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    let receipts = populate(&l);
+    let recs = l.read_records(6, 9).unwrap();
+    assert_eq!(recs.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![6, 7, 8, 9]);
+    let rec = ledger::decode_record(&recs[1].1).unwrap();
+    assert_eq!((rec.seq, rec.event.name(), rec.principal.to_string()), (7, "ProgressPaymentMade", "bank:ICBC".to_owned()));
+    let last = l.read_records(11, 100).unwrap();
+    assert_eq!(anxin::chain::record::record_hash(&last[0].1), receipts[4].head);
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+pub fn flip(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Byte range (start, end) of record `seq`'s canonical bytes in the first segment.
+pub fn record_range(dir: &Path, seq: u64) -> (u64, u64) {
+    let mut found = None;
+    log::scan(&dir.join("log"), "anxin-test", None, false, &mut |f| {
+        let mut at = f.pos.offset + 8 + 12;
+        for (i, r) in f.records.iter().enumerate() {
+            at += 8;
+            if f.first_seq + i as u64 == seq {
+                found = Some((at, at + r.len() as u64));
+            }
+            at += r.len() as u64;
+        }
+        Ok(())
+    })
+    .unwrap();
+    found.expect("record present")
+}
