@@ -1,0 +1,112 @@
+//! Golden vectors: fixed records pinned to fixed canonical bytes and hashes
+//! (`tests/vectors/chain-v1.json`). A change here is a format break and needs a new
+//! format version. Regenerate only on purpose: `ANXIN_WRITE_VECTORS=1 cargo test vectors`.
+
+use anxin::chain::codec;
+use anxin::chain::record::{genesis_hash, record_hash, ChainVerifier, Record, FORMAT_VERSION};
+use anxin::domain::command::*;
+use anxin::domain::ids::*;
+use anxin::domain::principal::Principal;
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const LEDGER_ID: &str = "anxin-vectors";
+const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/chain-v1.json");
+
+fn events() -> Vec<(&'static str, Principal, Event)> {
+    let county = Principal::parse("county:620121").unwrap();
+    let bank = Principal::parse("bank:ICBC").unwrap();
+    let gc_p = Principal::Contractor(gc());
+    let Command::RegisterProject(reg) = register("P1") else { unreachable!() };
+    let Command::OpenWageAccount(acct) = open_account("P1") else { unreachable!() };
+    let Command::EnrolWorker(en) = enrol("P1", 1) else { unreachable!() };
+    let Command::MakeProgressPayment(pp) = progress("P1", "GCK-1", "100000.00", "30000.00", "2026-02-05") else { unreachable!() };
+    let Command::SubmitPayroll(pr) = payroll("P1", "2026-01", &[(1, "5200.50")]) else { unreachable!() };
+    let Command::PayWage(pw) = pay("P1", "DF-1", 1, "5200.50", Some("2026-01")) else { unreachable!() };
+    let Command::IssueGuaranteeLetter(gl) = letter("P1", "BH-1", "200000", "2026-01-20", "2026-12-31") else { unreachable!() };
+    vec![
+        ("ProjectRegistered", county.clone(), Event::ProjectRegistered(reg)),
+        ("WageAccountOpened", bank.clone(), Event::WageAccountOpened(acct)),
+        ("WorkerEnrolled", gc_p.clone(), Event::WorkerEnrolled(en)),
+        ("ProgressPaymentMade", bank.clone(), Event::ProgressPaymentMade(pp)),
+        ("PayrollSubmitted", gc_p, Event::PayrollSubmitted(pr)),
+        ("WagePaid", bank.clone(), Event::WagePaid(pw)),
+        ("GuaranteeLetterIssued", bank, Event::GuaranteeLetterIssued(gl)),
+        ("DepositReleased", county, Event::DepositReleased(DepositReleased { project: pid("P1"), date: d("2026-12-31"), amount: yuan("0.01") })),
+    ]
+}
+
+fn build() -> Value {
+    let mut prev = genesis_hash(LEDGER_ID);
+    let mut records = Vec::new();
+    for (i, (name, principal, event)) in events().into_iter().enumerate() {
+        let rec = Record {
+            version: FORMAT_VERSION,
+            seq: i as u64 + 1,
+            prev_hash: prev,
+            recorded_at_ms: 1_767_225_600_000 + i as i64,
+            principal,
+            request_id: RequestId::parse(&format!("req-{}", i + 1)).unwrap(),
+            event,
+        };
+        let bytes = rec.encode();
+        let hash = record_hash(&bytes);
+        records.push(json!({
+            "name": name,
+            "seq": rec.seq,
+            "principal": rec.principal.to_string(),
+            "request_id": rec.request_id.as_str(),
+            "recorded_at_ms": rec.recorded_at_ms,
+            "prev_hash": hex::encode(prev),
+            "canonical_hex": hex::encode(&bytes),
+            "hash": hex::encode(hash),
+        }));
+        prev = hash;
+    }
+    json!({
+        "format_version": FORMAT_VERSION,
+        "ledger_id": LEDGER_ID,
+        "genesis_prev_hash": hex::encode(genesis_hash(LEDGER_ID)),
+        "head": hex::encode(prev),
+        "scalars": {
+            "money 1234.50 yuan as i64 fen": hex::encode(codec::encode(&yuan("1234.50"))),
+            "date 2026-02-05 as u32 yyyymmdd": hex::encode(codec::encode(&d("2026-02-05"))),
+            "period 2026-01 as u32 yyyymm": hex::encode(codec::encode(&per("2026-01"))),
+            "text \"P1\" as u64 length + UTF-8": hex::encode(codec::encode(&pid("P1"))),
+            "Option<u32> None": hex::encode(codec::encode(&None::<u32>)),
+            "Option<u32> Some(3000)": hex::encode(codec::encode(&Some(3000u32))),
+            "county 620121 as u32": hex::encode(codec::encode(&CountyCode::parse("620121").unwrap())),
+        },
+        "records": records,
+    })
+}
+
+#[test]
+fn golden_vectors_match_the_canonical_encoding() {
+    let now = build();
+    if std::env::var("ANXIN_WRITE_VECTORS").is_ok() {
+        std::fs::write(PATH, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
+    }
+    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(PATH).expect("tests/vectors/chain-v1.json")).unwrap();
+    assert_eq!(pinned, now, "canonical bytes or hashes changed: that is a format break");
+}
+
+#[test]
+fn the_pinned_records_verify_as_a_chain_from_their_bytes_alone() {
+    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
+    let mut v = ChainVerifier::new(pinned["ledger_id"].as_str().unwrap());
+    for r in pinned["records"].as_array().unwrap() {
+        let bytes = hex::decode(r["canonical_hex"].as_str().unwrap()).unwrap();
+        let (rec, hash) = v.check(&bytes).unwrap();
+        assert_eq!(hex::encode(hash), r["hash"].as_str().unwrap());
+        assert_eq!(rec.event.name(), r["name"].as_str().unwrap());
+        // Decoding then encoding gives the same bytes: one value, one encoding.
+        assert_eq!(rec.encode(), bytes);
+    }
+    assert_eq!(hex::encode(v.head()), pinned["head"].as_str().unwrap());
+    // Trailing bytes are refused, so no record has two encodings.
+    let mut bytes = hex::decode(pinned["records"][0]["canonical_hex"].as_str().unwrap()).unwrap();
+    bytes.push(0);
+    assert!(Record::decode(&bytes).is_err());
+}
