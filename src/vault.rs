@@ -98,7 +98,7 @@ impl Vault {
     /// # Errors
     /// `StoreError` if the vault cannot be read or written.
     pub fn worker(&self, id: &NationalId) -> Result<(Commitment, String), StoreError> {
-        Ok((self.commit(Kind::Worker, id.expose())?, id.masked()))
+        Ok((self.commit(Kind::Worker, id.expose_clear())?, id.masked()))
     }
 
     /// The commitment for a bank card, and its masked form.
@@ -106,19 +106,19 @@ impl Vault {
     /// # Errors
     /// `StoreError` if the vault cannot be read or written.
     pub fn card(&self, card: &BankCard) -> Result<(Commitment, String), StoreError> {
-        Ok((self.commit(Kind::Card, card.expose())?, card.masked()))
+        Ok((self.commit(Kind::Card, card.expose_clear())?, card.masked()))
     }
 
     /// The existing commitment for a national ID, without creating one.
     pub fn find_worker(&self, id: &NationalId) -> Result<Option<Commitment>, StoreError> {
-        let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose().as_bytes()]);
+        let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose_clear().as_bytes()]);
         let Some(salt) = self.salts.get(lookup)? else { return Ok(None) };
-        Ok(Some(Commitment(self.keyed(&[b"commit", Kind::Worker.tag(), &salt, id.expose().as_bytes()]))))
+        Ok(Some(Commitment(self.keyed(&[b"commit", Kind::Worker.tag(), &salt, id.expose_clear().as_bytes()]))))
     }
 
     /// Forgets a worker (crypto-shredding): their commitment can no longer be linked to them.
     pub fn forget_worker(&self, id: &NationalId) -> Result<bool, StoreError> {
-        let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose().as_bytes()]);
+        let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose_clear().as_bytes()]);
         let existed = self.salts.remove(lookup)?.is_some();
         self.salts.flush()?;
         Ok(existed)

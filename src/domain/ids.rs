@@ -176,8 +176,9 @@ impl NationalId {
         mask(&self.0, 4, 4)
     }
 
-    /// The clear value, for the vault's keyed commitment only.
-    pub(crate) fn expose(&self) -> &str {
+    /// The clear value: for the vault's keyed commitment and the edge that received it.
+    /// Never log it, never put it in a record or an error.
+    pub fn expose_clear(&self) -> &str {
         &self.0
     }
 }
@@ -220,7 +221,7 @@ impl BankCard {
         mask(&self.0, 4, 4)
     }
 
-    pub(crate) fn expose(&self) -> &str {
+    pub fn expose_clear(&self) -> &str {
         &self.0
     }
 }
@@ -403,8 +404,8 @@ mod tests {
         assert!(BankCard::parse("4111111111111112").is_err());
         assert!(BankCard::parse("411111111111").is_err());
         let c = BankCard::with_check("621700000000000001");
-        assert_eq!(c.expose().len(), 19);
-        assert_eq!(c.masked(), "6217***********0019".replace("0019", &c.expose()[15..]));
+        assert_eq!(c.expose_clear().len(), 19);
+        assert_eq!(c.masked(), "6217***********0019".replace("0019", &c.expose_clear()[15..]));
     }
 
     #[test]
