@@ -262,7 +262,7 @@ impl Ledger {
             clock: opts.clock,
         });
         let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE_DEPTH);
-        let w = Writer { shared: shared.clone(), log: writer_log, next_seq, head };
+        let w = Writer { shared: shared.clone(), log: writer_log, next_seq, head, last_index_flush: std::time::Instant::now() };
         let writer = std::thread::Builder::new().name("anxin-writer".into()).spawn(move || w.run(rx))?;
         Ok(Ledger { shared, tx: Some(tx), writer: Some(writer), recovery })
     }
@@ -402,6 +402,7 @@ struct Writer {
     log: LogWriter,
     next_seq: Seq,
     head: Hash,
+    last_index_flush: std::time::Instant,
 }
 
 /// How many jobs one group commit takes at most.
@@ -559,6 +560,13 @@ impl Writer {
         batch.applied(Applied { seq: self.next_seq - 1, head: self.head, log_end: self.log.end() });
         if let Err(e) = self.shared.index.apply(batch) {
             self.poison(&e);
+            return;
+        }
+        if self.last_index_flush.elapsed() >= std::time::Duration::from_millis(crate::limits::INDEX_FLUSH_INTERVAL_MS) {
+            self.last_index_flush = std::time::Instant::now();
+            if let Err(e) = self.shared.index.flush() {
+                self.poison(&e);
+            }
         }
     }
 

@@ -54,6 +54,11 @@ pub const FLAG_EVIDENCE_MAX: usize = 32;
 /// growing memory without bound.
 pub const WRITER_QUEUE_DEPTH: usize = 1_024;
 
+/// How often the writer flushes the sled index at most. The index is derived: what a
+/// crash loses of it is replayed from the log on restart, so this bounds restart work,
+/// not durability.
+pub const INDEX_FLUSH_INTERVAL_MS: u64 = 500;
+
 /// Rows in one page of a listing.
 pub const PAGE_ROWS_MAX: usize = 1_000;
 

@@ -59,7 +59,7 @@ impl Vault {
             crate::fsutil::sync_dir(dir)?;
             s
         };
-        let salts = sled::Config::new().path(dir.join("salts")).open()?;
+        let salts = crate::store::open_sled(&sled::Config::new().path(dir.join("salts")).flush_every_ms(None))?;
         Ok(Vault { secret, salts })
     }
 

@@ -109,7 +109,10 @@ fn idem_key(principal: &str, request_id: &str) -> Vec<u8> {
 
 impl Index {
     pub fn open(dir: &Path) -> Result<Index, StoreError> {
-        let db = sled::Config::new().path(dir).cache_capacity(64 << 20).flush_every_ms(Some(500)).open()?;
+        // No background flusher: the writer flushes (`Index::flush`) at most every
+        // `INDEX_FLUSH_INTERVAL_MS` and on close, and sled's lock is released promptly
+        // when the ledger closes (a flusher thread would hold it for a while after).
+        let db = super::open_sled(&sled::Config::new().path(dir).cache_capacity(64 << 20).flush_every_ms(None))?;
         let tree = db.open_tree("anxin")?;
         Ok(Index { db, tree })
     }

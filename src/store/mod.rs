@@ -56,3 +56,22 @@ impl StoreError {
         }
     }
 }
+
+/// Opens a sled database, waiting up to 10 s for the directory lock.
+///
+/// sled 0.34 releases its lock file only when its background flusher thread exits,
+/// which can be a moment after the last handle is dropped (spacejam/sled#1234, #1289),
+/// so a prompt reopen of the same directory (restart, rebuild, tests) can find it still
+/// held. Any other error, or a lock still held after the wait, is returned as it is.
+pub(crate) fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match config.open() {
+            // sled reports the held lock as an `Other` I/O error with this message.
+            Err(sled::Error::Io(e)) if e.to_string().starts_with("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.map_err(StoreError::from),
+        }
+    }
+}
