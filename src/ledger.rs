@@ -24,7 +24,7 @@ use crate::chain::record::{genesis_hash, record_hash, request_digest, ChainVerif
 use crate::chain::codec;
 use crate::decide::decide_batch;
 use crate::domain::command::{Command, Event};
-use crate::domain::date::{Calendar, Date};
+use crate::domain::date::{CalendarBook, Date};
 use crate::domain::ids::RequestId;
 use crate::domain::policy::PolicyBook;
 use crate::domain::principal::Principal;
@@ -56,13 +56,14 @@ pub struct LedgerOptions {
     /// `anxin-` and 16 random hex digits.
     pub ledger_id: Option<String>,
     pub policies: PolicyBook,
-    pub calendar: Calendar,
+    /// Working-day calendars: the national one and any county's replacement.
+    pub calendars: CalendarBook,
     pub clock: Clock,
 }
 
 impl Default for LedgerOptions {
     fn default() -> Self {
-        LedgerOptions { ledger_id: None, policies: PolicyBook::default(), calendar: Calendar::china(), clock: system_clock() }
+        LedgerOptions { ledger_id: None, policies: PolicyBook::default(), calendars: CalendarBook::china(), clock: system_clock() }
     }
 }
 
@@ -108,7 +109,7 @@ struct Shared {
     head: Mutex<(Seq, Hash)>,
     poisoned: Mutex<Option<String>>,
     policies: PolicyBook,
-    calendar: Calendar,
+    calendars: CalendarBook,
     clock: Clock,
 }
 
@@ -258,7 +259,7 @@ impl Ledger {
             head: Mutex::new((next_seq - 1, head)),
             poisoned: Mutex::new(None),
             policies: opts.policies,
-            calendar: opts.calendar,
+            calendars: opts.calendars,
             clock: opts.clock,
         });
         let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE_DEPTH);
@@ -288,8 +289,8 @@ impl Ledger {
         &self.shared.policies
     }
 
-    pub fn calendar(&self) -> &Calendar {
-        &self.shared.calendar
+    pub fn calendars(&self) -> &CalendarBook {
+        &self.shared.calendars
     }
 
     /// Today in China Standard Time, by the ledger's clock.

@@ -87,8 +87,8 @@ fn run_demo(data: Option<PathBuf>, seed: u64, json: bool) -> Result<()> {
     let (last, head) = led.head();
     let posted = t0.elapsed();
     let state = led.state();
-    let summary = county_summary(&state, led.policies(), led.calendar(), Some(plan.county), plan.as_of);
-    let open = flags(&state, led.policies(), led.calendar(), plan.as_of);
+    let summary = county_summary(&state, led.policies(), led.calendars(), Some(plan.county), plan.as_of);
+    let open = flags(&state, led.policies(), led.calendars(), plan.as_of);
     drop(state);
     led.close()?;
     let report = ledger::verify(&dir, &mut |_| {})?;
@@ -115,7 +115,7 @@ fn run_demo(data: Option<PathBuf>, seed: u64, json: bool) -> Result<()> {
     print_summary(&summary);
     println!();
     println!("Open flags ({} red, {} yellow):", summary.flags_red, summary.flags_yellow);
-    println!("  {:<7} {:<26} {:<6} {:>14} {:<10}  {}", "project", "code", "grade", "gap (yuan)", "since", "evidence (seq)");
+    println!("  {:<7} {:<26} {:<6} {:>14} {:<10}  evidence (seq)", "project", "code", "grade", "gap (yuan)", "since");
     for f in &open {
         let grade = match f.grade {
             Grade::Red => "red",

@@ -12,7 +12,9 @@ use super::ids::{BankCode, CardRef, CountyCode, DocNo, ProjectId, Text, Uscc, Wo
 use super::money::Money;
 
 /// A project's lifecycle status.
+/// In canonical bytes a `u32` variant index (0, 1, 2); in JSON its lowercase name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProjectStatus {
     /// In construction (在建).
     Active,

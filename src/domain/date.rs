@@ -282,6 +282,25 @@ impl Calendar {
     }
 }
 
+/// The national calendar and the counties that replaced it with their own.
+#[derive(Clone, Debug)]
+pub struct CalendarBook {
+    pub national: Calendar,
+    pub counties: BTreeMap<super::ids::CountyCode, Calendar>,
+}
+
+impl CalendarBook {
+    /// The shipped national calendar, with no county replacing it.
+    pub fn china() -> CalendarBook {
+        CalendarBook { national: Calendar::china(), counties: BTreeMap::new() }
+    }
+
+    /// The calendar in force in `county`.
+    pub fn for_county(&self, county: super::ids::CountyCode) -> &Calendar {
+        self.counties.get(&county).unwrap_or(&self.national)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,7 @@ impl CountyCode {
         }
         let n: u32 = text.parse().map_err(|_| err())?;
         let province = n / 10_000;
-        if !(11..=82).contains(&province) || n % 10_000 == 0 {
+        if !(11..=82).contains(&province) || n.is_multiple_of(10_000) {
             return Err(err());
         }
         Ok(CountyCode(n))
@@ -201,7 +201,7 @@ impl BankCard {
         if !(13..=19).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(IdError::BankCard(masked(), "must be 13 to 19 digits"));
         }
-        if luhn_sum(text.as_bytes()) % 10 != 0 {
+        if !luhn_sum(text.as_bytes()).is_multiple_of(10) {
             return Err(IdError::BankCard(masked(), "Luhn check digit does not match"));
         }
         Ok(BankCard(text.to_owned()))
@@ -256,7 +256,7 @@ fn mask(s: &str, head: usize, tail: usize) -> String {
         return "*".repeat(chars.len());
     }
     let mut out: String = chars[..head].iter().collect();
-    out.extend(std::iter::repeat('*').take(chars.len() - head - tail));
+    out.extend(std::iter::repeat_n('*', chars.len() - head - tail));
     out.extend(&chars[chars.len() - tail..]);
     out
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::command::ProjectStatus;
-use crate::domain::date::{Calendar, Date};
+use crate::domain::date::{Calendar, CalendarBook, Date};
 use crate::domain::ids::ProjectId;
 use crate::domain::money::Fen;
 use crate::domain::policy::{Policy, PolicyBook};
@@ -16,6 +16,7 @@ use crate::limits::FLAG_EVIDENCE_MAX;
 use super::state::{Project, Seq, State};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FlagCode {
     /// The wage account holds less than the wages owed on submitted payrolls.
     WageShortfall,
@@ -67,6 +68,7 @@ impl FlagCode {
 
 /// Alert grade, as provincial platforms grade them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Grade {
     Red,
     Yellow,
@@ -110,7 +112,7 @@ pub fn deposit_cover(state: &State, p: &Project, date: Date) -> (Fen, Fen) {
 }
 
 /// Every open flag of every project, as of `as_of`, ordered by project then code.
-pub fn flags(state: &State, policies: &PolicyBook, calendar: &Calendar, as_of: Date) -> Vec<Flag> {
+pub fn flags(state: &State, policies: &PolicyBook, calendar: &CalendarBook, as_of: Date) -> Vec<Flag> {
     let mut out = Vec::new();
     for (_, p) in state.projects.iter() {
         project_flags(state, p, policies, calendar, as_of, &mut out);
@@ -119,12 +121,13 @@ pub fn flags(state: &State, policies: &PolicyBook, calendar: &Calendar, as_of: D
 }
 
 /// The flags of one project, as of `as_of`.
-pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar: &Calendar, as_of: Date, out: &mut Vec<Flag>) {
+pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendars: &CalendarBook, as_of: Date, out: &mut Vec<Flag>) {
     let reg = &p.reg;
     if as_of < reg.contract_date.min(reg.start_date) {
         return;
     }
     let policy = policies.for_project(reg.county, reg.labour_ratio_bp, reg.deposit_rate_bp);
+    let calendar = calendars.for_county(reg.county);
     let status = p.status_on(as_of);
     let id = &reg.project;
     let flag = |code, grade, gap, count, since, evidence, detail| Flag { code, grade, project: id.clone(), gap, count, since, evidence, detail };

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::command::ProjectStatus;
-use crate::domain::date::{Calendar, Date, Period};
+use crate::domain::date::{CalendarBook, Date, Period};
 use crate::domain::ids::{CountyCode, ProjectId, WorkerRef};
 use crate::domain::money::Fen;
 use crate::domain::policy::PolicyBook;
@@ -46,7 +46,7 @@ pub struct ProjectView {
 }
 
 /// The view of one project as of `as_of`, or `None` if it is not registered.
-pub fn project_view(state: &State, policies: &PolicyBook, cal: &Calendar, id: &ProjectId, as_of: Date) -> Option<ProjectView> {
+pub fn project_view(state: &State, policies: &PolicyBook, cal: &CalendarBook, id: &ProjectId, as_of: Date) -> Option<ProjectView> {
     let p = state.projects.get(id)?;
     let reg = &p.reg;
     let policy = policies.for_project(reg.county, reg.labour_ratio_bp, reg.deposit_rate_bp);
@@ -148,7 +148,7 @@ impl CountySummary {
 }
 
 /// The county summary as of `as_of`; `county = None` sums over every county.
-pub fn county_summary(state: &State, policies: &PolicyBook, cal: &Calendar, county: Option<CountyCode>, as_of: Date) -> CountySummary {
+pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, county: Option<CountyCode>, as_of: Date) -> CountySummary {
     let mut s = CountySummary { county, as_of: Some(as_of), ..Default::default() };
     let mut registered = BTreeSet::new();
     let mut on_site = BTreeSet::new();

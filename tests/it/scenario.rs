@@ -26,7 +26,7 @@ fn run(seed: u64) {
 
     {
         let state = led.state();
-        let (pol, cal) = (led.policies(), led.calendar());
+        let (pol, cal) = (led.policies(), led.calendars());
 
         // The county report's figures.
         let s = county_summary(&state, pol, cal, Some(plan.county), as_of);
