@@ -33,6 +33,16 @@ fn open_project<'a>(state: &'a State, id: &ProjectId) -> Result<&'a Project, Rej
     Ok(p)
 }
 
+/// The worker's enrolment on a known project, if they are on it now.
+fn current_enrolment<'a>(state: &'a State, project_id: &ProjectId, worker: crate::domain::ids::WorkerRef) -> Result<&'a crate::projection::state::Enrolment, Rejection> {
+    project(state, project_id)?;
+    state
+        .enrolments
+        .get(&(project_id.clone(), worker))
+        .filter(|e| e.is_current())
+        .ok_or(Rejection::WorkerNotEnrolled { project: project_id.clone(), worker })
+}
+
 fn unique_payment_no(state: &State, project: &ProjectId, no: &DocNo) -> Result<(), Rejection> {
     if state.payment_nos.contains(&(project.clone(), no.clone())) {
         return Err(Rejection::DuplicatePaymentNo(no.clone()));
@@ -141,24 +151,14 @@ pub fn decide(state: &State, command: &Command) -> Decision {
             Ok(Event::WorkerEnrolled(c.clone()))
         }
         Command::RecordContract(c) => {
-            project(state, &c.project)?;
-            let e = state
-                .enrolments
-                .get(&(c.project.clone(), c.worker))
-                .filter(|e| e.is_current())
-                .ok_or(Rejection::WorkerNotEnrolled { project: c.project.clone(), worker: c.worker })?;
+            let e = current_enrolment(state, &c.project, c.worker)?;
             if e.contract.is_some() {
                 return Err(Rejection::ContractExists { project: c.project.clone(), worker: c.worker });
             }
             Ok(Event::ContractRecorded(c.clone()))
         }
         Command::ExitWorker(c) => {
-            project(state, &c.project)?;
-            let e = state
-                .enrolments
-                .get(&(c.project.clone(), c.worker))
-                .filter(|e| e.is_current())
-                .ok_or(Rejection::WorkerNotEnrolled { project: c.project.clone(), worker: c.worker })?;
+            let e = current_enrolment(state, &c.project, c.worker)?;
             let from = e.spans.last().expect("current").from;
             if c.date < from {
                 return Err(Rejection::DateOrder { what: "exit", date: c.date, before: from });

@@ -272,10 +272,11 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
                 since: deadline.add_days(1),
                 evidence: vec![d.seq],
                 detail: format!(
-                    "drawdown of {} on {} not made good by {deadline} ({} working days)",
+                    "drawdown of {} on {} not made good by {deadline} ({} working days){}",
                     crate::domain::money::format_fen(d.fen),
                     d.date,
-                    policy.replenish_working_days
+                    policy.replenish_working_days,
+                    coverage_note(calendar, deadline)
                 ),
             });
         } else {
@@ -312,11 +313,12 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
             since,
             evidence: evidence(seqs.into_iter().chain(p.deposits.iter().map(|d| d.seq))),
             detail: format!(
-                "deposit cover {} (cash {}, letters {}) below the required {}",
+                "deposit cover {} (cash {}, letters {}) below the required {}{}",
                 crate::domain::money::format_fen(cover),
                 crate::domain::money::format_fen(cash),
                 crate::domain::money::format_fen(letters),
-                crate::domain::money::format_fen(required)
+                crate::domain::money::format_fen(required),
+                coverage_note(calendar, deadline)
             ),
         });
     }
@@ -352,6 +354,16 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
                 detail: format!("guarantee letter {n} lapsed on {} and the cover was not restored", l.valid_to),
             });
         }
+    }
+}
+
+/// Says so when a working-day deadline fell in a year the calendar does not cover:
+/// there only weekends are known, and the county should load that year's holidays.
+fn coverage_note(calendar: &Calendar, deadline: Date) -> String {
+    if calendar.covers(deadline.year()) {
+        String::new()
+    } else {
+        format!(" (the calendar does not cover {}: counted without its public holidays)", deadline.year())
     }
 }
 
