@@ -400,6 +400,7 @@ pub fn plan(seed: u64, vault: &Vault) -> Result<Plan, StoreError> {
             expected_flags,
         });
     }
+    vault.flush()?;
     b.batches.sort_by_key(|(date, project, n, _)| (*date, *project, *n));
     Ok(Plan { county, as_of, projects, batches: b.batches.into_iter().map(|(.., pb)| pb).collect() })
 }

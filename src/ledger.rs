@@ -108,6 +108,8 @@ struct Shared {
     /// (last seq, chain head) of what is durable.
     head: Mutex<(Seq, Hash)>,
     poisoned: Mutex<Option<String>>,
+    /// The last durable sequence number, for live subscribers (never blocks the writer).
+    durable: tokio::sync::watch::Sender<Seq>,
     policies: PolicyBook,
     calendars: CalendarBook,
     clock: Clock,
@@ -258,6 +260,7 @@ impl Ledger {
             index,
             head: Mutex::new((next_seq - 1, head)),
             poisoned: Mutex::new(None),
+            durable: tokio::sync::watch::Sender::new(next_seq - 1),
             policies: opts.policies,
             calendars: opts.calendars,
             clock: opts.clock,
@@ -322,6 +325,44 @@ impl Ledger {
             Err(TrySendError::Full(job)) => tx.send(job).map_err(|_| StoreError::Closed),
             Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
         }
+    }
+
+    /// Queues a batch from async code and returns where its answer will arrive. Batches
+    /// queued in order are decided in that order (a pipelined stream relies on it).
+    /// Back-pressure: while the writer's queue is full, the send waits on a blocking
+    /// thread, never on the async runtime's.
+    ///
+    /// # Errors
+    /// `StoreError::Closed` if the ledger is shutting down.
+    pub async fn enqueue(&self, principal: Principal, request_id: RequestId, commands: Vec<Command>) -> Result<tokio::sync::oneshot::Receiver<SubmitResult>, StoreError> {
+        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?.clone();
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        let job = Job { principal, request_id, commands, reply: Box::new(move |r| {
+            let _ = reply_tx.send(r);
+        }) };
+        match tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => {
+                tokio::task::spawn_blocking(move || tx.send(job)).await.map_err(|_| StoreError::Closed)?.map_err(|_| StoreError::Closed)?;
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+        }
+        Ok(reply_rx)
+    }
+
+    /// Submits a batch from async code and waits until it is durable or refused.
+    pub async fn submit_async(&self, principal: Principal, request_id: RequestId, commands: Vec<Command>) -> SubmitResult {
+        self.enqueue(principal, request_id, commands).await?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Watches the last durable sequence number (for live tails).
+    pub fn watch_durable(&self) -> tokio::sync::watch::Receiver<Seq> {
+        self.shared.durable.subscribe()
+    }
+
+    /// Whether an earlier fault stopped writes, and why.
+    pub fn poisoned(&self) -> Option<String> {
+        self.shared.poisoned.lock().expect("poison lock").clone()
     }
 
     /// Submits one atomic batch and waits until it is durable or refused.
@@ -537,6 +578,7 @@ impl Writer {
             return;
         }
         *self.shared.head.lock().expect("head lock") = (self.next_seq - 1, self.head);
+        self.shared.durable.send_replace(self.next_seq - 1);
         let mut batch = IndexBatch::default();
         batch.state(&mut state);
         drop(state);

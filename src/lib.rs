@@ -15,3 +15,5 @@ pub mod fsutil;
 pub mod vault;
 pub mod ledger;
 pub mod demo;
+pub mod api;
+pub mod server;

@@ -59,6 +59,26 @@ pub const WRITER_QUEUE_DEPTH: usize = 1_024;
 /// not durability.
 pub const INDEX_FLUSH_INTERVAL_MS: u64 = 500;
 
+/// Bytes of one gRPC message. A full batch of 10,000 payouts is ~2 MB of protobuf and a
+/// 5,000-line payroll ~0.5 MB; 16 MiB leaves room without letting one client pin memory.
+pub const MESSAGE_BYTES_MAX: usize = 16 << 20;
+
+/// Concurrent HTTP/2 streams (calls) on one connection.
+pub const STREAMS_PER_CONNECTION_MAX: u32 = 256;
+
+/// Batches in flight on one SubmitStream before the server stops reading more from it.
+pub const STREAM_BATCHES_IN_FLIGHT_MAX: usize = 64;
+
+/// Records buffered per ReadEvents or Subscribe stream: a client that reads slowly
+/// only fills its own buffer; it never holds up the writer.
+pub const STREAM_RECORDS_BUFFER: usize = 1_024;
+
+/// Records read from the log per step of a ReadEvents or Subscribe stream.
+pub const STREAM_READ_CHUNK: u64 = 4_096;
+
+/// Rows in one page of a listing when the client does not say.
+pub const PAGE_ROWS_DEFAULT: usize = 100;
+
 /// Rows in one page of a listing.
 pub const PAGE_ROWS_MAX: usize = 1_000;
 

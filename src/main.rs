@@ -1,36 +1,45 @@
-//! `anxind`: the ledger server. Until the gRPC API lands it opens (and recovers) the
-//! store, reports what recovery did, and holds the data directory until SIGINT/SIGTERM,
-//! then closes cleanly.
+//! `anxind`: the ledger server. Parses flags and calls `anxin::server::run`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Result;
 use clap::Parser;
 
 #[derive(Parser)]
 #[command(name = "anxind", version, about = "Anxin (安薪) wage escrow ledger server")]
 struct Args {
-    /// Data directory (log, index, vault).
-    #[arg(long, env = "ANXIN_DATA", default_value = "./anxin-data")]
-    data: PathBuf,
-    /// Id of a new ledger (ignored for an existing one).
-    #[arg(long, env = "ANXIN_LEDGER_ID")]
-    ledger_id: Option<String>,
+    /// Configuration file (TOML); flags and environment variables override it.
+    #[arg(long, env = "ANXIN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "ANXIN_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory (log, index, vault) [default: ./anxin-data].
+    #[arg(long, env = "ANXIN_DATA")]
+    data: Option<PathBuf>,
+    /// Principals file with hashed tokens [default: <data>/principals.toml, created with a dev operator token].
+    #[arg(long, env = "ANXIN_PRINCIPALS")]
+    principals: Option<PathBuf>,
+    /// TLS certificate (PEM); needs --tls-key.
+    #[arg(long, env = "ANXIN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, env = "ANXIN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG").unwrap_or_else(|_| "info".into()))
         .init();
-    let args = Args::parse();
-    let ledger = anxin::ledger::Ledger::open(&args.data, anxin::ledger::LedgerOptions { ledger_id: args.ledger_id, ..Default::default() })?;
-    let (last, head) = ledger.head();
-    let r = ledger.recovery();
-    tracing::info!(ledger = ledger.ledger_id(), records = last, head = %hex::encode(head), replayed = r.replayed, "store open; gRPC API not yet served");
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    tokio::task::spawn_blocking(move || ledger.close()).await??;
+    let a = Args::parse();
+    let tls = match (a.tls_cert, a.tls_key) {
+        (Some(cert), Some(key)) => Some(anxin::server::TlsFiles { cert, key }),
+        _ => None,
+    };
+    let cfg = anxin::server::Config::load(a.config.as_deref(), a.listen, a.data, a.principals, tls).map_err(anyhow::Error::msg)?;
+    anxin::server::run(cfg, shutdown_signal()).await.map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
@@ -46,4 +55,5 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+    tracing::info!("shutdown signal: finishing in-flight calls");
 }

@@ -22,6 +22,8 @@ use crate::store::StoreError;
 pub struct Vault {
     secret: [u8; 32],
     salts: sled::Db,
+    /// Salts created since the last `flush`.
+    unflushed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone, Copy)]
@@ -60,7 +62,7 @@ impl Vault {
             s
         };
         let salts = crate::store::open_sled(&sled::Config::new().path(dir.join("salts")).flush_every_ms(None))?;
-        Ok(Vault { secret, salts })
+        Ok(Vault { secret, salts, unflushed: std::sync::atomic::AtomicBool::new(false) })
     }
 
     fn keyed(&self, parts: &[&[u8]]) -> [u8; 32] {
@@ -82,8 +84,9 @@ impl Vault {
                 // compare_and_swap so that two concurrent first uses agree on one salt.
                 match self.salts.compare_and_swap(lookup, None as Option<&[u8]>, Some(&s[..]))? {
                     Ok(()) => {
-                        // The salt must be durable before any record can carry its commitment.
-                        self.salts.flush()?;
+                        // Durable at the next `flush`, which callers make before submitting
+                        // any record that carries this commitment.
+                        self.unflushed.store(true, std::sync::atomic::Ordering::SeqCst);
                         s
                     }
                     Err(cas) => cas.current.expect("someone else stored it").as_ref().try_into().expect("32 bytes"),
@@ -91,6 +94,22 @@ impl Vault {
             }
         };
         Ok(Commitment(self.keyed(&[b"commit", kind.tag(), &salt, value.as_bytes()])))
+    }
+
+    /// Makes every salt created so far durable. Call it before submitting commands
+    /// converted with `worker` or `card`: a record must never carry a commitment whose
+    /// salt a crash could lose.
+    ///
+    /// # Errors
+    /// `StoreError` if sled cannot flush.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        if self.unflushed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = self.salts.flush() {
+                self.unflushed.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     /// The commitment for a worker's national ID, and its masked form.
@@ -114,6 +133,25 @@ impl Vault {
         let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose_clear().as_bytes()]);
         let Some(salt) = self.salts.get(lookup)? else { return Ok(None) };
         Ok(Some(Commitment(self.keyed(&[b"commit", Kind::Worker.tag(), &salt, id.expose_clear().as_bytes()]))))
+    }
+
+    /// The commitment of a national ID already known to the vault or, for one never
+    /// seen, a phantom commitment that no record carries (keyed, unsalted, with its own
+    /// tag): the rules then refuse it as "not enrolled", and the vault stores nothing.
+    pub fn worker_or_phantom(&self, id: &NationalId) -> Result<Commitment, StoreError> {
+        match self.find_worker(id)? {
+            Some(c) => Ok(c),
+            None => Ok(Commitment(self.keyed(&[b"phantom", Kind::Worker.tag(), id.expose_clear().as_bytes()]))),
+        }
+    }
+
+    /// The commitment of a card already known to the vault, or a phantom one (as above).
+    pub fn card_or_phantom(&self, card: &BankCard) -> Result<Commitment, StoreError> {
+        let lookup = self.keyed(&[b"lookup", Kind::Card.tag(), card.expose_clear().as_bytes()]);
+        match self.salts.get(lookup)? {
+            Some(salt) => Ok(Commitment(self.keyed(&[b"commit", Kind::Card.tag(), &salt, card.expose_clear().as_bytes()]))),
+            None => Ok(Commitment(self.keyed(&[b"phantom", Kind::Card.tag(), card.expose_clear().as_bytes()]))),
+        }
     }
 
     /// Forgets a worker (crypto-shredding): their commitment can no longer be linked to them.

@@ -1,0 +1,370 @@
+//! Wire <-> domain: proto messages become validated domain commands, and read models
+//! become proto messages. Clear national IDs and card numbers are validated here and
+//! replaced by vault commitments; they go no further.
+//!
+//! **Invariant**: only `api` touches generated proto types.
+
+use crate::domain::command::{self as c, Command};
+use crate::domain::date::{Date, Period};
+use crate::domain::ids::*;
+use crate::domain::money::{format_fen, Money, MoneyError};
+use crate::projection::flags::{Flag, Grade};
+use crate::projection::views::{CountySummary, PayrollLineView, ProjectView, WorkerView};
+use crate::vault::Vault;
+
+use super::error::ApiError;
+use super::pb;
+
+type R<T> = Result<T, ApiError>;
+
+fn money_err(field: &str, e: MoneyError) -> ApiError {
+    ApiError::invalid("INVALID_AMOUNT", format!("{field}: {e}"))
+}
+
+pub fn money(field: &str, s: &str) -> R<Money> {
+    Money::parse(s).map_err(|e| money_err(field, e))
+}
+
+/// Money that moves: positive.
+pub fn amount(field: &str, s: &str) -> R<Money> {
+    Money::parse_positive(s).map_err(|e| money_err(field, e))
+}
+
+pub fn date(field: &str, s: &str) -> R<Date> {
+    if s.is_empty() {
+        return Err(ApiError::invalid("MISSING_FIELD", format!("{field} is required")));
+    }
+    Date::parse(s).map_err(|e| ApiError::invalid("INVALID_DATE", format!("{field}: {e}")))
+}
+
+pub fn opt_date(field: &str, s: &str) -> R<Option<Date>> {
+    if s.is_empty() { Ok(None) } else { date(field, s).map(Some) }
+}
+
+pub fn period(field: &str, s: &str) -> R<Period> {
+    Period::parse(s).map_err(|e| ApiError::invalid("INVALID_PERIOD", format!("{field}: {e}")))
+}
+
+pub fn opt_period(field: &str, s: &str) -> R<Option<Period>> {
+    if s.is_empty() { Ok(None) } else { period(field, s).map(Some) }
+}
+
+fn id_err(field: &str, e: IdError) -> ApiError {
+    ApiError::invalid(e.code(), format!("{field}: {e}"))
+}
+
+pub fn project(s: &str) -> R<ProjectId> {
+    ProjectId::parse(s).map_err(|e| id_err("project", e))
+}
+
+pub fn county(s: &str) -> R<CountyCode> {
+    CountyCode::parse(s).map_err(|e| id_err("county", e))
+}
+
+fn uscc(field: &str, s: &str) -> R<Uscc> {
+    Uscc::parse(s).map_err(|e| id_err(field, e))
+}
+
+fn bank(s: &str) -> R<BankCode> {
+    BankCode::parse(s).map_err(|e| id_err("bank", e))
+}
+
+fn doc(field: &str, s: &str) -> R<DocNo> {
+    DocNo::parse(s).map_err(|e| id_err(field, e))
+}
+
+fn text(field: &str, s: &str) -> R<Text> {
+    Text::parse(s).map_err(|e| id_err(field, e))
+}
+
+pub fn national_id(s: &str) -> R<NationalId> {
+    NationalId::parse(s).map_err(|e| id_err("national_id", e))
+}
+
+fn card(s: &str) -> R<BankCard> {
+    BankCard::parse(s).map_err(|e| id_err("bank_card", e))
+}
+
+fn bp(field: &str, v: u32) -> R<Option<u32>> {
+    match v {
+        0 => Ok(None),
+        1..=10_000 => Ok(Some(v)),
+        _ => Err(ApiError::invalid("INVALID_POLICY_OVERRIDE", format!("{field}: {v} basis points is above 100%"))),
+    }
+}
+
+pub fn status_from(v: i32) -> R<c::ProjectStatus> {
+    match pb::ProjectStatus::try_from(v) {
+        Ok(pb::ProjectStatus::Active) => Ok(c::ProjectStatus::Active),
+        Ok(pb::ProjectStatus::Suspended) => Ok(c::ProjectStatus::Suspended),
+        Ok(pb::ProjectStatus::Completed) => Ok(c::ProjectStatus::Completed),
+        Ok(pb::ProjectStatus::Unspecified) => Err(ApiError::invalid("MISSING_FIELD", "status is required")),
+        Err(_) => Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("status {v} is not a ProjectStatus"))),
+    }
+}
+
+pub fn status_to(s: c::ProjectStatus) -> pb::ProjectStatus {
+    match s {
+        c::ProjectStatus::Active => pb::ProjectStatus::Active,
+        c::ProjectStatus::Suspended => pb::ProjectStatus::Suspended,
+        c::ProjectStatus::Completed => pb::ProjectStatus::Completed,
+    }
+}
+
+fn worker_text(masked: String) -> Text {
+    Text::parse(&masked).expect("a masked id is short printable text")
+}
+
+/// Converts one wire command, committing personal data through the vault.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming the field, or a vault fault (`UNAVAILABLE`).
+pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
+    use pb::command::Kind;
+    let kind = cmd.kind.as_ref().ok_or_else(|| ApiError::invalid("MISSING_FIELD", "command has no kind (an unknown or empty oneof)"))?;
+    let known_worker = |s: &str| -> R<WorkerRef> { Ok(vault.worker_or_phantom(&national_id(s)?)?) };
+    let known_card = |s: &str| -> R<CardRef> { Ok(vault.card_or_phantom(&card(s)?)?) };
+    Ok(match kind {
+        Kind::RegisterProject(m) => Command::RegisterProject(c::RegisterProject {
+            project: project(&m.project)?,
+            county: county(&m.county)?,
+            name: text("name", &m.name)?,
+            general_contractor: uscc("general_contractor", &m.general_contractor)?,
+            owner: uscc("owner", &m.owner)?,
+            contract_price: amount("contract_price", &m.contract_price)?,
+            contract_date: date("contract_date", &m.contract_date)?,
+            permit_date: opt_date("permit_date", &m.permit_date)?,
+            start_date: date("start_date", &m.start_date)?,
+            planned_end: date("planned_end", &m.planned_end)?,
+            labour_ratio_bp: bp("labour_ratio_bp", m.labour_ratio_bp)?,
+            deposit_rate_bp: bp("deposit_rate_bp", m.deposit_rate_bp)?,
+        }),
+        Kind::ChangeProjectStatus(m) => Command::ChangeProjectStatus(c::ChangeProjectStatus {
+            project: project(&m.project)?,
+            status: status_from(m.status)?,
+            date: date("date", &m.date)?,
+        }),
+        Kind::OpenWageAccount(m) => Command::OpenWageAccount(c::OpenWageAccount {
+            project: project(&m.project)?,
+            bank: bank(&m.bank)?,
+            account_no: text("account_no", &m.account_no)?,
+            date: date("date", &m.date)?,
+        }),
+        Kind::CloseWageAccount(m) => Command::CloseWageAccount(c::CloseWageAccount { project: project(&m.project)?, date: date("date", &m.date)? }),
+        Kind::EnrolWorker(m) => {
+            let nid = national_id(&m.national_id)?;
+            let bc = card(&m.bank_card)?;
+            let (worker, worker_masked) = vault.worker(&nid)?;
+            let (card_ref, card_masked) = vault.card(&bc)?;
+            Command::EnrolWorker(c::EnrolWorker {
+                project: project(&m.project)?,
+                worker,
+                worker_masked: worker_text(worker_masked),
+                employer: uscc("employer", &m.employer)?,
+                card: card_ref,
+                card_masked: worker_text(card_masked),
+                date: date("date", &m.date)?,
+            })
+        }
+        Kind::RecordContract(m) => Command::RecordContract(c::RecordContract {
+            project: project(&m.project)?,
+            worker: known_worker(&m.national_id)?,
+            contract_no: doc("contract_no", &m.contract_no)?,
+            date: date("date", &m.date)?,
+        }),
+        Kind::ExitWorker(m) => Command::ExitWorker(c::ExitWorker { project: project(&m.project)?, worker: known_worker(&m.national_id)?, date: date("date", &m.date)? }),
+        Kind::SubmitPayroll(m) => {
+            let per = period("period", &m.period)?;
+            if m.lines.len() > crate::limits::PAYROLL_LINES_MAX {
+                return Err(ApiError::new(tonic::Code::ResourceExhausted, "LIMIT_EXCEEDED", format!("{} payroll lines; the limit is {}", m.lines.len(), crate::limits::PAYROLL_LINES_MAX)));
+            }
+            let mut lines = Vec::with_capacity(m.lines.len());
+            for (i, l) in m.lines.iter().enumerate() {
+                let line = (|| -> R<c::PayrollLine> {
+                    Ok(c::PayrollLine {
+                        worker: known_worker(&l.national_id)?,
+                        employer: uscc("employer", &l.employer)?,
+                        days: u8::try_from(l.days).map_err(|_| ApiError::invalid("INVALID_DAYS", format!("{} days in one month", l.days)))?,
+                        amount_due: money("amount_due", &l.amount_due)?,
+                    })
+                })()
+                .map_err(|e| ApiError { message: format!("line {i}: {}", e.message), ..e })?;
+                lines.push(line);
+            }
+            Command::SubmitPayroll(c::SubmitPayroll {
+                project: project(&m.project)?,
+                period: per,
+                due_date: opt_date("due_date", &m.due_date)?.unwrap_or_else(|| per.next().last_day()),
+                lines,
+            })
+        }
+        Kind::PayDeposit(m) => Command::PayDeposit(c::PayDeposit {
+            project: project(&m.project)?,
+            bank: bank(&m.bank)?,
+            payment_no: doc("payment_no", &m.payment_no)?,
+            amount: amount("amount", &m.amount)?,
+            date: date("date", &m.date)?,
+        }),
+        Kind::IssueGuaranteeLetter(m) => Command::IssueGuaranteeLetter(c::IssueGuaranteeLetter {
+            project: project(&m.project)?,
+            letter_no: doc("letter_no", &m.letter_no)?,
+            bank: bank(&m.bank)?,
+            amount: amount("amount", &m.amount)?,
+            valid_from: date("valid_from", &m.valid_from)?,
+            valid_to: date("valid_to", &m.valid_to)?,
+        }),
+        Kind::CancelGuaranteeLetter(m) => Command::CancelGuaranteeLetter(c::CancelGuaranteeLetter {
+            project: project(&m.project)?,
+            letter_no: doc("letter_no", &m.letter_no)?,
+            date: date("date", &m.date)?,
+        }),
+        Kind::MakeProgressPayment(m) => Command::MakeProgressPayment(c::MakeProgressPayment {
+            project: project(&m.project)?,
+            payment_no: doc("payment_no", &m.payment_no)?,
+            total: amount("total", &m.total)?,
+            wage_share: money("wage_share", &m.wage_share)?,
+            date: date("date", &m.date)?,
+        }),
+        Kind::TopUpWageAccount(m) => Command::TopUpWageAccount(c::TopUpWageAccount {
+            project: project(&m.project)?,
+            payment_no: doc("payment_no", &m.payment_no)?,
+            amount: amount("amount", &m.amount)?,
+            date: date("date", &m.date)?,
+        }),
+        Kind::PayWage(m) => Command::PayWage(c::PayWage {
+            project: project(&m.project)?,
+            payment_no: doc("payment_no", &m.payment_no)?,
+            worker: known_worker(&m.national_id)?,
+            card: known_card(&m.bank_card)?,
+            amount: amount("amount", &m.amount)?,
+            date: date("date", &m.date)?,
+            period: opt_period("period", &m.period)?,
+        }),
+        Kind::DrawDeposit(m) => {
+            if m.payees.len() > crate::limits::DRAWDOWN_PAYEES_MAX {
+                return Err(ApiError::new(tonic::Code::ResourceExhausted, "LIMIT_EXCEEDED", format!("{} payees; the limit is {}", m.payees.len(), crate::limits::DRAWDOWN_PAYEES_MAX)));
+            }
+            let mut payees = Vec::with_capacity(m.payees.len());
+            for p in &m.payees {
+                payees.push(c::DrawdownPayee {
+                    worker: known_worker(&p.national_id)?,
+                    card: known_card(&p.bank_card)?,
+                    amount: amount("amount", &p.amount)?,
+                    period: opt_period("period", &p.period)?,
+                });
+            }
+            Command::DrawDeposit(c::DrawDeposit { project: project(&m.project)?, order_no: doc("order_no", &m.order_no)?, date: date("date", &m.date)?, payees })
+        }
+        Kind::ReleaseDeposit(m) => Command::ReleaseDeposit(c::ReleaseDeposit { project: project(&m.project)?, date: date("date", &m.date)? }),
+    })
+}
+
+pub fn flag(f: &Flag) -> pb::Flag {
+    pb::Flag {
+        code: f.code.as_str().to_owned(),
+        grade: match f.grade {
+            Grade::Red => "red".into(),
+            Grade::Yellow => "yellow".into(),
+        },
+        project: f.project.to_string(),
+        gap: format_fen(f.gap),
+        count: f.count,
+        since: f.since.to_string(),
+        evidence: f.evidence.clone(),
+        detail: f.detail.clone(),
+    }
+}
+
+pub fn project_view(v: &ProjectView, as_of: Date, with_periods: bool) -> pb::Project {
+    pb::Project {
+        project: v.project.to_string(),
+        name: v.name.clone(),
+        county: v.county.to_string(),
+        general_contractor: v.general_contractor.clone(),
+        owner: v.owner.clone(),
+        status: status_to(v.status) as i32,
+        contract_price: format_fen(v.contract_price),
+        registered_seq: v.registered_seq,
+        wage_account_open: v.wage_account_open,
+        wage_account_bank: v.wage_account_bank.clone().unwrap_or_default(),
+        wage_balance: format_fen(v.wage_balance),
+        deposit_required: format_fen(v.deposit_required),
+        deposit_cash: format_fen(v.deposit_cash),
+        letters_valid: format_fen(v.letters_valid),
+        progress_total: format_fen(v.progress_total),
+        wage_share_total: format_fen(v.wage_share_total),
+        labour_ratio_bp: v.labour_ratio_bp,
+        wages_paid_total: format_fen(v.wages_paid_total),
+        workers_enrolled: v.workers_enrolled,
+        workers_on_site: v.workers_on_site,
+        workers_with_contract: v.workers_with_contract,
+        owed: format_fen(v.owed),
+        overdue: format_fen(v.overdue),
+        payroll_periods: if with_periods { v.payroll_periods.iter().map(ToString::to_string).collect() } else { Vec::new() },
+        flags: v.flags.iter().map(flag).collect(),
+        as_of: as_of.to_string(),
+    }
+}
+
+pub fn county_summary(s: &CountySummary) -> pb::CountySummary {
+    pb::CountySummary {
+        county: s.county.map(|c| c.to_string()).unwrap_or_default(),
+        as_of: s.as_of.map(|d| d.to_string()).unwrap_or_default(),
+        projects_total: s.projects_total,
+        projects_active: s.projects_active,
+        projects_suspended: s.projects_suspended,
+        projects_completed: s.projects_completed,
+        workers_registered: s.workers_registered,
+        workers_on_site: s.workers_on_site,
+        enrolments: s.enrolments,
+        enrolments_with_contract: s.enrolments_with_contract,
+        wage_accounts_bound: s.wage_accounts_bound,
+        deposit_required_projects: s.deposit_required_projects,
+        deposit_covered_projects: s.deposit_covered_projects,
+        deposit_cash_total: format_fen(s.deposit_cash_total),
+        letters_valid_total: format_fen(s.letters_valid_total),
+        progress_total: format_fen(s.progress_total),
+        wage_share_total: format_fen(s.wage_share_total),
+        wages_paid_year: format_fen(s.wages_paid_year),
+        workers_paid_year: s.workers_paid_year,
+        arrears: format_fen(s.arrears),
+        arrears_workers: s.arrears_workers,
+        flags_red: s.flags_red,
+        flags_yellow: s.flags_yellow,
+        flags_by_code: s.flags_by_code.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+    }
+}
+
+pub fn worker_view(w: &WorkerView) -> pb::Worker {
+    pb::Worker {
+        worker_ref: w.worker.to_hex(),
+        masked_id: w.masked.clone(),
+        paid_total: format_fen(w.paid_total),
+        owed_total: format_fen(w.owed_total),
+        enrolments: w
+            .enrolments
+            .iter()
+            .map(|e| pb::WorkerEnrolment {
+                project: e.project.to_string(),
+                employer: e.employer.clone(),
+                card_masked: e.card_masked.clone(),
+                on_site: e.on_site,
+                first_day: e.first_day.to_string(),
+                last_exit: e.last_exit.map(|d| d.to_string()).unwrap_or_default(),
+                contract_no: e.contract_no.clone().unwrap_or_default(),
+                owed: format_fen(e.owed),
+            })
+            .collect(),
+    }
+}
+
+pub fn payroll_line(l: &PayrollLineView) -> pb::PayrollLineView {
+    pb::PayrollLineView {
+        worker_ref: l.worker.to_hex(),
+        masked_id: l.worker_masked.clone(),
+        employer: l.employer.clone(),
+        days: u32::from(l.days),
+        due: format_fen(l.due),
+        paid: format_fen(l.paid),
+    }
+}

@@ -1,0 +1,91 @@
+//! The gRPC API: `LedgerPosting`, `LedgerQuery`, `LedgerAudit`, health and reflection.
+//!
+//! Wire -> `convert` (validation, PII to commitments) -> `auth` (who may do what) ->
+//! `Ledger::enqueue` (the writer) -> receipt or refusal (`error`, the one mapping to
+//! gRPC statuses). Queries read the ledger's projections through the view functions, the
+//! same ones the CLI prints; nothing here computes a figure of its own.
+//!
+//! **Invariant**: only `api` touches generated proto types.
+
+pub mod auth;
+pub mod convert;
+pub mod error;
+mod audit;
+mod posting;
+mod query;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::ledger::Ledger;
+use crate::limits::MESSAGE_BYTES_MAX;
+use crate::vault::Vault;
+
+use auth::Principals;
+
+/// Generated protobuf and gRPC types of package `anxin.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("anxin.v1");
+
+    /// The encoded descriptor set, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/anxin_descriptor.bin"));
+}
+
+/// What every service shares.
+#[derive(Clone)]
+pub struct Api {
+    pub ledger: Arc<Ledger>,
+    pub vault: Arc<Vault>,
+    pub principals: Arc<Principals>,
+}
+
+/// TLS material, PEM encoded.
+#[derive(Clone)]
+pub struct Tls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops accepting, lets
+/// in-flight calls finish, and returns. The caller closes the ledger afterwards.
+///
+/// # Errors
+/// A transport error (bad TLS material, a listener failure).
+pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>, shutdown: impl Future<Output = ()> + Send) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<pb::ledger_posting_server::LedgerPostingServer<posting::Posting>>().await;
+    health_reporter.set_serving::<pb::ledger_query_server::LedgerQueryServer<query::Query>>().await;
+    health_reporter.set_serving::<pb::ledger_audit_server::LedgerAuditServer<audit::Audit>>().await;
+    let reflection = tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET).build_v1()?;
+
+    let posting = pb::ledger_posting_server::LedgerPostingServer::new(posting::Posting(api.clone()))
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
+    let query = pb::ledger_query_server::LedgerQueryServer::new(query::Query(api.clone()))
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
+    let audit = pb::ledger_audit_server::LedgerAuditServer::new(audit::Audit(api.clone()))
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
+
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .max_concurrent_streams(Some(crate::limits::STREAMS_PER_CONNECTION_MAX));
+    if let Some(t) = tls {
+        builder = builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(t.cert_pem, t.key_pem)))?;
+    }
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    builder
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(posting)
+        .add_service(query)
+        .add_service(audit)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! `anxind`'s configuration and its run loop, as a library so tests start the same
+//! server in-process on `127.0.0.1:0`.
+//!
+//! Configuration comes from a TOML file, then flags and environment variables override
+//! it. With no configuration at all the server serves `127.0.0.1:50051` from
+//! `./anxin-data` and, the first time, creates a principals file there with one operator
+//! token, which it prints once and keeps in `dev-token` (mode 0600).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::api::auth::{self, Principals};
+use crate::api::{self, Api, Tls};
+use crate::domain::date::{Calendar, CalendarBook};
+use crate::domain::ids::CountyCode;
+use crate::domain::policy::{PolicyBook, PolicyOverride};
+use crate::domain::principal::Principal;
+use crate::ledger::{Ledger, LedgerOptions};
+use crate::vault::Vault;
+
+/// The configuration file (all optional).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on, e.g. `127.0.0.1:50051`.
+    pub listen: Option<SocketAddr>,
+    /// Data directory.
+    pub data: Option<PathBuf>,
+    /// Principals file (hashed tokens); default `<data>/principals.toml`.
+    pub principals: Option<PathBuf>,
+    /// Id of a new ledger.
+    pub ledger_id: Option<String>,
+    /// TLS certificate and key (PEM); both or neither.
+    pub tls: Option<TlsFiles>,
+    /// Replacement for the national working-day calendar file.
+    pub calendar: Option<PathBuf>,
+    /// Changes to the national policy defaults.
+    #[serde(default)]
+    pub policy: PolicyOverride,
+    /// Per county (by 6-digit code): policy changes and a calendar of its own.
+    #[serde(default)]
+    pub county: BTreeMap<String, CountyConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountyConfig {
+    pub calendar: Option<PathBuf>,
+    #[serde(default)]
+    pub policy: PolicyOverride,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub principals: Option<PathBuf>,
+    pub ledger_id: Option<String>,
+    pub tls: Option<TlsFiles>,
+    pub file: FileConfig,
+}
+
+impl Config {
+    /// Reads `path` (if any) and applies the overrides given on the command line.
+    ///
+    /// # Errors
+    /// A message naming the file and what is wrong.
+    pub fn load(path: Option<&Path>, listen: Option<SocketAddr>, data: Option<PathBuf>, principals: Option<PathBuf>, tls: Option<TlsFiles>) -> Result<Config, String> {
+        let file: FileConfig = match path {
+            Some(p) => toml::from_str(&std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))?,
+            None => FileConfig::default(),
+        };
+        Ok(Config {
+            listen: listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:50051".parse().expect("valid")),
+            data: data.or(file.data.clone()).unwrap_or_else(|| PathBuf::from("./anxin-data")),
+            principals: principals.or(file.principals.clone()),
+            ledger_id: file.ledger_id.clone(),
+            tls: tls.or(file.tls.clone()),
+            file,
+        })
+    }
+
+    /// The policies and calendars the configuration describes.
+    ///
+    /// # Errors
+    /// A message naming a bad county code or calendar file.
+    pub fn policies_and_calendars(&self) -> Result<(PolicyBook, CalendarBook), String> {
+        let mut book = PolicyBook::default();
+        apply_override(&mut book.national, &self.file.policy);
+        let load_cal = |p: &Path| -> Result<Calendar, String> {
+            Calendar::parse(&std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))
+        };
+        let mut cals = CalendarBook::china();
+        if let Some(p) = &self.file.calendar {
+            cals.national = load_cal(p)?;
+        }
+        for (code, c) in &self.file.county {
+            let county = CountyCode::parse(code).map_err(|e| format!("[county.{code}]: {e}"))?;
+            book.counties.insert(county, c.policy.clone());
+            if let Some(p) = &c.calendar {
+                cals.counties.insert(county, load_cal(p)?);
+            }
+        }
+        Ok((book, cals))
+    }
+}
+
+fn apply_override(p: &mut crate::domain::policy::Policy, o: &PolicyOverride) {
+    if let Some(v) = o.labour_ratio_bp { p.labour_ratio_bp = v; }
+    if let Some(v) = o.deposit_rate_bp { p.deposit_rate_bp = v; }
+    if let Some(v) = o.deposit_exempt_below { p.deposit_exempt_below = v; }
+    if o.deposit_cap.is_some() { p.deposit_cap = o.deposit_cap; }
+    if let Some(v) = o.deposit_lodge_working_days { p.deposit_lodge_working_days = v; }
+    if let Some(v) = o.replenish_working_days { p.replenish_working_days = v; }
+    if let Some(v) = o.wage_account_open_days { p.wage_account_open_days = v; }
+    if let Some(v) = o.letter_warn_days { p.letter_warn_days = v; }
+    if let Some(v) = o.payroll_grace_days { p.payroll_grace_days = v; }
+}
+
+/// Loads the principals file, or creates a development one with an operator token.
+/// Returns the principals and, when it created one, the new token.
+///
+/// # Errors
+/// A message naming the file and what is wrong.
+pub fn principals(cfg: &Config) -> Result<(Principals, Option<String>), String> {
+    match &cfg.principals {
+        Some(p) => Ok((Principals::load(p)?, None)),
+        None => {
+            let path = cfg.data.join("principals.toml");
+            if path.exists() {
+                return Ok((Principals::load(&path)?, None));
+            }
+            crate::fsutil::create_private_dir(&cfg.data).map_err(|e| e.to_string())?;
+            let token = auth::new_token();
+            let text = format!(
+                "# Principals of this ledger: one [[principal]] per token; tokens are stored hashed.\n# Add one with `anxin token new --role bank --scope ICBC`.\n\n{}",
+                auth::principals_entry(&Principal::Operator, &token)
+            );
+            write_private(&path, text.as_bytes())?;
+            write_private(&cfg.data.join("dev-token"), format!("{token}\n").as_bytes())?;
+            Ok((Principals::parse(&text)?, Some(token)))
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let mut f = crate::fsutil::create_private_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Opens the ledger and the vault of `cfg.data`.
+///
+/// # Errors
+/// A message naming what failed (a damaged data directory refuses to open).
+pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), String> {
+    let (policies, calendars) = cfg.policies_and_calendars()?;
+    let ledger = Ledger::open(&cfg.data, LedgerOptions { ledger_id: cfg.ledger_id.clone(), policies, calendars, ..Default::default() }).map_err(|e| e.to_string())?;
+    let vault = Vault::open(&cfg.data.join("vault")).map_err(|e| e.to_string())?;
+    let year = ledger.today().year();
+    if !ledger.calendars().national.covers(year) {
+        tracing::warn!(year, "the working-day calendar does not cover this year: deadlines count weekends only; load this year's holidays");
+    }
+    Ok((Arc::new(ledger), Arc::new(vault)))
+}
+
+/// Serves until `shutdown`, then closes the ledger (every acknowledged batch is durable
+/// already; closing flushes the index so the next start replays nothing).
+///
+/// # Errors
+/// A message naming what failed.
+pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), String> {
+    let (ledger, vault) = open(&cfg)?;
+    let (principals, dev_token) = principals(&cfg)?;
+    if let Some(t) = &dev_token {
+        println!("anxind: created {} with an operator token (also in {}):\n  {t}", cfg.data.join("principals.toml").display(), cfg.data.join("dev-token").display());
+    }
+    let tls = match &cfg.tls {
+        Some(t) => Some(Tls {
+            cert_pem: std::fs::read(&t.cert).map_err(|e| format!("{}: {e}", t.cert.display()))?,
+            key_pem: std::fs::read(&t.key).map_err(|e| format!("{}: {e}", t.key.display()))?,
+        }),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| format!("listen on {}: {e}", cfg.listen))?;
+    let (last, head) = ledger.head();
+    tracing::info!(listen = %listener.local_addr().map_err(|e| e.to_string())?, data = %cfg.data.display(), ledger = ledger.ledger_id(), records = last, head = %hex::encode(head), tls = tls.is_some(), principals = principals.len(), "serving");
+    let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals) };
+    api::serve(api, listener, tls, shutdown).await.map_err(|e| e.to_string())?;
+    tracing::info!("stopped accepting; closing the ledger");
+    let ledger = Arc::try_unwrap(ledger).map_err(|_| "the ledger is still in use after shutdown".to_owned())?;
+    tokio::task::spawn_blocking(move || ledger.close()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    tracing::info!("closed");
+    Ok(())
+}
