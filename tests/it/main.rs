@@ -1,6 +1,8 @@
 //! The integration tests, as one binary (one link on 2 cores).
 
+mod api;
 mod common;
+mod harness;
 mod flags;
 mod props;
 mod rules;

@@ -1,0 +1,380 @@
+//! The gRPC API on a real server on a loopback port: every RPC, its errors, the
+//! authorization matrix, idempotency, atomicity, concurrency, live tails and TLS.
+
+use std::collections::BTreeSet;
+
+use anxin::api::pb;
+use anxin::api::pb::command::Kind;
+use tokio_stream::StreamExt;
+use tonic::Code;
+
+use crate::harness::*;
+
+const COUNTY_P: &str = "county:620121";
+
+fn gcp() -> String {
+    format!("contractor:{}", gc())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_month_end_to_end_and_every_query() {
+    let s = TestServer::start().await;
+    s.setup_project(3).await;
+    s.ok(&gcp(), "payroll-jan", vec![payroll("P1", "2026-01", &[(1, "5000"), (2, "6000.50"), (3, "4000")])]).await;
+    let r = s.ok("bank:ICBC", "payout-jan", vec![pay("P1", "W1", 1, "5000", "2026-01"), pay("P1", "W2", 2, "6000.50", "2026-01")]).await;
+    assert_eq!(r.last_seq - r.first_seq, 1);
+    assert_eq!(r.chain_head.len(), 32);
+
+    let mut q = s.query(COUNTY_P).await;
+    let p = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-02-20".into() }).await.unwrap().into_inner();
+    assert_eq!((p.wage_balance.as_str(), p.wages_paid_total.as_str(), p.owed.as_str()), ("18999.50", "11000.50", "4000.00"));
+    assert_eq!((p.workers_enrolled, p.workers_with_contract, p.status), (3, 3, pb::ProjectStatus::Active as i32));
+    assert_eq!(p.payroll_periods, vec!["2026-01".to_owned()]);
+    assert_eq!((p.deposit_required.as_str(), p.deposit_cash.as_str()), ("200000.00", "200000.00"));
+
+    let b = q.get_balance(pb::GetBalanceRequest { account: "wage:P1".into() }).await.unwrap().into_inner();
+    assert_eq!(b.balance, "18999.50");
+    let accts = q.list_accounts(pb::ListAccountsRequest { project: "P1".into(), page_size: 1, page_token: String::new() }).await.unwrap().into_inner();
+    assert_eq!((accts.accounts.len(), accts.next_page_token.as_str()), (1, "1"));
+    let rest = q.list_accounts(pb::ListAccountsRequest { project: "P1".into(), page_size: 10, page_token: "1".into() }).await.unwrap().into_inner();
+    assert_eq!((rest.accounts.len(), rest.next_page_token.as_str()), (1, ""));
+
+    let list = q.list_projects(pb::ListProjectsRequest { county: COUNTY.into(), status: 0, as_of: "2026-02-20".into(), page_size: 0, page_token: String::new() }).await.unwrap().into_inner();
+    assert_eq!(list.projects.iter().map(|p| p.project.as_str()).collect::<Vec<_>>(), vec!["P1"]);
+
+    // As of 2026-03-01 the January payroll (due 2026-02-28) is overdue for worker 3.
+    let flags = q.list_flags(pb::ListFlagsRequest { county: String::new(), project: "P1".into(), as_of: "2026-03-01".into(), page_size: 0, page_token: String::new() }).await.unwrap().into_inner();
+    let overdue = flags.flags.iter().find(|f| f.code == "WAGES_OVERDUE").expect("WAGES_OVERDUE");
+    assert_eq!((overdue.grade.as_str(), overdue.gap.as_str(), overdue.count), ("red", "4000.00", 1));
+    assert!(!overdue.evidence.is_empty());
+
+    let w = q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(2))), as_of: "2026-02-20".into() }).await.unwrap().into_inner();
+    assert_eq!((w.paid_total.as_str(), w.owed_total.as_str()), ("6000.50", "0.00"));
+    assert!(w.masked_id.contains("****") && !w.masked_id.contains(&nid(2)[6..14]));
+    let by_ref = q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::WorkerRef(w.worker_ref.clone())), as_of: String::new() }).await.unwrap().into_inner();
+    assert_eq!(by_ref.masked_id, w.masked_id);
+
+    let pr = q.get_payroll(pb::GetPayrollRequest { project: "P1".into(), period: "2026-01".into(), as_of: "2026-03-01".into(), page_size: 2, page_token: String::new() }).await.unwrap().into_inner();
+    assert_eq!((pr.due_total.as_str(), pr.paid_total.as_str(), pr.overdue, pr.lines.len(), pr.next_page_token.as_str()), ("15000.50", "11000.50", true, 2, "2"));
+
+    let c = q.get_county_summary(pb::GetCountySummaryRequest { county: COUNTY.into(), as_of: "2026-03-01".into() }).await.unwrap().into_inner();
+    assert_eq!((c.projects_total, c.workers_registered, c.enrolments_with_contract, c.arrears.as_str(), c.arrears_workers), (1, 3, 3, "4000.00", 1));
+    assert_eq!(c.flags_by_code.get("WAGES_OVERDUE"), Some(&1));
+
+    // ReadEvents: the records' bytes chain from the genesis hash; principals are named.
+    let recs = read_and_verify(&s).await;
+    assert_eq!(recs.len() as u64, r.last_seq);
+    assert_eq!(recs[0].principal.to_string(), COUNTY_P);
+    assert_eq!(recs.last().unwrap().principal.to_string(), "bank:ICBC");
+    let mut a = s.audit("bank:ICBC").await;
+    let part: Vec<_> = a.read_events(pb::ReadEventsRequest { from_seq: 2, to_seq: 3 }).await.unwrap().into_inner().collect::<Vec<_>>().await;
+    assert_eq!(part.into_iter().map(|r| r.unwrap().seq).collect::<Vec<_>>(), vec![2, 3]);
+
+    // The proof RPCs answer UNIMPLEMENTED until signed checkpoints land.
+    assert_eq!(a.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap_err().code(), Code::Unimplemented);
+    assert_eq!(a.get_public_key(pb::GetPublicKeyRequest {}).await.unwrap_err().code(), Code::Unimplemented);
+    assert_eq!(a.get_inclusion_proof(pb::GetInclusionProofRequest { seq: 1, tree_size: 0 }).await.unwrap_err().code(), Code::Unimplemented);
+    assert_eq!(a.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: 1, to_size: 2 }).await.unwrap_err().code(), Code::Unimplemented);
+
+    // Health and reflection answer without a token.
+    let mut h = tonic_health::pb::health_client::HealthClient::new(s.channel().await);
+    let st = h.check(tonic_health::pb::HealthCheckRequest { service: "anxin.v1.LedgerPosting".into() }).await.unwrap().into_inner();
+    assert_eq!(st.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_gets_a_clear_status_reason_and_index_and_leaves_no_trace() {
+    let s = TestServer::start().await;
+    s.setup_project(1).await;
+    let head = s.ledger.head();
+    let bad_amount = |a: &str| topup("P1", "T1", a);
+    for (cmds, code, reason, index) in [
+        (vec![bad_amount("1e9")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
+        (vec![topup("P1", "T0", "1"), bad_amount("-0.00")], Code::InvalidArgument, "INVALID_AMOUNT", Some(1)),
+        (vec![bad_amount("0.001")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
+        (vec![bad_amount("12,34")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
+        (vec![bad_amount("92233720368547758.08")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
+        (vec![bad_amount("0")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
+        (vec![pb::Command { kind: None }], Code::InvalidArgument, "MISSING_FIELD", Some(0)),
+        (vec![cmd(Kind::TopUpWageAccount(pb::TopUpWageAccount { project: "P1".into(), payment_no: "T9".into(), amount: "1".into(), date: "2026-02-30".into() }))], Code::InvalidArgument, "INVALID_DATE", Some(0)),
+        (vec![cmd(Kind::ChangeProjectStatus(pb::ChangeProjectStatus { project: "P1".into(), status: 42, date: "2026-03-01".into() }))], Code::InvalidArgument, "UNKNOWN_ENUM_VALUE", Some(0)),
+        (vec![], Code::InvalidArgument, "EMPTY_BATCH", None),
+    ] {
+        let who = if reason == "UNKNOWN_ENUM_VALUE" { COUNTY_P } else { "bank:ICBC" };
+        let (c, r, i) = s.refused(who, "bad", cmds).await;
+        assert_eq!((c, r.as_str(), i), (code, reason, index));
+    }
+    let mut bad_id = enrol("P1", 9);
+    if let Some(Kind::EnrolWorker(e)) = &mut bad_id.kind {
+        e.national_id.replace_range(17..18, if e.national_id.ends_with('0') { "1" } else { "0" });
+    }
+    let (c, r, _) = s.refused(&gcp(), "bad-id", vec![bad_id]).await;
+    assert_eq!((c, r.as_str()), (Code::InvalidArgument, "INVALID_NATIONAL_ID"));
+    // The error names the masked ID only.
+    let mut bad_card = enrol("P1", 9);
+    if let Some(Kind::EnrolWorker(e)) = &mut bad_card.kind {
+        e.bank_card.push('1');
+    }
+    let st = s.posting(&gcp()).await.submit(pb::SubmitRequest { request_id: "bad-card".into(), commands: vec![bad_card] }).await.unwrap_err();
+    assert!(!st.message().contains(&card(9)), "{}", st.message());
+    // Rules: FAILED_PRECONDITION / ALREADY_EXISTS / NOT_FOUND with their reason codes.
+    assert_eq!(s.refused("bank:ICBC", "r1", vec![pay("P1", "W1", 1, "30000.01", "")]).await, (Code::FailedPrecondition, "INSUFFICIENT_WAGE_BALANCE".into(), Some(0)));
+    assert_eq!(s.refused("bank:ICBC", "r2", vec![pay("P1", "W1", 7, "1", "")]).await, (Code::FailedPrecondition, "PAYEE_NOT_ENROLLED".into(), Some(0)));
+    assert_eq!(s.refused("bank:ICBC", "r3", vec![progress("P1", "G1", "1", "0")]).await, (Code::AlreadyExists, "DUPLICATE_PAYMENT_NO".into(), Some(0)));
+    assert_eq!(s.refused(COUNTY_P, "r4", vec![status("NOPE", pb::ProjectStatus::Suspended)]).await, (Code::NotFound, "UNKNOWN_PROJECT".into(), Some(0)));
+    // Too many commands, too large a message, a bad request id.
+    let many = vec![topup("P1", "T", "1"); 10_001];
+    assert_eq!(s.refused("bank:ICBC", "big", many).await.0, Code::ResourceExhausted);
+    let huge = topup("P1", &"x".repeat(17 << 20), "1");
+    let st = s.posting("bank:ICBC").await.submit(pb::SubmitRequest { request_id: "huge".into(), commands: vec![huge] }).await.unwrap_err();
+    assert!(matches!(st.code(), Code::ResourceExhausted | Code::OutOfRange), "{st:?}");
+    assert_eq!(s.refused("bank:ICBC", "has space", vec![topup("P1", "T1", "1")]).await.1, "INVALID_REQUEST_ID");
+    // Queries.
+    let mut q = s.query(COUNTY_P).await;
+    assert_eq!(q.get_project(pb::GetProjectRequest { project: "NOPE".into(), as_of: String::new() }).await.unwrap_err().code(), Code::PermissionDenied);
+    let mut op = s.query("operator").await;
+    assert_eq!(op.get_project(pb::GetProjectRequest { project: "NOPE".into(), as_of: String::new() }).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-13-01".into() }).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(q.list_flags(pb::ListFlagsRequest { page_token: "zz".into(), ..Default::default() }).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(q.get_balance(pb::GetBalanceRequest { account: "nonsense".into() }).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(77))), as_of: String::new() }).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(q.get_payroll(pb::GetPayrollRequest { project: "P1".into(), period: "2026-05".into(), ..Default::default() }).await.unwrap_err().code(), Code::NotFound);
+    let mut a = s.audit("auditor").await;
+    assert_eq!(a.read_events(pb::ReadEventsRequest { from_seq: 0, to_seq: 0 }).await.unwrap_err().code(), Code::InvalidArgument);
+    // Nothing of any of it reached the log.
+    assert_eq!(s.ledger.head(), head);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_or_a_wrong_token_is_unauthenticated_on_every_service() {
+    let s = TestServer::start().await;
+    for token in [None, Some("anx_wrong".to_owned())] {
+        let ch = s.channel().await;
+        let mut p = pb::ledger_posting_client::LedgerPostingClient::with_interceptor(ch.clone(), Auth(token.clone()));
+        let e = p.submit(pb::SubmitRequest { request_id: "x".into(), commands: vec![register("P1", COUNTY)] }).await.unwrap_err();
+        assert_eq!((e.code(), anxin::api::error::reason_of(&e).0.as_deref()), (Code::Unauthenticated, Some("UNAUTHENTICATED")));
+        let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch.clone(), Auth(token.clone()));
+        assert_eq!(q.get_county_summary(pb::GetCountySummaryRequest::default()).await.unwrap_err().code(), Code::Unauthenticated);
+        let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, Auth(token));
+        assert_eq!(a.subscribe(pb::SubscribeRequest { from_seq: 1 }).await.unwrap_err().code(), Code::Unauthenticated);
+    }
+    assert_eq!(s.ledger.head().0, 0);
+    s.stop().await;
+}
+
+/// Each role against each command family: exactly the allowed ones pass authorization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_matrix() {
+    let s = TestServer::start().await;
+    s.setup_project(2).await;
+    s.ok(&gcp(), "payroll", vec![payroll("P1", "2026-01", &[(1, "100")])]).await;
+    let other_c = format!("county:{OTHER_COUNTY}");
+    let other_gc = format!("contractor:{}", other_gc());
+    let gcp = gcp();
+    let gcp = gcp.as_str();
+    // (family, a command, the roles that may post it)
+    let families: Vec<(&str, pb::Command, Vec<&str>)> = vec![
+        ("register in 620121", register("P2", COUNTY), vec!["operator", COUNTY_P]),
+        ("status", status("P1", pb::ProjectStatus::Suspended), vec!["operator", COUNTY_P]),
+        ("open account at ICBC", open_account("P1", "ICBC"), vec!["operator", "bank:ICBC"]),
+        ("deposit at ICBC", deposit("P1", "ICBC", "D9", "1"), vec!["operator", "bank:ICBC"]),
+        ("progress via ICBC account", progress("P1", "G9", "100", "30"), vec!["operator", "bank:ICBC"]),
+        ("payout via ICBC account", pay("P1", "W9", 1, "1", ""), vec!["operator", "bank:ICBC"]),
+        ("enrol on GC's project", enrol("P1", 5), vec!["operator", gcp]),
+        ("payroll on GC's project", payroll("P1", "2026-02", &[(1, "1")]), vec!["operator", gcp]),
+        (
+            "drawdown",
+            cmd(Kind::DrawDeposit(pb::DrawDeposit {
+                project: "P1".into(),
+                order_no: "O1".into(),
+                date: "2026-03-01".into(),
+                payees: vec![pb::DrawdownPayee { national_id: nid(1), bank_card: card(1), amount: "1".into(), period: String::new() }],
+            })),
+            vec!["operator", COUNTY_P],
+        ),
+    ];
+    let all = ["operator", "auditor", COUNTY_P, &other_c, "bank:ICBC", "bank:ABC", gcp, &other_gc];
+    let mut n = 0;
+    for (family, command, allowed) in &families {
+        for who in all {
+            n += 1;
+            let r = s.posting(who).await.submit(pb::SubmitRequest { request_id: format!("m{n}"), commands: vec![command.clone()] }).await;
+            let denied = matches!(&r, Err(st) if st.code() == Code::PermissionDenied);
+            assert_eq!(denied, !allowed.contains(&who), "{who} / {family}: {r:?}");
+        }
+    }
+    // Reads: a county reads its own county only; a bank the projects it serves; a
+    // contractor its own projects; everyone may audit.
+    for (who, may_read_p1, may_read_county) in [
+        ("operator", true, true),
+        ("auditor", true, true),
+        (COUNTY_P, true, true),
+        (other_c.as_str(), false, false),
+        ("bank:ICBC", true, false),
+        ("bank:ABC", false, false),
+        (gcp, true, false),
+        (other_gc.as_str(), false, false),
+    ] {
+        let mut q = s.query(who).await;
+        let r = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: String::new() }).await;
+        assert_eq!(r.is_ok(), may_read_p1, "{who} GetProject");
+        let r = q.get_county_summary(pb::GetCountySummaryRequest { county: COUNTY.into(), as_of: String::new() }).await;
+        assert_eq!(r.is_ok(), may_read_county, "{who} GetCountySummary");
+        let listed: Vec<String> = q.list_projects(pb::ListProjectsRequest::default()).await.unwrap().into_inner().projects.into_iter().map(|p| p.project).collect();
+        assert_eq!(listed.contains(&"P1".to_owned()), may_read_p1, "{who} ListProjects: {listed:?}");
+        let r = s.audit(who).await.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 1 }).await;
+        assert!(r.is_ok(), "{who} ReadEvents");
+    }
+    // Every record names the principal that posted it.
+    let recs = read_and_verify(&s).await;
+    assert!(recs.iter().any(|r| r.principal.to_string() == "bank:ICBC"));
+    assert!(recs.iter().any(|r| r.principal.to_string() == gcp));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_idempotent_and_a_reused_id_with_other_content_is_refused() {
+    let s = TestServer::start().await;
+    s.setup_project(1).await;
+    let first = s.ok("bank:ICBC", "t-1", vec![topup("P1", "T1", "10")]).await;
+    let again = s.ok("bank:ICBC", "t-1", vec![topup("P1", "T1", "10")]).await;
+    assert_eq!((again.first_seq, again.last_seq, again.chain_head.clone(), again.replayed), (first.first_seq, first.last_seq, first.chain_head.clone(), true));
+    assert_eq!(s.refused("bank:ICBC", "t-1", vec![topup("P1", "T1", "11")]).await, (Code::AlreadyExists, "REQUEST_ID_REUSED".into(), None));
+    assert_eq!(s.ledger.head().0, first.last_seq);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_500th_command_fails_appends_nothing() {
+    let s = TestServer::start().await;
+    s.setup_project(1).await;
+    let head = s.ledger.head();
+    let mut cmds: Vec<pb::Command> = (0..499).map(|i| topup("P1", &format!("T{i}"), "1")).collect();
+    cmds.push(pay("P1", "W1", 1, "1000000", ""));
+    cmds.extend((0..10).map(|i| topup("P1", &format!("U{i}"), "1")));
+    assert_eq!(s.refused("bank:ICBC", "atomic", cmds).await, (Code::FailedPrecondition, "INSUFFICIENT_WAGE_BALANCE".into(), Some(499)));
+    assert_eq!(s.ledger.head(), head);
+    assert_eq!(read_and_verify(&s).await.len() as u64, head.0);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_concurrent_clients_leave_no_gap_and_no_duplicate() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    s.setup_project(0).await;
+    let base = s.ledger.head().0;
+    let mut tasks = Vec::new();
+    for c in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = s.posting("bank:ICBC").await;
+            let mut seqs = Vec::new();
+            for b in 0..20 {
+                let cmds = (0..50).map(|i| topup("P1", &format!("C{c}-{b}-{i}"), "0.01")).collect();
+                let r = client.submit(pb::SubmitRequest { request_id: format!("c{c}-b{b}"), commands: cmds }).await.unwrap().into_inner();
+                assert_eq!(r.last_seq - r.first_seq + 1, 50);
+                seqs.extend(r.first_seq..=r.last_seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    let expected: Vec<u64> = (base + 1..=base + 8_000).collect();
+    assert_eq!(all, expected, "every acknowledged seq once, no gap");
+    let recs = read_and_verify(&s).await;
+    assert_eq!(recs.len() as u64, base + 8_000);
+    let balance = s.query(COUNTY_P).await.get_balance(pb::GetBalanceRequest { account: "wage:P1".into() }).await.unwrap().into_inner().balance;
+    assert_eq!(balance, "30080.00");
+    std::sync::Arc::try_unwrap(s).ok().unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_sees_every_record_exactly_once_across_a_live_append() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    s.setup_project(0).await;
+    let before = s.ledger.head().0;
+    let mut sub = s.audit("auditor").await.subscribe(pb::SubscribeRequest { from_seq: 1 }).await.unwrap().into_inner();
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for b in 0..30 {
+                let cmds = (0..10).map(|i| topup("P1", &format!("S{b}-{i}"), "1")).collect();
+                s.ok("bank:ICBC", &format!("live-{b}"), cmds).await;
+            }
+        })
+    };
+    let total = before + 300;
+    let mut seen = Vec::new();
+    while (seen.len() as u64) < total {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(20), sub.next()).await.expect("the live tail keeps coming").unwrap().unwrap();
+        seen.push(r.seq);
+    }
+    writer.await.unwrap();
+    assert_eq!(seen, (1..=total).collect::<Vec<_>>());
+    // Nothing more arrives: no duplicate after the last record.
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), sub.next()).await.is_err());
+    drop(sub);
+    std::sync::Arc::try_unwrap(s).ok().unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_stream_pipelines_batches_and_answers_in_order() {
+    let s = TestServer::start().await;
+    s.setup_project(1).await;
+    let base = s.ledger.head().0;
+    let mut reqs = Vec::new();
+    for b in 0..40 {
+        let cmds = if b == 7 { vec![pay("P1", "X", 1, "99999999", "")] } else { vec![topup("P1", &format!("ST{b}"), "1"), topup("P1", &format!("SU{b}"), "1")] };
+        reqs.push(pb::SubmitRequest { request_id: format!("st-{b}"), commands: cmds });
+    }
+    let out: Vec<pb::SubmitStreamResponse> = s.posting("bank:ICBC").await.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;
+    assert_eq!(out.len(), 40);
+    let mut next = base + 1;
+    for (b, r) in out.iter().enumerate() {
+        assert_eq!(r.request_id, format!("st-{b}"));
+        match r.outcome.as_ref().unwrap() {
+            pb::submit_stream_response::Outcome::Receipt(rc) => {
+                assert_eq!((rc.first_seq, rc.last_seq), (next, next + 1), "in order");
+                next += 2;
+            }
+            pb::submit_stream_response::Outcome::Refusal(f) => {
+                assert_eq!((b, f.reason.as_str(), f.command_index, f.status_code), (7, "INSUFFICIENT_WAGE_BALANCE", 0, Code::FailedPrecondition as i32));
+            }
+        }
+    }
+    assert_eq!(s.ledger.head().0, base + 78);
+    let seen: BTreeSet<u64> = read_and_verify(&s).await.iter().map(|r| r.seq).collect();
+    assert_eq!(seen.len() as u64, base + 78);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_on_loopback_with_a_generated_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let tls = anxin::api::Tls { cert_pem: cert.cert.pem().into_bytes(), key_pem: cert.key_pair.serialize_pem().into_bytes() };
+    let s = TestServer::start_with(Some(tls)).await;
+    let ca = tonic::transport::Certificate::from_pem(cert.cert.pem());
+    let ch = tonic::transport::Channel::from_shared(format!("https://localhost:{}", s.addr.port()))
+        .unwrap()
+        .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca).domain_name("localhost"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut p = pb::ledger_posting_client::LedgerPostingClient::with_interceptor(ch.clone(), Auth(Some(s.token(COUNTY_P))));
+    let r = p.submit(pb::SubmitRequest { request_id: "tls-1".into(), commands: vec![register("P1", COUNTY)] }).await.unwrap().into_inner();
+    assert_eq!(r.first_seq, 1);
+    // Plain text to a TLS port fails.
+    let plain = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", s.addr.port())).unwrap().connect().await;
+    if let Ok(ch) = plain {
+        let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch, Auth(Some(s.token(COUNTY_P))));
+        assert!(q.get_county_summary(pb::GetCountySummaryRequest { county: COUNTY.into(), as_of: String::new() }).await.is_err());
+    }
+    s.stop().await;
+}
