@@ -118,8 +118,9 @@ struct Shared {
 /// An open ledger. Cloning is not offered: share it behind an `Arc`.
 pub struct Ledger {
     shared: Arc<Shared>,
-    tx: Option<SyncSender<Job>>,
-    writer: Option<JoinHandle<()>>,
+    /// The writer's queue; `None` once shut down.
+    tx: Mutex<Option<SyncSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
     recovery: Recovery,
 }
 
@@ -268,7 +269,7 @@ impl Ledger {
         let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE_DEPTH);
         let w = Writer { shared: shared.clone(), log: writer_log, next_seq, head, last_index_flush: std::time::Instant::now() };
         let writer = std::thread::Builder::new().name("anxin-writer".into()).spawn(move || w.run(rx))?;
-        Ok(Ledger { shared, tx: Some(tx), writer: Some(writer), recovery })
+        Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), recovery })
     }
 
     pub fn recovery(&self) -> &Recovery {
@@ -318,7 +319,7 @@ impl Ledger {
         commands: Vec<Command>,
         reply: Box<dyn FnOnce(SubmitResult) + Send>,
     ) -> Result<(), StoreError> {
-        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        let tx = self.sender()?;
         let job = Job { principal, request_id, commands, reply };
         match tx.try_send(job) {
             Ok(()) => Ok(()),
@@ -335,7 +336,7 @@ impl Ledger {
     /// # Errors
     /// `StoreError::Closed` if the ledger is shutting down.
     pub async fn enqueue(&self, principal: Principal, request_id: RequestId, commands: Vec<Command>) -> Result<tokio::sync::oneshot::Receiver<SubmitResult>, StoreError> {
-        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?.clone();
+        let tx = self.sender()?;
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
         let job = Job { principal, request_id, commands, reply: Box::new(move |r| {
             let _ = reply_tx.send(r);
@@ -414,17 +415,27 @@ impl Ledger {
         Ok(out)
     }
 
+    fn sender(&self) -> Result<SyncSender<Job>, StoreError> {
+        self.tx.lock().expect("sender lock").clone().ok_or(StoreError::Closed)
+    }
+
     /// Stops the writer after it has answered everything queued, and flushes the index.
     ///
     /// # Errors
     /// `StoreError` if the final flush fails.
-    pub fn close(mut self) -> Result<(), StoreError> {
+    pub fn close(self) -> Result<(), StoreError> {
         self.shutdown()
     }
 
-    fn shutdown(&mut self) -> Result<(), StoreError> {
-        self.tx.take();
-        if let Some(w) = self.writer.take() {
+    /// Like `close`, for a ledger shared behind an `Arc`: later submissions get
+    /// `StoreError::Closed`; reads keep working.
+    ///
+    /// # Errors
+    /// `StoreError` if the final flush fails.
+    pub fn shutdown(&self) -> Result<(), StoreError> {
+        self.tx.lock().expect("sender lock").take();
+        let writer = self.writer.lock().expect("writer lock").take();
+        if let Some(w) = writer {
             let _ = w.join();
         }
         self.shared.index.flush()
@@ -433,6 +444,7 @@ impl Ledger {
 
 impl Drop for Ledger {
     fn drop(&mut self) {
+        // Idempotent: after `close`/`shutdown` only the (cheap) index flush repeats.
         if let Err(e) = self.shutdown() {
             tracing::error!(error = %e, "closing the ledger failed");
         }

@@ -200,8 +200,8 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals) };
     api::serve(api, listener, tls, shutdown).await.map_err(|e| e.to_string())?;
     tracing::info!("stopped accepting; closing the ledger");
-    let ledger = Arc::try_unwrap(ledger).map_err(|_| "the ledger is still in use after shutdown".to_owned())?;
-    tokio::task::spawn_blocking(move || ledger.close()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    // Streams still open (a Subscribe) may hold the ledger; they see it closed.
+    tokio::task::spawn_blocking(move || ledger.shutdown()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     tracing::info!("closed");
     Ok(())
 }

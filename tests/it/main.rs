@@ -4,6 +4,7 @@ mod api;
 mod common;
 mod harness;
 mod flags;
+mod process;
 mod props;
 mod rules;
 mod scenario;
