@@ -1,8 +1,10 @@
 //! `anxin`: the command-line tool of the Anxin wage ledger.
 //!
 //! Offline commands work on a data directory directly (the server must not be running on
-//! it): `demo`, `verify`, `rebuild`. Commands that talk to a running `anxind` over gRPC
-//! arrive with the API.
+//! it): `demo`, `verify`, `rebuild`. `token` makes principals' tokens. The others talk to a
+//! running `anxind` over gRPC (`client.rs`).
+
+mod client;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,10 +20,12 @@ use anxin::projection::views::{county_summary, CountySummary};
 use anxin::vault::Vault;
 
 #[derive(Parser)]
-#[command(name = "anxin", version, about = "Anxin (安薪) wage escrow ledger: demo, verify, rebuild")]
+#[command(name = "anxin", version, about = "Anxin (安薪) wage escrow ledger: demo, verify, rebuild, and the client of anxind")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    #[command(flatten)]
+    conn: client::Conn,
 }
 
 #[derive(Subcommand)]
@@ -51,6 +55,26 @@ enum Cmd {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Tokens for the principals file.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    #[command(flatten)]
+    Client(client::ClientCmd),
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Make a new random token and print it with the lines to add to anxind's principals file.
+    New {
+        /// bank, contractor, county, auditor or operator.
+        #[arg(long)]
+        role: String,
+        /// The bank code, contractor USCC or county code (not for auditor and operator).
+        #[arg(long)]
+        scope: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -60,6 +84,23 @@ fn main() -> Result<()> {
         Cmd::Demo { data, seed, json } => run_demo(data, seed, json),
         Cmd::Verify { data, json } => run_verify(&data, json),
         Cmd::Rebuild { data } => run_rebuild(&data),
+        Cmd::Token { cmd: TokenCmd::New { role, scope } } => {
+            let text = match (role.as_str(), scope) {
+                ("auditor" | "operator", None) => role.clone(),
+                ("auditor" | "operator", Some(_)) => bail!("{role} takes no --scope"),
+                (_, Some(s)) => format!("{role}:{s}"),
+                (_, None) => bail!("--role {role} needs --scope (bank code, contractor USCC or county code)"),
+            };
+            let principal = anxin::domain::principal::Principal::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let token = anxin::api::auth::new_token();
+            println!("token (give it to {principal}; it is shown only now):\n  {token}\n");
+            println!("add to anxind's principals file:\n{}", anxin::api::auth::principals_entry(&principal, &token));
+            Ok(())
+        }
+        Cmd::Client(c) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(client::run(c, cli.conn))
+        }
     }
 }
 

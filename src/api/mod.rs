@@ -8,6 +8,7 @@
 //! **Invariant**: only `api` touches generated proto types.
 
 pub mod auth;
+pub mod batchfile;
 pub mod convert;
 pub mod error;
 mod audit;
