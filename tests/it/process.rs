@@ -115,3 +115,41 @@ async fn sigterm_during_load_loses_no_acknowledged_batch() {
     let rep = ledger::verify(&data, &mut |_| {}).unwrap();
     assert_eq!(rep.error, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_configuration_anxind_serves_and_prints_a_dev_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The default data directory is ./anxin-data; only the port is chosen here.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anxind"))
+        .current_dir(dir.path())
+        .env("ANXIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ANXIN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let token_file = dir.path().join("anxin-data/dev-token");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !token_file.exists() {
+        assert!(Instant::now() < deadline, "no dev token written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_owned();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(dir.path().join("anxin-data")).unwrap().permissions().mode() & 0o777, 0o700);
+    let server = Anxind { child: Command::new("true").spawn().unwrap(), addr: format!("http://127.0.0.1:{port}"), token };
+    let mut p = loop {
+        if tonic::transport::Channel::from_shared(server.addr.clone()).unwrap().connect().await.is_ok() {
+            break server.posting().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    p.submit(pb::SubmitRequest { request_id: "dev".into(), commands: vec![register("P1", COUNTY)] }).await.unwrap();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(child.wait().unwrap().success(), "SIGINT stops it cleanly");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(out.contains(&server.token), "the dev token is printed once: {out}");
+}
