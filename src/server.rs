@@ -205,3 +205,35 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     tracing::info!("closed");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_sets_policies_and_calendars_and_flags_override_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cal = dir.path().join("local.txt");
+        std::fs::write(&cal, "year 2026\n2026-03-02 holiday\n").unwrap();
+        let path = dir.path().join("anxind.toml");
+        std::fs::write(
+            &path,
+            format!("listen = \"127.0.0.1:6000\"\ndata = \"/tmp/x\"\n[policy]\ndeposit_rate_bp = 150\n[county.530102.policy]\nlabour_ratio_bp = 2500\n[county.530102]\ncalendar = {:?}\n", cal.display().to_string()),
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&path), Some("127.0.0.1:7000".parse().unwrap()), None, None, None).unwrap();
+        assert_eq!(cfg.listen.port(), 7000, "a flag overrides the file");
+        assert_eq!(cfg.data, PathBuf::from("/tmp/x"));
+        let (book, cals) = cfg.policies_and_calendars().unwrap();
+        let yunnan = CountyCode::parse("530102").unwrap();
+        let gansu = CountyCode::parse("620121").unwrap();
+        assert_eq!(book.for_project(yunnan, None, None).labour_ratio_bp, 2500);
+        assert_eq!(book.for_project(yunnan, None, None).deposit_rate_bp, 150);
+        assert_eq!(book.for_project(gansu, None, None).labour_ratio_bp, 3000);
+        let d = crate::domain::date::Date::parse("2026-03-02").unwrap();
+        assert!(!cals.for_county(yunnan).is_working_day(d));
+        assert!(cals.for_county(gansu).is_working_day(d));
+        std::fs::write(&path, "[policy]\nlabour_ratio = 1\n").unwrap();
+        assert!(Config::load(Some(&path), None, None, None, None).unwrap_err().contains("labour_ratio"), "unknown keys are refused");
+    }
+}
