@@ -20,7 +20,12 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use crate::chain::checkpoint::{Checkpoint, SignedCheckpoint, CHECKPOINT_VERSION};
+use crate::chain::merkle;
 use crate::chain::record::{genesis_hash, record_hash, request_digest, ChainVerifier, Hash, Record, RecordRef, FORMAT_VERSION};
+use crate::store::merkle::{MerkleFiles, MerkleWriter};
 use crate::chain::codec;
 use crate::decide::decide_batch;
 use crate::domain::command::{Command, Event};
@@ -59,11 +64,23 @@ pub struct LedgerOptions {
     /// Working-day calendars: the national one and any county's replacement.
     pub calendars: CalendarBook,
     pub clock: Clock,
+    /// The Ed25519 key that signs checkpoints (a 32-byte seed, mode 0600); created on
+    /// first start. Default: `<data>/keys/checkpoint.ed25519`.
+    pub signing_key: Option<PathBuf>,
+    /// A new signed checkpoint after a group commit at most this often (and on demand).
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for LedgerOptions {
     fn default() -> Self {
-        LedgerOptions { ledger_id: None, policies: PolicyBook::default(), calendars: CalendarBook::china(), clock: system_clock() }
+        LedgerOptions {
+            ledger_id: None,
+            policies: PolicyBook::default(),
+            calendars: CalendarBook::china(),
+            clock: system_clock(),
+            signing_key: None,
+            checkpoint_interval_ms: crate::limits::CHECKPOINT_INTERVAL_MS,
+        }
     }
 }
 
@@ -110,6 +127,13 @@ struct Shared {
     poisoned: Mutex<Option<String>>,
     /// The last durable sequence number, for live subscribers (never blocks the writer).
     durable: tokio::sync::watch::Sender<Seq>,
+    /// The Merkle tree's files, for proofs (read-only here; the writer appends).
+    merkle: Arc<MerkleFiles>,
+    /// The tree as of the last group commit: (size, root, chain head).
+    tree: Mutex<(Seq, Hash, Hash)>,
+    signing_key: SigningKey,
+    /// The latest signed checkpoint, also kept in `checkpoints/latest`.
+    checkpoint: Mutex<SignedCheckpoint>,
     policies: PolicyBook,
     calendars: CalendarBook,
     clock: Clock,
@@ -160,6 +184,7 @@ fn read_ledger_id(dir: &Path, wanted: Option<&str>) -> Result<String, StoreError
 /// A request never spans two frames, so every request is closed at its frame's end.
 struct Replayer<'a> {
     state: &'a mut State,
+    merkle: &'a mut MerkleWriter,
     verifier: ChainVerifier,
     batch: IndexBatch,
     replayed: u64,
@@ -180,6 +205,9 @@ impl Replayer<'_> {
         for bytes in &frame.records {
             let (rec, hash) = self.verifier.check(bytes)?;
             self.state.apply(&rec.event, rec.seq);
+            if rec.seq == self.merkle.size() + 1 {
+                self.merkle.push(&hash);
+            }
             let same = matches!(&open, Some((p, r, ..)) if *p == rec.principal && *r == rec.request_id);
             if !same {
                 if let Some(o) = open.take() {
@@ -243,17 +271,67 @@ impl Ledger {
             None => ChainVerifier::new(&ledger_id),
         };
         let log_dir = dir.join("log");
-        let mut rep = Replayer { state: &mut state, verifier, batch: IndexBatch::default(), replayed: 0, last_end: applied.map(|a| a.log_end) };
+        let signing_key = load_or_create_key(&opts.signing_key.clone().unwrap_or_else(|| dir.join("keys").join("checkpoint.ed25519")))?;
+        let mut merkle = MerkleWriter::open(&dir.join("merkle"), u64::MAX)?;
+        // Leaves the Merkle files lost (a crash before the OS wrote them) that come before
+        // the replay: read them back from the log. Usually nothing.
+        let replay_from = applied.map_or(1, |a| a.seq + 1);
+        if merkle.size() + 1 < replay_from {
+            let from = index.frame_of(merkle.size() + 1)?.map(|(_, pos, _)| pos);
+            log::scan(&log_dir, &ledger_id, from, false, &mut |f| {
+                for (i, bytes) in f.records.iter().enumerate() {
+                    let seq = f.first_seq + i as u64;
+                    if seq == merkle.size() + 1 && seq < replay_from {
+                        merkle.push(&record_hash(bytes));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let mut rep = Replayer { state: &mut state, merkle: &mut merkle, verifier, batch: IndexBatch::default(), replayed: 0, last_end: applied.map(|a| a.log_end) };
         let scan = log::scan(&log_dir, &ledger_id, applied.map(|a| a.log_end), true, &mut |f| rep.frame(f, &index))?;
         rep.flush(&index)?;
         let (next_seq, head, replayed) = (rep.verifier.next_seq(), rep.verifier.head(), rep.replayed);
         index.flush()?;
+        merkle.flush()?;
+        if merkle.size() != next_seq - 1 {
+            // Files ahead of the log (never written so by this code) or a gap: trim or rebuild.
+            drop(merkle);
+            merkle = MerkleWriter::open(&dir.join("merkle"), next_seq - 1)?;
+            if merkle.size() != next_seq - 1 {
+                return Err(StoreError::Corruption { at: "merkle/".into(), why: format!("the tree has {} leaves but the log {} records: delete merkle/ to rebuild it", merkle.size(), next_seq - 1) });
+            }
+        }
+        merkle.flush()?;
         let recovery = Recovery { replayed, cut: scan.cut, rebuilt: applied.is_none() && replayed > 0 };
         if let Some((seg, off, bytes)) = scan.cut {
             tracing::warn!(segment = seg, offset = off, bytes, "recovery cut a torn tail that was never acknowledged");
         }
         tracing::info!(ledger = %ledger_id, records = next_seq - 1, replayed, "ledger opened");
         let writer_log = LogWriter::open(&log_dir, &ledger_id, scan.end)?;
+        // The signed checkpoint never goes backwards: a log shorter than the last one
+        // signed, or one whose tree disagrees with it, was rewritten.
+        let tree = (next_seq - 1, merkle.root(), head);
+        let latest = load_checkpoint(dir)?;
+        if let Some(cp) = &latest {
+            let c = &cp.checkpoint;
+            let at = merkle::root(&*merkle.reader(), c.tree_size.min(tree.0))?;
+            if c.tree_size > tree.0 || at != c.root {
+                return Err(StoreError::Corruption {
+                    at: "checkpoints/latest".into(),
+                    why: format!("a checkpoint of {} records was signed, but the log {}: the log was truncated or rewritten", c.tree_size, if c.tree_size > tree.0 { format!("has only {}", tree.0) } else { "disagrees with its root".into() }),
+                });
+            }
+        }
+        let now = (opts.clock)();
+        let checkpoint = match latest {
+            Some(cp) if cp.checkpoint.tree_size == tree.0 => cp,
+            _ => {
+                let cp = sign_checkpoint(&ledger_id, tree, now, &signing_key);
+                save_checkpoint(dir, &cp)?;
+                cp
+            }
+        };
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
             ledger_id,
@@ -262,12 +340,25 @@ impl Ledger {
             head: Mutex::new((next_seq - 1, head)),
             poisoned: Mutex::new(None),
             durable: tokio::sync::watch::Sender::new(next_seq - 1),
+            merkle: merkle.reader(),
+            tree: Mutex::new(tree),
+            signing_key,
+            checkpoint: Mutex::new(checkpoint),
             policies: opts.policies,
             calendars: opts.calendars,
             clock: opts.clock,
         });
         let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE_DEPTH);
-        let w = Writer { shared: shared.clone(), log: writer_log, next_seq, head, last_index_flush: std::time::Instant::now() };
+        let w = Writer {
+            shared: shared.clone(),
+            log: writer_log,
+            next_seq,
+            head,
+            last_index_flush: std::time::Instant::now(),
+            merkle,
+            last_checkpoint: std::time::Instant::now(),
+            checkpoint_interval: std::time::Duration::from_millis(opts.checkpoint_interval_ms),
+        };
         let writer = std::thread::Builder::new().name("anxin-writer".into()).spawn(move || w.run(rx))?;
         Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), recovery })
     }
@@ -457,6 +548,9 @@ struct Writer {
     next_seq: Seq,
     head: Hash,
     last_index_flush: std::time::Instant,
+    merkle: MerkleWriter,
+    last_checkpoint: std::time::Instant,
+    checkpoint_interval: std::time::Duration,
 }
 
 /// How many jobs one group commit takes at most.
@@ -504,6 +598,7 @@ impl Writer {
         // Frames of this group: (first seq, records), each within FRAME_BYTES_MAX.
         let mut frames: Vec<(Seq, Vec<Vec<u8>>, usize)> = Vec::new();
         let mut new_idem: HashMap<(String, String), IdemEntry> = HashMap::new();
+        let mut new_hashes: Vec<Hash> = Vec::new();
         let mut fault: Option<StoreError> = None;
         for job in &jobs {
             let key = (job.principal.to_string(), job.request_id.to_string());
@@ -530,13 +625,13 @@ impl Writer {
                 continue;
             }
             let first_seq = self.next_seq;
-            let mut encoded: Option<(Vec<Vec<u8>>, usize, Hash)> = None;
+            let mut encoded: Option<(Vec<Vec<u8>>, usize, Vec<Hash>)> = None;
             let decided = decide_batch(&mut state, &job.commands, first_seq, &mut |events| {
-                let (records, bytes, head) = self.encode(events, first_seq, now, &job.principal, &job.request_id);
+                let (records, bytes, hashes) = self.encode(events, first_seq, now, &job.principal, &job.request_id);
                 if bytes > BATCH_BYTES_MAX {
                     return Err(Rejection::BatchBytesTooLarge { bytes, max: BATCH_BYTES_MAX });
                 }
-                encoded = Some((records, bytes, head));
+                encoded = Some((records, bytes, hashes));
                 Ok(())
             });
             let events = match decided {
@@ -546,7 +641,9 @@ impl Writer {
                     continue;
                 }
             };
-            let (records, bytes, head) = encoded.expect("accepted batches were encoded");
+            let (records, bytes, hashes) = encoded.expect("accepted batches were encoded");
+            let head = *hashes.last().expect("a batch has records");
+            new_hashes.extend(hashes);
             match frames.last_mut() {
                 Some((_, recs, size)) if *size + bytes <= FRAME_BYTES_MAX => {
                     recs.extend(records);
@@ -589,6 +686,23 @@ impl Writer {
             }
             return;
         }
+        // The tree follows the log; proofs may be asked for any size up to it.
+        for h in &new_hashes {
+            self.merkle.push(h);
+        }
+        if let Err(e) = self.merkle.flush() {
+            fault = Some(e);
+        }
+        if let Some(e) = fault {
+            self.poison(&e);
+            drop(state);
+            for j in jobs {
+                (j.reply)(Err(StoreError::Poisoned(e.to_string())));
+            }
+            return;
+        }
+        assert_eq!(self.merkle.size(), self.next_seq - 1, "one leaf per record");
+        *self.shared.tree.lock().expect("tree lock") = (self.next_seq - 1, self.merkle.root(), self.head);
         *self.shared.head.lock().expect("head lock") = (self.next_seq - 1, self.head);
         self.shared.durable.send_replace(self.next_seq - 1);
         let mut batch = IndexBatch::default();
@@ -617,6 +731,13 @@ impl Writer {
             self.poison(&e);
             return;
         }
+        if !new_hashes.is_empty() && self.last_checkpoint.elapsed() >= self.checkpoint_interval {
+            self.last_checkpoint = std::time::Instant::now();
+            if let Err(e) = checkpoint_now(&self.shared) {
+                self.poison(&e);
+                return;
+            }
+        }
         if self.last_index_flush.elapsed() >= std::time::Duration::from_millis(crate::limits::INDEX_FLUSH_INTERVAL_MS) {
             self.last_index_flush = std::time::Instant::now();
             if let Err(e) = self.shared.index.flush() {
@@ -626,8 +747,9 @@ impl Writer {
     }
 
     /// Encodes and chains a batch's records. Returns them, their total size, and the new head.
-    fn encode(&self, events: &[Event], first_seq: Seq, now: i64, principal: &Principal, request_id: &RequestId) -> (Vec<Vec<u8>>, usize, Hash) {
+    fn encode(&self, events: &[Event], first_seq: Seq, now: i64, principal: &Principal, request_id: &RequestId) -> (Vec<Vec<u8>>, usize, Vec<Hash>) {
         let mut head = self.head;
+        let mut hashes = Vec::with_capacity(events.len());
         let mut out = Vec::with_capacity(events.len());
         let mut total = 0;
         for (i, event) in events.iter().enumerate() {
@@ -643,10 +765,135 @@ impl Writer {
             let bytes = codec::encode(&rec);
             assert!(bytes.len() <= RECORD_BYTES_MAX, "command limits bound every record");
             head = record_hash(&bytes);
+            hashes.push(head);
             total += bytes.len();
             out.push(bytes);
         }
-        (out, total, head)
+        (out, total, hashes)
+    }
+}
+
+fn load_or_create_key(path: &Path) -> Result<SigningKey, StoreError> {
+    if path.exists() {
+        let bytes = std::fs::read(path)?;
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| StoreError::DataDir(format!("{} is not a 32-byte Ed25519 seed", path.display())))?;
+        return Ok(SigningKey::from_bytes(&seed));
+    }
+    if let Some(parent) = path.parent() {
+        crate::fsutil::create_private_dir(parent)?;
+    }
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+    let mut f = crate::fsutil::create_private_file(path)?;
+    std::io::Write::write_all(&mut f, &seed)?;
+    f.sync_all()?;
+    if let Some(parent) = path.parent() {
+        crate::fsutil::sync_dir(parent)?;
+    }
+    tracing::info!(path = %path.display(), "created the checkpoint signing key");
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+fn sign_checkpoint(ledger_id: &str, (size, root, head): (Seq, Hash, Hash), now: i64, key: &SigningKey) -> SignedCheckpoint {
+    let chain_head = if size == 0 { genesis_hash(ledger_id) } else { head };
+    Checkpoint { version: CHECKPOINT_VERSION, ledger_id: ledger_id.to_owned(), tree_size: size, root, chain_head, timestamp_ms: now }.sign(key)
+}
+
+fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoints").join("latest")
+}
+
+fn load_checkpoint(dir: &Path) -> Result<Option<SignedCheckpoint>, StoreError> {
+    let p = checkpoint_path(dir);
+    if !p.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&p)?;
+    codec::decode(&bytes).map(Some).map_err(|e| StoreError::Corruption { at: p.display().to_string(), why: e.to_string() })
+}
+
+fn save_checkpoint(dir: &Path, cp: &SignedCheckpoint) -> Result<(), StoreError> {
+    let d = dir.join("checkpoints");
+    std::fs::create_dir_all(&d)?;
+    let tmp = d.join("latest.tmp");
+    std::fs::write(&tmp, codec::encode(cp))?;
+    std::fs::rename(&tmp, checkpoint_path(dir))?;
+    Ok(())
+}
+
+/// Signs a checkpoint of the tree as of the last group commit, unless the latest one
+/// already covers it, and keeps it.
+fn checkpoint_now(shared: &Shared) -> Result<SignedCheckpoint, StoreError> {
+    let tree = *shared.tree.lock().expect("tree lock");
+    let mut latest = shared.checkpoint.lock().expect("checkpoint lock");
+    if latest.checkpoint.tree_size >= tree.0 {
+        return Ok(latest.clone());
+    }
+    let cp = sign_checkpoint(&shared.ledger_id, tree, (shared.clock)(), &shared.signing_key);
+    save_checkpoint(&shared.dir, &cp)?;
+    *latest = cp.clone();
+    Ok(cp)
+}
+
+/// Why a proof cannot be given.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofRequestError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Ledger {
+    /// The key that verifies this ledger's checkpoints.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.shared.signing_key.verifying_key()
+    }
+
+    /// The latest signed checkpoint, made now if the last one is behind the log.
+    ///
+    /// # Errors
+    /// `StoreError` if it cannot be saved.
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, StoreError> {
+        checkpoint_now(&self.shared)
+    }
+
+    /// The size of the tree as of the last group commit.
+    pub fn tree_size(&self) -> Seq {
+        self.shared.tree.lock().expect("tree lock").0
+    }
+
+    /// The Merkle root of the first `size` records.
+    ///
+    /// # Errors
+    /// `Invalid` beyond the tree; `Store` if the Merkle files cannot be read.
+    pub fn root_at(&self, size: Seq) -> Result<Hash, ProofRequestError> {
+        if size > self.tree_size() {
+            return Err(ProofRequestError::Invalid(format!("tree size {size} is beyond the log's {}", self.tree_size())));
+        }
+        Ok(merkle::root(&*self.shared.merkle, size)?)
+    }
+
+    /// The inclusion proof of record `seq` in the tree of `size` records.
+    ///
+    /// # Errors
+    /// `Invalid` unless `1 <= seq <= size <= tree size`.
+    pub fn inclusion_proof(&self, seq: Seq, size: Seq) -> Result<Vec<Hash>, ProofRequestError> {
+        if seq == 0 || seq > size || size > self.tree_size() {
+            return Err(ProofRequestError::Invalid(format!("no record {seq} in a tree of {size} (the log has {})", self.tree_size())));
+        }
+        Ok(merkle::inclusion_proof(&*self.shared.merkle, seq - 1, size)?)
+    }
+
+    /// The consistency proof from the tree of `from` records to the tree of `to`.
+    ///
+    /// # Errors
+    /// `Invalid` unless `1 <= from <= to <= tree size`.
+    pub fn consistency_proof(&self, from: Seq, to: Seq) -> Result<Vec<Hash>, ProofRequestError> {
+        if from == 0 || from > to || to > self.tree_size() {
+            return Err(ProofRequestError::Invalid(format!("no consistency proof from {from} to {to} (the log has {})", self.tree_size())));
+        }
+        Ok(merkle::consistency_proof(&*self.shared.merkle, from, to)?)
     }
 }
 

@@ -3,5 +3,7 @@
 //! **Invariant**: the bytes hashed are exactly the bytes stored; nothing is hashed in a
 //! form that a verifier in another language could not rebuild from `docs/FORMAT.md`.
 
+pub mod checkpoint;
 pub mod codec;
+pub mod merkle;
 pub mod record;

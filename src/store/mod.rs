@@ -13,6 +13,7 @@
 
 pub mod index;
 pub mod log;
+pub mod merkle;
 
 use crate::chain::record::ChainError;
 
