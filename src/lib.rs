@@ -16,4 +16,5 @@ pub mod vault;
 pub mod ledger;
 pub mod demo;
 pub mod api;
+pub mod audit;
 pub mod server;

@@ -74,6 +74,41 @@ pub enum ClientCmd {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Audit the ledger without trusting it: check the signed checkpoint against the pinned
+    /// key, a consistency proof from the checkpoint saved in --state, download only the
+    /// new records, verify their chain, recompute the Merkle root, save the new checkpoint.
+    Audit {
+        /// The ledger's public key as pinned (`ed25519:<hex>`, from `anxin public-key`).
+        #[arg(long)]
+        key: String,
+        /// Where the auditor keeps its last verified checkpoint (created on the first visit).
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Print the ledger's public key, in the form to pin.
+    PublicKey,
+    /// Prove that record N is in the log: its inclusion proof against the latest checkpoint.
+    Prove {
+        #[arg(long)]
+        seq: u64,
+        /// The pinned key; without it the server's own key is used (and said so).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Check a Submit receipt (the JSON `anxin post --json` prints, or its fields): its last
+    /// record hashes to the receipt's chain head and is in a signed checkpoint.
+    CheckReceipt {
+        /// File with the receipt JSON (an object or an array of them).
+        #[arg(long)]
+        receipt: PathBuf,
+        #[arg(long)]
+        key: String,
+    },
+    /// Export the records and the latest signed checkpoint as a self-describing archive.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// A payroll with its lines.
     Payroll {
         project: String,
@@ -217,6 +252,16 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             }
             Ok(())
         }
+        ClientCmd::Audit { key, state } => audit(ch.clone(), bearer.clone(), &key, &state, c.json).await,
+        ClientCmd::PublicKey => {
+            let k = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch.clone(), bearer.clone()).get_public_key(pb::GetPublicKeyRequest {}).await.map_err(status_err)?.into_inner();
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(&k.ed25519.as_slice().try_into().context("a 32-byte key")?)?;
+            println!("{}  (ledger {})", anxin::chain::checkpoint::key_to_text(&vk), k.ledger_id);
+            Ok(())
+        }
+        ClientCmd::Prove { seq, key } => prove(ch.clone(), bearer.clone(), seq, key.as_deref(), c.json).await,
+        ClientCmd::CheckReceipt { receipt, key } => check_receipt(ch.clone(), bearer.clone(), &receipt, &key).await,
+        ClientCmd::Export { out } => export(ch.clone(), bearer.clone(), &out).await,
         ClientCmd::Payroll { project, period, as_of: a } => {
             let p = query().get_payroll(pb::GetPayrollRequest { project, period, as_of: as_of(a), page_size: 1000, page_token: String::new() }).await.map_err(status_err)?.into_inner();
             if c.json {
@@ -284,5 +329,205 @@ async fn post(mut client: pb::ledger_posting_client::LedgerPostingClient<Authed>
     if json {
         print_json(&receipts)?;
     }
+    Ok(())
+}
+
+type AuditClient = pb::ledger_audit_client::LedgerAuditClient<Authed>;
+
+fn cp_from_pb(p: &pb::Checkpoint) -> Result<anxin::chain::checkpoint::SignedCheckpoint> {
+    let h = |v: &[u8], what: &str| -> Result<[u8; 32]> { v.try_into().map_err(|_| anyhow::anyhow!("checkpoint {what} is not 32 bytes")) };
+    Ok(anxin::chain::checkpoint::SignedCheckpoint {
+        checkpoint: anxin::chain::checkpoint::Checkpoint {
+            version: u16::try_from(p.version).context("checkpoint version")?,
+            ledger_id: p.ledger_id.clone(),
+            tree_size: p.tree_size,
+            root: h(&p.root, "root")?,
+            chain_head: h(&p.chain_head, "chain head")?,
+            timestamp_ms: p.timestamp_ms,
+        },
+        signature: p.signature.as_slice().try_into().map_err(|_| anyhow::anyhow!("a signature is 64 bytes"))?,
+    })
+}
+
+fn hashes(v: &[Vec<u8>]) -> Result<Vec<[u8; 32]>> {
+    v.iter().map(|h| h.as_slice().try_into().map_err(|_| anyhow::anyhow!("a proof hash is not 32 bytes"))).collect()
+}
+
+fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})").expect("template").progress_chars("=> "));
+    b.set_message(what.to_owned());
+    if len < 10_000 {
+        b.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    b
+}
+
+/// Streams records `from..=to` into `f`.
+async fn fetch(client: &mut AuditClient, from: u64, to: u64, f: &mut dyn FnMut(u64, Vec<u8>) -> Result<()>) -> Result<()> {
+    use tokio_stream_lite::next;
+    if from > to {
+        return Ok(());
+    }
+    let mut stream = client.read_events(pb::ReadEventsRequest { from_seq: from, to_seq: to }).await.map_err(status_err)?.into_inner();
+    let mut expect = from;
+    while let Some(r) = next(&mut stream).await {
+        let r = r.map_err(status_err)?;
+        if r.seq != expect {
+            bail!("the server sent record {} where {expect} was due", r.seq);
+        }
+        f(r.seq, r.canonical)?;
+        expect += 1;
+    }
+    if expect != to + 1 {
+        bail!("the server sent records up to {} of {to}: records are missing", expect - 1);
+    }
+    Ok(())
+}
+
+mod tokio_stream_lite {
+    /// The next item of a tonic stream.
+    pub async fn next<T>(s: &mut tonic::Streaming<T>) -> Option<Result<T, tonic::Status>> {
+        s.message().await.transpose()
+    }
+}
+
+async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::Path, json: bool) -> Result<()> {
+    use anxin::audit::{check_checkpoint, check_consistency, AuditState, Catchup};
+    let key = anxin::chain::checkpoint::key_from_text(key).map_err(anyhow::Error::msg)?;
+    let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
+    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
+    let saved: Option<AuditState> = if state_path.exists() {
+        Some(serde_json::from_str(&std::fs::read_to_string(state_path)?).with_context(|| state_path.display().to_string())?)
+    } else {
+        None
+    };
+    let ledger_id = saved.as_ref().map_or(cp.checkpoint.ledger_id.clone(), |s| s.ledger_id.clone());
+    check_checkpoint(&cp, &key, &ledger_id)?;
+    let mut catchup = match &saved {
+        Some(s) => {
+            let old = s.checkpoint();
+            let proof = if old.checkpoint.tree_size == 0 || old.checkpoint.tree_size > cp.checkpoint.tree_size {
+                Vec::new()
+            } else {
+                hashes(&client.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: old.checkpoint.tree_size, to_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner().path)?
+            };
+            check_consistency(&old.checkpoint, &cp.checkpoint, &proof)?;
+            Catchup::from_state(s)
+        }
+        None => Catchup::from_genesis(&ledger_id),
+    };
+    let from = catchup.size() + 1;
+    let to = cp.checkpoint.tree_size;
+    let pb_ = bar(to.saturating_sub(from - 1), "verifying records");
+    let mut err: Option<anxin::audit::AuditError> = None;
+    fetch(&mut client, from, to, &mut |_, bytes| {
+        if err.is_none() {
+            if let Err(e) = catchup.feed(&bytes) {
+                err = Some(e);
+            }
+        }
+        pb_.inc(1);
+        Ok(())
+    })
+    .await?;
+    pb_.finish_and_clear();
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    let state = catchup.finish(&cp, &key)?;
+    let tmp = state_path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&state)?)?;
+    std::fs::rename(&tmp, state_path)?;
+    let new = to + 1 - from;
+    if json {
+        print_json(&serde_json::json!({"ledger_id": ledger_id, "tree_size": to, "root": hex::encode(cp.checkpoint.root), "new_records": new, "previous_size": from - 1}))?;
+    } else {
+        println!("OK: ledger {ledger_id} checkpoint of {to} records signed by the pinned key; {new} new record(s) verified since size {}; root {}", from - 1, hex::encode(cp.checkpoint.root));
+    }
+    Ok(())
+}
+
+async fn prove(ch: Channel, bearer: Bearer, seq: u64, key: Option<&str>, json: bool) -> Result<()> {
+    let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
+    let key = match key {
+        Some(k) => anxin::chain::checkpoint::key_from_text(k).map_err(anyhow::Error::msg)?,
+        None => {
+            eprintln!("note: no --key given: trusting the server's own key");
+            let k = client.get_public_key(pb::GetPublicKeyRequest {}).await.map_err(status_err)?.into_inner();
+            ed25519_dalek::VerifyingKey::from_bytes(&k.ed25519.as_slice().try_into().context("a 32-byte key")?)?
+        }
+    };
+    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
+    cp.verify(&key)?;
+    let p = client.get_inclusion_proof(pb::GetInclusionProofRequest { seq, tree_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner();
+    let mut rec = None;
+    fetch(&mut client, seq, seq, &mut |_, b| {
+        rec = Some(b);
+        Ok(())
+    })
+    .await?;
+    let bytes = rec.context("no such record")?;
+    let h = anxin::chain::record::record_hash(&bytes);
+    let path = hashes(&p.path)?;
+    anxin::chain::merkle::verify_inclusion(&anxin::chain::merkle::leaf_hash(&h), seq - 1, cp.checkpoint.tree_size, &path, &cp.checkpoint.root)
+        .map_err(|e| anyhow::anyhow!("inclusion of record {seq} in tree size {}: {e}", cp.checkpoint.tree_size))?;
+    if json {
+        print_json(&serde_json::json!({"seq": seq, "record_hash": hex::encode(h), "tree_size": cp.checkpoint.tree_size, "root": hex::encode(cp.checkpoint.root), "path": path.iter().map(hex::encode).collect::<Vec<_>>()}))?;
+    } else {
+        println!("OK: record {seq} (hash {}) is in the signed tree of {} records, root {}; proof of {} hashes", hex::encode(h), cp.checkpoint.tree_size, hex::encode(cp.checkpoint.root), path.len());
+    }
+    Ok(())
+}
+
+async fn check_receipt(ch: Channel, bearer: Bearer, file: &std::path::Path, key: &str) -> Result<()> {
+    let key = anxin::chain::checkpoint::key_from_text(key).map_err(anyhow::Error::msg)?;
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
+    let items = match v {
+        serde_json::Value::Array(a) => a,
+        other => vec![other],
+    };
+    let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
+    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
+    for r in items {
+        let last = r["last_seq"].as_u64().context("receipt without last_seq")?;
+        let mut head = [0u8; 32];
+        hex::decode_to_slice(r["chain_head"].as_str().context("receipt without chain_head")?, &mut head).context("chain_head is 64 hex digits")?;
+        let p = client.get_inclusion_proof(pb::GetInclusionProofRequest { seq: last, tree_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner();
+        let mut rec = None;
+        fetch(&mut client, last, last, &mut |_, b| {
+            rec = Some(b);
+            Ok(())
+        })
+        .await?;
+        anxin::audit::check_receipt(last, &head, &rec.context("no such record")?, &hashes(&p.path)?, &cp, &key)?;
+        println!("OK: receipt {} (records {}..={}) is in the signed tree of {} records", r["request_id"].as_str().unwrap_or("?"), r["first_seq"], last, cp.checkpoint.tree_size);
+    }
+    Ok(())
+}
+
+async fn export(ch: Channel, bearer: Bearer, out: &std::path::Path) -> Result<()> {
+    let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
+    let k = client.get_public_key(pb::GetPublicKeyRequest {}).await.map_err(status_err)?.into_inner();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&k.ed25519.as_slice().try_into().context("a 32-byte key")?)?;
+    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
+    cp.verify(&key)?;
+    let n = cp.checkpoint.tree_size;
+    let mut records = Vec::new();
+    let b = bar(n, "exporting");
+    fetch(&mut client, 1, n, &mut |seq, bytes| {
+        records.push((seq, bytes));
+        b.inc(1);
+        Ok(())
+    })
+    .await?;
+    b.finish_and_clear();
+    let tmp = out.with_extension("tmp");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    let written = anxin::audit::write_archive(&mut f, &key, &cp, &mut records.into_iter())?;
+    std::io::Write::flush(&mut f)?;
+    drop(f);
+    std::fs::rename(&tmp, out)?;
+    println!("exported {written} records and the checkpoint of {n} signed by {} to {}", anxin::chain::checkpoint::key_to_text(&key), out.display());
     Ok(())
 }

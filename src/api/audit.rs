@@ -20,10 +20,6 @@ pub struct Audit(pub Api);
 
 type RecordStream = Pin<Box<dyn Stream<Item = Result<pb::RecordBytes, Status>> + Send>>;
 
-fn unimplemented(what: &str) -> Status {
-    ApiError::new(tonic::Code::Unimplemented, "NOT_YET_IMPLEMENTED", format!("{what} arrives with signed checkpoints (the audit issue)")).into()
-}
-
 impl Api {
     /// Streams records `from..=to` (`to = None`: follow the head live, forever).
     fn stream_records(&self, from: u64, to: Option<u64>) -> RecordStream {
@@ -71,16 +67,37 @@ impl Api {
     }
 }
 
+pub fn checkpoint_to_pb(cp: &crate::chain::checkpoint::SignedCheckpoint) -> pb::Checkpoint {
+    let c = &cp.checkpoint;
+    pb::Checkpoint {
+        ledger_id: c.ledger_id.clone(),
+        tree_size: c.tree_size,
+        root: c.root.to_vec(),
+        chain_head: c.chain_head.to_vec(),
+        timestamp_ms: c.timestamp_ms,
+        signature: cp.signature.to_vec(),
+        version: u32::from(c.version),
+    }
+}
+
+fn proof_err(e: crate::ledger::ProofRequestError) -> Status {
+    match e {
+        crate::ledger::ProofRequestError::Invalid(m) => ApiError::invalid("INVALID_TREE_SIZE", m).into(),
+        crate::ledger::ProofRequestError::Store(e) => e.into(),
+    }
+}
+
 #[tonic::async_trait]
 impl pb::ledger_audit_server::LedgerAudit for Audit {
     async fn get_checkpoint(&self, req: Request<pb::GetCheckpointRequest>) -> Result<Response<pb::Checkpoint>, Status> {
         self.0.principals.check(&req)?;
-        Err(unimplemented("GetCheckpoint"))
+        let cp = self.0.ledger.checkpoint()?;
+        Ok(Response::new(checkpoint_to_pb(&cp)))
     }
 
     async fn get_public_key(&self, req: Request<pb::GetPublicKeyRequest>) -> Result<Response<pb::PublicKey>, Status> {
         self.0.principals.check(&req)?;
-        Err(unimplemented("GetPublicKey"))
+        Ok(Response::new(pb::PublicKey { ledger_id: self.0.ledger.ledger_id().to_owned(), ed25519: self.0.ledger.public_key().as_bytes().to_vec() }))
     }
 
     type ReadEventsStream = RecordStream;
@@ -101,12 +118,20 @@ impl pb::ledger_audit_server::LedgerAudit for Audit {
 
     async fn get_inclusion_proof(&self, req: Request<pb::GetInclusionProofRequest>) -> Result<Response<pb::InclusionProof>, Status> {
         self.0.principals.check(&req)?;
-        Err(unimplemented("GetInclusionProof"))
+        let r = req.into_inner();
+        let size = if r.tree_size == 0 { self.0.ledger.checkpoint()?.checkpoint.tree_size } else { r.tree_size };
+        let ledger = self.0.ledger.clone();
+        let path = tokio::task::spawn_blocking(move || ledger.inclusion_proof(r.seq, size)).await.map_err(|e| Status::internal(e.to_string()))?.map_err(proof_err)?;
+        Ok(Response::new(pb::InclusionProof { leaf_index: r.seq - 1, tree_size: size, path: path.iter().map(|h| h.to_vec()).collect() }))
     }
 
     async fn get_consistency_proof(&self, req: Request<pb::GetConsistencyProofRequest>) -> Result<Response<pb::ConsistencyProof>, Status> {
         self.0.principals.check(&req)?;
-        Err(unimplemented("GetConsistencyProof"))
+        let r = req.into_inner();
+        let to = if r.to_size == 0 { self.0.ledger.checkpoint()?.checkpoint.tree_size } else { r.to_size };
+        let ledger = self.0.ledger.clone();
+        let path = tokio::task::spawn_blocking(move || ledger.consistency_proof(r.from_size, to)).await.map_err(|e| Status::internal(e.to_string()))?.map_err(proof_err)?;
+        Ok(Response::new(pb::ConsistencyProof { from_size: r.from_size, to_size: to, path: path.iter().map(|h| h.to_vec()).collect() }))
     }
 
     type SubscribeStream = RecordStream;

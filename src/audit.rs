@@ -1,0 +1,252 @@
+//! Verification without trusting the operator: the checks an auditor, a bank holding a
+//! receipt, or anyone with an exported archive runs. Nothing here reads the ledger's
+//! files or trusts its decoding: it takes canonical bytes, hashes and signatures, and
+//! recomputes everything (`docs/FORMAT.md` says how, for re-implementations).
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use crate::chain::checkpoint::{key_from_text, key_to_text, Checkpoint, CheckpointError, SignedCheckpoint};
+use crate::chain::merkle::{self, leaf_hash, Frontier, ProofError};
+use crate::chain::record::{record_hash, ChainError, ChainVerifier, Hash};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("consistency from tree size {from} to {to} fails: {why} (the log was rewritten or forked)")]
+    Inconsistent { from: u64, to: u64, why: ProofError },
+    #[error("the new checkpoint's tree size {to} is smaller than the saved {from}: the log went backwards")]
+    Backwards { from: u64, to: u64 },
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("after {size} records the Merkle root differs from the checkpoint's")]
+    RootMismatch { size: u64 },
+    #[error("the checkpoint's chain head is not the hash of record {size}")]
+    HeadMismatch { size: u64 },
+    #[error("expected records up to {expected}, got {got}: records are missing (the log was truncated)")]
+    Missing { expected: u64, got: u64 },
+    #[error("record {seq}: {why}")]
+    Receipt { seq: u64, why: String },
+    #[error("inclusion of record {seq} in tree size {size}: {why}")]
+    Inclusion { seq: u64, size: u64, why: ProofError },
+    #[error("archive line {line}: {why}")]
+    Archive { line: usize, why: String },
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What an auditor keeps between visits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditState {
+    pub ledger_id: String,
+    /// The pinned key, `ed25519:<hex>`.
+    pub public_key: String,
+    /// The last checkpoint verified (canonical bytes of the signed checkpoint, hex).
+    pub checkpoint_hex: String,
+    /// The tree's compact range at that size, so new records extend it without rehashing.
+    pub frontier: Frontier,
+    /// Hash of the last record verified.
+    pub chain_head_hex: String,
+}
+
+impl AuditState {
+    pub fn checkpoint(&self) -> SignedCheckpoint {
+        crate::chain::codec::decode(&hex::decode(&self.checkpoint_hex).expect("saved as hex")).expect("saved canonical")
+    }
+}
+
+/// Checks a checkpoint's signature and ledger.
+///
+/// # Errors
+/// `AuditError::Checkpoint`.
+pub fn check_checkpoint(cp: &SignedCheckpoint, key: &VerifyingKey, ledger_id: &str) -> Result<(), AuditError> {
+    cp.verify(key)?;
+    if cp.checkpoint.ledger_id != ledger_id {
+        return Err(CheckpointError::WrongLedger { expected: ledger_id.into(), found: cp.checkpoint.ledger_id.clone() }.into());
+    }
+    Ok(())
+}
+
+/// Verifies records one by one from a known position and rebuilds the tree as it goes.
+pub struct Catchup {
+    verifier: ChainVerifier,
+    frontier: Frontier,
+}
+
+impl Catchup {
+    /// From the beginning of a ledger.
+    pub fn from_genesis(ledger_id: &str) -> Catchup {
+        Catchup { verifier: ChainVerifier::new(ledger_id), frontier: Frontier::default() }
+    }
+
+    /// From a saved state.
+    pub fn from_state(s: &AuditState) -> Catchup {
+        let mut head = [0u8; 32];
+        hex::decode_to_slice(&s.chain_head_hex, &mut head).expect("saved as hex");
+        Catchup { verifier: ChainVerifier::resume(s.frontier.size + 1, head), frontier: s.frontier.clone() }
+    }
+
+    /// The next record's canonical bytes.
+    ///
+    /// # Errors
+    /// `AuditError::Chain` naming the record.
+    pub fn feed(&mut self, canonical: &[u8]) -> Result<Hash, AuditError> {
+        let (_, h) = self.verifier.check(canonical)?;
+        self.frontier.push(leaf_hash(&h));
+        Ok(h)
+    }
+
+    pub fn size(&self) -> u64 {
+        self.frontier.size
+    }
+
+    /// Checks that what was fed is exactly what `cp` commits to, and returns the new state.
+    ///
+    /// # Errors
+    /// `Missing`, `RootMismatch` or `HeadMismatch`.
+    pub fn finish(self, cp: &SignedCheckpoint, public_key: &VerifyingKey) -> Result<AuditState, AuditError> {
+        let c = &cp.checkpoint;
+        if self.frontier.size != c.tree_size {
+            return Err(AuditError::Missing { expected: c.tree_size, got: self.frontier.size });
+        }
+        if self.frontier.root() != c.root {
+            return Err(AuditError::RootMismatch { size: c.tree_size });
+        }
+        if self.verifier.head() != c.chain_head {
+            return Err(AuditError::HeadMismatch { size: c.tree_size });
+        }
+        Ok(AuditState {
+            ledger_id: c.ledger_id.clone(),
+            public_key: key_to_text(public_key),
+            checkpoint_hex: hex::encode(crate::chain::codec::encode(cp)),
+            frontier: self.frontier,
+            chain_head_hex: hex::encode(self.verifier.head()),
+        })
+    }
+}
+
+/// Checks that `new` extends the saved checkpoint, by its consistency proof.
+///
+/// # Errors
+/// `Backwards` or `Inconsistent` naming the sizes.
+pub fn check_consistency(old: &Checkpoint, new: &Checkpoint, proof: &[Hash]) -> Result<(), AuditError> {
+    let (from, to) = (old.tree_size, new.tree_size);
+    if to < from {
+        return Err(AuditError::Backwards { from, to });
+    }
+    if from == 0 {
+        return Ok(());
+    }
+    merkle::verify_consistency(from, to, &old.root, &new.root, proof).map_err(|why| AuditError::Inconsistent { from, to, why })
+}
+
+/// A bank's check of its receipt: record `seq`'s bytes hash to the receipt's chain head,
+/// and the record is in the tree of a checkpoint signed by the pinned key.
+///
+/// # Errors
+/// `Receipt`, `Inclusion` or `Checkpoint`.
+pub fn check_receipt(seq: u64, chain_head: &Hash, canonical: &[u8], proof: &[Hash], cp: &SignedCheckpoint, key: &VerifyingKey) -> Result<(), AuditError> {
+    cp.verify(key)?;
+    let rec = crate::chain::record::Record::decode(canonical).map_err(|e| AuditError::Receipt { seq, why: e.to_string() })?;
+    if rec.seq != seq {
+        return Err(AuditError::Receipt { seq, why: format!("the bytes are of record {}", rec.seq) });
+    }
+    let h = record_hash(canonical);
+    if &h != chain_head {
+        return Err(AuditError::Receipt { seq, why: "its hash is not the chain head of the receipt".into() });
+    }
+    let size = cp.checkpoint.tree_size;
+    merkle::verify_inclusion(&leaf_hash(&h), seq - 1, size, proof, &cp.checkpoint.root).map_err(|why| AuditError::Inclusion { seq, size, why })
+}
+
+/// The first line of an archive.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ArchiveHeader {
+    /// `anxin-archive`.
+    pub format: String,
+    pub version: u32,
+    pub ledger_id: String,
+    /// `ed25519:<hex>`.
+    pub public_key: String,
+    /// The signed checkpoint the archive ends at: canonical bytes, hex.
+    pub checkpoint_hex: String,
+    pub tree_size: u64,
+    pub root_hex: String,
+}
+
+/// Writes an archive: a JSON header line, then one line per record: `{"seq":N,"hex":"..."}`.
+///
+/// # Errors
+/// I/O errors.
+pub fn write_archive(out: &mut dyn Write, key: &VerifyingKey, cp: &SignedCheckpoint, records: &mut dyn Iterator<Item = (u64, Vec<u8>)>) -> Result<u64, AuditError> {
+    let c = &cp.checkpoint;
+    let header = ArchiveHeader {
+        format: "anxin-archive".into(),
+        version: 1,
+        ledger_id: c.ledger_id.clone(),
+        public_key: key_to_text(key),
+        checkpoint_hex: hex::encode(crate::chain::codec::encode(cp)),
+        tree_size: c.tree_size,
+        root_hex: hex::encode(c.root),
+    };
+    writeln!(out, "{}", serde_json::to_string(&header).expect("serializable"))?;
+    let mut n = 0;
+    for (seq, bytes) in records {
+        writeln!(out, "{{\"seq\":{seq},\"hex\":\"{}\"}}", hex::encode(bytes))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[derive(Clone, Debug)]
+pub struct ArchiveReport {
+    pub ledger_id: String,
+    pub records: u64,
+    pub root: Hash,
+    pub public_key: String,
+}
+
+/// Verifies an archive offline: the signature (against `pinned` if given, else the key the
+/// archive carries), the chain of every record, and the Merkle root.
+///
+/// # Errors
+/// `AuditError` naming the record or size at fault.
+pub fn verify_archive(path: &Path, pinned: Option<&VerifyingKey>, progress: &mut dyn FnMut(u64)) -> Result<ArchiveReport, AuditError> {
+    let f = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut lines = f.lines();
+    let first = lines.next().ok_or(AuditError::Archive { line: 1, why: "empty file".into() })??;
+    let header: ArchiveHeader = serde_json::from_str(&first).map_err(|e| AuditError::Archive { line: 1, why: e.to_string() })?;
+    if header.format != "anxin-archive" || header.version != 1 {
+        return Err(AuditError::Archive { line: 1, why: format!("not an anxin-archive v1 ({} v{})", header.format, header.version) });
+    }
+    let carried = key_from_text(&header.public_key).map_err(|why| AuditError::Archive { line: 1, why })?;
+    let key = pinned.unwrap_or(&carried);
+    let cp: SignedCheckpoint = hex::decode(&header.checkpoint_hex)
+        .ok()
+        .and_then(|b| crate::chain::codec::decode(&b).ok())
+        .ok_or(AuditError::Archive { line: 1, why: "checkpoint_hex is not a signed checkpoint".into() })?;
+    check_checkpoint(&cp, key, &header.ledger_id)?;
+    let mut c = Catchup::from_genesis(&header.ledger_id);
+    #[derive(Deserialize)]
+    struct Line {
+        seq: u64,
+        hex: String,
+    }
+    for (i, line) in lines.enumerate() {
+        let line = line?;
+        let l: Line = serde_json::from_str(&line).map_err(|e| AuditError::Archive { line: i + 2, why: e.to_string() })?;
+        let bytes = hex::decode(&l.hex).map_err(|e| AuditError::Archive { line: i + 2, why: e.to_string() })?;
+        let _ = l.seq; // the seq inside the bytes is what counts
+        c.feed(&bytes)?;
+        if c.size() % 65_536 == 0 {
+            progress(c.size());
+        }
+    }
+    let records = c.size();
+    let state = c.finish(&cp, key)?;
+    Ok(ArchiveReport { ledger_id: header.ledger_id, records, root: state.frontier.root(), public_key: key_to_text(key) })
+}
