@@ -108,3 +108,52 @@ fn token_new_prints_a_token_and_its_principals_entry() {
     let bad = Command::new(env!("CARGO_BIN_EXE_anxin")).args(["token", "new", "--role", "bank"]).output().unwrap();
     assert!(!bad.status.success());
 }
+
+#[test]
+fn an_auditor_follows_the_readme_from_scratch() {
+    let s = start();
+    let ex = examples();
+    let file = |f: &str| ex.join(f).to_str().unwrap().to_owned();
+    for f in ["setup.csv", "workers.jsonl", "progress.csv"] {
+        assert!(anxin(&s, &["post", "--file", &file(f)]).0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("auditor-state.json");
+    let state_s = state.to_str().unwrap();
+
+    // Pin the key once.
+    let (ok, out, _) = anxin(&s, &["public-key"]);
+    assert!(ok);
+    let key = out.split_whitespace().next().unwrap().to_owned();
+    assert!(key.starts_with("ed25519:"));
+
+    // First visit: everything from genesis.
+    let (ok, out, err) = anxin(&s, &["audit", "--key", &key, "--state", state_s]);
+    assert!(ok && out.contains("new record(s) verified since size 0"), "{out}{err}");
+    // New records arrive; the second visit checks consistency and only the new ones.
+    let (ok, out, _) = anxin(&s, &["post", "--json", "--file", &file("payroll.csv")]);
+    assert!(ok);
+    std::fs::write(dir.path().join("receipt.json"), &out).unwrap();
+    let (ok, out, err) = anxin(&s, &["audit", "--key", &key, "--state", state_s]);
+    assert!(ok && out.contains("1 new record(s) verified since size 10"), "{out}{err}");
+
+    // A bank checks its receipt; anyone proves a record.
+    let (ok, out, err) = anxin(&s, &["check-receipt", "--key", &key, "--receipt", dir.path().join("receipt.json").to_str().unwrap()]);
+    assert!(ok && out.contains("is in the signed tree of 11 records"), "{out}{err}");
+    let (ok, out, _) = anxin(&s, &["prove", "--seq", "5", "--key", &key]);
+    assert!(ok && out.contains("record 5"), "{out}");
+
+    // A wrong pinned key is refused.
+    let wrong = format!("ed25519:{}", "11".repeat(32));
+    let (ok, _, err) = anxin(&s, &["audit", "--key", &wrong, "--state", dir.path().join("other.json").to_str().unwrap()]);
+    assert!(!ok, "{err}");
+
+    // Export, then verify offline with anxin and with the independent Python verifier.
+    let arch = dir.path().join("ledger.anxin");
+    let (ok, out, err) = anxin(&s, &["export", "--out", arch.to_str().unwrap()]);
+    assert!(ok && out.contains("exported 11 records"), "{out}{err}");
+    let (ok, out, err) = anxin(&s, &["verify", "--archive", arch.to_str().unwrap(), "--key", &key]);
+    assert!(ok && out.contains("11 records chain from genesis"), "{out}{err}");
+    let py = Command::new("python3").arg(ex.join("../verify_archive.py")).arg(&arch).args(["--key", &key]).output().unwrap();
+    assert!(py.status.success(), "{}{}", String::from_utf8_lossy(&py.stdout), String::from_utf8_lossy(&py.stderr));
+}
