@@ -110,3 +110,52 @@ fn the_pinned_records_verify_as_a_chain_from_their_bytes_alone() {
     bytes.push(0);
     assert!(Record::decode(&bytes).is_err());
 }
+
+const TREE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/tree-v1.json");
+
+fn build_tree() -> Value {
+    use anxin::chain::checkpoint::{key_to_text, Checkpoint, CHECKPOINT_VERSION};
+    use anxin::chain::merkle::{self, leaf_hash, MemNodes};
+    let pinned: Value = build();
+    let hashes: Vec<[u8; 32]> = pinned["records"].as_array().unwrap().iter().map(|r| hex::decode(r["hash"].as_str().unwrap()).unwrap().try_into().unwrap()).collect();
+    let leaves: Vec<[u8; 32]> = hashes.iter().map(leaf_hash).collect();
+    let nodes = MemNodes(leaves.clone());
+    let hexes = |v: &[[u8; 32]]| v.iter().map(hex::encode).collect::<Vec<_>>();
+    let roots: Vec<Value> = (0..=leaves.len() as u64).map(|n| json!({"size": n, "root": hex::encode(merkle::root(&nodes, n).unwrap())})).collect();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
+    let n = leaves.len() as u64;
+    let cp = Checkpoint {
+        version: CHECKPOINT_VERSION,
+        ledger_id: LEDGER_ID.into(),
+        tree_size: n,
+        root: merkle::root(&nodes, n).unwrap(),
+        chain_head: hashes[hashes.len() - 1],
+        timestamp_ms: 1_767_225_600_000,
+    };
+    let signed = cp.clone().sign(&key);
+    json!({
+        "leaf_hashes": hexes(&leaves),
+        "roots": roots,
+        "empty_root": hex::encode(merkle::empty_root()),
+        "inclusion": {"leaf_index": 2, "tree_size": 7, "path": hexes(&merkle::inclusion_proof(&nodes, 2, 7).unwrap())},
+        "consistency": {"from_size": 3, "to_size": 7, "path": hexes(&merkle::consistency_proof(&nodes, 3, 7).unwrap())},
+        "checkpoint": {
+            "signing_seed_hex": hex::encode([1u8; 32]),
+            "public_key": key_to_text(&key.verifying_key()),
+            "canonical_hex": hex::encode(cp.encode()),
+            "signed_message_hex": hex::encode(cp.signed_message()),
+            "signature_hex": hex::encode(signed.signature),
+            "signed_checkpoint_hex": hex::encode(codec::encode(&signed)),
+        },
+    })
+}
+
+#[test]
+fn golden_tree_and_checkpoint_vectors_match() {
+    let now = build_tree();
+    if std::env::var("ANXIN_WRITE_VECTORS").is_ok() {
+        std::fs::write(TREE_PATH, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
+    }
+    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(TREE_PATH).expect("tests/vectors/tree-v1.json")).unwrap();
+    assert_eq!(pinned, now, "tree, proof or checkpoint bytes changed: that is a format break");
+}
