@@ -242,7 +242,7 @@ pub fn verify_archive(path: &Path, pinned: Option<&VerifyingKey>, progress: &mut
         let bytes = hex::decode(&l.hex).map_err(|e| AuditError::Archive { line: i + 2, why: e.to_string() })?;
         let _ = l.seq; // the seq inside the bytes is what counts
         c.feed(&bytes)?;
-        if c.size() % 65_536 == 0 {
+        if c.size().is_multiple_of(65_536) {
             progress(c.size());
         }
     }

@@ -38,6 +38,11 @@ pub struct FileConfig {
     pub tls: Option<TlsFiles>,
     /// Replacement for the national working-day calendar file.
     pub calendar: Option<PathBuf>,
+    /// The checkpoint signing key (32-byte Ed25519 seed, created if absent);
+    /// default `<data>/keys/checkpoint.ed25519`.
+    pub signing_key: Option<PathBuf>,
+    /// Sign a checkpoint after a group commit at most this often (default 100).
+    pub checkpoint_interval_ms: Option<u64>,
     /// Changes to the national policy defaults.
     #[serde(default)]
     pub policy: PolicyOverride,
@@ -98,7 +103,7 @@ impl Config {
     /// A message naming a bad county code or calendar file.
     pub fn policies_and_calendars(&self) -> Result<(PolicyBook, CalendarBook), String> {
         let mut book = PolicyBook::default();
-        apply_override(&mut book.national, &self.file.policy);
+        book.national.apply(&self.file.policy);
         let load_cal = |p: &Path| -> Result<Calendar, String> {
             Calendar::parse(&std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))
         };
@@ -115,18 +120,6 @@ impl Config {
         }
         Ok((book, cals))
     }
-}
-
-fn apply_override(p: &mut crate::domain::policy::Policy, o: &PolicyOverride) {
-    if let Some(v) = o.labour_ratio_bp { p.labour_ratio_bp = v; }
-    if let Some(v) = o.deposit_rate_bp { p.deposit_rate_bp = v; }
-    if let Some(v) = o.deposit_exempt_below { p.deposit_exempt_below = v; }
-    if o.deposit_cap.is_some() { p.deposit_cap = o.deposit_cap; }
-    if let Some(v) = o.deposit_lodge_working_days { p.deposit_lodge_working_days = v; }
-    if let Some(v) = o.replenish_working_days { p.replenish_working_days = v; }
-    if let Some(v) = o.wage_account_open_days { p.wage_account_open_days = v; }
-    if let Some(v) = o.letter_warn_days { p.letter_warn_days = v; }
-    if let Some(v) = o.payroll_grace_days { p.payroll_grace_days = v; }
 }
 
 /// Loads the principals file, or creates a development one with an operator token.
@@ -167,7 +160,18 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
 /// A message naming what failed (a damaged data directory refuses to open).
 pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), String> {
     let (policies, calendars) = cfg.policies_and_calendars()?;
-    let ledger = Ledger::open(&cfg.data, LedgerOptions { ledger_id: cfg.ledger_id.clone(), policies, calendars, ..Default::default() }).map_err(|e| e.to_string())?;
+    let ledger = Ledger::open(
+        &cfg.data,
+        LedgerOptions {
+            ledger_id: cfg.ledger_id.clone(),
+            policies,
+            calendars,
+            signing_key: cfg.file.signing_key.clone(),
+            checkpoint_interval_ms: cfg.file.checkpoint_interval_ms.unwrap_or(crate::limits::CHECKPOINT_INTERVAL_MS),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let vault = Vault::open(&cfg.data.join("vault")).map_err(|e| e.to_string())?;
     let year = ledger.today().year();
     if !ledger.calendars().national.covers(year) {
@@ -196,6 +200,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| format!("listen on {}: {e}", cfg.listen))?;
     let (last, head) = ledger.head();
+    tracing::info!(key = %crate::chain::checkpoint::key_to_text(&ledger.public_key()), "checkpoints are signed with this key: auditors pin it");
     tracing::info!(listen = %listener.local_addr().map_err(|e| e.to_string())?, data = %cfg.data.display(), ledger = ledger.ledger_id(), records = last, head = %hex::encode(head), tls = tls.is_some(), principals = principals.len(), "serving");
     let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals) };
     api::serve(api, listener, tls, shutdown).await.map_err(|e| e.to_string())?;

@@ -194,7 +194,14 @@ fn print_summary(s: &CountySummary) {
 
 fn run_verify(dir: &std::path::Path, json: bool) -> Result<()> {
     let t0 = Instant::now();
-    let report = ledger::verify(dir, &mut |_| {})?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    let report = ledger::verify(dir, &mut |n| {
+        if n % 65_536 < 8_192 {
+            bar.set_message(format!("{n} records verified"));
+            bar.tick();
+        }
+    })?;
+    bar.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
     if json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({

@@ -45,7 +45,7 @@ pub fn range_root<N: Nodes>(nodes: &N, start: u64, len: u64) -> Result<Hash, N::
     if len == 0 {
         return Ok(empty_root());
     }
-    if len.is_power_of_two() && start % len == 0 {
+    if len.is_power_of_two() && start.is_multiple_of(len) {
         return nodes.subtree(len.trailing_zeros(), start / len);
     }
     let k = split(len);

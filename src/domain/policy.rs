@@ -91,14 +91,7 @@ impl PolicyBook {
     pub fn for_project(&self, county: CountyCode, project_ratio_bp: Option<u32>, project_rate_bp: Option<u32>) -> Policy {
         let mut p = self.national.clone();
         if let Some(o) = self.counties.get(&county) {
-            macro_rules! take {
-                ($($f:ident),*) => { $( if let Some(v) = o.$f { p.$f = v; } )* };
-            }
-            take!(labour_ratio_bp, deposit_rate_bp, deposit_exempt_below, deposit_lodge_working_days,
-                  replenish_working_days, wage_account_open_days, letter_warn_days, payroll_grace_days);
-            if o.deposit_cap.is_some() {
-                p.deposit_cap = o.deposit_cap;
-            }
+            p.apply(o);
         }
         if let Some(r) = project_ratio_bp {
             p.labour_ratio_bp = r;
@@ -111,6 +104,18 @@ impl PolicyBook {
 }
 
 impl Policy {
+    /// Applies every field an override sets.
+    pub fn apply(&mut self, o: &PolicyOverride) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
+        }
+        take!(labour_ratio_bp, deposit_rate_bp, deposit_exempt_below, deposit_lodge_working_days,
+              replenish_working_days, wage_account_open_days, letter_warn_days, payroll_grace_days);
+        if o.deposit_cap.is_some() {
+            self.deposit_cap = o.deposit_cap;
+        }
+    }
+
     /// The deposit a project with this contract price must hold.
     pub fn deposit_required(&self, contract_price: Money) -> Money {
         if contract_price < self.deposit_exempt_below {

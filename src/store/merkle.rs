@@ -142,7 +142,7 @@ impl MerkleWriter {
         }
         for (l, buf) in self.level_bufs.iter_mut().enumerate() {
             if !buf.is_empty() {
-                (&*self.files.levels[l].as_ref().expect("stored level")).write_all(buf)?;
+                self.files.levels[l].as_ref().expect("stored level").write_all(buf)?;
                 buf.clear();
             }
         }
