@@ -202,4 +202,48 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let s = views::county_summary(&state, self.0.ledger.policies(), self.0.ledger.calendars(), county, as_of);
         Ok(Response::new(convert::county_summary(&s)))
     }
+
+    async fn get_project_history(&self, req: Request<pb::GetProjectHistoryRequest>) -> Result<Response<pb::ProjectHistory>, Status> {
+        let who = self.0.principals.check(&req)?;
+        let id = convert::project(&req.get_ref().project)?;
+        let state = self.0.ledger.state();
+        if !auth::may_read_project(&who, &state, &id) {
+            return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
+        }
+        let months = views::project_history(&state, &id).ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered")))?;
+        Ok(Response::new(pb::ProjectHistory {
+            project: id.to_string(),
+            months: months
+                .iter()
+                .map(|m| pb::MonthFigures {
+                    period: m.period.to_string(),
+                    wage_in: format_fen(m.wage_in),
+                    wage_out: format_fen(m.wage_out),
+                    wage_balance_end: format_fen(m.wage_balance_end),
+                    progress: format_fen(m.progress),
+                    payroll_due: format_fen(m.payroll_due),
+                    payroll_paid: format_fen(m.payroll_paid),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_workers(&self, req: Request<pb::ListWorkersRequest>) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        let who = self.0.principals.check(&req)?;
+        let r = req.into_inner();
+        if r.masked_id.chars().count() != 18 {
+            return Err(ApiError::invalid("INVALID_MASKED_ID", "a masked national ID has 18 characters, e.g. 6201**********123X").into());
+        }
+        let (offset, size) = page(r.page_size, &r.page_token)?;
+        let project = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
+        let as_of = self.0.as_of(&r.as_of)?;
+        let state = self.0.ledger.state();
+        let all: Vec<pb::Worker> = views::find_workers(&state, &r.masked_id, project.as_ref(), as_of)
+            .into_iter()
+            .filter(|w| w.enrolments.iter().any(|e| auth::may_read_project(&who, &state, &e.project)))
+            .map(|w| convert::worker_view(&w))
+            .collect();
+        let (workers, next_page_token) = paged(all, offset, size);
+        Ok(Response::new(pb::ListWorkersResponse { workers, next_page_token }))
+    }
 }

@@ -59,6 +59,22 @@ pub struct DrawdownEntry {
     pub replenished: Fen,
 }
 
+/// Money of one project in one calendar month: what moved through the wage account in
+/// that month (by value date), and what the month's payroll asked and got.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthFigures {
+    /// Into the wage account (wage shares and top-ups) dated in the month.
+    pub wage_in: Fen,
+    /// Out of the wage account (payouts and the closing residual) dated in the month.
+    pub wage_out: Fen,
+    /// Progress payments dated in the month.
+    pub progress: Fen,
+    /// Due on the payroll for this month (by period).
+    pub payroll_due: Fen,
+    /// Paid against this month's payroll (payouts and drawdowns, whenever made).
+    pub payroll_paid: Fen,
+}
+
 /// A project, with everything about it that fits in one entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -76,6 +92,8 @@ pub struct Project {
     pub drawdowns: Vec<DrawdownEntry>,
     pub wages_paid_total: Fen,
     pub released: Option<MoneyIn>,
+    /// Month by month, for charts and reports.
+    pub months: std::collections::BTreeMap<Period, MonthFigures>,
 }
 
 impl Project {
@@ -340,6 +358,7 @@ impl State {
             line.paid += fen;
             let h = self.payrolls.get_mut(&(project.clone(), per));
             h.paid_total += fen;
+            self.projects.get_mut(project).months.entry(per).or_default().payroll_paid += fen;
         }
         let county = self.projects.get(project).expect("checked").reg.county;
         self.projects.get_mut(project).wages_paid_total += fen;
@@ -387,6 +406,7 @@ impl State {
                         drawdowns: Vec::new(),
                         wages_paid_total: 0,
                         released: None,
+                        months: Default::default(),
                     },
                 );
             }
@@ -407,6 +427,7 @@ impl State {
             Event::WageAccountClosed(e) => {
                 let p = self.projects.get_mut(&e.project);
                 p.wage_account.as_mut().expect("decide checked it is open").closed = Some((e.date, seq));
+                p.months.entry(e.date.period()).or_default().wage_out += e.residual.fen();
             }
             Event::WorkerEnrolled(c) => {
                 let span = Span { from: c.date, to: None };
@@ -448,6 +469,8 @@ impl State {
                 e.spans.last_mut().expect("decide checked the worker is on site").to = Some(c.date);
             }
             Event::PayrollSubmitted(c) => {
+                let total: Fen = c.lines.iter().map(|l| l.amount_due.fen()).sum();
+                self.projects.get_mut(&c.project).months.entry(c.period).or_default().payroll_due += total;
                 let mut due_total = 0;
                 for l in &c.lines {
                     due_total += l.amount_due.fen();
@@ -496,14 +519,20 @@ impl State {
                 p.progress.push(ProgressEntry { seq, date: c.date, total: c.total.fen(), share: c.wage_share.fen() });
                 p.progress_total += c.total.fen();
                 p.wage_share_total += c.wage_share.fen();
+                let m = p.months.entry(c.date.period()).or_default();
+                m.progress += c.total.fen();
+                m.wage_in += c.wage_share.fen();
             }
             Event::WageAccountToppedUp(c) => {
                 self.payment_nos.insert((c.project.clone(), c.payment_no.clone()), seq);
-                self.projects.get_mut(&c.project).topup_total += c.amount.fen();
+                let p = self.projects.get_mut(&c.project);
+                p.topup_total += c.amount.fen();
+                p.months.entry(c.date.period()).or_default().wage_in += c.amount.fen();
             }
             Event::WagePaid(c) => {
                 self.payment_nos.insert((c.project.clone(), c.payment_no.clone()), seq);
                 self.count_payout(&c.project, &c.worker, c.period, c.amount.fen(), c.date);
+                self.projects.get_mut(&c.project).months.entry(c.date.period()).or_default().wage_out += c.amount.fen();
             }
             Event::DepositDrawn(c) => {
                 self.orders.insert((c.project.clone(), c.order_no.clone()), seq);

@@ -316,3 +316,52 @@ pub fn payroll_view(state: &State, project: &ProjectId, period: Period, as_of: D
         lines,
     })
 }
+
+/// One month of a project's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonthView {
+    pub period: Period,
+    pub wage_in: Fen,
+    pub wage_out: Fen,
+    /// Wage account balance at the end of the month (by value dates).
+    pub wage_balance_end: Fen,
+    pub progress: Fen,
+    pub payroll_due: Fen,
+    pub payroll_paid: Fen,
+}
+
+/// A project month by month, from its first month with money or a payroll to its last.
+pub fn project_history(state: &State, id: &ProjectId) -> Option<Vec<MonthView>> {
+    let p = state.projects.get(id)?;
+    let (Some((&first, _)), Some((&last, _))) = (p.months.iter().next(), p.months.iter().next_back()) else { return Some(Vec::new()) };
+    let mut out = Vec::new();
+    let mut balance = 0;
+    let mut per = first;
+    loop {
+        let m = p.months.get(&per).cloned().unwrap_or_default();
+        balance += m.wage_in - m.wage_out;
+        out.push(MonthView { period: per, wage_in: m.wage_in, wage_out: m.wage_out, wage_balance_end: balance, progress: m.progress, payroll_due: m.payroll_due, payroll_paid: m.payroll_paid });
+        if per == last {
+            break;
+        }
+        per = per.next();
+    }
+    Some(out)
+}
+
+/// Workers whose masked ID matches `masked` (`*` in the pattern matches any one
+/// character; an unmasked digit must be equal), optionally on one project.
+pub fn find_workers(state: &State, masked: &str, project: Option<&ProjectId>, as_of: Date) -> Vec<WorkerView> {
+    let pat: Vec<char> = masked.chars().collect();
+    let matches = |m: &str| {
+        let c: Vec<char> = m.chars().collect();
+        c.len() == pat.len() && c.iter().zip(&pat).all(|(a, b)| *b == '*' || *a == '*' || a.eq_ignore_ascii_case(b))
+    };
+    state
+        .workers
+        .iter()
+        .filter(|(_, w)| matches(w.masked.as_str()))
+        .filter(|(_, w)| project.is_none_or(|p| w.projects.contains(p)))
+        .filter_map(|(r, _)| worker_view(state, r, as_of))
+        .collect()
+}

@@ -54,6 +54,13 @@ async fn a_project_month_end_to_end_and_every_query() {
     let by_ref = q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::WorkerRef(w.worker_ref.clone())), as_of: String::new() }).await.unwrap().into_inner();
     assert_eq!(by_ref.masked_id, w.masked_id);
 
+    let hist = q.get_project_history(pb::GetProjectHistoryRequest { project: "P1".into() }).await.unwrap().into_inner();
+    let jan = hist.months.iter().find(|m| m.period == "2026-01").unwrap();
+    assert_eq!((jan.payroll_due.as_str(), jan.payroll_paid.as_str()), ("15000.50", "11000.50"));
+    assert_eq!(hist.months.last().unwrap().wage_balance_end, "18999.50");
+    let found = q.list_workers(pb::ListWorkersRequest { masked_id: w.masked_id.clone(), ..Default::default() }).await.unwrap().into_inner();
+    assert!(found.workers.iter().any(|x| x.worker_ref == w.worker_ref));
+    assert_eq!(q.list_workers(pb::ListWorkersRequest { masked_id: "6201".into(), ..Default::default() }).await.unwrap_err().code(), Code::InvalidArgument);
     let pr = q.get_payroll(pb::GetPayrollRequest { project: "P1".into(), period: "2026-01".into(), as_of: "2026-03-01".into(), page_size: 2, page_token: String::new() }).await.unwrap().into_inner();
     assert_eq!((pr.due_total.as_str(), pr.paid_total.as_str(), pr.overdue, pr.lines.len(), pr.next_page_token.as_str()), ("15000.50", "11000.50", true, 2, "2"));
 
