@@ -18,3 +18,4 @@ pub mod demo;
 pub mod api;
 pub mod audit;
 pub mod server;
+pub mod dashboard;

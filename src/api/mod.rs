@@ -13,7 +13,7 @@ pub mod convert;
 pub mod error;
 mod audit;
 mod posting;
-mod query;
+pub mod query;
 
 use std::future::Future;
 use std::sync::Arc;

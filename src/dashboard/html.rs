@@ -1,0 +1,363 @@
+//! HTML of the dashboard: labels in two languages, tables that sort and filter, and a
+//! chart drawn as inline SVG. Everything shown is a field of a `LedgerQuery` answer.
+
+use axum::response::Html;
+
+use crate::api::pb;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+/// A label in the page's language.
+pub fn t(l: Lang, key: &str) -> &'static str {
+    let (zh, en) = match key {
+        "title" => ("安薪 · 农民工工资监管", "Anxin · migrant wage escrow"),
+        "summary" => ("县域概况", "County summary"),
+        "projects" => ("项目", "Projects"),
+        "flags" => ("预警", "Flags"),
+        "workers" => ("工人查询", "Worker lookup"),
+        "project" => ("项目", "Project"),
+        "status" => ("状态", "Status"),
+        "active" => ("在建", "active"),
+        "suspended" => ("停工", "suspended"),
+        "completed" => ("竣工", "completed"),
+        "grade" => ("预警等级", "Alert"),
+        "wage_balance" => ("专户余额", "Wage account balance"),
+        "owed" => ("应付未付", "Owed"),
+        "overdue" => ("逾期欠薪", "Overdue"),
+        "on_site" => ("在场人数", "On site"),
+        "deposit" => ("保证金覆盖", "Deposit cover"),
+        "contract_rate" => ("劳动合同签订率", "Labour contract rate"),
+        "accounts_bound" => ("专户绑定", "Wage accounts bound"),
+        "deposit_rate" => ("保证金覆盖项目", "Projects with deposit cover"),
+        "wages_paid" => ("本年代发工资", "Wages paid this year"),
+        "workers_paid" => ("发放人数", "Workers paid"),
+        "arrears" => ("欠薪金额", "Arrears"),
+        "arrears_workers" => ("涉及人数", "Workers owed"),
+        "registered" => ("实名登记人数", "Workers registered"),
+        "projects_total" => ("项目总数", "Projects"),
+        "open_flags" => ("在办预警", "Open flags"),
+        "code" => ("类型", "Code"),
+        "gap" => ("缺口", "Gap"),
+        "since" => ("起始日期", "Since"),
+        "evidence" => ("证据(记录序号)", "Evidence (record seq)"),
+        "detail" => ("说明", "Detail"),
+        "chart" => ("专户余额与应发工资(按月)", "Wage account balance vs payroll due, by month"),
+        "payrolls" => ("工资支付表", "Payrolls"),
+        "period" => ("月份", "Month"),
+        "due" => ("应发", "Due"),
+        "paid" => ("已发", "Paid"),
+        "due_date" => ("支付期限", "Due date"),
+        "filter" => ("筛选…", "Filter…"),
+        "export" => ("导出CSV", "Export CSV"),
+        "login" => ("登录", "Sign in"),
+        "token" => ("访问令牌(县治欠办或审计)", "Access token (county office or auditor)"),
+        "masked" => ("脱敏身份证号,如 6201**********123X", "Masked national ID, e.g. 6201**********123X"),
+        "search" => ("查询", "Search"),
+        "paid_total" => ("累计已发", "Paid"),
+        "owed_total" => ("应付未付", "Owed"),
+        "enrolments" => ("参建项目", "Projects"),
+        "progress" => ("工程款", "Progress payments"),
+        "wage_share" => ("拨入专户", "To wage account"),
+        "ratio" => ("人工费比例", "Labour ratio"),
+        "contractor" => ("总包单位", "General contractor"),
+        "error" => ("错误", "Error"),
+        "none" => ("无", "none"),
+        "balance_line" => ("月末余额", "Balance at month end"),
+        "due_bars" => ("当月应发工资", "Payroll due"),
+        "logout" => ("退出", "Sign out"),
+        _ => ("?", "?"),
+    };
+    match l {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+pub fn status_key(s: i32) -> &'static str {
+    match pb::ProjectStatus::try_from(s) {
+        Ok(pb::ProjectStatus::Active) => "active",
+        Ok(pb::ProjectStatus::Suspended) => "suspended",
+        Ok(pb::ProjectStatus::Completed) => "completed",
+        _ => "?",
+    }
+}
+
+/// Red if any red flag, amber (yellow) if any flag, else green.
+pub fn grade(p: &pb::Project) -> &'static str {
+    if p.flags.iter().any(|f| f.grade == "red") {
+        "red"
+    } else if p.flags.is_empty() {
+        "green"
+    } else {
+        "amber"
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,'Noto Sans CJK SC','PingFang SC',sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
+header{background:#0f4c81;color:#fff;padding:10px 24px;display:flex;gap:24px;align-items:center}header a{color:#fff;text-decoration:none}\
+main{padding:16px 24px}h1{font-size:20px;margin:0}h2{font-size:17px;margin:18px 0 8px}\
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:10px}.card{background:#fff;border-radius:6px;padding:10px 12px;box-shadow:0 1px 2px #0002}\
+.card b{display:block;font-size:20px;margin-top:4px}table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}th,td{padding:5px 8px;border-bottom:1px solid #e3e6ea;text-align:left}\
+th{cursor:pointer;background:#eef1f5}td.n{text-align:right;font-variant-numeric:tabular-nums}.dot{display:inline-block;width:11px;height:11px;border-radius:50%}\
+.red{background:#d93025}.amber{background:#f5a623}.green{background:#1e8e3e}.tag{padding:1px 6px;border-radius:3px;color:#fff;font-size:12px}\
+input{padding:5px 8px;margin:6px 0;min-width:260px}.muted{color:#667}";
+
+const SCRIPT: &str = "document.querySelectorAll('table.sortable').forEach(function(t){t.querySelectorAll('th').forEach(function(th,i){th.onclick=function(){\
+var rows=Array.from(t.tBodies[0].rows),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';rows.sort(function(a,b){var x=a.cells[i].dataset.v||a.cells[i].innerText,y=b.cells[i].dataset.v||b.cells[i].innerText;\
+var nx=parseFloat(x.replace(/,/g,'')),ny=parseFloat(y.replace(/,/g,''));var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?c:-c});rows.forEach(function(r){t.tBodies[0].appendChild(r)})}})});\
+document.querySelectorAll('input.filter').forEach(function(f){f.oninput=function(){var q=f.value.toLowerCase();document.querySelectorAll(f.dataset.table+' tbody tr').forEach(function(r){r.style.display=r.innerText.toLowerCase().indexOf(q)<0?'none':''})}});";
+
+pub struct Page {
+    lang: Lang,
+    body: String,
+}
+
+impl Page {
+    pub fn new(lang: Lang, title_key: &str) -> Page {
+        let mut p = Page { lang, body: String::new() };
+        let other = if lang == Lang::Zh { ("en", "English") } else { ("zh", "中文") };
+        p.body.push_str(&format!(
+            "<header><h1>{}</h1><a href=\"/\">{}</a><a href=\"/flags\">{}</a><a href=\"/workers\">{}</a><span style=\"flex:1\"></span><a href=\"?lang={}\">{}</a><a href=\"/logout\">{}</a></header><main><h2>{}</h2>",
+            t(lang, "title"), t(lang, "summary"), t(lang, "flags"), t(lang, "workers"), other.0, other.1, t(lang, "logout"), t(lang, title_key)
+        ));
+        p
+    }
+
+    pub fn para(&mut self, s: &str) {
+        self.body.push_str(&format!("<p>{}</p>", esc(s)));
+    }
+
+    pub fn raw(&mut self, s: &str) {
+        self.body.push_str(s);
+    }
+
+    pub fn h2(&mut self, key: &str) {
+        let h = format!("<h2>{}</h2>", t(self.lang, key));
+        self.body.push_str(&h);
+    }
+
+    /// A sortable, filterable table; cells are already escaped HTML.
+    pub fn table(&mut self, id: &str, headers: &[&str], rows: &[Vec<String>], csv: Option<&str>) {
+        let l = self.lang;
+        self.body.push_str(&format!("<input class=\"filter\" data-table=\"#{id}\" placeholder=\"{}\">", t(l, "filter")));
+        if let Some(href) = csv {
+            self.body.push_str(&format!(" <a href=\"{href}\">{}</a>", t(l, "export")));
+        }
+        self.body.push_str(&format!("<table id=\"{id}\" class=\"sortable\"><thead><tr>"));
+        for h in headers {
+            self.body.push_str(&format!("<th>{}</th>", t(l, h)));
+        }
+        self.body.push_str("</tr></thead><tbody>");
+        for r in rows {
+            self.body.push_str("<tr>");
+            for c in r {
+                self.body.push_str(c);
+            }
+            self.body.push_str("</tr>");
+        }
+        self.body.push_str("</tbody></table>");
+    }
+
+    pub fn finish(self) -> Html<String> {
+        let lang = if self.lang == Lang::Zh { "zh-CN" } else { "en" };
+        Html(format!(
+            "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title><style>{STYLE}</style></head><body>{}</main><script>{SCRIPT}</script></body></html>",
+            t(self.lang, "title"),
+            self.body
+        ))
+    }
+}
+
+fn td(s: &str) -> String {
+    format!("<td>{}</td>", esc(s))
+}
+
+fn num(s: &str) -> String {
+    format!("<td class=\"n\">{}</td>", esc(s))
+}
+
+fn dot(g: &str) -> String {
+    format!("<td data-v=\"{}\"><span class=\"dot {g}\" title=\"{g}\"></span> {g}</td>", match g { "red" => 0, "amber" => 1, _ => 2 })
+}
+
+pub fn login(l: Lang) -> Html<String> {
+    let mut p = Page::new(l, "login");
+    p.raw(&format!(
+        "<form method=\"post\" action=\"/login\" id=\"login\"><label>{}<br><input name=\"token\" type=\"password\" autocomplete=\"off\"></label> <button>{}</button></form>\
+         <script>if(location.hash.length>1){{var f=document.getElementById('login');f.token.value=decodeURIComponent(location.hash.slice(1));history.replaceState(null,'','/login');f.submit();}}</script>",
+        t(l, "token"),
+        t(l, "login")
+    ));
+    p.finish()
+}
+
+fn pct(num: u32, den: u32) -> String {
+    if den == 0 {
+        return "–".into();
+    }
+    let bp = u64::from(num) * 10_000 / u64::from(den);
+    format!("{}.{:02}%", bp / 100, bp % 100)
+}
+
+/// (label, value) rows of a county summary, as shown and as exported.
+pub fn summary_rows(l: Lang, s: &pb::CountySummary) -> Vec<(String, String)> {
+    vec![
+        (t(l, "projects_total").into(), format!("{} ({} {}, {} {}, {} {})", s.projects_total, s.projects_active, t(l, "active"), s.projects_completed, t(l, "completed"), s.projects_suspended, t(l, "suspended"))),
+        (t(l, "registered").into(), s.workers_registered.to_string()),
+        (t(l, "on_site").into(), s.workers_on_site.to_string()),
+        (t(l, "contract_rate").into(), format!("{} ({}/{})", pct(s.enrolments_with_contract, s.enrolments), s.enrolments_with_contract, s.enrolments)),
+        (t(l, "accounts_bound").into(), format!("{} ({}/{})", pct(s.wage_accounts_bound, s.projects_total), s.wage_accounts_bound, s.projects_total)),
+        (t(l, "deposit_rate").into(), format!("{} ({}/{})", pct(s.deposit_covered_projects, s.deposit_required_projects), s.deposit_covered_projects, s.deposit_required_projects)),
+        (t(l, "wages_paid").into(), format!("¥{}", s.wages_paid_year)),
+        (t(l, "workers_paid").into(), s.workers_paid_year.to_string()),
+        (t(l, "arrears").into(), format!("¥{}", s.arrears)),
+        (t(l, "arrears_workers").into(), s.arrears_workers.to_string()),
+        (t(l, "open_flags").into(), format!("{} red, {} yellow", s.flags_red, s.flags_yellow)),
+    ]
+}
+
+pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html<String> {
+    let mut p = Page::new(l, "summary");
+    p.raw(&format!("<p class=\"muted\">{} {} · {}</p><div class=\"cards\" id=\"summary\">", if s.county.is_empty() { "*" } else { &s.county }, esc(&s.as_of), "<a href=\"/summary.csv\">CSV</a>"));
+    for (k, v) in summary_rows(l, s) {
+        p.raw(&format!("<div class=\"card\">{}<b>{}</b></div>", esc(&k), esc(&v)));
+    }
+    p.raw("</div>");
+    p.h2("projects");
+    let rows: Vec<Vec<String>> = projects
+        .iter()
+        .map(|x| {
+            vec![
+                format!("<td><a href=\"/project/{0}\">{0}</a></td>", esc(&x.project)),
+                td(&x.name),
+                td(t(l, status_key(x.status))),
+                dot(grade(x)),
+                num(&x.wage_balance),
+                num(&x.owed),
+                num(&x.overdue),
+                num(&format!("{} + {} / {}", x.deposit_cash, x.letters_valid, x.deposit_required)),
+                num(&x.workers_on_site.to_string()),
+                td(&x.flags.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(" ")),
+            ]
+        })
+        .collect();
+    p.table("projects", &["project", "project", "status", "grade", "wage_balance", "owed", "overdue", "deposit", "on_site", "flags"], &rows, Some("/projects.csv"));
+    p.finish()
+}
+
+fn flag_rows(fs: &[pb::Flag]) -> Vec<Vec<String>> {
+    fs.iter()
+        .map(|f| {
+            let g = if f.grade == "red" { "red" } else { "amber" };
+            vec![
+                format!("<td><a href=\"/project/{0}\">{0}</a></td>", esc(&f.project)),
+                format!("<td><span class=\"tag {g}\">{}</span></td>", esc(&f.code)),
+                dot(g),
+                num(&f.gap),
+                td(&f.since),
+                format!("<td class=\"evidence\">{}</td>", f.evidence.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+                td(&f.detail),
+            ]
+        })
+        .collect()
+}
+
+pub fn flags(l: Lang, fs: &[pb::Flag]) -> Html<String> {
+    let mut p = Page::new(l, "flags");
+    p.table("flags", &["project", "code", "grade", "gap", "since", "evidence", "detail"], &flag_rows(fs), Some("/flags.csv"));
+    p.finish()
+}
+
+/// The wage account balance at each month end (line) against the payroll due for the
+/// month (bars), as inline SVG.
+fn chart(l: Lang, h: &pb::ProjectHistory) -> String {
+    let fen = |s: &str| -> i64 {
+        let (a, b) = s.split_once('.').unwrap_or((s, "0"));
+        a.parse::<i64>().unwrap_or(0) * 100 + b.parse::<i64>().unwrap_or(0) * if a.starts_with('-') { -1 } else { 1 }
+    };
+    let months = &h.months;
+    let (w, hgt, pad) = (760i64, 260i64, 40i64);
+    let max = months.iter().flat_map(|m| [fen(&m.wage_balance_end), fen(&m.payroll_due)]).max().unwrap_or(1).max(1);
+    let n = months.len().max(1) as i64;
+    let step = (w - 2 * pad) / n;
+    let y = |v: i64| hgt - pad - (v.max(0) as i128 * (hgt - 2 * pad) as i128 / max as i128) as i64;
+    let mut svg = format!("<svg id=\"chart\" role=\"img\" aria-label=\"{}\" width=\"{w}\" height=\"{hgt}\" style=\"background:#fff;border-radius:6px\">", t(l, "chart"));
+    svg.push_str(&format!("<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/>", hgt - pad, w - pad));
+    let mut pts = Vec::new();
+    for (i, m) in months.iter().enumerate() {
+        let x = pad + i as i64 * step;
+        let due = fen(&m.payroll_due);
+        svg.push_str(&format!("<rect class=\"due\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#9cc3e6\"><title>{} {}: {}</title></rect>", x + 3, y(due), (step - 6).max(1), hgt - pad - y(due), esc(&m.period), t(l, "due_bars"), esc(&m.payroll_due)));
+        pts.push(format!("{},{}", x + step / 2, y(fen(&m.wage_balance_end))));
+        if i % 2 == 0 || n <= 12 {
+            svg.push_str(&format!("<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>", x + step / 2, hgt - pad + 14, esc(&m.period)));
+        }
+    }
+    svg.push_str(&format!("<polyline class=\"balance\" points=\"{}\" fill=\"none\" stroke=\"#d93025\" stroke-width=\"2\"/>", pts.join(" ")));
+    svg.push_str(&format!("<text x=\"{pad}\" y=\"16\" font-size=\"11\" fill=\"#d93025\">— {}</text><text x=\"{}\" y=\"16\" font-size=\"11\" fill=\"#3b7fc4\">▮ {}</text><text x=\"{}\" y=\"16\" font-size=\"11\">max ¥{}</text></svg>", t(l, "balance_line"), pad + 200, t(l, "due_bars"), w - 200, max / 100));
+    svg
+}
+
+pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb::Payroll]) -> Html<String> {
+    let mut p = Page::new(l, "project");
+    p.raw(&format!("<p><b>{}</b> {} · {} · {} {} · <span class=\"dot {g}\"></span> {g}</p>", esc(&x.project), esc(&x.name), t(l, status_key(x.status)), t(l, "contractor"), esc(&x.general_contractor), g = grade(x)));
+    let cards = [
+        ("wage_balance", format!("¥{}", x.wage_balance)),
+        ("deposit", format!("¥{} + ¥{} / ¥{}", x.deposit_cash, x.letters_valid, x.deposit_required)),
+        ("progress", format!("¥{}", x.progress_total)),
+        ("wage_share", format!("¥{} ({} {}.{:02}%)", x.wage_share_total, t(l, "ratio"), x.labour_ratio_bp / 100, x.labour_ratio_bp % 100)),
+        ("paid_total", format!("¥{}", x.wages_paid_total)),
+        ("owed", format!("¥{}", x.owed)),
+        ("overdue", format!("¥{}", x.overdue)),
+        ("on_site", format!("{} / {}", x.workers_on_site, x.workers_enrolled)),
+    ];
+    p.raw("<div class=\"cards\">");
+    for (k, v) in cards {
+        p.raw(&format!("<div class=\"card\">{}<b>{}</b></div>", t(l, k), esc(&v)));
+    }
+    p.raw("</div>");
+    p.h2("chart");
+    p.raw(&chart(l, h));
+    p.raw(&format!(" <a href=\"/project/{}/months.csv\">{}</a>", esc(&x.project), t(l, "export")));
+    p.h2("flags");
+    if x.flags.is_empty() {
+        p.para(t(l, "none"));
+    } else {
+        p.table("flags", &["project", "code", "grade", "gap", "since", "evidence", "detail"], &flag_rows(&x.flags), None);
+    }
+    p.h2("payrolls");
+    let rows: Vec<Vec<String>> = payrolls
+        .iter()
+        .map(|r| vec![td(&r.period), td(&r.due_date), num(&r.due_total), num(&r.paid_total), dot(if r.overdue { "red" } else if r.paid_total == r.due_total { "green" } else { "amber" })])
+        .collect();
+    p.table("payrolls", &["period", "due_date", "due", "paid", "status"], &rows, Some(&format!("/project/{}/payrolls.csv", esc(&x.project))));
+    p.finish()
+}
+
+pub fn workers(l: Lang, masked: &str, ws: &[pb::Worker]) -> Html<String> {
+    let mut p = Page::new(l, "workers");
+    p.raw(&format!("<form method=\"get\" action=\"/workers\"><input name=\"masked\" value=\"{}\" placeholder=\"{}\"> <button>{}</button></form>", esc(masked), t(l, "masked"), t(l, "search")));
+    let rows: Vec<Vec<String>> = ws
+        .iter()
+        .map(|w| {
+            vec![
+                td(&w.masked_id),
+                num(&w.paid_total),
+                num(&w.owed_total),
+                format!("<td>{}</td>", w.enrolments.iter().map(|e| format!("<a href=\"/project/{0}\">{0}</a> ({1})", esc(&e.project), esc(&e.card_masked))).collect::<Vec<_>>().join(", ")),
+            ]
+        })
+        .collect();
+    if !masked.is_empty() {
+        p.table("workers", &["masked", "paid_total", "owed_total", "enrolments"], &rows, Some(&format!("/workers.csv?masked={}", esc(masked))));
+    }
+    p.finish()
+}
