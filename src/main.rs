@@ -20,6 +20,9 @@ struct Args {
     /// Principals file with hashed tokens [default: <data>/principals.toml, created with a dev operator token].
     #[arg(long, env = "ANXIN_PRINCIPALS")]
     principals: Option<PathBuf>,
+    /// Serve the read-only county dashboard (HTTP) on this address, e.g. 127.0.0.1:8080.
+    #[arg(long, env = "ANXIN_DASHBOARD")]
+    dashboard: Option<SocketAddr>,
     /// TLS certificate (PEM); needs --tls-key.
     #[arg(long, env = "ANXIN_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -38,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(anxin::server::TlsFiles { cert, key }),
         _ => None,
     };
-    let cfg = anxin::server::Config::load(a.config.as_deref(), a.listen, a.data, a.principals, tls).map_err(anyhow::Error::msg)?;
+    let cfg = anxin::server::Config::load_with_dashboard(a.config.as_deref(), a.listen, a.data, a.principals, tls, a.dashboard).map_err(anyhow::Error::msg)?;
     anxin::server::run(cfg, shutdown_signal()).await.map_err(anyhow::Error::msg)?;
     Ok(())
 }

@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub signing_key: Option<PathBuf>,
     /// Sign a checkpoint after a group commit at most this often (default 100).
     pub checkpoint_interval_ms: Option<u64>,
+    /// Serve the read-only county dashboard (HTTP) on this address; off when absent.
+    pub dashboard: Option<SocketAddr>,
     /// Changes to the national policy defaults.
     #[serde(default)]
     pub policy: PolicyOverride,
@@ -74,6 +76,7 @@ pub struct Config {
     pub principals: Option<PathBuf>,
     pub ledger_id: Option<String>,
     pub tls: Option<TlsFiles>,
+    pub dashboard: Option<SocketAddr>,
     pub file: FileConfig,
 }
 
@@ -83,6 +86,14 @@ impl Config {
     /// # Errors
     /// A message naming the file and what is wrong.
     pub fn load(path: Option<&Path>, listen: Option<SocketAddr>, data: Option<PathBuf>, principals: Option<PathBuf>, tls: Option<TlsFiles>) -> Result<Config, String> {
+        Config::load_with_dashboard(path, listen, data, principals, tls, None)
+    }
+
+    /// As `load`, with the dashboard's address from the command line.
+    ///
+    /// # Errors
+    /// A message naming the file and what is wrong.
+    pub fn load_with_dashboard(path: Option<&Path>, listen: Option<SocketAddr>, data: Option<PathBuf>, principals: Option<PathBuf>, tls: Option<TlsFiles>, dashboard: Option<SocketAddr>) -> Result<Config, String> {
         let file: FileConfig = match path {
             Some(p) => toml::from_str(&std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?).map_err(|e| format!("{}: {e}", p.display()))?,
             None => FileConfig::default(),
@@ -93,6 +104,7 @@ impl Config {
             principals: principals.or(file.principals.clone()),
             ledger_id: file.ledger_id.clone(),
             tls: tls.or(file.tls.clone()),
+            dashboard: dashboard.or(file.dashboard),
             file,
         })
     }
@@ -203,7 +215,33 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     tracing::info!(key = %crate::chain::checkpoint::key_to_text(&ledger.public_key()), "checkpoints are signed with this key: auditors pin it");
     tracing::info!(listen = %listener.local_addr().map_err(|e| e.to_string())?, data = %cfg.data.display(), ledger = ledger.ledger_id(), records = last, head = %hex::encode(head), tls = tls.is_some(), principals = principals.len(), "serving");
     let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals) };
-    api::serve(api, listener, tls, shutdown).await.map_err(|e| e.to_string())?;
+    // One shutdown signal for both servers.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let dashboard = match cfg.dashboard {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("dashboard listen on {addr}: {e}"))?;
+            tracing::info!(dashboard = %format!("http://{}/", l.local_addr().map_err(|e| e.to_string())?), "serving the county dashboard");
+            Some(tokio::spawn(crate::dashboard::serve(api.clone(), l, None, stopped(stop_rx.clone()))))
+        }
+        None => None,
+    };
+    let grpc = api::serve(api, listener, tls, stopped(stop_rx));
+    tokio::pin!(grpc);
+    let result = tokio::select! {
+        r = &mut grpc => r,
+        () = shutdown => {
+            let _ = stop_tx.send(true);
+            grpc.await
+        }
+    };
+    let _ = stop_tx.send(true);
+    if let Some(d) = dashboard {
+        let _ = d.await;
+    }
+    result.map_err(|e| e.to_string())?;
     tracing::info!("stopped accepting; closing the ledger");
     // Streams still open (a Subscribe) may hold the ledger; they see it closed.
     tokio::task::spawn_blocking(move || ledger.shutdown()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;

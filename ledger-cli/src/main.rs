@@ -5,19 +5,15 @@
 //! running `anxind` over gRPC (`client.rs`).
 
 mod client;
+mod demo;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 
-use anxin::demo;
-use anxin::domain::money::format_fen;
-use anxin::ledger::{self, Ledger, LedgerOptions};
-use anxin::projection::flags::{flags, Grade};
-use anxin::projection::views::{county_summary, CountySummary};
-use anxin::vault::Vault;
+use anxin::ledger::{self, LedgerOptions};
 
 #[derive(Parser)]
 #[command(name = "anxin", version, about = "Anxin (安薪) wage escrow ledger: demo, verify, rebuild, and the client of anxind")]
@@ -39,6 +35,15 @@ enum Cmd {
         /// Seed of the generated county.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Exit after printing instead of serving the dashboard (for scripts).
+        #[arg(long)]
+        no_serve: bool,
+        /// The embedded gRPC server's address.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// The dashboard's address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        dashboard: std::net::SocketAddr,
     },
     /// Recompute every record hash of a data directory (--data) or of an exported archive
     /// (--archive, also checking its signed checkpoint and Merkle root); report the first bad record.
@@ -82,7 +87,10 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG").unwrap_or_else(|_| "warn".into())).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Demo { data, seed } => run_demo(data, seed, cli.conn.json),
+        Cmd::Demo { data, seed, no_serve, listen, dashboard } => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(demo::run(demo::DemoArgs { data, seed, json: cli.conn.json, serve: !no_serve, listen, dashboard }))
+        }
         Cmd::Verify { data: Some(data), .. } => run_verify(&data, cli.conn.json),
         Cmd::Verify { archive: Some(a), key, .. } => run_verify_archive(&a, key.as_deref(), cli.conn.json),
         Cmd::Verify { .. } => bail!("give --data DIR or --archive FILE"),
@@ -105,91 +113,6 @@ fn main() -> Result<()> {
             rt.block_on(client::run(c, cli.conn))
         }
     }
-}
-
-fn run_demo(data: Option<PathBuf>, seed: u64, json: bool) -> Result<()> {
-    let (dir, _tmp) = match data {
-        Some(d) => (d, None),
-        None => {
-            let t = std::env::temp_dir().join(format!("anxin-demo-{}", std::process::id()));
-            (t.clone(), Some(TempDir(t)))
-        }
-    };
-    if dir.join("LEDGER").exists() {
-        bail!("{} already holds a ledger; the demo needs a fresh directory", dir.display());
-    }
-    let t0 = Instant::now();
-    let vault = Vault::open(&dir.join("vault")).context("opening the PII vault")?;
-    let plan = demo::plan(seed, &vault)?;
-    let led = Ledger::open(&dir, LedgerOptions { ledger_id: Some(format!("anxin-demo-{}", demo::COUNTY)), ..Default::default() })?;
-    for b in &plan.batches {
-        match led.submit(b.principal.clone(), b.request_id.clone(), b.commands.clone())? {
-            Ok(_) => {}
-            Err(rej) => bail!("demo batch {} was rejected: {rej}", b.request_id),
-        }
-    }
-    let (last, head) = led.head();
-    let posted = t0.elapsed();
-    let state = led.state();
-    let summary = county_summary(&state, led.policies(), led.calendars(), Some(plan.county), plan.as_of);
-    let open = flags(&state, led.policies(), led.calendars(), plan.as_of);
-    drop(state);
-    led.close()?;
-    let report = ledger::verify(&dir, &mut |_| {})?;
-    if let Some(e) = &report.error {
-        bail!("the chain does not verify: {e}");
-    }
-    if json {
-        let out = serde_json::json!({
-            "data_dir": dir.display().to_string(),
-            "records": last,
-            "chain_head": hex_str(&head),
-            "verified": report.records,
-            "summary": summary,
-            "flags": open,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
-    }
-    println!("Anxin demo: county {} as of {}", plan.county, plan.as_of);
-    println!("  posted {} commands in {} batches -> {} records in {:.2?}", plan.command_count(), plan.batches.len(), last, posted);
-    println!("  chain verified: {} records, head {}", report.records, hex_str(&report.head));
-    println!("  data directory: {}{}", dir.display(), if _tmp.is_some() { " (temporary, removed on exit; pass --data DIR to keep it)" } else { "" });
-    println!();
-    print_summary(&summary);
-    println!();
-    println!("Open flags ({} red, {} yellow):", summary.flags_red, summary.flags_yellow);
-    println!("  {:<7} {:<26} {:<6} {:>14} {:<10}  evidence (seq)", "project", "code", "grade", "gap (yuan)", "since");
-    for f in &open {
-        let grade = match f.grade {
-            Grade::Red => "red",
-            Grade::Yellow => "yellow",
-        };
-        let ev: Vec<String> = f.evidence.iter().take(4).map(u64::to_string).collect();
-        let more = if f.evidence.len() > 4 { format!(" +{}", f.evidence.len() - 4) } else { String::new() };
-        println!("  {:<7} {:<26} {:<6} {:>14} {:<10}  {}{}", f.project.as_str(), f.code.as_str(), grade, format_fen(f.gap), f.since.to_string(), ev.join(","), more);
-        println!("          {}", f.detail);
-    }
-    Ok(())
-}
-
-fn rate(num: u32, den: u32) -> String {
-    match CountySummary::rate_bp(num, den) {
-        Some(bp) => format!("{}.{:02}%", bp / 100, bp % 100),
-        None => "n/a".into(),
-    }
-}
-
-fn print_summary(s: &CountySummary) {
-    println!("County summary (县治欠办)");
-    println!("  projects                     {} (active {}, completed {}, suspended {})", s.projects_total, s.projects_active, s.projects_completed, s.projects_suspended);
-    println!("  workers registered (实名制)   {}, on site {}", s.workers_registered, s.workers_on_site);
-    println!("  labour contracts             {} of {} ({})", s.enrolments_with_contract, s.enrolments, rate(s.enrolments_with_contract, s.enrolments));
-    println!("  wage accounts bound          {} of {} projects ({})", s.wage_accounts_bound, s.projects_total, rate(s.wage_accounts_bound, s.projects_total));
-    println!("  deposit cover met            {} of {} projects ({}); cash {}, letters {}", s.deposit_covered_projects, s.deposit_required_projects, rate(s.deposit_covered_projects, s.deposit_required_projects), format_fen(s.deposit_cash_total), format_fen(s.letters_valid_total));
-    println!("  progress payments            {}, of which to wage accounts {}", format_fen(s.progress_total), format_fen(s.wage_share_total));
-    println!("  wages paid this year         {} to {} workers", format_fen(s.wages_paid_year), s.workers_paid_year);
-    println!("  arrears (past due, unpaid)   {} owed to {} workers", format_fen(s.arrears), s.arrears_workers);
 }
 
 fn run_verify(dir: &std::path::Path, json: bool) -> Result<()> {
@@ -267,11 +190,3 @@ fn hex_str(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Removes a temporary demo directory on exit.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}

@@ -31,11 +31,13 @@ use html::{Lang, Page};
 #[derive(Clone)]
 struct Dash {
     query: Arc<QueryService>,
+    /// The as-of date of pages that do not name one; `None` = today (CST).
+    as_of: Option<String>,
 }
 
-/// The dashboard's routes.
-pub fn router(api: Api) -> Router {
-    let dash = Dash { query: Arc::new(QueryService(api)) };
+/// The dashboard's routes; pages without `?as_of=` show figures as of `as_of` (or today).
+pub fn router(api: Api, as_of: Option<String>) -> Router {
+    let dash = Dash { query: Arc::new(QueryService(api)), as_of };
     Router::new()
         .route("/", get(summary_page))
         .route("/login", get(login_page).post(login))
@@ -56,8 +58,8 @@ pub fn router(api: Api) -> Router {
 ///
 /// # Errors
 /// A listener failure.
-pub async fn serve(api: Api, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+pub async fn serve(api: Api, listener: tokio::net::TcpListener, as_of: Option<String>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(api, as_of)).with_graceful_shutdown(shutdown).await
 }
 
 fn token(headers: &HeaderMap) -> Option<String> {
@@ -142,7 +144,7 @@ struct LoginForm {
 
 async fn login(Form(f): Form<LoginForm>) -> Response {
     let t: String = f.token.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-    ([(header::SET_COOKIE, format!("anxin_token={t}; Path=/; HttpOnly; SameSite=Strict"))], Redirect::to("/")).into_response()
+    ([(header::SET_COOKIE, format!("anxin_token={t}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800"))], Redirect::to("/")).into_response()
 }
 
 async fn logout() -> Response {
@@ -197,7 +199,10 @@ async fn summary(d: &Dash, headers: &HeaderMap, q: &Common) -> Result<pb::County
     Ok(d.query.get_county_summary(req(headers, pb::GetCountySummaryRequest { county, as_of: q.as_of.clone().unwrap_or_default() })).await?.into_inner())
 }
 
-async fn summary_page(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<Common>) -> Response {
+async fn summary_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     let s = match summary(&d, &headers, &q).await {
         Ok(s) => s,
@@ -214,7 +219,10 @@ fn q_clone(q: &Common) -> Common {
     Common { lang: q.lang.clone(), county: q.county.clone(), as_of: q.as_of.clone(), masked: q.masked.clone() }
 }
 
-async fn project_page(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<String>, Query(q): Query<Common>) -> Response {
+async fn project_page(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<String>, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     let p = match d.query.get_project(req(&headers, pb::GetProjectRequest { project: id.clone(), as_of: q.as_of.clone().unwrap_or_default() })).await {
         Ok(p) => p.into_inner(),
@@ -234,7 +242,10 @@ async fn project_page(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<
     with_lang_cookie(html::project(l, &p, &h, &payrolls).into_response(), &q)
 }
 
-async fn flags_page(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<Common>) -> Response {
+async fn flags_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     match all_flags(&d, &headers, &q, "").await {
         Ok(f) => with_lang_cookie(html::flags(l, &f).into_response(), &q),
@@ -249,7 +260,10 @@ async fn find_workers(d: &Dash, headers: &HeaderMap, q: &Common) -> Result<Vec<p
     }
 }
 
-async fn workers_page(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<Common>) -> Response {
+async fn workers_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     // Check the token even for the empty form.
     if let Err(e) = d.query.get_county_summary(req(&headers, pb::GetCountySummaryRequest { county: String::new(), as_of: String::new() })).await {
@@ -275,7 +289,10 @@ fn csv_response(name: &str, header_row: &[&str], rows: Vec<Vec<String>>) -> Resp
     ([(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))], body).into_response()
 }
 
-async fn projects_csv(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<Common>) -> Response {
+async fn projects_csv(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     match all_projects(&d, &headers, &q).await {
         Ok(ps) => csv_response(
@@ -296,7 +313,10 @@ async fn projects_csv(State(d): State<Dash>, headers: HeaderMap, Query(q): Query
     }
 }
 
-async fn flags_csv(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<Common>) -> Response {
+async fn flags_csv(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     match all_flags(&d, &headers, &q, "").await {
         Ok(fs) => csv_response(
@@ -308,7 +328,10 @@ async fn flags_csv(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<Co
     }
 }
 
-async fn summary_csv(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<Common>) -> Response {
+async fn summary_csv(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     match summary(&d, &headers, &q).await {
         Ok(s) => csv_response("summary.csv", &["figure", "value"], html::summary_rows(l, &s).into_iter().map(|(k, v)| vec![k, v]).collect()),
@@ -316,7 +339,10 @@ async fn summary_csv(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<
     }
 }
 
-async fn workers_csv(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<Common>) -> Response {
+async fn workers_csv(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     match find_workers(&d, &headers, &q).await {
         Ok(ws) => csv_response(
@@ -328,7 +354,10 @@ async fn workers_csv(State(d): State<Dash>, headers: HeaderMap, Query(q): Query<
     }
 }
 
-async fn months_csv(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<String>, Query(q): Query<Common>) -> Response {
+async fn months_csv(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<String>, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     match d.query.get_project_history(req(&headers, pb::GetProjectHistoryRequest { project: id.clone() })).await {
         Ok(h) => csv_response(
@@ -340,7 +369,10 @@ async fn months_csv(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<St
     }
 }
 
-async fn payrolls_csv(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<String>, Query(q): Query<Common>) -> Response {
+async fn payrolls_csv(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<String>, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
     let l = lang(&headers, &q);
     let p = match d.query.get_project(req(&headers, pb::GetProjectRequest { project: id.clone(), as_of: q.as_of.clone().unwrap_or_default() })).await {
         Ok(p) => p.into_inner(),

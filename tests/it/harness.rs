@@ -50,6 +50,7 @@ pub struct TestServer {
     pub tokens: BTreeMap<String, String>,
     pub dir: tempfile::TempDir,
     pub ledger: Arc<Ledger>,
+    pub api: Api,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -90,6 +91,7 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals) };
+        let kept = api.clone();
         let task = tokio::spawn(async move {
             api::serve(api, listener, tls, async {
                 let _ = rx.await;
@@ -97,7 +99,7 @@ impl TestServer {
             .await
             .unwrap();
         });
-        TestServer { addr, tokens, dir, ledger, shutdown: Some(tx), task: Some(task) }
+        TestServer { addr, tokens, dir, ledger, api: kept, shutdown: Some(tx), task: Some(task) }
     }
 
     pub async fn stop(mut self) {

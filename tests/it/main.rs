@@ -3,6 +3,7 @@
 mod api;
 mod audit;
 mod common;
+mod dashboard;
 mod harness;
 mod flags;
 mod process;
