@@ -12,7 +12,7 @@ fn demo_verify_damage_and_rebuild_from_the_command_line() {
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap();
 
-    let out = anxin(&["demo", "--data", data_s, "--seed", "3", "--json"]);
+    let out = anxin(&["demo", "--data", data_s, "--seed", "3", "--json", "--no-serve"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let demo: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let records = demo["records"].as_u64().unwrap();
@@ -22,7 +22,7 @@ fn demo_verify_damage_and_rebuild_from_the_command_line() {
     assert!(codes.contains(&"WAGES_OVERDUE") && codes.contains(&"SPLIT_BELOW_RATIO"), "{codes:?}");
 
     // A second demo into the same directory is refused, not mixed in.
-    let again = anxin(&["demo", "--data", data_s]);
+    let again = anxin(&["demo", "--data", data_s, "--no-serve"]);
     assert!(!again.status.success());
 
     let out = anxin(&["verify", "--data", data_s, "--json"]);

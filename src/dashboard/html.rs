@@ -20,6 +20,7 @@ pub fn t(l: Lang, key: &str) -> &'static str {
         "flags" => ("预警", "Flags"),
         "workers" => ("工人查询", "Worker lookup"),
         "project" => ("项目", "Project"),
+        "name" => ("名称", "Name"),
         "status" => ("状态", "Status"),
         "active" => ("在建", "active"),
         "suspended" => ("停工", "suspended"),
@@ -249,7 +250,7 @@ pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html
             ]
         })
         .collect();
-    p.table("projects", &["project", "project", "status", "grade", "wage_balance", "owed", "overdue", "deposit", "on_site", "flags"], &rows, Some("/projects.csv"));
+    p.table("projects", &["project", "name", "status", "grade", "wage_balance", "owed", "overdue", "deposit", "on_site", "flags"], &rows, Some("/projects.csv"));
     p.finish()
 }
 
