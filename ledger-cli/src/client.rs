@@ -109,6 +109,33 @@ pub enum ClientCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Load the server with concurrent clients posting a realistic mix, and measure it.
+    Bench {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Commands per batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Events to post (ignored with --duration).
+        #[arg(long, default_value_t = 200_000)]
+        count: u64,
+        /// Post for this many seconds instead of a count.
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Projects to spread the load over.
+        #[arg(long, default_value_t = 10)]
+        projects: usize,
+        /// Workers enrolled before the load (payouts go to their cards).
+        #[arg(long, default_value_t = 10_000)]
+        workers: usize,
+        /// The server's process id, to report its RSS.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// The server's data directory, to report bytes on disk per event.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
     /// A payroll with its lines.
     Payroll {
         project: String,
@@ -251,6 +278,10 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
                 println!("  {:<10} employer {} card {} {} since {}{} contract {} owed {}", e.project, e.employer, e.card_masked, if e.on_site { "on site" } else { "left" }, e.first_day, if e.last_exit.is_empty() { String::new() } else { format!(" exit {}", e.last_exit) }, if e.contract_no.is_empty() { "-" } else { &e.contract_no }, e.owed);
             }
             Ok(())
+        }
+        ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data } => {
+            let token = bearer.0.clone();
+            crate::bench::run(ch.clone(), token, crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data, json: c.json }).await
         }
         ClientCmd::Audit { key, state } => audit(ch.clone(), bearer.clone(), &key, &state, c.json).await,
         ClientCmd::PublicKey => {

@@ -4,6 +4,7 @@
 //! it): `demo`, `verify`, `rebuild`. `token` makes principals' tokens. The others talk to a
 //! running `anxind` over gRPC (`client.rs`).
 
+mod bench;
 mod client;
 mod demo;
 

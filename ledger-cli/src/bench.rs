@@ -1,0 +1,218 @@
+//! `anxin bench`: a gRPC load generator, run as its own process against a running `anxind`.
+//!
+//! It sets up its own projects and 10,000 enrolled workers (with an operator token), then
+//! posts batches from concurrent clients with a realistic mix: about 80% payouts to the
+//! workers' cards, 10% progress payments with their wage splits, 10% deposits and guarantee
+//! letters. It reports events per second, latency percentiles per batch (hdrhistogram),
+//! errors, and, when told where the server is, its RSS and bytes on disk per event.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use tonic::transport::Channel;
+
+use anxin::api::pb;
+use anxin::api::pb::command::Kind;
+use anxin::domain::ids::{BankCard, NationalId, Uscc};
+
+pub struct BenchArgs {
+    pub clients: usize,
+    pub batch: usize,
+    pub count: u64,
+    pub duration: Option<u64>,
+    pub projects: usize,
+    pub workers: usize,
+    pub server_pid: Option<u32>,
+    pub data: Option<std::path::PathBuf>,
+    pub json: bool,
+}
+
+fn cmd(k: Kind) -> pb::Command {
+    pb::Command { kind: Some(k) }
+}
+
+fn worker_id(run: u64, i: usize) -> (String, String) {
+    // Distinct per run so a bench can be repeated against the same ledger.
+    let n = (run % 1000) as usize * 100_000 + i;
+    let nid = NationalId::with_check(&format!("62012119{:02}{:02}{:02}{:03}", 70 + n % 30, 1 + (n / 30) % 12, 1 + (n / 360) % 28, n % 1000));
+    let card = BankCard::with_check(&format!("6217{:014}", 10_000_000 + n as u64 * 7));
+    (nid.expose_clear().to_owned(), card.expose_clear().to_owned())
+}
+
+fn req<T>(m: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(m);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ASCII"));
+    r
+}
+
+/// The k-th command of client `c` in the mix.
+fn mixed(run: u64, c: usize, k: u64, a: &BenchArgs, gc: &str) -> pb::Command {
+    let p = format!("B{run}-{}", (k as usize + c) % a.projects);
+    let no = format!("c{c}-{k}");
+    match k % 10 {
+        0 => cmd(Kind::MakeProgressPayment(pb::MakeProgressPayment { project: p, payment_no: no, total: "50000.00".into(), wage_share: "20000.00".into(), date: "2026-02-05".into() })),
+        1 => {
+            if k % 20 == 1 {
+                cmd(Kind::PayDeposit(pb::PayDeposit { project: p, bank: "ICBC".into(), payment_no: no, amount: "1000.00".into(), date: "2026-02-05".into() }))
+            } else {
+                cmd(Kind::IssueGuaranteeLetter(pb::IssueGuaranteeLetter { project: p, letter_no: format!("L{run}-{no}"), bank: "ICBC".into(), amount: "5000.00".into(), valid_from: "2026-01-01".into(), valid_to: "2027-06-30".into() }))
+            }
+        }
+        _ => {
+            let project_idx = (k as usize + c) % a.projects;
+            let per_project = a.workers / a.projects;
+            let w = project_idx * per_project + (k as usize * 7 + c) % per_project;
+            let (nid, card) = worker_id(run, w);
+            let _ = gc;
+            cmd(Kind::PayWage(pb::PayWage { project: p, payment_no: no, national_id: nid, bank_card: card, amount: "1.00".into(), date: "2026-02-10".into(), period: String::new() }))
+        }
+    }
+}
+
+pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
+    if a.projects == 0 || a.workers < a.projects || a.batch == 0 || a.clients == 0 {
+        bail!("need at least one project, client and command per batch, and a worker per project");
+    }
+    let run = u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000)?;
+    let mut post = pb::ledger_posting_client::LedgerPostingClient::new(ch.clone()).max_encoding_message_size(16 << 20).max_decoding_message_size(16 << 20);
+    let gc = Uscc::with_check("91620121MA0000001").to_string();
+    let owner = Uscc::with_check("91620121MB0000001").to_string();
+    let employer = Uscc::with_check("91620121MC0000001").to_string();
+
+    // Set up: projects, accounts, generous wage funding, and the workers.
+    let setup = Instant::now();
+    let per_project = a.workers / a.projects;
+    for p in 0..a.projects {
+        let id = format!("B{run}-{p}");
+        let cmds = vec![
+            cmd(Kind::RegisterProject(pb::RegisterProject {
+                project: id.clone(),
+                county: "620121".into(),
+                name: format!("bench {id}"),
+                general_contractor: gc.clone(),
+                owner: owner.clone(),
+                contract_price: "100000000".into(),
+                contract_date: "2026-01-05".into(),
+                permit_date: String::new(),
+                start_date: "2026-01-15".into(),
+                planned_end: "2027-12-31".into(),
+                labour_ratio_bp: 0,
+                deposit_rate_bp: 0,
+            })),
+            cmd(Kind::OpenWageAccount(pb::OpenWageAccount { project: id.clone(), bank: "ICBC".into(), account_no: format!("BENCH-{id}"), date: "2026-01-10".into() })),
+            cmd(Kind::TopUpWageAccount(pb::TopUpWageAccount { project: id.clone(), payment_no: "FUND".into(), amount: "900000000.00".into(), date: "2026-01-20".into() })),
+        ];
+        post.submit(req(pb::SubmitRequest { request_id: format!("bench-{run}-setup-{p}"), commands: cmds }, &token)).await?;
+        let mut enrol = Vec::new();
+        for i in 0..per_project {
+            let (nid, card) = worker_id(run, p * per_project + i);
+            enrol.push(cmd(Kind::EnrolWorker(pb::EnrolWorker { project: id.clone(), national_id: nid, employer: employer.clone(), bank_card: card, date: "2026-01-16".into() })));
+        }
+        for (j, chunk) in enrol.chunks(5_000).enumerate() {
+            post.submit(req(pb::SubmitRequest { request_id: format!("bench-{run}-enrol-{p}-{j}"), commands: chunk.to_vec() }, &token)).await?;
+        }
+    }
+    let setup_ms = setup.elapsed().as_millis();
+
+    // The load.
+    let sent = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = a.duration.map(|d| Instant::now() + Duration::from_secs(d));
+    let bar = indicatif::ProgressBar::new(a.count);
+    bar.set_style(indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} events ({per_sec})").expect("template").progress_chars("=> "));
+    bar.set_message("posting");
+    if a.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let a = Arc::new(a);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..a.clients {
+        let (ch, token, a, sent, errors, bar, gc) = (ch.clone(), token.clone(), a.clone(), sent.clone(), errors.clone(), bar.clone(), gc.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut client = pb::ledger_posting_client::LedgerPostingClient::new(ch).max_encoding_message_size(16 << 20).max_decoding_message_size(16 << 20);
+            let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds");
+            let mut k = 0u64;
+            let mut b = 0u64;
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) || (deadline.is_none() && sent.load(Ordering::Relaxed) >= a.count) {
+                    break;
+                }
+                let cmds: Vec<pb::Command> = (0..a.batch).map(|_| {
+                    k += 1;
+                    mixed(run, c, k, &a, &gc)
+                }).collect();
+                let n = cmds.len() as u64;
+                let start = Instant::now();
+                let r = client.submit(req(pb::SubmitRequest { request_id: format!("bench-{run}-{c}-{b}"), commands: cmds }, &token)).await;
+                b += 1;
+                let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+                match r {
+                    Ok(_) => {
+                        let _ = hist.record(us);
+                        sent.fetch_add(n, Ordering::Relaxed);
+                        bar.inc(n);
+                    }
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            hist
+        }));
+    }
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    for t in tasks {
+        hist.add(t.await?)?;
+    }
+    let micros = t0.elapsed().as_micros().max(1);
+    bar.finish_and_clear();
+    let events = sent.load(Ordering::Relaxed);
+    // Integer arithmetic throughout: rates in events per second, latencies in microseconds.
+    let rate = u128::from(events) * 1_000_000 / micros;
+    let rss_kib = a.server_pid.and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok()).and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()));
+    let disk = a.data.as_ref().map(|d| dir_size(d));
+    let head = {
+        let mut q = pb::ledger_audit_client::LedgerAuditClient::new(ch.clone());
+        q.get_checkpoint(req(pb::GetCheckpointRequest {}, &token)).await.map(|r| r.into_inner().tree_size).unwrap_or(0)
+    };
+    let us = |q: u32| hist.value_at_quantile(f64::from(q) / 1000.0);
+    let ms = |v: u64| format!("{}.{:03}", v / 1000, v % 1000);
+    let report = serde_json::json!({
+        "clients": a.clients, "batch": a.batch, "events": events, "elapsed_ms": micros / 1000, "events_per_second": rate,
+        "batch_latency_us": {"p50": us(500), "p90": us(900), "p99": us(990), "max": hist.max()},
+        "errors": errors.load(Ordering::Relaxed), "setup_ms": setup_ms,
+        "server_rss_mib": rss_kib.map(|k| k / 1024), "records_in_ledger": head,
+        "disk_bytes_per_event": disk.map(|b| if head > 0 { b / head } else { 0 }),
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{events} events in {} ms from {} clients, batches of {}: {rate} events/s", micros / 1000, a.clients, a.batch);
+        println!("batch latency ms: p50 {}  p90 {}  p99 {}  max {}  (a command waits as long as its batch)", ms(us(500)), ms(us(900)), ms(us(990)), ms(hist.max()));
+        println!("errors: {}   setup (projects, {} workers): {setup_ms} ms", errors.load(Ordering::Relaxed), a.workers);
+        if let Some(k) = rss_kib {
+            println!("server RSS: {} MiB", k / 1024);
+        }
+        if let Some(b) = disk {
+            println!("data directory: {} bytes for {head} records = {} bytes per event", b, if head > 0 { b / head } else { 0 });
+        }
+    }
+    Ok(())
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_size(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
