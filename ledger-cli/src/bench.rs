@@ -216,3 +216,101 @@ fn dir_size(p: &std::path::Path) -> u64 {
     }
     total
 }
+
+/// The same mix submitted in-process to a `Ledger` on `data` (no gRPC, no vault): what the
+/// write path itself sustains. Worker and card commitments are stand-ins.
+pub fn run_in_process(data: &std::path::Path, a: BenchArgs) -> Result<()> {
+    use anxin::domain::command::*;
+    use anxin::domain::ids::*;
+    use anxin::domain::money::Money;
+    use anxin::domain::principal::Principal;
+    use anxin::ledger::{Ledger, LedgerOptions};
+
+    if data.join("LEDGER").exists() {
+        bail!("{} already holds a ledger; the in-process bench needs a fresh directory", data.display());
+    }
+    let led = Arc::new(Ledger::open(data, LedgerOptions::default())?);
+    let d = |s: &str| anxin::domain::date::Date::parse(s).expect("date");
+    let m = |s: &str| Money::parse(s).expect("money");
+    let wref = |i: usize| Commitment(*blake3::hash(format!("w{i}").as_bytes()).as_bytes());
+    let cref = |i: usize| Commitment(*blake3::hash(format!("c{i}").as_bytes()).as_bytes());
+    let pid = |p: usize| ProjectId::parse(&format!("B{p}")).expect("id");
+    let op = Principal::Operator;
+    let per_project = a.workers / a.projects;
+    for p in 0..a.projects {
+        let mut cmds = vec![
+            Command::RegisterProject(RegisterProject {
+                project: pid(p),
+                county: CountyCode::parse("620121")?,
+                name: Text::parse("bench")?,
+                general_contractor: Uscc::with_check("91620121MA0000001"),
+                owner: Uscc::with_check("91620121MB0000001"),
+                contract_price: m("100000000"),
+                contract_date: d("2026-01-05"),
+                permit_date: None,
+                start_date: d("2026-01-15"),
+                planned_end: d("2027-12-31"),
+                labour_ratio_bp: None,
+                deposit_rate_bp: None,
+            }),
+            Command::OpenWageAccount(OpenWageAccount { project: pid(p), bank: BankCode::parse("ICBC")?, account_no: Text::parse("X")?, date: d("2026-01-10") }),
+            Command::TopUpWageAccount(TopUpWageAccount { project: pid(p), payment_no: DocNo::parse("FUND")?, amount: m("900000000"), date: d("2026-01-20") }),
+        ];
+        for i in 0..per_project {
+            let w = p * per_project + i;
+            cmds.push(Command::EnrolWorker(EnrolWorker { project: pid(p), worker: wref(w), worker_masked: Text::parse("6201**********000X")?, employer: Uscc::with_check("91620121MC0000001"), card: cref(w), card_masked: Text::parse("6217***********0000")?, date: d("2026-01-16") }));
+        }
+        for (j, chunk) in cmds.chunks(5_000).enumerate() {
+            led.submit(op.clone(), RequestId::parse(&format!("setup-{p}-{j}"))?, chunk.to_vec())?.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    let sent = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let a = Arc::new(a);
+    let mut threads = Vec::new();
+    for c in 0..a.clients {
+        let (led, a, sent) = (led.clone(), a.clone(), sent.clone());
+        threads.push(std::thread::spawn(move || -> Result<hdrhistogram::Histogram<u64>> {
+            let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+            let (mut k, mut b) = (0u64, 0u64);
+            while sent.load(Ordering::Relaxed) < a.count {
+                let cmds: Vec<Command> = (0..a.batch)
+                    .map(|_| {
+                        k += 1;
+                        let p = (k as usize + c) % a.projects;
+                        let no = DocNo::parse(&format!("c{c}-{k}")).expect("doc");
+                        match k % 10 {
+                            0 => Command::MakeProgressPayment(MakeProgressPayment { project: pid(p), payment_no: no, total: m("50000"), wage_share: m("20000"), date: d("2026-02-05") }),
+                            1 => Command::PayDeposit(PayDeposit { project: pid(p), bank: BankCode::parse("ICBC").expect("bank"), payment_no: no, amount: m("1000"), date: d("2026-02-05") }),
+                            _ => {
+                                let w = p * per_project + (k as usize * 7 + c) % per_project;
+                                Command::PayWage(PayWage { project: pid(p), payment_no: no, worker: wref(w), card: cref(w), amount: m("1"), date: d("2026-02-10"), period: None })
+                            }
+                        }
+                    })
+                    .collect();
+                let n = cmds.len() as u64;
+                let start = Instant::now();
+                led.submit(Principal::Operator, RequestId::parse(&format!("b{c}-{b}"))?, cmds)?.map_err(|e| anyhow::anyhow!("{e}"))?;
+                b += 1;
+                let _ = hist.record(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+                sent.fetch_add(n, Ordering::Relaxed);
+            }
+            Ok(hist)
+        }));
+    }
+    let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    for t in threads {
+        hist.add(t.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??)?;
+    }
+    let micros = t0.elapsed().as_micros().max(1);
+    let events = sent.load(Ordering::Relaxed);
+    let rate = u128::from(events) * 1_000_000 / micros;
+    let us = |q: u32| hist.value_at_quantile(f64::from(q) / 1000.0);
+    println!("in-process: {events} events in {} ms from {} threads, batches of {}: {rate} events/s; batch latency us p50 {} p99 {} max {}", micros / 1000, a.clients, a.batch, us(500), us(990), hist.max());
+    let head = led.head().0;
+    drop(led);
+    let b = dir_size(data);
+    println!("data directory: {b} bytes for {head} records = {} bytes per event", b / head.max(1));
+    Ok(())
+}

@@ -132,9 +132,13 @@ pub enum ClientCmd {
         /// The server's process id, to report its RSS.
         #[arg(long)]
         server_pid: Option<u32>,
-        /// The server's data directory, to report bytes on disk per event.
+        /// The server's data directory, to report bytes on disk per event; with
+        /// --in-process, the fresh directory to run the ledger in.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Skip gRPC: submit the same mix straight to a ledger in this process.
+        #[arg(long, requires = "data")]
+        in_process: bool,
     },
     /// A payroll with its lines.
     Payroll {
@@ -188,6 +192,10 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 }
 
 pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
+    if let ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data: Some(data), in_process: true } = cmd {
+        let a = crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data: None, json: c.json };
+        return tokio::task::spawn_blocking(move || crate::bench::run_in_process(&data, a)).await?;
+    }
     let (ch, bearer) = connect(&c).await?;
     let query = || pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch.clone(), bearer.clone());
     let as_of = |a: Option<String>| a.unwrap_or_default();
@@ -279,7 +287,8 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             }
             Ok(())
         }
-        ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data } => {
+        ClientCmd::Bench { in_process: true, .. } => unreachable!("handled before connecting"),
+        ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data, in_process: false } => {
             let token = bearer.0.clone();
             crate::bench::run(ch.clone(), token, crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data, json: c.json }).await
         }

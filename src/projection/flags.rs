@@ -172,7 +172,7 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
     }
 
     // Separate accounting: cumulative wage share against the labour-cost ratio.
-    split_flag(p, &policy, as_of, out);
+    split_flag(state, p, &policy, as_of, out);
 
     if status != ProjectStatus::Completed {
         deposit_flags(state, p, &policy, calendar, as_of, out);
@@ -204,11 +204,11 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
     payroll_missing_flag(state, p, &policy, as_of, out);
 }
 
-fn split_flag(p: &Project, policy: &Policy, as_of: Date, out: &mut Vec<Flag>) {
+fn split_flag(state: &State, p: &Project, policy: &Policy, as_of: Date, out: &mut Vec<Flag>) {
     let (mut total, mut share) = (0i64, 0i64);
     let mut since: Option<Date> = None;
     let mut seqs = Vec::new();
-    for e in p.progress.iter().filter(|e| e.date <= as_of) {
+    for e in state.progress_of(&p.reg.project).filter(|e| e.date <= as_of) {
         total += e.total;
         share += e.share;
         let required = crate::domain::money::Money::sum_unbounded(total).mul_bp_ceil(policy.labour_ratio_bp).fen();
@@ -311,7 +311,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
             gap: shortfall,
             count: 0,
             since,
-            evidence: evidence(seqs.into_iter().chain(p.deposits.iter().map(|d| d.seq))),
+            evidence: evidence(seqs.into_iter().chain(state.deposits_of(id).map(|d| d.seq))),
             detail: format!(
                 "deposit cover {} (cash {}, letters {}) below the required {}{}",
                 crate::domain::money::format_fen(cover),

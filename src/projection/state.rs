@@ -84,8 +84,6 @@ pub struct Project {
     pub status_changes: Vec<StatusChange>,
     pub wage_account: Option<WageAccount>,
     pub letters: Vec<DocNo>,
-    pub deposits: Vec<MoneyIn>,
-    pub progress: Vec<ProgressEntry>,
     pub progress_total: Fen,
     pub wage_share_total: Fen,
     pub topup_total: Fen,
@@ -265,6 +263,8 @@ state_tables! {
     balances: Account => Fen = 9,
     workers: WorkerRef => Worker = 10,
     paid_workers: (CountyCode, i32, WorkerRef) => Fen = 11,
+    progress: (ProjectId, Seq) => ProgressEntry = 12,
+    deposits: (ProjectId, Seq) => MoneyIn = 13,
 }
 
 impl State {
@@ -286,6 +286,16 @@ impl State {
 
     pub fn payrolls_of<'a>(&'a self, p: &ProjectId) -> impl Iterator<Item = (Period, &'a PayrollHeader)> + 'a {
         self.payrolls.range((p.clone(), PERIOD_MIN)..=(p.clone(), PERIOD_MAX)).map(|((_, per), h)| (*per, h))
+    }
+
+    /// A project's progress payments, in record order.
+    pub fn progress_of<'a>(&'a self, p: &ProjectId) -> impl Iterator<Item = &'a ProgressEntry> + 'a {
+        self.progress.range((p.clone(), 0)..=(p.clone(), Seq::MAX)).map(|(_, e)| e)
+    }
+
+    /// A project's cash deposits (lodged and replenished), in record order.
+    pub fn deposits_of<'a>(&'a self, p: &ProjectId) -> impl Iterator<Item = &'a MoneyIn> + 'a {
+        self.deposits.range((p.clone(), 0)..=(p.clone(), Seq::MAX)).map(|(_, e)| e)
     }
 
     pub fn lines_of<'a>(&'a self, p: &ProjectId, per: Period) -> impl Iterator<Item = (&'a WorkerRef, &'a Line)> + 'a {
@@ -398,8 +408,6 @@ impl State {
                         status_changes: Vec::new(),
                         wage_account: None,
                         letters: Vec::new(),
-                        deposits: Vec::new(),
-                        progress: Vec::new(),
                         progress_total: 0,
                         wage_share_total: 0,
                         topup_total: 0,
@@ -491,7 +499,7 @@ impl State {
                 );
             }
             Event::DepositPaid(c) => {
-                self.projects.get_mut(&c.project).deposits.push(MoneyIn { seq, date: c.date, fen: c.amount.fen() });
+                self.deposits.insert((c.project.clone(), seq), MoneyIn { seq, date: c.date, fen: c.amount.fen() });
                 self.replenish(&c.project, c.amount.fen());
             }
             Event::GuaranteeLetterIssued(c) => {
@@ -515,8 +523,8 @@ impl State {
             }
             Event::ProgressPaymentMade(c) => {
                 self.payment_nos.insert((c.project.clone(), c.payment_no.clone()), seq);
+                self.progress.insert((c.project.clone(), seq), ProgressEntry { seq, date: c.date, total: c.total.fen(), share: c.wage_share.fen() });
                 let p = self.projects.get_mut(&c.project);
-                p.progress.push(ProgressEntry { seq, date: c.date, total: c.total.fen(), share: c.wage_share.fen() });
                 p.progress_total += c.total.fen();
                 p.wage_share_total += c.wage_share.fen();
                 let m = p.months.entry(c.date.period()).or_default();

@@ -16,14 +16,18 @@ use crate::chain::codec;
 #[derive(Clone, Debug)]
 pub struct Table<K: Ord + Clone, V: Clone> {
     map: BTreeMap<K, V>,
-    /// Old values of keys changed since `begin`, most recent last; `None` while no batch is open.
+    /// Old values of keys changed since `begin` (each key once, as it was before the
+    /// batch); `None` while no batch is open.
     journal: Option<Vec<(K, Option<V>)>>,
+    /// Keys already in the journal of the open batch: a key is copied once per batch,
+    /// however often the batch changes it.
+    journaled: BTreeSet<K>,
     dirty: BTreeSet<K>,
 }
 
 impl<K: Ord + Clone, V: Clone> Default for Table<K, V> {
     fn default() -> Self {
-        Table { map: BTreeMap::new(), journal: None, dirty: BTreeSet::new() }
+        Table { map: BTreeMap::new(), journal: None, journaled: BTreeSet::new(), dirty: BTreeSet::new() }
     }
 }
 
@@ -54,9 +58,14 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, V: Clone + Serialize + Deser
 
     fn remember(&mut self, k: &K) {
         if let Some(j) = &mut self.journal {
-            j.push((k.clone(), self.map.get(k).cloned()));
+            if !self.journaled.contains(k) {
+                self.journaled.insert(k.clone());
+                j.push((k.clone(), self.map.get(k).cloned()));
+            }
         }
-        self.dirty.insert(k.clone());
+        if !self.dirty.contains(k) {
+            self.dirty.insert(k.clone());
+        }
     }
 
     pub fn insert(&mut self, k: K, v: V) {
@@ -91,10 +100,12 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, V: Clone + Serialize + Deser
 
     pub(crate) fn commit(&mut self) {
         assert!(self.journal.take().is_some(), "no batch is open");
+        self.journaled.clear();
     }
 
     pub(crate) fn rollback(&mut self) {
         let journal = self.journal.take().expect("no batch is open");
+        self.journaled.clear();
         for (k, old) in journal.into_iter().rev() {
             match old {
                 Some(v) => self.map.insert(k, v),
