@@ -224,7 +224,7 @@ pub fn may_read_project(who: &Principal, state: &State, p: &ProjectId) -> bool {
         Principal::Contractor(u) => x.reg.general_contractor == *u,
         Principal::Bank(b) => {
             x.wage_account.as_ref().is_some_and(|a| a.bank == *b)
-                || x.letters.iter().filter_map(|n| state.letters.get(n)).any(|l| l.bank == *b)
+                || state.letters_of(p).any(|(_, l)| l.bank == *b)
         }
     }
 }

@@ -353,6 +353,13 @@ bounded_text!(
 bounded_text!(
     /// A document number chosen by whoever issued it: payment, letter, order, contract.
     DocNo, "document number", ID_BYTES_MAX, true);
+
+impl DocNo {
+    /// Sorts before every valid document number (for range scans).
+    pub fn min() -> DocNo {
+        DocNo(String::new())
+    }
+}
 bounded_text!(
     /// Free text: a project's name, an account number as the bank writes it.
     Text, "text", TEXT_BYTES_MAX, false);

@@ -101,13 +101,7 @@ fn evidence(seqs: impl IntoIterator<Item = Seq>) -> Vec<Seq> {
 /// Deposit cover of a project on `date`: cash plus letters valid that day.
 pub fn deposit_cover(state: &State, p: &Project, date: Date) -> (Fen, Fen) {
     let cash = state.deposit_cash(&p.reg.project);
-    let letters = p
-        .letters
-        .iter()
-        .filter_map(|n| state.letters.get(n))
-        .filter(|l| l.valid_on(date))
-        .map(|l| l.amount.fen())
-        .sum();
+    let letters = state.letters_of(&p.reg.project).filter(|(_, l)| l.valid_on(date)).map(|(_, l)| l.amount.fen()).sum();
     (cash, letters)
 }
 
@@ -296,12 +290,10 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
             since = since.max(*date);
             seqs.push(*seq);
         }
-        for n in &p.letters {
-            if let Some(l) = state.letters.get(n) {
-                if l.valid_to < as_of && l.valid_to.add_days(1) > since {
-                    since = l.valid_to.add_days(1);
-                    seqs.push(l.seq);
-                }
+        for (_, l) in state.letters_of(id) {
+            if l.valid_to < as_of && l.valid_to.add_days(1) > since {
+                since = l.valid_to.add_days(1);
+                seqs.push(l.seq);
             }
         }
         out.push(Flag {
@@ -325,8 +317,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
 
     // Letters the cover depends on: lapsing within the warning window before the
     // planned end (yellow), or lapsed and not replaced (red).
-    for n in &p.letters {
-        let Some(l) = state.letters.get(n) else { continue };
+    for (n, l) in state.letters_of(id) {
         if l.cancelled.is_some_and(|(d, _)| d <= as_of) || l.valid_to >= reg.planned_end || l.valid_from > as_of {
             continue;
         }

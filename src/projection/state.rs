@@ -83,7 +83,6 @@ pub struct Project {
     pub status: ProjectStatus,
     pub status_changes: Vec<StatusChange>,
     pub wage_account: Option<WageAccount>,
-    pub letters: Vec<DocNo>,
     pub progress_total: Fen,
     pub wage_share_total: Fen,
     pub topup_total: Fen,
@@ -265,6 +264,7 @@ state_tables! {
     paid_workers: (CountyCode, i32, WorkerRef) => Fen = 11,
     progress: (ProjectId, Seq) => ProgressEntry = 12,
     deposits: (ProjectId, Seq) => MoneyIn = 13,
+    project_letters: (ProjectId, DocNo) => Seq = 14,
 }
 
 impl State {
@@ -291,6 +291,16 @@ impl State {
     /// A project's progress payments, in record order.
     pub fn progress_of<'a>(&'a self, p: &ProjectId) -> impl Iterator<Item = &'a ProgressEntry> + 'a {
         self.progress.range((p.clone(), 0)..=(p.clone(), Seq::MAX)).map(|(_, e)| e)
+    }
+
+    /// A project's guarantee letters.
+    pub fn letters_of<'a>(&'a self, p: &ProjectId) -> impl Iterator<Item = (&'a DocNo, &'a Letter)> + 'a {
+        let lo = (p.clone(), DocNo::min());
+        let p = p.clone();
+        self.project_letters
+            .range(lo..)
+            .take_while(move |((q, _), _)| *q == p)
+            .filter_map(move |((_, n), _)| self.letters.get(n).map(|l| (n, l)))
     }
 
     /// A project's cash deposits (lodged and replenished), in record order.
@@ -407,7 +417,6 @@ impl State {
                         status: ProjectStatus::Active,
                         status_changes: Vec::new(),
                         wage_account: None,
-                        letters: Vec::new(),
                         progress_total: 0,
                         wage_share_total: 0,
                         topup_total: 0,
@@ -515,7 +524,7 @@ impl State {
                         cancelled: None,
                     },
                 );
-                self.projects.get_mut(&c.project).letters.push(c.letter_no.clone());
+                self.project_letters.insert((c.project.clone(), c.letter_no.clone()), seq);
                 self.replenish(&c.project, c.amount.fen());
             }
             Event::GuaranteeLetterCancelled(c) => {
