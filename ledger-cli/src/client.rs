@@ -375,18 +375,7 @@ async fn post(mut client: pb::ledger_posting_client::LedgerPostingClient<Authed>
 type AuditClient = pb::ledger_audit_client::LedgerAuditClient<Authed>;
 
 fn cp_from_pb(p: &pb::Checkpoint) -> Result<anxin::chain::checkpoint::SignedCheckpoint> {
-    let h = |v: &[u8], what: &str| -> Result<[u8; 32]> { v.try_into().map_err(|_| anyhow::anyhow!("checkpoint {what} is not 32 bytes")) };
-    Ok(anxin::chain::checkpoint::SignedCheckpoint {
-        checkpoint: anxin::chain::checkpoint::Checkpoint {
-            version: u16::try_from(p.version).context("checkpoint version")?,
-            ledger_id: p.ledger_id.clone(),
-            tree_size: p.tree_size,
-            root: h(&p.root, "root")?,
-            chain_head: h(&p.chain_head, "chain head")?,
-            timestamp_ms: p.timestamp_ms,
-        },
-        signature: p.signature.as_slice().try_into().map_err(|_| anyhow::anyhow!("a signature is 64 bytes"))?,
-    })
+    anxin::api::convert::checkpoint_from_pb(p).map_err(anyhow::Error::msg)
 }
 
 fn hashes(v: &[Vec<u8>]) -> Result<Vec<[u8; 32]>> {

@@ -105,17 +105,7 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
     let mut audit = pb::ledger_audit_client::LedgerAuditClient::new(ch.clone());
     let key = ledger.public_key();
     let cp = audit.get_checkpoint(req(pb::GetCheckpointRequest {}, auditor)).await?.into_inner();
-    let signed = anxin::chain::checkpoint::SignedCheckpoint {
-        checkpoint: anxin::chain::checkpoint::Checkpoint {
-            version: u16::try_from(cp.version)?,
-            ledger_id: cp.ledger_id.clone(),
-            tree_size: cp.tree_size,
-            root: cp.root.as_slice().try_into()?,
-            chain_head: cp.chain_head.as_slice().try_into()?,
-            timestamp_ms: cp.timestamp_ms,
-        },
-        signature: cp.signature.as_slice().try_into()?,
-    };
+    let signed = anxin::api::convert::checkpoint_from_pb(&cp).map_err(anyhow::Error::msg)?;
     let mut catchup = anxin::audit::Catchup::from_genesis(&cp.ledger_id);
     let mut stream = audit.read_events(req(pb::ReadEventsRequest { from_seq: 1, to_seq: cp.tree_size }, auditor)).await?.into_inner();
     while let Some(r) = stream.message().await? {

@@ -82,17 +82,7 @@ async fn a_project_month_end_to_end_and_every_query() {
     assert_eq!((key.ledger_id.as_str(), key.ed25519.len()), (LEDGER_ID, 32));
     let cp = a.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap().into_inner();
     assert_eq!((cp.tree_size, cp.version, cp.chain_head.clone()), (r.last_seq, 1, r.chain_head.clone()));
-    let signed = anxin::chain::checkpoint::SignedCheckpoint {
-        checkpoint: anxin::chain::checkpoint::Checkpoint {
-            version: 1,
-            ledger_id: cp.ledger_id.clone(),
-            tree_size: cp.tree_size,
-            root: cp.root.clone().try_into().unwrap(),
-            chain_head: cp.chain_head.clone().try_into().unwrap(),
-            timestamp_ms: cp.timestamp_ms,
-        },
-        signature: cp.signature.clone().try_into().unwrap(),
-    };
+    let signed = anxin::api::convert::checkpoint_from_pb(&cp).unwrap();
     let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.ed25519.clone().try_into().unwrap()).unwrap();
     signed.verify(&vk).unwrap();
     let incl = a.get_inclusion_proof(pb::GetInclusionProofRequest { seq: 2, tree_size: 0 }).await.unwrap().into_inner();
