@@ -75,7 +75,7 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
     if a.projects == 0 || a.workers < a.projects || a.batch == 0 || a.clients == 0 {
         bail!("need at least one project, client and command per batch, and a worker per project");
     }
-    let run = u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000)?;
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000;
     let mut post = pb::ledger_posting_client::LedgerPostingClient::new(ch.clone()).max_encoding_message_size(16 << 20).max_decoding_message_size(16 << 20);
     let gc = Uscc::with_check("91620121MA0000001").to_string();
     let owner = Uscc::with_check("91620121MB0000001").to_string();
@@ -185,7 +185,7 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
         "batch_latency_us": {"p50": us(500), "p90": us(900), "p99": us(990), "max": hist.max()},
         "errors": errors.load(Ordering::Relaxed), "setup_ms": setup_ms,
         "server_rss_mib": rss_kib.map(|k| k / 1024), "records_in_ledger": head,
-        "disk_bytes_per_event": disk.map(|b| if head > 0 { b / head } else { 0 }),
+        "disk_bytes_per_event": disk.map(|b| b.checked_div(head).unwrap_or(0)),
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -197,7 +197,7 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
             println!("server RSS: {} MiB", k / 1024);
         }
         if let Some(b) = disk {
-            println!("data directory: {} bytes for {head} records = {} bytes per event", b, if head > 0 { b / head } else { 0 });
+            println!("data directory: {} bytes for {head} records = {} bytes per event", b, b.checked_div(head).unwrap_or(0));
         }
     }
     Ok(())

@@ -151,7 +151,7 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
         print_summary(&summary);
         println!();
         println!("Open flags ({} red, {} yellow):", summary.flags_red, summary.flags_yellow);
-        println!("  {:<7} {:<26} {:<6} {:>14} {:<10}  {}", "project", "code", "grade", "gap (yuan)", "since", "evidence (seq)");
+        println!("  {:<7} {:<26} {:<6} {:>14} {:<10}  evidence (seq)", "project", "code", "grade", "gap (yuan)", "since");
         for f in &flags {
             let ev: Vec<String> = f.evidence.iter().take(4).map(u64::to_string).collect();
             let more = if f.evidence.len() > 4 { format!(" +{}", f.evidence.len() - 4) } else { String::new() };
