@@ -485,22 +485,19 @@ impl Ledger {
             return Err(StoreError::Index(format!("no frame indexed for record {from}")));
         };
         let log_dir = self.shared.dir.join("log");
-        let mut done = false;
-        let r = log::scan(&log_dir, &self.shared.ledger_id, Some(pos), false, &mut |f| {
-            if done {
-                return Ok(());
-            }
+        let r = log::scan_while(&log_dir, &self.shared.ledger_id, Some(pos), false, &mut |f| {
+            let last_in_frame = f.first_seq + f.records.len() as u64 - 1;
             for (i, bytes) in f.records.into_iter().enumerate() {
                 let seq = f.first_seq + i as u64;
                 if seq > to {
-                    done = true;
-                    break;
+                    return Ok(false);
                 }
                 if seq >= from {
                     out.push((seq, bytes));
                 }
             }
-            Ok(())
+            // Read on only while the records asked for go past this frame.
+            Ok(last_in_frame < to)
         });
         r?;
         Ok(out)
@@ -924,7 +921,7 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
         .to_owned();
     let mut report = VerifyReport { ledger_id: ledger_id.clone(), head: genesis_hash(&ledger_id), ..Default::default() };
     let mut verifier = ChainVerifier::new(&ledger_id);
-    let mut hashes_at: HashMap<u64, Hash> = HashMap::new();
+    let mut hash_at_claim: Option<Hash> = None;
     // The index's claim, checked against the log if the index is there and readable.
     let claim = if dir.join("index").exists() {
         Index::open(&dir.join("index")).ok().and_then(|i| i.applied().ok().flatten())
@@ -942,7 +939,7 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
         for bytes in &f.records {
             let (rec, hash) = verifier.check(bytes)?;
             if claim.is_some_and(|c| c.seq == rec.seq) {
-                hashes_at.insert(rec.seq, hash);
+                hash_at_claim = Some(hash);
             }
             report.records += 1;
         }
@@ -955,7 +952,7 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
         Err(e) => report.error = Some(e.to_string()),
     }
     if let Some(c) = claim {
-        report.index_agrees = Some(if c.seq == 0 { true } else { hashes_at.get(&c.seq) == Some(&c.head) });
+        report.index_agrees = Some(c.seq == 0 || hash_at_claim == Some(c.head));
     }
     Ok(report)
 }

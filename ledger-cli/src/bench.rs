@@ -178,6 +178,7 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
         let mut q = pb::ledger_audit_client::LedgerAuditClient::new(ch.clone());
         q.get_checkpoint(req(pb::GetCheckpointRequest {}, &token)).await.map(|r| r.into_inner().tree_size).unwrap_or(0)
     };
+    // hdrhistogram takes the quantile as a float; the latencies themselves are integers.
     let us = |q: u32| hist.value_at_quantile(f64::from(q) / 1000.0);
     let ms = |v: u64| format!("{}.{:03}", v / 1000, v % 1000);
     let report = serde_json::json!({

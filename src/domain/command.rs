@@ -350,8 +350,26 @@ impl Event {
         }
     }
 
-    pub fn project(&self) -> ProjectId {
-        self.to_command().project().clone()
+    /// The project every event concerns.
+    pub fn project(&self) -> &ProjectId {
+        match self {
+            Event::ProjectRegistered(c) => &c.project,
+            Event::ProjectStatusChanged(c) => &c.project,
+            Event::WageAccountOpened(c) => &c.project,
+            Event::WageAccountClosed(e) => &e.project,
+            Event::WorkerEnrolled(c) => &c.project,
+            Event::ContractRecorded(c) => &c.project,
+            Event::WorkerExited(c) => &c.project,
+            Event::PayrollSubmitted(c) => &c.project,
+            Event::DepositPaid(c) => &c.project,
+            Event::GuaranteeLetterIssued(c) => &c.project,
+            Event::GuaranteeLetterCancelled(c) => &c.project,
+            Event::ProgressPaymentMade(c) => &c.project,
+            Event::WageAccountToppedUp(c) => &c.project,
+            Event::WagePaid(c) => &c.project,
+            Event::DepositDrawn(c) => &c.project,
+            Event::DepositReleased(e) => &e.project,
+        }
     }
 
     /// The stable name of the event.

@@ -217,6 +217,18 @@ pub fn scan(
     repair: bool,
     f: &mut dyn FnMut(Frame) -> Result<(), StoreError>,
 ) -> Result<ScanEnd, StoreError> {
+    scan_while(dir, ledger_id, from, repair, &mut |frame| f(frame).map(|()| true))
+}
+
+/// Like `scan`, but stops as soon as `f` returns `false` (a reader that has what it
+/// wanted need not read the rest of the log). A stopped scan reports no end position.
+pub fn scan_while(
+    dir: &Path,
+    ledger_id: &str,
+    from: Option<Position>,
+    repair: bool,
+    f: &mut dyn FnMut(Frame) -> Result<bool, StoreError>,
+) -> Result<ScanEnd, StoreError> {
     let segments = list_segments(dir)?;
     let mut out = ScanEnd::default();
     let start_idx = match from {
@@ -307,7 +319,9 @@ pub fn scan(
                 return Err(StoreError::Corruption { at: at(), why });
             }
             let frame = parsed.map_err(|why| StoreError::Corruption { at: at(), why })?;
-            f(frame)?;
+            if !f(frame)? {
+                return Ok(ScanEnd::default());
+            }
             offset = frame_end;
         }
         out.end = Some(Position { segment: seg, offset: out.cut.map_or(offset, |(_, o, _)| o) });
