@@ -44,7 +44,7 @@ fn current_enrolment<'a>(state: &'a State, project_id: &ProjectId, worker: crate
 }
 
 fn unique_payment_no(state: &State, project: &ProjectId, no: &DocNo) -> Result<(), Rejection> {
-    if state.payment_nos.contains(&(project.clone(), no.clone())) {
+    if state.payment_nos.contains(crate::projection::fingerprints::fingerprint(project, no)) {
         return Err(Rejection::DuplicatePaymentNo(no.clone()));
     }
     Ok(())

@@ -69,6 +69,8 @@ pub struct LedgerOptions {
     pub signing_key: Option<PathBuf>,
     /// A new signed checkpoint after a group commit at most this often (and on demand).
     pub checkpoint_interval_ms: u64,
+    /// A snapshot of the projections after this many records (and on close).
+    pub snapshot_records: u64,
 }
 
 impl Default for LedgerOptions {
@@ -80,6 +82,7 @@ impl Default for LedgerOptions {
             clock: system_clock(),
             signing_key: None,
             checkpoint_interval_ms: crate::limits::CHECKPOINT_INTERVAL_MS,
+            snapshot_records: crate::limits::SNAPSHOT_RECORDS,
         }
     }
 }
@@ -102,11 +105,14 @@ pub type SubmitResult = Result<Result<Receipt, BatchRejection>, StoreError>;
 /// What recovery did when the ledger was opened.
 #[derive(Clone, Debug, Default)]
 pub struct Recovery {
-    /// Records replayed from the log (the tail after what sled reflected).
+    /// Records replayed into the projections (the log after the newest snapshot).
     pub replayed: u64,
+    /// Records whose frame and idempotency entries were put back into the index (the log
+    /// after what sled had flushed).
+    pub reindexed: u64,
     /// A torn, never-acknowledged tail cut off: (segment, offset, bytes).
     pub cut: Option<(u64, u64, u64)>,
-    /// True if sled had nothing and everything was rebuilt from the log.
+    /// True if there was no snapshot and the projections were rebuilt from the whole log.
     pub rebuilt: bool,
 }
 
@@ -180,14 +186,22 @@ fn read_ledger_id(dir: &Path, wanted: Option<&str>) -> Result<String, StoreError
 }
 
 
-/// Replays frames into a state and an index batch, rebuilding idempotency entries.
-/// A request never spans two frames, so every request is closed at its frame's end.
+/// Replays frames: records after `state_seq` into the state, records after `index_seq`
+/// into an index batch (frame positions and idempotency entries). A request never spans
+/// two frames, so every request is closed at its frame's end.
 struct Replayer<'a> {
     state: &'a mut State,
     merkle: &'a mut MerkleWriter,
     verifier: ChainVerifier,
     batch: IndexBatch,
+    /// The state already holds every record up to here (a snapshot).
+    state_seq: Seq,
+    /// ... and the chain head it names, checked against the log when replay passes it.
+    state_head: Hash,
+    /// The index already holds every record up to here.
+    index_seq: Seq,
     replayed: u64,
+    reindexed: u64,
     last_end: Option<Position>,
 }
 
@@ -199,25 +213,38 @@ impl Replayer<'_> {
                 why: format!("frame starts at record {} but record {} was expected", frame.first_seq, self.verifier.next_seq()),
             });
         }
-        self.batch.frame(frame.first_seq, frame.pos, frame.records.len() as u32);
+        let to_index = frame.first_seq > self.index_seq;
+        if to_index {
+            self.batch.frame(frame.first_seq, frame.pos, frame.records.len() as u32);
+        }
         let mut open: Option<(Principal, RequestId, Vec<Command>, Seq, i64)> = None;
         let mut prev_hash = self.verifier.head();
         for bytes in &frame.records {
             let (rec, hash) = self.verifier.check(bytes)?;
-            self.state.apply(&rec.event, rec.seq);
+            if rec.seq > self.state_seq {
+                self.state.apply(&rec.event, rec.seq);
+                self.replayed += 1;
+            } else if rec.seq == self.state_seq && hash != self.state_head {
+                return Err(StoreError::Corruption {
+                    at: format!("record {}", rec.seq),
+                    why: "the newest snapshot names another chain head for this record: the log was rewritten after it (move snapshots/ away to replay the log alone)".into(),
+                });
+            }
             if rec.seq == self.merkle.size() + 1 {
                 self.merkle.push(&hash);
             }
-            let same = matches!(&open, Some((p, r, ..)) if *p == rec.principal && *r == rec.request_id);
-            if !same {
-                if let Some(o) = open.take() {
-                    self.close(o, rec.seq - 1, prev_hash);
+            if to_index {
+                let same = matches!(&open, Some((p, r, ..)) if *p == rec.principal && *r == rec.request_id);
+                if !same {
+                    if let Some(o) = open.take() {
+                        self.close(o, rec.seq - 1, prev_hash);
+                    }
+                    open = Some((rec.principal.clone(), rec.request_id.clone(), Vec::new(), rec.seq, rec.recorded_at_ms));
                 }
-                open = Some((rec.principal.clone(), rec.request_id.clone(), Vec::new(), rec.seq, rec.recorded_at_ms));
+                open.as_mut().expect("just opened").2.push(rec.event.to_command());
+                self.reindexed += 1;
             }
-            open.as_mut().expect("just opened").2.push(rec.event.to_command());
             prev_hash = hash;
-            self.replayed += 1;
         }
         if let Some(o) = open.take() {
             self.close(o, self.verifier.next_seq() - 1, prev_hash);
@@ -235,11 +262,13 @@ impl Replayer<'_> {
         self.batch.idem(&principal.to_string(), request_id.as_str(), &entry);
     }
 
-    /// Writes what was replayed so far, with the position it reflects.
+    /// Writes what was replayed into the index so far, with the position it reflects.
     fn flush(&mut self, index: &Index) -> Result<(), StoreError> {
         let Some(end) = self.last_end else { return Ok(()) };
+        if self.verifier.next_seq() - 1 <= self.index_seq {
+            return Ok(());
+        }
         let mut batch = std::mem::take(&mut self.batch);
-        batch.state(self.state);
         batch.applied(Applied { seq: self.verifier.next_seq() - 1, head: self.verifier.head(), log_end: end });
         index.apply(batch)
     }
@@ -265,17 +294,28 @@ impl Ledger {
             None => index.set_ledger_id(&ledger_id)?,
         }
         let applied = index.applied()?;
-        let mut state = if applied.is_some() { index.load_state()? } else { State::default() };
-        let verifier = match applied {
-            Some(a) => ChainVerifier::resume(a.seq + 1, a.head),
-            None => ChainVerifier::new(&ledger_id),
+        // The newest snapshot that reads back whole; without one, the log is replayed
+        // from its start.
+        let snapshot = crate::store::snapshot::load_newest(dir, &ledger_id)?;
+        let (state_seq, state_head, mut state) = match snapshot {
+            Some((h, st)) => (h.seq, h.head, Some((h.log_end(), st))),
+            None => (0, genesis_hash(&ledger_id), None),
         };
+        let index_at = applied.map_or((0, genesis_hash(&ledger_id), None), |a| (a.seq, a.head, Some(a.log_end)));
+        // Replay from whichever of the two is behind.
+        let (from_seq, from_head, from_pos) = match &state {
+            Some((pos, _)) if state_seq <= index_at.0 => (state_seq, state_head, Some(*pos)),
+            Some(_) => index_at,
+            None => (0, genesis_hash(&ledger_id), None),
+        };
+        let mut state = state.take().map(|(_, st)| st).unwrap_or_default();
+        let verifier = ChainVerifier::resume(from_seq + 1, from_head);
         let log_dir = dir.join("log");
         let signing_key = load_or_create_key(&opts.signing_key.clone().unwrap_or_else(|| dir.join("keys").join("checkpoint.ed25519")))?;
         let mut merkle = MerkleWriter::open(&dir.join("merkle"), u64::MAX)?;
         // Leaves the Merkle files lost (a crash before the OS wrote them) that come before
         // the replay: read them back from the log. Usually nothing.
-        let replay_from = applied.map_or(1, |a| a.seq + 1);
+        let replay_from = from_seq + 1;
         if merkle.size() + 1 < replay_from {
             let from = index.frame_of(merkle.size() + 1)?.map(|(_, pos, _)| pos);
             log::scan(&log_dir, &ledger_id, from, false, &mut |f| {
@@ -288,10 +328,26 @@ impl Ledger {
                 Ok(())
             })?;
         }
-        let mut rep = Replayer { state: &mut state, merkle: &mut merkle, verifier, batch: IndexBatch::default(), replayed: 0, last_end: applied.map(|a| a.log_end) };
-        let scan = log::scan(&log_dir, &ledger_id, applied.map(|a| a.log_end), true, &mut |f| rep.frame(f, &index))?;
+        let mut rep = Replayer {
+            state: &mut state,
+            merkle: &mut merkle,
+            verifier,
+            batch: IndexBatch::default(),
+            state_seq,
+            state_head,
+            index_seq: index_at.0,
+            replayed: 0,
+            reindexed: 0,
+            last_end: from_pos,
+        };
+        let scan = log::scan(&log_dir, &ledger_id, from_pos, true, &mut |f| rep.frame(f, &index))?;
         rep.flush(&index)?;
-        let (next_seq, head, replayed) = (rep.verifier.next_seq(), rep.verifier.head(), rep.replayed);
+        // Refused below, after the checkpoint check, which names the damage better.
+        let snapshot_ahead = (rep.verifier.next_seq() - 1 < state_seq).then(|| StoreError::Corruption {
+            at: "snapshots/".into(),
+            why: format!("the newest snapshot reflects {state_seq} records but the log has only {}: the log was truncated (move snapshots/ away to replay the log alone)", rep.verifier.next_seq() - 1),
+        });
+        let (next_seq, head, replayed, reindexed) = (rep.verifier.next_seq(), rep.verifier.head(), rep.replayed, rep.reindexed);
         index.flush()?;
         merkle.flush()?;
         if merkle.size() != next_seq - 1 {
@@ -303,11 +359,11 @@ impl Ledger {
             }
         }
         merkle.flush()?;
-        let recovery = Recovery { replayed, cut: scan.cut, rebuilt: applied.is_none() && replayed > 0 };
+        let recovery = Recovery { replayed, reindexed, cut: scan.cut, rebuilt: state_seq == 0 && replayed > 0 };
         if let Some((seg, off, bytes)) = scan.cut {
             tracing::warn!(segment = seg, offset = off, bytes, "recovery cut a torn tail that was never acknowledged");
         }
-        tracing::info!(ledger = %ledger_id, records = next_seq - 1, replayed, "ledger opened");
+        tracing::info!(ledger = %ledger_id, records = next_seq - 1, replayed, reindexed, "ledger opened");
         let writer_log = LogWriter::open(&log_dir, &ledger_id, scan.end)?;
         // The signed checkpoint never goes backwards: a log shorter than the last one
         // signed, or one whose tree disagrees with it, was rewritten.
@@ -322,6 +378,9 @@ impl Ledger {
                     why: format!("a checkpoint of {} records was signed, but the log {}: the log was truncated or rewritten", c.tree_size, if c.tree_size > tree.0 { format!("has only {}", tree.0) } else { "disagrees with its root".into() }),
                 });
             }
+        }
+        if let Some(e) = snapshot_ahead {
+            return Err(e);
         }
         let now = (opts.clock)();
         let checkpoint = match latest {
@@ -358,6 +417,8 @@ impl Ledger {
             merkle,
             last_checkpoint: std::time::Instant::now(),
             checkpoint_interval: std::time::Duration::from_millis(opts.checkpoint_interval_ms),
+            snapshot_seq: state_seq,
+            snapshot_records: opts.snapshot_records.max(1),
         };
         let writer = std::thread::Builder::new().name("anxin-writer".into()).spawn(move || w.run(rx))?;
         Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), recovery })
@@ -548,6 +609,9 @@ struct Writer {
     merkle: MerkleWriter,
     last_checkpoint: std::time::Instant,
     checkpoint_interval: std::time::Duration,
+    /// The record the newest snapshot reflects.
+    snapshot_seq: Seq,
+    snapshot_records: u64,
 }
 
 /// How many jobs one group commit takes at most.
@@ -561,6 +625,12 @@ enum Outcome {
 
 impl Writer {
     fn run(mut self, rx: Receiver<Job>) {
+        // A long replay at open (no snapshot, or an old one) is not repeated by the next.
+        if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records {
+            if let Err(e) = self.snapshot() {
+                tracing::error!(error = %e, "a snapshot of the projections failed");
+            }
+        }
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
             while jobs.len() < GROUP_JOBS_MAX {
@@ -571,6 +641,32 @@ impl Writer {
             }
             self.group(jobs);
         }
+        // Closing: a snapshot, so that the next start replays nothing.
+        if self.poisoned().is_none() && self.next_seq - 1 > self.snapshot_seq {
+            if let Err(e) = self.snapshot() {
+                tracing::error!(error = %e, "the closing snapshot failed; the next start replays the log after the previous one");
+            }
+        }
+    }
+
+    /// Writes a snapshot of the projections as of the last durable record.
+    fn snapshot(&mut self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let seq = self.next_seq - 1;
+        let header = crate::store::snapshot::SnapshotHeader {
+            version: crate::store::snapshot::SNAPSHOT_VERSION,
+            ledger_id: self.shared.ledger_id.clone(),
+            seq,
+            head: if seq == 0 { genesis_hash(&self.shared.ledger_id) } else { self.head },
+            log_end: (self.log.end().segment, self.log.end().offset),
+        };
+        // A read lock: queries go on; only this writer could change the state.
+        let state = self.shared.state.read().expect("state lock");
+        let bytes = crate::store::snapshot::write(&self.shared.dir, &header, &state)?;
+        drop(state);
+        self.snapshot_seq = seq;
+        tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "wrote a snapshot of the projections");
+        Ok(())
     }
 
     fn poisoned(&self) -> Option<String> {
@@ -703,7 +799,6 @@ impl Writer {
         *self.shared.head.lock().expect("head lock") = (self.next_seq - 1, self.head);
         self.shared.durable.send_replace(self.next_seq - 1);
         let mut batch = IndexBatch::default();
-        batch.state(&mut state);
         drop(state);
 
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -727,6 +822,12 @@ impl Writer {
         if let Err(e) = self.shared.index.apply(batch) {
             self.poison(&e);
             return;
+        }
+        if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records {
+            if let Err(e) = self.snapshot() {
+                // Not a fault of the ledger: the log holds everything; restart replays more.
+                tracing::error!(error = %e, "a snapshot of the projections failed; will try again after the next group");
+            }
         }
         if !new_hashes.is_empty() && self.last_checkpoint.elapsed() >= self.checkpoint_interval {
             self.last_checkpoint = std::time::Instant::now();
@@ -957,14 +1058,17 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
     Ok(report)
 }
 
-/// Deletes the index of `dir` and rebuilds every projection from the log alone.
+/// Deletes the index and the snapshots of `dir` and rebuilds every projection and index
+/// entry from the log alone.
 ///
 /// # Errors
 /// `StoreError` if the log is damaged or the index cannot be written.
 pub fn rebuild(dir: &Path, opts: LedgerOptions) -> Result<Ledger, StoreError> {
-    let index = dir.join("index");
-    if index.exists() {
-        std::fs::remove_dir_all(&index)?;
+    for derived in ["index", "snapshots"] {
+        let d = dir.join(derived);
+        if d.exists() {
+            std::fs::remove_dir_all(&d)?;
+        }
     }
     Ledger::open(dir, opts)
 }

@@ -59,6 +59,10 @@ pub const WRITER_QUEUE_DEPTH: usize = 1_024;
 /// not durability.
 pub const INDEX_FLUSH_INTERVAL_MS: u64 = 500;
 
+/// The writer snapshots the projections after this many records (and on close), so a
+/// restart after a crash replays at most about this many.
+pub const SNAPSHOT_RECORDS: u64 = 1_000_000;
+
 /// Bytes of one gRPC message. A full batch of 10,000 payouts is ~2 MB of protobuf and a
 /// 5,000-line payroll ~0.5 MB; 16 MiB leaves room without letting one client pin memory.
 pub const MESSAGE_BYTES_MAX: usize = 16 << 20;

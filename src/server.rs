@@ -43,6 +43,9 @@ pub struct FileConfig {
     pub signing_key: Option<PathBuf>,
     /// Sign a checkpoint after a group commit at most this often (default 100).
     pub checkpoint_interval_ms: Option<u64>,
+    /// Snapshot the projections after this many records (default 1,000,000): a restart
+    /// after a crash replays at most about this many.
+    pub snapshot_records: Option<u64>,
     /// Serve the read-only county dashboard (HTTP) on this address; off when absent.
     pub dashboard: Option<SocketAddr>,
     /// Changes to the national policy defaults.
@@ -180,6 +183,7 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), String> {
             calendars,
             signing_key: cfg.file.signing_key.clone(),
             checkpoint_interval_ms: cfg.file.checkpoint_interval_ms.unwrap_or(crate::limits::CHECKPOINT_INTERVAL_MS),
+            snapshot_records: cfg.file.snapshot_records.unwrap_or(crate::limits::SNAPSHOT_RECORDS),
             ..Default::default()
         },
     )

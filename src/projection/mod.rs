@@ -2,6 +2,7 @@
 //!
 //! **Invariant**: nothing in here rejects or reads the clock; `apply` only updates.
 
+pub mod fingerprints;
 pub mod flags;
 pub mod state;
 pub mod table;

@@ -3,8 +3,7 @@
 //! `apply(state, event, seq)` only updates; it never rejects and never reads the clock,
 //! so replaying the same log always gives the same state. Business rules live in
 //! `crate::decide`, which reads this state. The state lives in memory and is persisted
-//! entry by entry to sled by `crate::store` (tables' dirty sets), together with the
-//! sequence number it reflects.
+//! whole, in snapshots (`crate::store::snapshot`) that name the record they reflect.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +13,7 @@ use crate::domain::ids::{BankCode, CardRef, Commitment, CountyCode, DocNo, Proje
 use crate::domain::money::{Fen, Money};
 use crate::domain::posting::{transfer, Account, Leg};
 
+use super::fingerprints::{fingerprint, FingerprintSet};
 use super::table::Table;
 
 /// A sequence number: the position of a record in the log, starting at 1.
@@ -216,26 +216,34 @@ macro_rules! state_tables {
         #[derive(Clone, Debug, Default)]
         pub struct State {
             $(pub $name: Table<$k, $v>,)*
+            /// Fingerprints of every (project, payment number) used: see `fingerprints`.
+            pub payment_nos: FingerprintSet,
         }
 
         impl State {
-            pub(crate) fn begin(&mut self) { $(self.$name.begin();)* }
-            pub(crate) fn commit(&mut self) { $(self.$name.commit();)* }
-            pub(crate) fn rollback(&mut self) { $(self.$name.rollback();)* }
+            pub(crate) fn begin(&mut self) { $(self.$name.begin();)* self.payment_nos.begin(); }
+            pub(crate) fn commit(&mut self) { $(self.$name.commit();)* self.payment_nos.commit(); }
+            pub(crate) fn rollback(&mut self) { $(self.$name.rollback();)* self.payment_nos.rollback(); }
 
-            /// Hands every changed entry to `f` as (key, value or `None` if removed) and forgets it.
-            pub(crate) fn drain_dirty(&mut self, f: &mut dyn FnMut(Vec<u8>, Option<Vec<u8>>)) {
-                $(self.$name.drain_dirty($prefix, f);)*
+            /// Writes every table, in a fixed order, with the encoding `config`.
+            ///
+            /// # Errors
+            /// If the writer fails.
+            pub(crate) fn write_to<W: std::io::Write, C: bincode::config::Config>(&self, w: &mut W, config: C) -> Result<(), bincode::error::EncodeError> {
+                $(bincode::serde::encode_into_std_write(self.$name.map(), w, config)?;)*
+                bincode::serde::encode_into_std_write(&self.payment_nos.sorted(), w, config)?;
+                Ok(())
             }
 
-            /// Loads one persisted entry (as made by `drain_dirty`).
-            pub(crate) fn load_entry(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
-                let prefix = *key.first().ok_or("empty key")?;
-                let r = match prefix {
-                    $($prefix => self.$name.load(key, value),)*
-                    other => return Err(format!("unknown table prefix {other}")),
-                };
-                r.map_err(|e| e.to_string())
+            /// Reads what `write_to` wrote.
+            ///
+            /// # Errors
+            /// If the bytes are not a state.
+            pub(crate) fn read_from<R: std::io::Read, C: bincode::config::Config>(r: &mut R, config: C) -> Result<State, String> {
+                Ok(State {
+                    $($name: Table::from_map(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("table {}: {e}", stringify!($name)))?),)*
+                    payment_nos: FingerprintSet::from_sorted(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("payment numbers: {e}"))?)?,
+                })
             }
 
             /// Every entry, as (key, value) bytes in key order per table: for comparing states.
@@ -244,6 +252,9 @@ macro_rules! state_tables {
                 $(for (k, v) in self.$name.iter() {
                     out.push((super::table::key_bytes($prefix, k), crate::chain::codec::encode(v)));
                 })*
+                for fp in self.payment_nos.sorted() {
+                    out.push((vec![7], fp.to_be_bytes().to_vec()));
+                }
                 out
             }
         }
@@ -257,7 +268,6 @@ state_tables! {
     payrolls: (ProjectId, Period) => PayrollHeader = 4,
     lines: (ProjectId, Period, WorkerRef) => Line = 5,
     letters: DocNo => Letter = 6,
-    payment_nos: (ProjectId, DocNo) => Seq = 7,
     orders: (ProjectId, DocNo) => Seq = 8,
     balances: Account => Fen = 9,
     workers: WorkerRef => Worker = 10,
@@ -531,7 +541,7 @@ impl State {
                 self.letters.get_mut(&c.letter_no).cancelled = Some((c.date, seq));
             }
             Event::ProgressPaymentMade(c) => {
-                self.payment_nos.insert((c.project.clone(), c.payment_no.clone()), seq);
+                self.payment_nos.insert(fingerprint(&c.project, &c.payment_no));
                 self.progress.insert((c.project.clone(), seq), ProgressEntry { seq, date: c.date, total: c.total.fen(), share: c.wage_share.fen() });
                 let p = self.projects.get_mut(&c.project);
                 p.progress_total += c.total.fen();
@@ -541,13 +551,13 @@ impl State {
                 m.wage_in += c.wage_share.fen();
             }
             Event::WageAccountToppedUp(c) => {
-                self.payment_nos.insert((c.project.clone(), c.payment_no.clone()), seq);
+                self.payment_nos.insert(fingerprint(&c.project, &c.payment_no));
                 let p = self.projects.get_mut(&c.project);
                 p.topup_total += c.amount.fen();
                 p.months.entry(c.date.period()).or_default().wage_in += c.amount.fen();
             }
             Event::WagePaid(c) => {
-                self.payment_nos.insert((c.project.clone(), c.payment_no.clone()), seq);
+                self.payment_nos.insert(fingerprint(&c.project, &c.payment_no));
                 self.count_payout(&c.project, &c.worker, c.period, c.amount.fen(), c.date);
                 self.projects.get_mut(&c.project).months.entry(c.date.period()).or_default().wage_out += c.amount.fen();
             }

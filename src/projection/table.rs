@@ -1,9 +1,8 @@
-//! `Table`: an in-memory ordered map that remembers what changed.
+//! `Table`: an in-memory ordered map with an undo journal.
 //!
-//! Two memories, for two callers. The undo journal lets the writer roll back a batch
-//! whose later command was rejected, so a batch is atomic without copying the state.
-//! The dirty set lets the store write only the changed entries to sled after each group
-//! commit. Neither knows about sled: entries leave as bytes.
+//! The journal lets the writer roll back a batch whose later command was rejected, so a
+//! batch is atomic without copying the state. Tables are persisted whole, in snapshots
+//! (`crate::store::snapshot`), never entry by entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
@@ -22,12 +21,11 @@ pub struct Table<K: Ord + Clone, V: Clone> {
     /// Keys already in the journal of the open batch: a key is copied once per batch,
     /// however often the batch changes it.
     journaled: BTreeSet<K>,
-    dirty: BTreeSet<K>,
 }
 
 impl<K: Ord + Clone, V: Clone> Default for Table<K, V> {
     fn default() -> Self {
-        Table { map: BTreeMap::new(), journal: None, journaled: BTreeSet::new(), dirty: BTreeSet::new() }
+        Table { map: BTreeMap::new(), journal: None, journaled: BTreeSet::new() }
     }
 }
 
@@ -62,9 +60,6 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, V: Clone + Serialize + Deser
                 self.journaled.insert(k.clone());
                 j.push((k.clone(), self.map.get(k).cloned()));
             }
-        }
-        if !self.dirty.contains(k) {
-            self.dirty.insert(k.clone());
         }
     }
 
@@ -114,19 +109,14 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, V: Clone + Serialize + Deser
         }
     }
 
-    /// Hands every changed entry (`None` = removed) to `f` as canonical bytes and forgets them.
-    pub(crate) fn drain_dirty(&mut self, prefix: u8, f: &mut dyn FnMut(Vec<u8>, Option<Vec<u8>>)) {
-        for k in std::mem::take(&mut self.dirty) {
-            let value = self.map.get(&k).map(|v| codec::encode(v));
-            f(key_bytes(prefix, &k), value);
-        }
+    /// The entries, for a snapshot.
+    pub(crate) fn map(&self) -> &BTreeMap<K, V> {
+        &self.map
     }
 
-    pub(crate) fn load(&mut self, key: &[u8], value: &[u8]) -> Result<(), codec::CodecError> {
-        let k: K = codec::decode(&key[1..])?;
-        let v: V = codec::decode(value)?;
-        self.map.insert(k, v);
-        Ok(())
+    /// A table holding `map` (from a snapshot), with no batch open.
+    pub(crate) fn from_map(map: BTreeMap<K, V>) -> Self {
+        Table { map, journal: None, journaled: BTreeSet::new() }
     }
 }
 

@@ -1,13 +1,14 @@
-//! The sled index: frame positions, idempotency entries, projection entries and the
-//! position they reflect, in one tree with one-byte key prefixes so that one sled batch
-//! per group commit updates all of them atomically.
+//! The sled index: frame positions, idempotency entries and the position they reflect,
+//! in one tree with one-byte key prefixes so that one sled batch per group commit updates
+//! all of them atomically. (Projections are not here: they are snapshotted whole, see
+//! `snapshot.rs`; data directories of format 1 before that change may still hold `S`
+//! entries, which nothing reads.)
 //!
 //! | prefix | key | value |
 //! |---|---|---|
 //! | `M` | meta name | meta value (`ledger_id`, `applied` = seq u64 + head 32 + segment u64 + offset u64) |
 //! | `F` | first seq of a frame, u64 BE | segment u64 BE, offset u64 BE, record count u32 BE |
 //! | `I` | principal, 0x00, request id | `IdemEntry` (canonical bytes) |
-//! | `S` | projection table prefix + key | projection entry (canonical bytes) |
 
 use std::path::Path;
 
@@ -15,7 +16,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::codec;
 use crate::chain::record::Hash;
-use crate::projection::state::State;
 
 use super::log::Position;
 use super::StoreError;
@@ -63,22 +63,6 @@ impl IndexBatch {
     pub fn idem(&mut self, principal: &str, request_id: &str, e: &IdemEntry) {
         self.batch.insert(idem_key(principal, request_id), codec::encode(e));
         self.entries += 1;
-    }
-
-    pub fn state(&mut self, state: &mut State) {
-        let batch = &mut self.batch;
-        let mut n = 0;
-        state.drain_dirty(&mut |k, v| {
-            let mut key = Vec::with_capacity(k.len() + 1);
-            key.push(b'S');
-            key.extend(k);
-            match v {
-                Some(v) => batch.insert(key, v),
-                None => batch.remove(key),
-            }
-            n += 1;
-        });
-        self.entries += n;
     }
 
     pub fn applied(&mut self, a: Applied) {
@@ -137,16 +121,6 @@ impl Index {
             head: v[8..40].try_into().expect("32"),
             log_end: Position { segment: u(40..48), offset: u(48..56) },
         }))
-    }
-
-    /// Loads every projection entry into a fresh state.
-    pub fn load_state(&self) -> Result<State, StoreError> {
-        let mut state = State::default();
-        for kv in self.tree.scan_prefix(b"S") {
-            let (k, v) = kv?;
-            state.load_entry(&k[1..], &v).map_err(|why| StoreError::Corruption { at: "index projection entry".into(), why })?;
-        }
-        Ok(state)
     }
 
     pub fn idem(&self, principal: &str, request_id: &str) -> Result<Option<IdemEntry>, StoreError> {

@@ -4,9 +4,12 @@
 //! - `LEDGER`: the ledger id, written once when the ledger is created.
 //! - `log/*.seg`: the append-only log (`log.rs`), fdatasync'd once per group commit.
 //! - `index/`: a sled 0.34 database holding the frame index (seq -> position), the
-//!   idempotency index, every projection entry and the sequence number, chain head and
-//!   log position they reflect, all updated in one sled batch per group commit and
-//!   flushed lazily. It can be deleted at any time: it is rebuilt from the log.
+//!   idempotency index and the sequence number, chain head and log position they
+//!   reflect, updated in one sled batch per group commit and flushed lazily. It can be
+//!   deleted at any time: it is rebuilt from the log.
+//! - `snapshots/`: the projections as of one record (`snapshot.rs`), written every
+//!   `SNAPSHOT_RECORDS` records and on close; recovery replays the log after the newest.
+//! - `merkle/`: the Merkle tree's leaves and subtree roots (`merkle.rs`).
 //! - `vault/`: the PII vault (`crate::vault`), which is *not* derived and must be backed up.
 //!
 //! **Invariant**: only `store` (and `vault`) import sled; only `store::log` touches log files.
@@ -14,6 +17,7 @@
 pub mod index;
 pub mod log;
 pub mod merkle;
+pub mod snapshot;
 
 use crate::chain::record::ChainError;
 

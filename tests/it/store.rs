@@ -147,16 +147,85 @@ fn a_deleted_index_is_rebuilt_from_the_log_with_identical_projections() {
     l.close().unwrap();
     std::fs::remove_dir_all(dir.path().join("index")).unwrap();
     let l = Ledger::open(dir.path(), opts()).unwrap();
-    assert!(l.recovery().rebuilt);
-    assert_eq!(l.recovery().replayed, 11);
+    // The projections come from the closing snapshot; the index is rebuilt from the log.
+    assert_eq!((l.recovery().rebuilt, l.recovery().replayed, l.recovery().reindexed), (false, 0, 11));
     assert_eq!(l.head(), head);
-    assert!(l.state().entries() == entries, "rebuilt projections equal the incremental ones");
+    assert!(l.state().entries() == entries);
     let again = l.submit(bank(), rid("r2"), vec![deposit("P1", "D1", "200000", "2026-01-20"), progress("P1", "G1", "100000", "30000", "2026-02-05")]).unwrap().unwrap();
     assert_eq!((again.first_seq, again.head, again.replayed), (receipts[1].first_seq, receipts[1].head, true));
+    // Without snapshots either, everything comes from the log alone.
+    l.close().unwrap();
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    assert_eq!((l.recovery().rebuilt, l.recovery().replayed, l.recovery().reindexed), (true, 11, 11));
+    assert!(l.state().entries() == entries, "rebuilt projections equal the incremental ones");
     // And by the rebuild command, too.
     l.close().unwrap();
     let l = ledger::rebuild(dir.path(), opts()).unwrap();
+    assert_eq!((l.recovery().rebuilt, l.recovery().replayed), (true, 11));
     assert!(l.state().entries() == entries);
+}
+
+#[test]
+fn periodic_snapshots_bound_the_replay_and_a_damaged_one_is_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = tempfile::tempdir().unwrap();
+    let small = || LedgerOptions { snapshot_records: 4, ..opts() };
+    let l = Ledger::open(dir.path(), small()).unwrap();
+    populate(&l); // groups of 5, 2, 1, 2, 1 records: snapshots after 5 and 10
+    let snaps = anxin::store::snapshot::list(dir.path()).unwrap();
+    assert_eq!(snaps.iter().map(|s| s.0).collect::<Vec<_>>(), vec![10, 5], "a snapshot after every 4 or more records, two kept");
+    copy_dir(&dir.path().join("snapshots"), old.path());
+    ok(&l, "r6", vec![topup("P1", "T2", "1")]);
+    ok(&l, "r7", vec![topup("P1", "T3", "2"), topup("P1", "T4", "3")]);
+    let (entries, head) = (l.state().entries(), l.head());
+    l.close().unwrap();
+    // As if the process died before the next snapshot: only the records after it replay.
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    copy_dir(old.path(), &dir.path().join("snapshots"));
+    let l = Ledger::open(dir.path(), small()).unwrap();
+    assert_eq!((l.recovery().replayed, l.recovery().rebuilt), (4, false), "records 11..=14");
+    assert_eq!(l.head(), head);
+    assert!(l.state().entries() == entries);
+    l.close().unwrap();
+    // The newest snapshot damaged (one byte): the one before it is used, the log replays more.
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    copy_dir(old.path(), &dir.path().join("snapshots"));
+    let newest = anxin::store::snapshot::list(dir.path()).unwrap()[0].1.clone();
+    let len = std::fs::metadata(&newest).unwrap().len();
+    flip(&newest, len / 2);
+    assert!(anxin::store::snapshot::read(&newest, "anxin-test").unwrap_err().to_string().contains("damaged"));
+    let l = Ledger::open(dir.path(), small()).unwrap();
+    assert_eq!(l.recovery().replayed, 9, "records 6..=14 after the snapshot of 5");
+    assert!(l.state().entries() == entries, "never a wrong balance from a damaged snapshot");
+    l.close().unwrap();
+    // A snapshot of another ledger is not used either.
+    let other = tempfile::tempdir().unwrap();
+    let o = Ledger::open(other.path(), LedgerOptions { ledger_id: Some("anxin-other".into()), ..small() }).unwrap();
+    populate(&o);
+    o.close().unwrap();
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    copy_dir(&other.path().join("snapshots"), &dir.path().join("snapshots"));
+    let l = Ledger::open(dir.path(), small()).unwrap();
+    assert_eq!((l.recovery().replayed, l.recovery().rebuilt), (14, true));
+    assert!(l.state().entries() == entries);
+}
+
+#[test]
+fn a_snapshot_ahead_of_a_truncated_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    populate(&l);
+    l.close().unwrap();
+    // Drop the last frame (record 11) and what would catch it first: index and checkpoint.
+    let (off, _) = record_range(dir.path(), 11);
+    let seg = segment(dir.path());
+    OpenOptions::new().write(true).open(&seg).unwrap().set_len(off - 28).unwrap(); // the frame of record 11 starts 8 + 12 + 8 bytes before it
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
+    let err = Ledger::open(dir.path(), opts()).err().expect("refuses to start");
+    assert!(err.to_string().contains("snapshot"), "{err}");
 }
 
 #[test]
@@ -176,7 +245,7 @@ fn an_index_behind_the_log_replays_only_the_tail() {
     std::fs::remove_dir_all(dir.path().join("index")).unwrap();
     copy_dir(old_index.path(), &dir.path().join("index"));
     let l = Ledger::open(dir.path(), opts()).unwrap();
-    assert_eq!(l.recovery().replayed, 3, "only the records after the index's position");
+    assert_eq!((l.recovery().reindexed, l.recovery().replayed), (3, 0), "only the records after the index's position");
     assert_eq!(l.head(), head);
     assert!(l.state().entries() == entries);
     let again = l.submit(bank(), rid("r7"), vec![topup("P1", "T3", "2"), topup("P1", "T4", "3")]).unwrap().unwrap();

@@ -1,0 +1,230 @@
+//! `FingerprintSet`: the compact set of every payment number ever used, per project.
+//!
+//! Every payout and progress payment carries a bank payment number that must be unique
+//! within its project, so the set grows with the log: at ten million events a map of
+//! `(project id, payment number)` strings would take about a gigabyte. It keeps instead
+//! a 128-bit BLAKE3 fingerprint of each pair (16 bytes), in a sorted vector searched by
+//! interpolation (fingerprints are uniform) plus a small hash set of recent ones that is
+//! merged into the vector when it grows.
+//!
+//! Two different pairs with the same fingerprint would make the second one look like a
+//! duplicate (a false `DUPLICATE_PAYMENT_NO`, never a missed one). Among 2^34 payment
+//! numbers the chance of any such pair is below 2^-60; the chain itself already rests on
+//! BLAKE3's collision resistance. The fingerprint is an in-memory key only: the log keeps
+//! the payment numbers themselves, so a rebuild can always recompute the set.
+
+use std::collections::HashSet;
+
+use crate::domain::ids::{DocNo, ProjectId};
+
+/// BLAKE3 derive-key context of a payment number's fingerprint.
+pub const PAYMENT_NO_CONTEXT: &str = "anxin v1 payment number";
+
+/// Recent fingerprints are merged into the sorted vector beyond this many, or an eighth
+/// of the vector, whichever is more (so merging costs O(1) per insert, amortized).
+const RECENT_MIN: usize = 1 << 16;
+
+pub fn fingerprint(project: &ProjectId, no: &DocNo) -> u128 {
+    let mut h = blake3::Hasher::new_derive_key(PAYMENT_NO_CONTEXT);
+    h.update(project.as_str().as_bytes());
+    h.update(&[0]);
+    h.update(no.as_str().as_bytes());
+    let b = h.finalize();
+    u128::from_be_bytes(b.as_bytes()[..16].try_into().expect("16 bytes"))
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FingerprintSet {
+    /// Sorted, no duplicates.
+    base: Vec<u128>,
+    recent: HashSet<u128>,
+    /// Fingerprints inserted by the open batch; `None` while no batch is open.
+    journal: Option<Vec<u128>>,
+}
+
+impl PartialEq for FingerprintSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.sorted() == other.sorted()
+    }
+}
+
+impl FingerprintSet {
+    pub fn len(&self) -> usize {
+        self.base.len() + self.recent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, fp: u128) -> bool {
+        self.recent.contains(&fp) || search(&self.base, fp)
+    }
+
+    /// Adds `fp`; returns false if it was there.
+    pub fn insert(&mut self, fp: u128) -> bool {
+        if self.contains(fp) {
+            return false;
+        }
+        self.recent.insert(fp);
+        if let Some(j) = &mut self.journal {
+            j.push(fp);
+        } else {
+            self.maybe_merge();
+        }
+        true
+    }
+
+    pub(crate) fn begin(&mut self) {
+        assert!(self.journal.is_none(), "a batch is already open");
+        self.journal = Some(Vec::new());
+    }
+
+    pub(crate) fn commit(&mut self) {
+        assert!(self.journal.take().is_some(), "no batch is open");
+        self.maybe_merge();
+    }
+
+    pub(crate) fn rollback(&mut self) {
+        // Inserted fingerprints are in `recent` until the batch ends: merging waits for it.
+        for fp in self.journal.take().expect("no batch is open") {
+            self.recent.remove(&fp);
+        }
+    }
+
+    fn maybe_merge(&mut self) {
+        if self.recent.len() >= RECENT_MIN.max(self.base.len() / 8) {
+            self.merge();
+        }
+    }
+
+    fn merge(&mut self) {
+        let mut add: Vec<u128> = self.recent.drain().collect();
+        add.sort_unstable();
+        let old = std::mem::take(&mut self.base);
+        let mut out = Vec::with_capacity(old.len() + add.len());
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() && j < add.len() {
+            if old[i] < add[j] {
+                out.push(old[i]);
+                i += 1;
+            } else {
+                out.push(add[j]);
+                j += 1;
+            }
+        }
+        out.extend_from_slice(&old[i..]);
+        out.extend_from_slice(&add[j..]);
+        self.base = out;
+    }
+
+    /// Every fingerprint, sorted: the snapshot form, and the canonical one for comparing.
+    pub fn sorted(&self) -> Vec<u128> {
+        let mut c = self.clone();
+        c.merge();
+        c.base
+    }
+
+    /// A set from a sorted, duplicate-free vector (a snapshot).
+    ///
+    /// # Errors
+    /// If the vector is not strictly increasing.
+    pub fn from_sorted(base: Vec<u128>) -> Result<FingerprintSet, String> {
+        if base.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("payment number fingerprints are not strictly increasing".into());
+        }
+        Ok(FingerprintSet { base, recent: HashSet::new(), journal: None })
+    }
+
+    /// Heap bytes held (for memory reports).
+    pub fn heap_bytes(&self) -> usize {
+        self.base.capacity() * 16 + self.recent.capacity() * 17
+    }
+}
+
+/// Interpolation search of a sorted vector of uniformly distributed values, falling back
+/// to binary search once the range is small.
+fn search(v: &[u128], x: u128) -> bool {
+    let (mut lo, mut hi) = (0usize, v.len());
+    // Invariant: if x is in v, it is in v[lo..hi].
+    while hi - lo > 32 {
+        let (a, b) = (v[lo], v[hi - 1]);
+        if x < a || x > b {
+            return false;
+        }
+        // Estimated position of x between a and b, in 64-bit precision.
+        let span = ((b - a) >> 64) as u64 as u128 + 1;
+        let off = ((x - a) >> 64) as u64 as u128;
+        let n = (hi - lo) as u128;
+        let guess = lo + ((off * n / span) as usize).min(hi - lo - 1);
+        // Probe a window around the guess; shrink the range to it or beside it.
+        let w = 8usize;
+        let g_lo = guess.saturating_sub(w).max(lo);
+        let g_hi = (guess + w + 1).min(hi);
+        if v[g_lo] <= x && x <= v[g_hi - 1] {
+            return v[g_lo..g_hi].binary_search(&x).is_ok();
+        }
+        if x < v[g_lo] {
+            hi = g_lo;
+        } else {
+            lo = g_hi;
+        }
+    }
+    v[lo..hi].binary_search(&x).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn behaves_as_a_set_with_batches(ops in proptest::collection::vec((any::<u16>(), 0u8..4), 1..3000)) {
+            let mut set = FingerprintSet::default();
+            let mut model = std::collections::BTreeSet::new();
+            let mut open: Option<std::collections::BTreeSet<u128>> = None;
+            for (v, op) in ops {
+                // Spread small values over the whole range, as fingerprints are.
+                let fp = u128::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+                match op {
+                    0 | 1 => {
+                        let new = set.insert(fp);
+                        prop_assert_eq!(new, model.insert(fp));
+                        if new { if let Some(o) = &mut open { o.insert(fp); } }
+                    }
+                    2 => match open.take() {
+                        None => { set.begin(); open = Some(Default::default()); }
+                        Some(_) => set.commit(),
+                    },
+                    _ => if let Some(o) = open.take() {
+                        set.rollback();
+                        for fp in o { model.remove(&fp); }
+                    },
+                }
+                prop_assert_eq!(set.contains(fp), model.contains(&fp));
+            }
+            if open.is_some() { set.commit(); }
+            prop_assert_eq!(set.sorted(), model.iter().copied().collect::<Vec<_>>());
+            for probe in 0..200u128 {
+                let fp = probe.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+                prop_assert_eq!(set.contains(fp), model.contains(&fp));
+            }
+        }
+    }
+
+    #[test]
+    fn interpolation_search_finds_every_member_of_a_large_set() {
+        let mut v: Vec<u128> = (0..200_000u128).map(|i| fingerprint(&ProjectId::parse("P1").unwrap(), &DocNo::parse(&format!("N{i}")).unwrap())).collect();
+        v.sort_unstable();
+        v.dedup();
+        let set = FingerprintSet::from_sorted(v.clone()).unwrap();
+        for x in &v {
+            assert!(set.contains(*x));
+            assert!(!set.contains(x.wrapping_add(1)) || v.binary_search(&x.wrapping_add(1)).is_ok());
+        }
+        assert!(!set.contains(0) || v[0] == 0);
+        assert!(!set.contains(u128::MAX) || *v.last().unwrap() == u128::MAX);
+        assert!(FingerprintSet::from_sorted(vec![2, 1]).is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! Snapshots of the projections: the whole state as of one record, in one file.
+//!
+//! The projections live in memory and are derived from the log, so they need not be
+//! written as they change: the writer writes a snapshot every `SNAPSHOT_RECORDS` records
+//! (off the acknowledgement path, after a group commit) and when the ledger closes, and
+//! recovery loads the newest snapshot that is whole and replays only the log after it.
+//! A snapshot is never the truth: a damaged or missing one costs a longer replay, never a
+//! wrong balance (its checksum is checked, and the log's record after it must link to the
+//! chain head it names).
+//!
+//! `snapshots/state-<seq, 20 digits>.snap` (0600, written to `.tmp`, fsync'd, renamed):
+//!
+//! | bytes | what |
+//! |---|---|
+//! | 8 | magic `ANXSNAP1` |
+//! | var | `SnapshotHeader`, then each table of `State::write_to` (bincode 2, big-endian, fixed-width integers, no length limit) |
+//! | 32 | BLAKE3 derive-key `anxin v1 snapshot` of every byte before it |
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::record::Hash;
+use crate::projection::state::State;
+
+use super::log::Position;
+use super::StoreError;
+
+pub const MAGIC: &[u8; 8] = b"ANXSNAP1";
+pub const SNAPSHOT_CONTEXT: &str = "anxin v1 snapshot";
+pub const SNAPSHOT_VERSION: u16 = 1;
+/// Snapshots kept: the newest and the one before (in case the newest is damaged).
+const KEEP: usize = 2;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    pub version: u16,
+    pub ledger_id: String,
+    /// Every record up to and including `seq` is in the state, none after.
+    pub seq: u64,
+    /// The hash of record `seq` (the genesis hash when `seq` is 0).
+    pub head: Hash,
+    /// Where the log continues after record `seq`.
+    pub log_end: (u64, u64),
+}
+
+impl SnapshotHeader {
+    pub fn log_end(&self) -> Position {
+        Position { segment: self.log_end.0, offset: self.log_end.1 }
+    }
+}
+
+type Config = bincode::config::Configuration<bincode::config::BigEndian, bincode::config::Fixint, bincode::config::NoLimit>;
+
+fn config() -> Config {
+    bincode::config::standard().with_big_endian().with_fixed_int_encoding().with_no_limit()
+}
+
+struct Hashing<T> {
+    inner: T,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn dir_of(data: &Path) -> PathBuf {
+    data.join("snapshots")
+}
+
+fn name(seq: u64) -> String {
+    format!("state-{seq:020}.snap")
+}
+
+/// The snapshots in `data`, newest first: (seq, path).
+pub fn list(data: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let dir = dir_of(data);
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir)? {
+        let e = e?;
+        let n = e.file_name();
+        let Some(n) = n.to_str() else { continue };
+        if let Some(seq) = n.strip_prefix("state-").and_then(|r| r.strip_suffix(".snap")).and_then(|d| d.parse::<u64>().ok()) {
+            out.push((seq, e.path()));
+        }
+    }
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    Ok(out)
+}
+
+/// Writes a snapshot of `state` as of `header.seq` and removes all but the newest `KEEP`.
+/// Returns its size in bytes.
+///
+/// # Errors
+/// `StoreError::Io` if it cannot be written; an older snapshot then stays the newest.
+pub fn write(data: &Path, header: &SnapshotHeader, state: &State) -> Result<u64, StoreError> {
+    let dir = dir_of(data);
+    crate::fsutil::create_private_dir(&dir)?;
+    let path = dir.join(name(header.seq));
+    let tmp = dir.join(format!("{}.tmp", name(header.seq)));
+    let _ = std::fs::remove_file(&tmp);
+    let file = crate::fsutil::create_private_file(&tmp)?;
+    let mut w = Hashing { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new_derive_key(SNAPSHOT_CONTEXT) };
+    let enc = |e: bincode::error::EncodeError| match e {
+        bincode::error::EncodeError::Io { inner, .. } => StoreError::Io(inner),
+        other => StoreError::Index(format!("snapshot: {other}")),
+    };
+    w.write_all(MAGIC)?;
+    bincode::serde::encode_into_std_write(header, &mut w, config()).map_err(enc)?;
+    state.write_to(&mut w, config()).map_err(enc)?;
+    let sum = *w.hasher.finalize().as_bytes();
+    let mut inner = w.inner;
+    inner.write_all(&sum)?;
+    let file = inner.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
+    file.sync_all()?;
+    let size = file.metadata()?.len();
+    drop(file);
+    std::fs::rename(&tmp, &path)?;
+    crate::fsutil::sync_dir(&dir)?;
+    for (_, old) in list(data)?.into_iter().skip(KEEP) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(size)
+}
+
+/// Reads and checks one snapshot file.
+///
+/// # Errors
+/// `StoreError::Corruption` naming the file if it is not a whole, well-formed snapshot
+/// of `ledger_id`.
+pub fn read(path: &Path, ledger_id: &str) -> Result<(SnapshotHeader, State), StoreError> {
+    let bad = |why: String| StoreError::Corruption { at: path.display().to_string(), why };
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len < (MAGIC.len() + 32) as u64 {
+        return Err(bad("shorter than a snapshot".into()));
+    }
+    // The checksum is the last 32 bytes: read everything before it through the hasher.
+    let mut r = Hashing { inner: BufReader::with_capacity(1 << 20, file).take(len - 32), hasher: blake3::Hasher::new_derive_key(SNAPSHOT_CONTEXT) };
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(bad("not a snapshot (bad magic)".into()));
+    }
+    let header: SnapshotHeader = bincode::serde::decode_from_std_read(&mut r, config()).map_err(|e| bad(format!("header: {e}")))?;
+    if header.version != SNAPSHOT_VERSION {
+        return Err(bad(format!("snapshot version {} is not one this build reads", header.version)));
+    }
+    if header.ledger_id != ledger_id {
+        return Err(bad(format!("snapshot of ledger {:?}, not {ledger_id:?}", header.ledger_id)));
+    }
+    let state = State::read_from(&mut r, config()).map_err(bad)?;
+    if r.inner.limit() != 0 {
+        return Err(bad(format!("{} unexpected bytes before the checksum", r.inner.limit())));
+    }
+    let sum = *r.hasher.finalize().as_bytes();
+    let mut stored = [0u8; 32];
+    r.inner.into_inner().read_exact(&mut stored)?;
+    if sum != stored {
+        return Err(bad("checksum does not match: the file is damaged".into()));
+    }
+    Ok((header, state))
+}
+
+/// The newest snapshot of `ledger_id` in `data` that reads back whole, skipping (and
+/// reporting) damaged ones.
+pub fn load_newest(data: &Path, ledger_id: &str) -> Result<Option<(SnapshotHeader, State)>, StoreError> {
+    for (_, path) in list(data)? {
+        match read(&path, ledger_id) {
+            Ok(s) => return Ok(Some(s)),
+            Err(e) => tracing::warn!(error = %e, "ignoring a snapshot that does not read back; the log is replayed instead"),
+        }
+    }
+    Ok(None)
+}
