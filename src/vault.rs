@@ -24,7 +24,17 @@ pub struct Vault {
     salts: sled::Db,
     /// Salts created since the last `flush`.
     unflushed: std::sync::atomic::AtomicBool,
+    /// Commitments already computed, by lookup key (itself a keyed hash: no clear data
+    /// here), so that a payroll run's thousands of payouts to known cards skip sled.
+    /// Bounded: emptied when full. Only durable salts enter it (see `flush`).
+    cache: std::sync::RwLock<std::collections::HashMap<[u8; 32], Commitment>>,
+    /// Bumped (under the cache's write lock) by every forget, so that a lookup that read
+    /// a salt before a forget cannot put it back into the cache after.
+    forgets: std::sync::atomic::AtomicU64,
 }
+
+/// Entries the commitment cache holds at most (about 70 bytes each).
+const CACHE_ENTRIES_MAX: usize = 200_000;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -62,7 +72,7 @@ impl Vault {
             s
         };
         let salts = crate::store::open_sled(&sled::Config::new().path(dir.join("salts")).flush_every_ms(None))?;
-        Ok(Vault { secret, salts, unflushed: std::sync::atomic::AtomicBool::new(false) })
+        Ok(Vault { secret, salts, unflushed: std::sync::atomic::AtomicBool::new(false), cache: Default::default(), forgets: std::sync::atomic::AtomicU64::new(0) })
     }
 
     fn keyed(&self, parts: &[&[u8]]) -> [u8; 32] {
@@ -74,8 +84,42 @@ impl Vault {
         *h.finalize().as_bytes()
     }
 
+    fn cached(&self, lookup: &[u8; 32]) -> Option<Commitment> {
+        self.cache.read().expect("vault cache lock").get(lookup).copied()
+    }
+
+    fn remember(&self, lookup: [u8; 32], c: Commitment, forgets_before: u64) {
+        let mut cache = self.cache.write().expect("vault cache lock");
+        if self.forgets.load(std::sync::atomic::Ordering::SeqCst) != forgets_before {
+            return;
+        }
+        if cache.len() >= CACHE_ENTRIES_MAX {
+            cache.clear();
+        }
+        cache.insert(lookup, c);
+    }
+
+    /// The commitment of an existing salt for `lookup`, if there is one.
+    fn existing(&self, kind: Kind, lookup: [u8; 32], value: &str) -> Result<Option<Commitment>, StoreError> {
+        if let Some(c) = self.cached(&lookup) {
+            return Ok(Some(c));
+        }
+        let forgets_before = self.forgets.load(std::sync::atomic::Ordering::SeqCst);
+        let Some(salt) = self.salts.get(lookup)? else { return Ok(None) };
+        let c = Commitment(self.keyed(&[b"commit", kind.tag(), &salt, value.as_bytes()]));
+        // A salt read back may still be unflushed (created a moment ago by another
+        // request): cache only once everything created so far is durable.
+        if !self.unflushed.load(std::sync::atomic::Ordering::SeqCst) {
+            self.remember(lookup, c, forgets_before);
+        }
+        Ok(Some(c))
+    }
+
     fn commit(&self, kind: Kind, value: &str) -> Result<Commitment, StoreError> {
         let lookup = self.keyed(&[b"lookup", kind.tag(), value.as_bytes()]);
+        if let Some(c) = self.existing(kind, lookup, value)? {
+            return Ok(c);
+        }
         let salt: [u8; 32] = match self.salts.get(lookup)? {
             Some(s) => s.as_ref().try_into().map_err(|_| StoreError::DataDir("vault salt is not 32 bytes".into()))?,
             None => {
@@ -131,8 +175,7 @@ impl Vault {
     /// The existing commitment for a national ID, without creating one.
     pub fn find_worker(&self, id: &NationalId) -> Result<Option<Commitment>, StoreError> {
         let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose_clear().as_bytes()]);
-        let Some(salt) = self.salts.get(lookup)? else { return Ok(None) };
-        Ok(Some(Commitment(self.keyed(&[b"commit", Kind::Worker.tag(), &salt, id.expose_clear().as_bytes()]))))
+        self.existing(Kind::Worker, lookup, id.expose_clear())
     }
 
     /// The commitment of a national ID already known to the vault or, for one never
@@ -148,8 +191,8 @@ impl Vault {
     /// The commitment of a card already known to the vault, or a phantom one (as above).
     pub fn card_or_phantom(&self, card: &BankCard) -> Result<Commitment, StoreError> {
         let lookup = self.keyed(&[b"lookup", Kind::Card.tag(), card.expose_clear().as_bytes()]);
-        match self.salts.get(lookup)? {
-            Some(salt) => Ok(Commitment(self.keyed(&[b"commit", Kind::Card.tag(), &salt, card.expose_clear().as_bytes()]))),
+        match self.existing(Kind::Card, lookup, card.expose_clear())? {
+            Some(c) => Ok(c),
             None => Ok(Commitment(self.keyed(&[b"phantom", Kind::Card.tag(), card.expose_clear().as_bytes()]))),
         }
     }
@@ -157,8 +200,53 @@ impl Vault {
     /// Forgets a worker (crypto-shredding): their commitment can no longer be linked to them.
     pub fn forget_worker(&self, id: &NationalId) -> Result<bool, StoreError> {
         let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose_clear().as_bytes()]);
-        let existed = self.salts.remove(lookup)?.is_some();
+        let existed = {
+            let mut cache = self.cache.write().expect("vault cache lock");
+            let existed = self.salts.remove(lookup)?.is_some();
+            // After the removal: a lookup that read the salt before it sees the bump.
+            self.forgets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            cache.remove(&lookup);
+            existed
+        };
         self.salts.flush()?;
         Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commitments_are_stable_cached_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Vault::open(dir.path()).unwrap();
+        let id = NationalId::with_check("62012119800101123");
+        let card = BankCard::with_check("621700000000500001");
+        assert_eq!(v.find_worker(&id).unwrap(), None);
+        let phantom = v.worker_or_phantom(&id).unwrap();
+        let (c, masked) = v.worker(&id).unwrap();
+        assert_ne!(c, phantom, "a phantom never equals a real commitment");
+        assert!(!masked.contains("80010112"), "{masked}");
+        v.flush().unwrap();
+        // Read back (from sled, then from the cache): the same commitment.
+        for _ in 0..3 {
+            assert_eq!(v.find_worker(&id).unwrap(), Some(c));
+            assert_eq!(v.worker(&id).unwrap().0, c);
+        }
+        let (k, _) = v.card(&card).unwrap();
+        v.flush().unwrap();
+        assert_eq!(v.card_or_phantom(&card).unwrap(), k);
+        assert_ne!(k, c);
+        // Forgotten: the old commitment can no longer be found, cache or not.
+        assert!(v.forget_worker(&id).unwrap());
+        assert_eq!(v.find_worker(&id).unwrap(), None);
+        let (again, _) = v.worker(&id).unwrap();
+        assert_ne!(again, c, "a new salt, so a commitment unlinkable to the old one");
+        drop(v);
+        // Reopened: salts persist, the cache starts empty.
+        let v = Vault::open(dir.path()).unwrap();
+        assert_eq!(v.find_worker(&id).unwrap(), Some(again));
+        assert_eq!(v.card_or_phantom(&card).unwrap(), k);
     }
 }

@@ -134,43 +134,58 @@ pub fn principals_entry(principal: &Principal, token: &str) -> String {
 }
 
 /// What authorization needs to know about a project.
+#[derive(Clone)]
 struct ProjectFacts {
     county: CountyCode,
     general_contractor: String,
     wage_bank: Option<String>,
 }
 
-fn facts(state: &State, earlier: &[Command], p: &ProjectId) -> Option<ProjectFacts> {
-    let mut f = state.projects.get(p).map(|x| ProjectFacts {
-        county: x.reg.county,
-        general_contractor: x.reg.general_contractor.to_string(),
-        wage_bank: x.wage_account.as_ref().filter(|a| a.closed.is_none()).map(|a| a.bank.to_string()),
-    });
-    // Projects registered, and accounts opened, earlier in the same batch.
-    for c in earlier {
-        match c {
-            Command::RegisterProject(r) if &r.project == p => {
-                f = Some(ProjectFacts { county: r.county, general_contractor: r.general_contractor.to_string(), wage_bank: None });
+/// May `who` post every command of `batch`? Checked before the writer sees it, in one
+/// pass: projects registered and accounts opened earlier in the batch count as known.
+///
+/// # Errors
+/// `PERMISSION_DENIED` naming the first command refused (its index) and the reason.
+pub fn may_post_batch(who: &Principal, state: &State, batch: &[Command]) -> Result<(), ApiError> {
+    if matches!(who, Principal::Operator) {
+        return Ok(());
+    }
+    // Facts of projects changed earlier in this batch, over the state's.
+    let mut earlier: std::collections::HashMap<&ProjectId, ProjectFacts> = std::collections::HashMap::new();
+    for (index, cmd) in batch.iter().enumerate() {
+        let p = cmd.project();
+        let f = match earlier.get(p) {
+            Some(f) => Some(f.clone()),
+            None => facts(state, p),
+        };
+        may_post(who, state, cmd, index, f)?;
+        match cmd {
+            Command::RegisterProject(r) => {
+                earlier.insert(&r.project, ProjectFacts { county: r.county, general_contractor: r.general_contractor.to_string(), wage_bank: None });
             }
-            Command::OpenWageAccount(o) if &o.project == p => {
-                if let Some(x) = f.as_mut() {
+            Command::OpenWageAccount(o) => {
+                if let Some(mut x) = earlier.get(&o.project).cloned().or_else(|| facts(state, &o.project)) {
                     x.wage_bank = Some(o.bank.to_string());
+                    earlier.insert(&o.project, x);
                 }
             }
             _ => {}
         }
     }
-    f
+    Ok(())
 }
 
-/// May `who` post `cmd` (the `index`-th of its batch)? Checked before the writer sees it.
-///
-/// # Errors
-/// `PERMISSION_DENIED` naming the command and the reason.
-pub fn may_post(who: &Principal, state: &State, batch: &[Command], index: usize) -> Result<(), ApiError> {
-    let cmd = &batch[index];
+fn facts(state: &State, p: &ProjectId) -> Option<ProjectFacts> {
+    state.projects.get(p).map(|x| ProjectFacts {
+        county: x.reg.county,
+        general_contractor: x.reg.general_contractor.to_string(),
+        wage_bank: x.wage_account.as_ref().filter(|a| a.closed.is_none()).map(|a| a.bank.to_string()),
+    })
+}
+
+/// May `who` post `cmd` (the `index`-th of its batch), given what is known of its project?
+fn may_post(who: &Principal, state: &State, cmd: &Command, index: usize, f: Option<ProjectFacts>) -> Result<(), ApiError> {
     let p = cmd.project();
-    let f = facts(state, &batch[..index], p);
     let deny = |why: String| Err(ApiError::denied(format!("{who} may not {}: {why}", cmd.name())).at(index));
     match who {
         Principal::Operator => Ok(()),

@@ -54,9 +54,7 @@ impl Api {
         .map_err(|e| ApiError::new(tonic::Code::Internal, "INTERNAL", e.to_string()))??;
         {
             let state = self.ledger.state();
-            for i in 0..commands.len() {
-                auth::may_post(who, &state, &commands, i)?;
-            }
+            auth::may_post_batch(who, &state, &commands)?;
         }
         Ok((request_id, commands))
     }

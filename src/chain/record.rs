@@ -76,7 +76,9 @@ impl Record {
 
 /// The hash of a record from its canonical bytes.
 pub fn record_hash(canonical: &[u8]) -> Hash {
-    let mut h = blake3::Hasher::new_derive_key(RECORD_CONTEXT);
+    // Deriving the context key costs as much as hashing a short record: derive it once.
+    static BASE: std::sync::LazyLock<blake3::Hasher> = std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(RECORD_CONTEXT));
+    let mut h = BASE.clone();
     h.update(canonical);
     *h.finalize().as_bytes()
 }
@@ -89,7 +91,9 @@ pub fn genesis_hash(ledger_id: &str) -> Hash {
 /// The digest of a request's content, for idempotent retries: the canonical bytes of its
 /// command list under `REQUEST_CONTEXT`.
 pub fn request_digest(commands: &[crate::domain::command::Command]) -> Hash {
-    let mut h = blake3::Hasher::new_derive_key(REQUEST_CONTEXT);
+    static BASE: std::sync::LazyLock<blake3::Hasher> = std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(REQUEST_CONTEXT));
+    let mut h = BASE.clone();
+    // Encoded first, then hashed in one call: feeding the hasher field by field is slower.
     h.update(&codec::encode(commands));
     *h.finalize().as_bytes()
 }

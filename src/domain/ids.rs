@@ -304,14 +304,16 @@ macro_rules! bounded_text {
         $(#[$m])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        // Shared, immutable text: the state copies ids into many keys (and the undo
+        // journal), and an `Arc<str>` copy is a counter increment, not an allocation.
+        pub struct $name(std::sync::Arc<str>);
 
         impl $name {
             /// # Errors
             /// `IdError::Text` if empty, too long, or (for ids) not printable ASCII.
             pub fn parse(text: &str) -> Result<$name, IdError> {
                 validate_text($what, text, $max, $id_like)?;
-                Ok($name(text.to_owned()))
+                Ok($name(std::sync::Arc::from(text)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -357,7 +359,7 @@ bounded_text!(
 impl DocNo {
     /// Sorts before every valid document number (for range scans).
     pub fn min() -> DocNo {
-        DocNo(String::new())
+        DocNo(std::sync::Arc::from(""))
     }
 }
 bounded_text!(

@@ -25,7 +25,8 @@ pub const PAYMENT_NO_CONTEXT: &str = "anxin v1 payment number";
 const RECENT_MIN: usize = 1 << 16;
 
 pub fn fingerprint(project: &ProjectId, no: &DocNo) -> u128 {
-    let mut h = blake3::Hasher::new_derive_key(PAYMENT_NO_CONTEXT);
+    static BASE: std::sync::LazyLock<blake3::Hasher> = std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(PAYMENT_NO_CONTEXT));
+    let mut h = BASE.clone();
     h.update(project.as_str().as_bytes());
     h.update(&[0]);
     h.update(no.as_str().as_bytes());

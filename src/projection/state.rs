@@ -388,10 +388,13 @@ impl State {
             line.paid += fen;
             let h = self.payrolls.get_mut(&(project.clone(), per));
             h.paid_total += fen;
-            self.projects.get_mut(project).months.entry(per).or_default().payroll_paid += fen;
         }
-        let county = self.projects.get(project).expect("checked").reg.county;
-        self.projects.get_mut(project).wages_paid_total += fen;
+        let p = self.projects.get_mut(project);
+        if let Some(per) = period {
+            p.months.entry(per).or_default().payroll_paid += fen;
+        }
+        p.wages_paid_total += fen;
+        let county = p.reg.county;
         self.workers.get_mut(worker).paid_total += fen;
         *self.paid_workers.entry_or((county, date.year(), *worker), || 0) += fen;
     }
@@ -559,6 +562,7 @@ impl State {
             Event::WagePaid(c) => {
                 self.payment_nos.insert(fingerprint(&c.project, &c.payment_no));
                 self.count_payout(&c.project, &c.worker, c.period, c.amount.fen(), c.date);
+                // The entry is journaled already (count_payout changed it): no second copy.
                 self.projects.get_mut(&c.project).months.entry(c.date.period()).or_default().wage_out += c.amount.fen();
             }
             Event::DepositDrawn(c) => {
