@@ -40,18 +40,27 @@ impl Api {
         if req.commands.len() > BATCH_COMMANDS_MAX {
             return Err(ApiError::new(tonic::Code::ResourceExhausted, "BATCH_TOO_LARGE", format!("a batch holds {} commands; the limit is {BATCH_COMMANDS_MAX}", req.commands.len())));
         }
-        // The vault may write (new salts) and flush: off the async threads.
-        let vault = self.vault.clone();
-        let commands = tokio::task::spawn_blocking(move || -> Result<Vec<Command>, ApiError> {
-            let mut out = Vec::with_capacity(req.commands.len());
-            for (i, c) in req.commands.iter().enumerate() {
-                out.push(convert::command(c, &vault).map_err(|e| e.at(i))?);
+        let enrols = req.commands.iter().any(|c| matches!(c.kind, Some(pb::command::Kind::EnrolWorker(_))));
+        let big = req.commands.len() > 1_000;
+        let convert_all = {
+            let vault = self.vault.clone();
+            move || -> Result<Vec<Command>, ApiError> {
+                let mut out = Vec::with_capacity(req.commands.len());
+                for (i, c) in req.commands.iter().enumerate() {
+                    out.push(convert::command(c, &vault).map_err(|e| e.at(i))?);
+                }
+                vault.flush()?;
+                Ok(out)
             }
-            vault.flush()?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| ApiError::new(tonic::Code::Internal, "INTERNAL", e.to_string()))??;
+        };
+        // An enrolment may create a salt, written and flushed (fsync) by the vault: off
+        // the async threads. Other commands only look commitments up (mostly in the
+        // vault's memory), which is cheaper here than a hand-off to a blocking thread.
+        let commands = if enrols || big {
+            tokio::task::spawn_blocking(convert_all).await.map_err(|e| ApiError::new(tonic::Code::Internal, "INTERNAL", e.to_string()))??
+        } else {
+            convert_all()?
+        };
         {
             let state = self.ledger.state();
             auth::may_post_batch(who, &state, &commands)?;

@@ -62,12 +62,14 @@ impl FingerprintSet {
         self.recent.contains(&fp) || search(&self.base, fp)
     }
 
-    /// Adds `fp`; returns false if it was there.
+    /// Adds `fp`, which the caller has checked is not there (`decide` refuses a
+    /// duplicate payment number before `apply` inserts it): the sorted part is not
+    /// searched again. Returns false if it was among the recent ones.
     pub fn insert(&mut self, fp: u128) -> bool {
-        if self.contains(fp) {
+        debug_assert!(!search(&self.base, fp), "inserted twice");
+        if !self.recent.insert(fp) {
             return false;
         }
-        self.recent.insert(fp);
         if let Some(j) = &mut self.journal {
             j.push(fp);
         } else {
@@ -190,7 +192,7 @@ mod tests {
                 let fp = u128::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
                 match op {
                     0 | 1 => {
-                        let new = set.insert(fp);
+                        let new = !set.contains(fp) && set.insert(fp);
                         prop_assert_eq!(new, model.insert(fp));
                         if new { if let Some(o) = &mut open { o.insert(fp); } }
                     }
