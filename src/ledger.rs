@@ -24,7 +24,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use crate::chain::checkpoint::{Checkpoint, SignedCheckpoint, CHECKPOINT_VERSION};
 use crate::chain::merkle;
-use crate::chain::record::{genesis_hash, record_hash, request_digest, ChainVerifier, Hash, Record, RecordRef, FORMAT_VERSION};
+use crate::chain::record::{genesis_hash, record_hash, request_digest, ChainError, ChainVerifier, Hash, Record, RecordRef, FORMAT_VERSION};
 use crate::store::merkle::{MerkleFiles, MerkleWriter};
 use crate::chain::codec;
 use crate::decide::decide_batch;
@@ -1029,24 +1029,77 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
     } else {
         None
     };
-    let r = log::scan(&dir.join("log"), &ledger_id, None, false, &mut |f| {
-        if f.first_seq != verifier.next_seq() {
-            return Err(StoreError::Corruption {
-                at: format!("record {}", verifier.next_seq()),
-                why: format!("frame starts at record {}: records are missing or out of order", f.first_seq),
-            });
-        }
-        report.frames += 1;
-        for bytes in &f.records {
-            let (rec, hash) = verifier.check(bytes)?;
-            if claim.is_some_and(|c| c.seq == rec.seq) {
-                hash_at_claim = Some(hash);
+    // This thread checks every link and hash in order; decoder threads (one per core)
+    // decode every record (a record must also be well-formed), in chunks.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Vec<Vec<u8>>)>(64);
+    let rx = std::sync::Mutex::new(rx);
+    let decoders = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut undecodable: Option<(u64, String)> = None;
+    let r = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..decoders)
+            .map(|_| {
+                s.spawn(|| -> Option<(u64, String)> {
+                    loop {
+                        let next = rx.lock().expect("decoder queue").recv();
+                        let Ok((first, records)) = next else { return None };
+                        for (i, bytes) in records.iter().enumerate() {
+                            if let Err(e) = Record::decode(bytes) {
+                                return Some((first + i as u64, e.to_string()));
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let r = log::scan(&dir.join("log"), &ledger_id, None, false, &mut |f| {
+            if f.first_seq != verifier.next_seq() {
+                return Err(StoreError::Corruption {
+                    at: format!("record {}", verifier.next_seq()),
+                    why: format!("frame starts at record {}: records are missing or out of order", f.first_seq),
+                });
             }
-            report.records += 1;
+            report.frames += 1;
+            for bytes in &f.records {
+                let seq = verifier.next_seq();
+                let hash = verifier.check_link(bytes)?;
+                if claim.is_some_and(|c| c.seq == seq) {
+                    hash_at_claim = Some(hash);
+                }
+                report.records += 1;
+            }
+            progress(report.records);
+            let mut first = f.first_seq;
+            let mut records = f.records;
+            while !records.is_empty() {
+                let rest = records.split_off(records.len().min(1024));
+                let n = records.len() as u64;
+                // Decoders that stopped (one found a bad record) close the channel.
+                let _ = tx.send((first, records));
+                first += n;
+                records = rest;
+            }
+            Ok(())
+        });
+        drop(tx);
+        for h in handles {
+            let found = h.join().expect("decoder thread");
+            if let Some((seq, why)) = found {
+                if undecodable.as_ref().is_none_or(|(s, _)| seq < *s) {
+                    undecodable = Some((seq, why));
+                }
+            }
         }
-        progress(report.records);
-        Ok(())
+        r
     });
+    // The first problem in log order: the decoder only sees frames whose every link
+    // checked, so a record it could not decode comes before any other problem.
+    let r = match undecodable {
+        Some((seq, why)) => {
+            report.records = seq - 1;
+            Err(StoreError::Chain(ChainError::Undecodable { seq, why }))
+        }
+        None => r,
+    };
     report.head = verifier.head();
     match r {
         Ok(end) => report.torn_tail = end.cut,

@@ -98,6 +98,17 @@ pub fn request_digest(commands: &[crate::domain::command::Command]) -> Hash {
     *h.finalize().as_bytes()
 }
 
+/// The fixed-position fields every record starts with: (format version, sequence
+/// number, previous hash), as big-endian fixed-width integers and 32 raw bytes.
+pub fn header(canonical: &[u8]) -> Option<(u16, u64, Hash)> {
+    if canonical.len() < 42 {
+        return None;
+    }
+    let version = u16::from_be_bytes(canonical[0..2].try_into().expect("2"));
+    let seq = u64::from_be_bytes(canonical[2..10].try_into().expect("8"));
+    Some((version, seq, canonical[10..42].try_into().expect("32")))
+}
+
 /// Why a chain does not verify, at which sequence number.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
@@ -148,6 +159,32 @@ impl ChainVerifier {
         self.head = hash;
         self.next_seq += 1;
         Ok((rec, hash))
+    }
+
+    /// Checks the next record's links from its fixed-position header fields alone
+    /// (format version, sequence number, previous hash: the first 42 canonical bytes)
+    /// and returns its hash, without decoding the event. `check` decodes as well.
+    ///
+    /// # Errors
+    /// `ChainError` naming the record's expected sequence number.
+    pub fn check_link(&mut self, canonical: &[u8]) -> Result<Hash, ChainError> {
+        let seq = self.next_seq;
+        let Some((version, found, prev)) = header(canonical) else {
+            return Err(ChainError::Undecodable { seq, why: format!("{} bytes is shorter than a record header", canonical.len()) });
+        };
+        if version != FORMAT_VERSION {
+            return Err(ChainError::UnknownVersion { seq, version });
+        }
+        if found != seq {
+            return Err(ChainError::SeqMismatch { seq, found });
+        }
+        if prev != self.head {
+            return Err(ChainError::BrokenLink { seq, prev: seq - 1 });
+        }
+        let hash = record_hash(canonical);
+        self.head = hash;
+        self.next_seq += 1;
+        Ok(hash)
     }
 
     pub fn head(&self) -> Hash {
