@@ -12,6 +12,9 @@ use serde::Serialize;
 
 use crate::chain::codec;
 
+/// Entries at least this large are journaled once per batch (see `remember`).
+const DEDUPE_BYTES: usize = 128;
+
 #[derive(Clone, Debug)]
 pub struct Table<K: Ord + Clone, V: Clone> {
     map: BTreeMap<K, V>,
@@ -56,7 +59,13 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, V: Clone + Serialize + Deser
 
     fn remember(&mut self, k: &K) {
         if let Some(j) = &mut self.journal {
-            if !self.journaled.contains(k) {
+            // Large entries (a project) are copied once per batch, however often the batch
+            // changes them; small ones are copied at every change, which is cheaper than
+            // remembering which were copied. Rollback replays the journal backwards, so
+            // the oldest copy of a key is restored last either way.
+            if std::mem::size_of::<V>() < DEDUPE_BYTES {
+                j.push((k.clone(), self.map.get(k).cloned()));
+            } else if !self.journaled.contains(k) {
                 self.journaled.insert(k.clone());
                 j.push((k.clone(), self.map.get(k).cloned()));
             }
@@ -124,4 +133,39 @@ pub(crate) fn key_bytes<K: Serialize>(prefix: u8, k: &K) -> Vec<u8> {
     let mut out = vec![prefix];
     out.extend(codec::encode(k));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollback_restores_small_and_large_entries_changed_many_times() {
+        let mut small: Table<u32, u64> = Table::default();
+        let mut large: Table<u32, [u64; 32]> = Table::default();
+        small.insert(1, 10);
+        large.insert(1, [10; 32]);
+        for t in 0..2 {
+            small.begin();
+            large.begin();
+            for i in 0..5u64 {
+                *small.get_mut(&1) += i;
+                small.insert(2, i);
+                large.get_mut(&1)[0] += i;
+                large.insert(2, [i; 32]);
+            }
+            small.remove(&1);
+            if t == 0 {
+                small.rollback();
+                large.rollback();
+                assert_eq!((small.get(&1), small.get(&2)), (Some(&10), None));
+                assert_eq!((large.get(&1), large.get(&2)), (Some(&[10; 32]), None));
+            } else {
+                small.commit();
+                large.commit();
+                assert_eq!((small.get(&1), small.get(&2)), (None, Some(&4)));
+                assert_eq!(large.get(&1).unwrap()[0], 20);
+            }
+        }
+    }
 }
