@@ -231,7 +231,7 @@ macro_rules! state_tables {
             /// If the writer fails.
             pub(crate) fn write_to<W: std::io::Write, C: bincode::config::Config>(&self, w: &mut W, config: C) -> Result<(), bincode::error::EncodeError> {
                 $(bincode::serde::encode_into_std_write(self.$name.map(), w, config)?;)*
-                bincode::serde::encode_into_std_write(&self.payment_nos.sorted(), w, config)?;
+                bincode::serde::encode_into_std_write(&self.payment_nos, w, config)?;
                 Ok(())
             }
 
@@ -241,7 +241,15 @@ macro_rules! state_tables {
             /// If the bytes are not a state.
             pub(crate) fn read_from<R: std::io::Read, C: bincode::config::Config>(r: &mut R, config: C) -> Result<State, String> {
                 Ok(State {
-                    $($name: Table::from_map(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("table {}: {e}", stringify!($name)))?),)*
+                    // Read as the sorted list of pairs it was written as (a map and a list
+                    // of pairs have the same bytes), then built in one pass.
+                    $($name: Table::from_map({
+                        let pairs: Vec<($k, $v)> = bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("table {}: {e}", stringify!($name)))?;
+                        if pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
+                            return Err(format!("table {}: keys are not in increasing order", stringify!($name)));
+                        }
+                        pairs.into_iter().collect()
+                    }),)*
                     payment_nos: FingerprintSet::from_sorted(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("payment numbers: {e}"))?)?,
                 })
             }
@@ -252,9 +260,7 @@ macro_rules! state_tables {
                 $(for (k, v) in self.$name.iter() {
                     out.push((super::table::key_bytes($prefix, k), crate::chain::codec::encode(v)));
                 })*
-                for fp in self.payment_nos.sorted() {
-                    out.push((vec![7], fp.to_be_bytes().to_vec()));
-                }
+                self.payment_nos.for_each_sorted(&mut |fp| out.push((vec![7], fp.to_be_bytes().to_vec())));
                 out
             }
         }

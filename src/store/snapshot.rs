@@ -75,14 +75,6 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 fn dir_of(data: &Path) -> PathBuf {
     data.join("snapshots")
 }
@@ -157,31 +149,51 @@ pub fn read(path: &Path, ledger_id: &str) -> Result<(SnapshotHeader, State), Sto
     if len < (MAGIC.len() + 32) as u64 {
         return Err(bad("shorter than a snapshot".into()));
     }
-    // The checksum is the last 32 bytes: read everything before it through the hasher.
-    let mut r = Hashing { inner: BufReader::with_capacity(1 << 20, file).take(len - 32), hasher: blake3::Hasher::new_derive_key(SNAPSHOT_CONTEXT) };
-    let mut magic = [0u8; 8];
-    r.read_exact(&mut magic)?;
-    if &magic != MAGIC {
-        return Err(bad("not a snapshot (bad magic)".into()));
-    }
-    let header: SnapshotHeader = bincode::serde::decode_from_std_read(&mut r, config()).map_err(|e| bad(format!("header: {e}")))?;
-    if header.version != SNAPSHOT_VERSION {
-        return Err(bad(format!("snapshot version {} is not one this build reads", header.version)));
-    }
-    if header.ledger_id != ledger_id {
-        return Err(bad(format!("snapshot of ledger {:?}, not {ledger_id:?}", header.ledger_id)));
-    }
-    let state = State::read_from(&mut r, config()).map_err(bad)?;
-    if r.inner.limit() != 0 {
-        return Err(bad(format!("{} unexpected bytes before the checksum", r.inner.limit())));
-    }
-    let sum = *r.hasher.finalize().as_bytes();
-    let mut stored = [0u8; 32];
-    r.inner.into_inner().read_exact(&mut stored)?;
-    if sum != stored {
+    // The checksum (the last 32 bytes) is checked on another thread, in large reads,
+    // while this one decodes: a damaged file is refused whatever the decoder made of it.
+    let checksum = {
+        let path = path.to_owned();
+        std::thread::spawn(move || -> std::io::Result<bool> {
+            let mut f = File::open(&path)?;
+            let mut h = blake3::Hasher::new_derive_key(SNAPSHOT_CONTEXT);
+            let mut left = len - 32;
+            let mut buf = vec![0u8; 1 << 20];
+            while left > 0 {
+                let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                f.read_exact(&mut buf[..n])?;
+                h.update(&buf[..n]);
+                left -= n as u64;
+            }
+            let mut stored = [0u8; 32];
+            f.read_exact(&mut stored)?;
+            Ok(*h.finalize().as_bytes() == stored)
+        })
+    };
+    let decoded = (|| {
+        let mut r = BufReader::with_capacity(1 << 20, file).take(len - 32);
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(bad("not a snapshot (bad magic)".into()));
+        }
+        let header: SnapshotHeader = bincode::serde::decode_from_std_read(&mut r, config()).map_err(|e| bad(format!("header: {e}")))?;
+        if header.version != SNAPSHOT_VERSION {
+            return Err(bad(format!("snapshot version {} is not one this build reads", header.version)));
+        }
+        if header.ledger_id != ledger_id {
+            return Err(bad(format!("snapshot of ledger {:?}, not {ledger_id:?}", header.ledger_id)));
+        }
+        let state = State::read_from(&mut r, config()).map_err(bad)?;
+        if r.limit() != 0 {
+            return Err(bad(format!("{} unexpected bytes before the checksum", r.limit())));
+        }
+        Ok((header, state))
+    })();
+    let matches = checksum.join().map_err(|_| bad("checksum thread panicked".into()))??;
+    if !matches {
         return Err(bad("checksum does not match: the file is damaged".into()));
     }
-    Ok((header, state))
+    decoded
 }
 
 /// The newest snapshot of `ledger_id` in `data` that reads back whole, skipping (and
