@@ -22,7 +22,11 @@ pub const PAYMENT_NO_CONTEXT: &str = "anxin v1 payment number";
 
 /// Recent fingerprints are merged into the sorted vector beyond this many, or an eighth
 /// of the vector, whichever is more (so merging costs O(1) per insert, amortized).
+#[cfg(not(test))]
 const RECENT_MIN: usize = 1 << 16;
+/// Small in unit tests, so that merges happen often.
+#[cfg(test)]
+const RECENT_MIN: usize = 16;
 
 pub fn fingerprint(project: &ProjectId, no: &DocNo) -> u128 {
     static BASE: std::sync::LazyLock<blake3::Hasher> = std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(PAYMENT_NO_CONTEXT));
@@ -101,24 +105,29 @@ impl FingerprintSet {
         }
     }
 
+    /// Moves the recent fingerprints into the sorted vector, in place: the vector grows
+    /// (a large allocation grows without a copy) and is merged from the back, so the set
+    /// never needs twice its size.
     fn merge(&mut self) {
         let mut add: Vec<u128> = self.recent.drain().collect();
+        if self.recent.capacity() > 4 * RECENT_MIN {
+            self.recent.shrink_to(RECENT_MIN);
+        }
         add.sort_unstable();
-        let old = std::mem::take(&mut self.base);
-        let mut out = Vec::with_capacity(old.len() + add.len());
-        let (mut i, mut j) = (0, 0);
-        while i < old.len() && j < add.len() {
-            if old[i] < add[j] {
-                out.push(old[i]);
-                i += 1;
+        let n = self.base.len();
+        self.base.resize(n + add.len(), 0);
+        let (mut i, mut j, mut k) = (n, add.len(), n + add.len());
+        // Invariant: base[k..] is final; base[..i] and add[..j] are what is left.
+        while j > 0 {
+            k -= 1;
+            if i > 0 && self.base[i - 1] > add[j - 1] {
+                self.base[k] = self.base[i - 1];
+                i -= 1;
             } else {
-                out.push(add[j]);
-                j += 1;
+                self.base[k] = add[j - 1];
+                j -= 1;
             }
         }
-        out.extend_from_slice(&old[i..]);
-        out.extend_from_slice(&add[j..]);
-        self.base = out;
     }
 
     /// Every fingerprint, sorted: the snapshot form, and the canonical one for comparing.
