@@ -26,7 +26,6 @@ use anxin::ledger::{self, Ledger, LedgerOptions};
 use anxin::projection::state::State;
 
 #[path = "../tests/it/common.rs"]
-#[allow(dead_code)]
 mod common;
 use common::*;
 

@@ -98,7 +98,7 @@ pub fn list(data: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
             out.push((seq, e.path()));
         }
     }
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|s| std::cmp::Reverse(s.0));
     Ok(out)
 }
 
