@@ -6,13 +6,17 @@
 //! batch, via `decide_batch`), encodes and hashes the accepted records, appends them to
 //! the log as frames, makes the log durable with one `fdatasync` (group commit), and only
 //! then answers every submitter of the group. Afterwards, off the acknowledgement path,
-//! it writes the group's index, idempotency and projection changes to sled in one batch.
+//! it appends the group's Merkle leaves, hands the group's frame positions and
+//! idempotency entries to the index thread (one sled batch per group; until written they
+//! are answered from memory), signs a checkpoint at most every 100 ms, and writes a
+//! snapshot of the projections every `snapshot_records` records.
 //!
 //! Readers take the state's read lock; the writer holds the write lock from deciding until
 //! the group is durable, so a query never sees a record that could still be lost.
 //!
-//! `open` recovers: it loads the projections sled has, then replays only the log after the
-//! position sled reflects (all of it if sled is gone), cutting a torn tail.
+//! `open` recovers: it loads the newest whole snapshot of the projections, then replays
+//! only the log after it and after the position the sled index reflects (all of it if
+//! both are gone), cutting a torn tail.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -128,6 +132,9 @@ struct Shared {
     ledger_id: String,
     state: RwLock<State>,
     index: Index,
+    /// Idempotency entries answered but not yet written to the index by the index
+    /// thread: a retry looks here before sled.
+    pending_idem: Mutex<HashMap<(String, String), IdemEntry>>,
     /// (last seq, chain head) of what is durable.
     head: Mutex<(Seq, Hash)>,
     poisoned: Mutex<Option<String>>,
@@ -151,6 +158,7 @@ pub struct Ledger {
     /// The writer's queue; `None` once shut down.
     tx: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    indexer: Mutex<Option<JoinHandle<()>>>,
     recovery: Recovery,
 }
 
@@ -205,8 +213,23 @@ struct Replayer<'a> {
     last_end: Option<Position>,
 }
 
+/// A frame whose records were decoded and hashed by the scanning thread.
+struct DecodedFrame {
+    pos: Position,
+    end: u64,
+    first_seq: Seq,
+    records: Vec<(Result<Record, crate::chain::codec::CodecError>, Hash)>,
+}
+
+impl DecodedFrame {
+    fn of(f: log::Frame) -> DecodedFrame {
+        let records = f.records.iter().map(|b| (Record::decode(b), record_hash(b))).collect();
+        DecodedFrame { pos: f.pos, end: f.end, first_seq: f.first_seq, records }
+    }
+}
+
 impl Replayer<'_> {
-    fn frame(&mut self, frame: log::Frame, index: &Index) -> Result<(), StoreError> {
+    fn frame(&mut self, frame: DecodedFrame, index: &Index) -> Result<(), StoreError> {
         if frame.first_seq != self.verifier.next_seq() {
             return Err(StoreError::Corruption {
                 at: format!("segment {:020}.seg offset {}", frame.pos.segment, frame.pos.offset),
@@ -219,8 +242,8 @@ impl Replayer<'_> {
         }
         let mut open: Option<(Principal, RequestId, Vec<Command>, Seq, i64)> = None;
         let mut prev_hash = self.verifier.head();
-        for bytes in &frame.records {
-            let (rec, hash) = self.verifier.check(bytes)?;
+        for (decoded, hash) in frame.records {
+            let rec = self.verifier.accept(decoded, hash)?;
             if rec.seq > self.state_seq {
                 self.state.apply(&rec.event, rec.seq);
                 self.replayed += 1;
@@ -340,7 +363,25 @@ impl Ledger {
             reindexed: 0,
             last_end: from_pos,
         };
-        let scan = log::scan(&log_dir, &ledger_id, from_pos, true, &mut |f| rep.frame(f, &index))?;
+        // Two threads: one reads, decodes and hashes frames, this one checks the chain and
+        // applies; a fault on either side stops both and is reported.
+        let (ftx, frx) = mpsc::sync_channel::<DecodedFrame>(4);
+        let scan = std::thread::scope(|s| -> Result<log::ScanEnd, StoreError> {
+            let (dir, id) = (&log_dir, &ledger_id);
+            // `ftx` moves in: the channel ends when the scan does.
+            let scanner = s.spawn(move || log::scan(dir, id, from_pos, true, &mut |f| ftx.send(DecodedFrame::of(f)).map_err(|_| StoreError::Closed)));
+            let mut applied: Result<(), StoreError> = Ok(());
+            for frame in frx.iter() {
+                applied = rep.frame(frame, &index);
+                if applied.is_err() {
+                    break;
+                }
+            }
+            drop(frx);
+            let scanned = scanner.join().map_err(|_| StoreError::DataDir("the log scanning thread panicked".into()))?;
+            applied?;
+            scanned
+        })?;
         rep.flush(&index)?;
         // Refused below, after the checkpoint check, which names the damage better.
         let snapshot_ahead = (rep.verifier.next_seq() - 1 < state_seq).then(|| StoreError::Corruption {
@@ -396,6 +437,7 @@ impl Ledger {
             ledger_id,
             state: RwLock::new(state),
             index,
+            pending_idem: Mutex::new(HashMap::new()),
             head: Mutex::new((next_seq - 1, head)),
             poisoned: Mutex::new(None),
             durable: tokio::sync::watch::Sender::new(next_seq - 1),
@@ -408,12 +450,17 @@ impl Ledger {
             clock: opts.clock,
         });
         let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE_DEPTH);
+        let (itx, irx) = mpsc::sync_channel(INDEX_QUEUE_DEPTH);
+        let indexer = {
+            let shared = shared.clone();
+            std::thread::Builder::new().name("anxin-indexer".into()).spawn(move || run_indexer(&shared, irx))?
+        };
         let w = Writer {
             shared: shared.clone(),
+            indexer: itx,
             log: writer_log,
             next_seq,
             head,
-            last_index_flush: std::time::Instant::now(),
             merkle,
             last_checkpoint: std::time::Instant::now(),
             checkpoint_interval: std::time::Duration::from_millis(opts.checkpoint_interval_ms),
@@ -421,7 +468,7 @@ impl Ledger {
             snapshot_records: opts.snapshot_records.max(1),
         };
         let writer = std::thread::Builder::new().name("anxin-writer".into()).spawn(move || w.run(rx))?;
-        Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), recovery })
+        Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), indexer: Mutex::new(Some(indexer)), recovery })
     }
 
     pub fn recovery(&self) -> &Recovery {
@@ -542,11 +589,11 @@ impl Ledger {
         if from == 0 || from > to {
             return Ok(out);
         }
-        let Some((_, pos, _)) = self.shared.index.frame_of(from)? else {
-            return Err(StoreError::Index(format!("no frame indexed for record {from}")));
-        };
+        // The frame holding `from`, or an earlier one if the index thread has not written
+        // the newest frames yet (then the scan reads a little more).
+        let pos = self.shared.index.frame_of(from)?.map(|(_, pos, _)| pos);
         let log_dir = self.shared.dir.join("log");
-        let r = log::scan_while(&log_dir, &self.shared.ledger_id, Some(pos), false, &mut |f| {
+        let r = log::scan_while(&log_dir, &self.shared.ledger_id, pos, false, &mut |f| {
             let last_in_frame = f.first_seq + f.records.len() as u64 - 1;
             for (i, bytes) in f.records.into_iter().enumerate() {
                 let seq = f.first_seq + i as u64;
@@ -587,6 +634,11 @@ impl Ledger {
         if let Some(w) = writer {
             let _ = w.join();
         }
+        // The writer is gone, so is its end of the index queue: the indexer drains it.
+        let indexer = self.indexer.lock().expect("indexer lock").take();
+        if let Some(i) = indexer {
+            let _ = i.join();
+        }
         self.shared.index.flush()
     }
 }
@@ -600,12 +652,50 @@ impl Drop for Ledger {
     }
 }
 
+/// One group commit's index changes, for the index thread.
+struct IndexJob {
+    batch: IndexBatch,
+    /// Its idempotency keys, to drop from `pending_idem` once written.
+    keys: Vec<(String, String)>,
+}
+
+/// How many group commits' index batches may wait for the index thread.
+const INDEX_QUEUE_DEPTH: usize = 64;
+
+/// The index thread: writes each group commit's sled batch (frame positions, idempotency
+/// entries, the applied position) off the writer's path, in order, and flushes sled at
+/// most every `INDEX_FLUSH_INTERVAL_MS`. A sled fault poisons the ledger.
+fn run_indexer(shared: &Shared, rx: Receiver<IndexJob>) {
+    let mut last_flush = std::time::Instant::now();
+    for job in rx {
+        if let Err(e) = shared.index.apply(job.batch) {
+            tracing::error!(error = %e, "ledger fault: the index cannot be written; refusing all further writes");
+            *shared.poisoned.lock().expect("poison lock") = Some(e.to_string());
+            return;
+        }
+        let mut pending = shared.pending_idem.lock().expect("pending lock");
+        for k in &job.keys {
+            pending.remove(k);
+        }
+        drop(pending);
+        if last_flush.elapsed() >= std::time::Duration::from_millis(crate::limits::INDEX_FLUSH_INTERVAL_MS) {
+            last_flush = std::time::Instant::now();
+            if let Err(e) = shared.index.flush() {
+                tracing::error!(error = %e, "ledger fault: the index cannot be flushed; refusing all further writes");
+                *shared.poisoned.lock().expect("poison lock") = Some(e.to_string());
+                return;
+            }
+        }
+    }
+}
+
 struct Writer {
     shared: Arc<Shared>,
     log: LogWriter,
     next_seq: Seq,
     head: Hash,
-    last_index_flush: std::time::Instant,
+    /// The index thread's queue: the sled batch of each group commit.
+    indexer: SyncSender<IndexJob>,
     merkle: MerkleWriter,
     last_checkpoint: std::time::Instant,
     checkpoint_interval: std::time::Duration,
@@ -698,7 +788,7 @@ impl Writer {
             let digest = request_digest(&job.commands);
             let known = match new_idem.get(&key) {
                 Some(e) => Some(e.clone()),
-                None => match self.shared.index.idem(&key.0, &key.1) {
+                None => match self.shared.pending_idem.lock().expect("pending lock").get(&key).cloned().map_or_else(|| self.shared.index.idem(&key.0, &key.1), |e| Ok(Some(e))) {
                     Ok(e) => e,
                     Err(e) => {
                         fault = Some(e);
@@ -819,8 +909,10 @@ impl Writer {
             batch.idem(p, r, e);
         }
         batch.applied(Applied { seq: self.next_seq - 1, head: self.head, log_end: self.log.end() });
-        if let Err(e) = self.shared.index.apply(batch) {
-            self.poison(&e);
+        let keys: Vec<(String, String)> = new_idem.keys().cloned().collect();
+        self.shared.pending_idem.lock().expect("pending lock").extend(new_idem);
+        if self.indexer.send(IndexJob { batch, keys }).is_err() {
+            // The index thread stopped on a fault and poisoned the ledger.
             return;
         }
         if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records {
@@ -834,12 +926,6 @@ impl Writer {
             if let Err(e) = checkpoint_now(&self.shared) {
                 self.poison(&e);
                 return;
-            }
-        }
-        if self.last_index_flush.elapsed() >= std::time::Duration::from_millis(crate::limits::INDEX_FLUSH_INTERVAL_MS) {
-            self.last_index_flush = std::time::Instant::now();
-            if let Err(e) = self.shared.index.flush() {
-                self.poison(&e);
             }
         }
     }

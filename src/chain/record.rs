@@ -161,6 +161,27 @@ impl ChainVerifier {
         Ok((rec, hash))
     }
 
+    /// Like `check`, for a record decoded (and hashed) elsewhere, on another thread say.
+    ///
+    /// # Errors
+    /// `ChainError` naming the record's expected sequence number.
+    pub fn accept(&mut self, decoded: Result<Record, CodecError>, hash: Hash) -> Result<Record, ChainError> {
+        let seq = self.next_seq;
+        let rec = decoded.map_err(|e| ChainError::Undecodable { seq, why: e.to_string() })?;
+        if rec.version != FORMAT_VERSION {
+            return Err(ChainError::UnknownVersion { seq, version: rec.version });
+        }
+        if rec.seq != seq {
+            return Err(ChainError::SeqMismatch { seq, found: rec.seq });
+        }
+        if rec.prev_hash != self.head {
+            return Err(ChainError::BrokenLink { seq, prev: seq - 1 });
+        }
+        self.head = hash;
+        self.next_seq += 1;
+        Ok(rec)
+    }
+
     /// Checks the next record's links from its fixed-position header fields alone
     /// (format version, sequence number, previous hash: the first 42 canonical bytes)
     /// and returns its hash, without decoding the event. `check` decodes as well.

@@ -332,3 +332,26 @@ pub fn record_range(dir: &Path, seq: u64) -> (u64, u64) {
     .unwrap();
     found.expect("record present")
 }
+
+#[test]
+fn a_retry_right_after_its_answer_is_recognized_before_and_after_the_index_has_it() {
+    // The index thread writes idempotency entries after the answer; a retry that comes
+    // first is answered from memory. Both must give the original receipt, never a second
+    // append.
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    populate(&l);
+    for i in 0..200 {
+        let id = format!("t{i}");
+        let cmds = || vec![topup("P1", &format!("TT{i}"), "1")];
+        let first = ok(&l, &id, cmds());
+        let again = ok(&l, &id, cmds());
+        assert!(again.replayed && !first.replayed);
+        assert_eq!((again.first_seq, again.last_seq, again.head), (first.first_seq, first.last_seq, first.head));
+    }
+    assert_eq!(l.head().0, 11 + 200, "no retry appended anything");
+    l.close().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    let again = ok(&l, "t7", vec![topup("P1", "TT7", "1")]);
+    assert!(again.replayed && again.first_seq == 19);
+}
