@@ -3,6 +3,7 @@
 mod api;
 mod audit;
 mod common;
+mod crashloop;
 mod dashboard;
 mod harness;
 mod flags;

@@ -24,12 +24,18 @@ fn free_port() -> u16 {
 
 /// Starts `anxind` on `data` with an operator token, and waits until it accepts calls.
 pub async fn start(data: &std::path::Path) -> Anxind {
+    start_with(data, &[]).await
+}
+
+/// `start` with more flags (`--config FILE`, say).
+pub async fn start_with(data: &std::path::Path, extra: &[&str]) -> Anxind {
     let token = new_token();
     let principals = data.with_extension("principals.toml");
     std::fs::write(&principals, principals_entry(&Principal::Operator, &token)).unwrap();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_anxind"))
         .args(["--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}"), "--principals", principals.to_str().unwrap()])
+        .args(extra)
         .env("ANXIN_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
