@@ -7,6 +7,7 @@ mod crashloop;
 mod dashboard;
 mod harness;
 mod flags;
+mod hostile;
 mod process;
 mod props;
 mod rules;

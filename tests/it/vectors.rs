@@ -159,3 +159,10 @@ fn golden_tree_and_checkpoint_vectors_match() {
     let pinned: Value = serde_json::from_str(&std::fs::read_to_string(TREE_PATH).expect("tests/vectors/tree-v1.json")).unwrap();
     assert_eq!(pinned, now, "tree, proof or checkpoint bytes changed: that is a format break");
 }
+
+/// The canonical bytes of a sample record (the payroll, the largest of the vectors), for
+/// the hostile-input tests.
+pub fn sample_record_bytes() -> Vec<u8> {
+    let (_, principal, event) = events().into_iter().nth(4).expect("the payroll");
+    Record { version: FORMAT_VERSION, seq: 5, prev_hash: [7; 32], recorded_at_ms: 1_767_225_600_000, principal, request_id: RequestId::parse("req-5").unwrap(), event }.encode()
+}
