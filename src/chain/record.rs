@@ -144,21 +144,24 @@ impl ChainVerifier {
     /// # Errors
     /// `ChainError` naming the record's expected sequence number.
     pub fn check(&mut self, canonical: &[u8]) -> Result<(Record, Hash), ChainError> {
+        let hash = record_hash(canonical);
+        self.accept(Record::decode(canonical), hash).map(|rec| (rec, hash))
+    }
+
+    /// The links of the next record: its format version, sequence number and previous
+    /// hash against this verifier's position and head.
+    fn link(&self, version: u16, found: u64, prev: &Hash) -> Result<(), ChainError> {
         let seq = self.next_seq;
-        let rec = Record::decode(canonical).map_err(|e| ChainError::Undecodable { seq, why: e.to_string() })?;
-        if rec.version != FORMAT_VERSION {
-            return Err(ChainError::UnknownVersion { seq, version: rec.version });
+        if version != FORMAT_VERSION {
+            return Err(ChainError::UnknownVersion { seq, version });
         }
-        if rec.seq != seq {
-            return Err(ChainError::SeqMismatch { seq, found: rec.seq });
+        if found != seq {
+            return Err(ChainError::SeqMismatch { seq, found });
         }
-        if rec.prev_hash != self.head {
+        if *prev != self.head {
             return Err(ChainError::BrokenLink { seq, prev: seq - 1 });
         }
-        let hash = record_hash(canonical);
-        self.head = hash;
-        self.next_seq += 1;
-        Ok((rec, hash))
+        Ok(())
     }
 
     /// Like `check`, for a record decoded (and hashed) elsewhere, on another thread say.
@@ -168,15 +171,7 @@ impl ChainVerifier {
     pub fn accept(&mut self, decoded: Result<Record, CodecError>, hash: Hash) -> Result<Record, ChainError> {
         let seq = self.next_seq;
         let rec = decoded.map_err(|e| ChainError::Undecodable { seq, why: e.to_string() })?;
-        if rec.version != FORMAT_VERSION {
-            return Err(ChainError::UnknownVersion { seq, version: rec.version });
-        }
-        if rec.seq != seq {
-            return Err(ChainError::SeqMismatch { seq, found: rec.seq });
-        }
-        if rec.prev_hash != self.head {
-            return Err(ChainError::BrokenLink { seq, prev: seq - 1 });
-        }
+        self.link(rec.version, rec.seq, &rec.prev_hash)?;
         self.head = hash;
         self.next_seq += 1;
         Ok(rec)
@@ -189,19 +184,10 @@ impl ChainVerifier {
     /// # Errors
     /// `ChainError` naming the record's expected sequence number.
     pub fn check_link(&mut self, canonical: &[u8]) -> Result<Hash, ChainError> {
-        let seq = self.next_seq;
         let Some((version, found, prev)) = header(canonical) else {
-            return Err(ChainError::Undecodable { seq, why: format!("{} bytes is shorter than a record header", canonical.len()) });
+            return Err(ChainError::Undecodable { seq: self.next_seq, why: format!("{} bytes is shorter than a record header", canonical.len()) });
         };
-        if version != FORMAT_VERSION {
-            return Err(ChainError::UnknownVersion { seq, version });
-        }
-        if found != seq {
-            return Err(ChainError::SeqMismatch { seq, found });
-        }
-        if prev != self.head {
-            return Err(ChainError::BrokenLink { seq, prev: seq - 1 });
-        }
+        self.link(version, found, &prev)?;
         let hash = record_hash(canonical);
         self.head = hash;
         self.next_seq += 1;

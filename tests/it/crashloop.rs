@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anxin::api::pb;
 use anxin::chain::checkpoint::SignedCheckpoint;
@@ -24,6 +24,7 @@ use anxin::ledger::{self, Ledger, LedgerOptions};
 
 use crate::harness::{open_account, register, topup, COUNTY};
 use crate::process::start_with;
+use crate::store::copy_dir;
 
 const BATCH: usize = 20;
 
@@ -37,19 +38,6 @@ fn next(seed: &mut u64) -> u64 {
     *seed ^= *seed >> 7;
     *seed ^= *seed << 17;
     *seed
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            std::fs::copy(e.path(), &t).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
