@@ -12,7 +12,7 @@
 //! Rounds: `ANXIN_CRASH_ROUNDS` (default 12; CI runs the default).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anxin::api::pb;
@@ -22,11 +22,9 @@ use anxin::chain::merkle::{self, MemNodes};
 use anxin::chain::record::record_hash;
 use anxin::ledger::{self, Ledger, LedgerOptions};
 
-use crate::harness::{open_account, register, topup, COUNTY};
-use crate::process::start_with;
+use crate::harness::{open_account, register, COUNTY};
+use crate::process::{post_until_gone, start_with, Acked, BATCH};
 use crate::store::copy_dir;
-
-const BATCH: usize = 20;
 
 fn rounds() -> usize {
     std::env::var("ANXIN_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12)
@@ -50,7 +48,7 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
     let config = dir.path().join("anxind.toml");
     std::fs::write(&config, "snapshot_records = 300\ncheckpoint_interval_ms = 20\n").unwrap();
     let extra = ["--config", config.to_str().unwrap()];
-    let acked: Arc<Mutex<Vec<(String, u64, u64)>>> = Arc::default();
+    let acked: Acked = Arc::default();
     let mut last_checkpoint = 0u64;
     let mut key = None;
     for round in 0..rounds() {
@@ -59,24 +57,7 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
             let mut p = server.posting().await;
             p.submit(pb::SubmitRequest { request_id: "setup".into(), commands: vec![register("P1", COUNTY), open_account("P1", "ICBC")] }).await.unwrap();
         }
-        let mut clients = Vec::new();
-        for c in 0..4 {
-            let mut p = server.posting().await;
-            let acked = acked.clone();
-            clients.push(tokio::spawn(async move {
-                for b in 0.. {
-                    let id = format!("r{round}-c{c}-{b}");
-                    let cmds = (0..BATCH).map(|i| topup("P1", &format!("{id}-{i}"), "1.01")).collect();
-                    match p.submit(pb::SubmitRequest { request_id: id.clone(), commands: cmds }).await {
-                        Ok(r) => {
-                            let r = r.into_inner();
-                            acked.lock().unwrap().push((id, r.first_seq, r.last_seq));
-                        }
-                        Err(_) => return, // killed
-                    }
-                }
-            }));
-        }
+        let clients = post_until_gone(&server, &format!("r{round}-"), "1.01", &acked).await;
         // Kill at a random moment between 20 and 400 ms into the load.
         tokio::time::sleep(Duration::from_millis(20 + next(&mut seed) % 380)).await;
         server.signal("-KILL");

@@ -55,6 +55,37 @@ pub async fn start_with(data: &std::path::Path, extra: &[&str]) -> Anxind {
     Anxind { child, addr, token }
 }
 
+/// Acknowledged batches: (request id, first seq, last seq).
+pub type Acked = Arc<Mutex<Vec<(String, u64, u64)>>>;
+
+/// Records in each batch `post_until_gone` posts.
+pub const BATCH: usize = 20;
+
+/// Four clients, each posting batches of `BATCH` top-ups of `amount` to project P1 (ids
+/// `{prefix}c{client}-{n}`) until the server stops answering; every answer goes to `acked`.
+pub async fn post_until_gone(server: &Anxind, prefix: &str, amount: &'static str, acked: &Acked) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let mut p = server.posting().await;
+        let acked = acked.clone();
+        let prefix = prefix.to_owned();
+        clients.push(tokio::spawn(async move {
+            for b in 0.. {
+                let id = format!("{prefix}c{c}-{b}");
+                let cmds = (0..BATCH).map(|i| topup("P1", &format!("{id}-{i}"), amount)).collect();
+                match p.submit(pb::SubmitRequest { request_id: id.clone(), commands: cmds }).await {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        acked.lock().unwrap().push((id, r.first_seq, r.last_seq));
+                    }
+                    Err(_) => return, // the server is going away
+                }
+            }
+        }));
+    }
+    clients
+}
+
 impl Anxind {
     pub async fn posting(&self) -> pb::ledger_posting_client::LedgerPostingClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Auth>> {
         let ch = tonic::transport::Channel::from_shared(self.addr.clone()).unwrap().connect().await.unwrap();
@@ -75,25 +106,8 @@ async fn sigterm_during_load_loses_no_acknowledged_batch() {
     let mut p = server.posting().await;
     p.submit(pb::SubmitRequest { request_id: "setup".into(), commands: vec![register("P1", COUNTY), open_account("P1", "ICBC")] }).await.unwrap();
 
-    let acked: Arc<Mutex<Vec<(String, u64, u64)>>> = Arc::default();
-    let mut clients = Vec::new();
-    for c in 0..4 {
-        let mut p = server.posting().await;
-        let acked = acked.clone();
-        clients.push(tokio::spawn(async move {
-            for b in 0.. {
-                let id = format!("c{c}-{b}");
-                let cmds = (0..20).map(|i| topup("P1", &format!("{id}-{i}"), "1")).collect();
-                match p.submit(pb::SubmitRequest { request_id: id.clone(), commands: cmds }).await {
-                    Ok(r) => {
-                        let r = r.into_inner();
-                        acked.lock().unwrap().push((id, r.first_seq, r.last_seq));
-                    }
-                    Err(_) => return, // the server is going away
-                }
-            }
-        }));
-    }
+    let acked: Acked = Arc::default();
+    let clients = post_until_gone(&server, "", "1", &acked).await;
     // Let load build up, then ask the server to stop while clients are still posting.
     let t0 = Instant::now();
     while acked.lock().unwrap().len() < 40 && t0.elapsed() < Duration::from_secs(30) {
