@@ -76,6 +76,9 @@ pub struct LedgerOptions {
     pub checkpoint_interval_ms: u64,
     /// A snapshot of the projections after this many records (and on close).
     pub snapshot_records: u64,
+    /// Free bytes the data directory's file system must keep; below, new batches are
+    /// refused with `StoreError::DiskFull` (see `limits::MIN_FREE_BYTES`).
+    pub min_free_bytes: u64,
 }
 
 impl Default for LedgerOptions {
@@ -88,6 +91,7 @@ impl Default for LedgerOptions {
             signing_key: None,
             checkpoint_interval_ms: crate::limits::CHECKPOINT_INTERVAL_MS,
             snapshot_records: crate::limits::SNAPSHOT_RECORDS,
+            min_free_bytes: crate::limits::MIN_FREE_BYTES,
         }
     }
 }
@@ -457,6 +461,7 @@ impl Ledger {
             checkpoint_interval: std::time::Duration::from_millis(opts.checkpoint_interval_ms),
             snapshot_seq: state_seq,
             snapshot_records: opts.snapshot_records.max(1),
+            min_free_bytes: opts.min_free_bytes,
         };
         let writer = std::thread::Builder::new().name("anxin-writer".into()).spawn(move || w.run(rx))?;
         Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), recovery })
@@ -650,6 +655,7 @@ struct Writer {
     /// The record the newest snapshot reflects.
     snapshot_seq: Seq,
     snapshot_records: u64,
+    min_free_bytes: u64,
 }
 
 /// How many jobs one group commit takes at most.
@@ -711,9 +717,24 @@ impl Writer {
         self.shared.poisoned.lock().expect("poison lock").clone()
     }
 
+    /// A write error as the client should hear it: a full disk (or quota) as `DiskFull`.
+    fn write_fault(&self, e: StoreError) -> StoreError {
+        match &e {
+            StoreError::Io(io) if matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) => {
+                let free = crate::fsutil::free_bytes(&self.shared.dir).unwrap_or(0);
+                StoreError::DiskFull { free, reserve: self.min_free_bytes }
+            }
+            _ => e,
+        }
+    }
+
     fn poison(&self, e: &StoreError) {
-        tracing::error!(error = %e, "ledger fault: refusing all further writes");
-        *self.shared.poisoned.lock().expect("poison lock") = Some(e.to_string());
+        self.poison_why(e.to_string());
+    }
+
+    fn poison_why(&self, why: String) {
+        tracing::error!(error = %why, "ledger fault: refusing all further writes");
+        *self.shared.poisoned.lock().expect("poison lock") = Some(why);
     }
 
     fn group(&mut self, jobs: Vec<Job>) {
@@ -723,8 +744,24 @@ impl Writer {
             }
             return;
         }
+        // Below the reserve nothing is decided: the request is refused whole, and the
+        // next group tries again (space may have returned).
+        match crate::fsutil::free_bytes(&self.shared.dir) {
+            Ok(free) if free < self.min_free_bytes => {
+                tracing::warn!(free, reserve = self.min_free_bytes, "disk full: refusing new batches until space returns");
+                for j in jobs {
+                    (j.reply)(Err(StoreError::DiskFull { free, reserve: self.min_free_bytes }));
+                }
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the free space of the data directory"),
+        }
         let now = (self.shared.clock)();
+        // Where the group starts, to take it all back if the log refuses it.
+        let (start_seq, start_head, start_end) = (self.next_seq, self.head, self.log.end());
         let mut state = self.shared.state.write().expect("state lock");
+        state.begin();
         let mut outcomes: Vec<Outcome> = Vec::with_capacity(jobs.len());
         // Frames of this group: (first seq, records), each within FRAME_BYTES_MAX.
         let mut frames: Vec<(Seq, Vec<Vec<u8>>, usize)> = Vec::new();
@@ -802,21 +839,53 @@ impl Writer {
                 }
             }
         }
+        let mut sync_failed = false;
         if fault.is_none() {
             if let Err(e) = self.log.sync() {
                 fault = Some(e);
+                sync_failed = true;
             }
         }
         if let Some(e) = fault {
-            // The state may now be ahead of the log: fail-stop.
-            self.poison(&e);
+            // Nothing of the group was acknowledged: take it all back, from the state and
+            // from the log, so that both again end at the last acknowledged record.
+            state.rollback();
             drop(state);
-            let why = e.to_string();
-            for j in jobs {
-                (j.reply)(Err(StoreError::Poisoned(why.clone())));
+            self.next_seq = start_seq;
+            self.head = start_head;
+            let rewound = self.log.rewind(start_end);
+            let e = self.write_fault(e);
+            // After a failed fdatasync the kernel may have dropped the dirty pages and
+            // forgotten the error, so whether the file is whole is no longer known:
+            // fail-stop, and let a restart check the log. Likewise if the rewind failed.
+            let stop = if sync_failed {
+                Some(e.to_string())
+            } else if let Err(r) = rewound {
+                Some(format!("{e}; taking the group back out of the log failed too: {r}"))
+            } else {
+                None
+            };
+            if let Some(why) = stop {
+                self.poison_why(why.clone());
+                for j in jobs {
+                    (j.reply)(Err(StoreError::Poisoned(why.clone())));
+                }
+                return;
+            }
+            tracing::warn!(error = %e, "a group commit was refused by the log and taken back; the ledger goes on");
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                match outcome {
+                    // A retry of a request acknowledged in an earlier group keeps its answer.
+                    Outcome::Done(r) => (job.reply)(r),
+                    Outcome::Pending(_) => (job.reply)(Err(match &e {
+                        StoreError::DiskFull { free, reserve } => StoreError::DiskFull { free: *free, reserve: *reserve },
+                        other => StoreError::NotWritten(other.to_string()),
+                    })),
+                }
             }
             return;
         }
+        state.commit();
         // The tree follows the log; proofs may be asked for any size up to it.
         for h in &new_hashes {
             self.merkle.push(h);

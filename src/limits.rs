@@ -63,6 +63,13 @@ pub const INDEX_FLUSH_INTERVAL_MS: u64 = 500;
 /// restart after a crash replays at most about this many.
 pub const SNAPSHOT_RECORDS: u64 = 1_000_000;
 
+/// Free space the data directory's file system must keep: below it the writer refuses
+/// new batches (RESOURCE_EXHAUSTED, reason DISK_FULL) before changing anything, so the
+/// index, the Merkle files, checkpoints and snapshots still have room to follow the
+/// records already acknowledged. Accepting resumes by itself once space returns.
+/// `anxind` config `min_free_bytes`.
+pub const MIN_FREE_BYTES: u64 = 64 << 20;
+
 /// Bytes of one gRPC message. A full batch of 10,000 payouts is ~2 MB of protobuf and a
 /// 5,000-line payroll ~0.5 MB; 16 MiB leaves room without letting one client pin memory.
 pub const MESSAGE_BYTES_MAX: usize = 16 << 20;

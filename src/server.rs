@@ -46,6 +46,9 @@ pub struct FileConfig {
     /// Snapshot the projections after this many records (default 1,000,000): a restart
     /// after a crash replays at most about this many.
     pub snapshot_records: Option<u64>,
+    /// Free bytes to keep on the data directory's file system; below, new batches are
+    /// refused with RESOURCE_EXHAUSTED / DISK_FULL until space returns.
+    pub min_free_bytes: Option<u64>,
     /// Serve the read-only county dashboard (HTTP) on this address; off when absent.
     pub dashboard: Option<SocketAddr>,
     /// Changes to the national policy defaults.
@@ -184,6 +187,7 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), String> {
             signing_key: cfg.file.signing_key.clone(),
             checkpoint_interval_ms: cfg.file.checkpoint_interval_ms.unwrap_or(crate::limits::CHECKPOINT_INTERVAL_MS),
             snapshot_records: cfg.file.snapshot_records.unwrap_or(crate::limits::SNAPSHOT_RECORDS),
+            min_free_bytes: cfg.file.min_free_bytes.unwrap_or(crate::limits::MIN_FREE_BYTES),
             ..Default::default()
         },
     )

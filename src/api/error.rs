@@ -83,6 +83,7 @@ impl From<StoreError> for ApiError {
         tracing::error!(error = %e, code = e.code(), "fault while serving a request");
         let code = match e {
             StoreError::Corruption { .. } | StoreError::Chain(_) => Code::DataLoss,
+            StoreError::DiskFull { .. } => Code::ResourceExhausted,
             _ => Code::Unavailable,
         };
         ApiError::new(code, e.code(), e.to_string())

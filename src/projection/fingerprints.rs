@@ -43,8 +43,11 @@ pub struct FingerprintSet {
     /// Sorted, no duplicates.
     base: Vec<u128>,
     recent: HashSet<u128>,
-    /// Fingerprints inserted by the open batch; `None` while no batch is open.
-    journal: Option<Vec<u128>>,
+    /// Fingerprints inserted since the outermost open level began (they stay in
+    /// `recent`, unmerged, until it ends, so that rollback can take them out).
+    journal: Vec<u128>,
+    /// Where each open level starts in `journal`; empty while nothing is open.
+    marks: Vec<usize>,
 }
 
 impl PartialEq for FingerprintSet {
@@ -74,27 +77,29 @@ impl FingerprintSet {
         if !self.recent.insert(fp) {
             return false;
         }
-        if let Some(j) = &mut self.journal {
-            j.push(fp);
-        } else {
+        if self.marks.is_empty() {
             self.maybe_merge();
+        } else {
+            self.journal.push(fp);
         }
         true
     }
 
     pub(crate) fn begin(&mut self) {
-        assert!(self.journal.is_none(), "a batch is already open");
-        self.journal = Some(Vec::new());
+        self.marks.push(self.journal.len());
     }
 
     pub(crate) fn commit(&mut self) {
-        assert!(self.journal.take().is_some(), "no batch is open");
-        self.maybe_merge();
+        self.marks.pop().expect("no level is open");
+        if self.marks.is_empty() {
+            self.journal.clear();
+            self.maybe_merge();
+        }
     }
 
     pub(crate) fn rollback(&mut self) {
-        // Inserted fingerprints are in `recent` until the batch ends: merging waits for it.
-        for fp in self.journal.take().expect("no batch is open") {
+        let mark = self.marks.pop().expect("no level is open");
+        for fp in self.journal.drain(mark..) {
             self.recent.remove(&fp);
         }
     }
@@ -162,7 +167,7 @@ impl FingerprintSet {
         if base.windows(2).any(|w| w[0] >= w[1]) {
             return Err("payment number fingerprints are not strictly increasing".into());
         }
-        Ok(FingerprintSet { base, recent: HashSet::new(), journal: None })
+        Ok(FingerprintSet { base, recent: HashSet::new(), journal: Vec::new(), marks: Vec::new() })
     }
 
     /// Heap bytes held (for memory reports).

@@ -1,7 +1,9 @@
 //! `Table`: an in-memory ordered map with an undo journal.
 //!
 //! The journal lets the writer roll back a batch whose later command was rejected, so a
-//! batch is atomic without copying the state. Tables are persisted whole, in snapshots
+//! batch is atomic without copying the state. Levels nest: the writer opens one for a
+//! whole group commit (undone if the log refuses the write, e.g. a full disk) and
+//! `decide_batch` one per batch inside it. Tables are persisted whole, in snapshots
 //! (`crate::store::snapshot`), never entry by entry.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,17 +20,24 @@ const DEDUPE_BYTES: usize = 128;
 #[derive(Clone, Debug)]
 pub struct Table<K: Ord + Clone, V: Clone> {
     map: BTreeMap<K, V>,
-    /// Old values of keys changed since `begin` (each key once, as it was before the
-    /// batch); `None` while no batch is open.
-    journal: Option<Vec<(K, Option<V>)>>,
-    /// Keys already in the journal of the open batch: a key is copied once per batch,
-    /// however often the batch changes it.
+    /// Old values of keys changed since the outermost open `begin`, oldest first.
+    journal: Vec<(K, Option<V>)>,
+    /// Where each open level starts in `journal`; empty while nothing is open (and then
+    /// nothing is journaled).
+    marks: Vec<usize>,
+    /// Large keys already copied since the innermost level began: such a key is copied
+    /// once per level, however often the level changes it. Forgetting a key is always
+    /// safe (it is copied again), so the set is cleared whenever in doubt.
     journaled: BTreeSet<K>,
 }
 
+/// A group's journal may grow large; past this many entries its memory is given back
+/// when the outermost level ends.
+const JOURNAL_KEEP: usize = 1 << 16;
+
 impl<K: Ord + Clone, V: Clone> Default for Table<K, V> {
     fn default() -> Self {
-        Table { map: BTreeMap::new(), journal: None, journaled: BTreeSet::new() }
+        Table { map: BTreeMap::new(), journal: Vec::new(), marks: Vec::new(), journaled: BTreeSet::new() }
     }
 }
 
@@ -58,17 +67,18 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, V: Clone + Serialize + Deser
     }
 
     fn remember(&mut self, k: &K) {
-        if let Some(j) = &mut self.journal {
-            // Large entries (a project) are copied once per batch, however often the batch
-            // changes them; small ones are copied at every change, which is cheaper than
-            // remembering which were copied. Rollback replays the journal backwards, so
-            // the oldest copy of a key is restored last either way.
-            if std::mem::size_of::<V>() < DEDUPE_BYTES {
-                j.push((k.clone(), self.map.get(k).cloned()));
-            } else if !self.journaled.contains(k) {
-                self.journaled.insert(k.clone());
-                j.push((k.clone(), self.map.get(k).cloned()));
-            }
+        if self.marks.is_empty() {
+            return;
+        }
+        // Large entries (a project) are copied once per level, however often it changes
+        // them; small ones are copied at every change, which is cheaper than remembering
+        // which were copied. Rollback replays the journal backwards, so the oldest copy
+        // of a key is restored last either way.
+        if std::mem::size_of::<V>() < DEDUPE_BYTES {
+            self.journal.push((k.clone(), self.map.get(k).cloned()));
+        } else if !self.journaled.contains(k) {
+            self.journaled.insert(k.clone());
+            self.journal.push((k.clone(), self.map.get(k).cloned()));
         }
     }
 
@@ -97,24 +107,41 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, V: Clone + Serialize + Deser
         self.map.get_mut(k).expect("apply changes only entries that decide found")
     }
 
+    /// Opens a level (inside any already open).
     pub(crate) fn begin(&mut self) {
-        assert!(self.journal.is_none(), "a batch is already open");
-        self.journal = Some(Vec::new());
+        self.marks.push(self.journal.len());
+        self.journaled.clear();
     }
 
+    /// Keeps the innermost level's changes (an outer level can still undo them).
     pub(crate) fn commit(&mut self) {
-        assert!(self.journal.take().is_some(), "no batch is open");
-        self.journaled.clear();
+        self.marks.pop().expect("no level is open");
+        // Keys copied in the inner level were copied in the outer one too: the set stays.
+        if self.marks.is_empty() {
+            self.end_journal();
+        }
     }
 
+    /// Undoes every change since the innermost level began, and closes it.
     pub(crate) fn rollback(&mut self) {
-        let journal = self.journal.take().expect("no batch is open");
+        let mark = self.marks.pop().expect("no level is open");
         self.journaled.clear();
-        for (k, old) in journal.into_iter().rev() {
+        for (k, old) in self.journal.drain(mark..).rev() {
             match old {
                 Some(v) => self.map.insert(k, v),
                 None => self.map.remove(&k),
             };
+        }
+        if self.marks.is_empty() {
+            self.end_journal();
+        }
+    }
+
+    fn end_journal(&mut self) {
+        self.journal.clear();
+        self.journaled.clear();
+        if self.journal.capacity() > JOURNAL_KEEP {
+            self.journal.shrink_to(JOURNAL_KEEP);
         }
     }
 
@@ -125,7 +152,7 @@ impl<K: Ord + Clone + Serialize + DeserializeOwned, V: Clone + Serialize + Deser
 
     /// A table holding `map` (from a snapshot), with no batch open.
     pub(crate) fn from_map(map: BTreeMap<K, V>) -> Self {
-        Table { map, journal: None, journaled: BTreeSet::new() }
+        Table { map, journal: Vec::new(), marks: Vec::new(), journaled: BTreeSet::new() }
     }
 }
 
@@ -166,6 +193,57 @@ mod tests {
                 assert_eq!((small.get(&1), small.get(&2)), (None, Some(&4)));
                 assert_eq!(large.get(&1).unwrap()[0], 20);
             }
+        }
+    }
+
+    /// Nested levels against a model that clones the whole map at every `begin`: any
+    /// sequence of changes, begins, commits and rollbacks ends with the same entries.
+    fn nested_levels_match_a_copying_model<V: Clone + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned>(ops: &[(u8, u8)], val: impl Fn(u8) -> V) {
+        let mut t: Table<u8, V> = Table::default();
+        let mut saved: Vec<BTreeMap<u8, V>> = Vec::new();
+        let mut model: BTreeMap<u8, V> = BTreeMap::new();
+        for &(op, k) in ops {
+            let k = k % 8;
+            match op % 6 {
+                0 | 1 => {
+                    t.insert(k, val(op));
+                    model.insert(k, val(op));
+                }
+                2 => {
+                    t.remove(&k);
+                    model.remove(&k);
+                }
+                3 => {
+                    t.begin();
+                    saved.push(model.clone());
+                }
+                4 => {
+                    if saved.pop().is_some() {
+                        t.commit();
+                    }
+                }
+                _ => {
+                    if let Some(m) = saved.pop() {
+                        t.rollback();
+                        model = m;
+                    }
+                }
+            }
+            assert_eq!(t.map(), &model);
+        }
+        while let Some(m) = saved.pop() {
+            t.rollback();
+            model = m;
+            assert_eq!(t.map(), &model);
+        }
+        assert!(t.journal.is_empty() && t.marks.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn nested_levels_undo_exactly_their_own_changes(ops in proptest::collection::vec((proptest::prelude::any::<u8>(), proptest::prelude::any::<u8>()), 0..400)) {
+            nested_levels_match_a_copying_model(&ops, u64::from);
+            nested_levels_match_a_copying_model(&ops, |v| [u64::from(v); 32]);
         }
     }
 }

@@ -178,6 +178,32 @@ impl LogWriter {
         Position { segment: self.segment, offset: self.offset }
     }
 
+    /// Takes back every frame appended since the log ended at `to` (appended, or half
+    /// written by a failed write, but not yet synced): segments started since are removed
+    /// and the segment `to` is in is cut back to it. The writer calls this when a write
+    /// failed (a full disk), so that the log again ends where its last acknowledged
+    /// record does.
+    pub fn rewind(&mut self, to: Position) -> Result<(), StoreError> {
+        // Also a segment whose creation failed half way (its header not whole).
+        let newer: Vec<u64> = list_segments(&self.dir)?.into_iter().filter(|&first| first > to.segment).collect();
+        for &first in &newer {
+            fs::remove_file(segment_path(&self.dir, first))?;
+        }
+        if !newer.is_empty() {
+            crate::fsutil::sync_dir(&self.dir)?;
+        }
+        if to.segment != self.segment {
+            self.file = OpenOptions::new().write(true).open(segment_path(&self.dir, to.segment))?;
+            self.segment = to.segment;
+        }
+        self.file.set_len(to.offset)?;
+        self.file.sync_all()?;
+        self.file.seek(SeekFrom::Start(to.offset))?;
+        self.offset = to.offset;
+        self.unsynced = false;
+        Ok(())
+    }
+
     fn roll(&mut self, first_seq: u64) -> Result<(), StoreError> {
         self.sync()?;
         let (file, off) = create_segment(&self.dir, &self.ledger_id, first_seq)?;

@@ -39,6 +39,10 @@ pub enum StoreError {
     DataDir(String),
     #[error("the ledger is shut down")]
     Closed,
+    #[error("disk full: {free} bytes free where the ledger keeps at least {reserve} in reserve; nothing of this request was recorded, retry when space is freed")]
+    DiskFull { free: u64, reserve: u64 },
+    #[error("the log refused the write ({0}); nothing of this request was recorded, retry")]
+    NotWritten(String),
 }
 
 impl From<sled::Error> for StoreError {
@@ -58,6 +62,8 @@ impl StoreError {
             StoreError::Poisoned(_) => "LEDGER_POISONED",
             StoreError::DataDir(_) => "DATA_DIR",
             StoreError::Closed => "SHUT_DOWN",
+            StoreError::DiskFull { .. } => "DISK_FULL",
+            StoreError::NotWritten(_) => "WRITE_FAILED",
         }
     }
 }

@@ -113,7 +113,24 @@ pub fn write(data: &Path, header: &SnapshotHeader, state: &State) -> Result<u64,
     let path = dir.join(name(header.seq));
     let tmp = dir.join(format!("{}.tmp", name(header.seq)));
     let _ = std::fs::remove_file(&tmp);
-    let file = crate::fsutil::create_private_file(&tmp)?;
+    // A snapshot that cannot be finished (a full disk) must not keep its space.
+    let size = match write_file(&tmp, header, state) {
+        Ok(size) => size,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, &path)?;
+    crate::fsutil::sync_dir(&dir)?;
+    for (_, old) in list(data)?.into_iter().skip(KEEP) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(size)
+}
+
+fn write_file(tmp: &Path, header: &SnapshotHeader, state: &State) -> Result<u64, StoreError> {
+    let file = crate::fsutil::create_private_file(tmp)?;
     let mut w = Hashing { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new_derive_key(SNAPSHOT_CONTEXT) };
     let enc = |e: bincode::error::EncodeError| match e {
         bincode::error::EncodeError::Io { inner, .. } => StoreError::Io(inner),
@@ -129,11 +146,6 @@ pub fn write(data: &Path, header: &SnapshotHeader, state: &State) -> Result<u64,
     file.sync_all()?;
     let size = file.metadata()?.len();
     drop(file);
-    std::fs::rename(&tmp, &path)?;
-    crate::fsutil::sync_dir(&dir)?;
-    for (_, old) in list(data)?.into_iter().skip(KEEP) {
-        let _ = std::fs::remove_file(old);
-    }
     Ok(size)
 }
 

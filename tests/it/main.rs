@@ -5,6 +5,7 @@ mod audit;
 mod common;
 mod crashloop;
 mod dashboard;
+mod faults;
 mod harness;
 mod flags;
 mod hostile;
