@@ -335,7 +335,19 @@ impl Ledger {
         let mut state = state.take().map(|(_, st)| st).unwrap_or_default();
         let verifier = ChainVerifier::resume(from_seq + 1, from_head);
         let log_dir = dir.join("log");
-        let signing_key = load_or_create_key(&opts.signing_key.clone().unwrap_or_else(|| dir.join("keys").join("checkpoint.ed25519")))?;
+        let key_path = opts.signing_key.clone().unwrap_or_else(|| dir.join("keys").join("checkpoint.ed25519"));
+        // A ledger that has signed before must keep its key: a new one would break every
+        // auditor's pinned key. Only a ledger with no checkpoint yet creates one.
+        let has_signed = checkpoint_path(dir).exists();
+        let signing_key = load_or_create_key(&key_path, !has_signed)?;
+        if let Some(cp) = load_checkpoint(dir)? {
+            if cp.verify(&signing_key.verifying_key()).is_err() {
+                return Err(StoreError::DataDir(format!(
+                    "checkpoints/latest was not signed by the key at {}: the signing key was replaced; restore the original from a backup",
+                    key_path.display()
+                )));
+            }
+        }
         let mut merkle = MerkleWriter::open(&dir.join("merkle"), u64::MAX)?;
         // Leaves the Merkle files lost (a crash before the OS wrote them) that come before
         // the replay: read them back from the log. Usually nothing.
@@ -675,7 +687,17 @@ impl Writer {
                 tracing::error!(error = %e, "a snapshot of the projections failed");
             }
         }
-        while let Ok(first) = rx.recv() {
+        loop {
+            // While idle, the tree's last records still get a signed checkpoint within
+            // one interval: an auditor never waits on the next write for one.
+            let first = match rx.recv_timeout(self.checkpoint_interval) {
+                Ok(job) => job,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.checkpoint_if_behind();
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut jobs = vec![first];
             while jobs.len() < GROUP_JOBS_MAX {
                 match rx.try_recv() {
@@ -685,11 +707,24 @@ impl Writer {
             }
             self.group(jobs);
         }
-        // Closing: a snapshot, so that the next start replays nothing.
+        // Closing: a checkpoint of every record, and a snapshot, so that the next start
+        // replays nothing.
+        self.checkpoint_if_behind();
         if self.poisoned().is_none() && self.next_seq - 1 > self.snapshot_seq {
             if let Err(e) = self.snapshot() {
                 tracing::error!(error = %e, "the closing snapshot failed; the next start replays the log after the previous one");
             }
+        }
+    }
+
+    /// Signs a checkpoint of the tree if the latest one does not cover every record.
+    fn checkpoint_if_behind(&mut self) {
+        if self.poisoned().is_some() {
+            return;
+        }
+        self.last_checkpoint = std::time::Instant::now();
+        if let Err(e) = checkpoint_now(&self.shared) {
+            self.poison(&e);
         }
     }
 
@@ -978,11 +1013,17 @@ impl Writer {
     }
 }
 
-fn load_or_create_key(path: &Path) -> Result<SigningKey, StoreError> {
+fn load_or_create_key(path: &Path, may_create: bool) -> Result<SigningKey, StoreError> {
     if path.exists() {
         let bytes = std::fs::read(path)?;
         let seed: [u8; 32] = bytes.try_into().map_err(|_| StoreError::DataDir(format!("{} is not a 32-byte Ed25519 seed", path.display())))?;
         return Ok(SigningKey::from_bytes(&seed));
+    }
+    if !may_create {
+        return Err(StoreError::DataDir(format!(
+            "the checkpoint signing key {} is missing, but this ledger has signed checkpoints with it: restore it from a backup (a new key would break every auditor's pinned key)",
+            path.display()
+        )));
     }
     if let Some(parent) = path.parent() {
         crate::fsutil::create_private_dir(parent)?;
@@ -1115,6 +1156,10 @@ pub struct VerifyReport {
     pub torn_tail: Option<(u64, u64, u64)>,
     /// Whether the index's chain head at its sequence number agrees with the log.
     pub index_agrees: Option<bool>,
+    /// The size of the signed checkpoint (`checkpoints/latest`) found to agree with the
+    /// log: the log holds that many records and the chain head at it is the one signed.
+    /// A checkpoint that disagrees is an `error` (records missing or rewritten).
+    pub checkpoint: Option<u64>,
 }
 
 /// Recomputes every hash of the log in `dir` from its bytes alone, without changing
@@ -1130,6 +1175,9 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
     let mut report = VerifyReport { ledger_id: ledger_id.clone(), head: genesis_hash(&ledger_id), ..Default::default() };
     let mut verifier = ChainVerifier::new(&ledger_id);
     let mut hash_at_claim: Option<Hash> = None;
+    // The signed checkpoint's claim: records up to its size, with its chain head.
+    let signed = load_checkpoint(dir).ok().flatten();
+    let mut hash_at_signed: Option<Hash> = None;
     // The index's claim, checked against the log if the index is there and readable.
     let claim = if dir.join("index").exists() {
         Index::open(&dir.join("index")).ok().and_then(|i| i.applied().ok().flatten())
@@ -1171,6 +1219,9 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
                 let hash = verifier.check_link(bytes)?;
                 if claim.is_some_and(|c| c.seq == seq) {
                     hash_at_claim = Some(hash);
+                }
+                if signed.as_ref().is_some_and(|c| c.checkpoint.tree_size == seq) {
+                    hash_at_signed = Some(hash);
                 }
                 report.records += 1;
             }
@@ -1214,6 +1265,23 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
     }
     if let Some(c) = claim {
         report.index_agrees = Some(c.seq == 0 || hash_at_claim == Some(c.head));
+    }
+    if let (Some(cp), None) = (&signed, &report.error) {
+        let c = &cp.checkpoint;
+        let key = dir.join("keys").join("checkpoint.ed25519");
+        let signer = std::fs::read(&key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).map(|seed| SigningKey::from_bytes(&seed).verifying_key());
+        if c.tree_size > report.records {
+            report.error = Some(format!(
+                "checkpoints/latest signed {} records but the log holds only {}: records are missing (a deleted or truncated segment?)",
+                c.tree_size, report.records
+            ));
+        } else if c.tree_size > 0 && hash_at_signed != Some(c.chain_head) {
+            report.error = Some(format!("record {} is not the one checkpoints/latest signed: the log was rewritten", c.tree_size));
+        } else if signer.is_some_and(|k| cp.verify(&k).is_err()) {
+            report.error = Some(format!("checkpoints/latest is not signed by {}: the key was replaced", key.display()));
+        } else {
+            report.checkpoint = Some(c.tree_size);
+        }
     }
     Ok(report)
 }

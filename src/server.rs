@@ -192,7 +192,8 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    let vault = Vault::open(&cfg.data.join("vault")).map_err(|e| e.to_string())?;
+    let has_workers = !ledger.state().workers.is_empty();
+    let vault = Vault::open_for(&cfg.data.join("vault"), has_workers).map_err(|e| e.to_string())?;
     let year = ledger.today().year();
     if !ledger.calendars().national.covers(year) {
         tracing::warn!(year, "the working-day calendar does not cover this year: deadlines count weekends only; load this year's holidays");

@@ -57,6 +57,22 @@ impl Vault {
     /// # Errors
     /// `StoreError` if the secret cannot be read or created, or sled fails.
     pub fn open(dir: &Path) -> Result<Vault, StoreError> {
+        Vault::open_for(dir, false)
+    }
+
+    /// Opens the vault of a ledger that already holds `workers`: if it has any, a vault
+    /// without its key or its salts is damage (every worker would become unknown, and
+    /// enrolling one again would make a second worker), so it is refused, not recreated.
+    ///
+    /// # Errors
+    /// `StoreError::DataDir` naming what is missing.
+    pub fn open_for(dir: &Path, has_workers: bool) -> Result<Vault, StoreError> {
+        let missing = |what: &str| {
+            StoreError::DataDir(format!("{what} is missing but the ledger has enrolled workers: restore the vault from a backup (a new one would not know them)"))
+        };
+        if has_workers && !dir.join("secret.key").exists() {
+            return Err(missing(&dir.join("secret.key").display().to_string()));
+        }
         crate::fsutil::create_private_dir(dir)?;
         let key_path = dir.join("secret.key");
         let secret = if key_path.exists() {
@@ -71,7 +87,13 @@ impl Vault {
             crate::fsutil::sync_dir(dir)?;
             s
         };
+        if has_workers && !dir.join("salts").exists() {
+            return Err(missing(&dir.join("salts").display().to_string()));
+        }
         let salts = crate::store::open_sled(&sled::Config::new().path(dir.join("salts")).flush_every_ms(None))?;
+        if has_workers && salts.is_empty() {
+            return Err(missing(&format!("every entry of {}", dir.join("salts").display())));
+        }
         Ok(Vault { secret, salts, unflushed: std::sync::atomic::AtomicBool::new(false), cache: Default::default(), forgets: std::sync::atomic::AtomicU64::new(0) })
     }
 

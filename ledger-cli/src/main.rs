@@ -136,6 +136,7 @@ fn run_verify(dir: &std::path::Path, json: bool) -> Result<()> {
             "error": report.error,
             "torn_tail": report.torn_tail,
             "index_agrees": report.index_agrees,
+            "checkpoint_agrees_at": report.checkpoint,
             "seconds": secs,
         }))?);
     } else {
@@ -148,6 +149,9 @@ fn run_verify(dir: &std::path::Path, json: bool) -> Result<()> {
             Some(false) => println!("WARNING: the index's chain head disagrees with the log: run `anxin rebuild`"),
             Some(true) => println!("index agrees with the log"),
             None => {}
+        }
+        if let Some(n) = report.checkpoint {
+            println!("the signed checkpoint of {n} records agrees with the log");
         }
     }
     if let Some(e) = report.error {
