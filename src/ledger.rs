@@ -163,6 +163,19 @@ pub struct Ledger {
     recovery: Recovery,
 }
 
+/// Writes the `LEDGER` file of a new data directory (a restore).
+pub(crate) fn create_ledger_id(dir: &Path, id: &str) -> Result<(), StoreError> {
+    if dir.join("LEDGER").exists() {
+        return Err(StoreError::DataDir(format!("{} exists", dir.join("LEDGER").display())));
+    }
+    read_ledger_id(dir, Some(id)).map(|_| ())
+}
+
+/// Saves `cp` as the latest signed checkpoint of `dir` (a restore).
+pub(crate) fn store_checkpoint(dir: &Path, cp: &SignedCheckpoint) -> Result<(), StoreError> {
+    save_checkpoint(dir, cp)
+}
+
 fn read_ledger_id(dir: &Path, wanted: Option<&str>) -> Result<String, StoreError> {
     let path = dir.join("LEDGER");
     if path.exists() {
@@ -1102,6 +1115,11 @@ impl Ledger {
     /// `StoreError` if it cannot be saved.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, StoreError> {
         checkpoint_now(&self.shared)
+    }
+
+    /// The seed of the checkpoint signing key, for a backup (`crate::backup`) only.
+    pub(crate) fn signing_seed(&self) -> [u8; 32] {
+        self.shared.signing_key.to_bytes()
     }
 
     /// The size of the tree as of the last group commit.

@@ -17,5 +17,6 @@ pub mod ledger;
 pub mod demo;
 pub mod api;
 pub mod audit;
+pub mod backup;
 pub mod server;
 pub mod dashboard;

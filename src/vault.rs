@@ -97,6 +97,17 @@ impl Vault {
         Ok(Vault { secret, salts, unflushed: std::sync::atomic::AtomicBool::new(false), cache: Default::default(), forgets: std::sync::atomic::AtomicU64::new(0) })
     }
 
+    /// The secret, for a backup (`crate::backup`) only.
+    pub(crate) fn secret(&self) -> [u8; 32] {
+        self.secret
+    }
+
+    /// Every (lookup key, salt), for a backup: keyed hashes and random salts, no clear
+    /// personal data.
+    pub(crate) fn salt_entries(&self) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
+        self.salts.iter().map(|r| r.map_err(StoreError::from))
+    }
+
     fn keyed(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut h = blake3::Hasher::new_keyed(&self.secret);
         for p in parts {

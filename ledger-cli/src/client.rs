@@ -104,6 +104,16 @@ pub enum ClientCmd {
         #[arg(long)]
         key: String,
     },
+    /// Take an online backup of the server (operator only) while writes go on: records up
+    /// to a checkpoint signed now, the signing key and the vault. Checked before it is
+    /// kept; restore it with `anxin restore`.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+        /// Check the backup's signing key against this pinned key (`ed25519:<hex>`).
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Export the records and the latest signed checkpoint as a self-describing archive.
     Export {
         #[arg(long)]
@@ -302,6 +312,7 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
         ClientCmd::Prove { seq, key } => prove(ch.clone(), bearer.clone(), seq, key.as_deref(), c.json).await,
         ClientCmd::CheckReceipt { receipt, key } => check_receipt(ch.clone(), bearer.clone(), &receipt, &key).await,
         ClientCmd::Export { out } => export(ch.clone(), bearer.clone(), &out).await,
+        ClientCmd::Backup { out, key } => backup(ch.clone(), bearer.clone(), &out, key.as_deref(), c.json).await,
         ClientCmd::Payroll { project, period, as_of: a } => {
             let p = query().get_payroll(pb::GetPayrollRequest { project, period, as_of: as_of(a), page_size: 1000, page_token: String::new() }).await.map_err(status_err)?.into_inner();
             if c.json {
@@ -532,6 +543,64 @@ async fn check_receipt(ch: Channel, bearer: Bearer, file: &std::path::Path, key:
         anxin::audit::check_receipt(last, &head, &rec.context("no such record")?, &hashes(&p.path)?, &cp, &key)?;
         println!("OK: receipt {} (records {}..={}) is in the signed tree of {} records", r["request_id"].as_str().unwrap_or("?"), r["first_seq"], last, cp.checkpoint.tree_size);
     }
+    Ok(())
+}
+
+async fn backup(ch: Channel, bearer: Bearer, out: &std::path::Path, key: Option<&str>, json: bool) -> Result<()> {
+    let pinned = key.map(anxin::chain::checkpoint::key_from_text).transpose().map_err(anyhow::Error::msg)?;
+    if out.exists() {
+        bail!("{} exists: a backup never overwrites a file", out.display());
+    }
+    let t0 = std::time::Instant::now();
+    let mut client = pb::ledger_admin_client::LedgerAdminClient::with_interceptor(ch, bearer).max_decoding_message_size(anxin::limits::MESSAGE_BYTES_MAX);
+    let mut stream = client.backup(pb::BackupRequest {}).await.map_err(status_err)?.into_inner();
+    let partial = out.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let file = anxin::fsutil::create_private_file(&partial).with_context(|| partial.display().to_string())?;
+    let mut w = std::io::BufWriter::new(file);
+    let b = indicatif::ProgressBar::new_spinner();
+    let mut bytes = 0u64;
+    let received: Result<std::fs::File> = async {
+        while let Some(chunk) = stream.message().await.map_err(status_err)? {
+            bytes += chunk.data.len() as u64;
+            std::io::Write::write_all(&mut w, &chunk.data)?;
+            b.set_message(format!("{} MiB received", bytes >> 20));
+            b.tick();
+        }
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(file)
+    }
+    .await;
+    b.finish_and_clear();
+    if let Err(e) = received {
+        let _ = std::fs::remove_file(&partial);
+        bail!("the backup was not received whole, nothing kept: {e}");
+    }
+    // Kept only once it checks: digest, every record's chain, root, signature.
+    let mut f = std::io::BufReader::new(std::fs::File::open(&partial)?);
+    let report = match anxin::backup::check(&mut f, pinned.as_ref(), &mut |_| {}) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            bail!("the backup received does not check, nothing kept: {e}");
+        }
+    };
+    std::fs::rename(&partial, out)?;
+    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        anxin::fsutil::sync_dir(dir)?;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let cp = &report.checkpoint.checkpoint;
+    if json {
+        return print_json(&serde_json::json!({
+            "file": out, "bytes": bytes, "ledger_id": report.ledger_id, "records": report.records, "salts": report.salts,
+            "tree_size": cp.tree_size, "root": hex::encode(cp.root), "key": report.public_key, "seconds": secs,
+        }));
+    }
+    println!("backup of ledger {} to {}: {} records, {} vault salts, {} bytes in {secs:.2}s", report.ledger_id, out.display(), report.records, report.salts, bytes);
+    println!("ends at the checkpoint of {} records, root {}, signed by {}{}", cp.tree_size, hex::encode(cp.root), report.public_key, if pinned.is_none() { " (pin it with --key to check)" } else { " (the pinned key)" });
+    println!("it holds the signing key and the vault's secret: keep it as safe as they are");
     Ok(())
 }
 

@@ -157,3 +157,135 @@ fn an_auditor_follows_the_readme_from_scratch() {
     let py = Command::new("python3").arg(ex.join("../verify_archive.py")).arg(&arch).args(["--key", &key]).output().unwrap();
     assert!(py.status.success(), "{}{}", String::from_utf8_lossy(&py.stdout), String::from_utf8_lossy(&py.stderr));
 }
+
+/// Posts batches of `n` top-ups to P01 over gRPC, ids `{prefix}{k}`; returns (first, last)
+/// of each acknowledged batch.
+async fn post_topups(addr: &str, token: &str, prefix: &str, batches: usize, n: usize, stop: Option<&std::sync::atomic::AtomicBool>) -> Vec<(u64, u64)> {
+    use anxin::api::pb;
+    let ch = tonic::transport::Channel::from_shared(addr.to_owned()).unwrap().connect().await.unwrap();
+    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    let mut p = pb::ledger_posting_client::LedgerPostingClient::with_interceptor(ch, move |mut r: tonic::Request<()>| {
+        r.metadata_mut().insert("authorization", bearer.clone());
+        Ok(r)
+    });
+    let mut out = Vec::new();
+    for k in 0..batches {
+        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            break;
+        }
+        let id = format!("{prefix}{k}");
+        let commands = (0..n)
+            .map(|i| pb::Command {
+                kind: Some(pb::command::Kind::TopUpWageAccount(pb::TopUpWageAccount { project: "P01".into(), payment_no: format!("{id}-{i}"), amount: "1.00".into(), date: "2026-02-01".into() })),
+            })
+            .collect();
+        let r = p.submit(pb::SubmitRequest { request_id: id, commands }).await.unwrap().into_inner();
+        out.push((r.first_seq, r.last_seq));
+    }
+    out
+}
+
+#[test]
+fn an_online_backup_while_writes_go_on_restores_and_verifies_against_its_signed_checkpoint() {
+    let s = start();
+    let ex = examples();
+    for f in ["setup.csv", "workers.jsonl", "progress.csv"] {
+        assert!(anxin(&s, &["post", "--file", ex.join(f).to_str().unwrap()]).0, "{f}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // Enough records that the backup takes a while.
+    rt.block_on(post_topups(&s.addr, &s.token, "pre-", 20, 2_000, None));
+    let (_, key, _) = anxin(&s, &["public-key"]);
+    let key = key.split_whitespace().next().unwrap().to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ledger.anxbak");
+    let file_s = file.to_str().unwrap();
+    // Writers go on during the backup.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (addr, token, stop) = (s.addr.clone(), s.token.clone(), stop.clone());
+        rt.spawn(async move { post_topups(&addr, &token, "during-", 10_000, 200, Some(&stop)).await })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (ok, out, err) = anxin(&s, &["backup", "--out", file_s, "--key", &key, "--json"]);
+    assert!(ok, "{err}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let during = rt.block_on(writer).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let size = b["tree_size"].as_u64().unwrap();
+    assert_eq!(b["records"].as_u64(), Some(size));
+    assert!(size > 40_000, "{size}");
+    assert!(b["salts"].as_u64().unwrap() >= 6, "the vault came along: {b}");
+    assert!(!during.is_empty() && during.last().unwrap().1 > size, "writes went on past the backup's checkpoint: {during:?} vs {size}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "the backup holds the keys");
+    }
+
+    // Restore into a new directory: every record checked against the signed checkpoint.
+    let data = dir.path().join("restored");
+    let data_s = data.to_str().unwrap();
+    let (ok, out, err) = anxin(&s, &["restore", "--from", file_s, "--data", data_s, "--key", &key, "--json"]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((r["records"].as_u64(), r["root"].as_str()), (Some(size), b["root"].as_str()));
+    let (ok, out, _) = anxin(&s, &["verify", "--data", data_s, "--json"]);
+    assert!(ok, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["records"].as_u64(), v["checkpoint_agrees_at"].as_u64()), (Some(size), Some(size)));
+
+    // The restored ledger is the live one's first `size` records, byte for byte, and its
+    // latest checkpoint is the one the backup ended at.
+    let live: Vec<Vec<u8>> = rt.block_on(async {
+        use anxin::api::pb;
+        let ch = tonic::transport::Channel::from_shared(s.addr.clone()).unwrap().connect().await.unwrap();
+        let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {}", s.token).parse().unwrap();
+        let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", bearer.clone());
+            Ok(r)
+        });
+        let mut st = a.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: size }).await.unwrap().into_inner();
+        let mut out = Vec::new();
+        while let Some(m) = st.message().await.unwrap() {
+            out.push(m.canonical);
+        }
+        out
+    });
+    let restored = anxin::ledger::Ledger::open(&data, anxin::ledger::LedgerOptions::default()).unwrap();
+    assert_eq!(restored.head().0, size);
+    let ours: Vec<Vec<u8>> = restored.read_records(1, size).unwrap().into_iter().map(|(_, b)| b).collect();
+    assert!(ours == live, "restored records differ from the live ledger's");
+    let pinned = anxin::chain::checkpoint::key_from_text(&key).unwrap();
+    let cp = restored.checkpoint().unwrap();
+    cp.verify(&pinned).unwrap();
+    assert_eq!((cp.checkpoint.tree_size, hex::encode(cp.checkpoint.root)), (size, b["root"].as_str().unwrap().to_owned()));
+    // The vault came back too: a worker's national ID leads to the worker in the records.
+    let vault = anxin::vault::Vault::open_for(&data.join("vault"), true).unwrap();
+    let id = anxin::domain::ids::NationalId::parse("62012119851103013X").unwrap();
+    let worker = vault.find_worker(&id).unwrap().expect("the restored vault knows the worker");
+    assert!(restored.state().workers.contains(&worker), "and its commitment is the one the records hold");
+    drop(vault);
+    restored.close().unwrap();
+
+    // A damaged backup, a wrong key and an occupied directory are refused, writing nothing.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    let damaged = dir.path().join("damaged.anxbak");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let target = dir.path().join("from-damaged");
+    let (ok, _, err) = anxin(&s, &["restore", "--from", damaged.to_str().unwrap(), "--data", target.to_str().unwrap()]);
+    assert!(!ok && err.contains("restore FAILED"), "{err}");
+    assert!(!target.exists() && !dir.path().join("from-damaged.restoring").exists(), "a failed restore leaves nothing");
+    let other = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+    let (ok, _, err) = anxin(&s, &["restore", "--from", file_s, "--data", target.to_str().unwrap(), "--key", &anxin::chain::checkpoint::key_to_text(&other)]);
+    assert!(!ok && err.contains("not by the pinned key"), "{err}");
+    let (ok, _, err) = anxin(&s, &["restore", "--from", file_s, "--data", data_s]);
+    assert!(!ok && err.contains("not empty"), "{err}");
+    let cut = dir.path().join("cut.anxbak");
+    std::fs::write(&cut, &std::fs::read(&file).unwrap()[..mid]).unwrap();
+    let (ok, _, err) = anxin(&s, &["restore", "--from", cut.to_str().unwrap(), "--data", target.to_str().unwrap()]);
+    assert!(!ok && err.contains("cut short"), "{err}");
+}

@@ -1,4 +1,5 @@
-//! The gRPC API: `LedgerPosting`, `LedgerQuery`, `LedgerAudit`, health and reflection.
+//! The gRPC API: `LedgerPosting`, `LedgerQuery`, `LedgerAudit`, `LedgerAdmin`, health and
+//! reflection.
 //!
 //! Wire -> `convert` (validation, PII to commitments) -> `auth` (who may do what) ->
 //! `Ledger::enqueue` (the writer) -> receipt or refusal (`error`, the one mapping to
@@ -11,6 +12,7 @@ pub mod auth;
 pub mod batchfile;
 pub mod convert;
 pub mod error;
+mod admin;
 mod audit;
 mod posting;
 pub mod query;
@@ -60,6 +62,7 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
     health_reporter.set_serving::<pb::ledger_posting_server::LedgerPostingServer<posting::Posting>>().await;
     health_reporter.set_serving::<pb::ledger_query_server::LedgerQueryServer<query::Query>>().await;
     health_reporter.set_serving::<pb::ledger_audit_server::LedgerAuditServer<audit::Audit>>().await;
+    health_reporter.set_serving::<pb::ledger_admin_server::LedgerAdminServer<admin::Admin>>().await;
     let reflection = tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET).build_v1()?;
 
     let posting = pb::ledger_posting_server::LedgerPostingServer::new(posting::Posting(api.clone()))
@@ -69,6 +72,10 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
     let audit = pb::ledger_audit_server::LedgerAuditServer::new(audit::Audit(api.clone()))
+        .max_decoding_message_size(MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(MESSAGE_BYTES_MAX);
+
+    let admin = pb::ledger_admin_server::LedgerAdminServer::new(admin::Admin(api.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
 
@@ -86,6 +93,7 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
         .add_service(posting)
         .add_service(query)
         .add_service(audit)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
