@@ -15,6 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Malformed requests are INVALID_ARGUMENT, not INTERNAL (src/api/codec.rs).
+        .codec_path("crate::api::codec::WireCodec")
         // So that `anxin --json` prints answers as they came.
         .type_attribute(".anxin.v1", "#[derive(serde::Serialize)]")
         .compile_fds(fds)?;

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod batchfile;
+pub mod codec;
 pub mod convert;
 pub mod error;
 mod admin;

@@ -100,3 +100,76 @@ proptest! {
         }
     }
 }
+
+/// Sends raw bytes as the request message of a unary call.
+#[derive(Default)]
+struct RawCodec;
+
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, buf: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = pb::SubmitResponse;
+    type Encoder = RawEncoder;
+    type Decoder = <tonic_prost::ProstCodec<pb::SubmitRequest, pb::SubmitResponse> as tonic::codec::Codec>::Decoder;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic::codec::Codec::decoder(&mut tonic_prost::ProstCodec::<pb::SubmitRequest, pb::SubmitResponse>::default())
+    }
+}
+
+/// Malformed protobuf over the wire: truncated fields, a string that is not UTF-8, a
+/// known field with the wrong wire type, a length past the end, unknown groups nested
+/// 200 deep (past prost's recursion limit of 100). Each is INVALID_ARGUMENT with reason
+/// MALFORMED_MESSAGE, never INTERNAL, and the log does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_protobuf_is_invalid_argument_and_leaves_no_trace() {
+    let s = crate::harness::TestServer::start().await;
+    s.setup_project(1).await;
+    let head = s.ledger.head();
+    let mut deep = Vec::new();
+    for _ in 0..200 {
+        deep.extend_from_slice(&[0x9b, 0x06]); // field 99, start group
+    }
+    for _ in 0..200 {
+        deep.extend_from_slice(&[0x9c, 0x06]); // field 99, end group
+    }
+    let mut valid_then_bad_utf8 = pb::SubmitRequest { request_id: "ok".into(), commands: vec![crate::harness::topup("P1", "T-X", "1")] }.encode_to_vec();
+    valid_then_bad_utf8.extend_from_slice(&[0x0a, 0x02, 0xff, 0xfe]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated length", vec![0x0a, 0xff]),
+        ("request_id not UTF-8", vec![0x0a, 0x02, 0xff, 0xfe]),
+        ("a later request_id not UTF-8", valid_then_bad_utf8),
+        ("wrong wire type", vec![0x08, 0x01]),
+        ("length past the end", vec![0x0a, 0xff, 0xff, 0xff, 0x0f, 0x41]),
+        ("nested 200 deep", deep),
+        ("a command that is not a message", vec![0x12, 0x03, 0xff, 0xff, 0xff]),
+    ];
+    let token = s.token("operator");
+    for (what, bytes) in &cases {
+        let mut grpc = tonic::client::Grpc::new(s.channel().await);
+        grpc.ready().await.unwrap();
+        let mut req = tonic::Request::new(bytes.clone());
+        req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/anxin.v1.LedgerPosting/Submit");
+        let err = grpc.unary(req, path, RawCodec).await.expect_err(what);
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err:?}");
+        assert_eq!(anxin::api::error::reason_of(&err).0.as_deref(), Some("MALFORMED_MESSAGE"), "{what}");
+    }
+    assert_eq!(s.ledger.head(), head, "no malformed request left a trace");
+    s.stop().await;
+}
