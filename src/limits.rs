@@ -74,6 +74,24 @@ pub const MIN_FREE_BYTES: u64 = 64 << 20;
 /// 5,000-line payroll ~0.5 MB; 16 MiB leaves room without letting one client pin memory.
 pub const MESSAGE_BYTES_MAX: usize = 16 << 20;
 
+/// Calls in flight at once for one principal (unary calls, and streams while open);
+/// more are refused with RESOURCE_EXHAUSTED / TOO_MANY_CALLS. `anxind` config
+/// `calls_per_principal`. The benchmark's 64 clients sharing one token fit.
+pub const CALLS_PER_PRINCIPAL_MAX: usize = 128;
+
+/// A call's handler must answer within this (streams: must start); a client's shorter
+/// `grpc-timeout` wins. Long-lived streams (Subscribe) are not cut by it.
+pub const CALL_TIMEOUT_S: u64 = 60;
+
+/// TCP keepalive on accepted connections, with HTTP/2 pings every 30 s answered within
+/// 20 s: a peer that vanished is dropped within about a minute. A live connection with
+/// no call is kept: a Subscribe stream may rightly be quiet for hours.
+pub const TCP_KEEPALIVE_S: u64 = 60;
+
+/// On SIGTERM, calls in flight get this long to finish before the server cuts them
+/// (a live Subscribe never ends by itself) and closes the ledger.
+pub const SHUTDOWN_GRACE_S: u64 = 10;
+
 /// Concurrent HTTP/2 streams (calls) on one connection.
 pub const STREAMS_PER_CONNECTION_MAX: u32 = 256;
 

@@ -49,6 +49,9 @@ pub struct FileConfig {
     /// Free bytes to keep on the data directory's file system; below, new batches are
     /// refused with RESOURCE_EXHAUSTED / DISK_FULL until space returns.
     pub min_free_bytes: Option<u64>,
+    /// Calls in flight at once per principal (default 128); more get RESOURCE_EXHAUSTED
+    /// / TOO_MANY_CALLS.
+    pub calls_per_principal: Option<usize>,
     /// Serve the read-only county dashboard (HTTP) on this address; off when absent.
     pub dashboard: Option<SocketAddr>,
     /// Changes to the national policy defaults.
@@ -223,7 +226,7 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let (last, head) = ledger.head();
     tracing::info!(key = %crate::chain::checkpoint::key_to_text(&ledger.public_key()), "checkpoints are signed with this key: auditors pin it");
     tracing::info!(listen = %listener.local_addr().map_err(|e| e.to_string())?, data = %cfg.data.display(), ledger = ledger.ledger_id(), records = last, head = %hex::encode(head), tls = tls.is_some(), principals = principals.len(), "serving");
-    let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals) };
+    let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals), calls: Arc::new(crate::api::auth::CallLimits::new(cfg.file.calls_per_principal.unwrap_or(crate::limits::CALLS_PER_PRINCIPAL_MAX))) };
     // One shutdown signal for both servers.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -243,7 +246,16 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
         r = &mut grpc => r,
         () = shutdown => {
             let _ = stop_tx.send(true);
-            grpc.await
+            // In-flight calls finish; a stream that would never end by itself (a live
+            // Subscribe) is cut after the grace period, so a stop cannot hang.
+            let grace = std::time::Duration::from_secs(crate::limits::SHUTDOWN_GRACE_S);
+            match tokio::time::timeout(grace, &mut grpc).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(seconds = grace.as_secs(), "calls still open after the grace period (live streams): cutting them");
+                    Ok(())
+                }
+            }
         }
     };
     let _ = stop_tx.send(true);

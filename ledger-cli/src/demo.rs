@@ -76,7 +76,7 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
     write_private(&dir.join("principals.toml"), &file)?;
     write_private(&dir.join("demo-tokens.txt"), &clear)?;
 
-    let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals) };
+    let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals), calls: Default::default() };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -57,13 +57,15 @@ impl pb::ledger_admin_server::LedgerAdmin for Admin {
     type BackupStream = ChunkStream;
 
     async fn backup(&self, req: Request<pb::BackupRequest>) -> Result<Response<ChunkStream>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         if who != Principal::Operator {
             return Err(ApiError::denied(format!("{who} may not take a backup: it holds the signing key and the vault (operator only)")).into());
         }
         let (tx, rx) = mpsc::channel(CHUNKS_BUFFERED);
         let (ledger, vault) = (self.0.ledger.clone(), self.0.vault.clone());
         tokio::task::spawn_blocking(move || {
+            let _caller = caller;
             let mut out = ChunkSender { tx: tx.clone(), buf: Vec::with_capacity(CHUNK_BYTES) };
             match crate::backup::write_backup(&ledger, &vault, &mut out) {
                 Ok(s) => tracing::info!(records = s.records, salts = s.salts, bytes = s.bytes, "backup served"),

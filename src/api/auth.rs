@@ -252,3 +252,56 @@ pub fn may_read_county(who: &Principal, county: Option<CountyCode>) -> bool {
         _ => false,
     }
 }
+
+/// How many calls (unary, or streams while open) one principal may have in flight at
+/// once: one misbehaving client (a retry storm, a leak of open streams) cannot take
+/// every connection slot and writer queue place from the others. Over the limit a call
+/// is refused at once with RESOURCE_EXHAUSTED, reason `TOO_MANY_CALLS`.
+pub struct CallLimits {
+    per_principal: usize,
+    open: std::sync::Mutex<std::collections::HashMap<Principal, std::sync::Arc<tokio::sync::Semaphore>>>,
+}
+
+impl CallLimits {
+    pub fn new(per_principal: usize) -> CallLimits {
+        CallLimits { per_principal: per_principal.max(1), open: Default::default() }
+    }
+
+    /// A place for one call of `who`, held until the `Caller` is dropped.
+    ///
+    /// # Errors
+    /// `RESOURCE_EXHAUSTED` / `TOO_MANY_CALLS` if `who` has the limit in flight.
+    pub fn admit(&self, who: Principal) -> Result<Caller, Status> {
+        let sem = self.open.lock().expect("call limits lock").entry(who.clone()).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(self.per_principal))).clone();
+        match sem.try_acquire_owned() {
+            Ok(permit) => Ok(Caller { principal: who, _permit: permit }),
+            Err(_) => Err(ApiError::new(
+                tonic::Code::ResourceExhausted,
+                "TOO_MANY_CALLS",
+                format!("{who} already has {} calls in flight (the limit per principal): wait for some to finish, then retry", self.per_principal),
+            )
+            .into()),
+        }
+    }
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        CallLimits::new(crate::limits::CALLS_PER_PRINCIPAL_MAX)
+    }
+}
+
+/// An authenticated caller holding one of its principal's call places.
+pub struct Caller {
+    pub principal: Principal,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+

@@ -27,7 +27,7 @@ use crate::ledger::Ledger;
 use crate::limits::MESSAGE_BYTES_MAX;
 use crate::vault::Vault;
 
-use auth::Principals;
+use auth::{CallLimits, Caller, Principals};
 
 /// Generated protobuf and gRPC types of package `anxin.v1`.
 #[allow(clippy::all, missing_docs)]
@@ -44,6 +44,19 @@ pub struct Api {
     pub ledger: Arc<Ledger>,
     pub vault: Arc<Vault>,
     pub principals: Arc<Principals>,
+    pub calls: Arc<CallLimits>,
+}
+
+impl Api {
+    /// Authenticates the call and takes one of its principal's call places (see
+    /// `CallLimits`), held while the returned `Caller` lives.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED`, or `RESOURCE_EXHAUSTED` / `TOO_MANY_CALLS`.
+    pub fn admit<T>(&self, req: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+        let who = self.principals.check(req)?;
+        self.calls.admit(who)
+    }
 }
 
 /// TLS material, PEM encoded.
@@ -81,6 +94,8 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
         .max_encoding_message_size(MESSAGE_BYTES_MAX);
 
     let mut builder = Server::builder()
+        .timeout(std::time::Duration::from_secs(crate::limits::CALL_TIMEOUT_S))
+        .tcp_keepalive(Some(std::time::Duration::from_secs(crate::limits::TCP_KEEPALIVE_S)))
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .max_concurrent_streams(Some(crate::limits::STREAMS_PER_CONNECTION_MAX));

@@ -79,7 +79,8 @@ enum InFlight {
 #[tonic::async_trait]
 impl pb::ledger_posting_server::LedgerPosting for Posting {
     async fn submit(&self, req: Request<pb::SubmitRequest>) -> Result<Response<pb::SubmitResponse>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let (request_id, commands) = self.0.prepare(&who, req.into_inner()).await?;
         let r = self.0.ledger.submit_async(who, request_id, commands).await;
         Ok(Response::new(outcome(r)?))
@@ -88,7 +89,8 @@ impl pb::ledger_posting_server::LedgerPosting for Posting {
     type SubmitStreamStream = OutStream;
 
     async fn submit_stream(&self, req: Request<Streaming<pb::SubmitRequest>>) -> Result<Response<OutStream>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let mut incoming = req.into_inner();
         let api = self.0.clone();
         // Batches are queued to the writer in the order they arrive (so they are decided
@@ -97,6 +99,8 @@ impl pb::ledger_posting_server::LedgerPosting for Posting {
         let (flight_tx, mut flight_rx) = mpsc::channel::<InFlight>(STREAM_BATCHES_IN_FLIGHT_MAX);
         let (out_tx, out_rx) = mpsc::channel::<Result<pb::SubmitStreamResponse, Status>>(STREAM_BATCHES_IN_FLIGHT_MAX);
         tokio::spawn(async move {
+            // The caller's place is held while the stream is read.
+            let _caller = caller;
             while let Some(item) = incoming.next().await {
                 let req = match item {
                     Ok(r) => r,

@@ -44,7 +44,8 @@ fn opt_county(s: &str) -> Result<Option<crate::domain::ids::CountyCode>, ApiErro
 #[tonic::async_trait]
 impl pb::ledger_query_server::LedgerQuery for Query {
     async fn get_balance(&self, req: Request<pb::GetBalanceRequest>) -> Result<Response<pb::Balance>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let r = req.into_inner();
         let account = Account::parse(&r.account).map_err(|e| ApiError::invalid("INVALID_ACCOUNT", e))?;
         let state = self.0.ledger.state();
@@ -61,7 +62,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
     }
 
     async fn list_accounts(&self, req: Request<pb::ListAccountsRequest>) -> Result<Response<pb::ListAccountsResponse>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let r = req.into_inner();
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let only = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
@@ -80,7 +82,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
     }
 
     async fn get_project(&self, req: Request<pb::GetProjectRequest>) -> Result<Response<pb::Project>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let r = req.into_inner();
         let id = convert::project(&r.project)?;
         let as_of = self.0.as_of(&r.as_of)?;
@@ -94,7 +97,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
     }
 
     async fn list_projects(&self, req: Request<pb::ListProjectsRequest>) -> Result<Response<pb::ListProjectsResponse>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let r = req.into_inner();
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let county = opt_county(&r.county)?;
@@ -117,7 +121,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
     }
 
     async fn list_flags(&self, req: Request<pb::ListFlagsRequest>) -> Result<Response<pb::ListFlagsResponse>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let r = req.into_inner();
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let county = opt_county(&r.county)?;
@@ -136,7 +141,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
     }
 
     async fn get_worker(&self, req: Request<pb::GetWorkerRequest>) -> Result<Response<pb::Worker>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let r = req.into_inner();
         let as_of = self.0.as_of(&r.as_of)?;
         let worker = match r.who {
@@ -164,7 +170,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
     }
 
     async fn get_payroll(&self, req: Request<pb::GetPayrollRequest>) -> Result<Response<pb::Payroll>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let r = req.into_inner();
         let id = convert::project(&r.project)?;
         let period = convert::period("period", &r.period)?;
@@ -191,7 +198,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
     }
 
     async fn get_county_summary(&self, req: Request<pb::GetCountySummaryRequest>) -> Result<Response<pb::CountySummary>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let r = req.into_inner();
         let county = opt_county(&r.county)?;
         let as_of = self.0.as_of(&r.as_of)?;
@@ -204,7 +212,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
     }
 
     async fn get_project_history(&self, req: Request<pb::GetProjectHistoryRequest>) -> Result<Response<pb::ProjectHistory>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let id = convert::project(&req.get_ref().project)?;
         let state = self.0.ledger.state();
         if !auth::may_read_project(&who, &state, &id) {
@@ -229,7 +238,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
     }
 
     async fn list_workers(&self, req: Request<pb::ListWorkersRequest>) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let who = self.0.principals.check(&req)?;
+        let caller = self.0.admit(&req)?;
+        let who = caller.principal.clone();
         let r = req.into_inner();
         if r.masked_id.chars().count() != 18 {
             return Err(ApiError::invalid("INVALID_MASKED_ID", "a masked national ID has 18 characters, e.g. 6201**********123X").into());

@@ -427,3 +427,37 @@ async fn tls_on_loopback_with_a_generated_certificate() {
     }
     s.stop().await;
 }
+
+/// One principal's calls in flight are bounded (here 2): a third is refused at once with
+/// RESOURCE_EXHAUSTED / TOO_MANY_CALLS, other principals are not affected, and the place
+/// comes back when a stream closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_are_bounded_per_principal() {
+    let s = TestServer::start_limited(None, 2).await;
+    s.setup_project(1).await;
+    let mut a1 = s.audit("auditor").await;
+    let mut a2 = s.audit("auditor").await;
+    let held1 = a1.subscribe(pb::SubscribeRequest { from_seq: 1 }).await.unwrap().into_inner();
+    let held2 = a2.subscribe(pb::SubscribeRequest { from_seq: 1 }).await.unwrap().into_inner();
+    let third = s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap_err();
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert_eq!(anxin::api::error::reason_of(&third).0.as_deref(), Some("TOO_MANY_CALLS"));
+    // Another principal is not held up.
+    s.audit("operator").await.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap();
+    // Closing one stream gives its place back.
+    drop(held1);
+    drop(a1);
+    let t0 = std::time::Instant::now();
+    loop {
+        match s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest {}).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert_eq!(e.code(), Code::ResourceExhausted);
+                assert!(t0.elapsed() < std::time::Duration::from_secs(10), "the closed stream's place never came back");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+    drop((held2, a2));
+    s.stop().await;
+}

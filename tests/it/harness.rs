@@ -77,6 +77,11 @@ impl TestServer {
     }
 
     pub async fn start_with(tls: Option<Tls>) -> TestServer {
+        TestServer::start_limited(tls, anxin::limits::CALLS_PER_PRINCIPAL_MAX).await
+    }
+
+    /// With at most `calls` calls in flight per principal.
+    pub async fn start_limited(tls: Option<Tls>, calls: usize) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut principals = Principals::default();
         let mut tokens = BTreeMap::new();
@@ -90,7 +95,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals) };
+        let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals), calls: Arc::new(anxin::api::auth::CallLimits::new(calls)) };
         let kept = api.clone();
         let task = tokio::spawn(async move {
             api::serve(api, listener, tls, async {

@@ -10,6 +10,7 @@ mod harness;
 mod flags;
 mod hostile;
 mod process;
+mod privacy;
 mod props;
 mod rules;
 mod scenario;

@@ -29,6 +29,11 @@ pub async fn start(data: &std::path::Path) -> Anxind {
 
 /// `start` with more flags (`--config FILE`, say).
 pub async fn start_with(data: &std::path::Path, extra: &[&str]) -> Anxind {
+    start_logging(data, extra, "warn", None).await
+}
+
+/// `start_with`, logging at `level` (an `ANXIN_LOG` filter) to `log` if given.
+pub async fn start_logging(data: &std::path::Path, extra: &[&str], level: &str, log: Option<&std::path::Path>) -> Anxind {
     let token = new_token();
     let principals = data.with_extension("principals.toml");
     std::fs::write(&principals, principals_entry(&Principal::Operator, &token)).unwrap();
@@ -36,8 +41,9 @@ pub async fn start_with(data: &std::path::Path, extra: &[&str]) -> Anxind {
     let child = Command::new(env!("CARGO_BIN_EXE_anxind"))
         .args(["--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}"), "--principals", principals.to_str().unwrap()])
         .args(extra)
-        .env("ANXIN_LOG", "warn")
-        .stdout(Stdio::null())
+        .env("ANXIN_LOG", level)
+        .stdout(log.map_or(Stdio::null(), |p| Stdio::from(std::fs::File::create(p).unwrap())))
+        .stderr(log.map_or(Stdio::inherit(), |p| Stdio::from(std::fs::OpenOptions::new().append(true).open(p).unwrap())))
         .spawn()
         .unwrap();
     let addr = format!("http://127.0.0.1:{port}");
@@ -172,4 +178,28 @@ async fn with_no_configuration_anxind_serves_and_prints_a_dev_token_once() {
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
     assert!(out.contains(&server.token), "the dev token is printed once: {out}");
+}
+
+/// A live Subscribe stream does not hold up a stop: after SIGTERM the server waits the
+/// grace period for it, cuts it, closes the ledger and exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_live_subscriber_still_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = start(&data).await;
+    let mut p = server.posting().await;
+    p.submit(pb::SubmitRequest { request_id: "setup".into(), commands: vec![register("P1", COUNTY), open_account("P1", "ICBC")] }).await.unwrap();
+    let ch = tonic::transport::Channel::from_shared(server.addr.clone()).unwrap().connect().await.unwrap();
+    let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, Auth(Some(server.token.clone())));
+    let mut stream = a.subscribe(pb::SubscribeRequest { from_seq: 1 }).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().seq, 1);
+    let t0 = Instant::now();
+    server.signal("-TERM");
+    let status = tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap();
+    let took = t0.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(anxin::limits::SHUTDOWN_GRACE_S + 10), "stopped in {took:?}");
+    // The subscriber sees its stream end (an error or the end), not a hang.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = stream.message().await {} }).await.expect("the stream ended");
+    assert_eq!(ledger::verify(&data, &mut |_| {}).unwrap().error, None);
 }
