@@ -39,8 +39,34 @@ impl IdError {
     }
 }
 
-fn clip(s: &str) -> String {
-    s.chars().take(40).collect()
+/// A refused value as an error message may quote it: at most 40 characters, and any run
+/// of 12 or more digits (the shape of a card number or a national ID put in the wrong
+/// field) masked but for its first 3 and last 2 characters, so that no error message
+/// (and no log line quoting one) carries such a number in clear.
+pub fn clip(s: &str) -> String {
+    let chars: Vec<char> = s.chars().take(40).collect();
+    let mut out = String::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && (chars[i].is_ascii_digit() || (i - start == 17 && matches!(chars[i], 'X' | 'x'))) {
+            i += 1;
+        }
+        let run = &chars[start..i];
+        if run.len() >= 12 {
+            out.extend(&run[..3]);
+            out.extend(std::iter::repeat_n('*', run.len() - 5));
+            out.extend(&run[run.len() - 2..]);
+        } else {
+            out.extend(run);
+        }
+    }
+    out
 }
 
 /// A county: 6-digit administrative division code (行政区划代码), e.g. `620102`.
@@ -372,6 +398,15 @@ bounded_text!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_values_mask_long_digit_runs() {
+        assert_eq!(clip("card:6217000000005000017"), "card:621**************17");
+        assert_eq!(clip("62012119700101001X"), "620*************1X");
+        assert_eq!(clip("T-20260201-0001"), "T-20260201-0001", "short runs stay");
+        assert_eq!(clip("P1"), "P1");
+        assert_eq!(clip(&"x".repeat(50)).len(), 40);
+    }
 
     #[test]
     fn county_codes_are_six_digit_county_divisions() {
