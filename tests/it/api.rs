@@ -461,3 +461,81 @@ async fn calls_in_flight_are_bounded_per_principal() {
     drop((held2, a2));
     s.stop().await;
 }
+
+/// Every RPC of every service, tried by every role: what each may do, and a
+/// PERMISSION_DENIED (never another failure) for what it may not. Reads: a county its
+/// own county, a bank the projects whose accounts it holds, a contractor its own
+/// projects, the operator and the auditor everything; the log and its proofs are open to
+/// every principal (records hold commitments, never personal data, and a bank or a
+/// contractor checks its receipts with them); a backup is the operator's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_with_every_role() {
+    let s = TestServer::start().await;
+    s.setup_project(2).await;
+    s.ok(&gcp(), "payroll", vec![payroll("P1", "2026-01", &[(1, "100")])]).await;
+    let other_c = format!("county:{OTHER_COUNTY}");
+    let other_gc = format!("contractor:{}", other_gc());
+    let gcp = gcp();
+    let all = ["operator", "auditor", COUNTY_P, other_c.as_str(), "bank:ICBC", "bank:ABC", gcp.as_str(), other_gc.as_str()];
+    let reads_p1 = ["operator", "auditor", COUNTY_P, "bank:ICBC", gcp.as_str()];
+    let reads_county = ["operator", "auditor", COUNTY_P];
+    let posts_topup = ["operator", "bank:ICBC"];
+    let denied = |r: &Result<(), tonic::Status>| matches!(r, Err(st) if st.code() == Code::PermissionDenied);
+    let mut tried = 0;
+    for (n, who) in all.into_iter().enumerate() {
+        let p1 = reads_p1.contains(&who);
+        let mut check = |rpc: &str, r: Result<(), tonic::Status>, allowed: bool| {
+            tried += 1;
+            if allowed {
+                assert!(r.is_ok(), "{who} {rpc}: {r:?}");
+            } else {
+                assert!(denied(&r), "{who} {rpc} must be PERMISSION_DENIED: {r:?}");
+            }
+        };
+        let mut q = s.query(who).await;
+        let mut a = s.audit(who).await;
+        let r = s.posting(who).await.submit(pb::SubmitRequest { request_id: format!("rpc-{n}"), commands: vec![topup("P1", &format!("RT{n}"), "1")] }).await.map(drop);
+        check("Submit", r, posts_topup.contains(&who));
+        let mut st = s.posting(who).await.submit_stream(tokio_stream::iter(vec![pb::SubmitRequest { request_id: format!("rpcs-{n}"), commands: vec![topup("P1", &format!("RS{n}"), "1")] }])).await.unwrap().into_inner();
+        let answer = st.next().await.unwrap().unwrap().outcome.unwrap();
+        let r = match answer {
+            pb::submit_stream_response::Outcome::Receipt(_) => Ok(()),
+            pb::submit_stream_response::Outcome::Refusal(f) => Err(tonic::Status::new(Code::from_i32(f.status_code), f.message)),
+        };
+        check("SubmitStream", r, posts_topup.contains(&who));
+        check("GetBalance", q.get_balance(pb::GetBalanceRequest { account: "wage:P1".into() }).await.map(drop), p1);
+        let accounts = q.list_accounts(pb::ListAccountsRequest::default()).await.map(|r| r.into_inner().accounts);
+        check("ListAccounts", accounts.as_ref().map(drop).map_err(Clone::clone), true);
+        assert_eq!(accounts.unwrap().iter().any(|b| b.account == "wage:P1"), p1, "{who} ListAccounts shows wage:P1");
+        check("GetProject", q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: String::new() }).await.map(drop), p1);
+        let projects = q.list_projects(pb::ListProjectsRequest::default()).await.map(|r| r.into_inner().projects);
+        check("ListProjects", projects.as_ref().map(drop).map_err(Clone::clone), true);
+        assert_eq!(projects.unwrap().iter().any(|p| p.project == "P1"), p1, "{who} ListProjects shows P1");
+        check("ListFlags", q.list_flags(pb::ListFlagsRequest::default()).await.map(drop), true);
+        let w = pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(1))), as_of: String::new() };
+        check("GetWorker", q.get_worker(w).await.map(drop), p1);
+        check("GetPayroll", q.get_payroll(pb::GetPayrollRequest { project: "P1".into(), period: "2026-01".into(), ..Default::default() }).await.map(drop), p1);
+        check("GetCountySummary", q.get_county_summary(pb::GetCountySummaryRequest { county: COUNTY.into(), as_of: String::new() }).await.map(drop), reads_county.contains(&who));
+        check("GetProjectHistory", q.get_project_history(pb::GetProjectHistoryRequest { project: "P1".into() }).await.map(drop), p1);
+        let workers = q.list_workers(pb::ListWorkersRequest { masked_id: format!("{}**********{}", &nid(1)[..4], &nid(1)[14..]), ..Default::default() }).await.map(|r| r.into_inner().workers);
+        check("ListWorkers", workers.as_ref().map(drop).map_err(Clone::clone), true);
+        assert_eq!(!workers.unwrap().is_empty(), p1, "{who} ListWorkers shows P1's workers");
+        check("GetCheckpoint", a.get_checkpoint(pb::GetCheckpointRequest {}).await.map(drop), true);
+        check("GetPublicKey", a.get_public_key(pb::GetPublicKeyRequest {}).await.map(drop), true);
+        check("ReadEvents", a.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 2 }).await.map(drop), true);
+        check("GetInclusionProof", a.get_inclusion_proof(pb::GetInclusionProofRequest { seq: 1, tree_size: 0 }).await.map(drop), true);
+        check("GetConsistencyProof", a.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: 1, to_size: 2 }).await.map(drop), true);
+        let sub = a.subscribe(pb::SubscribeRequest { from_seq: 1 }).await.map(|r| r.into_inner());
+        check("Subscribe", sub.as_ref().map(drop).map_err(Clone::clone), true);
+        drop(sub);
+        let mut admin = pb::ledger_admin_client::LedgerAdminClient::with_interceptor(s.channel().await, Auth(Some(s.token(who))));
+        let r = match admin.backup(pb::BackupRequest {}).await {
+            // Read the first chunk: the backup really started.
+            Ok(r) => r.into_inner().message().await.map(|c| assert!(c.is_some_and(|c| c.data.starts_with(anxin::backup::MAGIC)))),
+            Err(e) => Err(e),
+        };
+        check("Backup", r, who == "operator");
+    }
+    assert_eq!(tried, 8 * 19, "19 RPCs by 8 roles");
+    s.stop().await;
+}
