@@ -9,7 +9,8 @@
 //! - the projections the ledger recovers (snapshot + replay) equal a rebuild from the log;
 //! - the signed checkpoint never goes backwards.
 //!
-//! Rounds: `ANXIN_CRASH_ROUNDS` (default 12; CI runs the default).
+//! Rounds: `ANXIN_CRASH_ROUNDS` (default 12; CI runs the default); `ANXIN_CRASH_SEED`
+//! replays the kill moments of a printed seed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,7 +41,9 @@ fn next(seed: &mut u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_batch() {
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    // `ANXIN_CRASH_SEED` replays the kill moments of a printed run (the load itself is
+    // concurrent, so a replay is close, not identical).
+    let mut seed = std::env::var("ANXIN_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64) | 1;
     eprintln!("crash loop seed {seed}");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -79,6 +79,7 @@ async fn a_full_disk_refuses_batches_with_disk_full_loses_nothing_and_recovers_w
     assert_eq!(anxin::api::error::reason_of(&refusal).0.as_deref(), Some("DISK_FULL"));
     assert!(refusal.message().contains("disk full"), "{}", refusal.message());
     assert!(acked.len() >= 3, "some batches fit before the disk filled: {}", acked.len());
+    eprintln!("disk full (12 MiB tmpfs, 4 MiB reserve) after {} acknowledged batches of 500", acked.len());
     // Refused again while full; a retry of an acknowledged batch still gets its answer.
     let cmds = (0..500).map(|i| topup("P1", &format!("again-{i}"), "1")).collect();
     assert_eq!(p.submit(pb::SubmitRequest { request_id: "again".into(), commands: cmds }).await.unwrap_err().code(), Code::ResourceExhausted);
@@ -168,6 +169,7 @@ fn with_no_reserve_a_write_that_hits_enospc_is_taken_back_whole() {
         other => panic!("a full disk answered as {other:?}"),
     };
     assert!(acked.len() >= 2, "some batches fit: {}", acked.len());
+    eprintln!("ENOSPC (6 MiB tmpfs, no reserve) after {} acknowledged batches of 1,000: {}", acked.len(), if poisoned { "fail-stop" } else { "taken back, the ledger went on" });
     assert_eq!(led.head().0, acked.last().unwrap().2, "the state ends at the last acknowledged record");
     fs.resize(64);
     if !poisoned {
