@@ -200,6 +200,6 @@ async fn sigterm_with_a_live_subscriber_still_stops() {
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(anxin::limits::SHUTDOWN_GRACE_S + 10), "stopped in {took:?}");
     // The subscriber sees its stream end (an error or the end), not a hang.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = stream.message().await {} }).await.expect("the stream ended");
+    tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = stream.message().await {} }).await.expect("the stream ended");
     assert_eq!(ledger::verify(&data, &mut |_| {}).unwrap().error, None);
 }
