@@ -79,6 +79,9 @@ pub struct LedgerOptions {
     /// Free bytes the data directory's file system must keep; below, new batches are
     /// refused with `StoreError::DiskFull` (see `limits::MIN_FREE_BYTES`).
     pub min_free_bytes: u64,
+    /// Log segments are closed once they pass this many bytes (`limits::SEGMENT_BYTES_MAX`);
+    /// smaller only in tests.
+    pub segment_bytes: u64,
 }
 
 impl Default for LedgerOptions {
@@ -92,6 +95,7 @@ impl Default for LedgerOptions {
             checkpoint_interval_ms: crate::limits::CHECKPOINT_INTERVAL_MS,
             snapshot_records: crate::limits::SNAPSHOT_RECORDS,
             min_free_bytes: crate::limits::MIN_FREE_BYTES,
+            segment_bytes: crate::limits::SEGMENT_BYTES_MAX,
         }
     }
 }
@@ -161,6 +165,31 @@ pub struct Ledger {
     tx: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     recovery: Recovery,
+}
+
+/// Every segment the index knows of is there. A replay reads only the segments after the
+/// index's position, so a segment missing before it would go unnoticed until its records
+/// were read; one index lookup per segment boundary finds it at the start instead.
+fn check_segments(log_dir: &Path, index: &Index, indexed: Seq) -> Result<(), StoreError> {
+    let segments = log::list_segments(log_dir)?;
+    let missing = |seg: u64, why: String| StoreError::Corruption { at: log::segment_path(log_dir, seg).display().to_string(), why };
+    if let Some(&first) = segments.first() {
+        if first != 1 {
+            return Err(missing(1, format!("is missing: records 1 to {} are gone; restore the log from a backup", first - 1)));
+        }
+    }
+    for pair in segments.windows(2) {
+        let (this, next) = (pair[0], pair[1]);
+        if next - 1 > indexed {
+            break;
+        }
+        if let Some((first, pos, count)) = index.frame_of(next - 1)? {
+            if pos.segment != this || first + u64::from(count) != next {
+                return Err(missing(pos.segment, format!("is missing: the index has records {first} to {} in it; restore the log from a backup", first + u64::from(count) - 1)));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the `LEDGER` file of a new data directory (a restore).
@@ -348,6 +377,7 @@ impl Ledger {
         let mut state = state.take().map(|(_, st)| st).unwrap_or_default();
         let verifier = ChainVerifier::resume(from_seq + 1, from_head);
         let log_dir = dir.join("log");
+        check_segments(&log_dir, &index, index_at.0)?;
         let key_path = opts.signing_key.clone().unwrap_or_else(|| dir.join("keys").join("checkpoint.ed25519"));
         // A ledger that has signed before must keep its key: a new one would break every
         // auditor's pinned key. Only a ledger with no checkpoint yet creates one.
@@ -431,7 +461,7 @@ impl Ledger {
             tracing::warn!(segment = seg, offset = off, bytes, "recovery cut a torn tail that was never acknowledged");
         }
         tracing::info!(ledger = %ledger_id, records = next_seq - 1, replayed, reindexed, "ledger opened");
-        let writer_log = LogWriter::open(&log_dir, &ledger_id, scan.end)?;
+        let writer_log = LogWriter::open(&log_dir, &ledger_id, scan.end)?.with_segment_bytes(opts.segment_bytes);
         // The signed checkpoint never goes backwards: a log shorter than the last one
         // signed, or one whose tree disagrees with it, was rewritten.
         let tree = (next_seq - 1, merkle.root(), head);

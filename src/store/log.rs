@@ -112,6 +112,8 @@ pub struct LogWriter {
     offset: u64,
     buf: Vec<u8>,
     unsynced: bool,
+    /// A segment is closed once it passes this (`SEGMENT_BYTES_MAX` unless set).
+    segment_bytes: u64,
 }
 
 impl LogWriter {
@@ -130,7 +132,7 @@ impl LogWriter {
                 (1, off, file)
             }
         };
-        let mut w = LogWriter { dir: dir.to_owned(), ledger_id: ledger_id.to_owned(), file, segment, offset, buf: Vec::new(), unsynced: false };
+        let mut w = LogWriter { dir: dir.to_owned(), ledger_id: ledger_id.to_owned(), file, segment, offset, buf: Vec::new(), unsynced: false, segment_bytes: SEGMENT_BYTES_MAX };
         w.file.seek(SeekFrom::Start(w.offset))?;
         Ok(w)
     }
@@ -139,7 +141,7 @@ impl LogWriter {
     /// Returns where it starts. Not durable until `sync`.
     pub fn append(&mut self, first_seq: u64, records: &[Vec<u8>]) -> Result<Position, StoreError> {
         assert!(!records.is_empty(), "a frame holds at least one record");
-        if self.offset >= SEGMENT_BYTES_MAX {
+        if self.offset >= self.segment_bytes {
             self.roll(first_seq)?;
         }
         self.buf.clear();
@@ -162,6 +164,13 @@ impl LogWriter {
         self.offset += self.buf.len() as u64;
         self.unsynced = true;
         Ok(pos)
+    }
+
+    /// Closes segments once they pass `bytes` instead of `SEGMENT_BYTES_MAX` (tests make
+    /// many small segments with it).
+    pub fn with_segment_bytes(mut self, bytes: u64) -> LogWriter {
+        self.segment_bytes = bytes.max(1);
+        self
     }
 
     /// Makes every appended frame durable (one `fdatasync`).
@@ -264,9 +273,22 @@ pub fn scan_while(
         })?,
         None => 0,
     };
+    let mut torn_segment = false;
     for (i, &seg) in segments.iter().enumerate().skip(start_idx) {
         let path = segment_path(dir, seg);
-        let (id, first, header_len) = read_segment_header(&path)?;
+        let (id, first, header_len) = match read_segment_header(&path) {
+            Ok(h) => h,
+            // A crash while the newest segment was being created leaves it holding part
+            // of its header and nothing else: a torn tail, never acknowledged.
+            Err(e) if i + 1 == segments.len() && std::fs::metadata(&path)?.len() <= (12 + ledger_id.len() + 12) as u64 => {
+                let len = std::fs::metadata(&path)?.len();
+                tracing::debug!(error = %e, "the newest segment holds only part of its header");
+                out.cut = Some((seg, 0, len));
+                torn_segment = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         if id != ledger_id {
             return Err(StoreError::Corruption { at: path.display().to_string(), why: format!("belongs to ledger {id:?}, not {ledger_id:?}") });
         }
@@ -352,7 +374,12 @@ pub fn scan_while(
         }
         out.end = Some(Position { segment: seg, offset: out.cut.map_or(offset, |(_, o, _)| o) });
     }
-    if let (true, Some((seg, offset, bytes))) = (repair, out.cut) {
+    if let (true, true, Some((seg, _, bytes))) = (repair, torn_segment, out.cut) {
+        let path = segment_path(dir, seg);
+        tracing::warn!(segment = %path.display(), bytes, "removed a segment whose creation a crash interrupted (never acknowledged)");
+        std::fs::remove_file(&path)?;
+        crate::fsutil::sync_dir(dir)?;
+    } else if let (true, Some((seg, offset, bytes))) = (repair, out.cut) {
         let path = segment_path(dir, seg);
         tracing::warn!(segment = %path.display(), offset, bytes, "cut a torn, never-acknowledged frame off the end of the log");
         let file = OpenOptions::new().write(true).open(&path)?;
