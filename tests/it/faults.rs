@@ -254,8 +254,22 @@ async fn a_missing_file_that_cannot_be_rebuilt_refuses_the_start_and_is_named() 
             assert!(said.contains(named) || said.contains("missing") || said.contains("no log"), "verify without {gone}: {said:?}");
         }
     }
-    // The untouched original still starts and verifies.
-    assert_eq!(ledger::verify(&data, &mut |_| {}).unwrap().error, None);
+    // The untouched original verifies, and the checkpoint signed on the stop covers
+    // every record (the last write came less than 100 ms before the stop).
+    let report = ledger::verify(&data, &mut |_| {}).unwrap();
+    assert_eq!(report.error, None);
+    assert_eq!(report.checkpoint, Some(report.records), "the latest checkpoint covers the last record");
+    assert_eq!(report.records, 4);
+
+    // A signing key replaced by another: refused, and verify says so.
+    let copy = dir.path().join("copy-other-key");
+    crate::store::copy_dir(&data, &copy);
+    std::fs::remove_file(copy.join("keys/checkpoint.ed25519")).unwrap();
+    std::fs::write(copy.join("keys/checkpoint.ed25519"), [9u8; 32]).unwrap();
+    let said = refused_start(&copy);
+    assert!(said.contains("replaced"), "{said}");
+    let e = ledger::verify(&copy, &mut |_| {}).unwrap().error.unwrap_or_default();
+    assert!(e.contains("not signed by"), "{e}");
 }
 
 /// A segment missing from the middle of the log: the start is refused naming it (even
