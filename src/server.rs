@@ -52,6 +52,9 @@ pub struct FileConfig {
     /// Calls in flight at once per principal (default 128); more get RESOURCE_EXHAUSTED
     /// / TOO_MANY_CALLS.
     pub calls_per_principal: Option<usize>,
+    /// Close a log segment once it passes this many bytes (default 256 MiB). Smaller
+    /// segments are for tests (the crash loop kills the server during segment rolls).
+    pub segment_bytes: Option<u64>,
     /// Serve the read-only county dashboard (HTTP) on this address; off when absent.
     pub dashboard: Option<SocketAddr>,
     /// Changes to the national policy defaults.
@@ -191,6 +194,7 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), String> {
             checkpoint_interval_ms: cfg.file.checkpoint_interval_ms.unwrap_or(crate::limits::CHECKPOINT_INTERVAL_MS),
             snapshot_records: cfg.file.snapshot_records.unwrap_or(crate::limits::SNAPSHOT_RECORDS),
             min_free_bytes: cfg.file.min_free_bytes.unwrap_or(crate::limits::MIN_FREE_BYTES),
+            segment_bytes: cfg.file.segment_bytes.unwrap_or(crate::limits::SEGMENT_BYTES_MAX),
             ..Default::default()
         },
     )

@@ -49,7 +49,8 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
     let data = dir.path().join("data");
     // Frequent snapshots, so that kills land before, during and after them.
     let config = dir.path().join("anxind.toml");
-    std::fs::write(&config, "snapshot_records = 300\ncheckpoint_interval_ms = 20\n").unwrap();
+    // Small segments, so that kills also land during segment rolls.
+    std::fs::write(&config, "snapshot_records = 300\ncheckpoint_interval_ms = 20\nsegment_bytes = 65536\n").unwrap();
     let extra = ["--config", config.to_str().unwrap()];
     let acked: Acked = Arc::default();
     let mut last_checkpoint = 0u64;
