@@ -41,7 +41,7 @@ pub enum StoreError {
     Closed,
     #[error("disk full: {free} bytes free where the ledger keeps at least {reserve} in reserve; nothing of this request was recorded, retry when space is freed")]
     DiskFull { free: u64, reserve: u64 },
-    #[error("the log refused the write ({0}); nothing of this request was recorded, retry")]
+    #[error("the write could not be made ({0}); nothing of this request was recorded, retry")]
     NotWritten(String),
 }
 
