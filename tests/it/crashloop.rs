@@ -9,7 +9,7 @@
 //! - the projections the ledger recovers (snapshot + replay) equal a rebuild from the log;
 //! - the signed checkpoint never goes backwards.
 //!
-//! Rounds: `ANXIN_CRASH_ROUNDS` (default 12; CI runs the default); `ANXIN_CRASH_SEED`
+//! Rounds: `ANXIN_CRASH_ROUNDS` (default 20; CI runs the default); `ANXIN_CRASH_SEED`
 //! replays the kill moments of a printed seed.
 
 use std::collections::HashMap;
@@ -28,7 +28,7 @@ use crate::process::{post_until_gone, start_with, Acked, BATCH};
 use crate::store::copy_dir;
 
 fn rounds() -> usize {
-    std::env::var("ANXIN_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(12)
+    std::env::var("ANXIN_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
 }
 
 /// A small pseudo-random generator (the moment of each kill), seeded per run and printed.
