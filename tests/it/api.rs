@@ -189,15 +189,20 @@ async fn no_token_or_a_wrong_token_is_unauthenticated_on_every_service() {
     s.stop().await;
 }
 
-/// Each role against each command family: exactly the allowed ones pass authorization.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_authorization_matrix() {
+/// The authorization tests' ledger: P1 with two workers and a January payroll; and the
+/// roles beyond the harness's defaults (the other county, the other contractor, P1's
+/// general contractor).
+async fn matrix_server() -> (TestServer, String, String, String) {
     let s = TestServer::start().await;
     s.setup_project(2).await;
     s.ok(&gcp(), "payroll", vec![payroll("P1", "2026-01", &[(1, "100")])]).await;
-    let other_c = format!("county:{OTHER_COUNTY}");
-    let other_gc = format!("contractor:{}", other_gc());
-    let gcp = gcp();
+    (s, format!("county:{OTHER_COUNTY}"), format!("contractor:{}", other_gc()), gcp())
+}
+
+/// Each role against each command family: exactly the allowed ones pass authorization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_matrix() {
+    let (s, other_c, other_gc, gcp) = matrix_server().await;
     let gcp = gcp.as_str();
     // (family, a command, the roles that may post it)
     let families: Vec<(&str, pb::Command, Vec<&str>)> = vec![
@@ -473,12 +478,7 @@ async fn calls_in_flight_are_bounded_per_principal() {
 /// contractor checks its receipts with them); a backup is the operator's alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_with_every_role() {
-    let s = TestServer::start().await;
-    s.setup_project(2).await;
-    s.ok(&gcp(), "payroll", vec![payroll("P1", "2026-01", &[(1, "100")])]).await;
-    let other_c = format!("county:{OTHER_COUNTY}");
-    let other_gc = format!("contractor:{}", other_gc());
-    let gcp = gcp();
+    let (s, other_c, other_gc, gcp) = matrix_server().await;
     let all = ["operator", "auditor", COUNTY_P, other_c.as_str(), "bank:ICBC", "bank:ABC", gcp.as_str(), other_gc.as_str()];
     let reads_p1 = ["operator", "auditor", COUNTY_P, "bank:ICBC", gcp.as_str()];
     let reads_county = ["operator", "auditor", COUNTY_P];
