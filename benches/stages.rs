@@ -71,7 +71,7 @@ fn batch(b: usize) -> Vec<Command> {
 
 fn state_after_setup() -> State {
     let mut state = State::default();
-    decide_batch(&mut state, &setup(), 1, &mut |_| Ok(())).expect("setup is accepted");
+    decide_batch(&mut state, &principal(), &setup(), 1).expect("setup is accepted").commit();
     state
 }
 
@@ -100,7 +100,7 @@ fn stages(c: &mut Criterion) {
     let cmds = batch(0);
     let first_seq = 10_000;
     let mut decided = state.clone();
-    let events: Vec<Event> = decide_batch(&mut decided, &cmds, first_seq, &mut |_| Ok(())).expect("the mix is accepted");
+    let events: Vec<Event> = decide_batch(&mut decided, &principal(), &cmds, first_seq).expect("the mix is accepted").commit();
     let principal = principal();
     let rid = RequestId::parse("bench").unwrap();
 
@@ -141,7 +141,7 @@ fn stages(c: &mut Criterion) {
     g.bench_function("decide_batch", |b| {
         b.iter_batched_ref(
             || state.clone(),
-            |s| decide_batch(s, &cmds, first_seq, &mut |_| Ok(())).expect("accepted").len(),
+            |s| decide_batch(s, &principal, &cmds, first_seq).expect("accepted").commit().len(),
             BatchSize::LargeInput,
         )
     });

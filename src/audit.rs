@@ -37,6 +37,8 @@ pub enum AuditError {
     Archive { line: usize, why: String },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the saved audit state {path}: {why} (it is damaged: restore it, or start again from genesis without it)")]
+    SavedState { path: String, why: String },
 }
 
 /// What an auditor keeps between visits.
@@ -54,8 +56,44 @@ pub struct AuditState {
 }
 
 impl AuditState {
-    pub fn checkpoint(&self) -> SignedCheckpoint {
-        crate::chain::codec::decode(&hex::decode(&self.checkpoint_hex).expect("saved as hex")).expect("saved canonical")
+    /// Reads and checks a saved state: every field must decode, so that a damaged file
+    /// is an error naming it, never a panic later.
+    ///
+    /// # Errors
+    /// `AuditError::SavedState` naming the file and what is wrong; `Io` if unreadable.
+    pub fn load(path: &std::path::Path) -> Result<AuditState, AuditError> {
+        let bad = |why: String| AuditError::SavedState { path: path.display().to_string(), why };
+        let text = std::fs::read_to_string(path)?;
+        let s: AuditState = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        s.checkpoint().map_err(|e| bad(e.to_string()))?;
+        s.chain_head().map_err(|e| bad(e.to_string()))?;
+        Ok(s)
+    }
+
+    /// Saves the state so that a crash leaves the old one or the new one whole.
+    ///
+    /// # Errors
+    /// `Io`.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), AuditError> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| AuditError::SavedState { path: path.display().to_string(), why: e.to_string() })?;
+        crate::fsutil::write_atomic(path, json.as_bytes(), &self.ledger_id)?;
+        Ok(())
+    }
+
+    /// The last checkpoint verified.
+    ///
+    /// # Errors
+    /// `SavedState` if the saved bytes are not a signed checkpoint.
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, AuditError> {
+        let bad = |why: String| AuditError::SavedState { path: "checkpoint_hex".into(), why };
+        let bytes = hex::decode(&self.checkpoint_hex).map_err(|e| bad(format!("not hex: {e}")))?;
+        crate::chain::codec::decode(&bytes).map_err(|e| bad(format!("not a signed checkpoint: {e}")))
+    }
+
+    fn chain_head(&self) -> Result<Hash, AuditError> {
+        let mut head = [0u8; 32];
+        hex::decode_to_slice(&self.chain_head_hex, &mut head).map_err(|e| AuditError::SavedState { path: "chain_head_hex".into(), why: format!("not 64 hex digits: {e}") })?;
+        Ok(head)
     }
 }
 
@@ -84,10 +122,11 @@ impl Catchup {
     }
 
     /// From a saved state.
-    pub fn from_state(s: &AuditState) -> Catchup {
-        let mut head = [0u8; 32];
-        hex::decode_to_slice(&s.chain_head_hex, &mut head).expect("saved as hex");
-        Catchup { verifier: ChainVerifier::resume(s.frontier.size + 1, head), frontier: s.frontier.clone() }
+    ///
+    /// # Errors
+    /// `SavedState` if its chain head is not 32 bytes of hex.
+    pub fn from_state(s: &AuditState) -> Result<Catchup, AuditError> {
+        Ok(Catchup { verifier: ChainVerifier::resume(s.frontier.size + 1, s.chain_head()?), frontier: s.frontier.clone() })
     }
 
     /// The next record's canonical bytes.

@@ -319,20 +319,17 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
 
     struct Target {
         log: LogWriter,
-        salts: sled::Db,
+        salts: crate::vault::SaltLoader,
     }
     let mut target = match dir {
         Some(dir) => {
             crate::fsutil::create_private_dir(dir)?;
             crate::ledger::create_ledger_id(dir, &header.ledger_id)?;
             crate::fsutil::create_private_dir(&dir.join("keys"))?;
-            write_private(&dir.join("keys").join("checkpoint.ed25519"), &header.signing_seed)?;
+            crate::fsutil::write_atomic(&dir.join("keys").join("checkpoint.ed25519"), &header.signing_seed, &header.ledger_id)?;
             crate::fsutil::create_private_dir(&dir.join("vault"))?;
-            write_private(&dir.join("vault").join("secret.key"), &header.vault_secret)?;
-            Some(Target {
-                log: LogWriter::open(&dir.join("log"), &header.ledger_id, None)?,
-                salts: crate::store::open_sled(&sled::Config::new().path(dir.join("vault").join("salts")).flush_every_ms(None))?,
-            })
+            crate::fsutil::write_atomic(&dir.join("vault").join("secret.key"), &header.vault_secret, &header.ledger_id)?;
+            Some(Target { log: LogWriter::open(&dir.join("log"), &header.ledger_id, None)?, salts: crate::vault::SaltLoader::create(&dir.join("vault"))? })
         }
         None => None,
     };
@@ -369,7 +366,7 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
                 }
                 for kv in it.chunks(2) {
                     if let Some(t) = &target {
-                        t.salts.insert(kv[0], kv[1]).map_err(StoreError::from)?;
+                        t.salts.insert(kv[0], kv[1])?;
                     }
                     salts += 1;
                 }
@@ -395,20 +392,11 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
     // Every record chains from genesis, and the root and head are the signed ones.
     catchup.finish(&cp, &public)?;
     if let (Some(t), Some(dir)) = (target, dir) {
-        t.salts.flush().map_err(StoreError::from)?;
-        drop(t);
-        crate::ledger::store_checkpoint(dir, &cp)?;
+        t.salts.finish()?;
+        drop(t.log);
+        crate::ledger::save_checkpoint(dir, &cp, &header.ledger_id)?;
         crate::fsutil::sync_dir(dir)?;
     }
     Ok(RestoreReport { ledger_id: header.ledger_id, records, salts, checkpoint: cp, public_key: key_to_text(&public) })
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = crate::fsutil::create_private_file(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    if let Some(parent) = path.parent() {
-        crate::fsutil::sync_dir(parent)?;
-    }
-    Ok(())
-}

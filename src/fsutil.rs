@@ -1,4 +1,5 @@
-//! Small file-system helpers: private directories and files, directory fsync.
+//! Small file-system helpers: private directories and files, atomic replacement of
+//! small files, directory fsync.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
@@ -24,6 +25,45 @@ pub fn create_private_file(path: &Path) -> std::io::Result<File> {
         o.mode(0o600);
     }
     o.open(path)
+}
+
+/// Replaces the small file `path` with `bytes` so that a crash at any moment leaves
+/// either the old file whole or the new one whole, and once this returns the new one
+/// survives a crash: write a temporary file beside it (mode 0600), fsync it, rename it
+/// over `path`, fsync the directory. Every small file the ledger keeps goes through here
+/// (checkpoints, keys, the `LEDGER` file, vault secret and salts, principals, an
+/// auditor's saved state); `scope` names the ledger for fault injection
+/// (`crate::failpoint`, point `atomic.write`, between the fsync and the rename).
+///
+/// # Errors
+/// Any I/O error; the temporary file is removed and `path` is left as it was.
+pub fn write_atomic(path: &Path, bytes: &[u8], scope: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| std::io::Error::other(format!("{} names no file", path.display())))?;
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    // A temporary file left by a crash is garbage: never a version of the file.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let written = (|| {
+        let mut f = create_private_file(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        crate::failpoint::pass("atomic.write", scope)?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir)
 }
 
 /// Makes a directory's entries (new or renamed files) durable.
@@ -52,5 +92,32 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     {
         let _ = dir;
         Ok(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_atomic_write_replaces_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        write_atomic(&p, b"one", "fsutil-test").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        // A stale temporary file from a crash does not stop the next write.
+        fs::write(dir.path().join("f.tmp"), b"garbage").unwrap();
+        write_atomic(&p, b"two", "fsutil-test").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        crate::failpoint::arm("atomic.write", "fsutil-test-fail", crate::failpoint::Action::Error, None);
+        assert!(write_atomic(&p, b"three", "fsutil-test-fail").is_err());
+        crate::failpoint::disarm("atomic.write", "fsutil-test-fail");
+        assert_eq!(fs::read(&p).unwrap(), b"two", "a failed write leaves the old file");
+        assert!(!dir.path().join("f.tmp").exists(), "and no temporary file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        }
     }
 }

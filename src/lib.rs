@@ -11,6 +11,7 @@ pub mod decide;
 pub mod projection;
 pub mod chain;
 pub mod store;
+pub mod failpoint;
 pub mod fsutil;
 pub mod vault;
 pub mod ledger;

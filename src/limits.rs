@@ -10,6 +10,12 @@
 /// sums of millions of amounts far from `i64::MAX` (9.2 * 10^18 fen).
 pub const AMOUNT_FEN_MAX: i64 = 100_000_000_000_000;
 
+/// Largest running total (a balance, a project's progress total) the rules let the ledger
+/// reach, in fen: 1,000 times the largest amount. An amount recorded from a total (a
+/// released deposit, a closing residual) is at most this, so it is also the bound every
+/// `Money` read back from bytes is checked against.
+pub const TOTAL_FEN_MAX: i64 = AMOUNT_FEN_MAX * 1_000;
+
 /// Commands in one atomic batch. A bank's month-end payroll run for a large project is a few
 /// thousand payouts; 10,000 keeps one batch under ~3 MB of records and the writer's
 /// per-batch undo journal small.
@@ -123,3 +129,5 @@ const _: () = assert!(BATCH_BYTES_MAX < FRAME_BYTES_MAX);
 const _: () = assert!((FRAME_BYTES_MAX as u64) < SEGMENT_BYTES_MAX);
 // Sum of a full batch of maximal amounts stays representable.
 const _: () = assert!((BATCH_COMMANDS_MAX as i64) * AMOUNT_FEN_MAX < i64::MAX);
+// Totals stay far from overflow when a batch's amounts are added to one.
+const _: () = assert!(TOTAL_FEN_MAX < i64::MAX / 4);

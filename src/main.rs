@@ -42,7 +42,11 @@ async fn main() -> anyhow::Result<()> {
         _ => None,
     };
     let cfg = anxin::server::Config::load_with_dashboard(a.config.as_deref(), a.listen, a.data, a.principals, tls, a.dashboard).map_err(anyhow::Error::msg)?;
-    anxin::server::run(cfg, shutdown_signal()).await.map_err(anyhow::Error::msg)?;
+    if let Err(e) = anxin::server::run(cfg, shutdown_signal()).await {
+        // Logged and printed: a supervisor's journal shows why it restarts the server.
+        tracing::error!(error = %e, "anxind stopped");
+        return Err(e.into());
+    }
     Ok(())
 }
 

@@ -19,8 +19,32 @@ use crate::domain::date::{Calendar, CalendarBook};
 use crate::domain::ids::CountyCode;
 use crate::domain::policy::{PolicyBook, PolicyOverride};
 use crate::domain::principal::Principal;
-use crate::ledger::{Ledger, LedgerOptions};
+use crate::ledger::{Ledger, LedgerOptions, WriterFault};
+use crate::store::StoreError;
 use crate::vault::Vault;
+
+/// Why the server did not start, or stopped other than by a shutdown signal. `anxind`
+/// prints it and exits non-zero, so a supervisor restarts it.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration, a calendar, the principals or TLS files.
+    #[error("{0}")]
+    Config(String),
+    /// The data directory did not open (damage is named).
+    #[error("the ledger in {dir} did not open: {source}")]
+    Open { dir: String, source: StoreError },
+    #[error("listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    /// The gRPC or dashboard server failed.
+    #[error("serving failed: {0}")]
+    Serve(String),
+    /// The ledger's writer failed while serving: a restart recovers from the log.
+    #[error("stopped after a ledger fault, for a restart to recover from the log: {0}")]
+    WriterFault(String),
+    /// Closing the ledger failed (the final index flush).
+    #[error("closing the ledger failed: {0}")]
+    Close(StoreError),
+}
 
 /// The configuration file (all optional).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -57,6 +81,10 @@ pub struct FileConfig {
     pub segment_bytes: Option<u64>,
     /// Serve the read-only county dashboard (HTTP) on this address; off when absent.
     pub dashboard: Option<SocketAddr>,
+    /// After a ledger fault (the writer stopped or died), keep answering for this long
+    /// (health NOT_SERVING, calls UNAVAILABLE with the reason) before exiting non-zero for
+    /// a supervisor to restart the server (default 2000).
+    pub fault_exit_delay_ms: Option<u64>,
     /// Changes to the national policy defaults.
     #[serde(default)]
     pub policy: PolicyOverride,
@@ -173,17 +201,16 @@ pub fn principals(cfg: &Config) -> Result<(Principals, Option<String>), String> 
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let mut f = crate::fsutil::create_private_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+    crate::fsutil::write_atomic(path, bytes, "principals").map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Opens the ledger and the vault of `cfg.data`.
 ///
 /// # Errors
-/// A message naming what failed (a damaged data directory refuses to open).
-pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), String> {
-    let (policies, calendars) = cfg.policies_and_calendars()?;
+/// `ServerError` naming what failed (a damaged data directory refuses to open).
+pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), ServerError> {
+    let (policies, calendars) = cfg.policies_and_calendars().map_err(ServerError::Config)?;
+    let opened = |source: StoreError| ServerError::Open { dir: cfg.data.display().to_string(), source };
     let ledger = Ledger::open(
         &cfg.data,
         LedgerOptions {
@@ -198,9 +225,9 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), String> {
             ..Default::default()
         },
     )
-    .map_err(|e| e.to_string())?;
-    let has_workers = !ledger.state().workers.is_empty();
-    let vault = Vault::open_for(&cfg.data.join("vault"), has_workers).map_err(|e| e.to_string())?;
+    .map_err(opened)?;
+    let has_workers = !ledger.state().map_err(opened)?.workers.is_empty();
+    let vault = Vault::open_for(&cfg.data.join("vault"), has_workers).map_err(opened)?;
     let year = ledger.today().year();
     if !ledger.calendars().national.covers(year) {
         tracing::warn!(year, "the working-day calendar does not cover this year: deadlines count weekends only; load this year's holidays");
@@ -211,25 +238,31 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), String> {
 /// Serves until `shutdown`, then closes the ledger (every acknowledged batch is durable
 /// already; closing flushes the index so the next start replays nothing).
 ///
+/// A ledger fault (its writer stopped or died) ends serving too: health turns
+/// NOT_SERVING at once (`api::serve`), calls are answered UNAVAILABLE with the reason for
+/// `fault_exit_delay_ms`, then the server stops and returns `ServerError::WriterFault`,
+/// so `anxind` exits non-zero for a supervisor to restart it.
+///
 /// # Errors
-/// A message naming what failed.
-pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), String> {
+/// `ServerError` naming what failed.
+pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), ServerError> {
     let (ledger, vault) = open(&cfg)?;
-    let (principals, dev_token) = principals(&cfg)?;
+    let (principals, dev_token) = principals(&cfg).map_err(ServerError::Config)?;
     if let Some(t) = &dev_token {
         println!("anxind: created {} with an operator token (also in {}):\n  {t}", cfg.data.join("principals.toml").display(), cfg.data.join("dev-token").display());
     }
     let tls = match &cfg.tls {
         Some(t) => Some(Tls {
-            cert_pem: std::fs::read(&t.cert).map_err(|e| format!("{}: {e}", t.cert.display()))?,
-            key_pem: std::fs::read(&t.key).map_err(|e| format!("{}: {e}", t.key.display()))?,
+            cert_pem: std::fs::read(&t.cert).map_err(|e| ServerError::Config(format!("{}: {e}", t.cert.display())))?,
+            key_pem: std::fs::read(&t.key).map_err(|e| ServerError::Config(format!("{}: {e}", t.key.display())))?,
         }),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| format!("listen on {}: {e}", cfg.listen))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|source| ServerError::Listen { addr: cfg.listen, source })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Listen { addr: cfg.listen, source })?;
     let (last, head) = ledger.head();
     tracing::info!(key = %crate::chain::checkpoint::key_to_text(&ledger.public_key()), "checkpoints are signed with this key: auditors pin it");
-    tracing::info!(listen = %listener.local_addr().map_err(|e| e.to_string())?, data = %cfg.data.display(), ledger = ledger.ledger_id(), records = last, head = %hex::encode(head), tls = tls.is_some(), principals = principals.len(), "serving");
+    tracing::info!(listen = %local, data = %cfg.data.display(), ledger = ledger.ledger_id(), records = last, head = %hex::encode(head), tls = tls.is_some(), principals = principals.len(), "serving");
     let api = Api { ledger: ledger.clone(), vault, principals: Arc::new(principals), calls: Arc::new(crate::api::auth::CallLimits::new(cfg.file.calls_per_principal.unwrap_or(crate::limits::CALLS_PER_PRINCIPAL_MAX))) };
     // One shutdown signal for both servers.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -238,17 +271,40 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     };
     let dashboard = match cfg.dashboard {
         Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("dashboard listen on {addr}: {e}"))?;
-            tracing::info!(dashboard = %format!("http://{}/", l.local_addr().map_err(|e| e.to_string())?), "serving the county dashboard");
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
+            tracing::info!(dashboard = %format!("http://{}/", l.local_addr().map_err(|source| ServerError::Listen { addr, source })?), "serving the county dashboard");
             Some(tokio::spawn(crate::dashboard::serve(api.clone(), l, None, stopped(stop_rx.clone()))))
         }
         None => None,
     };
     let grpc = api::serve(api, listener, tls, stopped(stop_rx));
     tokio::pin!(grpc);
-    let result = tokio::select! {
-        r = &mut grpc => r,
-        () = shutdown => {
+    let mut faults = ledger.watch_fault();
+    let fault_delay = std::time::Duration::from_millis(cfg.file.fault_exit_delay_ms.unwrap_or(2_000));
+    let mut fault: Option<WriterFault> = None;
+    let stop_now = {
+        let shutdown = async {
+            tokio::select! {
+                () = shutdown => None,
+                f = faults.wait_for(Option::is_some) => f.ok().and_then(|f| f.clone()),
+            }
+        };
+        tokio::select! {
+            r = &mut grpc => Some(r),
+            f = shutdown => {
+                if let Some(f) = f {
+                    tracing::error!(fault = ?f, delay_ms = fault_delay.as_millis() as u64, "ledger fault: health is NOT_SERVING; exiting after the delay for a supervisor to restart the server");
+                    fault = Some(f);
+                    // Calls go on being answered (UNAVAILABLE, with the reason) meanwhile.
+                    let _ = tokio::time::timeout(fault_delay, &mut grpc).await;
+                }
+                None
+            }
+        }
+    };
+    let result = match stop_now {
+        Some(r) => r,
+        None => {
             let _ = stop_tx.send(true);
             // In-flight calls finish; a stream that would never end by itself (a live
             // Subscribe) is cut after the grace period, so a stop cannot hang.
@@ -266,10 +322,14 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     if let Some(d) = dashboard {
         let _ = d.await;
     }
-    result.map_err(|e| e.to_string())?;
+    result.map_err(|e| ServerError::Serve(e.to_string()))?;
     tracing::info!("stopped accepting; closing the ledger");
     // Streams still open (a Subscribe) may hold the ledger; they see it closed.
-    tokio::task::spawn_blocking(move || ledger.shutdown()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let closed = tokio::task::spawn_blocking(move || ledger.shutdown()).await.map_err(|e| ServerError::Serve(e.to_string()))?;
+    if let Some(f) = fault {
+        return Err(ServerError::WriterFault(f.to_store_error().to_string()));
+    }
+    closed.map_err(ServerError::Close)?;
     tracing::info!("closed");
     Ok(())
 }

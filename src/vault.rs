@@ -13,7 +13,6 @@
 //! Layout: `vault/secret.key` (32 bytes, mode 0600) and `vault/salts/` (sled).
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use crate::domain::ids::{BankCard, Commitment, NationalId};
@@ -35,6 +34,36 @@ pub struct Vault {
 
 /// Entries the commitment cache holds at most (about 70 bytes each).
 const CACHE_ENTRIES_MAX: usize = 200_000;
+
+/// A salt read back from `vault/salts`: 32 bytes, or the vault is damaged.
+fn salt_of(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|_| StoreError::DataDir(format!("a salt in vault/salts has {} bytes, not 32: the vault is damaged; restore it from a backup", bytes.len())))
+}
+
+/// Salts written straight into the `salts` store of a new vault (a restore), made
+/// durable once at the end.
+pub(crate) struct SaltLoader {
+    salts: sled::Db,
+}
+
+impl SaltLoader {
+    /// Opens `<vault dir>/salts` for a restore.
+    pub(crate) fn create(vault_dir: &Path) -> Result<SaltLoader, StoreError> {
+        Ok(SaltLoader { salts: crate::store::open_sled(&sled::Config::new().path(vault_dir.join("salts")).flush_every_ms(None))? })
+    }
+
+    pub(crate) fn insert(&self, lookup: &[u8], salt: &[u8]) -> Result<(), StoreError> {
+        salt_of(salt)?;
+        self.salts.insert(lookup, salt)?;
+        Ok(())
+    }
+
+    /// Makes every salt durable and closes the store.
+    pub(crate) fn finish(self) -> Result<(), StoreError> {
+        self.salts.flush()?;
+        Ok(())
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -81,10 +110,7 @@ impl Vault {
         } else {
             let mut s = [0u8; 32];
             getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
-            let mut f = crate::fsutil::create_private_file(&key_path)?;
-            f.write_all(&s)?;
-            f.sync_all()?;
-            crate::fsutil::sync_dir(dir)?;
+            crate::fsutil::write_atomic(&key_path, &s, "vault")?;
             s
         };
         if has_workers && !dir.join("salts").exists() {
@@ -118,11 +144,11 @@ impl Vault {
     }
 
     fn cached(&self, lookup: &[u8; 32]) -> Option<Commitment> {
-        self.cache.read().expect("vault cache lock").get(lookup).copied()
+        self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(lookup).copied()
     }
 
     fn remember(&self, lookup: [u8; 32], c: Commitment, forgets_before: u64) {
-        let mut cache = self.cache.write().expect("vault cache lock");
+        let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.forgets.load(std::sync::atomic::Ordering::SeqCst) != forgets_before {
             return;
         }
@@ -154,7 +180,7 @@ impl Vault {
             return Ok(c);
         }
         let salt: [u8; 32] = match self.salts.get(lookup)? {
-            Some(s) => s.as_ref().try_into().map_err(|_| StoreError::DataDir("vault salt is not 32 bytes".into()))?,
+            Some(s) => salt_of(&s)?,
             None => {
                 let mut s = [0u8; 32];
                 getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
@@ -166,7 +192,12 @@ impl Vault {
                         self.unflushed.store(true, std::sync::atomic::Ordering::SeqCst);
                         s
                     }
-                    Err(cas) => cas.current.expect("someone else stored it").as_ref().try_into().expect("32 bytes"),
+                    // Another request stored one first: use it (sled's compare-and-swap
+                    // fails only when a value is there).
+                    Err(cas) => match cas.current {
+                        Some(theirs) => salt_of(&theirs)?,
+                        None => return Err(StoreError::Index("the vault's compare-and-swap failed with no salt stored".into())),
+                    },
                 }
             }
         };
@@ -234,7 +265,7 @@ impl Vault {
     pub fn forget_worker(&self, id: &NationalId) -> Result<bool, StoreError> {
         let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose_clear().as_bytes()]);
         let existed = {
-            let mut cache = self.cache.write().expect("vault cache lock");
+            let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let existed = self.salts.remove(lookup)?.is_some();
             // After the removal: a lookup that read the salt before it sees the bump.
             self.forgets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -254,7 +254,7 @@ pub fn run_in_process(data: &std::path::Path, a: BenchArgs) -> Result<()> {
                 labour_ratio_bp: None,
                 deposit_rate_bp: None,
             }),
-            Command::OpenWageAccount(OpenWageAccount { project: pid(p), bank: BankCode::parse("ICBC")?, account_no: Text::parse("X")?, date: d("2026-01-10") }),
+            Command::OpenWageAccount(OpenWageAccount { project: pid(p), bank: BankCode::parse("ICBC")?, account_no: Text::parse(&format!("X-{p}"))?, date: d("2026-01-10") }),
             Command::TopUpWageAccount(TopUpWageAccount { project: pid(p), payment_no: DocNo::parse("FUND")?, amount: m("900000000"), date: d("2026-01-20") }),
         ];
         for i in 0..per_project {

@@ -437,23 +437,19 @@ async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::P
     let key = anxin::chain::checkpoint::key_from_text(key).map_err(anyhow::Error::msg)?;
     let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
     let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
-    let saved: Option<AuditState> = if state_path.exists() {
-        Some(serde_json::from_str(&std::fs::read_to_string(state_path)?).with_context(|| state_path.display().to_string())?)
-    } else {
-        None
-    };
+    let saved: Option<AuditState> = if state_path.exists() { Some(AuditState::load(state_path)?) } else { None };
     let ledger_id = saved.as_ref().map_or(cp.checkpoint.ledger_id.clone(), |s| s.ledger_id.clone());
     check_checkpoint(&cp, &key, &ledger_id)?;
     let mut catchup = match &saved {
         Some(s) => {
-            let old = s.checkpoint();
+            let old = s.checkpoint()?;
             let proof = if old.checkpoint.tree_size == 0 || old.checkpoint.tree_size > cp.checkpoint.tree_size {
                 Vec::new()
             } else {
                 hashes(&client.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: old.checkpoint.tree_size, to_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner().path)?
             };
             check_consistency(&old.checkpoint, &cp.checkpoint, &proof)?;
-            Catchup::from_state(s)
+            Catchup::from_state(s)?
         }
         None => Catchup::from_genesis(&ledger_id),
     };
@@ -476,9 +472,7 @@ async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::P
         return Err(e.into());
     }
     let state = catchup.finish(&cp, &key)?;
-    let tmp = state_path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&state)?)?;
-    std::fs::rename(&tmp, state_path)?;
+    state.save(state_path)?;
     let new = to + 1 - from;
     if json {
         print_json(&serde_json::json!({"ledger_id": ledger_id, "tree_size": to, "root": hex::encode(cp.checkpoint.root), "new_records": new, "previous_size": from - 1}))?;

@@ -52,9 +52,9 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
     let t0 = Instant::now();
     let mut cfg = anxin::server::Config::load(None, Some(a.listen), Some(dir.to_owned()), None, None).map_err(anyhow::Error::msg)?;
     cfg.ledger_id = Some(format!("anxin-demo-{}", demo::COUNTY));
-    let (ledger, vault) = anxin::server::open(&cfg).map_err(anyhow::Error::msg)?;
+    let (ledger, vault) = anxin::server::open(&cfg)?;
     let plan = demo::plan(a.seed, &vault)?;
-    let batches = demo::wire_batches(&plan);
+    let batches = anxin::api::demo::wire_batches(&plan);
 
     // A token for every party of the plan, an auditor, and the county office's dashboard.
     let mut parties: BTreeMap<String, Principal> = BTreeMap::new();

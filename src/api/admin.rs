@@ -71,7 +71,7 @@ impl pb::ledger_admin_server::LedgerAdmin for Admin {
                 Ok(s) => tracing::info!(records = s.records, salts = s.salts, bytes = s.bytes, "backup served"),
                 Err(e) => {
                     tracing::error!(error = %e, "backup failed");
-                    let _ = tx.blocking_send(Err(Status::unavailable(format!("backup failed: {e}"))));
+                    let _ = tx.blocking_send(Err(ApiError::new(tonic::Code::Unavailable, "BACKUP_FAILED", format!("backup failed: {e}")).into()));
                 }
             }
         });

@@ -44,7 +44,7 @@ impl Api {
                             return;
                         }
                         Err(e) => {
-                            let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                            let _ = tx.send(Err(ApiError::internal(e.to_string()).into())).await;
                             return;
                         }
                     };
@@ -123,7 +123,7 @@ impl pb::ledger_audit_server::LedgerAudit for Audit {
         let r = req.into_inner();
         let size = if r.tree_size == 0 { self.0.ledger.checkpoint()?.checkpoint.tree_size } else { r.tree_size };
         let ledger = self.0.ledger.clone();
-        let path = tokio::task::spawn_blocking(move || ledger.inclusion_proof(r.seq, size)).await.map_err(|e| Status::internal(e.to_string()))?.map_err(proof_err)?;
+        let path = tokio::task::spawn_blocking(move || ledger.inclusion_proof(r.seq, size)).await.map_err(|e| ApiError::internal(e.to_string()))?.map_err(proof_err)?;
         Ok(Response::new(pb::InclusionProof { leaf_index: r.seq - 1, tree_size: size, path: path.iter().map(|h| h.to_vec()).collect() }))
     }
 
@@ -132,7 +132,7 @@ impl pb::ledger_audit_server::LedgerAudit for Audit {
         let r = req.into_inner();
         let to = if r.to_size == 0 { self.0.ledger.checkpoint()?.checkpoint.tree_size } else { r.to_size };
         let ledger = self.0.ledger.clone();
-        let path = tokio::task::spawn_blocking(move || ledger.consistency_proof(r.from_size, to)).await.map_err(|e| Status::internal(e.to_string()))?.map_err(proof_err)?;
+        let path = tokio::task::spawn_blocking(move || ledger.consistency_proof(r.from_size, to)).await.map_err(|e| ApiError::internal(e.to_string()))?.map_err(proof_err)?;
         Ok(Response::new(pb::ConsistencyProof { from_size: r.from_size, to_size: to, path: path.iter().map(|h| h.to_vec()).collect() }))
     }
 

@@ -5,15 +5,11 @@
 //! Every token hash is compared in constant time (`blake3::Hash`'s `==`), against every
 //! entry, so the time taken does not say which entry came close.
 //!
-//! Who may do what:
-//! - `county:<code>` registers projects in its county, changes their status, orders
-//!   drawdowns and releases; reads its county only.
-//! - `bank:<code>` posts what its accounts did: deposits and letters it holds, the wage
-//!   accounts it keeps and the money through them; reads the projects it serves.
-//! - `contractor:<USCC>` registers workers, contracts, exits and payrolls on projects where
-//!   it is the general contractor; reads those projects.
-//! - `auditor` reads everything and posts nothing.
-//! - `operator` (the ledger's own operator, for tools and the demo) may do everything.
+//! Who may post what is `crate::decide::authorize` (the role at the edge, here; the
+//! authority over each project, account and letter on the writer thread). Who may read:
+//! - `county:<code>` its county only; `bank:<code>` the projects it serves;
+//!   `contractor:<USCC>` the projects where it is the general contractor;
+//! - `auditor` and `operator` everything.
 //!   Every principal may use the audit service: the log holds no personal data.
 
 use std::path::Path;
@@ -23,6 +19,7 @@ use tonic::{Request, Status};
 
 use crate::domain::command::Command;
 use crate::domain::ids::{CountyCode, ProjectId};
+use crate::domain::rejection::BatchRejection;
 use crate::domain::principal::Principal;
 use crate::projection::state::State;
 
@@ -133,101 +130,17 @@ pub fn principals_entry(principal: &Principal, token: &str) -> String {
     format!("[[principal]]\nprincipal = \"{principal}\"\ntoken_blake3 = \"{}\"\n", token_hash(token).to_hex())
 }
 
-/// What authorization needs to know about a project.
-#[derive(Clone)]
-struct ProjectFacts {
-    county: CountyCode,
-    general_contractor: String,
-    wage_bank: Option<String>,
-}
-
-/// May `who` post every command of `batch`? Checked before the writer sees it, in one
-/// pass: projects registered and accounts opened earlier in the batch count as known.
+/// May `who`'s role post every command of `batch` (`decide::authorize::role_may_post`)?
+/// Checked at the edge; the writer checks it again with the principal's authority over
+/// each command's project, account or letter (`decide::authorize::may_post`).
 ///
 /// # Errors
-/// `PERMISSION_DENIED` naming the first command refused (its index) and the reason.
-pub fn may_post_batch(who: &Principal, state: &State, batch: &[Command]) -> Result<(), ApiError> {
-    if matches!(who, Principal::Operator) {
-        return Ok(());
-    }
-    // Facts of projects changed earlier in this batch, over the state's.
-    let mut earlier: std::collections::HashMap<&ProjectId, ProjectFacts> = std::collections::HashMap::new();
+/// `PERMISSION_DENIED` / `NOT_PERMITTED` naming the first command refused (its index).
+pub fn may_post_batch(who: &Principal, batch: &[Command]) -> Result<(), ApiError> {
     for (index, cmd) in batch.iter().enumerate() {
-        let p = cmd.project();
-        let f = match earlier.get(p) {
-            Some(f) => Some(f.clone()),
-            None => facts(state, p),
-        };
-        may_post(who, state, cmd, index, f)?;
-        match cmd {
-            Command::RegisterProject(r) => {
-                earlier.insert(&r.project, ProjectFacts { county: r.county, general_contractor: r.general_contractor.to_string(), wage_bank: None });
-            }
-            Command::OpenWageAccount(o) => {
-                if let Some(mut x) = earlier.get(&o.project).cloned().or_else(|| facts(state, &o.project)) {
-                    x.wage_bank = Some(o.bank.to_string());
-                    earlier.insert(&o.project, x);
-                }
-            }
-            _ => {}
-        }
+        crate::decide::authorize::role_may_post(who, cmd).map_err(|rejection| ApiError::from(BatchRejection { index: Some(index), rejection }))?;
     }
     Ok(())
-}
-
-fn facts(state: &State, p: &ProjectId) -> Option<ProjectFacts> {
-    state.projects.get(p).map(|x| ProjectFacts {
-        county: x.reg.county,
-        general_contractor: x.reg.general_contractor.to_string(),
-        wage_bank: x.wage_account.as_ref().filter(|a| a.closed.is_none()).map(|a| a.bank.to_string()),
-    })
-}
-
-/// May `who` post `cmd` (the `index`-th of its batch), given what is known of its project?
-fn may_post(who: &Principal, state: &State, cmd: &Command, index: usize, f: Option<ProjectFacts>) -> Result<(), ApiError> {
-    let p = cmd.project();
-    let deny = |why: String| Err(ApiError::denied(format!("{who} may not {}: {why}", cmd.name())).at(index));
-    match who {
-        Principal::Operator => Ok(()),
-        Principal::Auditor => deny("an auditor reads, it does not post".into()),
-        Principal::County(c) => match cmd {
-            Command::RegisterProject(r) if r.county == *c => Ok(()),
-            Command::RegisterProject(r) => deny(format!("the project is in county {}", r.county)),
-            Command::ChangeProjectStatus(_) | Command::DrawDeposit(_) | Command::ReleaseDeposit(_) => match f {
-                Some(f) if f.county == *c => Ok(()),
-                Some(f) => deny(format!("project {p} is in county {}", f.county)),
-                None => Ok(()), // unknown project: the rules answer UNKNOWN_PROJECT
-            },
-            _ => deny("a county office registers projects, changes their status and orders drawdowns and releases".into()),
-        },
-        Principal::Bank(b) => {
-            let b = b.as_str();
-            let own = |bank: &str| if bank == b { Ok(()) } else { deny(format!("that is bank {bank}'s business")) };
-            match cmd {
-                Command::OpenWageAccount(o) => own(o.bank.as_str()),
-                Command::PayDeposit(d) => own(d.bank.as_str()),
-                Command::IssueGuaranteeLetter(l) => own(l.bank.as_str()),
-                Command::CancelGuaranteeLetter(l) => match state.letters.get(&l.letter_no) {
-                    Some(letter) => own(letter.bank.as_str()),
-                    None => Ok(()),
-                },
-                Command::CloseWageAccount(_) | Command::MakeProgressPayment(_) | Command::TopUpWageAccount(_) | Command::PayWage(_) => match f {
-                    Some(ProjectFacts { wage_bank: Some(wb), .. }) => own(&wb),
-                    Some(_) => Ok(()), // no open account: the rules answer NO_WAGE_ACCOUNT
-                    None => Ok(()),
-                },
-                _ => deny("a bank posts deposits, letters and the money through the wage accounts it keeps".into()),
-            }
-        }
-        Principal::Contractor(u) => match cmd {
-            Command::EnrolWorker(_) | Command::RecordContract(_) | Command::ExitWorker(_) | Command::SubmitPayroll(_) => match f {
-                Some(f) if f.general_contractor == u.as_str() => Ok(()),
-                Some(_) => deny(format!("it is not the general contractor of project {p}")),
-                None => Ok(()),
-            },
-            _ => deny("a contractor registers workers, contracts, exits and payrolls".into()),
-        },
-    }
 }
 
 /// May `who` read project `p`?

@@ -18,7 +18,7 @@ use super::pb;
 type R<T> = Result<T, ApiError>;
 
 fn money_err(field: &str, e: MoneyError) -> ApiError {
-    ApiError::invalid("INVALID_AMOUNT", format!("{field}: {e}"))
+    ApiError::invalid(e.code(), format!("{field}: {e}"))
 }
 
 pub fn money(field: &str, s: &str) -> R<Money> {
@@ -188,7 +188,7 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
                         amount_due: money("amount_due", &l.amount_due)?,
                     })
                 })()
-                .map_err(|e| ApiError { message: format!("line {i}: {}", e.message), ..e })?;
+                .map_err(|e| e.context(&format!("line {i}")))?;
                 lines.push(line);
             }
             Command::SubmitPayroll(c::SubmitPayroll {

@@ -1,5 +1,12 @@
 //! The one place where errors become gRPC statuses.
 //!
+//! Every answer that is not a success leaves the server as an `ApiError` (the services
+//! build no `Status` of their own: `tests/it/architecture.rs` holds them to it), and an
+//! `ApiError`'s message can only be made through `ApiError::build`, which masks every
+//! run of 11 or more digits (`mask_personal_numbers`): a national ID, a bank card or a
+//! phone number sent in any field, and quoted back by any message, leaves the server
+//! masked, whichever rule or parser wrote the message.
+//!
 //! Every refusal carries a stable reason code in the response metadata key
 //! `anxin-reason` and, for a command of a batch, its 0-based index in
 //! `anxin-command-index`. Rejections map by kind (`INVALID_ARGUMENT`,
@@ -14,22 +21,97 @@ use crate::store::StoreError;
 pub const REASON_KEY: &str = "anxin-reason";
 pub const INDEX_KEY: &str = "anxin-command-index";
 
-/// A refusal on its way to the client.
+/// Runs of at least this many digits are masked in every message that leaves.
+/// 11 is a mobile phone number (the shortest personal number); no value the ledger
+/// itself quotes is that long (record numbers, amounts in yuan, dates, codes).
+pub const MASKED_DIGITS_MIN: usize = 11;
+
+/// Masks every run of `MASKED_DIGITS_MIN` or more digits in `message` but for its first
+/// 3 and last 2 digits. A run may be broken by single spaces (a card as "6217 0000 ...",
+/// a phone as "138 1234 5678") and may end in the check letter X of a national ID;
+/// full-width digits count as digits. Hyphens end a run: document numbers such as
+/// "T-20260201-0001" stay readable.
+pub fn mask_personal_numbers(message: &str) -> String {
+    let chars: Vec<char> = message.chars().collect();
+    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let mut out = String::with_capacity(message.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !is_digit(chars[i]) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // The run: digits, single separators between digits, a trailing X.
+        let start = i;
+        let mut end = i;
+        let mut digits = 0;
+        while end < chars.len() {
+            if is_digit(chars[end]) {
+                digits += 1;
+                end += 1;
+            } else if chars[end] == ' ' && end + 1 < chars.len() && is_digit(chars[end + 1]) && end > start {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        if end < chars.len() && matches!(chars[end], 'X' | 'x') && digits >= 14 {
+            digits += 1;
+            end += 1;
+        }
+        if digits >= MASKED_DIGITS_MIN {
+            let mut seen = 0;
+            for &c in &chars[start..end] {
+                let counted = is_digit(c) || matches!(c, 'X' | 'x');
+                if counted {
+                    seen += 1;
+                }
+                out.push(if counted && seen > 3 && seen <= digits - 2 { '*' } else { c });
+            }
+        } else {
+            out.extend(&chars[start..end]);
+        }
+        i = end;
+    }
+    out
+}
+
+/// A refusal on its way to the client. Its message is masked when it is made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
     pub code: Code,
     pub reason: &'static str,
-    pub message: String,
+    message: String,
     pub index: Option<usize>,
 }
 
 impl ApiError {
+    /// The only way to make one: every message is masked here.
+    fn build(code: Code, reason: &'static str, message: &str, index: Option<usize>) -> ApiError {
+        ApiError { code, reason, message: mask_personal_numbers(message), index }
+    }
+
     pub fn new(code: Code, reason: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { code, reason, message: message.into(), index: None }
+        ApiError::build(code, reason, &message.into(), None)
+    }
+
+    /// The message, as it leaves the server (masked).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(Code::Internal, "INTERNAL", message)
     }
 
     pub fn invalid(reason: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(Code::InvalidArgument, reason, message)
+    }
+
+    /// The same refusal with `what: ` before its message.
+    pub fn context(self, what: &str) -> ApiError {
+        ApiError::build(self.code, self.reason, &format!("{what}: {}", self.message), self.index)
     }
 
     pub fn at(mut self, index: usize) -> ApiError {
@@ -73,8 +155,9 @@ impl From<BatchRejection> for ApiError {
             RejectionKind::Exists => Code::AlreadyExists,
             RejectionKind::Missing => Code::NotFound,
             RejectionKind::Limit => Code::ResourceExhausted,
+            RejectionKind::Permission => Code::PermissionDenied,
         };
-        ApiError { code, reason: r.rejection.code(), message: r.rejection.to_string(), index: r.index }
+        ApiError::build(code, r.rejection.code(), &r.rejection.to_string(), r.index)
     }
 }
 
@@ -83,6 +166,7 @@ impl From<StoreError> for ApiError {
         tracing::error!(error = %e, code = e.code(), "fault while serving a request");
         let code = match e {
             StoreError::Corruption { .. } | StoreError::Chain(_) => Code::DataLoss,
+            StoreError::WriterFailed(_) | StoreError::Poisoned(_) => Code::Unavailable,
             StoreError::DiskFull { .. } => Code::ResourceExhausted,
             _ => Code::Unavailable,
         };
@@ -100,4 +184,34 @@ impl From<StoreError> for Status {
 pub fn reason_of(s: &Status) -> (Option<String>, Option<usize>) {
     let get = |k| s.metadata().get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
     (get(REASON_KEY), get(INDEX_KEY).and_then(|v| v.parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_numbers_are_masked_wherever_they_stand() {
+        let m = mask_personal_numbers;
+        assert_eq!(m("project 620121199202022341 is not registered"), "project 620*************41 is not registered");
+        assert_eq!(m("id 62012119920202234X"), "id 620*************4X");
+        assert_eq!(m("payment number 6217000000000056782 is already recorded"), "payment number 621**************82 is already recorded");
+        assert_eq!(m("call 13812345678"), "call 138******78");
+        assert_eq!(m("call 138 1234 5678 now"), "call 138 **** **78 now");
+        assert_eq!(m("card 6217 0000 0000 0005 678"), "card 621* **** **** **** *78");
+        let full_width: String = "6217000000000056782".chars().map(|c| char::from_u32(c as u32 - '0' as u32 + '０' as u32).unwrap()).collect();
+        assert_eq!(m(&format!("amount \"{full_width}\"")), format!("amount \"６２１{}８２\"", "*".repeat(14)));
+        // What the ledger itself quotes stays readable.
+        for keep in ["record 13721 of 1000000", "wage account holds 242000.00", "2026-01-21", "T-20260201-0001", "county 620121", "1234567890"] {
+            assert_eq!(m(keep), keep);
+        }
+    }
+
+    #[test]
+    fn an_api_error_cannot_carry_a_number_in_clear() {
+        let e = ApiError::invalid("X", "request id \"6217000000000033336\" was already used");
+        assert!(!e.message().contains("6217000000000033336"));
+        let s: Status = e.into();
+        assert!(!s.message().contains("6217000000000033336"));
+    }
 }

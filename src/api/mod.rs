@@ -12,6 +12,7 @@ pub mod auth;
 pub mod batchfile;
 pub mod codec;
 pub mod convert;
+pub mod demo;
 pub mod error;
 mod admin;
 mod audit;
@@ -77,6 +78,20 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
     health_reporter.set_serving::<pb::ledger_query_server::LedgerQueryServer<query::Query>>().await;
     health_reporter.set_serving::<pb::ledger_audit_server::LedgerAuditServer<audit::Audit>>().await;
     health_reporter.set_serving::<pb::ledger_admin_server::LedgerAdminServer<admin::Admin>>().await;
+    // A ledger fault (the writer stopped or died) turns every service NOT_SERVING at
+    // once, for load balancers and supervisors; calls are answered UNAVAILABLE with the
+    // reason until the server exits (`server::run`).
+    let mut faults = api.ledger.watch_fault();
+    let reporter = health_reporter.clone();
+    tokio::spawn(async move {
+        if faults.wait_for(Option::is_some).await.is_ok() {
+            reporter.set_not_serving::<pb::ledger_posting_server::LedgerPostingServer<posting::Posting>>().await;
+            reporter.set_not_serving::<pb::ledger_query_server::LedgerQueryServer<query::Query>>().await;
+            reporter.set_not_serving::<pb::ledger_audit_server::LedgerAuditServer<audit::Audit>>().await;
+            reporter.set_not_serving::<pb::ledger_admin_server::LedgerAdminServer<admin::Admin>>().await;
+            reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        }
+    });
     let reflection = tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET).build_v1()?;
 
     let posting = pb::ledger_posting_server::LedgerPostingServer::new(posting::Posting(api.clone()))

@@ -61,10 +61,10 @@ impl Api {
         } else {
             convert_all()?
         };
-        {
-            let state = self.ledger.state();
-            auth::may_post_batch(who, &state, &commands)?;
-        }
+        // The role check, from the commands alone: a batch that can never pass does not
+        // queue behind others. Authority over the very project, account or letter is
+        // decided by the writer, against the state the batch is recorded on.
+        auth::may_post_batch(who, &commands)?;
         Ok((request_id, commands))
     }
 }
@@ -130,7 +130,7 @@ impl pb::ledger_posting_server::LedgerPosting for Posting {
                     Err(e) => pb::submit_stream_response::Outcome::Refusal(pb::Refusal {
                         status_code: e.code as i32,
                         reason: e.reason.to_owned(),
-                        message: e.message,
+                        message: e.message().to_owned(),
                         command_index: e.index.map_or(-1, |i| i32::try_from(i).unwrap_or(i32::MAX)),
                     }),
                 };

@@ -48,7 +48,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let who = caller.principal.clone();
         let r = req.into_inner();
         let account = Account::parse(&r.account).map_err(|e| ApiError::invalid("INVALID_ACCOUNT", e))?;
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         let allowed = match (&account, &who) {
             (Account::Deposit(p) | Account::Wage(p), _) => auth::may_read_project(&who, &state, p),
             (Account::Contractor(u), Principal::Contractor(me)) => u == me,
@@ -67,7 +67,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let r = req.into_inner();
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let only = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         let all: Vec<pb::Balance> = state
             .balances
             .iter()
@@ -87,7 +87,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let r = req.into_inner();
         let id = convert::project(&r.project)?;
         let as_of = self.0.as_of(&r.as_of)?;
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
@@ -104,7 +104,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let county = opt_county(&r.county)?;
         let status = if r.status == 0 { None } else { Some(convert::status_from(r.status)?) };
         let as_of = self.0.as_of(&r.as_of)?;
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         let ids: Vec<_> = state
             .projects
             .iter()
@@ -128,7 +128,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let county = opt_county(&r.county)?;
         let project = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
         let as_of = self.0.as_of(&r.as_of)?;
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         let all: Vec<pb::Flag> = crate::projection::flags::flags(&state, self.0.ledger.policies(), self.0.ledger.calendars(), as_of)
             .iter()
             .filter(|f| project.as_ref().is_none_or(|p| *p == f.project))
@@ -160,7 +160,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             }
             None => return Err(ApiError::invalid("MISSING_FIELD", "national_id or worker_ref is required").into()),
         };
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         let v = views::worker_view(&state, &worker, as_of).ok_or_else(|| ApiError::not_found("UNKNOWN_WORKER", "no worker with that national ID"))?;
         // A worker is visible to whoever may read one of the projects they were enrolled on.
         if !v.enrolments.iter().any(|e| auth::may_read_project(&who, &state, &e.project)) {
@@ -177,7 +177,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let period = convert::period("period", &r.period)?;
         let as_of = self.0.as_of(&r.as_of)?;
         let (offset, size) = page(r.page_size, &r.page_token)?;
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
@@ -206,7 +206,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         if !auth::may_read_county(&who, county) {
             return Err(ApiError::denied(format!("{who} may not read the figures of {}", county.map_or("every county".to_owned(), |c| format!("county {c}")))).into());
         }
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         let s = views::county_summary(&state, self.0.ledger.policies(), self.0.ledger.calendars(), county, as_of);
         Ok(Response::new(convert::county_summary(&s)))
     }
@@ -215,7 +215,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let caller = self.0.admit(&req)?;
         let who = caller.principal.clone();
         let id = convert::project(&req.get_ref().project)?;
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
@@ -247,7 +247,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let project = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
         let as_of = self.0.as_of(&r.as_of)?;
-        let state = self.0.ledger.state();
+        let state = self.0.ledger.state().map_err(ApiError::from)?;
         let all: Vec<pb::Worker> = views::find_workers(&state, &r.masked_id, project.as_ref(), as_of)
             .into_iter()
             .filter(|w| w.enrolments.iter().any(|e| auth::may_read_project(&who, &state, &e.project)))

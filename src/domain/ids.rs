@@ -394,6 +394,10 @@ bounded_text!(
 bounded_text!(
     /// A client's request id: unique per principal, the key of idempotent retries.
     RequestId, "request id", ID_BYTES_MAX, true);
+bounded_text!(
+    /// A ledger's id (the `LEDGER` file, every segment header, the genesis hash), e.g.
+    /// `anxin-620121-2026`: 1 to 64 printable ASCII characters without spaces.
+    LedgerId, "ledger id", ID_BYTES_MAX, true);
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ pub mod command;
 pub mod date;
 pub mod ids;
 pub mod money;
+pub mod numbers;
 pub mod policy;
 pub mod posting;
 pub mod rejection;

@@ -17,9 +17,21 @@ use crate::limits::AMOUNT_FEN_MAX;
 ///
 /// INVARIANT: `0 <= fen <= AMOUNT_FEN_MAX` for amounts that come from outside; sums
 /// and balances are `Balance`, which may be larger and, for external accounts, negative.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
 #[serde(transparent)]
 pub struct Money(i64);
+
+/// Read back from bytes (a record, a snapshot, JSON) only through validation: never
+/// negative, never past the largest total the rules allow (`limits::TOTAL_FEN_MAX`).
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Money, D::Error> {
+        let fen = i64::deserialize(d)?;
+        if !(0..=crate::limits::TOTAL_FEN_MAX).contains(&fen) {
+            return Err(serde::de::Error::custom(format!("{} fen is not an amount of money (0 to {} fen)", fen, crate::limits::TOTAL_FEN_MAX)));
+        }
+        Ok(Money(fen))
+    }
+}
 
 /// Why a piece of text or a decimal is not a valid amount.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -32,8 +44,21 @@ pub enum MoneyError {
     Negative(String),
     #[error("amount {0:?} must be greater than zero")]
     Zero(String),
-    #[error("amount {0:?} exceeds the maximum of 1000000000000.00 yuan")]
+    #[error("amount {0:?} exceeds the maximum of 10^12 yuan")]
     TooLarge(String),
+}
+
+impl MoneyError {
+    /// The stable reason code of each cause (all are `INVALID_ARGUMENT`): integrators
+    /// tell a rounding bug from a sign bug from a unit bug without reading the text.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MoneyError::Malformed(_) => "AMOUNT_NOT_A_NUMBER",
+            MoneyError::TooPrecise(_) => "AMOUNT_TOO_PRECISE",
+            MoneyError::Negative(_) | MoneyError::Zero(_) => "AMOUNT_NOT_POSITIVE",
+            MoneyError::TooLarge(_) => "AMOUNT_TOO_LARGE",
+        }
+    }
 }
 
 impl Money {
@@ -164,7 +189,8 @@ impl Money {
 
     /// A sum of amounts (a total or a balance), which may exceed the per-command bound.
     pub fn sum_unbounded(fen: i64) -> Money {
-        assert!(fen >= 0, "a sum of amounts is never negative");
+        // Invariant of the rules: `decide` bounds every total (`bounded_total`).
+        assert!((0..=crate::limits::TOTAL_FEN_MAX).contains(&fen), "a sum of amounts is never negative nor past the ledger's bound");
         Money(fen)
     }
 
@@ -242,6 +268,28 @@ mod tests {
         assert!(Money::from_decimal(Decimal::from_str("-1").unwrap()).is_err());
         assert!(Money::from_decimal(Decimal::MAX).is_err());
         assert_eq!(Money::parse("7.05").unwrap().to_decimal().to_string(), "7.05");
+    }
+
+    #[test]
+    fn each_cause_has_its_own_code() {
+        let code = |s: &str| Money::parse_positive(s).unwrap_err().code();
+        assert_eq!(code("0.001"), "AMOUNT_TOO_PRECISE");
+        assert_eq!(code("-5"), "AMOUNT_NOT_POSITIVE");
+        assert_eq!(code("0"), "AMOUNT_NOT_POSITIVE");
+        assert_eq!(code("1e9"), "AMOUNT_NOT_A_NUMBER");
+        assert_eq!(code("12,34"), "AMOUNT_NOT_A_NUMBER");
+        assert_eq!(code("1000000000000.01"), "AMOUNT_TOO_LARGE");
+    }
+
+    #[test]
+    fn deserializing_goes_through_validation() {
+        let cfg = bincode::config::standard();
+        let bytes = |v: i64| bincode::serde::encode_to_vec(v, cfg).unwrap();
+        let back = |v: i64| bincode::serde::decode_from_slice::<Money, _>(&bytes(v), cfg).map(|(m, _)| m);
+        assert_eq!(back(123).unwrap().fen(), 123);
+        assert!(back(-1).is_err(), "a negative amount does not decode");
+        assert!(back(crate::limits::TOTAL_FEN_MAX + 1).is_err(), "nor one past the ledger's bound");
+        assert!(serde_json::from_str::<Money>("-5").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use super::command::ProjectStatus;
 use super::date::{Date, Period};
 use super::ids::{DocNo, ProjectId, WorkerRef};
 use super::money::Money;
+use super::numbers::Duplicate;
 
 /// How a rejection maps onto gRPC status codes (the API layer does the mapping).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +24,9 @@ pub enum RejectionKind {
     Missing,
     /// It is over a limit: `RESOURCE_EXHAUSTED`.
     Limit,
+    /// The principal may not post it (not its project, account or letter):
+    /// `PERMISSION_DENIED`.
+    Permission,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -57,20 +61,21 @@ pub enum Rejection {
     CardNotBound { worker: WorkerRef, card: String },
     #[error("worker {worker} already has a labour contract recorded on project {project}")]
     ContractExists { project: ProjectId, worker: WorkerRef },
-    #[error("project {project} already has a payroll for {period}")]
-    PayrollExists { project: ProjectId, period: Period },
     #[error("payroll for {period} lists worker {worker} twice")]
     DuplicatePayrollLine { period: Period, worker: WorkerRef },
-    #[error("guarantee letter {0} is already recorded")]
-    DuplicateLetterNo(DocNo),
+    /// An external number already used in its scope (`crate::domain::numbers`); the
+    /// code names the kind: `DUPLICATE_PAYMENT_NO`, `DUPLICATE_LETTER_NO`,
+    /// `DUPLICATE_ORDER_NO`, `PAYROLL_EXISTS`, `DUPLICATE_ACCOUNT_NO`.
+    #[error("{0}")]
+    Duplicate(Duplicate),
+    /// The principal may post commands of this kind, but not for this project, account
+    /// or letter; decided by the writer against the state the command is decided on.
+    #[error("{principal} may not {command}: {why}")]
+    NotPermitted { principal: String, command: &'static str, why: String },
     #[error("guarantee letter {0} is not recorded for this project")]
     UnknownLetter(DocNo),
     #[error("guarantee letter {0} is already cancelled")]
     LetterCancelled(DocNo),
-    #[error("payment number {0} is already recorded on this project")]
-    DuplicatePaymentNo(DocNo),
-    #[error("drawdown order {0} is already recorded on this project")]
-    DuplicateOrderNo(DocNo),
     #[error("wage account holds {balance}, payout of {amount} refused")]
     InsufficientWageBalance { balance: Money, amount: Money },
     #[error("no payroll line for worker {worker} in {period}")]
@@ -117,13 +122,11 @@ impl Rejection {
             PayeeNotEnrolled { .. } => "PAYEE_NOT_ENROLLED",
             CardNotBound { .. } => "CARD_NOT_BOUND",
             ContractExists { .. } => "CONTRACT_EXISTS",
-            PayrollExists { .. } => "PAYROLL_EXISTS",
             DuplicatePayrollLine { .. } => "DUPLICATE_PAYROLL_LINE",
-            DuplicateLetterNo(_) => "DUPLICATE_LETTER_NO",
+            Duplicate(d) => d.kind.duplicate_code(),
+            NotPermitted { .. } => "NOT_PERMITTED",
             UnknownLetter(_) => "UNKNOWN_LETTER",
             LetterCancelled(_) => "LETTER_CANCELLED",
-            DuplicatePaymentNo(_) => "DUPLICATE_PAYMENT_NO",
-            DuplicateOrderNo(_) => "DUPLICATE_ORDER_NO",
             InsufficientWageBalance { .. } => "INSUFFICIENT_WAGE_BALANCE",
             UnknownPayrollLine { .. } => "UNKNOWN_PAYROLL_LINE",
             ExceedsPayrollOwed { .. } => "EXCEEDS_PAYROLL_OWED",
@@ -144,8 +147,8 @@ impl Rejection {
         match self {
             Invalid { .. } | DuplicatePayrollLine { .. } | DateOrder { .. } | EmptyBatch => RejectionKind::Invalid,
             ProjectExists(_) | WageAccountExists(_) | WorkerAlreadyEnrolled { .. } | ContractExists { .. }
-            | PayrollExists { .. } | DuplicateLetterNo(_) | DuplicatePaymentNo(_) | DuplicateOrderNo(_)
-            | RequestIdReused(_) => RejectionKind::Exists,
+            | Duplicate(_) | RequestIdReused(_) => RejectionKind::Exists,
+            NotPermitted { .. } => RejectionKind::Permission,
             UnknownProject(_) | UnknownLetter(_) | UnknownPayrollLine { .. } => RejectionKind::Missing,
             BatchTooLarge { .. } | BatchBytesTooLarge { .. } | AmountOverflow => RejectionKind::Limit,
             _ => RejectionKind::Rule,

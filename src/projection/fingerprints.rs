@@ -1,24 +1,25 @@
-//! `FingerprintSet`: the compact set of every payment number ever used, per project.
+//! `FingerprintSet`: the compact set of every external number ever used
+//! (`crate::domain::numbers`: payment, letter, order, payroll and account numbers).
 //!
 //! Every payout and progress payment carries a bank payment number that must be unique
 //! within its project, so the set grows with the log: at ten million events a map of
 //! `(project id, payment number)` strings would take about a gigabyte. It keeps instead
-//! a 128-bit BLAKE3 fingerprint of each pair (16 bytes), in a sorted vector searched by
-//! interpolation (fingerprints are uniform) plus a small hash set of recent ones that is
-//! merged into the vector when it grows.
+//! a 128-bit BLAKE3 fingerprint of each number's key (kind, scope, value: 16 bytes), in
+//! a sorted vector searched by interpolation (fingerprints are uniform) plus a small
+//! hash set of recent ones that is merged into the vector when it grows.
 //!
-//! Two different pairs with the same fingerprint would make the second one look like a
-//! duplicate (a false `DUPLICATE_PAYMENT_NO`, never a missed one). Among 2^34 payment
-//! numbers the chance of any such pair is below 2^-60; the chain itself already rests on
-//! BLAKE3's collision resistance. The fingerprint is an in-memory key only: the log keeps
-//! the payment numbers themselves, so a rebuild can always recompute the set.
+//! Two different numbers with the same fingerprint would make the second one look like a
+//! duplicate (a false `DUPLICATE_*`, never a missed one). Among 2^34 numbers the chance
+//! of any such pair is below 2^-60; the chain itself already rests on BLAKE3's collision
+//! resistance. The fingerprint is an in-memory key only: the log keeps the numbers
+//! themselves, so a rebuild can always recompute the set.
 
 use std::collections::HashSet;
 
-use crate::domain::ids::{DocNo, ProjectId};
+use crate::domain::numbers::ExternalNo;
 
-/// BLAKE3 derive-key context of a payment number's fingerprint.
-pub const PAYMENT_NO_CONTEXT: &str = "anxin v1 payment number";
+/// BLAKE3 derive-key context of an external number's fingerprint.
+pub const NUMBER_CONTEXT: &str = "anxin v2 external number";
 
 /// Recent fingerprints are merged into the sorted vector beyond this many, or an eighth
 /// of the vector, whichever is more (so merging costs O(1) per insert, amortized).
@@ -28,12 +29,12 @@ const RECENT_MIN: usize = 1 << 16;
 #[cfg(test)]
 const RECENT_MIN: usize = 16;
 
-pub fn fingerprint(project: &ProjectId, no: &DocNo) -> u128 {
-    static BASE: std::sync::LazyLock<blake3::Hasher> = std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(PAYMENT_NO_CONTEXT));
+/// The fingerprint of an external number: the first 16 bytes of
+/// BLAKE3-derive(`NUMBER_CONTEXT`, `ExternalNo::key_bytes`), big-endian.
+pub fn fingerprint(n: &ExternalNo<'_>) -> u128 {
+    static BASE: std::sync::LazyLock<blake3::Hasher> = std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(NUMBER_CONTEXT));
     let mut h = BASE.clone();
-    h.update(project.as_str().as_bytes());
-    h.update(&[0]);
-    h.update(no.as_str().as_bytes());
+    h.update(&n.key_bytes());
     let b = h.finalize();
     u128::from_be_bytes(b.as_bytes()[..16].try_into().expect("16 bytes"))
 }
@@ -69,12 +70,11 @@ impl FingerprintSet {
         self.recent.contains(&fp) || search(&self.base, fp)
     }
 
-    /// Adds `fp`, which the caller has checked is not there (`decide` refuses a
-    /// duplicate payment number before `apply` inserts it): the sorted part is not
-    /// searched again. Returns false if it was among the recent ones.
+    /// Adds `fp`. Returns false if it was there already: `decide` refuses a duplicate
+    /// number before `apply` inserts it, but a log recorded before the check covered a
+    /// kind may hold one twice, and replaying it must not fail.
     pub fn insert(&mut self, fp: u128) -> bool {
-        debug_assert!(!search(&self.base, fp), "inserted twice");
-        if !self.recent.insert(fp) {
+        if search(&self.base, fp) || !self.recent.insert(fp) {
             return false;
         }
         if self.marks.is_empty() {
@@ -269,7 +269,15 @@ mod tests {
 
     #[test]
     fn interpolation_search_finds_every_member_of_a_large_set() {
-        let mut v: Vec<u128> = (0..200_000u128).map(|i| fingerprint(&ProjectId::parse("P1").unwrap(), &DocNo::parse(&format!("N{i}")).unwrap())).collect();
+        use crate::domain::ids::{DocNo, ProjectId};
+        use crate::domain::numbers::{ExternalNo, NumberKind, NumberValue, Scope};
+        let p = ProjectId::parse("P1").unwrap();
+        let mut v: Vec<u128> = (0..200_000u128)
+            .map(|i| {
+                let no = DocNo::parse(&format!("N{i}")).unwrap();
+                fingerprint(&ExternalNo { kind: NumberKind::Payment, scope: Scope::Project(&p), value: NumberValue::Doc(&no) })
+            })
+            .collect();
         v.sort_unstable();
         v.dedup();
         let set = FingerprintSet::from_sorted(v.clone()).unwrap();

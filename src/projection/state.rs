@@ -216,14 +216,14 @@ macro_rules! state_tables {
         #[derive(Clone, Debug, Default)]
         pub struct State {
             $(pub $name: Table<$k, $v>,)*
-            /// Fingerprints of every (project, payment number) used: see `fingerprints`.
-            pub payment_nos: FingerprintSet,
+            /// Fingerprints of every external number used (`crate::domain::numbers`): see `fingerprints`.
+            pub numbers: FingerprintSet,
         }
 
         impl State {
-            pub(crate) fn begin(&mut self) { $(self.$name.begin();)* self.payment_nos.begin(); }
-            pub(crate) fn commit(&mut self) { $(self.$name.commit();)* self.payment_nos.commit(); }
-            pub(crate) fn rollback(&mut self) { $(self.$name.rollback();)* self.payment_nos.rollback(); }
+            pub(crate) fn begin(&mut self) { $(self.$name.begin();)* self.numbers.begin(); }
+            pub(crate) fn commit(&mut self) { $(self.$name.commit();)* self.numbers.commit(); }
+            pub(crate) fn rollback(&mut self) { $(self.$name.rollback();)* self.numbers.rollback(); }
 
             /// Writes every table, in a fixed order, with the encoding `config`.
             ///
@@ -231,7 +231,7 @@ macro_rules! state_tables {
             /// If the writer fails.
             pub(crate) fn write_to<W: std::io::Write, C: bincode::config::Config>(&self, w: &mut W, config: C) -> Result<(), bincode::error::EncodeError> {
                 $(bincode::serde::encode_into_std_write(self.$name.map(), w, config)?;)*
-                bincode::serde::encode_into_std_write(&self.payment_nos, w, config)?;
+                bincode::serde::encode_into_std_write(&self.numbers, w, config)?;
                 Ok(())
             }
 
@@ -250,7 +250,7 @@ macro_rules! state_tables {
                         }
                         pairs.into_iter().collect()
                     }),)*
-                    payment_nos: FingerprintSet::from_sorted(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("payment numbers: {e}"))?)?,
+                    numbers: FingerprintSet::from_sorted(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("payment numbers: {e}"))?)?,
                 })
             }
 
@@ -260,7 +260,7 @@ macro_rules! state_tables {
                 $(for (k, v) in self.$name.iter() {
                     out.push((super::table::key_bytes($prefix, k), crate::chain::codec::encode(v)));
                 })*
-                self.payment_nos.for_each_sorted(&mut |fp| out.push((vec![7], fp.to_be_bytes().to_vec())));
+                self.numbers.for_each_sorted(&mut |fp| out.push((vec![7], fp.to_be_bytes().to_vec())));
                 out
             }
         }
@@ -283,7 +283,51 @@ state_tables! {
     project_letters: (ProjectId, DocNo) => Seq = 14,
 }
 
+/// A level of the state's undo journal, open while it lives: `commit` keeps what was
+/// applied through it, dropping it without `commit` takes all of it back. Levels nest
+/// (the writer holds one for a group commit, `decide_batch` one per batch inside it).
+pub struct Txn<'a> {
+    state: &'a mut State,
+    open: bool,
+}
+
+impl Txn<'_> {
+    /// Keeps every change made since this level began (into the enclosing level, if any).
+    pub fn commit(mut self) {
+        self.state.commit();
+        self.open = false;
+    }
+}
+
+impl Drop for Txn<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.state.rollback();
+        }
+    }
+}
+
+impl std::ops::Deref for Txn<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        self.state
+    }
+}
+
+impl std::ops::DerefMut for Txn<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.state
+    }
+}
+
 impl State {
+    /// Opens a level of the undo journal (see `Txn`).
+    pub fn txn(&mut self) -> Txn<'_> {
+        self.begin();
+        Txn { state: self, open: true }
+    }
+
     pub fn balance(&self, a: &Account) -> Fen {
         self.balances.get(a).copied().unwrap_or(0)
     }
@@ -426,6 +470,11 @@ impl State {
     pub fn apply(&mut self, event: &Event, seq: Seq) {
         let legs = self.legs(event);
         self.post(legs);
+        // Every external number, through the one declaration `decide` checks; a log that
+        // holds a number twice (recorded before the check covered its kind) replays.
+        if let Some(n) = event.number() {
+            self.numbers.insert(fingerprint(&n));
+        }
         match event {
             Event::ProjectRegistered(c) => {
                 self.projects.insert(
@@ -550,7 +599,6 @@ impl State {
                 self.letters.get_mut(&c.letter_no).cancelled = Some((c.date, seq));
             }
             Event::ProgressPaymentMade(c) => {
-                self.payment_nos.insert(fingerprint(&c.project, &c.payment_no));
                 self.progress.insert((c.project.clone(), seq), ProgressEntry { seq, date: c.date, total: c.total.fen(), share: c.wage_share.fen() });
                 let p = self.projects.get_mut(&c.project);
                 p.progress_total += c.total.fen();
@@ -560,13 +608,11 @@ impl State {
                 m.wage_in += c.wage_share.fen();
             }
             Event::WageAccountToppedUp(c) => {
-                self.payment_nos.insert(fingerprint(&c.project, &c.payment_no));
                 let p = self.projects.get_mut(&c.project);
                 p.topup_total += c.amount.fen();
                 p.months.entry(c.date.period()).or_default().wage_in += c.amount.fen();
             }
             Event::WagePaid(c) => {
-                self.payment_nos.insert(fingerprint(&c.project, &c.payment_no));
                 self.count_payout(&c.project, &c.worker, c.period, c.amount.fen(), c.date);
                 // The entry is journaled already (count_payout changed it): no second copy.
                 self.projects.get_mut(&c.project).months.entry(c.date.period()).or_default().wage_out += c.amount.fen();

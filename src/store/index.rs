@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::codec;
 use crate::chain::record::Hash;
+use crate::domain::ids::RequestId;
+use crate::domain::principal::Principal;
 
 use super::log::Position;
 use super::StoreError;
@@ -28,6 +30,27 @@ pub struct IdemEntry {
     pub last_seq: u64,
     pub head: Hash,
     pub recorded_at_ms: i64,
+}
+
+/// The key of an idempotent request: who sent it and the id they gave it (a request id
+/// is unique per principal).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdemKey {
+    pub principal: Principal,
+    pub request_id: RequestId,
+}
+
+impl IdemKey {
+    fn bytes(&self) -> Vec<u8> {
+        let principal = self.principal.to_string();
+        let request_id = self.request_id.as_str();
+        let mut k = Vec::with_capacity(2 + principal.len() + request_id.len());
+        k.push(b'I');
+        k.extend_from_slice(principal.as_bytes());
+        k.push(0);
+        k.extend_from_slice(request_id.as_bytes());
+        k
+    }
 }
 
 /// The position the index reflects: every record up to `seq` is applied.
@@ -60,8 +83,8 @@ impl IndexBatch {
         self.entries += 1;
     }
 
-    pub fn idem(&mut self, principal: &str, request_id: &str, e: &IdemEntry) {
-        self.batch.insert(idem_key(principal, request_id), codec::encode(e));
+    pub fn idem(&mut self, key: &IdemKey, e: &IdemEntry) {
+        self.batch.insert(key.bytes(), codec::encode(e));
         self.entries += 1;
     }
 
@@ -76,18 +99,22 @@ impl IndexBatch {
     }
 }
 
+/// A big-endian u64 from exactly 8 bytes (callers slice checked lengths).
+fn be_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(b);
+    u64::from_be_bytes(a)
+}
+
+fn hash_at(b: &[u8]) -> Hash {
+    let mut a = [0u8; 32];
+    a.copy_from_slice(b);
+    a
+}
+
 fn frame_key(seq: u64) -> [u8; 9] {
     let mut k = [b'F'; 9];
     k[1..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn idem_key(principal: &str, request_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + principal.len() + request_id.len());
-    k.push(b'I');
-    k.extend_from_slice(principal.as_bytes());
-    k.push(0);
-    k.extend_from_slice(request_id.as_bytes());
     k
 }
 
@@ -115,16 +142,11 @@ impl Index {
         if v.len() != 56 {
             return Err(StoreError::Index("applied marker has the wrong length".into()));
         }
-        let u = |r: std::ops::Range<usize>| u64::from_be_bytes(v[r].try_into().expect("8"));
-        Ok(Some(Applied {
-            seq: u(0..8),
-            head: v[8..40].try_into().expect("32"),
-            log_end: Position { segment: u(40..48), offset: u(48..56) },
-        }))
+        Ok(Some(Applied { seq: be_u64(&v[0..8]), head: hash_at(&v[8..40]), log_end: Position { segment: be_u64(&v[40..48]), offset: be_u64(&v[48..56]) } }))
     }
 
-    pub fn idem(&self, principal: &str, request_id: &str) -> Result<Option<IdemEntry>, StoreError> {
-        match self.tree.get(idem_key(principal, request_id))? {
+    pub fn idem(&self, key: &IdemKey) -> Result<Option<IdemEntry>, StoreError> {
+        match self.tree.get(key.bytes())? {
             None => Ok(None),
             Some(v) => codec::decode(&v).map(Some).map_err(|e| StoreError::Index(format!("idempotency entry: {e}"))),
         }
@@ -134,11 +156,13 @@ impl Index {
     pub fn frame_of(&self, seq: u64) -> Result<Option<(u64, Position, u32)>, StoreError> {
         let Some(kv) = self.tree.range(frame_key(0)..=frame_key(seq)).next_back() else { return Ok(None) };
         let (k, v) = kv?;
-        let first = u64::from_be_bytes(k[1..9].try_into().expect("8"));
-        let seg = u64::from_be_bytes(v[..8].try_into().expect("8"));
-        let off = u64::from_be_bytes(v[8..16].try_into().expect("8"));
-        let count = u32::from_be_bytes(v[16..20].try_into().expect("4"));
-        Ok(Some((first, Position { segment: seg, offset: off }, count)))
+        // Read from disk: a damaged entry is an error, never a panic.
+        if k.len() != 9 || v.len() != 20 {
+            return Err(StoreError::Index(format!("a frame entry has {} key and {} value bytes (9 and 20 expected): the index is damaged; run `anxin rebuild`", k.len(), v.len())));
+        }
+        let first = be_u64(&k[1..9]);
+        let count = u32::from_be_bytes([v[16], v[17], v[18], v[19]]);
+        Ok(Some((first, Position { segment: be_u64(&v[..8]), offset: be_u64(&v[8..16]) }, count)))
     }
 
     pub fn apply(&self, b: IndexBatch) -> Result<(), StoreError> {

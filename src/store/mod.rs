@@ -35,6 +35,8 @@ pub enum StoreError {
     Chain(#[from] ChainError),
     #[error("the ledger stopped accepting writes after an earlier fault: {0}")]
     Poisoned(String),
+    #[error("the ledger's writer failed ({0}): nothing more is served until the server restarts and recovers from the log")]
+    WriterFailed(String),
     #[error("data directory: {0}")]
     DataDir(String),
     #[error("the ledger is shut down")]
@@ -60,6 +62,7 @@ impl StoreError {
             StoreError::Corruption { .. } => "CORRUPTION",
             StoreError::Chain(_) => "CHAIN_BROKEN",
             StoreError::Poisoned(_) => "LEDGER_POISONED",
+            StoreError::WriterFailed(_) => "WRITER_FAILED",
             StoreError::DataDir(_) => "DATA_DIR",
             StoreError::Closed => "SHUT_DOWN",
             StoreError::DiskFull { .. } => "DISK_FULL",

@@ -30,7 +30,9 @@ use super::StoreError;
 
 pub const MAGIC: &[u8; 8] = b"ANXSNAP1";
 pub const SNAPSHOT_CONTEXT: &str = "anxin v1 snapshot";
-pub const SNAPSHOT_VERSION: u16 = 1;
+/// 2: the fingerprint set holds every external number (`crate::domain::numbers`), not
+/// only payment numbers; a version-1 snapshot is ignored and the log replayed.
+pub const SNAPSHOT_VERSION: u16 = 2;
 /// Snapshots kept: the newest and the one before (in case the newest is damaged).
 const KEEP: usize = 2;
 

@@ -112,13 +112,14 @@ async fn malformed_input_gets_a_clear_status_reason_and_index_and_leaves_no_trac
     let head = s.ledger.head();
     let bad_amount = |a: &str| topup("P1", "T1", a);
     for (cmds, code, reason, index) in [
-        (vec![bad_amount("1e9")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
-        (vec![topup("P1", "T0", "1"), bad_amount("-0.00")], Code::InvalidArgument, "INVALID_AMOUNT", Some(1)),
-        (vec![bad_amount("0.001")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
-        (vec![bad_amount("12,34")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
-        (vec![bad_amount("92233720368547758.08")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
-        (vec![bad_amount("0")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
-        (vec![bad_amount("１２")], Code::InvalidArgument, "INVALID_AMOUNT", Some(0)),
+        (vec![bad_amount("1e9")], Code::InvalidArgument, "AMOUNT_NOT_A_NUMBER", Some(0)),
+        (vec![topup("P1", "T0", "1"), bad_amount("-0.00")], Code::InvalidArgument, "AMOUNT_NOT_POSITIVE", Some(1)),
+        (vec![bad_amount("0.001")], Code::InvalidArgument, "AMOUNT_TOO_PRECISE", Some(0)),
+        (vec![bad_amount("12,34")], Code::InvalidArgument, "AMOUNT_NOT_A_NUMBER", Some(0)),
+        (vec![bad_amount("0")], Code::InvalidArgument, "AMOUNT_NOT_POSITIVE", Some(0)),
+        (vec![bad_amount("-5")], Code::InvalidArgument, "AMOUNT_NOT_POSITIVE", Some(0)),
+        (vec![bad_amount("92233720368547758.08")], Code::InvalidArgument, "AMOUNT_TOO_LARGE", Some(0)),
+        (vec![bad_amount("１２")], Code::InvalidArgument, "AMOUNT_NOT_A_NUMBER", Some(0)),
         (vec![topup("P1", "T0", "1"), topup("P1", &"x".repeat(100_000), "1")], Code::InvalidArgument, "INVALID_TEXT", Some(1)),
         (vec![topup("P1", "T\u{0}0", "1")], Code::InvalidArgument, "INVALID_TEXT", Some(0)),
         (vec![pb::Command { kind: None }], Code::InvalidArgument, "MISSING_FIELD", Some(0)),

@@ -10,7 +10,7 @@ use anxin::store::merkle::MerkleWriter;
 use proptest::prelude::*;
 
 use crate::common::*;
-use crate::store::{bank, ok, opts, rid};
+use crate::store::{operator, ok, opts, rid};
 
 /// A ledger with `n` top-ups after a project and account: 2 + n records.
 fn ledger_with(dir: &Path, n: usize) -> Ledger {
@@ -160,7 +160,7 @@ fn a_forked_history_is_caught_by_the_consistency_proof_against_the_saved_checkpo
     assert_eq!(cp12.checkpoint.tree_size, 12);
     audit::check_checkpoint(&cp12, &forked.public_key(), "anxin-test").unwrap(); // the signature alone is fine
     let proof = forked.consistency_proof(10, 12).unwrap();
-    let e = check_consistency(&saved.checkpoint().checkpoint, &cp12.checkpoint, &proof).unwrap_err();
+    let e = check_consistency(&saved.checkpoint().unwrap().checkpoint, &cp12.checkpoint, &proof).unwrap_err();
     assert!(matches!(e, AuditError::Inconsistent { from: 10, to: 12, .. }), "{e}");
     assert!(e.to_string().contains("from tree size 10 to 12"));
     // And the honest extension is consistent.
@@ -228,7 +228,7 @@ fn deleted_merkle_files_are_rebuilt_from_the_log() {
     std::fs::remove_dir_all(dir.path().join("merkle")).unwrap();
     let l = Ledger::open(dir.path(), LedgerOptions { ledger_id: Some("anxin-test".into()), ..opts() }).unwrap();
     assert_eq!(l.root_at(102).unwrap(), root);
-    let _ = (bank(), rid("x"));
+    let _ = (operator(), rid("x"));
 }
 
 fn naive(leaves: &[[u8; 32]]) -> [u8; 32] {

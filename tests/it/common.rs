@@ -8,6 +8,7 @@ use anxin::domain::command::*;
 use anxin::domain::date::{Date, Period};
 use anxin::domain::ids::*;
 use anxin::domain::money::Money;
+use anxin::domain::principal::Principal;
 use anxin::domain::rejection::BatchRejection;
 use anxin::projection::state::State;
 
@@ -74,12 +75,12 @@ pub fn register(p: &str) -> Command {
 }
 
 pub fn open_account(p: &str) -> Command {
-    Command::OpenWageAccount(OpenWageAccount {
-        project: pid(p),
-        bank: BankCode::parse("ICBC").unwrap(),
-        account_no: Text::parse("2703001209").unwrap(),
-        date: d("2026-01-10"),
-    })
+    open_account_no(p, &format!("2703001209-{p}"))
+}
+
+/// A wage account at ICBC with its number given (numbers are unique per bank).
+pub fn open_account_no(p: &str, no: &str) -> Command {
+    Command::OpenWageAccount(OpenWageAccount { project: pid(p), bank: BankCode::parse("ICBC").unwrap(), account_no: Text::parse(no).unwrap(), date: d("2026-01-10") })
 }
 
 pub fn enrol(p: &str, n: u32) -> Command {
@@ -165,20 +166,27 @@ pub fn status(p: &str, s: ProjectStatus, date: &str) -> Command {
     Command::ChangeProjectStatus(ChangeProjectStatus { project: pid(p), status: s, date: d(date) })
 }
 
-/// Decides and applies commands as the writer does, numbering records from 1.
-#[derive(Default)]
+/// Decides and applies commands as the writer does, numbering records from 1, as the
+/// operator (who may post anything) unless `principal` is changed.
 pub struct World {
     pub state: State,
     pub next_seq: u64,
+    pub principal: Principal,
+}
+
+impl Default for World {
+    fn default() -> World {
+        World::new()
+    }
 }
 
 impl World {
     pub fn new() -> World {
-        World { state: State::default(), next_seq: 1 }
+        World { state: State::default(), next_seq: 1, principal: Principal::Operator }
     }
 
     pub fn try_batch(&mut self, cmds: Vec<Command>) -> Result<Vec<Event>, BatchRejection> {
-        let r = decide_batch(&mut self.state, &cmds, self.next_seq, &mut |_| Ok(()));
+        let r = decide_batch(&mut self.state, &self.principal, &cmds, self.next_seq).map(|d| d.commit());
         if let Ok(ev) = &r {
             self.next_seq += ev.len() as u64;
         }

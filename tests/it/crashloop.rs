@@ -107,12 +107,12 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
         }
         assert_eq!(led.root_at(size).unwrap(), merkle::root(&MemNodes(records.iter().map(|(_, b)| merkle::leaf_hash(&record_hash(b))).collect()), size).unwrap());
         // Recovered projections equal a rebuild from the log alone (on a copy).
-        let entries = led.state().entries();
+        let entries = led.state().unwrap().entries();
         led.close().unwrap();
         let copy = dir.path().join(format!("copy{round}"));
         copy_dir(&data, &copy);
         let rebuilt = ledger::rebuild(&copy, LedgerOptions::default()).unwrap();
-        assert!(rebuilt.state().entries() == entries, "round {round}: recovered projections differ from a rebuild");
+        assert!(rebuilt.state().unwrap().entries() == entries, "round {round}: recovered projections differ from a rebuild");
         assert_eq!(rebuilt.recovery().replayed, size);
         rebuilt.close().unwrap();
         std::fs::remove_dir_all(&copy).unwrap();

@@ -123,13 +123,13 @@ fn check_acknowledged(data: &Path, acked: &[(String, u64, u64)]) {
         next = last + 1;
     }
     assert_eq!(led.head().0, next - 1, "nothing beyond the acknowledged batches");
-    let recovered = led.state().entries();
+    let recovered = led.state().unwrap().entries();
     led.close().unwrap();
     assert_eq!(ledger::verify(data, &mut |_| {}).unwrap().error, None);
     let copy = tempfile::tempdir().unwrap();
     crate::store::copy_dir(data, copy.path());
     let rebuilt = ledger::rebuild(copy.path(), LedgerOptions::default()).unwrap();
-    assert!(rebuilt.state().entries() == recovered, "recovered projections equal a rebuild");
+    assert!(rebuilt.state().unwrap().entries() == recovered, "recovered projections equal a rebuild");
     rebuilt.close().unwrap();
 }
 

@@ -205,7 +205,7 @@ pub fn register(p: &str, county: &str) -> pb::Command {
 }
 
 pub fn open_account(p: &str, bank: &str) -> pb::Command {
-    cmd(Kind::OpenWageAccount(pb::OpenWageAccount { project: p.into(), bank: bank.into(), account_no: "2703001209".into(), date: "2026-01-10".into() }))
+    cmd(Kind::OpenWageAccount(pb::OpenWageAccount { project: p.into(), bank: bank.into(), account_no: format!("2703001209-{p}"), date: "2026-01-10".into() }))
 }
 
 pub fn deposit(p: &str, bank: &str, no: &str, amount: &str) -> pb::Command {

@@ -11,7 +11,7 @@ use anxin::domain::posting::Account;
 use anxin::ledger::{self, Ledger};
 
 use crate::common::*;
-use crate::store::{bank, flip, opts, record_range, rid};
+use crate::store::{operator, flip, opts, record_range, rid};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -162,16 +162,16 @@ proptest! {
         for (i, step) in steps.iter().enumerate() {
             match step {
                 Step::Reopen => {
-                    let (entries, head) = (led.state().entries(), led.head());
+                    let (entries, head) = (led.state().unwrap().entries(), led.head());
                     led.close().unwrap();
                     led = Ledger::open(dir.path(), opts()).unwrap();
-                    prop_assert!(led.state().entries() == entries);
+                    prop_assert!(led.state().unwrap().entries() == entries);
                     prop_assert_eq!(led.head(), head);
                 }
                 Step::Batch(ops) => {
                     let cmds: Vec<Command> = ops.iter().map(|o| to_command(o, &mut n)).collect();
                     let expected = shadow.try_batch(cmds.clone());
-                    let got = led.submit(bank(), rid(&format!("s{i}")), cmds).unwrap();
+                    let got = led.submit(operator(), rid(&format!("s{i}")), cmds).unwrap();
                     match (&expected, &got) {
                         (Ok(events), Ok(r)) => {
                             prop_assert_eq!(r.last_seq - r.first_seq + 1, events.len() as u64);
@@ -183,7 +183,7 @@ proptest! {
                         (Err(a), Err(b)) => prop_assert_eq!(a, b),
                         _ => prop_assert!(false, "ledger and pure decide disagree: {:?} vs {:?}", expected, got),
                     }
-                    let state = led.state();
+                    let state = led.state().unwrap();
                     for (acct, bal) in state.balances.iter() {
                         if acct.is_internal() {
                             prop_assert!(*bal >= 0, "{} went negative", acct);
@@ -203,14 +203,14 @@ proptest! {
         prop_assert_eq!(led.head().0, accepted);
         ACCEPTED.fetch_add(accepted, std::sync::atomic::Ordering::Relaxed);
         if std::env::var("ANXIN_PROP_STATS").is_ok() { eprintln!("accepted {accepted} of {} steps", steps.len()); }
-        let entries = led.state().entries();
+        let entries = led.state().unwrap().entries();
         prop_assert!(entries == shadow.state.entries(), "the ledger's projections equal a pure replay");
         led.close().unwrap();
         let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
         prop_assert_eq!(rep.error, None);
         prop_assert_eq!(rep.records, accepted);
         let rebuilt = ledger::rebuild(dir.path(), opts()).unwrap();
-        prop_assert!(rebuilt.state().entries() == entries, "rebuilt projections equal incremental ones");
+        prop_assert!(rebuilt.state().unwrap().entries() == entries, "rebuilt projections equal incremental ones");
     }
 }
 
@@ -220,7 +220,7 @@ fn template() -> &'static tempfile::TempDir {
     T.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open(dir.path(), opts()).unwrap();
-        let ok = |id: &str, c: Vec<Command>| l.submit(bank(), rid(id), c).unwrap().unwrap();
+        let ok = |id: &str, c: Vec<Command>| l.submit(operator(), rid(id), c).unwrap().unwrap();
         ok("r1", vec![register("P1"), open_account("P1"), enrol("P1", 1), enrol("P1", 2), contract("P1", 1)]);
         ok("r2", vec![deposit("P1", "D1", "200000", "2026-01-20"), progress("P1", "G1", "100000", "30000", "2026-02-05")]);
         ok("r3", vec![payroll("P1", "2026-01", &[(1, "5000"), (2, "6000")])]);

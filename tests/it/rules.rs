@@ -19,7 +19,7 @@ fn registration_with_a_zero_price_end_before_start_or_ratio_above_100_percent_is
     let Command::RegisterProject(base) = register("P1") else { unreachable!() };
     let mut c = base.clone();
     c.contract_price = yuan("0");
-    w.rejects(Command::RegisterProject(c), "INVALID_AMOUNT");
+    w.rejects(Command::RegisterProject(c), "AMOUNT_NOT_POSITIVE");
     let mut c = base.clone();
     c.planned_end = d("2025-01-01");
     w.rejects(Command::RegisterProject(c), "DATE_ORDER");
@@ -53,7 +53,7 @@ fn status_changes_follow_the_lifecycle_and_completed_is_terminal() {
 fn a_second_open_wage_account_is_rejected() {
     let mut w = World::new();
     w.given(vec![register("P1"), open_account("P1")]);
-    w.rejects(open_account("P1"), "WAGE_ACCOUNT_EXISTS");
+    w.rejects(open_account_no("P1", "another account"), "WAGE_ACCOUNT_EXISTS");
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn payroll_rules() {
     w.rejects(Command::SubmitPayroll(p.clone()), "INVALID_DAYS");
     p.lines[0].days = 20;
     p.lines[0].amount_due = yuan("0");
-    w.rejects(Command::SubmitPayroll(p.clone()), "INVALID_AMOUNT");
+    w.rejects(Command::SubmitPayroll(p.clone()), "AMOUNT_NOT_POSITIVE");
     p.lines[0].amount_due = yuan("100");
     p.due_date = d("2026-01-31");
     w.rejects(Command::SubmitPayroll(p.clone()), "DATE_ORDER");
@@ -130,7 +130,7 @@ fn payouts_go_only_to_enrolled_workers_own_cards_and_never_above_balance_or_owed
     w.rejects(pay("P1", "W1", 1, "3000.01", None), "INSUFFICIENT_WAGE_BALANCE");
     w.rejects(pay("P1", "W1", 1, "1000.01", Some("2026-02")), "EXCEEDS_PAYROLL_OWED");
     w.rejects(pay("P1", "W1", 1, "10", Some("2026-03")), "UNKNOWN_PAYROLL_LINE");
-    w.rejects(pay("P1", "W1", 1, "0", None), "INVALID_AMOUNT");
+    w.rejects(pay("P1", "W1", 1, "0", None), "AMOUNT_NOT_POSITIVE");
     w.given(vec![pay("P1", "W1", 1, "600", Some("2026-02"))]);
     w.rejects(pay("P1", "W1", 1, "400", Some("2026-02")), "DUPLICATE_PAYMENT_NO");
     w.given(vec![pay("P1", "W2", 1, "400", Some("2026-02"))]);
@@ -146,7 +146,7 @@ fn progress_payments_reject_duplicates_and_shares_above_the_total() {
     let mut w = World::new();
     w.project_with_workers("P1", 0);
     w.rejects(progress("P1", "G1", "100", "100.01", "2026-02-01"), "WAGE_SHARE_EXCEEDS_TOTAL");
-    w.rejects(progress("P1", "G1", "0", "0", "2026-02-01"), "INVALID_AMOUNT");
+    w.rejects(progress("P1", "G1", "0", "0", "2026-02-01"), "AMOUNT_NOT_POSITIVE");
     w.given(vec![progress("P1", "G1", "100", "10", "2026-02-01")]);
     w.rejects(progress("P1", "G1", "100", "30", "2026-03-01"), "DUPLICATE_PAYMENT_NO");
     w.rejects(topup("P1", "G1", "5"), "DUPLICATE_PAYMENT_NO");
@@ -157,7 +157,7 @@ fn guarantee_letters_are_unique_cancellable_once_and_well_dated() {
     let mut w = World::new();
     w.given(vec![register("P1"), register("P2")]);
     w.rejects(letter("P1", "L1", "100", "2026-03-01", "2026-02-01"), "DATE_ORDER");
-    w.rejects(letter("P1", "L1", "0", "2026-01-01", "2026-12-01"), "INVALID_AMOUNT");
+    w.rejects(letter("P1", "L1", "0", "2026-01-01", "2026-12-01"), "AMOUNT_NOT_POSITIVE");
     w.given(vec![letter("P1", "L1", "100", "2026-01-01", "2026-12-01")]);
     w.rejects(letter("P2", "L1", "100", "2026-01-01", "2026-12-01"), "DUPLICATE_LETTER_NO");
     let cancel = |p: &str, n: &str| Command::CancelGuaranteeLetter(CancelGuaranteeLetter { project: pid(p), letter_no: doc(n), date: d("2026-05-01") });
@@ -195,7 +195,7 @@ fn release_and_closing_need_completion_no_arrears_and_something_to_release() {
     w.rejects(release.clone(), "ARREARS_OUTSTANDING");
     w.rejects(close.clone(), "ARREARS_OUTSTANDING");
     w.rejects(deposit("P1", "D2", "5", "2026-12-02"), "PROJECT_COMPLETED");
-    w.rejects(open_account("P1"), "PROJECT_COMPLETED");
+    w.rejects(open_account_no("P1", "another account"), "PROJECT_COMPLETED");
     w.given(vec![pay("P1", "W1", 1, "10", Some("2026-02"))]);
     let ev = w.given(vec![release.clone(), close.clone()]);
     assert!(matches!(&ev[0], Event::DepositReleased(e) if e.amount == yuan("1000")));

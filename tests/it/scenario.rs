@@ -25,7 +25,7 @@ fn run(seed: u64) {
     let as_of = plan.as_of;
 
     {
-        let state = led.state();
+        let state = led.state().unwrap();
         let (pol, cal) = (led.policies(), led.calendars());
 
         // The county report's figures.
@@ -109,12 +109,12 @@ fn run(seed: u64) {
     }
 
     // The same figures after a restart, and after a rebuild from the log alone.
-    let entries = led.state().entries();
+    let entries = led.state().unwrap().entries();
     led.close().unwrap();
     let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
     assert_eq!((rep.error, rep.records as usize), (None, plan.command_count()));
     let led = ledger::rebuild(dir.path(), LedgerOptions::default()).unwrap();
-    assert!(led.state().entries() == entries);
+    assert!(led.state().unwrap().entries() == entries);
 
     // No clear national ID or card number anywhere in the log or the index.
     let mut haystack = Vec::new();

@@ -16,8 +16,10 @@ pub fn opts() -> LedgerOptions {
     LedgerOptions { ledger_id: Some("anxin-test".into()), clock: std::sync::Arc::new(|| 1_767_225_600_000), ..Default::default() }
 }
 
-pub fn bank() -> Principal {
-    Principal::parse("bank:ICBC").unwrap()
+/// The ledger's operator, who may post anything: these tests are about storage, not
+/// about who may post what (`tests/it/authority.rs`).
+pub fn operator() -> Principal {
+    Principal::Operator
 }
 
 pub fn rid(s: &str) -> RequestId {
@@ -26,7 +28,7 @@ pub fn rid(s: &str) -> RequestId {
 
 #[track_caller]
 pub fn ok(l: &Ledger, id: &str, cmds: Vec<Command>) -> Receipt {
-    l.submit(bank(), rid(id), cmds).expect("no fault").expect("accepted")
+    l.submit(operator(), rid(id), cmds).expect("no fault").expect("accepted")
 }
 
 /// A ledger with a project, two workers and some money movements: 11 records.
@@ -49,12 +51,12 @@ fn close_and_reopen_gives_identical_state_and_head_without_replay() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(dir.path(), opts()).unwrap();
     populate(&l);
-    let (entries, head) = (l.state().entries(), l.head());
+    let (entries, head) = (l.state().unwrap().entries(), l.head());
     assert_eq!(head.0, 11);
     l.close().unwrap();
     let l = Ledger::open(dir.path(), opts()).unwrap();
     assert_eq!(l.head(), head);
-    assert!(l.state().entries() == entries);
+    assert!(l.state().unwrap().entries() == entries);
     assert_eq!(l.recovery().replayed, 0, "a clean close leaves nothing to replay");
     // And it goes on: the next record links to the old head.
     let r = ok(&l, "r6", vec![topup("P1", "T2", "1")]);
@@ -69,17 +71,17 @@ fn retries_return_the_original_answer_even_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(dir.path(), opts()).unwrap();
     let receipts = populate(&l);
-    let again = l.submit(bank(), rid("r3"), vec![payroll("P1", "2026-01", &[(1, "5000"), (2, "6000")])]).unwrap().unwrap();
+    let again = l.submit(operator(), rid("r3"), vec![payroll("P1", "2026-01", &[(1, "5000"), (2, "6000")])]).unwrap().unwrap();
     assert!(again.replayed);
     assert_eq!((again.first_seq, again.last_seq, again.head), (receipts[2].first_seq, receipts[2].last_seq, receipts[2].head));
     l.close().unwrap();
     let l = Ledger::open(dir.path(), opts()).unwrap();
-    let again = l.submit(bank(), rid("r4"), vec![pay("P1", "W1", 1, "5000", Some("2026-01")), pay("P1", "W2", 2, "6000", Some("2026-01"))]).unwrap().unwrap();
+    let again = l.submit(operator(), rid("r4"), vec![pay("P1", "W1", 1, "5000", Some("2026-01")), pay("P1", "W2", 2, "6000", Some("2026-01"))]).unwrap().unwrap();
     assert_eq!((again.first_seq, again.last_seq, again.head, again.replayed), (receipts[3].first_seq, receipts[3].last_seq, receipts[3].head, true));
-    let clash = l.submit(bank(), rid("r4"), vec![topup("P1", "T9", "1")]).unwrap().unwrap_err();
+    let clash = l.submit(operator(), rid("r4"), vec![topup("P1", "T9", "1")]).unwrap().unwrap_err();
     assert_eq!(clash.rejection.code(), "REQUEST_ID_REUSED");
     // The same request id from another principal is another request.
-    let other = l.submit(Principal::parse("county:620121").unwrap(), rid("r4"), vec![topup("P1", "T9", "1")]).unwrap().unwrap();
+    let other = l.submit(Principal::parse("bank:ICBC").unwrap(), rid("r4"), vec![topup("P1", "T9", "1")]).unwrap().unwrap();
     assert_eq!(other.first_seq, 12);
     assert_eq!(l.head().0, 12, "retries appended nothing");
 }
@@ -92,7 +94,7 @@ fn a_rejected_batch_leaves_no_trace_in_the_log() {
     let before = std::fs::metadata(segment(dir.path())).unwrap().len();
     let mut cmds: Vec<Command> = (0..499).map(|i| topup("P1", &format!("X{i}"), "1")).collect();
     cmds.push(pay("P1", "W9", 9, "1", None));
-    let rej = l.submit(bank(), rid("bad"), cmds).unwrap().unwrap_err();
+    let rej = l.submit(operator(), rid("bad"), cmds).unwrap().unwrap_err();
     assert_eq!((rej.index, rej.rejection.code()), (Some(499), "PAYEE_NOT_ENROLLED"));
     assert_eq!(std::fs::metadata(segment(dir.path())).unwrap().len(), before);
     assert_eq!(l.head().0, 11);
@@ -106,7 +108,7 @@ fn a_torn_tail_frame_is_cut_off_and_reported() {
         let dir = tempfile::tempdir().unwrap();
         let l = Ledger::open(dir.path(), opts()).unwrap();
         populate(&l);
-        let (entries, head) = (l.state().entries(), l.head());
+        let (entries, head) = (l.state().unwrap().entries(), l.head());
         l.close().unwrap();
         let seg = segment(dir.path());
         let good_len = std::fs::metadata(&seg).unwrap().len();
@@ -125,7 +127,7 @@ fn a_torn_tail_frame_is_cut_off_and_reported() {
         assert_eq!(cut.1, good_len);
         assert_eq!(std::fs::metadata(&seg).unwrap().len(), good_len);
         assert_eq!(l.head(), head);
-        assert!(l.state().entries() == entries);
+        assert!(l.state().unwrap().entries() == entries);
         ok(&l, "after", vec![topup("P1", "T2", "1")]);
         l.close().unwrap();
         let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
@@ -143,15 +145,15 @@ fn a_deleted_index_is_rebuilt_from_the_log_with_identical_projections() {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(dir.path(), opts()).unwrap();
     let receipts = populate(&l);
-    let (entries, head) = (l.state().entries(), l.head());
+    let (entries, head) = (l.state().unwrap().entries(), l.head());
     l.close().unwrap();
     std::fs::remove_dir_all(dir.path().join("index")).unwrap();
     let l = Ledger::open(dir.path(), opts()).unwrap();
     // The projections come from the closing snapshot; the index is rebuilt from the log.
     assert_eq!((l.recovery().rebuilt, l.recovery().replayed, l.recovery().reindexed), (false, 0, 11));
     assert_eq!(l.head(), head);
-    assert!(l.state().entries() == entries);
-    let again = l.submit(bank(), rid("r2"), vec![deposit("P1", "D1", "200000", "2026-01-20"), progress("P1", "G1", "100000", "30000", "2026-02-05")]).unwrap().unwrap();
+    assert!(l.state().unwrap().entries() == entries);
+    let again = l.submit(operator(), rid("r2"), vec![deposit("P1", "D1", "200000", "2026-01-20"), progress("P1", "G1", "100000", "30000", "2026-02-05")]).unwrap().unwrap();
     assert_eq!((again.first_seq, again.head, again.replayed), (receipts[1].first_seq, receipts[1].head, true));
     // Without snapshots either, everything comes from the log alone.
     l.close().unwrap();
@@ -159,12 +161,12 @@ fn a_deleted_index_is_rebuilt_from_the_log_with_identical_projections() {
     std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
     let l = Ledger::open(dir.path(), opts()).unwrap();
     assert_eq!((l.recovery().rebuilt, l.recovery().replayed, l.recovery().reindexed), (true, 11, 11));
-    assert!(l.state().entries() == entries, "rebuilt projections equal the incremental ones");
+    assert!(l.state().unwrap().entries() == entries, "rebuilt projections equal the incremental ones");
     // And by the rebuild command, too.
     l.close().unwrap();
     let l = ledger::rebuild(dir.path(), opts()).unwrap();
     assert_eq!((l.recovery().rebuilt, l.recovery().replayed), (true, 11));
-    assert!(l.state().entries() == entries);
+    assert!(l.state().unwrap().entries() == entries);
 }
 
 #[test]
@@ -179,7 +181,7 @@ fn periodic_snapshots_bound_the_replay_and_a_damaged_one_is_passed_over() {
     copy_dir(&dir.path().join("snapshots"), old.path());
     ok(&l, "r6", vec![topup("P1", "T2", "1")]);
     ok(&l, "r7", vec![topup("P1", "T3", "2"), topup("P1", "T4", "3")]);
-    let (entries, head) = (l.state().entries(), l.head());
+    let (entries, head) = (l.state().unwrap().entries(), l.head());
     l.close().unwrap();
     // As if the process died before the next snapshot: only the records after it replay.
     std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
@@ -187,7 +189,7 @@ fn periodic_snapshots_bound_the_replay_and_a_damaged_one_is_passed_over() {
     let l = Ledger::open(dir.path(), small()).unwrap();
     assert_eq!((l.recovery().replayed, l.recovery().rebuilt), (4, false), "records 11..=14");
     assert_eq!(l.head(), head);
-    assert!(l.state().entries() == entries);
+    assert!(l.state().unwrap().entries() == entries);
     l.close().unwrap();
     // The newest snapshot damaged (one byte): the one before it is used, the log replays more.
     std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
@@ -198,7 +200,7 @@ fn periodic_snapshots_bound_the_replay_and_a_damaged_one_is_passed_over() {
     assert!(anxin::store::snapshot::read(&newest, "anxin-test").unwrap_err().to_string().contains("damaged"));
     let l = Ledger::open(dir.path(), small()).unwrap();
     assert_eq!(l.recovery().replayed, 9, "records 6..=14 after the snapshot of 5");
-    assert!(l.state().entries() == entries, "never a wrong balance from a damaged snapshot");
+    assert!(l.state().unwrap().entries() == entries, "never a wrong balance from a damaged snapshot");
     l.close().unwrap();
     // A snapshot of another ledger is not used either.
     let other = tempfile::tempdir().unwrap();
@@ -209,7 +211,7 @@ fn periodic_snapshots_bound_the_replay_and_a_damaged_one_is_passed_over() {
     copy_dir(&other.path().join("snapshots"), &dir.path().join("snapshots"));
     let l = Ledger::open(dir.path(), small()).unwrap();
     assert_eq!((l.recovery().replayed, l.recovery().rebuilt), (14, true));
-    assert!(l.state().entries() == entries);
+    assert!(l.state().unwrap().entries() == entries);
 }
 
 #[test]
@@ -239,7 +241,7 @@ fn an_index_behind_the_log_replays_only_the_tail() {
     let l = Ledger::open(dir.path(), opts()).unwrap();
     ok(&l, "r6", vec![topup("P1", "T2", "1")]);
     ok(&l, "r7", vec![topup("P1", "T3", "2"), topup("P1", "T4", "3")]);
-    let (entries, head) = (l.state().entries(), l.head());
+    let (entries, head) = (l.state().unwrap().entries(), l.head());
     l.close().unwrap();
     // As if the process died before sled flushed the last group commits.
     std::fs::remove_dir_all(dir.path().join("index")).unwrap();
@@ -247,8 +249,8 @@ fn an_index_behind_the_log_replays_only_the_tail() {
     let l = Ledger::open(dir.path(), opts()).unwrap();
     assert_eq!((l.recovery().reindexed, l.recovery().replayed), (3, 0), "only the records after the index's position");
     assert_eq!(l.head(), head);
-    assert!(l.state().entries() == entries);
-    let again = l.submit(bank(), rid("r7"), vec![topup("P1", "T3", "2"), topup("P1", "T4", "3")]).unwrap().unwrap();
+    assert!(l.state().unwrap().entries() == entries);
+    let again = l.submit(operator(), rid("r7"), vec![topup("P1", "T3", "2"), topup("P1", "T4", "3")]).unwrap().unwrap();
     assert!(again.replayed && again.first_seq == 13);
 }
 
@@ -291,7 +293,7 @@ fn records_read_back_are_the_chained_canonical_bytes() {
     let recs = l.read_records(6, 9).unwrap();
     assert_eq!(recs.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![6, 7, 8, 9]);
     let rec = ledger::decode_record(&recs[1].1).unwrap();
-    assert_eq!((rec.seq, rec.event.name(), rec.principal.to_string()), (7, "ProgressPaymentMade", "bank:ICBC".to_owned()));
+    assert_eq!((rec.seq, rec.event.name(), rec.principal.to_string()), (7, "ProgressPaymentMade", "operator".to_owned()));
     let last = l.read_records(11, 100).unwrap();
     assert_eq!(anxin::chain::record::record_hash(&last[0].1), receipts[4].head);
 }

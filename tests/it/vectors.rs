@@ -19,7 +19,7 @@ fn events() -> Vec<(&'static str, Principal, Event)> {
     let bank = Principal::parse("bank:ICBC").unwrap();
     let gc_p = Principal::Contractor(gc());
     let Command::RegisterProject(reg) = register("P1") else { unreachable!() };
-    let Command::OpenWageAccount(acct) = open_account("P1") else { unreachable!() };
+    let Command::OpenWageAccount(acct) = open_account_no("P1", "2703001209") else { unreachable!() };
     let Command::EnrolWorker(en) = enrol("P1", 1) else { unreachable!() };
     let Command::MakeProgressPayment(pp) = progress("P1", "GCK-1", "100000.00", "30000.00", "2026-02-05") else { unreachable!() };
     let Command::SubmitPayroll(pr) = payroll("P1", "2026-01", &[(1, "5200.50")]) else { unreachable!() };

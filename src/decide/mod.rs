@@ -5,18 +5,28 @@
 //! rule (a split below the ratio, a late payment) is recorded, not refused: the county
 //! must see it, through `crate::projection::flags`.
 //!
-//! `decide_batch` makes a batch atomic: each command is decided against the state left
-//! by the ones before it, and one rejection rolls the whole batch back.
+//! `decide_batch` makes a batch atomic: each command is checked against its principal's
+//! authority (`authorize`) and decided against the state left by the ones before it,
+//! and one rejection rolls the whole batch back. It runs on the writer thread, so what
+//! it checks is exactly the state the batch is recorded on.
+//!
+//! External numbers (payment, letter, order, payroll, account numbers) are kept unique
+//! by one check here, over what every command kind declares in
+//! `crate::domain::numbers`; `State::apply` records them through the same declaration.
+
+pub mod authorize;
 
 use std::collections::BTreeSet;
 
 use crate::domain::command::*;
-use crate::domain::ids::{DocNo, ProjectId};
+use crate::domain::ids::ProjectId;
 use crate::domain::money::{Fen, Money};
 use crate::domain::policy::BP_MAX;
+use crate::domain::principal::Principal;
 use crate::domain::rejection::{BatchRejection, Rejection};
-use crate::limits::{AMOUNT_FEN_MAX, BATCH_COMMANDS_MAX, DRAWDOWN_PAYEES_MAX, PAYROLL_LINES_MAX};
-use crate::projection::state::{Project, Seq, State};
+use crate::limits::{BATCH_COMMANDS_MAX, DRAWDOWN_PAYEES_MAX, PAYROLL_LINES_MAX, TOTAL_FEN_MAX};
+use crate::projection::fingerprints::fingerprint;
+use crate::projection::state::{Project, Seq, State, Txn};
 
 type Decision = Result<Event, Rejection>;
 
@@ -43,9 +53,12 @@ fn current_enrolment<'a>(state: &'a State, project_id: &ProjectId, worker: crate
         .ok_or(Rejection::WorkerNotEnrolled { project: project_id.clone(), worker })
 }
 
-fn unique_payment_no(state: &State, project: &ProjectId, no: &DocNo) -> Result<(), Rejection> {
-    if state.payment_nos.contains(crate::projection::fingerprints::fingerprint(project, no)) {
-        return Err(Rejection::DuplicatePaymentNo(no.clone()));
+/// The command's external number, if it declares one, is not used yet in its scope.
+fn unique_number(state: &State, command: &Command) -> Result<(), Rejection> {
+    if let Some(n) = command.number() {
+        if state.numbers.contains(fingerprint(&n)) {
+            return Err(Rejection::Duplicate(n.to_duplicate()));
+        }
     }
     Ok(())
 }
@@ -58,7 +71,7 @@ fn money(fen: Fen) -> Money {
 /// so that any sum of totals remains far from `i64::MAX`).
 fn bounded_total(total: Fen, add: Fen) -> Result<(), Rejection> {
     match total.checked_add(add) {
-        Some(t) if t <= AMOUNT_FEN_MAX.saturating_mul(1_000) => Ok(()),
+        Some(t) if t <= TOTAL_FEN_MAX => Ok(()),
         _ => Err(Rejection::AmountOverflow),
     }
 }
@@ -68,13 +81,14 @@ fn bounded_total(total: Fen, add: Fen) -> Result<(), Rejection> {
 /// # Errors
 /// The `Rejection` of the first rule the command breaks.
 pub fn decide(state: &State, command: &Command) -> Decision {
+    unique_number(state, command)?;
     match command {
         Command::RegisterProject(c) => {
             if state.projects.contains(&c.project) {
                 return Err(Rejection::ProjectExists(c.project.clone()));
             }
             if c.contract_price.is_zero() {
-                return Err(Rejection::invalid("INVALID_AMOUNT", "contract_price", "must be greater than zero"));
+                return Err(Rejection::invalid("AMOUNT_NOT_POSITIVE", "contract_price", "must be greater than zero"));
             }
             if c.planned_end < c.start_date {
                 return Err(Rejection::DateOrder { what: "planned end", date: c.planned_end, before: c.start_date });
@@ -167,9 +181,6 @@ pub fn decide(state: &State, command: &Command) -> Decision {
         }
         Command::SubmitPayroll(c) => {
             project(state, &c.project)?;
-            if state.payrolls.contains(&(c.project.clone(), c.period)) {
-                return Err(Rejection::PayrollExists { project: c.project.clone(), period: c.period });
-            }
             if c.lines.is_empty() {
                 return Err(Rejection::invalid("EMPTY_PAYROLL", "lines", "a payroll needs at least one line"));
             }
@@ -189,7 +200,7 @@ pub fn decide(state: &State, command: &Command) -> Decision {
                     return Err(Rejection::invalid("INVALID_DAYS", "days", format!("{} days in one month", l.days)));
                 }
                 if l.amount_due.is_zero() {
-                    return Err(Rejection::invalid("INVALID_AMOUNT", "amount_due", "must be greater than zero"));
+                    return Err(Rejection::invalid("AMOUNT_NOT_POSITIVE", "amount_due", "must be greater than zero"));
                 }
                 if !state.enrolments.contains(&(c.project.clone(), l.worker)) {
                     return Err(Rejection::PayeeNotEnrolled { project: c.project.clone(), worker: l.worker });
@@ -201,16 +212,12 @@ pub fn decide(state: &State, command: &Command) -> Decision {
         }
         Command::PayDeposit(c) => {
             open_project(state, &c.project)?;
-            unique_payment_no(state, &c.project, &c.payment_no)?;
             positive(c.amount, "amount")?;
             bounded_total(state.deposit_cash(&c.project), c.amount.fen())?;
             Ok(Event::DepositPaid(c.clone()))
         }
         Command::IssueGuaranteeLetter(c) => {
             open_project(state, &c.project)?;
-            if state.letters.contains(&c.letter_no) {
-                return Err(Rejection::DuplicateLetterNo(c.letter_no.clone()));
-            }
             positive(c.amount, "amount")?;
             if c.valid_to < c.valid_from {
                 return Err(Rejection::DateOrder { what: "letter expiry", date: c.valid_to, before: c.valid_from });
@@ -228,7 +235,6 @@ pub fn decide(state: &State, command: &Command) -> Decision {
         }
         Command::MakeProgressPayment(c) => {
             let p = project(state, &c.project)?;
-            unique_payment_no(state, &c.project, &c.payment_no)?;
             positive(c.total, "total")?;
             if c.wage_share > c.total {
                 return Err(Rejection::invalid(
@@ -245,7 +251,6 @@ pub fn decide(state: &State, command: &Command) -> Decision {
         }
         Command::TopUpWageAccount(c) => {
             let p = project(state, &c.project)?;
-            unique_payment_no(state, &c.project, &c.payment_no)?;
             positive(c.amount, "amount")?;
             if !p.wage_account_open() {
                 return Err(Rejection::NoWageAccount(c.project.clone()));
@@ -255,7 +260,6 @@ pub fn decide(state: &State, command: &Command) -> Decision {
         }
         Command::PayWage(c) => {
             let p = project(state, &c.project)?;
-            unique_payment_no(state, &c.project, &c.payment_no)?;
             positive(c.amount, "amount")?;
             if !p.wage_account_open() {
                 return Err(Rejection::NoWageAccount(c.project.clone()));
@@ -272,9 +276,6 @@ pub fn decide(state: &State, command: &Command) -> Decision {
         }
         Command::DrawDeposit(c) => {
             project(state, &c.project)?;
-            if state.orders.contains(&(c.project.clone(), c.order_no.clone())) {
-                return Err(Rejection::DuplicateOrderNo(c.order_no.clone()));
-            }
             if c.payees.is_empty() {
                 return Err(Rejection::invalid("EMPTY_DRAWDOWN", "payees", "a drawdown pays at least one worker"));
             }
@@ -319,7 +320,7 @@ pub fn decide(state: &State, command: &Command) -> Decision {
 
 fn positive(m: Money, field: &'static str) -> Result<(), Rejection> {
     if m.is_zero() {
-        return Err(Rejection::invalid("INVALID_AMOUNT", field, "must be greater than zero"));
+        return Err(Rejection::invalid("AMOUNT_NOT_POSITIVE", field, "must be greater than zero"));
     }
     Ok(())
 }
@@ -347,20 +348,31 @@ fn check_line(state: &State, project: &ProjectId, worker: crate::domain::ids::Wo
     Ok(())
 }
 
-/// Decides and applies a whole batch atomically, numbering its events from `first_seq`.
-/// `accept` sees the events before they are kept and may still refuse the batch (the
-/// writer uses it to bound a batch's encoded size). On success the state holds the
-/// batch's effects; on rejection it is exactly as before.
+/// A batch decided and applied to the state, not yet kept: `commit` keeps it, dropping
+/// it takes it back out of the state (the writer drops it when the batch's records turn
+/// out too large, or when the log refuses the group).
+pub struct DecidedBatch<'s> {
+    txn: Txn<'s>,
+    pub events: Vec<Event>,
+}
+
+impl DecidedBatch<'_> {
+    /// Keeps the batch's effects on the state and returns its events.
+    pub fn commit(self) -> Vec<Event> {
+        self.txn.commit();
+        self.events
+    }
+}
+
+/// Decides and applies a whole batch atomically for `who`, numbering its events from
+/// `first_seq`. Each command is first checked against the principal's authority over
+/// the project, account or letter it names (`authorize::may_post`), then decided, both
+/// against the state left by the commands before it.
 ///
 /// # Errors
 /// `BatchRejection` with the index of the first rejected command (`None` if the batch
-/// as a whole was refused).
-pub fn decide_batch(
-    state: &mut State,
-    commands: &[Command],
-    first_seq: Seq,
-    accept: &mut dyn FnMut(&[Event]) -> Result<(), Rejection>,
-) -> Result<Vec<Event>, BatchRejection> {
+/// as a whole was refused); the state is then exactly as before.
+pub fn decide_batch<'s>(state: &'s mut State, who: &Principal, commands: &[Command], first_seq: Seq) -> Result<DecidedBatch<'s>, BatchRejection> {
     if commands.is_empty() {
         return Err(BatchRejection { index: None, rejection: Rejection::EmptyBatch });
     }
@@ -370,24 +382,18 @@ pub fn decide_batch(
             rejection: Rejection::BatchTooLarge { count: commands.len(), max: BATCH_COMMANDS_MAX },
         });
     }
-    state.begin();
+    let mut txn = state.txn();
     let mut events = Vec::with_capacity(commands.len());
     for (i, cmd) in commands.iter().enumerate() {
-        match decide(state, cmd) {
+        let decided = authorize::may_post(who, &txn, cmd).and_then(|()| decide(&txn, cmd));
+        match decided {
             Ok(ev) => {
-                state.apply(&ev, first_seq + i as u64);
+                txn.apply(&ev, first_seq + i as u64);
                 events.push(ev);
             }
-            Err(rejection) => {
-                state.rollback();
-                return Err(BatchRejection { index: Some(i), rejection });
-            }
+            // Dropping `txn` takes the batch back out of the state.
+            Err(rejection) => return Err(BatchRejection { index: Some(i), rejection }),
         }
     }
-    if let Err(rejection) = accept(&events) {
-        state.rollback();
-        return Err(BatchRejection { index: None, rejection });
-    }
-    state.commit();
-    Ok(events)
+    Ok(DecidedBatch { txn, events })
 }

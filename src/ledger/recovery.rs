@@ -1,0 +1,389 @@
+//! Recovery: what `Ledger::open` does before the writer starts.
+//!
+//! It loads the newest whole snapshot of the projections, then replays only the log after
+//! it and after the position the sled index reflects (all of it if both are gone),
+//! verifying the chain as it goes and cutting a torn, never-acknowledged tail. One thread
+//! reads, decodes and hashes frames; this one checks the chain and applies. Then it
+//! checks the log against the latest signed checkpoint (never shorter, same root) and
+//! the key against that checkpoint's signature.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use ed25519_dalek::SigningKey;
+
+use crate::chain::checkpoint::SignedCheckpoint;
+use crate::chain::merkle;
+use crate::chain::record::{genesis_hash, record_hash, request_digest, ChainVerifier, Hash, Record};
+use crate::domain::command::Command;
+use crate::domain::ids::{LedgerId, RequestId};
+use crate::domain::principal::Principal;
+use crate::projection::state::{Seq, State};
+use crate::store::index::{Applied, IdemEntry, IdemKey, Index, IndexBatch};
+use crate::store::log::{self, LogWriter, Position};
+use crate::store::merkle::MerkleWriter;
+use crate::store::StoreError;
+
+use super::signer::{self, TreeHead};
+use super::{LedgerOptions, Recovery};
+
+/// Everything the writer and the handle start from.
+pub(super) struct Recovered {
+    pub ledger_id: LedgerId,
+    pub index: Index,
+    pub state: State,
+    pub log: LogWriter,
+    pub merkle: MerkleWriter,
+    pub tree: TreeHead,
+    /// The record the newest snapshot reflects.
+    pub snapshot_seq: Seq,
+    pub signing_key: SigningKey,
+    pub checkpoint: SignedCheckpoint,
+    pub recovery: Recovery,
+}
+
+/// A point in the log some derived store reflects: every record up to `seq`, whose hash
+/// is `head`, ending at `pos` (`None`: the log's start).
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    seq: Seq,
+    head: Hash,
+    pos: Option<Position>,
+}
+
+impl Mark {
+    fn genesis(ledger_id: &LedgerId) -> Mark {
+        Mark { seq: 0, head: genesis_hash(ledger_id.as_str()), pos: None }
+    }
+}
+
+/// Reads (or, for a new data directory, writes) the `LEDGER` file.
+pub(super) fn read_ledger_id(dir: &Path, wanted: Option<&str>) -> Result<LedgerId, StoreError> {
+    let path = dir.join("LEDGER");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).map_err(|e| StoreError::DataDir(format!("{}: {e}", path.display())))?;
+        return LedgerId::parse(text.trim()).map_err(|e| StoreError::DataDir(format!("{}: {e}", path.display())));
+    }
+    if !log::list_segments(&dir.join("log"))?.is_empty() {
+        return Err(StoreError::DataDir(format!("{} is missing but the log exists: restore it from a backup", path.display())));
+    }
+    let id = match wanted {
+        Some(id) => id.to_owned(),
+        None => {
+            let mut r = [0u8; 8];
+            getrandom::getrandom(&mut r).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+            format!("anxin-{}", hex::encode(r))
+        }
+    };
+    let id = LedgerId::parse(&id).map_err(|e| StoreError::DataDir(format!("{e}: 1-64 printable ASCII characters")))?;
+    crate::fsutil::write_atomic(&path, format!("{id}\n").as_bytes(), id.as_str())?;
+    Ok(id)
+}
+
+/// Writes the `LEDGER` file of a new data directory (a restore).
+pub(crate) fn create_ledger_id(dir: &Path, id: &str) -> Result<(), StoreError> {
+    if dir.join("LEDGER").exists() {
+        return Err(StoreError::DataDir(format!("{} exists", dir.join("LEDGER").display())));
+    }
+    read_ledger_id(dir, Some(id)).map(|_| ())
+}
+
+/// Every segment the index knows of is there. A replay reads only the segments after the
+/// index's position, so a segment missing before it would go unnoticed until its records
+/// were read; one index lookup per segment boundary finds it at the start instead.
+fn check_segments(log_dir: &Path, index: &Index, indexed: Seq) -> Result<(), StoreError> {
+    let segments = log::list_segments(log_dir)?;
+    let missing = |seg: u64, why: String| StoreError::Corruption { at: log::segment_path(log_dir, seg).display().to_string(), why };
+    if let Some(&first) = segments.first() {
+        if first != 1 {
+            return Err(missing(1, format!("is missing: records 1 to {} are gone; restore the log from a backup", first - 1)));
+        }
+    }
+    for pair in segments.windows(2) {
+        let (this, next) = (pair[0], pair[1]);
+        if next - 1 > indexed {
+            break;
+        }
+        if let Some((first, pos, count)) = index.frame_of(next - 1)? {
+            if pos.segment != this || first + u64::from(count) != next {
+                return Err(missing(pos.segment, format!("is missing: the index has records {first} to {} in it; restore the log from a backup", first + u64::from(count) - 1)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A frame whose records were decoded and hashed by the scanning thread.
+struct DecodedFrame {
+    pos: Position,
+    end: u64,
+    first_seq: Seq,
+    records: Vec<(Result<Record, crate::chain::codec::CodecError>, Hash)>,
+}
+
+impl DecodedFrame {
+    fn of(f: log::Frame) -> DecodedFrame {
+        let records = f.records.iter().map(|b| (Record::decode(b), record_hash(b))).collect();
+        DecodedFrame { pos: f.pos, end: f.end, first_seq: f.first_seq, records }
+    }
+}
+
+/// A request being gathered from consecutive records of one frame.
+struct OpenRequest {
+    key: IdemKey,
+    commands: Vec<Command>,
+    first_seq: Seq,
+    recorded_at_ms: i64,
+}
+
+/// Replays frames: records after the snapshot into the state, records after the index's
+/// position into an index batch (frame positions and idempotency entries). A request
+/// never spans two frames, so every request is closed at its frame's end.
+struct Replayer<'a> {
+    state: &'a mut State,
+    merkle: &'a mut MerkleWriter,
+    verifier: ChainVerifier,
+    batch: IndexBatch,
+    /// What the state already holds (a snapshot); its head is checked against the log
+    /// when the replay passes it.
+    snapshot: Mark,
+    /// What the index already holds.
+    indexed: Seq,
+    replayed: u64,
+    reindexed: u64,
+    last_end: Option<Position>,
+}
+
+impl Replayer<'_> {
+    fn frame(&mut self, frame: DecodedFrame, index: &Index) -> Result<(), StoreError> {
+        if frame.first_seq != self.verifier.next_seq() {
+            return Err(StoreError::Corruption {
+                at: format!("segment {:020}.seg offset {}", frame.pos.segment, frame.pos.offset),
+                why: format!("frame starts at record {} but record {} was expected", frame.first_seq, self.verifier.next_seq()),
+            });
+        }
+        let to_index = frame.first_seq > self.indexed;
+        if to_index {
+            self.batch.frame(frame.first_seq, frame.pos, frame.records.len() as u32);
+        }
+        let mut open: Option<OpenRequest> = None;
+        let mut prev_hash = self.verifier.head();
+        for (decoded, hash) in frame.records {
+            let rec = self.verifier.accept(decoded, hash)?;
+            if rec.seq > self.snapshot.seq {
+                self.state.apply(&rec.event, rec.seq);
+                self.replayed += 1;
+            } else if rec.seq == self.snapshot.seq && hash != self.snapshot.head {
+                return Err(StoreError::Corruption {
+                    at: format!("record {}", rec.seq),
+                    why: "the newest snapshot names another chain head for this record: the log was rewritten after it (move snapshots/ away to replay the log alone)".into(),
+                });
+            }
+            if rec.seq == self.merkle.size() + 1 {
+                self.merkle.push(&hash);
+            }
+            if to_index {
+                let same = open.as_ref().is_some_and(|o| o.key.principal == rec.principal && o.key.request_id == rec.request_id);
+                if !same {
+                    if let Some(o) = open.take() {
+                        self.close(o, rec.seq - 1, prev_hash);
+                    }
+                    open = Some(OpenRequest { key: key(&rec.principal, &rec.request_id), commands: Vec::new(), first_seq: rec.seq, recorded_at_ms: rec.recorded_at_ms });
+                }
+                if let Some(o) = open.as_mut() {
+                    o.commands.push(rec.event.to_command());
+                }
+                self.reindexed += 1;
+            }
+            prev_hash = hash;
+        }
+        if let Some(o) = open.take() {
+            self.close(o, self.verifier.next_seq() - 1, prev_hash);
+        }
+        self.last_end = Some(Position { segment: frame.pos.segment, offset: frame.end });
+        if self.batch.entries > 50_000 {
+            self.flush(index)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, o: OpenRequest, last: Seq, head: Hash) {
+        let entry = IdemEntry { digest: request_digest(&o.commands), first_seq: o.first_seq, last_seq: last, head, recorded_at_ms: o.recorded_at_ms };
+        self.batch.idem(&o.key, &entry);
+    }
+
+    /// Writes what was replayed into the index so far, with the position it reflects.
+    fn flush(&mut self, index: &Index) -> Result<(), StoreError> {
+        let Some(end) = self.last_end else { return Ok(()) };
+        if self.verifier.next_seq() - 1 <= self.indexed {
+            return Ok(());
+        }
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.applied(Applied { seq: self.verifier.next_seq() - 1, head: self.verifier.head(), log_end: end });
+        index.apply(batch)
+    }
+}
+
+fn key(principal: &Principal, request_id: &RequestId) -> IdemKey {
+    IdemKey { principal: principal.clone(), request_id: request_id.clone() }
+}
+
+/// Opens the index of `dir`, checking that it belongs to this ledger.
+fn open_index(dir: &Path, ledger_id: &LedgerId) -> Result<Index, StoreError> {
+    let index = Index::open(&dir.join("index"))?;
+    match index.ledger_id()? {
+        Some(id) if id != ledger_id.as_str() => Err(StoreError::Corruption {
+            at: "index".into(),
+            why: format!("the index belongs to ledger {id:?}, the log to {:?}: delete index/ to rebuild it", ledger_id.as_str()),
+        }),
+        Some(_) => Ok(index),
+        None => {
+            index.set_ledger_id(ledger_id.as_str())?;
+            Ok(index)
+        }
+    }
+}
+
+/// The signing key, checked against the latest checkpoint: a ledger that has signed
+/// must keep its key (a new one would break every auditor's pinned key).
+fn signing_key(dir: &Path, opts: &LedgerOptions, ledger_id: &LedgerId) -> Result<SigningKey, StoreError> {
+    let key_path: PathBuf = opts.signing_key.clone().unwrap_or_else(|| dir.join("keys").join("checkpoint.ed25519"));
+    let has_signed = signer::checkpoint_path(dir).exists();
+    let key = signer::load_or_create_key(&key_path, !has_signed, ledger_id.as_str())?;
+    if let Some(cp) = signer::load_checkpoint(dir)? {
+        if cp.verify(&key.verifying_key()).is_err() {
+            return Err(StoreError::DataDir(format!(
+                "checkpoints/latest was not signed by the key at {}: the signing key was replaced; restore the original from a backup",
+                key_path.display()
+            )));
+        }
+    }
+    Ok(key)
+}
+
+/// Recovers the ledger in `dir` (see the module doc).
+pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreError> {
+    crate::fsutil::create_private_dir(dir)?;
+    let ledger_id = read_ledger_id(dir, opts.ledger_id.as_deref())?;
+    let index = open_index(dir, &ledger_id)?;
+    let applied = index.applied()?;
+    // The newest snapshot that reads back whole; without one, the log is replayed from
+    // its start.
+    let snapshot = crate::store::snapshot::load_newest(dir, ledger_id.as_str())?;
+    let (snapshot_mark, state) = match snapshot {
+        Some((h, st)) => (Mark { seq: h.seq, head: h.head, pos: Some(h.log_end()) }, Some(st)),
+        None => (Mark::genesis(&ledger_id), None),
+    };
+    let index_mark = applied.map_or(Mark::genesis(&ledger_id), |a| Mark { seq: a.seq, head: a.head, pos: Some(a.log_end) });
+    // Replay from whichever of the two is behind.
+    let from = match &state {
+        Some(_) if snapshot_mark.seq <= index_mark.seq => snapshot_mark,
+        Some(_) => index_mark,
+        None => Mark::genesis(&ledger_id),
+    };
+    let mut state = state.unwrap_or_default();
+    let log_dir = dir.join("log");
+    check_segments(&log_dir, &index, index_mark.seq)?;
+    let signing_key = signing_key(dir, opts, &ledger_id)?;
+    let mut merkle = MerkleWriter::open(&dir.join("merkle"), u64::MAX)?;
+    // Leaves the Merkle files lost (a crash before the OS wrote them) that come before
+    // the replay: read them back from the log. Usually nothing.
+    let replay_from = from.seq + 1;
+    if merkle.size() + 1 < replay_from {
+        let start = index.frame_of(merkle.size() + 1)?.map(|(_, pos, _)| pos);
+        log::scan(&log_dir, ledger_id.as_str(), start, false, &mut |f| {
+            for (i, bytes) in f.records.iter().enumerate() {
+                let seq = f.first_seq + i as u64;
+                if seq == merkle.size() + 1 && seq < replay_from {
+                    merkle.push(&record_hash(bytes));
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let mut rep = Replayer {
+        state: &mut state,
+        merkle: &mut merkle,
+        verifier: ChainVerifier::resume(from.seq + 1, from.head),
+        batch: IndexBatch::default(),
+        snapshot: snapshot_mark,
+        indexed: index_mark.seq,
+        replayed: 0,
+        reindexed: 0,
+        last_end: from.pos,
+    };
+    // Two threads: one reads, decodes and hashes frames, this one checks the chain and
+    // applies; a fault on either side stops both and is reported.
+    let (ftx, frx) = mpsc::sync_channel::<DecodedFrame>(4);
+    let scan = std::thread::scope(|s| -> Result<log::ScanEnd, StoreError> {
+        let (dir, id) = (&log_dir, ledger_id.as_str());
+        // `ftx` moves in: the channel ends when the scan does.
+        let scanner = s.spawn(move || log::scan(dir, id, from.pos, true, &mut |f| ftx.send(DecodedFrame::of(f)).map_err(|_| StoreError::Closed)));
+        let mut applied: Result<(), StoreError> = Ok(());
+        for frame in frx.iter() {
+            applied = rep.frame(frame, &index);
+            if applied.is_err() {
+                break;
+            }
+        }
+        drop(frx);
+        let scanned = scanner.join().map_err(|_| StoreError::DataDir("the log scanning thread panicked".into()))?;
+        applied?;
+        scanned
+    })?;
+    rep.flush(&index)?;
+    let (next_seq, head, replayed, reindexed) = (rep.verifier.next_seq(), rep.verifier.head(), rep.replayed, rep.reindexed);
+    let records = next_seq - 1;
+    // Refused below, after the checkpoint check, which names the damage better.
+    let snapshot_ahead = (records < snapshot_mark.seq).then(|| StoreError::Corruption {
+        at: "snapshots/".into(),
+        why: format!("the newest snapshot reflects {} records but the log has only {records}: the log was truncated (move snapshots/ away to replay the log alone)", snapshot_mark.seq),
+    });
+    index.flush()?;
+    merkle.flush()?;
+    if merkle.size() != records {
+        // Files ahead of the log (never written so by this code) or a gap: trim or rebuild.
+        drop(merkle);
+        merkle = MerkleWriter::open(&dir.join("merkle"), records)?;
+        if merkle.size() != records {
+            return Err(StoreError::Corruption { at: "merkle/".into(), why: format!("the tree has {} leaves but the log {records} records: delete merkle/ to rebuild it", merkle.size()) });
+        }
+    }
+    merkle.flush()?;
+    let recovery = Recovery { replayed, reindexed, cut: scan.cut, rebuilt: snapshot_mark.seq == 0 && replayed > 0 };
+    if let Some((seg, off, bytes)) = scan.cut {
+        tracing::warn!(segment = seg, offset = off, bytes, "recovery cut a torn tail that was never acknowledged");
+    }
+    tracing::info!(ledger = %ledger_id, records, replayed, reindexed, "ledger opened");
+    let log = LogWriter::open(&log_dir, ledger_id.as_str(), scan.end)?.with_segment_bytes(opts.segment_bytes);
+    // The signed checkpoint never goes backwards: a log shorter than the last one
+    // signed, or one whose tree disagrees with it, was rewritten.
+    let tree = TreeHead { size: records, root: merkle.root(), chain_head: head };
+    let latest = signer::load_checkpoint(dir)?;
+    if let Some(cp) = &latest {
+        let c = &cp.checkpoint;
+        let at = merkle::root(&*merkle.reader(), c.tree_size.min(records))?;
+        if c.tree_size > records || at != c.root {
+            return Err(StoreError::Corruption {
+                at: "checkpoints/latest".into(),
+                why: format!(
+                    "a checkpoint of {} records was signed, but the log {}: the log was truncated or rewritten",
+                    c.tree_size,
+                    if c.tree_size > records { format!("has only {records}") } else { "disagrees with its root".into() }
+                ),
+            });
+        }
+    }
+    if let Some(e) = snapshot_ahead {
+        return Err(e);
+    }
+    let checkpoint = match latest {
+        Some(cp) if cp.checkpoint.tree_size == records => cp,
+        _ => {
+            let cp = signer::sign(&ledger_id, tree, (opts.clock)(), &signing_key);
+            signer::save_checkpoint(dir, &cp, ledger_id.as_str())?;
+            cp
+        }
+    };
+    Ok(Recovered { ledger_id, index, state, log, merkle, tree, snapshot_seq: snapshot_mark.seq, signing_key, checkpoint, recovery })
+}

@@ -1,0 +1,106 @@
+//! The checkpoint signing key and the signed checkpoint files.
+//!
+//! The key (a 32-byte Ed25519 seed, mode 0600) is created on a ledger's first start and
+//! never again: a ledger that has signed refuses to start without it, or with another.
+//! `checkpoints/latest` is replaced atomically (`fsutil::write_atomic`: temporary file,
+//! fsync, rename, directory fsync), so a crash leaves the old checkpoint or the new one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ed25519_dalek::SigningKey;
+
+use crate::chain::checkpoint::{Checkpoint, SignedCheckpoint, CHECKPOINT_VERSION};
+use crate::chain::codec;
+use crate::chain::record::{genesis_hash, Hash};
+use crate::domain::ids::LedgerId;
+use crate::projection::state::Seq;
+use crate::store::StoreError;
+
+/// The Merkle tree as of a group commit: what a checkpoint signs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TreeHead {
+    pub size: Seq,
+    pub root: Hash,
+    /// The hash of record `size` (the genesis hash for an empty log).
+    pub chain_head: Hash,
+}
+
+/// Loads the signing key, or creates it when `may_create` (a ledger that never signed).
+pub(super) fn load_or_create_key(path: &Path, may_create: bool, scope: &str) -> Result<SigningKey, StoreError> {
+    if path.exists() {
+        let bytes = std::fs::read(path)?;
+        let seed: [u8; 32] = bytes.try_into().map_err(|_| StoreError::DataDir(format!("{} is not a 32-byte Ed25519 seed", path.display())))?;
+        return Ok(SigningKey::from_bytes(&seed));
+    }
+    if !may_create {
+        return Err(StoreError::DataDir(format!(
+            "the checkpoint signing key {} is missing, but this ledger has signed checkpoints with it: restore it from a backup (a new key would break every auditor's pinned key)",
+            path.display()
+        )));
+    }
+    if let Some(parent) = path.parent() {
+        crate::fsutil::create_private_dir(parent)?;
+    }
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+    crate::fsutil::write_atomic(path, &seed, scope)?;
+    tracing::info!(path = %path.display(), "created the checkpoint signing key");
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+pub(super) fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoints").join("latest")
+}
+
+/// The latest signed checkpoint of `dir`, if it has one.
+pub(super) fn load_checkpoint(dir: &Path) -> Result<Option<SignedCheckpoint>, StoreError> {
+    let p = checkpoint_path(dir);
+    if !p.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&p)?;
+    codec::decode(&bytes).map(Some).map_err(|e| StoreError::Corruption { at: p.display().to_string(), why: e.to_string() })
+}
+
+/// Replaces `checkpoints/latest` with `cp`, atomically and durably.
+pub(crate) fn save_checkpoint(dir: &Path, cp: &SignedCheckpoint, scope: &str) -> Result<(), StoreError> {
+    let d = dir.join("checkpoints");
+    crate::fsutil::create_private_dir(&d)?;
+    crate::failpoint::pass("checkpoint.write", scope)?;
+    crate::fsutil::write_atomic(&checkpoint_path(dir), &codec::encode(cp), scope)?;
+    Ok(())
+}
+
+pub(super) fn sign(ledger_id: &LedgerId, tree: TreeHead, now_ms: i64, key: &SigningKey) -> SignedCheckpoint {
+    let chain_head = if tree.size == 0 { genesis_hash(ledger_id.as_str()) } else { tree.chain_head };
+    Checkpoint { version: CHECKPOINT_VERSION, ledger_id: ledger_id.to_string(), tree_size: tree.size, root: tree.root, chain_head, timestamp_ms: now_ms }.sign(key)
+}
+
+/// The key and the latest checkpoint it signed, shared by the writer (which signs after
+/// group commits and when idle) and the handle (which signs on demand).
+pub(super) struct Signer {
+    pub key: SigningKey,
+    latest: Mutex<SignedCheckpoint>,
+    dir: PathBuf,
+    ledger_id: LedgerId,
+}
+
+impl Signer {
+    pub fn new(key: SigningKey, latest: SignedCheckpoint, dir: PathBuf, ledger_id: LedgerId) -> Signer {
+        Signer { key, latest: Mutex::new(latest), dir, ledger_id }
+    }
+
+    /// Signs a checkpoint of `tree` unless the latest one already covers it, and keeps it.
+    pub fn sign_if_behind(&self, tree: TreeHead, now_ms: i64) -> Result<SignedCheckpoint, StoreError> {
+        // Only this signer changes the checkpoint: a poisoned lock still holds a whole one.
+        let mut latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if latest.checkpoint.tree_size >= tree.size {
+            return Ok(latest.clone());
+        }
+        let cp = sign(&self.ledger_id, tree, now_ms, &self.key);
+        save_checkpoint(&self.dir, &cp, self.ledger_id.as_str())?;
+        *latest = cp.clone();
+        Ok(cp)
+    }
+}

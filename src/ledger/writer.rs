@@ -1,0 +1,503 @@
+//! The single writer thread and its group commit.
+//!
+//! The writer drains what is waiting in its queue (a group, at most `GROUP_JOBS_MAX`
+//! jobs) and commits it in named phases:
+//!
+//! 1. **decide and encode** (`decide_group`): under the state's write lock, with a
+//!    journal level open for the whole group, each job is checked against the
+//!    idempotency index, then decided batch by batch (`decide_batch`: authority, rules,
+//!    apply) and its records encoded and chained. A batch whose records are too large is
+//!    dropped, which takes it back out of the state.
+//! 2. **make durable** (`make_durable`): the group's frames are appended to the log and
+//!    made durable with one `fdatasync`.
+//! 3. **take back** (`take_back`), only if the log refused: the group's journal level is
+//!    dropped (the state is as before the group) and the log rewound to where the group
+//!    started; every submitter is told nothing was recorded. A failed `fdatasync` cannot
+//!    be taken back (the kernel may have dropped the pages): the ledger stops writing.
+//! 4. **publish and answer** (`publish`): the level is committed, the Merkle files get
+//!    the group's leaves, the head and tree move, the lock is released and every
+//!    submitter is answered.
+//! 5. **follow up** (`follow_up`), off the acknowledgement path: the group's sled batch
+//!    (frame positions, idempotency entries, applied position), a snapshot every
+//!    `snapshot_records` records, a signed checkpoint at most every interval, a lazy
+//!    index flush.
+//!
+//! A fault the writer cannot take back stops it (`WriterFault::Stopped`: writes are
+//! refused, reads go on); a panic (a bug) is caught and becomes `WriterFault::Panicked`
+//! (reads stop too: the state may be half-changed). Either is published on the ledger's
+//! fault watch, so the server turns NOT_SERVING and exits for a supervisor to restart it;
+//! a restart recovers from the log.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::chain::codec;
+use crate::chain::record::{genesis_hash, record_hash, request_digest, Hash, RecordRef, FORMAT_VERSION};
+use crate::decide::decide_batch;
+use crate::domain::command::{Command, Event};
+use crate::domain::ids::RequestId;
+use crate::domain::principal::Principal;
+use crate::domain::rejection::{BatchRejection, Rejection};
+use crate::limits::{BATCH_BYTES_MAX, FRAME_BYTES_MAX, RECORD_BYTES_MAX};
+use crate::projection::state::{Seq, State};
+use crate::store::index::{Applied, IdemEntry, IdemKey, IndexBatch};
+use crate::store::log::{LogWriter, Position};
+use crate::store::merkle::MerkleWriter;
+use crate::store::StoreError;
+
+use super::signer::TreeHead;
+use super::{Receipt, Shared, SubmitResult, WriterFault};
+
+/// How many jobs one group commit takes at most.
+const GROUP_JOBS_MAX: usize = 256;
+
+/// One submitted batch, waiting for the writer.
+pub(super) struct Job {
+    pub principal: Principal,
+    pub request_id: RequestId,
+    pub commands: Vec<Command>,
+    pub reply: Box<dyn FnOnce(SubmitResult) + Send>,
+}
+
+pub(super) struct Writer {
+    pub shared: Arc<Shared>,
+    pub log: LogWriter,
+    pub next_seq: Seq,
+    pub head: Hash,
+    pub merkle: MerkleWriter,
+    pub last_index_flush: Instant,
+    pub last_checkpoint: Instant,
+    pub checkpoint_interval: Duration,
+    /// The record the newest snapshot reflects.
+    pub snapshot_seq: Seq,
+    pub snapshot_records: u64,
+    pub min_free_bytes: u64,
+}
+
+enum Outcome {
+    Done(SubmitResult),
+    /// Accepted: waiting for the group to be durable.
+    Pending(Receipt),
+}
+
+/// Where a group starts: what to go back to if the log refuses it.
+#[derive(Clone, Copy)]
+struct GroupStart {
+    next_seq: Seq,
+    head: Hash,
+    log_end: Position,
+}
+
+/// A frame of the group: consecutive records, within `FRAME_BYTES_MAX`.
+struct PendingFrame {
+    first_seq: Seq,
+    records: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// Phase 1's result: an outcome per job, the frames to write, the idempotency entries
+/// and Merkle leaves of the accepted batches.
+#[derive(Default)]
+struct DecidedGroup {
+    outcomes: Vec<Outcome>,
+    frames: Vec<PendingFrame>,
+    idem: HashMap<IdemKey, IdemEntry>,
+    leaves: Vec<Hash>,
+    /// A fault reading the idempotency index stopped the deciding: nothing of the group
+    /// may be written.
+    fault: Option<StoreError>,
+}
+
+/// A batch's records, encoded and chained.
+struct Encoded {
+    records: Vec<Vec<u8>>,
+    bytes: usize,
+    hashes: Vec<Hash>,
+}
+
+/// Where a frame of the group went in the log.
+struct Written {
+    first_seq: Seq,
+    pos: Position,
+    count: u32,
+}
+
+/// Why phase 2 failed.
+struct WriteFailure {
+    error: StoreError,
+    /// `fdatasync` itself failed: the file's state is no longer known.
+    sync_failed: bool,
+}
+
+/// The writer thread's body: runs the writer, and turns a panic into a visible fault
+/// that answers every later submission.
+pub(super) fn run(w: Writer, rx: Receiver<Job>) {
+    let shared = w.shared.clone();
+    let mut w = Some(w);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(w) = w.take() {
+            w.run(&rx);
+        }
+    }));
+    if let Err(payload) = r {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with no message".into());
+        let why = format!("the writer thread panicked: {why}");
+        tracing::error!(error = %why, "ledger fault: the writer died; refusing reads and writes until restart");
+        shared.set_fault(WriterFault::Panicked(why.clone()));
+        // Every job still queued, and every one queued until the ledger closes, gets the
+        // fault as its answer instead of waiting forever.
+        for job in rx.iter() {
+            (job.reply)(Err(StoreError::WriterFailed(why.clone())));
+        }
+    }
+}
+
+impl Writer {
+    fn run(mut self, rx: &Receiver<Job>) {
+        // A long replay at open (no snapshot, or an old one) is not repeated by the next.
+        if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records {
+            if let Err(e) = self.snapshot() {
+                tracing::error!(error = %e, "a snapshot of the projections failed");
+            }
+        }
+        loop {
+            // While idle, the tree's last records still get a signed checkpoint within
+            // one interval: an auditor never waits on the next write for one.
+            let first = match rx.recv_timeout(self.checkpoint_interval) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.checkpoint_if_behind();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut jobs = vec![first];
+            while jobs.len() < GROUP_JOBS_MAX {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.group(jobs);
+        }
+        // Closing: a checkpoint of every record, and a snapshot, so that the next start
+        // replays nothing.
+        self.checkpoint_if_behind();
+        if self.shared.fault().is_none() && self.next_seq - 1 > self.snapshot_seq {
+            if let Err(e) = self.snapshot() {
+                tracing::error!(error = %e, "the closing snapshot failed; the next start replays the log after the previous one");
+            }
+        }
+    }
+
+    fn tree(&self) -> TreeHead {
+        TreeHead { size: self.next_seq - 1, root: self.merkle.root(), chain_head: self.head }
+    }
+
+    /// Signs a checkpoint of the tree if the latest one does not cover every record.
+    fn checkpoint_if_behind(&mut self) {
+        if self.shared.fault().is_some() {
+            return;
+        }
+        self.last_checkpoint = Instant::now();
+        if let Err(e) = self.shared.signer.sign_if_behind(self.shared.tree(), (self.shared.clock)()) {
+            self.stop(e.to_string());
+        }
+    }
+
+    /// Writes a snapshot of the projections as of the last durable record.
+    fn snapshot(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let seq = self.next_seq - 1;
+        let header = crate::store::snapshot::SnapshotHeader {
+            version: crate::store::snapshot::SNAPSHOT_VERSION,
+            ledger_id: self.shared.ledger_id.to_string(),
+            seq,
+            head: if seq == 0 { genesis_hash(self.shared.ledger_id.as_str()) } else { self.head },
+            log_end: (self.log.end().segment, self.log.end().offset),
+        };
+        // A read lock: queries go on; only this writer could change the state.
+        let state = self.shared.read_state()?;
+        let bytes = crate::store::snapshot::write(&self.shared.dir, &header, &state)?;
+        drop(state);
+        self.snapshot_seq = seq;
+        tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "wrote a snapshot of the projections");
+        Ok(())
+    }
+
+    /// A write error as the client should hear it: a full disk (or quota) as `DiskFull`.
+    fn write_fault(&self, e: StoreError) -> StoreError {
+        match &e {
+            StoreError::Io(io) if matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) => {
+                let free = crate::fsutil::free_bytes(&self.shared.dir).unwrap_or(0);
+                StoreError::DiskFull { free, reserve: self.min_free_bytes }
+            }
+            _ => e,
+        }
+    }
+
+    /// Stops all further writes (fail-stop): a fault the writer cannot take back.
+    fn stop(&self, why: String) {
+        tracing::error!(error = %why, "ledger fault: refusing all further writes");
+        self.shared.set_fault(WriterFault::Stopped(why));
+    }
+
+    /// Answers a whole group with one fault.
+    fn answer_all(jobs: Vec<Job>, e: impl Fn() -> StoreError) {
+        for j in jobs {
+            (j.reply)(Err(e()));
+        }
+    }
+
+    fn group(&mut self, jobs: Vec<Job>) {
+        if let Some(f) = self.shared.fault() {
+            return Self::answer_all(jobs, || f.to_store_error());
+        }
+        if let Err(e) = crate::failpoint::pass("writer.group", self.shared.ledger_id.as_str()) {
+            self.stop(e.to_string());
+            return Self::answer_all(jobs, || StoreError::Poisoned(e.to_string()));
+        }
+        // Below the reserve nothing is decided: the request is refused whole, and the
+        // next group tries again (space may have returned).
+        match crate::fsutil::free_bytes(&self.shared.dir) {
+            Ok(free) if free < self.min_free_bytes => {
+                tracing::warn!(free, reserve = self.min_free_bytes, "disk full: refusing new batches until space returns");
+                let reserve = self.min_free_bytes;
+                return Self::answer_all(jobs, || StoreError::DiskFull { free, reserve });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the free space of the data directory"),
+        }
+        let start = GroupStart { next_seq: self.next_seq, head: self.head, log_end: self.log.end() };
+        let shared = self.shared.clone();
+        let mut guard = match shared.write_state() {
+            Ok(g) => g,
+            Err(e) => return Self::answer_all(jobs, || StoreError::WriterFailed(e.to_string())),
+        };
+        // One journal level for the whole group: dropped without commit, it takes every
+        // batch of the group back out of the state.
+        let mut group = guard.txn();
+
+        // 1. Decide and encode.
+        let DecidedGroup { outcomes, frames, idem, leaves, fault } = self.decide_group(&mut group, &jobs);
+        if let Some(error) = fault {
+            drop(group);
+            drop(guard);
+            return self.take_back(start, WriteFailure { error, sync_failed: false }, jobs, outcomes);
+        }
+
+        // 2. Make durable.
+        let written = match self.make_durable(&frames) {
+            Ok(w) => w,
+            Err(failure) => {
+                // 3. Take back: the state first (dropping the level), then the log.
+                drop(group);
+                drop(guard);
+                return self.take_back(start, failure, jobs, outcomes);
+            }
+        };
+
+        // 4. Publish and answer.
+        group.commit();
+        if let Err(e) = self.publish(&leaves) {
+            drop(guard);
+            self.stop(e.to_string());
+            return Self::answer_all(jobs, || StoreError::Poisoned(e.to_string()));
+        }
+        drop(guard);
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Done(r) => (job.reply)(r),
+                Outcome::Pending(r) => (job.reply)(Ok(Ok(r))),
+            }
+        }
+
+        // 5. Follow up.
+        self.follow_up(written, idem, !leaves.is_empty());
+    }
+
+    /// Phase 1: an outcome for every job; accepted batches applied to `state` (inside the
+    /// group's journal level) and encoded into frames. Stops at a fault reading the
+    /// idempotency index (`DecidedGroup::fault`).
+    fn decide_group(&mut self, state: &mut State, jobs: &[Job]) -> DecidedGroup {
+        let now = (self.shared.clock)();
+        let mut g = DecidedGroup { outcomes: Vec::with_capacity(jobs.len()), ..Default::default() };
+        for job in jobs {
+            let key = IdemKey { principal: job.principal.clone(), request_id: job.request_id.clone() };
+            let digest = request_digest(&job.commands);
+            let known = match g.idem.get(&key) {
+                Some(e) => Some(e.clone()),
+                None => match self.shared.index.idem(&key) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        g.fault = Some(e);
+                        return g;
+                    }
+                },
+            };
+            if let Some(e) = known {
+                let outcome = if e.digest == digest {
+                    let r = Receipt { first_seq: e.first_seq, last_seq: e.last_seq, head: e.head, recorded_at_ms: e.recorded_at_ms, replayed: true };
+                    // A retry of a request in this very group is answered once it is durable.
+                    if g.idem.contains_key(&key) { Outcome::Pending(r) } else { Outcome::Done(Ok(Ok(r))) }
+                } else {
+                    Outcome::Done(Ok(Err(BatchRejection { index: None, rejection: Rejection::RequestIdReused(job.request_id.to_string()) })))
+                };
+                g.outcomes.push(outcome);
+                continue;
+            }
+            let first_seq = self.next_seq;
+            let batch = match decide_batch(state, &job.principal, &job.commands, first_seq) {
+                Ok(b) => b,
+                Err(rej) => {
+                    g.outcomes.push(Outcome::Done(Ok(Err(rej))));
+                    continue;
+                }
+            };
+            let enc = self.encode(&batch.events, first_seq, now, &job.principal, &job.request_id);
+            if enc.bytes > BATCH_BYTES_MAX {
+                // Dropping the decided batch takes it back out of the state.
+                drop(batch);
+                let rejection = Rejection::BatchBytesTooLarge { bytes: enc.bytes, max: BATCH_BYTES_MAX };
+                g.outcomes.push(Outcome::Done(Ok(Err(BatchRejection { index: None, rejection }))));
+                continue;
+            }
+            let count = batch.commit().len() as u64;
+            let head = *enc.hashes.last().expect("a decided batch has at least one event");
+            g.leaves.extend_from_slice(&enc.hashes);
+            match g.frames.last_mut() {
+                Some(f) if f.bytes + enc.bytes <= FRAME_BYTES_MAX => {
+                    f.records.extend(enc.records);
+                    f.bytes += enc.bytes;
+                }
+                _ => g.frames.push(PendingFrame { first_seq, records: enc.records, bytes: enc.bytes }),
+            }
+            self.next_seq += count;
+            self.head = head;
+            let receipt = Receipt { first_seq, last_seq: self.next_seq - 1, head, recorded_at_ms: now, replayed: false };
+            g.idem.insert(key, IdemEntry { digest, first_seq, last_seq: receipt.last_seq, head, recorded_at_ms: now });
+            g.outcomes.push(Outcome::Pending(receipt));
+        }
+        g
+    }
+
+    /// Phase 2: every frame appended, then one `fdatasync`.
+    fn make_durable(&mut self, frames: &[PendingFrame]) -> Result<Vec<Written>, WriteFailure> {
+        let mut written = Vec::with_capacity(frames.len());
+        for f in frames {
+            match self.log.append(f.first_seq, &f.records) {
+                Ok(pos) => written.push(Written { first_seq: f.first_seq, pos, count: f.records.len() as u32 }),
+                Err(error) => return Err(WriteFailure { error, sync_failed: false }),
+            }
+        }
+        self.log.sync().map_err(|error| WriteFailure { error, sync_failed: true })?;
+        Ok(written)
+    }
+
+    /// Phase 3: the group was not made durable and the state is already as before it;
+    /// take it out of the log too and tell every submitter. Retries of requests
+    /// acknowledged in earlier groups keep their answers.
+    fn take_back(&mut self, start: GroupStart, failure: WriteFailure, jobs: Vec<Job>, outcomes: Vec<Outcome>) {
+        self.next_seq = start.next_seq;
+        self.head = start.head;
+        let rewound = self.log.rewind(start.log_end);
+        let e = self.write_fault(failure.error);
+        // After a failed fdatasync the kernel may have dropped the dirty pages and
+        // forgotten the error, so whether the file is whole is no longer known:
+        // fail-stop, and let a restart check the log. Likewise if the rewind failed.
+        let stop = if failure.sync_failed {
+            Some(e.to_string())
+        } else if let Err(r) = rewound {
+            Some(format!("{e}; taking the group back out of the log failed too: {r}"))
+        } else {
+            None
+        };
+        if let Some(why) = stop {
+            self.stop(why.clone());
+            return Self::answer_all(jobs, || StoreError::Poisoned(why.clone()));
+        }
+        tracing::warn!(error = %e, "a group commit was refused by the log and taken back; the ledger goes on");
+        let not_written = || match &e {
+            StoreError::DiskFull { free, reserve } => StoreError::DiskFull { free: *free, reserve: *reserve },
+            other => StoreError::NotWritten(other.to_string()),
+        };
+        let mut outcomes = outcomes.into_iter();
+        for job in jobs {
+            match outcomes.next() {
+                Some(Outcome::Done(r)) => (job.reply)(r),
+                _ => (job.reply)(Err(not_written())),
+            }
+        }
+    }
+
+    /// Phase 4: the tree follows the log (proofs may be asked for any size up to it),
+    /// then the head and the durable watch move.
+    fn publish(&mut self, leaves: &[Hash]) -> Result<(), StoreError> {
+        for h in leaves {
+            self.merkle.push(h);
+        }
+        self.merkle.flush()?;
+        assert_eq!(self.merkle.size(), self.next_seq - 1, "one Merkle leaf per record (the writer pushes exactly the group's)");
+        self.shared.publish(self.tree());
+        Ok(())
+    }
+
+    /// Phase 5: the index, snapshots, checkpoints and flushes follow, off the
+    /// acknowledgement path.
+    fn follow_up(&mut self, written: Vec<Written>, idem: HashMap<IdemKey, IdemEntry>, new_records: bool) {
+        if written.is_empty() && idem.is_empty() {
+            return;
+        }
+        let mut batch = IndexBatch::default();
+        for w in written {
+            batch.frame(w.first_seq, w.pos, w.count);
+        }
+        for (k, e) in &idem {
+            batch.idem(k, e);
+        }
+        batch.applied(Applied { seq: self.next_seq - 1, head: self.head, log_end: self.log.end() });
+        if let Err(e) = self.shared.index.apply(batch) {
+            return self.stop(e.to_string());
+        }
+        if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records {
+            if let Err(e) = self.snapshot() {
+                // Not a fault of the ledger: the log holds everything; restart replays more.
+                tracing::error!(error = %e, "a snapshot of the projections failed; will try again after the next group");
+            }
+        }
+        if new_records && self.last_checkpoint.elapsed() >= self.checkpoint_interval {
+            self.checkpoint_if_behind();
+            if self.shared.fault().is_some() {
+                return;
+            }
+        }
+        if self.last_index_flush.elapsed() >= Duration::from_millis(crate::limits::INDEX_FLUSH_INTERVAL_MS) {
+            self.last_index_flush = Instant::now();
+            if let Err(e) = self.shared.index.flush() {
+                self.stop(e.to_string());
+            }
+        }
+    }
+
+    /// Encodes and chains a batch's records.
+    fn encode(&self, events: &[Event], first_seq: Seq, now: i64, principal: &Principal, request_id: &RequestId) -> Encoded {
+        let mut head = self.head;
+        let mut out = Encoded { records: Vec::with_capacity(events.len()), bytes: 0, hashes: Vec::with_capacity(events.len()) };
+        for (i, event) in events.iter().enumerate() {
+            let rec = RecordRef { version: FORMAT_VERSION, seq: first_seq + i as u64, prev_hash: &head, recorded_at_ms: now, principal, request_id, event };
+            let bytes = codec::encode(&rec);
+            assert!(bytes.len() <= RECORD_BYTES_MAX, "command limits bound every record");
+            head = record_hash(&bytes);
+            out.hashes.push(head);
+            out.bytes += bytes.len();
+            out.records.push(bytes);
+        }
+        out
+    }
+}
