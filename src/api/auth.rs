@@ -185,7 +185,7 @@ impl CallLimits {
     /// # Errors
     /// `RESOURCE_EXHAUSTED` / `TOO_MANY_CALLS` if `who` has the limit in flight.
     pub fn admit(&self, who: Principal) -> Result<Caller, Status> {
-        let sem = self.open.lock().expect("call limits lock").entry(who.clone()).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(self.per_principal))).clone();
+        let sem = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(who.clone()).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(self.per_principal))).clone();
         match sem.try_acquire_owned() {
             Ok(permit) => Ok(Caller { principal: who, _permit: permit }),
             Err(_) => Err(ApiError::new(

@@ -52,8 +52,11 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
     Arc::new(|| {
-        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
-        i64::try_from(d.as_millis()).expect("in range")
+        // Outside data (the machine's clock), refused rather than recorded: a record
+        // stamped before 1970 or past year 292 million would be a lie. On the writer a
+        // panic becomes a visible fault (`WriterFault::Panicked`), not a silent stamp.
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("the system clock is set before 1970: fix the clock");
+        i64::try_from(d.as_millis()).expect("the system clock is past year 292,000,000: fix the clock")
     })
 }
 

@@ -46,7 +46,7 @@ fn python(archive: &Path, key: Option<&str>) -> (bool, String) {
     }
     let out = c.output().expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!text.contains("ModuleNotFoundError"), "the Python verifier needs `pip install blake3 pynacl` (.ci/run installs them): {text}");
+    assert!(!text.contains("ModuleNotFoundError"), "the Python verifier needs `pip install blake3 pynacl` (tests/run installs them): {text}");
     (out.status.success(), text)
 }
 

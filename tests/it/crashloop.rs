@@ -7,7 +7,13 @@
 //! - the chain verifies and the Merkle root of the log equals the signed checkpoint's at
 //!   its size, recomputed here from the records;
 //! - the projections the ledger recovers (snapshot + replay) equal a rebuild from the log;
-//! - the signed checkpoint never goes backwards.
+//! - the signed checkpoint never goes backwards, and `checkpoints/latest` is always a
+//!   whole checkpoint signed by the ledger's key.
+//!
+//! Every third round the kill is not a signal from outside: the server is started with
+//! `ANXIN_FAILPOINTS=atomic.write=kill@K` and kills itself inside its K-th small-file
+//! write (a checkpoint, written to a temporary file and fsynced, not yet renamed over
+//! the old one), the moment a crash is most likely to leave half a file.
 //!
 //! Rounds: `ANXIN_CRASH_ROUNDS` (default 20; CI runs the default); `ANXIN_CRASH_SEED`
 //! replays the kill moments of a printed seed.
@@ -24,7 +30,7 @@ use anxin::chain::record::record_hash;
 use anxin::ledger::{self, Ledger, LedgerOptions};
 
 use crate::harness::{open_account, register, COUNTY};
-use crate::process::{post_until_gone, start_with, Acked, BATCH};
+use crate::process::{post_until_gone, start_full, Acked, BATCH};
 use crate::store::copy_dir;
 
 fn rounds() -> usize {
@@ -55,16 +61,36 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
     let acked: Acked = Arc::default();
     let mut last_checkpoint = 0u64;
     let mut key = None;
+    let mut self_killed = 0;
     for round in 0..rounds() {
-        let mut server = start_with(&data, &extra).await;
+        // Every third round (not the first, which posts the setup): a kill inside the
+        // K-th checkpoint write.
+        let in_checkpoint_write = round % 3 == 2;
+        let failpoint = format!("atomic.write=kill@{}", 2 + next(&mut seed) % 12);
+        let env: Vec<(&str, &str)> = if in_checkpoint_write { vec![("ANXIN_FAILPOINTS", failpoint.as_str())] } else { Vec::new() };
+        let mut server = start_full(&data, &extra, "warn", None, &env).await;
         if round == 0 {
             let mut p = server.posting().await;
             p.submit(pb::SubmitRequest { request_id: "setup".into(), commands: vec![register("P1", COUNTY), open_account("P1", "ICBC")] }).await.unwrap();
         }
         let clients = post_until_gone(&server, &format!("r{round}-"), "1.01", &acked).await;
-        // Kill at a random moment between 20 and 400 ms into the load.
-        tokio::time::sleep(Duration::from_millis(20 + next(&mut seed) % 380)).await;
-        server.signal("-KILL");
+        if in_checkpoint_write {
+            // The server kills itself when the failpoint fires; if the load is too short
+            // to reach it, an outside kill ends the round all the same.
+            let t0 = std::time::Instant::now();
+            while server.child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if server.child.try_wait().unwrap().is_some() {
+                self_killed += 1;
+            } else {
+                server.signal("-KILL");
+            }
+        } else {
+            // Kill at a random moment between 20 and 400 ms into the load.
+            tokio::time::sleep(Duration::from_millis(20 + next(&mut seed) % 380)).await;
+            server.signal("-KILL");
+        }
         let _ = tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap();
         for c in clients {
             c.await.unwrap();
@@ -122,4 +148,6 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
     }
     let total = acked.lock().unwrap().len();
     assert!(total >= rounds(), "the clients got answers ({total})");
+    eprintln!("{self_killed} of {} checkpoint-write rounds died inside the write", rounds() / 3);
+    assert!(rounds() < 3 || self_killed > 0, "the kill inside a checkpoint write was reached");
 }

@@ -118,7 +118,7 @@ fn chromium() -> String {
             return c.to_owned();
         }
     }
-    panic!("headless Chromium is needed for the browser test: `apt-get install chromium` (.ci/run installs it)");
+    panic!("headless Chromium is needed for the browser test: `apt-get install chromium` (tests/run installs it)");
 }
 
 fn browse(bin: &str, profile: &std::path::Path, url: &str, out: &[&str]) -> String {

@@ -1,7 +1,9 @@
 //! The integration tests, as one binary (one link on 2 cores).
 
 mod api;
+mod architecture;
 mod audit;
+mod authority;
 mod common;
 mod crashloop;
 mod dashboard;
@@ -9,6 +11,8 @@ mod faults;
 mod harness;
 mod flags;
 mod hostile;
+mod masking;
+mod numbers;
 mod process;
 mod privacy;
 mod props;
@@ -16,3 +20,4 @@ mod rules;
 mod scenario;
 mod store;
 mod vectors;
+mod writer_fault;

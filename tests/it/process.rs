@@ -34,6 +34,11 @@ pub async fn start_with(data: &std::path::Path, extra: &[&str]) -> Anxind {
 
 /// `start_with`, logging at `level` (an `ANXIN_LOG` filter) to `log` if given.
 pub async fn start_logging(data: &std::path::Path, extra: &[&str], level: &str, log: Option<&std::path::Path>) -> Anxind {
+    start_full(data, extra, level, log, &[]).await
+}
+
+/// `start_logging` with more environment variables (`ANXIN_FAILPOINTS`, say).
+pub async fn start_full(data: &std::path::Path, extra: &[&str], level: &str, log: Option<&std::path::Path>, env: &[(&str, &str)]) -> Anxind {
     let token = new_token();
     let principals = data.with_extension("principals.toml");
     std::fs::write(&principals, principals_entry(&Principal::Operator, &token)).unwrap();
@@ -42,6 +47,7 @@ pub async fn start_logging(data: &std::path::Path, extra: &[&str], level: &str, 
         .args(["--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}"), "--principals", principals.to_str().unwrap()])
         .args(extra)
         .env("ANXIN_LOG", level)
+        .envs(env.iter().copied())
         .stdout(log.map_or(Stdio::null(), |p| Stdio::from(std::fs::File::create(p).unwrap())))
         .stderr(log.map_or(Stdio::inherit(), |p| Stdio::from(std::fs::OpenOptions::new().append(true).open(p).unwrap())))
         .spawn()
