@@ -19,7 +19,7 @@ use crate::domain::date::{Calendar, CalendarBook};
 use crate::domain::ids::CountyCode;
 use crate::domain::policy::{PolicyBook, PolicyOverride};
 use crate::domain::principal::Principal;
-use crate::ledger::{Ledger, LedgerOptions, WriterFault};
+use crate::ledger::{Ledger, LedgerOptions};
 use crate::store::StoreError;
 use crate::vault::Vault;
 
@@ -281,43 +281,32 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     tokio::pin!(grpc);
     let mut faults = ledger.watch_fault();
     let fault_delay = std::time::Duration::from_millis(cfg.file.fault_exit_delay_ms.unwrap_or(2_000));
-    let mut fault: Option<WriterFault> = None;
-    let stop_now = {
-        let shutdown = async {
-            tokio::select! {
-                () = shutdown => None,
-                f = faults.wait_for(Option::is_some) => f.ok().and_then(|f| f.clone()),
-            }
-        };
-        tokio::select! {
-            r = &mut grpc => Some(r),
-            f = shutdown => {
-                if let Some(f) = f {
-                    tracing::error!(fault = ?f, delay_ms = fault_delay.as_millis() as u64, "ledger fault: health is NOT_SERVING; exiting after the delay for a supervisor to restart the server");
-                    fault = Some(f);
-                    // Calls go on being answered (UNAVAILABLE, with the reason) meanwhile.
-                    let _ = tokio::time::timeout(fault_delay, &mut grpc).await;
-                }
-                None
-            }
+    // Serving ends by itself (a transport error), by the shutdown signal, or by a ledger
+    // fault; `finished` holds the gRPC server's result once it has ended.
+    let mut finished = tokio::select! {
+        r = &mut grpc => Some(r),
+        () = shutdown => None,
+        f = faults.wait_for(Option::is_some) => {
+            let f = f.ok().and_then(|f| f.clone());
+            tracing::error!(fault = ?f, delay_ms = fault_delay.as_millis() as u64, "ledger fault: health is NOT_SERVING; exiting after the delay for a supervisor to restart the server");
+            // Calls go on being answered (UNAVAILABLE, with the reason) meanwhile.
+            tokio::time::timeout(fault_delay, &mut grpc).await.ok()
         }
     };
-    let result = match stop_now {
-        Some(r) => r,
-        None => {
-            let _ = stop_tx.send(true);
-            // In-flight calls finish; a stream that would never end by itself (a live
-            // Subscribe) is cut after the grace period, so a stop cannot hang.
-            let grace = std::time::Duration::from_secs(crate::limits::SHUTDOWN_GRACE_S);
-            match tokio::time::timeout(grace, &mut grpc).await {
-                Ok(r) => r,
-                Err(_) => {
-                    tracing::warn!(seconds = grace.as_secs(), "calls still open after the grace period (live streams): cutting them");
-                    Ok(())
-                }
+    if finished.is_none() {
+        let _ = stop_tx.send(true);
+        // In-flight calls finish; a stream that would never end by itself (a live
+        // Subscribe) is cut after the grace period, so a stop cannot hang.
+        let grace = std::time::Duration::from_secs(crate::limits::SHUTDOWN_GRACE_S);
+        finished = Some(match tokio::time::timeout(grace, &mut grpc).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(seconds = grace.as_secs(), "calls still open after the grace period (live streams): cutting them");
+                Ok(())
             }
-        }
-    };
+        });
+    }
+    let result = finished.unwrap_or(Ok(()));
     let _ = stop_tx.send(true);
     if let Some(d) = dashboard {
         let _ = d.await;
@@ -325,8 +314,11 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     result.map_err(|e| ServerError::Serve(e.to_string()))?;
     tracing::info!("stopped accepting; closing the ledger");
     // Streams still open (a Subscribe) may hold the ledger; they see it closed.
-    let closed = tokio::task::spawn_blocking(move || ledger.shutdown()).await.map_err(|e| ServerError::Serve(e.to_string()))?;
-    if let Some(f) = fault {
+    let closing = ledger.clone();
+    let closed = tokio::task::spawn_blocking(move || closing.shutdown()).await.map_err(|e| ServerError::Serve(e.to_string()))?;
+    // A fault at any moment (while serving, during the grace period, in the writer's
+    // closing checkpoint or snapshot) ends in a non-zero exit: the restart recovers.
+    if let Some(f) = ledger.fault() {
         return Err(ServerError::WriterFault(f.to_store_error().to_string()));
     }
     closed.map_err(ServerError::Close)?;

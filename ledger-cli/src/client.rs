@@ -617,9 +617,14 @@ async fn export(ch: Channel, bearer: Bearer, out: &std::path::Path) -> Result<()
     let tmp = out.with_extension("tmp");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
     let written = anxin::audit::write_archive(&mut f, &key, &cp, &mut records.into_iter())?;
-    std::io::Write::flush(&mut f)?;
+    // Whole or absent: written beside, made durable, then renamed into place.
+    let f = f.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, out)?;
+    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        anxin::fsutil::sync_dir(dir)?;
+    }
     println!("exported {written} records and the checkpoint of {n} signed by {} to {}", anxin::chain::checkpoint::key_to_text(&key), out.display());
     Ok(())
 }

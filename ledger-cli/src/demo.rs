@@ -174,10 +174,7 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
 }
 
 fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut f = anxin::fsutil::create_private_file(path).with_context(|| path.display().to_string())?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
+    anxin::fsutil::write_atomic(path, text.as_bytes(), "demo").with_context(|| path.display().to_string())
 }
 
 fn rate(num: u32, den: u32) -> String {

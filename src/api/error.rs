@@ -26,11 +26,16 @@ pub const INDEX_KEY: &str = "anxin-command-index";
 /// itself quotes is that long (record numbers, amounts in yuan, dates, codes).
 pub const MASKED_DIGITS_MIN: usize = 11;
 
+/// Runs joined by hyphens are masked from this many digits (an ID or a card written in
+/// groups), so that document numbers such as "T-20260201-0001" stay readable; a phone
+/// number written 3-4-4 with hyphens is masked too.
+pub const MASKED_HYPHENATED_DIGITS_MIN: usize = 15;
+
 /// Masks every run of `MASKED_DIGITS_MIN` or more digits in `message` but for its first
 /// 3 and last 2 digits. A run may be broken by single spaces (a card as "6217 0000 ...",
-/// a phone as "138 1234 5678") and may end in the check letter X of a national ID;
-/// full-width digits count as digits. Hyphens end a run: document numbers such as
-/// "T-20260201-0001" stay readable.
+/// a phone as "138 1234 5678") or single hyphens (then from
+/// `MASKED_HYPHENATED_DIGITS_MIN` digits, or in the 3-4-4 shape of a mobile number), and
+/// may end in the check letter X of a national ID; full-width digits count as digits.
 pub fn mask_personal_numbers(message: &str) -> String {
     let chars: Vec<char> = message.chars().collect();
     let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
@@ -42,25 +47,32 @@ pub fn mask_personal_numbers(message: &str) -> String {
             i += 1;
             continue;
         }
-        // The run: digits, single separators between digits, a trailing X.
+        // The run: digits, single separators between digits, a trailing X; the digit
+        // count of each group between separators.
         let start = i;
         let mut end = i;
-        let mut digits = 0;
+        let mut groups: Vec<usize> = vec![0];
+        let mut hyphenated = false;
         while end < chars.len() {
             if is_digit(chars[end]) {
-                digits += 1;
+                *groups.last_mut().expect("one group at least") += 1;
                 end += 1;
-            } else if chars[end] == ' ' && end + 1 < chars.len() && is_digit(chars[end + 1]) && end > start {
+            } else if matches!(chars[end], ' ' | '-') && end + 1 < chars.len() && is_digit(chars[end + 1]) {
+                hyphenated |= chars[end] == '-';
+                groups.push(0);
                 end += 1;
             } else {
                 break;
             }
         }
+        let mut digits: usize = groups.iter().sum();
         if end < chars.len() && matches!(chars[end], 'X' | 'x') && digits >= 14 {
             digits += 1;
             end += 1;
         }
-        if digits >= MASKED_DIGITS_MIN {
+        let phone_shape = groups == [3, 4, 4] && chars[start] == '1';
+        let personal = if hyphenated { digits >= MASKED_HYPHENATED_DIGITS_MIN || phone_shape } else { digits >= MASKED_DIGITS_MIN };
+        if personal {
             let mut seen = 0;
             for &c in &chars[start..end] {
                 let counted = is_digit(c) || matches!(c, 'X' | 'x');
@@ -198,6 +210,9 @@ mod tests {
         assert_eq!(m("payment number 6217000000000056782 is already recorded"), "payment number 621**************82 is already recorded");
         assert_eq!(m("call 13812345678"), "call 138******78");
         assert_eq!(m("call 138 1234 5678 now"), "call 138 **** **78 now");
+        assert_eq!(m("call 138-1234-5678 now"), "call 138-****-**78 now");
+        assert_eq!(m("card 6217-0000-0000-0005-678"), "card 621*-****-****-****-*78");
+        assert_eq!(m("id 620121-1992-0202-2341"), "id 620***-****-****-**41");
         assert_eq!(m("card 6217 0000 0000 0005 678"), "card 621* **** **** **** *78");
         let full_width: String = "6217000000000056782".chars().map(|c| char::from_u32(c as u32 - '0' as u32 + '０' as u32).unwrap()).collect();
         assert_eq!(m(&format!("amount \"{full_width}\"")), format!("amount \"６２１{}８２\"", "*".repeat(14)));

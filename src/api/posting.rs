@@ -93,6 +93,7 @@ impl pb::ledger_posting_server::LedgerPosting for Posting {
         let who = caller.principal.clone();
         let mut incoming = req.into_inner();
         let api = self.0.clone();
+        let ledger = self.0.ledger.clone();
         // Batches are queued to the writer in the order they arrive (so they are decided
         // in that order) while earlier ones are still being made durable; answers go
         // back in the same order. At most STREAM_BATCHES_IN_FLIGHT_MAX wait at once.
@@ -123,7 +124,7 @@ impl pb::ledger_posting_server::LedgerPosting for Posting {
             while let Some(f) = flight_rx.recv().await {
                 let (id, result) = match f {
                     InFlight::Ready(id, r) => (id, r),
-                    InFlight::Waiting(id, rx) => (id, rx.await.map_err(|_| crate::store::StoreError::Closed.into()).and_then(outcome)),
+                    InFlight::Waiting(id, rx) => (id, rx.await.map_err(|_| ledger.unanswered().into()).and_then(outcome)),
                 };
                 let outcome = match result {
                     Ok(r) => pb::submit_stream_response::Outcome::Receipt(r),

@@ -14,7 +14,8 @@
 //! - `county:<code>` registers projects in its county, changes their status, orders
 //!   drawdowns and releases.
 //! - `bank:<code>` posts what its accounts did: deposits and letters it holds, the wage
-//!   accounts it keeps and the money through them.
+//!   accounts it keeps (or kept) and the money through them, the progress payments split
+//!   into them; a project that never had a wage account has no bank to post one.
 //! - `contractor:<USCC>` registers workers, contracts, exits and payrolls on projects
 //!   where it is the general contractor.
 //! - `auditor` posts nothing; `operator` (the ledger's own operator) may post anything.
@@ -86,11 +87,19 @@ pub fn may_post(who: &Principal, state: &State, cmd: &Command) -> Result<(), Rej
                 _ => Ok(()),
             },
             Command::CloseWageAccount(_) | Command::MakeProgressPayment(_) | Command::TopUpWageAccount(_) | Command::PayWage(_) => {
-                match project.and_then(|x| x.wage_account.as_ref().filter(|a| a.closed.is_none())) {
-                    Some(a) if a.bank != *b => refuse(who, cmd, format!("project {p}'s wage account is kept by bank {}", a.bank)),
-                    // No open account: the rules decide (NO_WAGE_ACCOUNT, or a progress
-                    // payment with no wage share, recorded and flagged).
-                    _ => Ok(()),
+                // The bank that keeps the project's wage account (or kept it, once closed)
+                // posts the money through it, and the progress payments split into it.
+                match (project, project.and_then(|x| x.wage_account.as_ref())) {
+                    (_, Some(a)) if a.bank != *b => refuse(who, cmd, format!("project {p}'s wage account is kept by bank {}", a.bank)),
+                    (_, Some(_)) | (None, _) => Ok(()),
+                    // No wage account was ever opened: no bank keeps one for the project,
+                    // so none may post money for it (a progress payment that bypassed the
+                    // system shows as NO_WAGE_ACCOUNT; the operator may record one).
+                    (Some(_), None) => match cmd {
+                        Command::MakeProgressPayment(_) => refuse(who, cmd, format!("no bank keeps a wage account for project {p}: a progress payment is posted by the bank that keeps it")),
+                        // The rules answer NO_WAGE_ACCOUNT.
+                        _ => Ok(()),
+                    },
                 }
             }
             _ => Ok(()),

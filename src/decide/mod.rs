@@ -247,6 +247,9 @@ pub fn decide(state: &State, command: &Command) -> Decision {
                 return Err(Rejection::NoWageAccount(c.project.clone()));
             }
             bounded_total(p.progress_total, c.total.fen())?;
+            // Every inflow of the wage account is bounded, so that its balance (and a
+            // closing residual recorded from it) stays within the ledger's bound.
+            bounded_total(state.wage_balance(&c.project), c.wage_share.fen())?;
             Ok(Event::ProgressPaymentMade(c.clone()))
         }
         Command::TopUpWageAccount(c) => {

@@ -356,7 +356,7 @@ impl Ledger {
 
     /// Submits a batch from async code and waits until it is durable or refused.
     pub async fn submit_async(&self, principal: Principal, request_id: RequestId, commands: Vec<Command>) -> SubmitResult {
-        self.enqueue(principal, request_id, commands).await?.await.map_err(|_| self.gone())?
+        self.enqueue(principal, request_id, commands).await?.await.map_err(|_| self.unanswered())?
     }
 
     /// Watches the last durable sequence number (for live tails).
@@ -374,8 +374,9 @@ impl Ledger {
         self.shared.fault.subscribe()
     }
 
-    /// Why an answer never came: the writer's fault if it has one, else a shutdown.
-    fn gone(&self) -> StoreError {
+    /// Why a submission's answer never came: the writer's fault if it has one, else a
+    /// shutdown.
+    pub fn unanswered(&self) -> StoreError {
         self.shared.fault().map_or(StoreError::Closed, |f| f.to_store_error())
     }
 
@@ -389,7 +390,7 @@ impl Ledger {
         self.submit_with(principal, request_id, commands, Box::new(move |r| {
             let _ = tx.send(r);
         }))?;
-        rx.recv().map_err(|_| self.gone())?
+        rx.recv().map_err(|_| self.unanswered())?
     }
 
     /// The canonical bytes of records `from..=to` (bounded by what is durable).

@@ -379,10 +379,18 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     }
     let checkpoint = match latest {
         Some(cp) if cp.checkpoint.tree_size == records => cp,
-        _ => {
+        latest => {
             let cp = signer::sign(&ledger_id, tree, (opts.clock)(), &signing_key);
-            signer::save_checkpoint(dir, &cp, ledger_id.as_str())?;
-            cp
+            match (signer::save_checkpoint(dir, &cp, ledger_id.as_str()), latest) {
+                (Ok(()), _) => cp,
+                // A full disk does not stop the start: the log is whole and the older
+                // checkpoint stands; the writer signs again once space returns.
+                (Err(e), Some(older)) if e.is_disk_full() => {
+                    tracing::warn!(error = %e, "the checkpoint of every record could not be saved: the disk is full; serving with the previous one");
+                    older
+                }
+                (Err(e), _) => return Err(e),
+            }
         }
     };
     Ok(Recovered { ledger_id, index, state, log, merkle, tree, snapshot_seq: snapshot_mark.seq, signing_key, checkpoint, recovery })

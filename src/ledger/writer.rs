@@ -131,29 +131,34 @@ struct WriteFailure {
     sync_failed: bool,
 }
 
+/// What a panic said, for the fault it becomes.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| payload.downcast_ref::<String>().cloned());
+    format!("the writer thread panicked: {}", what.unwrap_or_else(|| "a panic with no message".into()))
+}
+
 /// The writer thread's body: runs the writer, and turns a panic into a visible fault
-/// that answers every later submission.
+/// that answers the group it hit and every later submission.
 pub(super) fn run(w: Writer, rx: Receiver<Job>) {
     let shared = w.shared.clone();
     let mut w = Some(w);
+    // A panic inside a group is caught in `Writer::run` (its jobs are answered there);
+    // this catches one outside any group (the opening or closing snapshot, say).
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if let Some(w) = w.take() {
             w.run(&rx);
         }
     }));
     if let Err(payload) = r {
-        let why = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic with no message".into());
-        let why = format!("the writer thread panicked: {why}");
+        let why = panic_message(&*payload);
         tracing::error!(error = %why, "ledger fault: the writer died; refusing reads and writes until restart");
-        shared.set_fault(WriterFault::Panicked(why.clone()));
+        shared.set_fault(WriterFault::Panicked(why));
+    }
+    if let Some(f @ WriterFault::Panicked(_)) = shared.fault() {
         // Every job still queued, and every one queued until the ledger closes, gets the
         // fault as its answer instead of waiting forever.
         for job in rx.iter() {
-            (job.reply)(Err(StoreError::WriterFailed(why.clone())));
+            (job.reply)(Err(f.to_store_error()));
         }
     }
 }
@@ -184,7 +189,15 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.group(jobs);
+            // `group` takes the jobs out of `jobs` only to answer them: a panic (a bug)
+            // leaves the unanswered ones here, and they hear why.
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.group(&mut jobs))) {
+                let why = panic_message(&*payload);
+                tracing::error!(error = %why, "ledger fault: the writer died; refusing reads and writes until restart");
+                self.shared.set_fault(WriterFault::Panicked(why.clone()));
+                Self::answer_all(jobs, || StoreError::WriterFailed(why.clone()));
+                return;
+            }
         }
         // Closing: a checkpoint of every record, and a snapshot, so that the next start
         // replays nothing.
@@ -206,8 +219,12 @@ impl Writer {
             return;
         }
         self.last_checkpoint = Instant::now();
-        if let Err(e) = self.shared.signer.sign_if_behind(self.shared.tree(), (self.shared.clock)()) {
-            self.stop(e.to_string());
+        match self.shared.signer.sign_if_behind(self.shared.tree(), (self.shared.clock)()) {
+            Ok(_) => {}
+            // The log holds every record; the checkpoint attesting them is signed again
+            // once space returns (the disk reserve refuses new batches meanwhile).
+            Err(e) if e.is_disk_full() => tracing::warn!(error = %e, "a checkpoint could not be saved: the disk is full; trying again"),
+            Err(e) => self.stop(e.to_string()),
         }
     }
 
@@ -255,13 +272,13 @@ impl Writer {
         }
     }
 
-    fn group(&mut self, jobs: Vec<Job>) {
+    fn group(&mut self, jobs: &mut Vec<Job>) {
         if let Some(f) = self.shared.fault() {
-            return Self::answer_all(jobs, || f.to_store_error());
+            return Self::answer_all(std::mem::take(jobs), || f.to_store_error());
         }
         if let Err(e) = crate::failpoint::pass("writer.group", self.shared.ledger_id.as_str()) {
             self.stop(e.to_string());
-            return Self::answer_all(jobs, || StoreError::Poisoned(e.to_string()));
+            return Self::answer_all(std::mem::take(jobs), || StoreError::Poisoned(e.to_string()));
         }
         // Below the reserve nothing is decided: the request is refused whole, and the
         // next group tries again (space may have returned).
@@ -269,7 +286,7 @@ impl Writer {
             Ok(free) if free < self.min_free_bytes => {
                 tracing::warn!(free, reserve = self.min_free_bytes, "disk full: refusing new batches until space returns");
                 let reserve = self.min_free_bytes;
-                return Self::answer_all(jobs, || StoreError::DiskFull { free, reserve });
+                return Self::answer_all(std::mem::take(jobs), || StoreError::DiskFull { free, reserve });
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the free space of the data directory"),
@@ -278,18 +295,18 @@ impl Writer {
         let shared = self.shared.clone();
         let mut guard = match shared.write_state() {
             Ok(g) => g,
-            Err(e) => return Self::answer_all(jobs, || StoreError::WriterFailed(e.to_string())),
+            Err(e) => return Self::answer_all(std::mem::take(jobs), || StoreError::WriterFailed(e.to_string())),
         };
         // One journal level for the whole group: dropped without commit, it takes every
         // batch of the group back out of the state.
         let mut group = guard.txn();
 
         // 1. Decide and encode.
-        let DecidedGroup { outcomes, frames, idem, leaves, fault } = self.decide_group(&mut group, &jobs);
+        let DecidedGroup { outcomes, frames, idem, leaves, fault } = self.decide_group(&mut group, jobs);
         if let Some(error) = fault {
             drop(group);
             drop(guard);
-            return self.take_back(start, WriteFailure { error, sync_failed: false }, jobs, outcomes);
+            return self.take_back(start, WriteFailure { error, sync_failed: false }, std::mem::take(jobs), outcomes);
         }
 
         // 2. Make durable.
@@ -299,7 +316,7 @@ impl Writer {
                 // 3. Take back: the state first (dropping the level), then the log.
                 drop(group);
                 drop(guard);
-                return self.take_back(start, failure, jobs, outcomes);
+                return self.take_back(start, failure, std::mem::take(jobs), outcomes);
             }
         };
 
@@ -308,10 +325,10 @@ impl Writer {
         if let Err(e) = self.publish(&leaves) {
             drop(guard);
             self.stop(e.to_string());
-            return Self::answer_all(jobs, || StoreError::Poisoned(e.to_string()));
+            return Self::answer_all(std::mem::take(jobs), || StoreError::Poisoned(e.to_string()));
         }
         drop(guard);
-        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+        for (job, outcome) in std::mem::take(jobs).into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Done(r) => (job.reply)(r),
                 Outcome::Pending(r) => (job.reply)(Ok(Ok(r))),

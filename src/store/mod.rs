@@ -54,6 +54,15 @@ impl From<sled::Error> for StoreError {
 }
 
 impl StoreError {
+    /// The file system is full (or the quota reached): space may return.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io(e) => matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)),
+            StoreError::DiskFull { .. } => true,
+            _ => false,
+        }
+    }
+
     /// A stable code for the fault, as for rejections.
     pub fn code(&self) -> &'static str {
         match self {

@@ -174,7 +174,7 @@ fn a_log_already_holding_duplicates_replays_and_verify_names_each_one() {
     for rebuild in [false, true] {
         let l = if rebuild { ledger::rebuild(dir.path(), opts()).unwrap() } else { Ledger::open(dir.path(), opts()).unwrap() };
         assert_eq!(l.head().0, records + 3);
-        assert_eq!(l.state().unwrap().deposit_cash(&pid("P1")), 242_000_00);
+        assert_eq!(l.state().unwrap().deposit_cash(&pid("P1")), 24_200_000, "242,000.00 yuan in fen");
         // The number is still taken: a fourth use is refused now.
         let rej = l.submit(operator(), rid(&format!("fourth-{rebuild}")), vec![deposit("P1", "BZJ-P1-1", "1", "2026-01-23")]).unwrap().unwrap_err();
         assert_eq!(rej.rejection.code(), "DUPLICATE_PAYMENT_NO");
@@ -191,4 +191,99 @@ fn a_log_already_holding_duplicates_replays_and_verify_names_each_one() {
     ok(&l, "setup", vec![register("P1"), open_account("P1"), deposit("P1", "BZJ-P1-1", "240000", "2026-01-20")]);
     l.close().unwrap();
     assert!(ledger::verify(clean.path(), &mut |_| {}).unwrap().findings.is_empty());
+}
+
+mod property {
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step: a command of `kind` on project `p`, at bank `bank` where it names one,
+    /// with number `n` from a small pool (so that repeats are frequent), `variant`
+    /// choosing among the payment commands.
+    #[derive(Clone, Debug)]
+    struct Step {
+        kind: usize,
+        p: usize,
+        bank: usize,
+        n: usize,
+        variant: usize,
+    }
+
+    fn steps() -> impl Strategy<Value = Vec<Step>> {
+        proptest::collection::vec((0..5usize, 0..3usize, 0..2usize, 0..3usize, 0..3usize).prop_map(|(kind, p, bank, n, variant)| Step { kind, p, bank, n, variant }), 1..60)
+    }
+
+    /// The command, and the key of its number as the model keeps it (kind, scope, value).
+    fn command(s: &Step) -> (NumberKind, Command, (NumberKind, String, String)) {
+        let p = format!("P{}", s.p);
+        let kind = NumberKind::ALL[s.kind];
+        let (cmd, scope, value) = match kind {
+            NumberKind::Payment => {
+                let no = format!("N{}", s.n);
+                let cmd = match s.variant {
+                    0 => deposit(&p, &no, "10", "2026-02-01"),
+                    1 => topup(&p, &no, "10"),
+                    _ => progress(&p, &no, "100", "0", "2026-02-01"),
+                };
+                (cmd, p.clone(), no)
+            }
+            NumberKind::Letter => (letter(&p, &format!("L{}", s.n), "10", "2026-01-01", "2026-12-31"), String::new(), format!("L{}", s.n)),
+            NumberKind::Order => (draw(&p, &format!("O{}", s.n), "2026-03-01", &[(1, "1", None)]), p.clone(), format!("O{}", s.n)),
+            NumberKind::Payroll => {
+                let month = format!("2026-0{}", s.n + 1);
+                (payroll(&p, &month, &[(1, "100")]), p.clone(), month)
+            }
+            NumberKind::Account => {
+                let bank = ["ICBC", "ABC"][s.bank];
+                let no = format!("ACC-{}", s.n);
+                let cmd = Command::OpenWageAccount(OpenWageAccount { project: pid(&p), bank: BankCode::parse(bank).unwrap(), account_no: Text::parse(&no).unwrap(), date: d("2026-01-10") });
+                (cmd, bank.to_owned(), no)
+            }
+        };
+        (kind, cmd, (kind, scope, value))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Whatever the order of commands: a number already used in its scope is always
+        /// refused with its kind's code, a command is accepted only with a number not
+        /// used yet, and replaying the accepted events from nothing gives the same state.
+        #[test]
+        fn a_number_is_accepted_once_in_its_scope_whatever_the_history(steps in steps()) {
+            let mut w = World::new();
+            let mut setup = Vec::new();
+            for p in ["P0", "P1", "P2"] {
+                setup.extend([register(p), enrol(p, 1), deposit(p, &format!("SETUP-{p}"), "100000", "2026-01-20")]);
+            }
+            let mut events = w.given(setup);
+            let mut used: HashSet<(NumberKind, String, String)> = HashSet::new();
+            for s in &steps {
+                let (kind, cmd, key) = command(s);
+                let before = w.state.entries();
+                match w.try_batch(vec![cmd]) {
+                    Ok(ev) => {
+                        prop_assert!(used.insert(key.clone()), "{key:?} was accepted a second time");
+                        events.extend(ev);
+                    }
+                    Err(rej) => {
+                        if used.contains(&key) {
+                            prop_assert_eq!(rej.rejection.code(), kind.duplicate_code(), "{:?}", key);
+                        } else {
+                            prop_assert_ne!(rej.rejection.code(), kind.duplicate_code(), "{:?} refused as a duplicate before its first use", key);
+                        }
+                        prop_assert!(before == w.state.entries(), "a refused command changed the state");
+                    }
+                }
+            }
+            let mut replayed = anxin::projection::state::State::default();
+            for (i, e) in events.iter().enumerate() {
+                replayed.apply(e, i as u64 + 1);
+            }
+            prop_assert!(replayed.entries() == w.state.entries(), "replaying the events gives the same state, numbers included");
+        }
+    }
 }

@@ -262,3 +262,22 @@ fn every_money_event_posts_legs_that_sum_to_zero() {
     assert_eq!(w.state.deposit_cash(&pid("P1")), 40_000);
     assert_eq!(w.state.balance(&Account::Owner(owner())), -100_000);
 }
+
+/// What a refused command asks for may be past every bound the ledger keeps (it is only
+/// quoted in the message); what is recorded never is: every inflow of the wage account
+/// is bounded, so a balance (and a closing residual recorded from it) always decodes.
+#[test]
+fn sums_past_every_bound_are_refused_never_a_crash_and_the_wage_balance_stays_bounded() {
+    let mut w = World::new();
+    w.given(vec![register("P1"), open_account("P1"), enrol("P1", 1), deposit("P1", "D1", "100", "2026-01-20")]);
+    // 1,001 payees of 10^12 yuan each: far past any balance the ledger can hold.
+    let payees: Vec<(u32, &str, Option<&str>)> = (0..1_001).map(|_| (1, "1000000000000", None)).collect();
+    w.rejects(draw("P1", "O1", "2026-03-01", &payees), "DRAWDOWN_EXCEEDS_DEPOSIT");
+    // The wage account filled to the ledger's bound by top-ups...
+    let topups: Vec<Command> = (0..1_000).map(|i| topup("P1", &format!("T{i}"), "1000000000000")).collect();
+    w.given(topups);
+    assert_eq!(w.state.wage_balance(&pid("P1")), anxin::limits::TOTAL_FEN_MAX);
+    // ... takes not one fen more, by a top-up or by a progress payment's wage share.
+    w.rejects(topup("P1", "T-more", "0.01"), "AMOUNT_OVERFLOW");
+    w.rejects(progress("P1", "G1", "1", "0.01", "2026-02-01"), "AMOUNT_OVERFLOW");
+}
