@@ -261,6 +261,37 @@ fn signing_key(dir: &Path, opts: &LedgerOptions, ledger_id: &LedgerId) -> Result
     Ok(key)
 }
 
+/// The replay resumes after record `from.seq`, trusting a snapshot or the index for
+/// everything before it: that record must still be in the log and hash to the head they
+/// name, or the log under them was damaged or rewritten (one frame read, found through
+/// the index). The whole log is checked again in the background (`scrub`).
+fn check_anchor(log_dir: &Path, ledger_id: &LedgerId, index: &Index, from: Mark) -> Result<(), StoreError> {
+    if from.seq == 0 {
+        return Ok(());
+    }
+    let Some((_, pos, _)) = index.frame_of(from.seq)? else { return Ok(()) };
+    let mut found: Option<Hash> = None;
+    log::scan_while(log_dir, ledger_id.as_str(), Some(pos), false, &mut |f| {
+        let last = f.first_seq + f.records.len() as u64 - 1;
+        if (f.first_seq..=last).contains(&from.seq) {
+            found = Some(record_hash(&f.records[(from.seq - f.first_seq) as usize]));
+            return Ok(false);
+        }
+        Ok(last < from.seq)
+    })?;
+    match found {
+        Some(h) if h == from.head => Ok(()),
+        Some(_) => Err(StoreError::Corruption {
+            at: format!("record {}", from.seq),
+            why: "it does not hash to the head the snapshot or index names: the log under them was damaged or rewritten (run `anxin verify --data`)".into(),
+        }),
+        None => Err(StoreError::Corruption {
+            at: format!("record {}", from.seq),
+            why: "acknowledged records are damaged or missing: the snapshot or index reaches this record but the log does not hold it (the log was truncated or replaced); nothing was cut".into(),
+        }),
+    }
+}
+
 /// Recovers the ledger in `dir` (see the module doc).
 pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreError> {
     crate::fsutil::create_private_dir(dir)?;
@@ -285,6 +316,7 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     let log_dir = dir.join("log");
     check_segments(&log_dir, &index, index_mark.seq)?;
     let signing_key = signing_key(dir, opts, &ledger_id)?;
+    check_anchor(&log_dir, &ledger_id, &index, from)?;
     let mut merkle = MerkleWriter::open(&dir.join("merkle"), u64::MAX)?;
     // Leaves the Merkle files lost (a crash before the OS wrote them) that come before
     // the replay: read them back from the log. Usually nothing.
@@ -318,7 +350,9 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     let scan = std::thread::scope(|s| -> Result<log::ScanEnd, StoreError> {
         let (dir, id) = (&log_dir, ledger_id.as_str());
         // `ftx` moves in: the channel ends when the scan does.
-        let scanner = s.spawn(move || log::scan(dir, id, from.pos, true, &mut |f| ftx.send(DecodedFrame::of(f)).map_err(|_| StoreError::Closed)));
+        // Nothing is cut while scanning: a tail is cut below only once it is known that
+        // no acknowledged record was in it.
+        let scanner = s.spawn(move || log::scan(dir, id, from.pos, false, &mut |f| ftx.send(DecodedFrame::of(f)).map_err(|_| StoreError::Closed)));
         let mut applied: Result<(), StoreError> = Ok(());
         for frame in frx.iter() {
             applied = rep.frame(frame, &index);
@@ -331,9 +365,25 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
         applied?;
         scanned
     })?;
-    rep.flush(&index)?;
     let (next_seq, head, replayed, reindexed) = (rep.verifier.next_seq(), rep.verifier.head(), rep.replayed, rep.reindexed);
     let records = next_seq - 1;
+    // A start never cuts what was acknowledged: a "torn" tail below what the signed
+    // checkpoint, the index or the snapshot say the log held is damage, refused and named.
+    if let Some((seg, offset, bytes)) = scan.cut {
+        let signed = signer::load_checkpoint(dir)?.map_or(0, |cp| cp.checkpoint.tree_size);
+        let acknowledged = [(snapshot_mark.seq, "the newest snapshot"), (index_mark.seq, "the index"), (signed, "the signed checkpoint")].into_iter().max_by_key(|(n, _)| *n).unwrap_or((0, ""));
+        if records < acknowledged.0 {
+            return Err(StoreError::Corruption {
+                at: format!("{} offset {offset}", log::segment_path(&log_dir, seg).display()),
+                why: format!(
+                    "the log ends after record {records} with {bytes} unreadable bytes, but {} covers records up to {}: acknowledged records are damaged or missing, not a torn tail; nothing was cut (restore the log from a backup)",
+                    acknowledged.1, acknowledged.0
+                ),
+            });
+        }
+        log::cut_tail(&log_dir, &scan)?;
+    }
+    rep.flush(&index)?;
     // Refused below, after the checkpoint check, which names the damage better.
     let snapshot_ahead = (records < snapshot_mark.seq).then(|| StoreError::Corruption {
         at: "snapshots/".into(),

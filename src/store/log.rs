@@ -239,8 +239,11 @@ fn create_segment(dir: &Path, ledger_id: &str, first_seq: u64) -> Result<(File, 
 pub struct ScanEnd {
     /// Where the next frame goes (after cutting a torn tail).
     pub end: Option<Position>,
-    /// A torn tail that was cut: segment, offset, bytes removed.
+    /// A torn tail (cut, if the scan repaired): segment, offset, bytes.
     pub cut: Option<(u64, u64, u64)>,
+    /// The torn tail is a whole segment whose creation was interrupted (its header cut
+    /// short): cutting it removes the file.
+    pub torn_segment: bool,
 }
 
 /// Reads every frame from `from` (or the start of the log) to the end, handing each to
@@ -276,16 +279,22 @@ pub fn scan_while(
     let mut torn_segment = false;
     for (i, &seg) in segments.iter().enumerate().skip(start_idx) {
         let path = segment_path(dir, seg);
+        // A segment the scan starts inside (a snapshot or the index reached into it) held
+        // acknowledged records: it can never be a torn tail.
+        let acknowledged_inside = from.is_some_and(|p| p.segment >= seg);
         let (id, first, header_len) = match read_segment_header(&path) {
             Ok(h) => h,
             // A crash while the newest segment was being created leaves it holding part
             // of its header and nothing else: a torn tail, never acknowledged.
-            Err(e) if i + 1 == segments.len() && std::fs::metadata(&path)?.len() <= (12 + ledger_id.len() + 12) as u64 => {
+            Err(e) if i + 1 == segments.len() && !acknowledged_inside && std::fs::metadata(&path)?.len() <= (12 + ledger_id.len() + 12) as u64 => {
                 let len = std::fs::metadata(&path)?.len();
                 tracing::debug!(error = %e, "the newest segment holds only part of its header");
                 out.cut = Some((seg, 0, len));
                 torn_segment = true;
                 break;
+            }
+            Err(StoreError::Corruption { at, why }) if acknowledged_inside => {
+                return Err(StoreError::Corruption { at, why: format!("{why}: acknowledged records are damaged or missing (the index or a snapshot reaches into this segment); nothing was cut") })
             }
             Err(e) => return Err(e),
         };
@@ -305,7 +314,7 @@ pub fn scan_while(
         if offset > len {
             return Err(StoreError::Corruption {
                 at: path.display().to_string(),
-                why: format!("the index says the log reaches offset {offset} but the file has {len} bytes: the log was truncated or replaced"),
+                why: format!("acknowledged records are damaged or missing: the index or a snapshot reaches offset {offset} but the file has {len} bytes (the log was truncated or replaced); nothing was cut"),
             });
         }
         file.seek(SeekFrom::Start(offset))?;
@@ -374,19 +383,37 @@ pub fn scan_while(
         }
         out.end = Some(Position { segment: seg, offset: out.cut.map_or(offset, |(_, o, _)| o) });
     }
-    if let (true, true, Some((seg, _, bytes))) = (repair, torn_segment, out.cut) {
-        let path = segment_path(dir, seg);
-        tracing::warn!(segment = %path.display(), bytes, "removed a segment whose creation a crash interrupted (never acknowledged)");
-        std::fs::remove_file(&path)?;
-        crate::fsutil::sync_dir(dir)?;
-    } else if let (true, Some((seg, offset, bytes))) = (repair, out.cut) {
-        let path = segment_path(dir, seg);
-        tracing::warn!(segment = %path.display(), offset, bytes, "cut a torn, never-acknowledged frame off the end of the log");
-        let file = OpenOptions::new().write(true).open(&path)?;
-        file.set_len(offset)?;
-        file.sync_all()?;
+    out.torn_segment = torn_segment;
+    if repair {
+        cut_tail(dir, &out)?;
     }
     Ok(out)
+}
+
+/// Cuts the torn tail a scan found (`ScanEnd::cut`): truncates the segment, or removes
+/// a segment whose creation was interrupted. The caller decides that it was never
+/// acknowledged (recovery checks it against the signed checkpoint and the index).
+///
+/// # Errors
+/// I/O errors.
+pub fn cut_tail(dir: &Path, end: &ScanEnd) -> Result<(), StoreError> {
+    match end.cut {
+        Some((seg, _, bytes)) if end.torn_segment => {
+            let path = segment_path(dir, seg);
+            tracing::warn!(segment = %path.display(), bytes, "removed a segment whose creation a crash interrupted (never acknowledged)");
+            std::fs::remove_file(&path)?;
+            crate::fsutil::sync_dir(dir)?;
+        }
+        Some((seg, offset, bytes)) => {
+            let path = segment_path(dir, seg);
+            tracing::warn!(segment = %path.display(), offset, bytes, "cut a torn, never-acknowledged frame off the end of the log");
+            let file = OpenOptions::new().write(true).open(&path)?;
+            file.set_len(offset)?;
+            file.sync_all()?;
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 fn parse_body(body: &[u8], pos: Position, end: u64) -> Result<Frame, String> {

@@ -11,6 +11,7 @@ mod faults;
 mod harness;
 mod flags;
 mod hostile;
+mod integrity;
 mod masking;
 mod numbers;
 mod process;
