@@ -48,6 +48,12 @@ impl Api {
                             return;
                         }
                     };
+                    if recs.is_empty() {
+                        // Never the case for a range within the durable head (the ledger
+                        // answers damage as an error); if it were, answering beats a hang.
+                        let _ = tx.send(Err(crate::store::StoreError::Corruption { at: format!("record {next}"), why: "the log did not return it".into() }.into())).await;
+                        return;
+                    }
                     for (seq, bytes) in recs {
                         let hash = record_hash(&bytes).to_vec();
                         if tx.send(Ok(pb::RecordBytes { seq, canonical: bytes, hash })).await.is_err() {

@@ -71,7 +71,11 @@ pub fn mask_personal_numbers(message: &str) -> String {
             end += 1;
         }
         let phone_shape = groups == [3, 4, 4] && chars[start] == '1';
-        let personal = if hyphenated { digits >= MASKED_HYPHENATED_DIGITS_MIN || phone_shape } else { digits >= MASKED_DIGITS_MIN };
+        // No ID, card or phone number starts with 0: leading zeros (a zero-padded segment
+        // or record number) do not count, and a 0 put before a number does not hide it.
+        let zeros = chars[start..end].iter().take_while(|c| matches!(**c, '0' | '０' | ' ' | '-')).filter(|c| matches!(**c, '0' | '０')).count();
+        let significant = digits - zeros;
+        let personal = if hyphenated { significant >= MASKED_HYPHENATED_DIGITS_MIN || phone_shape } else { significant >= MASKED_DIGITS_MIN };
         if personal {
             let mut seen = 0;
             for &c in &chars[start..end] {
@@ -217,7 +221,8 @@ mod tests {
         let full_width: String = "6217000000000056782".chars().map(|c| char::from_u32(c as u32 - '0' as u32 + '０' as u32).unwrap()).collect();
         assert_eq!(m(&format!("amount \"{full_width}\"")), format!("amount \"６２１{}８２\"", "*".repeat(14)));
         // What the ledger itself quotes stays readable.
-        for keep in ["record 13721 of 1000000", "wage account holds 242000.00", "2026-01-21", "T-20260201-0001", "county 620121", "1234567890"] {
+        assert_eq!(m("card 06217000000000056782"), "card 062***************82", "a leading 0 does not hide a number");
+        for keep in ["segment 00000000000000000523.seg", "record 13721 of 1000000", "wage account holds 242000.00", "2026-01-21", "T-20260201-0001", "county 620121", "1234567890"] {
             assert_eq!(m(keep), keep);
         }
     }
