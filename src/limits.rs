@@ -10,6 +10,12 @@
 /// sums of millions of amounts far from `i64::MAX` (9.2 * 10^18 fen).
 pub const AMOUNT_FEN_MAX: i64 = 100_000_000_000_000;
 
+/// Seconds between two scrubs of the whole log, the Merkle files and the newest snapshot
+/// (after the one at every start): how long a byte damaged at rest may go unnoticed, plus
+/// one pass (about 1 s per million records here). An hour keeps the scrub's share of the
+/// disk and one core small; `anxind`'s `scrub_interval_s` changes it.
+pub const SCRUB_INTERVAL_S: u64 = 3_600;
+
 /// Largest running total (a balance, a project's progress total) the rules let the ledger
 /// reach, in fen: 1,000 times the largest amount. An amount recorded from a total (a
 /// released deposit, a closing residual) is at most this, so it is also the bound every

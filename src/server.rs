@@ -85,6 +85,9 @@ pub struct FileConfig {
     /// (health NOT_SERVING, calls UNAVAILABLE with the reason) before exiting non-zero for
     /// a supervisor to restart the server (default 2000).
     pub fault_exit_delay_ms: Option<u64>,
+    /// Seconds between two scrubs of the whole log, the Merkle files and the newest
+    /// snapshot, after the one at every start (default 3600; 0: only at the start).
+    pub scrub_interval_s: Option<u64>,
     /// Changes to the national policy defaults.
     #[serde(default)]
     pub policy: PolicyOverride,
@@ -222,6 +225,10 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), ServerError> {
             snapshot_records: cfg.file.snapshot_records.unwrap_or(crate::limits::SNAPSHOT_RECORDS),
             min_free_bytes: cfg.file.min_free_bytes.unwrap_or(crate::limits::MIN_FREE_BYTES),
             segment_bytes: cfg.file.segment_bytes.unwrap_or(crate::limits::SEGMENT_BYTES_MAX),
+            scrub_interval: match cfg.file.scrub_interval_s.unwrap_or(crate::limits::SCRUB_INTERVAL_S) {
+                0 => None,
+                s => Some(std::time::Duration::from_secs(s)),
+            },
             ..Default::default()
         },
     )

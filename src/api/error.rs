@@ -182,7 +182,7 @@ impl From<StoreError> for ApiError {
         tracing::error!(error = %e, code = e.code(), "fault while serving a request");
         let code = match e {
             StoreError::Corruption { .. } | StoreError::Chain(_) => Code::DataLoss,
-            StoreError::WriterFailed(_) | StoreError::Poisoned(_) => Code::Unavailable,
+            StoreError::WriterFailed(_) | StoreError::Poisoned(_) | StoreError::Damaged(_) => Code::Unavailable,
             StoreError::DiskFull { .. } => Code::ResourceExhausted,
             _ => Code::Unavailable,
         };

@@ -92,6 +92,15 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
             reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
         }
     });
+    // Damage the scrub found makes the ledger read-only: posting turns NOT_SERVING, the
+    // other services go on (a read that meets the damage answers DATA_LOSS itself).
+    let mut damage = api.ledger.watch_damage();
+    let reporter = health_reporter.clone();
+    tokio::spawn(async move {
+        if damage.wait_for(Option::is_some).await.is_ok() {
+            reporter.set_not_serving::<pb::ledger_posting_server::LedgerPostingServer<posting::Posting>>().await;
+        }
+    });
     let reflection = tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET).build_v1()?;
 
     let posting = pb::ledger_posting_server::LedgerPostingServer::new(posting::Posting(api.clone()))

@@ -16,6 +16,7 @@
 
 mod proofs;
 mod recovery;
+mod scrub;
 mod signer;
 mod verify;
 mod writer;
@@ -40,6 +41,7 @@ use crate::store::merkle::MerkleFiles;
 use crate::store::StoreError;
 
 pub use proofs::ProofRequestError;
+pub use scrub::{Damage, ScrubReport};
 pub(crate) use recovery::create_ledger_id;
 pub(crate) use signer::save_checkpoint;
 pub use verify::{decode_record, rebuild, verify, Finding, VerifyReport};
@@ -87,6 +89,11 @@ pub struct LedgerOptions {
     /// Log segments are closed once they pass this many bytes (`limits::SEGMENT_BYTES_MAX`);
     /// smaller only in tests.
     pub segment_bytes: u64,
+    /// Scrub the whole log, the Merkle files and the newest snapshot in the background
+    /// right after the start (`scrub.rs`).
+    pub scrub_at_start: bool,
+    /// ... and again this long after each pass ends (`None`: only at the start).
+    pub scrub_interval: Option<std::time::Duration>,
 }
 
 impl Default for LedgerOptions {
@@ -101,6 +108,8 @@ impl Default for LedgerOptions {
             snapshot_records: crate::limits::SNAPSHOT_RECORDS,
             min_free_bytes: crate::limits::MIN_FREE_BYTES,
             segment_bytes: crate::limits::SEGMENT_BYTES_MAX,
+            scrub_at_start: true,
+            scrub_interval: Some(std::time::Duration::from_secs(crate::limits::SCRUB_INTERVAL_S)),
         }
     }
 }
@@ -167,6 +176,9 @@ struct Shared {
     /// (last seq, chain head) of what is durable.
     head: Mutex<(Seq, Hash)>,
     fault: tokio::sync::watch::Sender<Option<WriterFault>>,
+    /// Damage the scrub found: the ledger is read-only while it is set.
+    damage: tokio::sync::watch::Sender<Option<Damage>>,
+    last_scrub: Mutex<Option<ScrubReport>>,
     /// The last durable sequence number, for live subscribers (never blocks the writer).
     durable: tokio::sync::watch::Sender<Seq>,
     /// The Merkle tree's files, for proofs (read-only here; the writer appends).
@@ -174,6 +186,8 @@ struct Shared {
     /// The tree as of the last group commit.
     tree: Mutex<TreeHead>,
     signer: Signer,
+    /// The key of the snapshots' MAC (from the signing key).
+    snapshot_key: crate::store::snapshot::SnapshotKey,
     policies: PolicyBook,
     calendars: CalendarBook,
     clock: Clock,
@@ -194,6 +208,22 @@ impl Shared {
                 false
             }
         });
+    }
+
+    /// Records the first damage found (the place a repair starts from).
+    fn set_damage(&self, d: Damage) {
+        self.damage.send_if_modified(|cur| {
+            if cur.is_none() {
+                *cur = Some(d);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn damage(&self) -> Option<Damage> {
+        self.damage.borrow().clone()
     }
 
     /// The state for reading, unless the writer died in the middle of changing it.
@@ -227,6 +257,8 @@ pub struct Ledger {
     /// The writer's queue; `None` once shut down.
     tx: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The background scrub: a channel that stops it, and its thread.
+    scrubber: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     recovery: Recovery,
 }
 
@@ -245,10 +277,13 @@ impl Ledger {
             index: r.index,
             head: Mutex::new((r.tree.size, r.tree.chain_head)),
             fault: tokio::sync::watch::Sender::new(None),
+            damage: tokio::sync::watch::Sender::new(None),
+            last_scrub: Mutex::new(None),
             durable: tokio::sync::watch::Sender::new(r.tree.size),
             merkle: r.merkle.reader(),
             tree: Mutex::new(r.tree),
             signer: Signer::new(r.signing_key, r.checkpoint, dir.to_owned(), r.ledger_id),
+            snapshot_key: r.snapshot_key,
             policies: opts.policies,
             calendars: opts.calendars,
             clock: opts.clock,
@@ -268,7 +303,16 @@ impl Ledger {
             min_free_bytes: opts.min_free_bytes,
         };
         let writer = std::thread::Builder::new().name("anxin-writer".into()).spawn(move || writer::run(w, rx))?;
-        Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), recovery: r.recovery })
+        let scrubber = if opts.scrub_at_start {
+            let (stop_tx, stop_rx) = mpsc::channel();
+            let s = shared.clone();
+            let interval = opts.scrub_interval;
+            let handle = std::thread::Builder::new().name("anxin-scrub".into()).spawn(move || scrub::run(s, interval, stop_rx))?;
+            Some((stop_tx, handle))
+        } else {
+            None
+        };
+        Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), scrubber: Mutex::new(scrubber), recovery: r.recovery })
     }
 
     pub fn recovery(&self) -> &Recovery {
@@ -367,6 +411,35 @@ impl Ledger {
     /// Whether a fault stopped the writer, and why.
     pub fn fault(&self) -> Option<WriterFault> {
         self.shared.fault()
+    }
+
+    /// Damage the scrub found, if any: the ledger is read-only while there is some.
+    pub fn damage(&self) -> Option<Damage> {
+        self.shared.damage()
+    }
+
+    /// Watches for damage: it changes once, from `None` to the first damage found.
+    pub fn watch_damage(&self) -> tokio::sync::watch::Receiver<Option<Damage>> {
+        self.shared.damage.subscribe()
+    }
+
+    /// The last scrub pass that found nothing wrong.
+    pub fn last_scrub(&self) -> Option<ScrubReport> {
+        self.shared.last_scrub.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Runs one scrub pass now, on this thread; damage found is published as by the
+    /// background scrub (the ledger turns read-only).
+    ///
+    /// # Errors
+    /// The damage found.
+    pub fn scrub_now(&self) -> Result<ScrubReport, Damage> {
+        let r = scrub::scrub_once(&self.shared, &|| false);
+        match &r {
+            Ok(rep) => *self.shared.last_scrub.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(rep.clone()),
+            Err(d) => self.shared.set_damage(d.clone()),
+        }
+        r
     }
 
     /// Watches the fault state: it changes once, from `None` to the first fault.
@@ -471,6 +544,9 @@ impl Ledger {
         if let Some(f) = self.shared.fault() {
             return Err(f.to_store_error());
         }
+        if let Some(d) = self.shared.damage() {
+            return Err(StoreError::Damaged(d.to_string()));
+        }
         self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone().ok_or(StoreError::Closed)
     }
 
@@ -488,6 +564,15 @@ impl Ledger {
     /// # Errors
     /// `StoreError` if the final flush fails.
     pub fn shutdown(&self) -> Result<(), StoreError> {
+        // The scrub stops between two frames.
+        let scrubber = self.scrubber.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some((stop, handle)) = scrubber {
+            let _ = stop.send(());
+            // Dropped before the join: a scrub waiting for its next pass sees the
+            // channel close, whatever it did with the message.
+            drop(stop);
+            let _ = handle.join();
+        }
         self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(w) = writer {

@@ -22,6 +22,7 @@ use crate::projection::state::{Seq, State};
 use crate::store::index::{Applied, IdemEntry, IdemKey, Index, IndexBatch};
 use crate::store::log::{self, LogWriter, Position};
 use crate::store::merkle::MerkleWriter;
+use crate::store::snapshot::SnapshotKey;
 use crate::store::StoreError;
 
 use super::signer::{self, TreeHead};
@@ -38,6 +39,7 @@ pub(super) struct Recovered {
     /// The record the newest snapshot reflects.
     pub snapshot_seq: Seq,
     pub signing_key: SigningKey,
+    pub snapshot_key: SnapshotKey,
     pub checkpoint: SignedCheckpoint,
     pub recovery: Recovery,
 }
@@ -298,9 +300,11 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     let ledger_id = read_ledger_id(dir, opts.ledger_id.as_deref())?;
     let index = open_index(dir, &ledger_id)?;
     let applied = index.applied()?;
-    // The newest snapshot that reads back whole; without one, the log is replayed from
-    // its start.
-    let snapshot = crate::store::snapshot::load_newest(dir, ledger_id.as_str())?;
+    let signing_key = signing_key(dir, opts, &ledger_id)?;
+    let snapshot_key = SnapshotKey::from_signing_seed(&signing_key.to_bytes());
+    // The newest snapshot that reads back whole with its MAC; without one, the log is
+    // replayed from its start.
+    let snapshot = crate::store::snapshot::load_newest(dir, ledger_id.as_str(), &snapshot_key)?;
     let (snapshot_mark, state) = match snapshot {
         Some((h, st)) => (Mark { seq: h.seq, head: h.head, pos: Some(h.log_end()) }, Some(st)),
         None => (Mark::genesis(&ledger_id), None),
@@ -315,7 +319,6 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     let mut state = state.unwrap_or_default();
     let log_dir = dir.join("log");
     check_segments(&log_dir, &index, index_mark.seq)?;
-    let signing_key = signing_key(dir, opts, &ledger_id)?;
     check_anchor(&log_dir, &ledger_id, &index, from)?;
     let mut merkle = MerkleWriter::open(&dir.join("merkle"), u64::MAX)?;
     // Leaves the Merkle files lost (a crash before the OS wrote them) that come before
@@ -443,5 +446,5 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
             }
         }
     };
-    Ok(Recovered { ledger_id, index, state, log, merkle, tree, snapshot_seq: snapshot_mark.seq, signing_key, checkpoint, recovery })
+    Ok(Recovered { ledger_id, index, state, log, merkle, tree, snapshot_seq: snapshot_mark.seq, signing_key, snapshot_key, checkpoint, recovery })
 }

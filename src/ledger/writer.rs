@@ -241,7 +241,7 @@ impl Writer {
         };
         // A read lock: queries go on; only this writer could change the state.
         let state = self.shared.read_state()?;
-        let bytes = crate::store::snapshot::write(&self.shared.dir, &header, &state)?;
+        let bytes = crate::store::snapshot::write(&self.shared.dir, &header, &state, &self.shared.snapshot_key)?;
         drop(state);
         self.snapshot_seq = seq;
         tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "wrote a snapshot of the projections");
@@ -275,6 +275,9 @@ impl Writer {
     fn group(&mut self, jobs: &mut Vec<Job>) {
         if let Some(f) = self.shared.fault() {
             return Self::answer_all(std::mem::take(jobs), || f.to_store_error());
+        }
+        if let Some(d) = self.shared.damage() {
+            return Self::answer_all(std::mem::take(jobs), || StoreError::Damaged(d.to_string()));
         }
         if let Err(e) = crate::failpoint::pass("writer.group", self.shared.ledger_id.as_str()) {
             self.stop(e.to_string());

@@ -37,6 +37,8 @@ pub enum StoreError {
     Poisoned(String),
     #[error("the ledger's writer failed ({0}): nothing more is served until the server restarts and recovers from the log")]
     WriterFailed(String),
+    #[error("the ledger is read-only: its data is damaged at {0}; reads go on, writes wait for a repair")]
+    Damaged(String),
     #[error("data directory: {0}")]
     DataDir(String),
     #[error("the ledger is shut down")]
@@ -72,6 +74,7 @@ impl StoreError {
             StoreError::Chain(_) => "CHAIN_BROKEN",
             StoreError::Poisoned(_) => "LEDGER_POISONED",
             StoreError::WriterFailed(_) => "WRITER_FAILED",
+            StoreError::Damaged(_) => "DAMAGED",
             StoreError::DataDir(_) => "DATA_DIR",
             StoreError::Closed => "SHUT_DOWN",
             StoreError::DiskFull { .. } => "DISK_FULL",

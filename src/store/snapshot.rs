@@ -4,9 +4,12 @@
 //! written as they change: the writer writes a snapshot every `SNAPSHOT_RECORDS` records
 //! (off the acknowledgement path, after a group commit) and when the ledger closes, and
 //! recovery loads the newest snapshot that is whole and replays only the log after it.
-//! A snapshot is never the truth: a damaged or missing one costs a longer replay, never a
-//! wrong balance (its checksum is checked, and the log's record after it must link to the
-//! chain head it names).
+//! A snapshot is never the truth: a damaged, forged or missing one costs a longer replay,
+//! never a wrong balance. Its MAC is keyed with a key derived from the ledger's signing
+//! key (`SnapshotKey`), which is not in the snapshot's directory, so a holder of the
+//! snapshots alone cannot make one that is believed; the record the replay resumes after
+//! must hash to the chain head it names; and the scrub replays the log up to it and
+//! compares (`crate::ledger`).
 //!
 //! `snapshots/state-<seq, 20 digits>.snap` (0600, written to `.tmp`, fsync'd, renamed):
 //!
@@ -14,7 +17,7 @@
 //! |---|---|
 //! | 8 | magic `ANXSNAP1` |
 //! | var | `SnapshotHeader`, then each table of `State::write_to` (bincode 2, big-endian, fixed-width integers, no length limit) |
-//! | 32 | BLAKE3 derive-key `anxin v1 snapshot` of every byte before it |
+//! | 32 | BLAKE3 keyed with the `SnapshotKey` (BLAKE3-derive `anxin v1 snapshot key` of the signing key's seed), of every byte before it |
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -29,10 +32,23 @@ use super::log::Position;
 use super::StoreError;
 
 pub const MAGIC: &[u8; 8] = b"ANXSNAP1";
-pub const SNAPSHOT_CONTEXT: &str = "anxin v1 snapshot";
-/// 2: the fingerprint set holds every external number (`crate::domain::numbers`), not
-/// only payment numbers; a version-1 snapshot is ignored and the log replayed.
-pub const SNAPSHOT_VERSION: u16 = 2;
+/// BLAKE3 derive-key context of the snapshot MAC key, from the signing key's seed.
+pub const SNAPSHOT_KEY_CONTEXT: &str = "anxin v1 snapshot key";
+
+/// The key of the snapshots' MAC: derived from the signing key's seed, kept beside it
+/// (`keys/`), never in `snapshots/`.
+#[derive(Clone, Copy)]
+pub struct SnapshotKey([u8; 32]);
+
+impl SnapshotKey {
+    pub fn from_signing_seed(seed: &[u8; 32]) -> SnapshotKey {
+        SnapshotKey(blake3::derive_key(SNAPSHOT_KEY_CONTEXT, seed))
+    }
+}
+/// 3: a keyed MAC instead of an unkeyed checksum (2: the fingerprint set holds every
+/// external number, `crate::domain::numbers`). An older snapshot is ignored and the log
+/// replayed.
+pub const SNAPSHOT_VERSION: u16 = 3;
 /// Snapshots kept: the newest and the one before (in case the newest is damaged).
 const KEEP: usize = 2;
 
@@ -109,20 +125,21 @@ pub fn list(data: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
 ///
 /// # Errors
 /// `StoreError::Io` if it cannot be written; an older snapshot then stays the newest.
-pub fn write(data: &Path, header: &SnapshotHeader, state: &State) -> Result<u64, StoreError> {
+pub fn write(data: &Path, header: &SnapshotHeader, state: &State, key: &SnapshotKey) -> Result<u64, StoreError> {
     let dir = dir_of(data);
     crate::fsutil::create_private_dir(&dir)?;
     let path = dir.join(name(header.seq));
     let tmp = dir.join(format!("{}.tmp", name(header.seq)));
     let _ = std::fs::remove_file(&tmp);
     // A snapshot that cannot be finished (a full disk) must not keep its space.
-    let size = match write_file(&tmp, header, state) {
+    let size = match write_file(&tmp, header, state, key) {
         Ok(size) => size,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
     };
+    crate::failpoint::pass("snapshot.write", &header.ledger_id)?;
     std::fs::rename(&tmp, &path)?;
     crate::fsutil::sync_dir(&dir)?;
     for (_, old) in list(data)?.into_iter().skip(KEEP) {
@@ -131,9 +148,9 @@ pub fn write(data: &Path, header: &SnapshotHeader, state: &State) -> Result<u64,
     Ok(size)
 }
 
-fn write_file(tmp: &Path, header: &SnapshotHeader, state: &State) -> Result<u64, StoreError> {
+fn write_file(tmp: &Path, header: &SnapshotHeader, state: &State, key: &SnapshotKey) -> Result<u64, StoreError> {
     let file = crate::fsutil::create_private_file(tmp)?;
-    let mut w = Hashing { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new_derive_key(SNAPSHOT_CONTEXT) };
+    let mut w = Hashing { inner: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new_keyed(&key.0) };
     let enc = |e: bincode::error::EncodeError| match e {
         bincode::error::EncodeError::Io { inner, .. } => StoreError::Io(inner),
         other => StoreError::Index(format!("snapshot: {other}")),
@@ -156,7 +173,7 @@ fn write_file(tmp: &Path, header: &SnapshotHeader, state: &State) -> Result<u64,
 /// # Errors
 /// `StoreError::Corruption` naming the file if it is not a whole, well-formed snapshot
 /// of `ledger_id`.
-pub fn read(path: &Path, ledger_id: &str) -> Result<(SnapshotHeader, State), StoreError> {
+pub fn read(path: &Path, ledger_id: &str, key: &SnapshotKey) -> Result<(SnapshotHeader, State), StoreError> {
     let bad = |why: String| StoreError::Corruption { at: path.display().to_string(), why };
     let file = File::open(path)?;
     let len = file.metadata()?.len();
@@ -167,9 +184,10 @@ pub fn read(path: &Path, ledger_id: &str) -> Result<(SnapshotHeader, State), Sto
     // while this one decodes: a damaged file is refused whatever the decoder made of it.
     let checksum = {
         let path = path.to_owned();
+        let key = key.0;
         std::thread::spawn(move || -> std::io::Result<bool> {
             let mut f = File::open(&path)?;
-            let mut h = blake3::Hasher::new_derive_key(SNAPSHOT_CONTEXT);
+            let mut h = blake3::Hasher::new_keyed(&key);
             let mut left = len - 32;
             let mut buf = vec![0u8; 1 << 20];
             while left > 0 {
@@ -180,7 +198,8 @@ pub fn read(path: &Path, ledger_id: &str) -> Result<(SnapshotHeader, State), Sto
             }
             let mut stored = [0u8; 32];
             f.read_exact(&mut stored)?;
-            Ok(*h.finalize().as_bytes() == stored)
+            // Compared in constant time (`blake3::Hash`'s `==`).
+            Ok(h.finalize() == blake3::Hash::from(stored))
         })
     };
     let decoded = (|| {
@@ -205,16 +224,16 @@ pub fn read(path: &Path, ledger_id: &str) -> Result<(SnapshotHeader, State), Sto
     })();
     let matches = checksum.join().map_err(|_| bad("checksum thread panicked".into()))??;
     if !matches {
-        return Err(bad("checksum does not match: the file is damaged".into()));
+        return Err(bad("its MAC does not match: the file is damaged, forged, or made with another signing key".into()));
     }
     decoded
 }
 
 /// The newest snapshot of `ledger_id` in `data` that reads back whole, skipping (and
 /// reporting) damaged ones.
-pub fn load_newest(data: &Path, ledger_id: &str) -> Result<Option<(SnapshotHeader, State)>, StoreError> {
+pub fn load_newest(data: &Path, ledger_id: &str, key: &SnapshotKey) -> Result<Option<(SnapshotHeader, State)>, StoreError> {
     for (_, path) in list(data)? {
-        match read(&path, ledger_id) {
+        match read(&path, ledger_id, key) {
             Ok(s) => return Ok(Some(s)),
             Err(e) => tracing::warn!(error = %e, "ignoring a snapshot that does not read back; the log is replayed instead"),
         }

@@ -179,3 +179,123 @@ async fn reads_that_meet_damage_answer_data_loss_naming_the_record_never_hang() 
         s.stop().await;
     }
 }
+
+/// Waits (up to 20 s) for the ledger's background scrub to find damage.
+fn damage_found(l: &Ledger) -> ledger::Damage {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(d) = l.damage() {
+            return d;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "the scrub found nothing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn no_scrub() -> LedgerOptions {
+    LedgerOptions { scrub_at_start: false, ..small() }
+}
+
+#[test]
+fn damage_under_a_snapshot_is_found_by_the_scrub_and_the_ledger_turns_read_only() {
+    for recompute in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        several_segments(dir.path(), 30);
+        // Record 5 is far below the closing snapshot: the start replays nothing before it.
+        if recompute {
+            alter_with_checksums(dir.path(), "anxin-test", 5, 70);
+        } else {
+            let (start, _) = crate::store::record_range(dir.path(), 5);
+            crate::store::flip(&log::segment_path(&dir.path().join("log"), 1), start + 70);
+        }
+        let what = if recompute { "with checksums recomputed" } else { "a flipped byte" };
+        let l = Ledger::open(dir.path(), small()).unwrap_or_else(|e| panic!("{what}: the start itself reads nothing before the snapshot: {e}"));
+        let d = damage_found(&l);
+        assert!(d.at.contains("record 5") || d.at.contains("record 6") || d.at.contains("00000000000000000001.seg"), "{what}: names the place: {d}");
+        // Writes stop, with the reason; reads of the state go on; a read of the damaged
+        // record answers with the damage.
+        match l.submit(crate::store::operator(), crate::store::rid("after"), vec![topup("P1", "after", "1")]) {
+            Err(StoreError::Damaged(why)) => assert!(why.contains(&d.at), "{why}"),
+            other => panic!("{what}: expected DAMAGED, got {other:?}"),
+        }
+        assert!(l.state().unwrap().projects.contains(&pid("P1")));
+        assert!(matches!(l.read_records(1, 10), Err(StoreError::Corruption { .. }) | Err(StoreError::Chain(_))), "{what}");
+        l.close().unwrap();
+        // `verify --data` names it too.
+        assert!(ledger::verify(dir.path(), &mut |_| {}).unwrap().error.is_some());
+    }
+}
+
+#[test]
+fn a_snapshot_forged_without_the_key_is_never_believed() {
+    let dir = tempfile::tempdir().unwrap();
+    several_segments(dir.path(), 30);
+    let balance = Ledger::open(dir.path(), no_scrub()).map(|l| l.state().unwrap().wage_balance(&pid("P1"))).unwrap();
+    // A holder of snapshots/ alone: change a byte, recompute the old unkeyed digest.
+    let (_, newest) = anxin::store::snapshot::list(dir.path()).unwrap().remove(0);
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    let digest = blake3::Hasher::new_derive_key("anxin v1 snapshot").update(&bytes[..n - 32]).finalize();
+    bytes[n - 32..].copy_from_slice(digest.as_bytes());
+    std::fs::write(&newest, &bytes).unwrap();
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap();
+    assert!(l.recovery().rebuilt || l.recovery().replayed > 0, "the forged snapshot was passed over and the log replayed");
+    assert_eq!(l.state().unwrap().wage_balance(&pid("P1")), balance);
+    l.scrub_now().unwrap();
+    l.close().unwrap();
+}
+
+#[test]
+fn a_snapshot_forged_with_the_key_is_caught_by_the_scrub_against_a_replay_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    several_segments(dir.path(), 30);
+    let key = crate::store::snapshot_key(dir.path());
+    // A holder of the whole data directory, key included: a false wage balance, with a
+    // valid MAC.
+    let (_, newest) = anxin::store::snapshot::list(dir.path()).unwrap().remove(0);
+    let (header, mut state) = anxin::store::snapshot::read(&newest, "anxin-test", &key).unwrap();
+    let wage = anxin::domain::posting::Account::Wage(pid("P1"));
+    *state.balances.get_mut(&wage) += 99_000_000;
+    anxin::store::snapshot::write(dir.path(), &header, &state, &key).unwrap();
+    // The start believes it (it is the cache the start is for) ...
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap();
+    let served = l.state().unwrap().wage_balance(&pid("P1"));
+    // ... until the scrub replays the log up to it and compares.
+    let d = l.scrub_now().expect_err("the scrub catches the forged snapshot");
+    assert!(d.at.contains("snap") && d.why.contains("differs from a replay of the log"), "{d}");
+    assert!(matches!(l.submit(crate::store::operator(), crate::store::rid("x"), vec![topup("P1", "x", "1")]), Err(StoreError::Damaged(_))));
+    l.close().unwrap();
+    // With the snapshot moved away, the log alone gives the true balance.
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap();
+    assert_eq!(l.state().unwrap().wage_balance(&pid("P1")) + 99_000_000, served);
+    l.close().unwrap();
+}
+
+#[test]
+fn damaged_merkle_files_are_found_by_the_scrub() {
+    for file in ["leaves", "level-06"] {
+        let dir = tempfile::tempdir().unwrap();
+        several_segments(dir.path(), 30);
+        let path = dir.path().join("merkle").join(file);
+        assert!(std::fs::metadata(&path).unwrap().len() >= 64, "{file} holds hashes");
+        crate::store::flip(&path, 40);
+        let l = Ledger::open(dir.path(), small()).unwrap();
+        let d = damage_found(&l);
+        assert!(d.at.contains(&format!("merkle/{file}")), "{d}");
+        l.close().unwrap();
+    }
+}
+
+#[test]
+fn a_clean_ledger_scrubs_clean_and_the_scrub_covers_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = several_segments(dir.path(), 30);
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap();
+    let r = l.scrub_now().unwrap();
+    assert_eq!(r.records, records);
+    assert_eq!(r.snapshot_checked, Some(records), "the closing snapshot was compared against a replay");
+    assert!(l.damage().is_none());
+    l.close().unwrap();
+}

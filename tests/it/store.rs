@@ -197,7 +197,7 @@ fn periodic_snapshots_bound_the_replay_and_a_damaged_one_is_passed_over() {
     let newest = anxin::store::snapshot::list(dir.path()).unwrap()[0].1.clone();
     let len = std::fs::metadata(&newest).unwrap().len();
     flip(&newest, len / 2);
-    assert!(anxin::store::snapshot::read(&newest, "anxin-test").unwrap_err().to_string().contains("damaged"));
+    assert!(anxin::store::snapshot::read(&newest, "anxin-test", &snapshot_key(dir.path())).unwrap_err().to_string().contains("damaged"));
     let l = Ledger::open(dir.path(), small()).unwrap();
     assert_eq!(l.recovery().replayed, 9, "records 6..=14 after the snapshot of 5");
     assert!(l.state().unwrap().entries() == entries, "never a wrong balance from a damaged snapshot");
@@ -296,6 +296,12 @@ fn records_read_back_are_the_chained_canonical_bytes() {
     assert_eq!((rec.seq, rec.event.name(), rec.principal.to_string()), (7, "ProgressPaymentMade", "operator".to_owned()));
     let last = l.read_records(11, 100).unwrap();
     assert_eq!(anxin::chain::record::record_hash(&last[0].1), receipts[4].head);
+}
+
+/// The snapshots' MAC key of a data directory (from its signing key).
+pub fn snapshot_key(dir: &Path) -> anxin::store::snapshot::SnapshotKey {
+    let seed: [u8; 32] = std::fs::read(dir.join("keys/checkpoint.ed25519")).unwrap().try_into().unwrap();
+    anxin::store::snapshot::SnapshotKey::from_signing_seed(&seed)
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {

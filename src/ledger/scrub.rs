@@ -1,0 +1,196 @@
+//! The scrub: the server checks what it stands on, in the background, at every start
+//! and then every `scrub_interval` (`LedgerOptions`).
+//!
+//! One pass reads the whole log up to the durable head seen when it began and checks:
+//! every frame's and record's checksum (the scan), every record's decoding, sequence
+//! number, hash and link (`ChainVerifier`), that the chain ends at the ledger's head;
+//! every Merkle leaf and every stored subtree root against the records; and the newest
+//! snapshot's state against a replay of the log up to its record (a snapshot forged with
+//! the key, or written from a damaged state, is caught here).
+//!
+//! Damage turns the ledger read-only (`Ledger::damage`): submissions are refused with
+//! `DAMAGED` naming the place, health turns NOT_SERVING for posting, reads go on (a read
+//! that meets the damage answers DATA_LOSS itself). A damaged byte goes unnoticed for at
+//! most one interval plus one pass (see RELIABILITY.md for the figures).
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::chain::merkle::{leaf_hash, Frontier, Nodes};
+use crate::chain::record::{ChainVerifier, Hash, Record};
+use crate::projection::state::{Seq, State};
+use crate::store::log;
+use crate::store::merkle::STORED_LEVEL_MIN;
+use crate::store::StoreError;
+
+use super::Shared;
+
+/// Where the scrub found damage, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// The place: a segment and offset, a record, a Merkle file or a snapshot.
+    pub at: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.why)
+    }
+}
+
+/// What one pass checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScrubReport {
+    pub records: u64,
+    pub bytes: u64,
+    /// The snapshot compared against a replay, if one was: its record.
+    pub snapshot_checked: Option<Seq>,
+    pub millis: u64,
+}
+
+fn damage(at: impl Into<String>, why: impl Into<String>) -> Damage {
+    Damage { at: at.into(), why: why.into() }
+}
+
+/// One pass over everything up to the durable head.
+///
+/// # Errors
+/// The first damage found. `StoreError`s of the scan (damage in the log) become damage;
+/// `stop` ends the pass early with what was checked so far.
+pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<ScrubReport, Damage> {
+    let started = Instant::now();
+    let (upto, head) = *shared.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let id = shared.ledger_id.as_str();
+    // The newest snapshot at or below `upto`, read with its MAC, to compare against a
+    // replay. One that is gone (the writer keeps two) or does not read is skipped: the
+    // start already passed over it; it is never believed.
+    let snapshot = crate::store::snapshot::list(&shared.dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(seq, _)| *seq <= upto && *seq > 0)
+        .find_map(|(_, path)| crate::store::snapshot::read(&path, id, &shared.snapshot_key).ok().map(|(h, st)| (path, h, st)));
+    let mut replay = snapshot.as_ref().map(|_| State::default());
+    let mut verifier = ChainVerifier::new(id);
+    let mut frontier = Frontier::default();
+    let merkle = &*shared.merkle;
+    let mut report = ScrubReport::default();
+    let mut found: Option<Damage> = None;
+    let mut stopped = false;
+    let scanned = log::scan_while(&shared.dir.join("log"), id, None, false, &mut |f| {
+        if stop() {
+            stopped = true;
+            return Ok(false);
+        }
+        crate::failpoint::pass("scrub.frame", id)?;
+        for bytes in &f.records {
+            let seq = verifier.next_seq();
+            if seq > upto {
+                return Ok(false);
+            }
+            let (rec, hash): (Record, Hash) = match verifier.check(bytes) {
+                Ok(x) => x,
+                Err(e) => {
+                    found = Some(damage(format!("record {seq} (segment {:020}.seg, frame at offset {})", f.pos.segment, f.pos.offset), e.to_string()));
+                    return Ok(false);
+                }
+            };
+            report.records += 1;
+            report.bytes += bytes.len() as u64;
+            // The Merkle leaf, and every stored subtree root this leaf completes.
+            let leaf = leaf_hash(&hash);
+            match merkle.subtree(0, seq - 1) {
+                Ok(stored) if stored == leaf => {}
+                Ok(_) => {
+                    found = Some(damage(format!("merkle/leaves, leaf of record {seq}"), "it is not the hash of the record: the Merkle files are damaged (proofs would be wrong; delete merkle/ to rebuild it from the log)"));
+                    return Ok(false);
+                }
+                Err(e) => {
+                    found = Some(damage(format!("merkle/leaves, leaf of record {seq}"), e.to_string()));
+                    return Ok(false);
+                }
+            }
+            for (level, index, node) in frontier.push(leaf) {
+                if level >= STORED_LEVEL_MIN && merkle.subtree(level, index).ok() != Some(node) {
+                    found = Some(damage(format!("merkle/level-{level:02}, subtree {index}"), "it is not the root of its records: the Merkle files are damaged (proofs would be wrong; delete merkle/ to rebuild it from the log)"));
+                    return Ok(false);
+                }
+            }
+            if let (Some(st), Some((path, h, snap))) = (replay.as_mut(), snapshot.as_ref()) {
+                if seq <= h.seq {
+                    st.apply(&rec.event, seq);
+                }
+                if seq == h.seq {
+                    if hash != h.head {
+                        found = Some(damage(path.display().to_string(), format!("it names a chain head for record {seq} that the log does not have")));
+                        return Ok(false);
+                    }
+                    if st.entries() != snap.entries() {
+                        found = Some(damage(path.display().to_string(), format!("its state differs from a replay of the log up to record {seq}: the snapshot is forged or was written from a damaged state (delete it; the next start replays the log)")));
+                        return Ok(false);
+                    }
+                    report.snapshot_checked = Some(seq);
+                    replay = None;
+                }
+            }
+        }
+        Ok(true)
+    });
+    report.millis = started.elapsed().as_millis() as u64;
+    if let Some(d) = found {
+        return Err(d);
+    }
+    match scanned {
+        Ok(_) => {}
+        Err(StoreError::Corruption { at, why }) => return Err(damage(at, why)),
+        Err(StoreError::Chain(e)) => return Err(damage("the log", e.to_string())),
+        Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(damage("log/", format!("the log cannot be read: {e}"))),
+        Err(e) => return Err(damage("the log", format!("the scrub could not read it: {e}"))),
+    }
+    if stopped {
+        return Ok(report);
+    }
+    if verifier.next_seq() - 1 < upto {
+        return Err(damage(format!("record {}", verifier.next_seq()), format!("the log ends after record {} but {upto} were acknowledged: records are missing or cut", verifier.next_seq() - 1)));
+    }
+    if upto > 0 && verifier.head() != head {
+        return Err(damage(format!("record {upto}"), "it does not hash to the ledger's head: the log was altered"));
+    }
+    Ok(report)
+}
+
+/// The background scrub: a pass at once, then one every `interval` (never, if `None`),
+/// until `stop` says so (the ledger closing). Damage found is published on the ledger
+/// and logged; the scrub then stops (the ledger is read-only until an operator acts).
+pub(super) fn run(shared: Arc<Shared>, interval: Option<Duration>, stop: Receiver<()>) {
+    let stopping = std::cell::Cell::new(false);
+    let closing = || {
+        if matches!(stop.try_recv(), Ok(()) | Err(std::sync::mpsc::TryRecvError::Disconnected)) {
+            stopping.set(true);
+        }
+        stopping.get()
+    };
+    loop {
+        let pass = scrub_once(&shared, &closing);
+        if stopping.get() {
+            return;
+        }
+        match pass {
+            Ok(r) => {
+                tracing::info!(records = r.records, bytes = r.bytes, ms = r.millis, snapshot = ?r.snapshot_checked, "scrub: the log, the Merkle files and the snapshot check out");
+                *shared.last_scrub.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+            }
+            Err(d) => {
+                tracing::error!(at = %d.at, why = %d.why, "scrub found damage: the ledger is read-only until it is repaired");
+                shared.set_damage(d);
+                return;
+            }
+        }
+        let Some(every) = interval else { return };
+        match stop.recv_timeout(every) {
+            Err(RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
+}
