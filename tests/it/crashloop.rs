@@ -8,12 +8,16 @@
 //!   its size, recomputed here from the records;
 //! - the projections the ledger recovers (snapshot + replay) equal a rebuild from the log;
 //! - the signed checkpoint never goes backwards, and `checkpoints/latest` is always a
-//!   whole checkpoint signed by the ledger's key.
+//!   whole checkpoint signed by the ledger's key;
+//! - the scrub finds nothing (every record, Merkle leaf and stored node, the newest
+//!   snapshot against a replay of the log).
 //!
 //! Every third round the kill is not a signal from outside: the server is started with
-//! `ANXIN_FAILPOINTS=atomic.write=kill@K` and kills itself inside its K-th small-file
-//! write (a checkpoint, written to a temporary file and fsynced, not yet renamed over
-//! the old one), the moment a crash is most likely to leave half a file.
+//! `ANXIN_FAILPOINTS=<point>=kill@K` and kills itself at the K-th pass of a point, in
+//! turn: inside a small-file write (`atomic.write`: a checkpoint written to a temporary
+//! file and fsynced, not yet renamed over the old one), inside a snapshot write
+//! (`snapshot.write`: likewise) and inside the background scrub (`scrub.frame`), the
+//! moments a crash is most likely to leave half a file.
 //!
 //! Rounds: `ANXIN_CRASH_ROUNDS` (default 20; CI runs the default); `ANXIN_CRASH_SEED`
 //! replays the kill moments of a printed seed.
@@ -66,15 +70,22 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
         // Every third round (not the first, which posts the setup): a kill inside the
         // K-th checkpoint write.
         let in_checkpoint_write = round % 3 == 2;
-        let failpoint = format!("atomic.write=kill@{}", 2 + next(&mut seed) % 12);
+        // In turn: inside a checkpoint write, inside a snapshot write, inside the scrub.
+        let point = ["atomic.write", "snapshot.write", "scrub.frame"][(round / 3) % 3];
+        let failpoint = format!("{point}=kill@{}", 2 + next(&mut seed) % 12);
         let env: Vec<(&str, &str)> = if in_checkpoint_write { vec![("ANXIN_FAILPOINTS", failpoint.as_str())] } else { Vec::new() };
         let mut server = start_full(&data, &extra, "warn", None, &env).await;
-        if round == 0 {
+        if server.child.try_wait().unwrap().is_some() {
+            // Killed inside the start's scrub, before serving: a round with no load.
+            self_killed += 1;
+        } else if round == 0 {
             let mut p = server.posting().await;
             p.submit(pb::SubmitRequest { request_id: "setup".into(), commands: vec![register("P1", COUNTY), open_account("P1", "ICBC")] }).await.unwrap();
         }
-        let clients = post_until_gone(&server, &format!("r{round}-"), "1.01", &acked).await;
-        if in_checkpoint_write {
+        let clients = if server.child.try_wait().unwrap().is_some() { Vec::new() } else { post_until_gone(&server, &format!("r{round}-"), "1.01", &acked).await };
+        if server.child.try_wait().unwrap().is_some() {
+            // Already dead (counted above).
+        } else if in_checkpoint_write {
             // The server kills itself when the failpoint fires; if the load is too short
             // to reach it, an outside kill ends the round all the same.
             let t0 = std::time::Instant::now();
@@ -132,6 +143,9 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
             assert_eq!(merkle::root(&MemNodes(leaves), cp.checkpoint.tree_size).unwrap(), cp.checkpoint.root, "round {round}");
         }
         assert_eq!(led.root_at(size).unwrap(), merkle::root(&MemNodes(records.iter().map(|(_, b)| merkle::leaf_hash(&record_hash(b))).collect()), size).unwrap());
+        // The scrub finds nothing: every record, Merkle leaf and stored node, and the
+        // newest snapshot against a replay of the log.
+        led.scrub_now().unwrap_or_else(|d| panic!("round {round}: the scrub found damage after a crash: {d}"));
         // Recovered projections equal a rebuild from the log alone (on a copy).
         let entries = led.state().unwrap().entries();
         led.close().unwrap();
@@ -148,6 +162,6 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
     }
     let total = acked.lock().unwrap().len();
     assert!(total >= rounds(), "the clients got answers ({total})");
-    eprintln!("{self_killed} of {} checkpoint-write rounds died inside the write", rounds() / 3);
-    assert!(rounds() < 3 || self_killed > 0, "the kill inside a checkpoint write was reached");
+    eprintln!("{self_killed} of {} failpoint rounds died at their point", rounds() / 3);
+    assert!(rounds() < 3 || self_killed > 0, "a kill at a failpoint was reached");
 }

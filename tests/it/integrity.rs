@@ -299,3 +299,56 @@ fn a_clean_ledger_scrubs_clean_and_the_scrub_covers_every_record() {
     assert!(l.damage().is_none());
     l.close().unwrap();
 }
+
+/// A real `anxind` restarted on a log damaged under its snapshot: it serves, its scrub
+/// finds the damage, posting turns NOT_SERVING and answers UNAVAILABLE / `DAMAGED` naming
+/// the place, queries go on, and `ReadEvents` answers DATA_LOSS naming the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anxind_on_a_damaged_log_turns_read_only_and_says_where() {
+    use anxin::api::pb;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = crate::process::start(&data).await;
+    let mut p = server.posting().await;
+    p.submit(pb::SubmitRequest { request_id: "setup".into(), commands: vec![crate::harness::register("P1", crate::harness::COUNTY), crate::harness::open_account("P1", "ICBC")] }).await.unwrap();
+    for b in 0..20 {
+        let cmds = (0..10).map(|i| crate::harness::topup("P1", &format!("T{b}-{i}"), "1")).collect();
+        p.submit(pb::SubmitRequest { request_id: format!("b{b}"), commands: cmds }).await.unwrap();
+    }
+    server.signal("-TERM");
+    let id = std::fs::read_to_string(data.join("LEDGER")).unwrap().trim().to_owned();
+    assert!(tokio::task::spawn_blocking(move || server.child.wait().unwrap()).await.unwrap().success());
+    alter_with_checksums(&data, &id, 50, 80);
+
+    let server = crate::process::start(&data).await;
+    let ch = tonic::transport::Channel::from_shared(server.addr.clone()).unwrap().connect().await.unwrap();
+    let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    let t0 = std::time::Instant::now();
+    loop {
+        let st = h.check(tonic_health::pb::HealthCheckRequest { service: "anxin.v1.LedgerPosting".into() }).await.unwrap().into_inner().status;
+        if st == tonic_health::pb::health_check_response::ServingStatus::NotServing as i32 {
+            break;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "the scrub did not find the damage");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let q_status = h.check(tonic_health::pb::HealthCheckRequest { service: "anxin.v1.LedgerQuery".into() }).await.unwrap().into_inner().status;
+    assert_eq!(q_status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "queries go on");
+    let mut p = server.posting().await;
+    let st = p.submit(pb::SubmitRequest { request_id: "after".into(), commands: vec![crate::harness::topup("P1", "after", "1")] }).await.unwrap_err();
+    assert_eq!((st.code(), anxin::api::error::reason_of(&st).0.as_deref()), (tonic::Code::Unavailable, Some("DAMAGED")), "{st:?}");
+    assert!(st.message().contains("record 5"), "names the record: {}", st.message());
+    let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch.clone(), crate::harness::Auth(Some(server.token.clone())));
+    q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: String::new() }).await.unwrap();
+    let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, crate::harness::Auth(Some(server.token.clone())));
+    let mut stream = a.read_events(pb::ReadEventsRequest { from_seq: 40, to_seq: 60 }).await.unwrap().into_inner();
+    let err = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), stream.message()).await.expect("no hang") {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the damaged range read whole"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.code(), tonic::Code::DataLoss, "{err:?}");
+    server.signal("-TERM");
+}

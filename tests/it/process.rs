@@ -43,7 +43,7 @@ pub async fn start_full(data: &std::path::Path, extra: &[&str], level: &str, log
     let principals = data.with_extension("principals.toml");
     std::fs::write(&principals, principals_entry(&Principal::Operator, &token)).unwrap();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_anxind"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anxind"))
         .args(["--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}"), "--principals", principals.to_str().unwrap()])
         .args(extra)
         .env("ANXIN_LOG", level)
@@ -60,6 +60,12 @@ pub async fn start_full(data: &std::path::Path, extra: &[&str], level: &str, log
             if h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.is_ok() {
                 break;
             }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            // A failpoint may end the process while it starts (a kill inside the start's
+            // scrub): the caller sees a dead server. Otherwise that is a failure.
+            assert!(!env.is_empty(), "anxind exited while starting: {status:?}");
+            break;
         }
         assert!(Instant::now() < deadline, "anxind did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
