@@ -1,4 +1,11 @@
 //! Signed checkpoints and Merkle proofs, as the audit API serves them.
+//!
+//! The Merkle files are a cache: every proof is checked before it is handed out. An
+//! inclusion proof must lead from the record's own leaf (read from the log) to the root of
+//! its tree size, and that root must be consistent with the latest signed checkpoint's; a
+//! consistency proof must join the two roots, likewise anchored. A proof that does not is
+//! never sent: the Merkle files are damaged, the ledger turns read-only naming them, and
+//! the caller gets DATA_LOSS (never a wrong proof that would raise a false tamper alarm).
 
 use ed25519_dalek::VerifyingKey;
 
@@ -62,7 +69,39 @@ impl Ledger {
         if seq == 0 || seq > size || size > self.tree_size() {
             return Err(ProofRequestError::Invalid(format!("no record {seq} in a tree of {size} (the log has {})", self.tree_size())));
         }
-        Ok(merkle::inclusion_proof(&*self.shared.merkle, seq - 1, size)?)
+        let proof = merkle::inclusion_proof(&*self.shared.merkle, seq - 1, size)?;
+        let record = self.read_records(seq, seq)?;
+        let leaf = merkle::leaf_hash(&crate::chain::record::record_hash(&record[0].1));
+        let root = self.anchored_root(size)?;
+        merkle::verify_inclusion(&leaf, seq - 1, size, &proof, &root).map_err(|e| self.merkle_damaged(format!("the inclusion proof of record {seq} in the tree of {size}: {e}")))?;
+        Ok(proof)
+    }
+
+    /// The Merkle files gave something that does not check: damage, published like the
+    /// scrub's (the ledger turns read-only), and answered as such.
+    fn merkle_damaged(&self, why: String) -> ProofRequestError {
+        let d = super::Damage { at: "merkle/".into(), why: format!("{why} (the Merkle files are damaged: delete merkle/ and restart to rebuild it from the log)") };
+        tracing::error!(at = %d.at, why = %d.why, "a proof from the Merkle files does not check");
+        self.shared.set_damage(d.clone());
+        ProofRequestError::Store(StoreError::Corruption { at: d.at, why: d.why })
+    }
+
+    /// The root of the first `size` records, from the Merkle files, checked against the
+    /// latest signed checkpoint's root by a consistency proof (in whichever direction).
+    fn anchored_root(&self, size: Seq) -> Result<Hash, ProofRequestError> {
+        let files = &*self.shared.merkle;
+        let root = merkle::root(files, size)?;
+        let cp = self.checkpoint()?.checkpoint;
+        let (small, large, small_root, large_root) = if size <= cp.tree_size { (size, cp.tree_size, root, cp.root) } else { (cp.tree_size, size, cp.root, root) };
+        if small == 0 || small == large {
+            if small == large && small_root != large_root {
+                return Err(self.merkle_damaged(format!("the root of {size} records is not the signed one")));
+            }
+            return Ok(root);
+        }
+        let proof = merkle::consistency_proof(files, small, large)?;
+        merkle::verify_consistency(small, large, &small_root, &large_root, &proof).map_err(|e| self.merkle_damaged(format!("the root of {size} records is not consistent with the signed checkpoint of {}: {e}", cp.tree_size)))?;
+        Ok(root)
     }
 
     /// The consistency proof from the tree of `from` records to the tree of `to`.
@@ -73,6 +112,9 @@ impl Ledger {
         if from == 0 || from > to || to > self.tree_size() {
             return Err(ProofRequestError::Invalid(format!("no consistency proof from {from} to {to} (the log has {})", self.tree_size())));
         }
-        Ok(merkle::consistency_proof(&*self.shared.merkle, from, to)?)
+        let proof = merkle::consistency_proof(&*self.shared.merkle, from, to)?;
+        let (from_root, to_root) = (self.anchored_root(from)?, self.anchored_root(to)?);
+        merkle::verify_consistency(from, to, &from_root, &to_root, &proof).map_err(|e| self.merkle_damaged(format!("the consistency proof from {from} to {to}: {e}")))?;
+        Ok(proof)
     }
 }

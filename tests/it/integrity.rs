@@ -42,7 +42,8 @@ fn last_segment(dir: &Path) -> PathBuf {
 fn a_checkpointed_tail_cut_short_or_zeroed_refuses_the_start_and_nothing_is_cut() {
     let base = tempfile::tempdir().unwrap();
     several_segments(base.path(), 60);
-    let cases: [(&str, &dyn Fn(&Path)); 4] = [
+    type Damage<'a> = (&'a str, &'a dyn Fn(&Path));
+    let cases: [Damage; 4] = [
         ("the last segment cut to 0 bytes", &|seg| OpenOptions::new().write(true).open(seg).unwrap().set_len(0).unwrap()),
         ("the last segment cut to 20 bytes", &|seg| OpenOptions::new().write(true).open(seg).unwrap().set_len(20).unwrap()),
         ("the last frame cut short", &|seg| {
@@ -351,4 +352,27 @@ async fn anxind_on_a_damaged_log_turns_read_only_and_says_where() {
     };
     assert_eq!(err.code(), tonic::Code::DataLoss, "{err:?}");
     server.signal("-TERM");
+}
+
+#[test]
+fn a_proof_from_damaged_merkle_files_is_never_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = several_segments(dir.path(), 30);
+    // Leaf 1 (record 2): below the stored level-06 nodes, so the roots still check out
+    // at the start, but record 2's inclusion proof would be wrong.
+    crate::store::flip(&dir.path().join("merkle/leaves"), 40);
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap();
+    // An undamaged part of the tree still proves.
+    l.inclusion_proof(records - 1, records).unwrap();
+    // Records 1 and 3 (their proofs use the damaged leaf, as a sibling or inside a
+    // subtree recomputed from the leaves) get the damage, not a proof.
+    for seq in [1, 3] {
+        match l.inclusion_proof(seq, records) {
+            Err(ledger::ProofRequestError::Store(StoreError::Corruption { at, .. })) => assert!(at.contains("merkle"), "{at}"),
+            other => panic!("record {seq}: expected the damage, got {other:?}"),
+        }
+    }
+    assert!(l.damage().is_some_and(|d| d.at.contains("merkle")), "and the ledger knows");
+    l.consistency_proof(records - 5, records).unwrap();
+    l.close().unwrap();
 }
