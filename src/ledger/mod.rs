@@ -44,7 +44,7 @@ pub use proofs::ProofRequestError;
 pub use scrub::{Damage, ScrubReport};
 pub(crate) use recovery::create_ledger_id;
 pub(crate) use signer::save_checkpoint;
-pub use verify::{decode_record, rebuild, verify, Finding, VerifyReport};
+pub use verify::{decode_record, rebuild, verify, verify_pinned, Finding, VerifyReport};
 
 use signer::{Signer, TreeHead};
 use writer::{Job, Writer};

@@ -48,6 +48,9 @@ pub struct VerifyReport {
     /// Records that repeat an external number (`crate::domain::numbers`) in its scope, in
     /// log order. The chain is intact; the ledger replays them as recorded.
     pub findings: Vec<Finding>,
+    /// The checkpoint was checked against a key pinned by the caller, not the one the
+    /// data directory holds.
+    pub key_pinned: bool,
 }
 
 /// What one decoder thread found: the first record it could not decode, and the
@@ -64,6 +67,16 @@ struct Decoded {
 /// # Errors
 /// `StoreError` only if the directory cannot be read at all; damage is in the report.
 pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, StoreError> {
+    verify_pinned(dir, None, progress)
+}
+
+/// `verify`, with the checkpoint checked against `pinned` (the key an auditor pinned out
+/// of band) rather than the key the data directory holds, which a holder of the
+/// directory could have replaced along with the checkpoint.
+///
+/// # Errors
+/// As `verify`.
+pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, StoreError> {
     let ledger_id = std::fs::read_to_string(dir.join("LEDGER"))
         .map_err(|e| StoreError::DataDir(format!("{}: {e}", dir.join("LEDGER").display())))?
         .trim()
@@ -175,11 +188,32 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
     }
     if let Some(c) = claim {
         report.index_agrees = Some(c.seq == 0 || hash_at_claim == Some(c.head));
+        // The index is derived, but it was written after the records it names were
+        // durable: an index ahead of the log is evidence that the log was cut.
+        if report.error.is_none() && c.seq > report.records {
+            report.error = Some(format!("the index reflects {} records but the log holds only {}: records are missing (a truncated log?)", c.seq, report.records));
+        }
+    }
+    // Likewise each snapshot (read without its key: only its header's record number).
+    if report.error.is_none() {
+        if let Some(seq) = crate::store::snapshot::list(dir).ok().and_then(|l| l.first().map(|(seq, _)| *seq)) {
+            if seq > report.records {
+                report.error = Some(format!("a snapshot of {seq} records exists but the log holds only {}: records are missing (a truncated log?)", report.records));
+            }
+        }
+    }
+    let key = dir.join("keys").join("checkpoint.ed25519");
+    let dir_key = std::fs::read(&key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).map(|seed| SigningKey::from_bytes(&seed).verifying_key());
+    report.key_pinned = pinned.is_some();
+    if let (Some(p), Some(k), None) = (pinned, dir_key, &report.error) {
+        if *p != k {
+            report.error = Some(format!("the data directory's signing key ({}) is not the pinned key ({}): it was replaced", crate::chain::checkpoint::key_to_text(&k), crate::chain::checkpoint::key_to_text(p)));
+        }
     }
     if let (Some(cp), None) = (&signed, &report.error) {
         let c = &cp.checkpoint;
-        let key = dir.join("keys").join("checkpoint.ed25519");
-        let signer = std::fs::read(&key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).map(|seed| SigningKey::from_bytes(&seed).verifying_key());
+        let signer = pinned.copied().or(dir_key);
+        let by = if pinned.is_some() { "the pinned key".to_owned() } else { key.display().to_string() };
         if c.tree_size > report.records {
             report.error = Some(format!(
                 "checkpoints/latest signed {} records but the log holds only {}: records are missing (a deleted or truncated segment?)",
@@ -188,7 +222,7 @@ pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport,
         } else if c.tree_size > 0 && hash_at_signed != Some(c.chain_head) {
             report.error = Some(format!("record {} is not the one checkpoints/latest signed: the log was rewritten", c.tree_size));
         } else if signer.is_some_and(|k| cp.verify(&k).is_err()) {
-            report.error = Some(format!("checkpoints/latest is not signed by {}: the key was replaced", key.display()));
+            report.error = Some(format!("checkpoints/latest does not verify with {by}: the checkpoint is damaged or was signed by another key"));
         } else {
             report.checkpoint = Some(c.tree_size);
         }

@@ -27,7 +27,7 @@ use crate::chain::record::ChainError;
 pub enum StoreError {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    #[error("index (sled) error: {0}")]
+    #[error("index (sled) error: {0} (the index is derived from the log: `anxin rebuild --data DIR` recreates it)")]
     Index(String),
     #[error("corruption at {at}: {why}")]
     Corruption { at: String, why: String },

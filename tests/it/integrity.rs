@@ -376,3 +376,29 @@ fn a_proof_from_damaged_merkle_files_is_never_sent() {
     l.consistency_proof(records - 5, records).unwrap();
     l.close().unwrap();
 }
+
+#[test]
+fn verify_pins_the_auditors_key_and_notices_a_cut_log_without_its_checkpoint() {
+    use anxin::chain::checkpoint::SignedCheckpoint;
+    use anxin::chain::codec;
+    let dir = tempfile::tempdir().unwrap();
+    let records = several_segments(dir.path(), 30);
+    let original = Ledger::open(dir.path(), no_scrub()).map(|l| l.public_key()).unwrap();
+    // A holder of the directory replaces the key and re-signs the same checkpoint.
+    let cp: SignedCheckpoint = codec::decode(&std::fs::read(dir.path().join("checkpoints/latest")).unwrap()).unwrap();
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    std::fs::write(dir.path().join("checkpoints/latest"), codec::encode(&cp.checkpoint.clone().sign(&forger))).unwrap();
+    std::fs::write(dir.path().join("keys/checkpoint.ed25519"), forger.to_bytes()).unwrap();
+    assert_eq!(ledger::verify(dir.path(), &mut |_| {}).unwrap().error, None, "the directory agrees with itself");
+    let pinned = ledger::verify_pinned(dir.path(), Some(&original), &mut |_| {}).unwrap();
+    assert!(pinned.error.as_deref().is_some_and(|e| e.contains("not the pinned key")), "{:?}", pinned.error);
+
+    // A log cut at a frame boundary with checkpoints/latest deleted: the index (and the
+    // snapshot) written after those records were durable still say there were more.
+    let dir = tempfile::tempdir().unwrap();
+    several_segments(dir.path(), 30);
+    std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
+    std::fs::remove_file(last_segment(dir.path())).unwrap();
+    let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
+    assert!(rep.error.as_deref().is_some_and(|e| e.contains("records are missing")), "{:?} ({records} before)", rep.error);
+}
