@@ -269,6 +269,14 @@ pub fn verify_archive(path: &Path, pinned: Option<&VerifyingKey>, progress: &mut
         .and_then(|b| crate::chain::codec::decode(&b).ok())
         .ok_or(AuditError::Archive { line: 1, why: "checkpoint_hex is not a signed checkpoint".into() })?;
     check_checkpoint(&cp, key, &header.ledger_id)?;
+    // The header's plain copies of what is signed must say the same: a reader that
+    // trusted them would be misled.
+    if header.tree_size != cp.checkpoint.tree_size {
+        return Err(AuditError::Archive { line: 1, why: format!("tree_size {} is not the signed checkpoint's {}", header.tree_size, cp.checkpoint.tree_size) });
+    }
+    if header.root_hex != hex::encode(cp.checkpoint.root) {
+        return Err(AuditError::Archive { line: 1, why: format!("root_hex {} is not the signed checkpoint's root", header.root_hex.chars().take(64).collect::<String>()) });
+    }
     let mut c = Catchup::from_genesis(&header.ledger_id);
     #[derive(Deserialize)]
     struct Line {
@@ -279,7 +287,10 @@ pub fn verify_archive(path: &Path, pinned: Option<&VerifyingKey>, progress: &mut
         let line = line?;
         let l: Line = serde_json::from_str(&line).map_err(|e| AuditError::Archive { line: i + 2, why: e.to_string() })?;
         let bytes = hex::decode(&l.hex).map_err(|e| AuditError::Archive { line: i + 2, why: e.to_string() })?;
-        let _ = l.seq; // the seq inside the bytes is what counts
+        // The line's `seq` is a plain copy of the record's own: both must agree.
+        if l.seq != c.size() + 1 {
+            return Err(AuditError::Archive { line: i + 2, why: format!("the line says seq {} but it holds record {}", l.seq, c.size() + 1) });
+        }
         c.feed(&bytes)?;
         if c.size().is_multiple_of(65_536) {
             progress(c.size());

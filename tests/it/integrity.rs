@@ -402,3 +402,44 @@ fn verify_pins_the_auditors_key_and_notices_a_cut_log_without_its_checkpoint() {
     let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
     assert!(rep.error.as_deref().is_some_and(|e| e.contains("records are missing")), "{:?} ({records} before)", rep.error);
 }
+
+#[test]
+fn an_archive_whose_plain_header_copies_disagree_with_what_is_signed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap();
+    ok(&l, "setup", vec![register("P1"), open_account("P1"), topup("P1", "T1", "1")]);
+    let cp = l.checkpoint().unwrap();
+    let recs = l.read_records(1, cp.checkpoint.tree_size).unwrap();
+    let arch = dir.path().join("a.jsonl");
+    anxin::audit::write_archive(&mut std::fs::File::create(&arch).unwrap(), &l.public_key(), &cp, &mut recs.into_iter()).unwrap();
+    let key = l.public_key();
+    l.close().unwrap();
+    anxin::audit::verify_archive(&arch, Some(&key), &mut |_| {}).unwrap();
+    let text = std::fs::read_to_string(&arch).unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let header = lines[0].clone();
+    for (what, mutate, says) in [
+        ("tree_size", 0, "tree_size"),
+        ("root_hex", 0, "root_hex"),
+        ("a line's seq", 2, "the line says seq"),
+    ] {
+        let mut v = lines.clone();
+        if mutate == 0 {
+            let mut j: serde_json::Value = serde_json::from_str(&header).unwrap();
+            if what == "tree_size" {
+                j["tree_size"] = 99.into();
+            } else {
+                j["root_hex"] = "00".repeat(32).into();
+            }
+            v[0] = j.to_string();
+        } else {
+            let mut j: serde_json::Value = serde_json::from_str(&v[mutate]).unwrap();
+            j["seq"] = 7.into();
+            v[mutate] = j.to_string();
+        }
+        let p = dir.path().join("t.jsonl");
+        std::fs::write(&p, v.join("\n") + "\n").unwrap();
+        let e = anxin::audit::verify_archive(&p, Some(&key), &mut |_| {}).unwrap_err().to_string();
+        assert!(e.contains(says), "{what}: {e}");
+    }
+}
