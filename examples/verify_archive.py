@@ -5,24 +5,55 @@ Written from docs/FORMAT.md alone; it shares no code with the Rust ledger. Needs
 standard library plus the `blake3` and `PyNaCl` packages:
 
     pip install blake3 pynacl
-    python3 examples/verify_archive.py ARCHIVE [--key ed25519:<hex>]
+    python3 examples/verify_archive.py ARCHIVE --key ed25519:<64 hex digits>
 
-It checks that the checkpoint is signed by the key (the pinned one if given), that every
-record chains from the genesis hash with sequence numbers 1, 2, 3, ..., and that the
-Merkle root over the records equals the signed root. Exit status 0 means verified.
+It checks that the checkpoint is signed by the pinned key, that the header's plain copies
+(ledger id, key, tree size, root) say what is signed, that every record decodes fully by
+FORMAT.md sections 1 to 3 (every field, every value rule, no byte left over), that the
+records chain from the genesis hash with sequence numbers 1, 2, 3, ... (each line's `seq`
+saying the same), and that the Merkle root and chain head over the records equal the
+signed ones.
+
+Exit status:
+    0  verified, against the pinned key (`OK: ...` on stdout);
+    1  not verified: one line `FAILED: <what and where>` on stderr;
+    2  internally consistent, but no key was pinned: the checkpoint was checked only
+       against the key the archive itself names, so this proves nothing about who made it.
 """
 import argparse
+import datetime
 import json
+import re
 import struct
 import sys
 
 import blake3
-from nacl.exceptions import BadSignatureError
+import nacl.exceptions
 from nacl.signing import VerifyKey
 
 RECORD_CONTEXT = "anxin v1 record"
 GENESIS_CONTEXT = "anxin v1 genesis"
 CHECKPOINT_PREFIX = b"anxin v1 checkpoint\x00"
+RECORD_BYTES_MAX = 1 << 20  # section 1: decoders refuse a longer record
+MONEY_FEN_MAX = 10 ** 17  # section 1: a Money outside 0..=10^17 does not decode
+YEARS = range(2000, 2200)  # section 1: dates and periods fall in the years 2000 to 2199
+USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+HEX = re.compile(r"[0-9a-fA-F]*\Z")
+
+EXIT_OK, EXIT_FAILED, EXIT_UNPINNED = 0, 1, 2
+
+
+class Refused(Exception):
+    """The archive fails a check; the message says what and where."""
+
+
+class DecodeError(Exception):
+    """A record's bytes are not a canonical record; the message names the field."""
+
+
+class BadValue(Exception):
+    """A value read from a record breaks its rule; `read` adds the field and offset."""
 
 
 def derive(context, data):
@@ -62,96 +93,474 @@ class Frontier:
         return acc
 
 
+# --- Canonical decoding (FORMAT.md section 1) -----------------------------------------
+
+
 class Reader:
+    """Reads canonical bytes front to back; every read checks that the bytes are there."""
+
     def __init__(self, data):
         self.data, self.at = data, 0
 
+    def left(self):
+        return len(self.data) - self.at
+
     def take(self, n):
-        if self.at + n > len(self.data):
-            raise ValueError("truncated")
+        if n > self.left():
+            raise BadValue("needs %d bytes, only %d left" % (n, self.left()))
         out = self.data[self.at:self.at + n]
         self.at += n
         return out
 
-    def u16(self):
-        return struct.unpack(">H", self.take(2))[0]
+    def unpack(self, fmt, n):
+        return struct.unpack(fmt, self.take(n))[0]
 
-    def u64(self):
-        return struct.unpack(">Q", self.take(8))[0]
 
-    def i64(self):
-        return struct.unpack(">q", self.take(8))[0]
+# Each type below is a function (reader, path) -> value. Scalar types raise BadValue;
+# composite ones read their parts through `read`, which names the part in the error.
 
-    def string(self):
-        return self.take(self.u64()).decode("utf-8")
+
+def read(r, path, typ):
+    """Reads one value of `typ` at `path` (e.g. `event.lines[3].amount_due`)."""
+    start = r.at
+    try:
+        return typ(r, path)
+    except BadValue as e:
+        raise DecodeError("%s (at byte %d): %s" % (path, start, e))
+
+
+def u8(r, path):
+    return r.unpack(">B", 1)
+
+
+def u16(r, path):
+    return r.unpack(">H", 2)
+
+
+def u32(r, path):
+    return r.unpack(">I", 4)
+
+
+def u64(r, path):
+    return r.unpack(">Q", 8)
+
+
+def i64(r, path):
+    return r.unpack(">q", 8)
+
+
+def hash32(r, path):
+    """A 32-byte hash or commitment: the bytes, no length."""
+    return r.take(32)
+
+
+def string(r, path):
+    """`u64` byte length, then that many bytes of UTF-8."""
+    n = r.unpack(">Q", 8)
+    if n > r.left():
+        raise BadValue("string of %d bytes, but only %d bytes are left" % (n, r.left()))
+    raw = r.take(n)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadValue("string is not UTF-8 (byte %d of the string: %s)" % (e.start, e.reason))
+
+
+def option(typ):
+    """`Option<T>`: `00` for none, `01` then `T`."""
+
+    def read_option(r, path):
+        tag = r.unpack(">B", 1)
+        if tag == 0:
+            return None
+        if tag != 1:
+            raise BadValue("option tag %02x is neither 00 (none) nor 01 (some)" % tag)
+        return read(r, path, typ)
+
+    return read_option
+
+
+def vec(typ):
+    """`Vec<T>`: `u64` element count, then each element."""
+
+    def read_vec(r, path):
+        n = r.unpack(">Q", 8)
+        # Every element takes at least one byte: a count past the bytes left is damage,
+        # refused here rather than after a long loop.
+        if n > r.left():
+            raise BadValue("list of %d elements, but only %d bytes are left" % (n, r.left()))
+        return [read(r, "%s[%d]" % (path, i), typ) for i in range(n)]
+
+    return read_vec
+
+
+def struct_of(fields):
+    """A struct: its fields in order, nothing between them."""
+
+    def read_struct(r, path):
+        return {name: read(r, "%s.%s" % (path, name), typ) for name, typ in fields}
+
+    return read_struct
+
+
+def enum_index(names):
+    """A fieldless enum: the `u32` variant index, which must name a variant."""
+
+    def read_enum(r, path):
+        i = r.unpack(">I", 4)
+        if i >= len(names):
+            raise BadValue("variant index %d, but there are only %d variants (0 to %d)" % (i, len(names), len(names) - 1))
+        return names[i]
+
+    return read_enum
+
+
+def money(r, path):
+    """`i64` fen; a record holding one outside 0..=10^17 does not decode."""
+    fen = r.unpack(">q", 8)
+    if not 0 <= fen <= MONEY_FEN_MAX:
+        raise BadValue("%d fen is not an amount of money (0 to 10^17 fen)" % fen)
+    return fen
+
+
+def date(r, path):
+    """`u32` yyyymmdd: a real calendar day of the years 2000 to 2199."""
+    v = r.unpack(">I", 4)
+    y, m, d = v // 10000, v // 100 % 100, v % 100
+    try:
+        if y not in YEARS:
+            raise ValueError
+        datetime.date(y, m, d)
+    except ValueError:
+        raise BadValue("%d is not a date yyyymmdd (a calendar day of the years 2000 to 2199)" % v)
+    return v
+
+
+def period(r, path):
+    """`u32` yyyymm: a month 1 to 12 of the years 2000 to 2199."""
+    v = r.unpack(">I", 4)
+    if v // 100 not in YEARS or not 1 <= v % 100 <= 12:
+        raise BadValue("%d is not a month yyyymm (month 1 to 12, years 2000 to 2199)" % v)
+    return v
+
+
+def county_code_ok(n):
+    """A county-level division: 6 digits, province part 11 to 82, not ending in 0000."""
+    return 100000 <= n <= 999999 and 11 <= n // 10000 <= 82 and n % 10000 != 0
+
+
+def county(r, path):
+    """`u32` of the 6 digits of a county code."""
+    n = r.unpack(">I", 4)
+    if not county_code_ok(n):
+        raise BadValue("%d is not a county code (6 digits, province 11 to 82, not ending in 0000)" % n)
+    return n
+
+
+def uscc_problem(text):
+    """Why `text` is not a unified social credit code (GB 32100), or None if it is one."""
+    if len(text) != 18:
+        return "must be 18 characters"
+    if any(c not in USCC_CHARSET for c in text):
+        return "character outside 0-9 and A-Y without I, O, Z, S, V"
+    total = sum(w * USCC_CHARSET.index(c) for w, c in zip(USCC_WEIGHTS, text[:17]))
+    if text[17] != USCC_CHARSET[(31 - total % 31) % 31]:
+        return "check character does not match"
+    return None
+
+
+def uscc(r, path):
+    """A string holding a USCC with its check character."""
+    text = string(r, path)
+    why = uscc_problem(text)
+    if why:
+        raise BadValue("%r is not a unified social credit code: %s" % (text[:40], why))
+    return text
+
+
+def principal(r, path):
+    """`bank:<code>`, `contractor:<USCC>`, `county:<6 digits>`, `auditor` or `operator`."""
+    text = string(r, path)
+    kind, colon, rest = text.partition(":")
+    if not colon and text in ("auditor", "operator"):
+        return text
+    if colon and kind == "bank":
+        # A bank code: 1 to 64 bytes of printable ASCII without spaces.
+        if 1 <= len(rest) <= 64 and all("!" <= c <= "~" for c in rest):
+            return text
+        raise BadValue("principal %r: the bank code must be 1 to 64 printable ASCII characters without spaces" % text[:40])
+    if colon and kind == "contractor":
+        why = uscc_problem(rest)
+        if why is None:
+            return text
+        raise BadValue("principal %r: not a unified social credit code: %s" % (text[:40], why))
+    if colon and kind == "county":
+        if len(rest) == 6 and all(c in "0123456789" for c in rest) and county_code_ok(int(rest)):
+            return text
+        raise BadValue("principal %r: not a county code (6 digits, province 11 to 82, not ending in 0000)" % text[:40])
+    raise BadValue("principal %r is not bank:<code>, contractor:<USCC>, county:<code>, auditor or operator" % text[:40])
+
+
+# --- Records and events (FORMAT.md sections 2 and 3) ----------------------------------
+
+PROJECT_STATUS = enum_index(["Active", "Suspended", "Completed"])
+PAYROLL_LINE = struct_of([("worker", hash32), ("employer", uscc), ("days", u8), ("amount_due", money)])
+DRAWDOWN_PAYEE = struct_of([("worker", hash32), ("card", hash32), ("amount", money), ("period", option(period))])
+
+# Event variants in index order: (name, fields in order). Section 3, table "Events".
+EVENTS = [
+    ("ProjectRegistered", [("project", string), ("county", county), ("name", string), ("general_contractor", uscc),
+                           ("owner", uscc), ("contract_price", money), ("contract_date", date), ("permit_date", option(date)),
+                           ("start_date", date), ("planned_end", date), ("labour_ratio_bp", option(u32)),
+                           ("deposit_rate_bp", option(u32))]),
+    ("ProjectStatusChanged", [("project", string), ("status", PROJECT_STATUS), ("date", date)]),
+    ("WageAccountOpened", [("project", string), ("bank", string), ("account_no", string), ("date", date)]),
+    ("WageAccountClosed", [("project", string), ("date", date), ("residual", money)]),
+    ("WorkerEnrolled", [("project", string), ("worker", hash32), ("worker_masked", string), ("employer", uscc),
+                        ("card", hash32), ("card_masked", string), ("date", date)]),
+    ("ContractRecorded", [("project", string), ("worker", hash32), ("contract_no", string), ("date", date)]),
+    ("WorkerExited", [("project", string), ("worker", hash32), ("date", date)]),
+    ("PayrollSubmitted", [("project", string), ("period", period), ("due_date", date), ("lines", vec(PAYROLL_LINE))]),
+    ("DepositPaid", [("project", string), ("bank", string), ("payment_no", string), ("amount", money), ("date", date)]),
+    ("GuaranteeLetterIssued", [("project", string), ("letter_no", string), ("bank", string), ("amount", money),
+                               ("valid_from", date), ("valid_to", date)]),
+    ("GuaranteeLetterCancelled", [("project", string), ("letter_no", string), ("date", date)]),
+    ("ProgressPaymentMade", [("project", string), ("payment_no", string), ("total", money), ("wage_share", money),
+                             ("date", date)]),
+    ("WageAccountToppedUp", [("project", string), ("payment_no", string), ("amount", money), ("date", date)]),
+    ("WagePaid", [("project", string), ("payment_no", string), ("worker", hash32), ("card", hash32), ("amount", money),
+                  ("date", date), ("period", option(period))]),
+    ("DepositDrawn", [("project", string), ("order_no", string), ("date", date), ("payees", vec(DRAWDOWN_PAYEE))]),
+    ("DepositReleased", [("project", string), ("date", date), ("amount", money)]),
+]
+
+
+def event(r, path):
+    """`u32` variant index (0 to 15), then the variant's fields."""
+    i = r.unpack(">I", 4)
+    if i >= len(EVENTS):
+        raise BadValue("variant index %d is not an event (0 to %d)" % (i, len(EVENTS) - 1))
+    name, fields = EVENTS[i]
+    return dict(read(r, "%s %d %s" % (path, i, name), struct_of(fields)), variant=name)
+
+
+def decode_record(raw):
+    """Decodes a record's canonical bytes completely (sections 1 to 3).
+
+    Returns its fields as a dict; raises DecodeError naming the field and byte offset if
+    anything does not decode, breaks a value rule, or if bytes remain after the event.
+    """
+    if len(raw) > RECORD_BYTES_MAX:
+        raise DecodeError("%d bytes, more than the %d a record may have" % (len(raw), RECORD_BYTES_MAX))
+    r = Reader(raw)
+    rec = {"version": read(r, "version", u16)}
+    if rec["version"] != 1:
+        raise DecodeError("unknown format version %d (this verifier knows version 1)" % rec["version"])
+    for name, typ in [("seq", u64), ("prev_hash", hash32), ("recorded_at_ms", i64), ("principal", principal),
+                      ("request_id", string), ("event", event)]:
+        rec[name] = read(r, name, typ)
+    if r.left():
+        raise DecodeError("%d byte(s) remain after the event (a record has exactly one encoding)" % r.left())
+    return rec
 
 
 def parse_signed_checkpoint(raw):
+    """A signed checkpoint (section 8): canonical checkpoint bytes, then the signature as a
+    byte string of 64 bytes, and nothing after. Raises DecodeError."""
     r = Reader(raw)
-    start = r.at
-    version = r.u16()
-    ledger_id = r.string()
-    tree_size = r.u64()
-    root = r.take(32)
-    chain_head = r.take(32)
-    timestamp_ms = r.i64()
-    checkpoint_bytes = raw[start:r.at]
-    sig_len = r.u64()
-    signature = r.take(sig_len)
-    if r.at != len(raw) or sig_len != 64:
-        raise ValueError("not a signed checkpoint")
-    return dict(version=version, ledger_id=ledger_id, tree_size=tree_size, root=root, chain_head=chain_head,
-                timestamp_ms=timestamp_ms, bytes=checkpoint_bytes, signature=signature)
+    cp = {}
+    for name, typ in [("version", u16), ("ledger_id", string), ("tree_size", u64), ("root", hash32),
+                      ("chain_head", hash32), ("timestamp_ms", i64)]:
+        cp[name] = read(r, name, typ)
+    if cp["version"] != 1:
+        raise DecodeError("unknown checkpoint version %d" % cp["version"])
+    cp["bytes"] = raw[:r.at]
+    sig_len = read(r, "signature length", u64)
+    if sig_len != 64:
+        raise DecodeError("the signature is %d bytes, not 64" % sig_len)
+    cp["signature"] = read(r, "signature", lambda r, _: r.take(64))
+    if r.left():
+        raise DecodeError("%d byte(s) remain after the signature" % r.left())
+    return cp
 
 
-def fail(msg):
-    print("verification FAILED: " + msg, file=sys.stderr)
-    sys.exit(1)
+# --- The archive (FORMAT.md section 9) ------------------------------------------------
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("archive")
-    ap.add_argument("--key", help="pinned public key, ed25519:<64 hex digits>")
-    a = ap.parse_args()
-    with open(a.archive, encoding="utf-8") as f:
-        header = json.loads(f.readline())
-        if header.get("format") != "anxin-archive" or header.get("version") != 1:
-            fail("not an anxin-archive v1")
-        key_text = a.key or header["public_key"]
-        key = VerifyKey(bytes.fromhex(key_text.split(":", 1)[-1]))
-        cp = parse_signed_checkpoint(bytes.fromhex(header["checkpoint_hex"]))
-        if cp["version"] != 1:
-            fail("unknown checkpoint version %d" % cp["version"])
+def no_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ValueError("duplicate key %r" % dup[0])
+    return dict(pairs)
+
+
+def no_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+def json_object(raw, where):
+    """One line of the archive as a JSON object (UTF-8, no duplicate keys)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Refused("%s: not UTF-8 (byte %d)" % (where, e.start))
+    if not text.strip():
+        raise Refused("%s: empty line" % where)
+    try:
+        obj = json.loads(text, object_pairs_hook=no_duplicate_keys, parse_constant=no_constant)
+    except ValueError as e:
+        raise Refused("%s: not JSON: %s" % (where, e))
+    if not isinstance(obj, dict):
+        raise Refused("%s: not a JSON object" % where)
+    return obj
+
+
+def field(obj, name, kind, where):
+    """`obj[name]`, which must be there and be of `kind` (str, or int without bool)."""
+    if name not in obj:
+        raise Refused("%s: no %r field" % (where, name))
+    v = obj[name]
+    if kind is int and (type(v) is not int or v < 0):
+        raise Refused("%s: %r is %s, not a non-negative integer" % (where, name, json.dumps(v)[:40]))
+    if kind is str and not isinstance(v, str):
+        raise Refused("%s: %r is %s, not a string" % (where, name, json.dumps(v)[:40]))
+    return v
+
+
+def from_hex(text, what, where, max_bytes=None):
+    if len(text) % 2 or not HEX.match(text):
+        raise Refused("%s: %s is not an even number of hex digits" % (where, what))
+    if max_bytes is not None and len(text) // 2 > max_bytes:
+        raise Refused("%s: %s holds %d bytes, more than the %d a record may have" % (where, what, len(text) // 2, max_bytes))
+    return bytes.fromhex(text)
+
+
+def parse_key(text, where):
+    """`ed25519:` and 64 hex digits (the prefix may be left out) as a PyNaCl key."""
+    h = text[len("ed25519:"):] if text.startswith("ed25519:") else text
+    if len(h) != 64 or not HEX.match(h):
+        raise Refused("%s: %r is not ed25519:<64 hex digits>" % (where, text[:80]))
+    try:
+        return VerifyKey(bytes.fromhex(h))
+    except (nacl.exceptions.CryptoError, ValueError, TypeError) as e:
+        raise Refused("%s: %r is not an Ed25519 public key: %s" % (where, text[:80], e))
+
+
+def verify(path, pinned_text):
+    """Verifies the archive at `path`; returns (records, ledger id, root, key text).
+    Raises Refused at the first check that fails."""
+    pinned = parse_key(pinned_text, "--key") if pinned_text is not None else None
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise Refused("cannot open %s: %s" % (path, e.strerror or e))
+    with f:
+        first = f.readline()
+        if not first:
+            raise Refused("line 1: the file is empty")
+        header = json_object(first, "line 1 (header)")
+        where = "line 1 (header)"
+        if header.get("format") != "anxin-archive" or type(header.get("version")) is not int or header["version"] != 1:
+            raise Refused("%s: not an anxin-archive v1 (format %s, version %s)" % (
+                where, json.dumps(header.get("format"))[:40], json.dumps(header.get("version"))[:40]))
+        header_key_text = field(header, "public_key", str, where)
+        header_key = parse_key(header_key_text, where + " public_key")
+        try:
+            cp = parse_signed_checkpoint(from_hex(field(header, "checkpoint_hex", str, where), "checkpoint_hex", where))
+        except DecodeError as e:
+            raise Refused("%s: checkpoint_hex is not a signed checkpoint: %s" % (where, e))
+        key = pinned or header_key
+        key_text = "ed25519:" + bytes(key).hex()
         try:
             key.verify(CHECKPOINT_PREFIX + cp["bytes"], cp["signature"])
-        except BadSignatureError:
-            fail("the checkpoint's signature does not verify with the key")
+        except nacl.exceptions.CryptoError:
+            raise Refused("the checkpoint's signature does not verify with the %s key %s" % (
+                "pinned" if pinned else "archive's own", key_text))
+        # The header's plain copies of what is signed must say the same: a reader who
+        # trusted them would be misled.
         ledger_id = cp["ledger_id"]
+        if field(header, "ledger_id", str, where) != ledger_id:
+            raise Refused("%s: ledger_id %r is not the signed checkpoint's %r" % (where, header["ledger_id"][:80], ledger_id))
+        if bytes(header_key) != bytes(key):
+            raise Refused("%s: public_key %s is not the pinned key %s that signed the checkpoint" % (
+                where, header_key_text[:80], key_text))
+        if field(header, "tree_size", int, where) != cp["tree_size"]:
+            raise Refused("%s: tree_size %d is not the signed checkpoint's %d" % (where, header["tree_size"], cp["tree_size"]))
+        if field(header, "root_hex", str, where) != cp["root"].hex():
+            raise Refused("%s: root_hex %s is not the signed checkpoint's root %s" % (
+                where, header["root_hex"][:64], cp["root"].hex()))
+
         prev = derive(GENESIS_CONTEXT, ledger_id.encode("utf-8"))
         tree = Frontier()
         expected = 1
-        for line_no, line in enumerate(f, start=2):
-            rec = bytes.fromhex(json.loads(line)["hex"])
-            r = Reader(rec)
-            version, seq, prev_hash = r.u16(), r.u64(), r.take(32)
-            if version != 1:
-                fail("record %d: unknown format version %d" % (expected, version))
-            if seq != expected:
-                fail("record %d: carries sequence number %d (records missing or out of order)" % (expected, seq))
-            if prev_hash != prev:
-                fail("record %d: previous hash does not match the hash of record %d" % (seq, seq - 1))
-            prev = derive(RECORD_CONTEXT, rec)
+        for line_no, raw in enumerate(f, start=2):
+            where = "line %d (record %d)" % (line_no, expected)
+            obj = json_object(raw, where)
+            rec_bytes = from_hex(field(obj, "hex", str, where), "hex", where, RECORD_BYTES_MAX)
+            try:
+                rec = decode_record(rec_bytes)
+            except DecodeError as e:
+                raise Refused("record %d: cannot decode: %s" % (expected, e))
+            if rec["seq"] != expected:
+                raise Refused("record %d: carries sequence number %d (records missing or out of order)" % (expected, rec["seq"]))
+            if rec["prev_hash"] != prev:
+                raise Refused("record %d: previous hash does not match the hash of record %d" % (expected, expected - 1))
+            # The line's `seq` is a plain copy of the record's own: both must agree.
+            if field(obj, "seq", int, where) != rec["seq"]:
+                raise Refused("%s: the line says seq %d but the record is %d" % (where, obj["seq"], rec["seq"]))
+            prev = derive(RECORD_CONTEXT, rec_bytes)
             tree.push(leaf(prev))
             expected += 1
     if tree.size != cp["tree_size"]:
-        fail("the checkpoint covers %d records but the archive holds %d" % (cp["tree_size"], tree.size))
+        raise Refused("the checkpoint covers %d records but the archive holds %d" % (cp["tree_size"], tree.size))
     if tree.root() != cp["root"]:
-        fail("after %d records the Merkle root differs from the signed one" % tree.size)
-    if tree.size > 0 and prev != cp["chain_head"]:
-        fail("the signed chain head is not the hash of record %d" % tree.size)
-    print("OK: %d records of ledger %s chain from genesis; root %s signed by %s" % (tree.size, ledger_id, tree.root().hex(), key_text))
+        raise Refused("after %d records the Merkle root differs from the signed one" % tree.size)
+    if prev != cp["chain_head"]:
+        raise Refused("the signed chain head is not the hash of record %d%s" % (
+            tree.size, " (the genesis hash)" if tree.size == 0 else ""))
+    return tree.size, ledger_id, tree.root().hex(), key_text
+
+
+class Arguments(argparse.ArgumentParser):
+    def error(self, message):
+        raise Refused("command line: %s (usage: %s ARCHIVE --key ed25519:<64 hex digits>)" % (message, self.prog))
+
+
+def run(argv):
+    ap = Arguments(description=__doc__.splitlines()[0])
+    ap.add_argument("archive")
+    ap.add_argument("--key", help="the ledger's public key, ed25519:<64 hex digits>; required for an OK verdict")
+    a = ap.parse_args(argv)
+    records, ledger_id, root, key_text = verify(a.archive, a.key)
+    if a.key is not None:
+        print("OK: %d records of ledger %s chain from genesis; root %s signed by %s" % (records, ledger_id, root, key_text))
+        return EXIT_OK
+    print("NOT PINNED: %d records of ledger %s chain from genesis; root %s signed by the archive's own key %s" % (
+        records, ledger_id, root, key_text))
+    print("WARNING: NO KEY PINNED. The checkpoint was checked only against the key the archive itself names,\n"
+          "so this proves the archive is internally consistent, not who made it: anyone can write an archive\n"
+          "that passes this way. Verify with --key ed25519:<the ledger's published key>.", file=sys.stderr)
+    return EXIT_UNPINNED
+
+
+def main(argv=None):
+    """Runs the verifier; every failure, expected or not, is one `FAILED:` line on stderr
+    and exit status 1, never a traceback."""
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except Refused as e:
+        print("FAILED: %s" % e, file=sys.stderr)
+    except KeyboardInterrupt:
+        print("FAILED: interrupted", file=sys.stderr)
+    except Exception as e:  # a bug in this verifier: say so, and where, in one line
+        tb = e.__traceback__
+        while tb.tb_next:
+            tb = tb.tb_next
+        print("FAILED: internal error (a bug in this verifier) at line %d: %s: %s" % (
+            tb.tb_lineno, type(e).__name__, str(e).replace("\n", " ")), file=sys.stderr)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
