@@ -23,6 +23,7 @@ Exit status:
 import argparse
 import datetime
 import json
+import os
 import re
 import struct
 import sys
@@ -409,7 +410,7 @@ def json_object(raw, where):
         raise Refused("%s: empty line" % where)
     try:
         obj = json.loads(text, object_pairs_hook=no_duplicate_keys, parse_constant=no_constant)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested past Python's limit
         raise Refused("%s: not JSON: %s" % (where, e))
     if not isinstance(obj, dict):
         raise Refused("%s: not a JSON object" % where)
@@ -551,14 +552,17 @@ def main(argv=None):
         return run(sys.argv[1:] if argv is None else argv)
     except Refused as e:
         print("FAILED: %s" % e, file=sys.stderr)
+    except OSError as e:
+        print("FAILED: cannot read the archive: %s" % e, file=sys.stderr)
     except KeyboardInterrupt:
         print("FAILED: interrupted", file=sys.stderr)
     except Exception as e:  # a bug in this verifier: say so, and where, in one line
         tb = e.__traceback__
         while tb.tb_next:
             tb = tb.tb_next
-        print("FAILED: internal error (a bug in this verifier) at line %d: %s: %s" % (
-            tb.tb_lineno, type(e).__name__, str(e).replace("\n", " ")), file=sys.stderr)
+        print("FAILED: internal error (a bug in this verifier) at %s line %d: %s: %s" % (
+            os.path.basename(tb.tb_frame.f_code.co_filename), tb.tb_lineno, type(e).__name__,
+            str(e).replace("\n", " ")), file=sys.stderr)
     return EXIT_FAILED
 
 

@@ -421,7 +421,7 @@ fn an_archive_whose_plain_header_copies_disagree_with_what_is_signed_is_refused(
     for (what, mutate, says) in [
         ("tree_size", 0, "tree_size"),
         ("root_hex", 0, "root_hex"),
-        ("a line's seq", 2, "the line says seq"),
+        ("a line's seq", 2, "the line says seq 7 but the record is 2"),
     ] {
         let mut v = lines.clone();
         if mutate == 0 {
