@@ -263,6 +263,9 @@ pub fn verify_archive(path: &Path, pinned: Option<&VerifyingKey>, progress: &mut
         return Err(AuditError::Archive { line: 1, why: format!("not an anxin-archive v1 ({} v{})", header.format, header.version) });
     }
     let carried = key_from_text(&header.public_key).map_err(|why| AuditError::Archive { line: 1, why })?;
+    if pinned.is_some_and(|p| *p != carried) {
+        return Err(AuditError::Archive { line: 1, why: format!("public_key {} is not the pinned key", header.public_key.chars().take(80).collect::<String>()) });
+    }
     let key = pinned.unwrap_or(&carried);
     let cp: SignedCheckpoint = hex::decode(&header.checkpoint_hex)
         .ok()
@@ -287,11 +290,12 @@ pub fn verify_archive(path: &Path, pinned: Option<&VerifyingKey>, progress: &mut
         let line = line?;
         let l: Line = serde_json::from_str(&line).map_err(|e| AuditError::Archive { line: i + 2, why: e.to_string() })?;
         let bytes = hex::decode(&l.hex).map_err(|e| AuditError::Archive { line: i + 2, why: e.to_string() })?;
-        // The line's `seq` is a plain copy of the record's own: both must agree.
-        if l.seq != c.size() + 1 {
-            return Err(AuditError::Archive { line: i + 2, why: format!("the line says seq {} but it holds record {}", l.seq, c.size() + 1) });
-        }
         c.feed(&bytes)?;
+        // The line's `seq` is a plain copy of the record's own (checked by the chain
+        // first, so a missing or swapped record is named as such): both must agree.
+        if l.seq != c.size() {
+            return Err(AuditError::Archive { line: i + 2, why: format!("the line says seq {} but the record is {}", l.seq, c.size()) });
+        }
         if c.size().is_multiple_of(65_536) {
             progress(c.size());
         }

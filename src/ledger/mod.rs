@@ -231,6 +231,10 @@ impl Shared {
         if let Some(f @ WriterFault::Panicked(_)) = self.fault() {
             return Err(f.to_store_error());
         }
+        // A state found to differ from the log (a forged snapshot) is not served.
+        if let Some(d) = self.damage().filter(|d| d.state_suspect) {
+            return Err(StoreError::Damaged(d.to_string()));
+        }
         self.state.read().map_err(|_| StoreError::WriterFailed("the writer panicked while changing the state".into()))
     }
 
@@ -245,8 +249,9 @@ impl Shared {
     /// A group is durable and its leaves are in the Merkle files: the tree, the head and
     /// the durable watch move to it.
     fn publish(&self, tree: TreeHead) {
-        *self.tree.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tree;
+        // The head first: whoever sees the tree at a size finds its records readable.
         *self.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (tree.size, tree.chain_head);
+        *self.tree.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = tree;
         self.durable.send_replace(tree.size);
     }
 }
@@ -434,7 +439,7 @@ impl Ledger {
     /// # Errors
     /// The damage found.
     pub fn scrub_now(&self) -> Result<ScrubReport, Damage> {
-        let r = scrub::scrub_once(&self.shared, &|| false);
+        let r = scrub::scrub_with_retries(&self.shared, &|| false);
         match &r {
             Ok(rep) => *self.shared.last_scrub.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(rep.clone()),
             Err(d) => self.shared.set_damage(d.clone()),
@@ -526,7 +531,7 @@ impl Ledger {
                 return Err(missing(*seq, &format!("it names itself record {named}")));
             }
             if (*seq > lo.max(1) || lo == 0) && prev_hash != prev {
-                return Err(missing(*seq, "it does not link to the record before it (the log was altered)"));
+                return Err(missing(*seq, &format!("it does not link to record {} (one of the two was altered)", seq - 1)));
             }
             prev = crate::chain::record::record_hash(bytes);
             expect += 1;

@@ -71,7 +71,10 @@ impl Ledger {
         }
         let proof = merkle::inclusion_proof(&*self.shared.merkle, seq - 1, size)?;
         let record = self.read_records(seq, seq)?;
-        let leaf = merkle::leaf_hash(&crate::chain::record::record_hash(&record[0].1));
+        let Some((_, bytes)) = record.first() else {
+            return Err(ProofRequestError::Invalid(format!("record {seq} is not durable yet")));
+        };
+        let leaf = merkle::leaf_hash(&crate::chain::record::record_hash(bytes));
         let root = self.anchored_root(size)?;
         merkle::verify_inclusion(&leaf, seq - 1, size, &proof, &root).map_err(|e| self.merkle_damaged(format!("the inclusion proof of record {seq} in the tree of {size}: {e}")))?;
         Ok(proof)
@@ -80,7 +83,7 @@ impl Ledger {
     /// The Merkle files gave something that does not check: damage, published like the
     /// scrub's (the ledger turns read-only), and answered as such.
     fn merkle_damaged(&self, why: String) -> ProofRequestError {
-        let d = super::Damage { at: "merkle/".into(), why: format!("{why} (the Merkle files are damaged: delete merkle/ and restart to rebuild it from the log)") };
+        let d = super::Damage { at: "merkle/".into(), why: format!("{why} (the Merkle files are damaged: delete merkle/ and restart to rebuild it from the log)"), state_suspect: false };
         tracing::error!(at = %d.at, why = %d.why, "a proof from the Merkle files does not check");
         self.shared.set_damage(d.clone());
         ProofRequestError::Store(StoreError::Corruption { at: d.at, why: d.why })
@@ -91,7 +94,8 @@ impl Ledger {
     fn anchored_root(&self, size: Seq) -> Result<Hash, ProofRequestError> {
         let files = &*self.shared.merkle;
         let root = merkle::root(files, size)?;
-        let cp = self.checkpoint()?.checkpoint;
+        // The latest signed checkpoint as kept: a proof never signs (nor waits on) one.
+        let cp = self.shared.signer.latest().checkpoint;
         let (small, large, small_root, large_root) = if size <= cp.tree_size { (size, cp.tree_size, root, cp.root) } else { (cp.tree_size, size, cp.root, root) };
         if small == 0 || small == large {
             if small == large && small_root != large_root {

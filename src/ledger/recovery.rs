@@ -294,6 +294,27 @@ fn check_anchor(log_dir: &Path, ledger_id: &LedgerId, index: &Index, from: Mark)
     }
 }
 
+/// Appends to `merkle` the leaves of records `merkle.size() + 1 ..= upto`, hashed from the
+/// log (found through the index), and flushes.
+fn push_leaves_from_log(log_dir: &Path, ledger_id: &LedgerId, index: &Index, merkle: &mut MerkleWriter, upto: Seq) -> Result<(), StoreError> {
+    if merkle.size() < upto {
+        let start = index.frame_of(merkle.size() + 1)?.map(|(_, pos, _)| pos);
+        log::scan_while(log_dir, ledger_id.as_str(), start, false, &mut |f| {
+            for (i, bytes) in f.records.iter().enumerate() {
+                let seq = f.first_seq + i as u64;
+                if seq > upto {
+                    return Ok(false);
+                }
+                if seq == merkle.size() + 1 {
+                    merkle.push(&record_hash(bytes));
+                }
+            }
+            Ok(merkle.size() < upto)
+        })?;
+    }
+    merkle.flush()
+}
+
 /// Recovers the ledger in `dir` (see the module doc).
 pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreError> {
     crate::fsutil::create_private_dir(dir)?;
@@ -394,15 +415,30 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     });
     index.flush()?;
     merkle.flush()?;
-    if merkle.size() != records {
-        // Files ahead of the log (never written so by this code) or a gap: trim or rebuild.
-        drop(merkle);
-        merkle = MerkleWriter::open(&dir.join("merkle"), records)?;
-        if merkle.size() != records {
-            return Err(StoreError::Corruption { at: "merkle/".into(), why: format!("the tree has {} leaves but the log {records} records: delete merkle/ to rebuild it", merkle.size()) });
+    // The Merkle files are a cache too. Leaves past the latest signed checkpoint were
+    // never checked against a signature: they are taken from the log again (a few, the
+    // checkpoint trails the log by at most an interval). Up to it, the files must give
+    // the signed root; if they do not, they are rebuilt from the log, and only a log that
+    // still disagrees is refused.
+    let latest_signed = signer::load_checkpoint(dir)?;
+    let signed = latest_signed.as_ref().map_or(0, |cp| cp.checkpoint.tree_size).min(records);
+    let merkle_dir = dir.join("merkle");
+    drop(merkle);
+    let mut merkle = MerkleWriter::open(&merkle_dir, signed)?;
+    push_leaves_from_log(&log_dir, &ledger_id, &index, &mut merkle, records)?;
+    if let Some(cp) = &latest_signed {
+        let c = &cp.checkpoint;
+        if c.tree_size <= records && merkle::root(&*merkle.reader(), c.tree_size)? != c.root {
+            tracing::warn!(size = c.tree_size, "the Merkle files disagree with the signed root: rebuilding them from the log");
+            drop(merkle);
+            std::fs::remove_dir_all(&merkle_dir)?;
+            merkle = MerkleWriter::open(&merkle_dir, 0)?;
+            push_leaves_from_log(&log_dir, &ledger_id, &index, &mut merkle, records)?;
         }
     }
-    merkle.flush()?;
+    if merkle.size() != records {
+        return Err(StoreError::Corruption { at: "merkle/".into(), why: format!("the tree has {} leaves but the log {records} records: delete merkle/ to rebuild it", merkle.size()) });
+    }
     let recovery = Recovery { replayed, reindexed, cut: scan.cut, rebuilt: snapshot_mark.seq == 0 && replayed > 0 };
     if let Some((seg, off, bytes)) = scan.cut {
         tracing::warn!(segment = seg, offset = off, bytes, "recovery cut a torn tail that was never acknowledged");

@@ -32,6 +32,9 @@ pub struct Damage {
     /// The place: a segment and offset, a record, a Merkle file or a snapshot.
     pub at: String,
     pub why: String,
+    /// The state in memory may be wrong (it came from a snapshot found to differ from
+    /// the log): queries are refused too, not only submissions.
+    pub state_suspect: bool,
 }
 
 impl std::fmt::Display for Damage {
@@ -50,8 +53,23 @@ pub struct ScrubReport {
     pub millis: u64,
 }
 
+/// Why a pass ended without a verdict or with one.
+#[derive(Debug)]
+pub(super) enum PassError {
+    Damage(Damage),
+    /// The pass could not read what it checks (a transient I/O error): no verdict; it is
+    /// tried again, and only an error that persists counts as damage.
+    Incomplete(String),
+}
+
+impl From<Damage> for PassError {
+    fn from(d: Damage) -> PassError {
+        PassError::Damage(d)
+    }
+}
+
 fn damage(at: impl Into<String>, why: impl Into<String>) -> Damage {
-    Damage { at: at.into(), why: why.into() }
+    Damage { at: at.into(), why: why.into(), state_suspect: false }
 }
 
 /// One pass over everything up to the durable head.
@@ -59,7 +77,7 @@ fn damage(at: impl Into<String>, why: impl Into<String>) -> Damage {
 /// # Errors
 /// The first damage found. `StoreError`s of the scan (damage in the log) become damage;
 /// `stop` ends the pass early with what was checked so far.
-pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<ScrubReport, Damage> {
+pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<ScrubReport, PassError> {
     let started = Instant::now();
     let (upto, head) = *shared.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let id = shared.ledger_id.as_str();
@@ -126,8 +144,12 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
                         found = Some(damage(path.display().to_string(), format!("it names a chain head for record {seq} that the log does not have")));
                         return Ok(false);
                     }
-                    if st.entries() != snap.entries() {
-                        found = Some(damage(path.display().to_string(), format!("its state differs from a replay of the log up to record {seq}: the snapshot is forged or was written from a damaged state (delete it; the next start replays the log)")));
+                    if let Some(table) = st.differs_from(snap) {
+                        let mut d = damage(path.display().to_string(), format!("its state ({table}) differs from a replay of the log up to record {seq}: the snapshot is forged or was written from a damaged state (move snapshots/ away; the next start replays the log)"));
+                        // The state in memory came from it, if it is the one the start
+                        // loaded: neither queries nor writes may trust it.
+                        d.state_suspect = true;
+                        found = Some(d);
                         return Ok(false);
                     }
                     report.snapshot_checked = Some(seq);
@@ -139,25 +161,52 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
     });
     report.millis = started.elapsed().as_millis() as u64;
     if let Some(d) = found {
-        return Err(d);
+        return Err(d.into());
     }
     match scanned {
         Ok(_) => {}
-        Err(StoreError::Corruption { at, why }) => return Err(damage(at, why)),
-        Err(StoreError::Chain(e)) => return Err(damage("the log", e.to_string())),
-        Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(damage("log/", format!("the log cannot be read: {e}"))),
-        Err(e) => return Err(damage("the log", format!("the scrub could not read it: {e}"))),
+        // Past what this pass checks: a frame the writer is appending, or one it took
+        // back (a full disk), or a segment it rolled to and removed again.
+        Err(_) if verifier.next_seq() - 1 >= upto => {}
+        Err(StoreError::Corruption { at, why }) => return Err(damage(at, why).into()),
+        Err(StoreError::Chain(e)) => return Err(damage("the log", e.to_string()).into()),
+        Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(damage("log/", format!("a segment the pass had to read is gone: {e}")).into()),
+        Err(e) => return Err(PassError::Incomplete(format!("the log could not be read: {e}"))),
     }
     if stopped {
         return Ok(report);
     }
     if verifier.next_seq() - 1 < upto {
-        return Err(damage(format!("record {}", verifier.next_seq()), format!("the log ends after record {} but {upto} were acknowledged: records are missing or cut", verifier.next_seq() - 1)));
+        return Err(damage(format!("record {}", verifier.next_seq()), format!("the log ends after record {} but {upto} were acknowledged: records are missing or cut", verifier.next_seq() - 1)).into());
     }
     if upto > 0 && verifier.head() != head {
-        return Err(damage(format!("record {upto}"), "it does not hash to the ledger's head: the log was altered"));
+        return Err(damage(format!("record {upto}"), "it does not hash to the ledger's head: the log was altered").into());
     }
     Ok(report)
+}
+
+/// A pass with its transient failures retried (three tries, a second apart): damage, or
+/// an error that persists (then damage too: the data cannot be read).
+pub(super) fn scrub_with_retries(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<ScrubReport, Damage> {
+    let mut last = String::new();
+    for attempt in 0..3 {
+        match scrub_once(shared, stop) {
+            Ok(r) => return Ok(r),
+            Err(PassError::Damage(d)) => return Err(d),
+            Err(PassError::Incomplete(why)) => {
+                tracing::warn!(attempt, error = %why, "a scrub pass could not read what it checks; trying again");
+                last = why;
+                if stop() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+    if stop() {
+        return Ok(ScrubReport::default());
+    }
+    Err(damage("the log", format!("three scrub passes in a row could not read it: {last}")))
 }
 
 /// The background scrub: a pass at once, then one every `interval` (never, if `None`),
@@ -178,7 +227,15 @@ pub(super) fn run(shared: Arc<Shared>, interval: Option<Duration>, stop: Receive
         stopping.get()
     };
     loop {
-        let pass = scrub_once(&shared, &closing);
+        let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scrub_with_retries(&shared, &closing)));
+        let pass = match pass {
+            Ok(p) => p,
+            Err(_) => {
+                // A bug in the scrub: logged; the ledger is not declared damaged for it.
+                tracing::error!("the scrub thread panicked (a bug); scrubbing stops until the next start");
+                return;
+            }
+        };
         if stopping.get() {
             return;
         }

@@ -91,6 +91,11 @@ impl Signer {
         Signer { key, latest: Mutex::new(latest), dir, ledger_id }
     }
 
+    /// The latest signed checkpoint, as kept (no signing).
+    pub fn latest(&self) -> SignedCheckpoint {
+        self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// Signs a checkpoint of `tree` unless the latest one already covers it, and keeps it.
     pub fn sign_if_behind(&self, tree: TreeHead, now_ms: i64) -> Result<SignedCheckpoint, StoreError> {
         // Only this signer changes the checkpoint: a poisoned lock still holds a whole one.

@@ -194,9 +194,12 @@ pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, p
             report.error = Some(format!("the index reflects {} records but the log holds only {}: records are missing (a truncated log?)", c.seq, report.records));
         }
     }
-    // Likewise each snapshot (read without its key: only its header's record number).
-    if report.error.is_none() {
-        if let Some(seq) = crate::store::snapshot::list(dir).ok().and_then(|l| l.first().map(|(seq, _)| *seq)) {
+    // Likewise the newest snapshot that reads back with its MAC (one that does not is
+    // passed over by the server too, and proves nothing).
+    let snapshot_key = std::fs::read(dir.join("keys").join("checkpoint.ed25519")).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).map(|seed| crate::store::snapshot::SnapshotKey::from_signing_seed(&seed));
+    if let (None, Some(k)) = (&report.error, snapshot_key) {
+        let newest = crate::store::snapshot::list(dir).unwrap_or_default().into_iter().find_map(|(_, p)| crate::store::snapshot::read(&p, &ledger_id, &k).ok().map(|(h, _)| h.seq));
+        if let Some(seq) = newest {
             if seq > report.records {
                 report.error = Some(format!("a snapshot of {seq} records exists but the log holds only {}: records are missing (a truncated log?)", report.records));
             }

@@ -202,7 +202,9 @@ impl Writer {
         // Closing: a checkpoint of every record, and a snapshot, so that the next start
         // replays nothing.
         self.checkpoint_if_behind();
-        if self.shared.fault().is_none() && self.next_seq - 1 > self.snapshot_seq {
+        // Never a snapshot of a state found to differ from the log (it would carry a
+        // forgery forward under a valid MAC).
+        if self.shared.fault().is_none() && self.shared.damage().is_none() && self.next_seq - 1 > self.snapshot_seq {
             if let Err(e) = self.snapshot() {
                 tracing::error!(error = %e, "the closing snapshot failed; the next start replays the log after the previous one");
             }
@@ -485,7 +487,7 @@ impl Writer {
         if let Err(e) = self.shared.index.apply(batch) {
             return self.stop(e.to_string());
         }
-        if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records {
+        if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records && self.shared.damage().is_none() {
             if let Err(e) = self.snapshot() {
                 // Not a fault of the ledger: the log holds everything; restart replays more.
                 tracing::error!(error = %e, "a snapshot of the projections failed; will try again after the next group");

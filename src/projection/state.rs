@@ -254,6 +254,18 @@ macro_rules! state_tables {
                 })
             }
 
+            /// The first table in which `self` and `other` differ, if any: for comparing a
+            /// snapshot with a replay without encoding either.
+            pub fn differs_from(&self, other: &State) -> Option<&'static str> {
+                $(if self.$name.map() != other.$name.map() {
+                    return Some(stringify!($name));
+                })*
+                if self.numbers != other.numbers {
+                    return Some("numbers");
+                }
+                None
+            }
+
             /// Every entry, as (key, value) bytes in key order per table: for comparing states.
             pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
                 let mut out = Vec::new();

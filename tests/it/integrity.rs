@@ -265,6 +265,8 @@ fn a_snapshot_forged_with_the_key_is_caught_by_the_scrub_against_a_replay_of_the
     // ... until the scrub replays the log up to it and compares.
     let d = l.scrub_now().expect_err("the scrub catches the forged snapshot");
     assert!(d.at.contains("snap") && d.why.contains("differs from a replay of the log"), "{d}");
+    // Neither writes nor queries trust the state it gave.
+    assert!(matches!(l.state(), Err(StoreError::Damaged(_))), "the forged balances are no longer served");
     assert!(matches!(l.submit(crate::store::operator(), crate::store::rid("x"), vec![topup("P1", "x", "1")]), Err(StoreError::Damaged(_))));
     l.close().unwrap();
     // With the snapshot moved away, the log alone gives the true balance.
@@ -442,4 +444,42 @@ fn an_archive_whose_plain_header_copies_disagree_with_what_is_signed_is_refused(
         let e = anxin::audit::verify_archive(&p, Some(&key), &mut |_| {}).unwrap_err().to_string();
         assert!(e.contains(says), "{what}: {e}");
     }
+}
+
+#[test]
+fn merkle_files_that_disagree_with_the_signed_root_are_rebuilt_at_the_start_not_believed() {
+    // A stored subtree root on the signed root's path damaged: the start rebuilds the
+    // files from the log (they are a cache) instead of refusing a healthy log.
+    let dir = tempfile::tempdir().unwrap();
+    let records = several_segments(dir.path(), 30);
+    assert!(records >= 256);
+    crate::store::flip(&dir.path().join("merkle/level-08"), 5);
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap_or_else(|e| panic!("a healthy log with damaged Merkle files starts: {e}"));
+    l.scrub_now().unwrap();
+    l.inclusion_proof(1, records).unwrap();
+    l.close().unwrap();
+
+    // Leaves past the signed checkpoint (a crash before the next one was signed) are
+    // taken from the log, never from the files: a damaged one is not signed into a root.
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), small()).unwrap();
+    ok(&l, "setup", vec![register("P1"), open_account("P1")]);
+    for b in 0..10 {
+        ok(&l, &format!("a{b}"), (0..10).map(|i| topup("P1", &format!("A{b}-{i}"), "1")).collect());
+    }
+    let early = l.checkpoint().unwrap();
+    for b in 0..10 {
+        ok(&l, &format!("b{b}"), (0..10).map(|i| topup("P1", &format!("B{b}-{i}"), "1")).collect());
+    }
+    l.close().unwrap();
+    std::fs::write(dir.path().join("checkpoints/latest"), anxin::chain::codec::encode(&early)).unwrap();
+    // The leaf of a record after the early checkpoint.
+    let leaf = early.checkpoint.tree_size + 5;
+    crate::store::flip(&dir.path().join("merkle/leaves"), (leaf - 1) * 32 + 3);
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap();
+    let signed = l.checkpoint().unwrap();
+    assert_eq!(signed.checkpoint.tree_size, l.head().0);
+    l.scrub_now().unwrap_or_else(|d| panic!("the root signed at the start is the log's: {d}"));
+    l.close().unwrap();
+    assert_eq!(ledger::verify(dir.path(), &mut |_| {}).unwrap().error, None);
 }
