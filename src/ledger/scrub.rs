@@ -167,7 +167,7 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
         Ok(_) => {}
         // Past what this pass checks: a frame the writer is appending, or one it took
         // back (a full disk), or a segment it rolled to and removed again.
-        Err(_) if verifier.next_seq() - 1 >= upto => {}
+        Err(_) if verifier.next_seq() > upto => {}
         Err(StoreError::Corruption { at, why }) => return Err(damage(at, why).into()),
         Err(StoreError::Chain(e)) => return Err(damage("the log", e.to_string()).into()),
         Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(damage("log/", format!("a segment the pass had to read is gone: {e}")).into()),
