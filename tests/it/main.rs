@@ -1,6 +1,7 @@
 //! The integration tests, as one binary (one link on 2 cores).
 
 mod api;
+mod archive_vectors;
 mod architecture;
 mod audit;
 mod authority;
