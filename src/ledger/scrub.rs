@@ -96,6 +96,8 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
     let mut report = ScrubReport::default();
     let mut found: Option<Damage> = None;
     let mut stopped = false;
+    let mut leaves: Vec<Hash> = Vec::new();
+    let mut leaves_from = 0u64;
     let scanned = log::scan_while(&shared.dir.join("log"), id, None, false, &mut |f| {
         if stop() {
             stopped = true;
@@ -116,18 +118,26 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
             };
             report.records += 1;
             report.bytes += bytes.len() as u64;
-            // The Merkle leaf, and every stored subtree root this leaf completes.
+            // The Merkle leaf (read in runs of 64Ki leaves), and every stored subtree root
+            // this leaf completes.
             let leaf = leaf_hash(&hash);
-            match merkle.subtree(0, seq - 1) {
-                Ok(stored) if stored == leaf => {}
-                Ok(_) => {
-                    found = Some(damage(format!("merkle/leaves, leaf of record {seq}"), "it is not the hash of the record: the Merkle files are damaged (proofs would be wrong; delete merkle/ to rebuild it from the log)"));
-                    return Ok(false);
+            let index = seq - 1;
+            if index < leaves_from || index >= leaves_from + leaves.len() as u64 {
+                let n = (upto - index).min(1 << 16);
+                match merkle.leaves(index, n) {
+                    Ok(run) => {
+                        leaves = run;
+                        leaves_from = index;
+                    }
+                    Err(e) => {
+                        found = Some(damage(format!("merkle/leaves, leaf of record {seq}"), e.to_string()));
+                        return Ok(false);
+                    }
                 }
-                Err(e) => {
-                    found = Some(damage(format!("merkle/leaves, leaf of record {seq}"), e.to_string()));
-                    return Ok(false);
-                }
+            }
+            if leaves[(index - leaves_from) as usize] != leaf {
+                found = Some(damage(format!("merkle/leaves, leaf of record {seq}"), "it is not the hash of the record: the Merkle files are damaged (proofs would be wrong; delete merkle/ to rebuild it from the log)"));
+                return Ok(false);
             }
             for (level, index, node) in frontier.push(leaf) {
                 if level >= STORED_LEVEL_MIN && merkle.subtree(level, index).ok() != Some(node) {

@@ -55,6 +55,20 @@ impl MerkleFiles {
         Ok(h)
     }
 
+    /// Leaf hashes `from .. from + n` in one read (the scrub reads them in large runs).
+    ///
+    /// # Errors
+    /// `Corruption` if the file does not hold them.
+    pub fn leaves(&self, from: u64, n: u64) -> Result<Vec<Hash>, StoreError> {
+        let mut buf = vec![0u8; (n * 32) as usize];
+        self.leaves.read_exact_at(&mut buf, from * 32).map_err(|e| StoreError::Corruption { at: "merkle/leaves".into(), why: format!("leaves {from} to {} unreadable: {e}", from + n) })?;
+        Ok(buf.chunks_exact(32).map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            h
+        }).collect())
+    }
+
     fn leaves_len(&self) -> Result<u64, StoreError> {
         Ok(self.leaves.metadata()?.len() / 32)
     }
