@@ -12,7 +12,7 @@ pub const AMOUNT_FEN_MAX: i64 = 100_000_000_000_000;
 
 /// Seconds between two scrubs of the whole log, the Merkle files and the newest snapshot
 /// (after the one at every start): how long a byte damaged at rest may go unnoticed, plus
-/// one pass (about 1 s per million records here). An hour keeps the scrub's share of the
+/// one pass (about 4 s per million records here). An hour keeps the scrub's share of the
 /// disk and one core small; `anxind`'s `scrub_interval_s` changes it.
 pub const SCRUB_INTERVAL_S: u64 = 3_600;
 
