@@ -21,77 +21,7 @@ use crate::store::StoreError;
 pub const REASON_KEY: &str = "anxin-reason";
 pub const INDEX_KEY: &str = "anxin-command-index";
 
-/// Runs of at least this many digits are masked in every message that leaves.
-/// 11 is a mobile phone number (the shortest personal number); no value the ledger
-/// itself quotes is that long (record numbers, amounts in yuan, dates, codes).
-pub const MASKED_DIGITS_MIN: usize = 11;
-
-/// Runs joined by hyphens are masked from this many digits (an ID or a card written in
-/// groups), so that document numbers such as "T-20260201-0001" stay readable; a phone
-/// number written 3-4-4 with hyphens is masked too.
-pub const MASKED_HYPHENATED_DIGITS_MIN: usize = 15;
-
-/// Masks every run of `MASKED_DIGITS_MIN` or more digits in `message` but for its first
-/// 3 and last 2 digits. A run may be broken by single spaces (a card as "6217 0000 ...",
-/// a phone as "138 1234 5678") or single hyphens (then from
-/// `MASKED_HYPHENATED_DIGITS_MIN` digits, or in the 3-4-4 shape of a mobile number), and
-/// may end in the check letter X of a national ID; full-width digits count as digits.
-pub fn mask_personal_numbers(message: &str) -> String {
-    let chars: Vec<char> = message.chars().collect();
-    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
-    let mut out = String::with_capacity(message.len());
-    let mut i = 0;
-    while i < chars.len() {
-        if !is_digit(chars[i]) {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        // The run: digits, single separators between digits, a trailing X; the digit
-        // count of each group between separators.
-        let start = i;
-        let mut end = i;
-        let mut groups: Vec<usize> = vec![0];
-        let mut hyphenated = false;
-        while end < chars.len() {
-            if is_digit(chars[end]) {
-                *groups.last_mut().expect("one group at least") += 1;
-                end += 1;
-            } else if matches!(chars[end], ' ' | '-') && end + 1 < chars.len() && is_digit(chars[end + 1]) {
-                hyphenated |= chars[end] == '-';
-                groups.push(0);
-                end += 1;
-            } else {
-                break;
-            }
-        }
-        let mut digits: usize = groups.iter().sum();
-        if end < chars.len() && matches!(chars[end], 'X' | 'x') && digits >= 14 {
-            digits += 1;
-            end += 1;
-        }
-        let phone_shape = groups == [3, 4, 4] && chars[start] == '1';
-        // No ID, card or phone number starts with 0: leading zeros (a zero-padded segment
-        // or record number) do not count, and a 0 put before a number does not hide it.
-        let zeros = chars[start..end].iter().take_while(|c| matches!(**c, '0' | '０' | ' ' | '-')).filter(|c| matches!(**c, '0' | '０')).count();
-        let significant = digits - zeros;
-        let personal = if hyphenated { significant >= MASKED_HYPHENATED_DIGITS_MIN || phone_shape } else { significant >= MASKED_DIGITS_MIN };
-        if personal {
-            let mut seen = 0;
-            for &c in &chars[start..end] {
-                let counted = is_digit(c) || matches!(c, 'X' | 'x');
-                if counted {
-                    seen += 1;
-                }
-                out.push(if counted && seen > 3 && seen <= digits - 2 { '*' } else { c });
-            }
-        } else {
-            out.extend(&chars[start..end]);
-        }
-        i = end;
-    }
-    out
-}
+pub use crate::domain::ids::{mask_personal_numbers, MASKED_DIGITS_MIN, MASKED_HYPHENATED_DIGITS_MIN};
 
 /// A refusal on its way to the client. Its message is masked when it is made.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -39,34 +39,83 @@ impl IdError {
     }
 }
 
-/// A refused value as an error message may quote it: at most 40 characters, and any run
-/// of 12 or more digits (the shape of a card number or a national ID put in the wrong
-/// field) masked but for its first 3 and last 2 characters, so that no error message
-/// (and no log line quoting one) carries such a number in clear.
-pub fn clip(s: &str) -> String {
-    let chars: Vec<char> = s.chars().take(40).collect();
-    let mut out = String::with_capacity(chars.len());
+/// Runs of at least this many digits are masked in every error message that leaves the
+/// server (`api::error`) and in every refused value a message quotes (`clip`).
+/// 11 is a mobile phone number (the shortest personal number); no value the ledger
+/// itself quotes is that long (record numbers, amounts in yuan, dates, codes).
+pub const MASKED_DIGITS_MIN: usize = 11;
+
+/// Runs joined by hyphens are masked from this many digits (an ID or a card written in
+/// groups), so that document numbers such as "T-20260201-0001" stay readable; a phone
+/// number written 3-4-4 with hyphens is masked too.
+pub const MASKED_HYPHENATED_DIGITS_MIN: usize = 15;
+
+/// Masks every run of `MASKED_DIGITS_MIN` or more digits in `message` but for its first
+/// 3 and last 2 digits. A run may be broken by single spaces (a card as "6217 0000 ...",
+/// a phone as "138 1234 5678") or single hyphens (then from
+/// `MASKED_HYPHENATED_DIGITS_MIN` digits, or in the 3-4-4 shape of a mobile number), and
+/// may end in the check letter X of a national ID; full-width digits count as digits.
+pub fn mask_personal_numbers(message: &str) -> String {
+    let chars: Vec<char> = message.chars().collect();
+    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let mut out = String::with_capacity(message.len());
     let mut i = 0;
     while i < chars.len() {
-        if !chars[i].is_ascii_digit() {
+        if !is_digit(chars[i]) {
             out.push(chars[i]);
             i += 1;
             continue;
         }
+        // The run: digits, single separators between digits, a trailing X; the digit
+        // count of each group between separators.
         let start = i;
-        while i < chars.len() && (chars[i].is_ascii_digit() || (i - start == 17 && matches!(chars[i], 'X' | 'x'))) {
-            i += 1;
+        let mut end = i;
+        let mut groups: Vec<usize> = vec![0];
+        let mut hyphenated = false;
+        while end < chars.len() {
+            if is_digit(chars[end]) {
+                *groups.last_mut().expect("one group at least") += 1;
+                end += 1;
+            } else if matches!(chars[end], ' ' | '-') && end + 1 < chars.len() && is_digit(chars[end + 1]) {
+                hyphenated |= chars[end] == '-';
+                groups.push(0);
+                end += 1;
+            } else {
+                break;
+            }
         }
-        let run = &chars[start..i];
-        if run.len() >= 12 {
-            out.extend(&run[..3]);
-            out.extend(std::iter::repeat_n('*', run.len() - 5));
-            out.extend(&run[run.len() - 2..]);
+        let mut digits: usize = groups.iter().sum();
+        if end < chars.len() && matches!(chars[end], 'X' | 'x') && digits >= 14 {
+            digits += 1;
+            end += 1;
+        }
+        let phone_shape = groups == [3, 4, 4] && chars[start] == '1';
+        // No ID, card or phone number starts with 0: leading zeros (a zero-padded segment
+        // or record number) do not count, and a 0 put before a number does not hide it.
+        let zeros = chars[start..end].iter().take_while(|c| matches!(**c, '0' | '０' | ' ' | '-')).filter(|c| matches!(**c, '0' | '０')).count();
+        let significant = digits - zeros;
+        let personal = if hyphenated { significant >= MASKED_HYPHENATED_DIGITS_MIN || phone_shape } else { significant >= MASKED_DIGITS_MIN };
+        if personal {
+            let mut seen = 0;
+            for &c in &chars[start..end] {
+                let counted = is_digit(c) || matches!(c, 'X' | 'x');
+                if counted {
+                    seen += 1;
+                }
+                out.push(if counted && seen > 3 && seen <= digits - 2 { '*' } else { c });
+            }
         } else {
-            out.extend(run);
+            out.extend(&chars[start..end]);
         }
+        i = end;
     }
     out
+}
+
+/// A refused value as an error message may quote it: at most 40 characters, with its
+/// personal numbers masked (`mask_personal_numbers`).
+pub fn clip(s: &str) -> String {
+    mask_personal_numbers(&s.chars().take(40).collect::<String>())
 }
 
 /// A county: 6-digit administrative division code (行政区划代码), e.g. `620102`.

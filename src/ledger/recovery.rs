@@ -248,11 +248,11 @@ fn open_index(dir: &Path, ledger_id: &LedgerId) -> Result<Index, StoreError> {
 
 /// The signing key, checked against the latest checkpoint: a ledger that has signed
 /// must keep its key (a new one would break every auditor's pinned key).
-fn signing_key(dir: &Path, opts: &LedgerOptions, ledger_id: &LedgerId) -> Result<SigningKey, StoreError> {
+fn signing_key(dir: &Path, opts: &LedgerOptions, ledger_id: &LedgerId, latest: Option<&SignedCheckpoint>) -> Result<SigningKey, StoreError> {
     let key_path: PathBuf = opts.signing_key.clone().unwrap_or_else(|| dir.join("keys").join("checkpoint.ed25519"));
     let has_signed = signer::checkpoint_path(dir).exists();
     let key = signer::load_or_create_key(&key_path, !has_signed, ledger_id.as_str())?;
-    if let Some(cp) = signer::load_checkpoint(dir)? {
+    if let Some(cp) = latest {
         if cp.verify(&key.verifying_key()).is_err() {
             return Err(StoreError::DataDir(format!(
                 "checkpoints/latest was not signed by the key at {}: the signing key was replaced; restore the original from a backup",
@@ -321,7 +321,10 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     let ledger_id = read_ledger_id(dir, opts.ledger_id.as_deref())?;
     let index = open_index(dir, &ledger_id)?;
     let applied = index.applied()?;
-    let signing_key = signing_key(dir, opts, &ledger_id)?;
+    // The latest signed checkpoint, read once: the key, the torn-tail rule, the Merkle
+    // files and the log are all checked against it below.
+    let latest = signer::load_checkpoint(dir)?;
+    let signing_key = signing_key(dir, opts, &ledger_id, latest.as_ref())?;
     let snapshot_key = SnapshotKey::from_signing_seed(&signing_key.to_bytes());
     // The newest snapshot that reads back whole with its MAC; without one, the log is
     // replayed from its start.
@@ -394,7 +397,7 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     // A start never cuts what was acknowledged: a "torn" tail below what the signed
     // checkpoint, the index or the snapshot say the log held is damage, refused and named.
     if let Some((seg, offset, bytes)) = scan.cut {
-        let signed = signer::load_checkpoint(dir)?.map_or(0, |cp| cp.checkpoint.tree_size);
+        let signed = latest.as_ref().map_or(0, |cp| cp.checkpoint.tree_size);
         let acknowledged = [(snapshot_mark.seq, "the newest snapshot"), (index_mark.seq, "the index"), (signed, "the signed checkpoint")].into_iter().max_by_key(|(n, _)| *n).unwrap_or((0, ""));
         if records < acknowledged.0 {
             return Err(StoreError::Corruption {
@@ -420,13 +423,12 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     // checkpoint trails the log by at most an interval). Up to it, the files must give
     // the signed root; if they do not, they are rebuilt from the log, and only a log that
     // still disagrees is refused.
-    let latest_signed = signer::load_checkpoint(dir)?;
-    let signed = latest_signed.as_ref().map_or(0, |cp| cp.checkpoint.tree_size).min(records);
+    let signed = latest.as_ref().map_or(0, |cp| cp.checkpoint.tree_size).min(records);
     let merkle_dir = dir.join("merkle");
     drop(merkle);
     let mut merkle = MerkleWriter::open(&merkle_dir, signed)?;
     push_leaves_from_log(&log_dir, &ledger_id, &index, &mut merkle, records)?;
-    if let Some(cp) = &latest_signed {
+    if let Some(cp) = &latest {
         let c = &cp.checkpoint;
         if c.tree_size <= records && merkle::root(&*merkle.reader(), c.tree_size)? != c.root {
             tracing::warn!(size = c.tree_size, "the Merkle files disagree with the signed root: rebuilding them from the log");
@@ -448,7 +450,6 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     // The signed checkpoint never goes backwards: a log shorter than the last one
     // signed, or one whose tree disagrees with it, was rewritten.
     let tree = TreeHead { size: records, root: merkle.root(), chain_head: head };
-    let latest = signer::load_checkpoint(dir)?;
     if let Some(cp) = &latest {
         let c = &cp.checkpoint;
         let at = merkle::root(&*merkle.reader(), c.tree_size.min(records))?;

@@ -194,10 +194,15 @@ pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, p
             report.error = Some(format!("the index reflects {} records but the log holds only {}: records are missing (a truncated log?)", c.seq, report.records));
         }
     }
+    // The seed of the key the data directory holds, read once: the snapshots' MAC key
+    // comes from it, and the checkpoint is checked with it unless a key is pinned.
+    let key = dir.join("keys").join("checkpoint.ed25519");
+    let seed = std::fs::read(&key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+    let dir_key = seed.map(|s| SigningKey::from_bytes(&s).verifying_key());
     // Likewise the newest snapshot that reads back with its MAC (one that does not is
     // passed over by the server too, and proves nothing).
-    let snapshot_key = std::fs::read(dir.join("keys").join("checkpoint.ed25519")).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).map(|seed| crate::store::snapshot::SnapshotKey::from_signing_seed(&seed));
-    if let (None, Some(k)) = (&report.error, snapshot_key) {
+    if let (None, Some(seed)) = (&report.error, seed) {
+        let k = crate::store::snapshot::SnapshotKey::from_signing_seed(&seed);
         let newest = crate::store::snapshot::list(dir).unwrap_or_default().into_iter().find_map(|(_, p)| crate::store::snapshot::read(&p, &ledger_id, &k).ok().map(|(h, _)| h.seq));
         if let Some(seq) = newest {
             if seq > report.records {
@@ -205,8 +210,6 @@ pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, p
             }
         }
     }
-    let key = dir.join("keys").join("checkpoint.ed25519");
-    let dir_key = std::fs::read(&key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).map(|seed| SigningKey::from_bytes(&seed).verifying_key());
     report.key_pinned = pinned.is_some();
     if let (Some(p), Some(k), None) = (pinned, dir_key, &report.error) {
         if *p != k {
