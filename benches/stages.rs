@@ -169,7 +169,7 @@ fn stages(c: &mut Criterion) {
         let mut log = anxin::store::log::LogWriter::open(dir.path(), "anxin-bench", None).unwrap();
         let mut seq = 1;
         b.iter(|| {
-            log.append(seq, &records).unwrap();
+            log.append(seq, 0, &records).unwrap();
             log.sync().unwrap();
             seq += records.len() as u64;
         })

@@ -27,6 +27,7 @@ import os
 import re
 import struct
 import sys
+import unicodedata
 
 import blake3
 import nacl.exceptions
@@ -165,6 +166,33 @@ def string(r, path):
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise BadValue("string is not UTF-8 (byte %d of the string: %s)" % (e.start, e.reason))
+
+
+def bounded(max_bytes, id_like, what):
+    """A string with the rule of its kind: 1 to `max_bytes` bytes; an id is printable
+    ASCII without spaces; free text holds no control character (Unicode category Cc)."""
+
+    def read_bounded(r, path):
+        text = string(r, path)
+        n = len(text.encode("utf-8"))
+        if n == 0:
+            raise BadValue("%s must not be empty" % what)
+        if n > max_bytes:
+            raise BadValue("%s of %d bytes, more than %d" % (what, n, max_bytes))
+        if id_like and not all("!" <= c <= "~" for c in text):
+            raise BadValue("%s must be printable ASCII without spaces" % what)
+        if any(unicodedata.category(c) == "Cc" for c in text):
+            raise BadValue("%s must not contain control characters" % what)
+        return text
+
+    return read_bounded
+
+
+PROJECT_ID = bounded(64, True, "project id")
+BANK_CODE = bounded(64, True, "bank code")
+DOC_NO = bounded(64, True, "document number")
+TEXT = bounded(256, False, "text")
+REQUEST_ID = bounded(64, True, "request id")
 
 
 def option(typ):
@@ -310,29 +338,29 @@ DRAWDOWN_PAYEE = struct_of([("worker", hash32), ("card", hash32), ("amount", mon
 
 # Event variants in index order: (name, fields in order). Section 3, table "Events".
 EVENTS = [
-    ("ProjectRegistered", [("project", string), ("county", county), ("name", string), ("general_contractor", uscc),
+    ("ProjectRegistered", [("project", PROJECT_ID), ("county", county), ("name", TEXT), ("general_contractor", uscc),
                            ("owner", uscc), ("contract_price", money), ("contract_date", date), ("permit_date", option(date)),
                            ("start_date", date), ("planned_end", date), ("labour_ratio_bp", option(u32)),
                            ("deposit_rate_bp", option(u32))]),
-    ("ProjectStatusChanged", [("project", string), ("status", PROJECT_STATUS), ("date", date)]),
-    ("WageAccountOpened", [("project", string), ("bank", string), ("account_no", string), ("date", date)]),
-    ("WageAccountClosed", [("project", string), ("date", date), ("residual", money)]),
-    ("WorkerEnrolled", [("project", string), ("worker", hash32), ("worker_masked", string), ("employer", uscc),
-                        ("card", hash32), ("card_masked", string), ("date", date)]),
-    ("ContractRecorded", [("project", string), ("worker", hash32), ("contract_no", string), ("date", date)]),
-    ("WorkerExited", [("project", string), ("worker", hash32), ("date", date)]),
-    ("PayrollSubmitted", [("project", string), ("period", period), ("due_date", date), ("lines", vec(PAYROLL_LINE))]),
-    ("DepositPaid", [("project", string), ("bank", string), ("payment_no", string), ("amount", money), ("date", date)]),
-    ("GuaranteeLetterIssued", [("project", string), ("letter_no", string), ("bank", string), ("amount", money),
+    ("ProjectStatusChanged", [("project", PROJECT_ID), ("status", PROJECT_STATUS), ("date", date)]),
+    ("WageAccountOpened", [("project", PROJECT_ID), ("bank", BANK_CODE), ("account_no", TEXT), ("date", date)]),
+    ("WageAccountClosed", [("project", PROJECT_ID), ("date", date), ("residual", money)]),
+    ("WorkerEnrolled", [("project", PROJECT_ID), ("worker", hash32), ("worker_masked", TEXT), ("employer", uscc),
+                        ("card", hash32), ("card_masked", TEXT), ("date", date)]),
+    ("ContractRecorded", [("project", PROJECT_ID), ("worker", hash32), ("contract_no", DOC_NO), ("date", date)]),
+    ("WorkerExited", [("project", PROJECT_ID), ("worker", hash32), ("date", date)]),
+    ("PayrollSubmitted", [("project", PROJECT_ID), ("period", period), ("due_date", date), ("lines", vec(PAYROLL_LINE))]),
+    ("DepositPaid", [("project", PROJECT_ID), ("bank", BANK_CODE), ("payment_no", DOC_NO), ("amount", money), ("date", date)]),
+    ("GuaranteeLetterIssued", [("project", PROJECT_ID), ("letter_no", DOC_NO), ("bank", BANK_CODE), ("amount", money),
                                ("valid_from", date), ("valid_to", date)]),
-    ("GuaranteeLetterCancelled", [("project", string), ("letter_no", string), ("date", date)]),
-    ("ProgressPaymentMade", [("project", string), ("payment_no", string), ("total", money), ("wage_share", money),
+    ("GuaranteeLetterCancelled", [("project", PROJECT_ID), ("letter_no", DOC_NO), ("date", date)]),
+    ("ProgressPaymentMade", [("project", PROJECT_ID), ("payment_no", DOC_NO), ("total", money), ("wage_share", money),
                              ("date", date)]),
-    ("WageAccountToppedUp", [("project", string), ("payment_no", string), ("amount", money), ("date", date)]),
-    ("WagePaid", [("project", string), ("payment_no", string), ("worker", hash32), ("card", hash32), ("amount", money),
+    ("WageAccountToppedUp", [("project", PROJECT_ID), ("payment_no", DOC_NO), ("amount", money), ("date", date)]),
+    ("WagePaid", [("project", PROJECT_ID), ("payment_no", DOC_NO), ("worker", hash32), ("card", hash32), ("amount", money),
                   ("date", date), ("period", option(period))]),
-    ("DepositDrawn", [("project", string), ("order_no", string), ("date", date), ("payees", vec(DRAWDOWN_PAYEE))]),
-    ("DepositReleased", [("project", string), ("date", date), ("amount", money)]),
+    ("DepositDrawn", [("project", PROJECT_ID), ("order_no", DOC_NO), ("date", date), ("payees", vec(DRAWDOWN_PAYEE))]),
+    ("DepositReleased", [("project", PROJECT_ID), ("date", date), ("amount", money)]),
 ]
 
 
@@ -358,7 +386,7 @@ def decode_record(raw):
     if rec["version"] != 1:
         raise DecodeError("unknown format version %d (this verifier knows version 1)" % rec["version"])
     for name, typ in [("seq", u64), ("prev_hash", hash32), ("recorded_at_ms", i64), ("principal", principal),
-                      ("request_id", string), ("event", event)]:
+                      ("request_id", REQUEST_ID), ("event", event)]:
         rec[name] = read(r, name, typ)
     if r.left():
         raise DecodeError("%d byte(s) remain after the event (a record has exactly one encoding)" % r.left())

@@ -134,9 +134,17 @@ impl Catchup {
     /// # Errors
     /// `AuditError::Chain` naming the record.
     pub fn feed(&mut self, canonical: &[u8]) -> Result<Hash, AuditError> {
-        let (_, h) = self.verifier.check(canonical)?;
+        self.feed_decoded(canonical).map(|(_, h)| h)
+    }
+
+    /// `feed`, also giving the record decoded.
+    ///
+    /// # Errors
+    /// As `feed`.
+    pub fn feed_decoded(&mut self, canonical: &[u8]) -> Result<(crate::chain::record::Record, Hash), AuditError> {
+        let (rec, h) = self.verifier.check(canonical)?;
         self.frontier.push(leaf_hash(&h));
-        Ok(h)
+        Ok((rec, h))
     }
 
     pub fn size(&self) -> u64 {

@@ -45,6 +45,7 @@ const READ_CHUNK: u64 = 4_096;
 /// Records per log frame when restoring.
 const FRAME_RECORDS: usize = 8_192;
 
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupHeader {
     pub version: u32,
@@ -336,6 +337,7 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
     let mut catchup = Catchup::from_genesis(&header.ledger_id);
     let mut frame: Vec<Vec<u8>> = Vec::with_capacity(FRAME_RECORDS);
     let mut frame_bytes = 0usize;
+    let mut last_request: Option<(crate::domain::principal::Principal, crate::domain::ids::RequestId)> = None;
     let mut first = 1u64;
     let mut salts = 0u64;
     let end = loop {
@@ -344,19 +346,26 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
             TAG_RECORDS => {
                 progress(catchup.size());
                 for rec in items(&payload)? {
-                    catchup.feed(rec)?;
+                    let (decoded, _) = catchup.feed_decoded(rec)?;
                     if catchup.size() > cp.checkpoint.tree_size {
                         return Err(BackupError::Format(format!("more records than the {} the checkpoint signed", cp.checkpoint.tree_size)));
                     }
                     let Some(t) = &mut target else { continue };
-                    frame_bytes += rec.len() + 8;
-                    frame.push(rec.to_vec());
-                    if frame.len() == FRAME_RECORDS || frame_bytes >= crate::limits::FRAME_BYTES_MAX / 2 {
-                        t.log.append(first, &frame)?;
+                    // A frame holds whole requests (recovery rebuilds the idempotency
+                    // index frame by frame): a full frame is closed only where the next
+                    // record starts another request. A request adds at most
+                    // `BATCH_BYTES_MAX` to a full frame, which stays under the bound.
+                    let request = (decoded.principal, decoded.request_id);
+                    let full = frame.len() >= FRAME_RECORDS || frame_bytes >= crate::limits::FRAME_BYTES_MAX / 4;
+                    if full && last_request.as_ref() != Some(&request) {
+                        t.log.append(first, 0, &frame)?;
                         first += frame.len() as u64;
                         frame.clear();
                         frame_bytes = 0;
                     }
+                    frame_bytes += rec.len() + 8;
+                    frame.push(rec.to_vec());
+                    last_request = Some(request);
                 }
             }
             TAG_SALTS => {
@@ -377,7 +386,7 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
     };
     if let Some(t) = &mut target {
         if !frame.is_empty() {
-            t.log.append(first, &frame)?;
+            t.log.append(first, 0, &frame)?;
         }
         t.log.sync()?;
     }

@@ -229,9 +229,18 @@ fn run_verify_archive(path: &std::path::Path, key: Option<&str>, json: bool) -> 
     bar.finish_and_clear();
     let r = r.map_err(|e| anyhow::anyhow!("verification FAILED: {e}"))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ledger_id": r.ledger_id, "records": r.records, "root": hex_str(&r.root), "key": r.public_key}))?);
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"ledger_id": r.ledger_id, "records": r.records, "root": hex_str(&r.root), "key": r.public_key, "key_pinned": pinned.is_some()}))?);
+    } else if pinned.is_some() {
+        println!("OK: archive of ledger {}: {} records chain from genesis, Merkle root {} matches the checkpoint signed by the pinned key {} ({:.2}s)", r.ledger_id, r.records, hex_str(&r.root), r.public_key, t0.elapsed().as_secs_f64());
     } else {
-        println!("OK: archive of ledger {}: {} records chain from genesis, Merkle root {} matches the checkpoint signed by {}{} ({:.2}s)", r.ledger_id, r.records, hex_str(&r.root), r.public_key, if pinned.is_none() { " (the key the archive carries: pin it with --key)" } else { "" }, t0.elapsed().as_secs_f64());
+        // The same verdict as examples/verify_archive.py: consistent, but not proven to
+        // be the ledger's (anyone can write an archive signed by a key of their own).
+        println!("NOT PINNED: archive of ledger {}: {} records chain from genesis, Merkle root {} matches the checkpoint signed by the archive's own key {} ({:.2}s)", r.ledger_id, r.records, hex_str(&r.root), r.public_key, t0.elapsed().as_secs_f64());
+        eprintln!("WARNING: NO KEY PINNED. The checkpoint was checked only against the key the archive itself names: this proves the archive is consistent, not who made it. Pass --key with the auditors' pinned key.");
+    }
+    if pinned.is_none() {
+        // Exit 2, as the Python verifier: not a failure, not a pass.
+        std::process::exit(2);
     }
     Ok(())
 }

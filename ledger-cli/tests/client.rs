@@ -164,6 +164,9 @@ fn an_auditor_follows_the_readme_from_scratch() {
     assert!(ok && out.contains("exported 11 records"), "{out}{err}");
     let (ok, out, err) = anxin(&s, &["verify", "--archive", arch.to_str().unwrap(), "--key", &key]);
     assert!(ok && out.contains("11 records chain from genesis"), "{out}{err}");
+    // Without a pinned key: the verdict is NOT PINNED (exit 2, as the Python verifier's).
+    let (ok, out, err) = anxin(&s, &["verify", "--archive", arch.to_str().unwrap()]);
+    assert!(!ok && out.contains("NOT PINNED") && err.contains("NO KEY PINNED"), "{out}{err}");
     let py = Command::new("python3").arg(ex.join("../verify_archive.py")).arg(&arch).args(["--key", &key]).output().unwrap();
     assert!(py.status.success(), "{}{}", String::from_utf8_lossy(&py.stdout), String::from_utf8_lossy(&py.stderr));
 }

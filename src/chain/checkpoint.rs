@@ -2,7 +2,7 @@
 //! the ledger's Ed25519 key. An auditor pins the public key and keeps the last checkpoint
 //! it verified; a consistency proof from it to a newer one shows the log was only extended.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use super::codec;
@@ -74,7 +74,8 @@ impl Checkpoint {
 }
 
 impl SignedCheckpoint {
-    /// Checks the signature against a pinned public key.
+    /// Checks the signature against a pinned public key, strictly (RFC 8032 with small-order
+    /// keys and `R` and a non-canonical `S` refused, as libsodium does).
     ///
     /// # Errors
     /// `CheckpointError` if the version is unknown or the signature fails.
@@ -82,7 +83,7 @@ impl SignedCheckpoint {
         if self.checkpoint.version != CHECKPOINT_VERSION {
             return Err(CheckpointError::Version(self.checkpoint.version));
         }
-        key.verify(&self.checkpoint.signed_message(), &Signature::from_bytes(&self.signature)).map_err(|_| CheckpointError::BadSignature)
+        key.verify_strict(&self.checkpoint.signed_message(), &Signature::from_bytes(&self.signature)).map_err(|_| CheckpointError::BadSignature)
     }
 }
 

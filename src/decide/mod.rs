@@ -81,6 +81,7 @@ fn bounded_total(total: Fen, add: Fen) -> Result<(), Rejection> {
 /// # Errors
 /// The `Rejection` of the first rule the command breaks.
 pub fn decide(state: &State, command: &Command) -> Decision {
+    no_personal_number(command)?;
     unique_number(state, command)?;
     match command {
         Command::RegisterProject(c) => {
@@ -364,6 +365,40 @@ impl DecidedBatch<'_> {
     pub fn commit(self) -> Vec<Event> {
         self.txn.commit();
         self.events
+    }
+}
+
+/// A personal number in clear (an ID, a card, a mobile number) never enters the log:
+/// every free-text field of a command is looked at (`Command::free_text`). The refusal
+/// names the field and the kind of number, never the text.
+fn no_personal_number(command: &Command) -> Result<(), Rejection> {
+    for (field, text, cards_too) in command.free_text() {
+        if let Some(kind) = crate::domain::ids::personal_number_in(text) {
+            if cards_too || kind != "a bank card number" {
+                return Err(personal_number(field, kind));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn personal_number(field: &'static str, kind: &str) -> Rejection {
+    Rejection::invalid(
+        "PERSONAL_NUMBER_IN_TEXT",
+        field,
+        format!("it holds what looks like {kind}: personal numbers never enter the ledger's log in clear (send a worker's ID and card in their own fields, which are committed, and keep them out of free text)"),
+    )
+}
+
+/// The request id is recorded with every record of the request: like a command's free
+/// text, it must hold no personal number.
+///
+/// # Errors
+/// `PERSONAL_NUMBER_IN_TEXT` for the batch as a whole.
+pub fn check_request_id(request_id: &crate::domain::ids::RequestId) -> Result<(), BatchRejection> {
+    match crate::domain::ids::personal_number_in(request_id.as_str()) {
+        Some(kind) => Err(BatchRejection { index: None, rejection: personal_number("request_id", kind) }),
+        None => Ok(()),
     }
 }
 

@@ -50,6 +50,82 @@ pub const MASKED_DIGITS_MIN: usize = 11;
 /// number written 3-4-4 with hyphens is masked too.
 pub const MASKED_HYPHENATED_DIGITS_MIN: usize = 15;
 
+/// The kind of personal number `text` holds, if it holds one: what the log must never
+/// hold in clear (FORMAT.md section 3, "Personal data"). A candidate is a run of ASCII
+/// digits (an ID's may end in `X`), taken as it is and with single spaces (or, in a
+/// mobile number's 3-4-4 shape or from 15 digits, hyphens) between its groups removed;
+/// it is
+/// - a resident ID number if it is 18 characters that `NationalId::parse` accepts (a
+///   birth date and the MOD 11-2 check), or 15 digits of the old form (province 11 to
+///   82 and a `YYMMDD` birth date);
+/// - a mobile number if it is 11 digits starting `13` to `19`;
+/// - a bank card number if it is 13 to 19 digits, starts with 3, 4, 5, 6 or 9 (the
+///   issuers' ranges: UnionPay 62, Visa 4, Mastercard 5, JCB and others 3, old domestic
+///   cards 9) and passes the Luhn check.
+///
+/// Narrower than `mask_personal_numbers` (which masks any long run in a message): a
+/// bank's own reference, such as a date and a counter, is not refused.
+pub fn personal_number_in(text: &str) -> Option<&'static str> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // A group run: digits, single separators between digits, a final X.
+        let start = i;
+        let mut end = i;
+        let mut j = i;
+        while j < b.len() {
+            if b[j].is_ascii_digit() {
+                j += 1;
+                end = j;
+            } else if matches!(b[j], b' ' | b'-') && j + 1 < b.len() && b[j + 1].is_ascii_digit() && j > start {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        if end < b.len() && matches!(b[end], b'X' | b'x') {
+            end += 1;
+        }
+        let span = &text[start..end];
+        let joined: String = span.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+        // Hyphens also join a reference's parts (`P13-2025-01`): a hyphenated run counts
+        // whole only in a mobile number's 3-4-4 shape or from 15 digits (an ID or a card),
+        // as `mask_personal_numbers` has it.
+        let groups: Vec<usize> = span.split([' ', '-']).map(str::len).collect();
+        let whole = !span.contains('-') || groups == [3, 4, 4] || joined.len() >= 15;
+        if let Some(kind) = personal_number_kind(&joined).filter(|_| whole) {
+            return Some(kind);
+        }
+        for piece in span.split([' ', '-']) {
+            if let Some(kind) = personal_number_kind(piece) {
+                return Some(kind);
+            }
+        }
+        i = end.max(start + 1);
+    }
+    None
+}
+
+fn personal_number_kind(c: &str) -> Option<&'static str> {
+    let digits = c.bytes().all(|b| b.is_ascii_digit());
+    match c.len() {
+        18 if NationalId::parse(c).is_ok() => Some("a resident ID number"),
+        15 if digits => {
+            let province: u32 = c[..2].parse().ok()?;
+            let (m, d): (u32, u32) = (c[8..10].parse().ok()?, c[10..12].parse().ok()?);
+            let y: i32 = 1900 + c[6..8].parse::<i32>().ok()?;
+            ((11..=82).contains(&province) && chrono::NaiveDate::from_ymd_opt(y, m, d).is_some()).then_some("a resident ID number (15 digits)")
+        }
+        11 if digits && c.starts_with('1') && (b'3'..=b'9').contains(&c.as_bytes()[1]) => Some("a mobile number"),
+        13..=19 if digits && matches!(c.as_bytes()[0], b'3' | b'4' | b'5' | b'6' | b'9') && BankCard::parse(c).is_ok() => Some("a bank card number"),
+        _ => None,
+    }
+}
+
 /// Masks every run of `MASKED_DIGITS_MIN` or more digits in `message` but for its first
 /// 3 and last 2 digits. A run may be broken by single spaces (a card as "6217 0000 ...",
 /// a phone as "138 1234 5678") or single hyphens (then from
@@ -121,8 +197,17 @@ pub fn clip(s: &str) -> String {
 /// A county: 6-digit administrative division code (行政区划代码), e.g. `620102`.
 /// INVARIANT: exactly 6 ASCII digits, province part 11..=82, not ending in `0000`
 /// (that would be a province, not a county).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Encoded as the `u32` of its digits; decoding checks the rule (FORMAT.md section 1: a
+/// record holding another value does not decode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct CountyCode(u32);
+
+impl<'de> Deserialize<'de> for CountyCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<CountyCode, D::Error> {
+        let n = u32::deserialize(d)?;
+        CountyCode::parse(&format!("{n:06}")).map_err(serde::de::Error::custom)
+    }
+}
 
 impl CountyCode {
     /// # Errors
@@ -153,9 +238,17 @@ const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8,
 /// Unified social credit code (统一社会信用代码, GB 32100-2015) of an enterprise.
 /// INVARIANT: 18 characters of the GB 32100 charset, the last being the mod-31 check
 /// character of the first 17.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Decoding checks the rule, as for `CountyCode`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Uscc(String);
+
+impl<'de> Deserialize<'de> for Uscc {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Uscc, D::Error> {
+        let text = String::deserialize(d)?;
+        Uscc::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
 
 impl Uscc {
     /// # Errors
@@ -377,11 +470,20 @@ pub type CardRef = Commitment;
 macro_rules! bounded_text {
     ($(#[$m:meta])* $name:ident, $what:literal, $max:expr, $id_like:expr) => {
         $(#[$m])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(transparent)]
         // Shared, immutable text: the state copies ids into many keys (and the undo
         // journal), and an `Arc<str>` copy is a counter increment, not an allocation.
         pub struct $name(std::sync::Arc<str>);
+
+        /// Decoding checks the same rule as `parse` (a record holding another value
+        /// does not decode).
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let text = String::deserialize(d)?;
+                $name::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
 
         impl $name {
             /// # Errors
@@ -451,6 +553,27 @@ bounded_text!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personal_numbers_in_free_text_are_found_and_bank_references_are_not() {
+        let id = NationalId::with_check("62012119900101123").expose_clear().to_owned();
+        let card = BankCard::with_check("621700000000500001").expose_clear().to_owned();
+        for (text, kind) in [
+            (id.clone(), "a resident ID number"),
+            (format!("req-{}", id.to_lowercase()), "a resident ID number"),
+            ("620121900101123".to_owned(), "a resident ID number (15 digits)"),
+            ("13812345678".to_owned(), "a mobile number"),
+            ("call 138-1234-5678".to_owned(), "a mobile number"),
+            (card.clone(), "a bank card number"),
+            (format!("{} {} {}", &card[..4], &card[4..8], &card[8..]), "a bank card number"),
+            (format!("PAY-{card}"), "a bank card number"),
+        ] {
+            assert_eq!(personal_number_in(&text), Some(kind), "{text}");
+        }
+        for ok in ["DF-P13-2025-01-001", "GCK-P13-2025-01", "T-20260201-0001", "2026013100000012", "20260131000123", "GS-620102-2026-001", "P1", "620*************1X", "621*************017", "12345678901", "测试项目"] {
+            assert_eq!(personal_number_in(ok), None, "{ok}");
+        }
+    }
 
     #[test]
     fn quoted_values_mask_long_digit_runs() {

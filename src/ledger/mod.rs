@@ -179,6 +179,8 @@ struct Shared {
     /// Damage the scrub found: the ledger is read-only while it is set.
     damage: tokio::sync::watch::Sender<Option<Damage>>,
     last_scrub: Mutex<Option<ScrubReport>>,
+    /// Held by a repair of the Merkle files that a proof asked for (one at a time).
+    repairing: Mutex<()>,
     /// The last durable sequence number, for live subscribers (never blocks the writer).
     durable: tokio::sync::watch::Sender<Seq>,
     /// The Merkle tree's files, for proofs (read-only here; the writer appends).
@@ -284,6 +286,7 @@ impl Ledger {
             fault: tokio::sync::watch::Sender::new(None),
             damage: tokio::sync::watch::Sender::new(None),
             last_scrub: Mutex::new(None),
+            repairing: Mutex::new(()),
             durable: tokio::sync::watch::Sender::new(r.tree.size),
             merkle: r.merkle.reader(),
             tree: Mutex::new(r.tree),
@@ -416,35 +419,6 @@ impl Ledger {
     /// Whether a fault stopped the writer, and why.
     pub fn fault(&self) -> Option<WriterFault> {
         self.shared.fault()
-    }
-
-    /// Damage the scrub found, if any: the ledger is read-only while there is some.
-    pub fn damage(&self) -> Option<Damage> {
-        self.shared.damage()
-    }
-
-    /// Watches for damage: it changes once, from `None` to the first damage found.
-    pub fn watch_damage(&self) -> tokio::sync::watch::Receiver<Option<Damage>> {
-        self.shared.damage.subscribe()
-    }
-
-    /// The last scrub pass that found nothing wrong.
-    pub fn last_scrub(&self) -> Option<ScrubReport> {
-        self.shared.last_scrub.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    /// Runs one scrub pass now, on this thread; damage found is published as by the
-    /// background scrub (the ledger turns read-only).
-    ///
-    /// # Errors
-    /// The damage found.
-    pub fn scrub_now(&self) -> Result<ScrubReport, Damage> {
-        let r = scrub::scrub_with_retries(&self.shared, &|| false);
-        match &r {
-            Ok(rep) => *self.shared.last_scrub.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(rep.clone()),
-            Err(d) => self.shared.set_damage(d.clone()),
-        }
-        r
     }
 
     /// Watches the fault state: it changes once, from `None` to the first fault.

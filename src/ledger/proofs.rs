@@ -4,8 +4,9 @@
 //! inclusion proof must lead from the record's own leaf (read from the log) to the root of
 //! its tree size, and that root must be consistent with the latest signed checkpoint's; a
 //! consistency proof must join the two roots, likewise anchored. A proof that does not is
-//! never sent: the Merkle files are damaged, the ledger turns read-only naming them, and
-//! the caller gets DATA_LOSS (never a wrong proof that would raise a false tamper alarm).
+//! never sent (never a wrong proof that would raise a false tamper alarm): the Merkle
+//! files are repaired from the log in place and the proof made again; only if that fails
+//! too does the ledger turn read-only naming them, and the caller gets DATA_LOSS.
 
 use ed25519_dalek::VerifyingKey;
 
@@ -69,43 +70,19 @@ impl Ledger {
         if seq == 0 || seq > size || size > self.tree_size() {
             return Err(ProofRequestError::Invalid(format!("no record {seq} in a tree of {size} (the log has {})", self.tree_size())));
         }
-        let proof = merkle::inclusion_proof(&*self.shared.merkle, seq - 1, size)?;
-        let record = self.read_records(seq, seq)?;
-        let Some((_, bytes)) = record.first() else {
-            return Err(ProofRequestError::Invalid(format!("record {seq} is not durable yet")));
-        };
-        let leaf = merkle::leaf_hash(&crate::chain::record::record_hash(bytes));
-        let root = self.anchored_root(size)?;
-        merkle::verify_inclusion(&leaf, seq - 1, size, &proof, &root).map_err(|e| self.merkle_damaged(format!("the inclusion proof of record {seq} in the tree of {size}: {e}")))?;
-        Ok(proof)
-    }
-
-    /// The Merkle files gave something that does not check: damage, published like the
-    /// scrub's (the ledger turns read-only), and answered as such.
-    fn merkle_damaged(&self, why: String) -> ProofRequestError {
-        let d = super::Damage { at: "merkle/".into(), why: format!("{why} (the Merkle files are damaged: delete merkle/ and restart to rebuild it from the log)"), state_suspect: false };
-        tracing::error!(at = %d.at, why = %d.why, "a proof from the Merkle files does not check");
-        self.shared.set_damage(d.clone());
-        ProofRequestError::Store(StoreError::Corruption { at: d.at, why: d.why })
-    }
-
-    /// The root of the first `size` records, from the Merkle files, checked against the
-    /// latest signed checkpoint's root by a consistency proof (in whichever direction).
-    fn anchored_root(&self, size: Seq) -> Result<Hash, ProofRequestError> {
-        let files = &*self.shared.merkle;
-        let root = merkle::root(files, size)?;
-        // The latest signed checkpoint as kept: a proof never signs (nor waits on) one.
-        let cp = self.shared.signer.latest().checkpoint;
-        let (small, large, small_root, large_root) = if size <= cp.tree_size { (size, cp.tree_size, root, cp.root) } else { (cp.tree_size, size, cp.root, root) };
-        if small == 0 || small == large {
-            if small == large && small_root != large_root {
-                return Err(self.merkle_damaged(format!("the root of {size} records is not the signed one")));
-            }
-            return Ok(root);
-        }
-        let proof = merkle::consistency_proof(files, small, large)?;
-        merkle::verify_consistency(small, large, &small_root, &large_root, &proof).map_err(|e| self.merkle_damaged(format!("the root of {size} records is not consistent with the signed checkpoint of {}: {e}", cp.tree_size)))?;
-        Ok(root)
+        self.checked(|| {
+            let proof = merkle::inclusion_proof(&*self.shared.merkle, seq - 1, size)?;
+            let record = self.read_records(seq, seq)?;
+            let Some((_, bytes)) = record.first() else {
+                return Err(ProofRequestError::Invalid(format!("record {seq} is not durable yet")));
+            };
+            let leaf = merkle::leaf_hash(&crate::chain::record::record_hash(bytes));
+            let root = match self.anchored_root(size)? {
+                Ok(root) => root,
+                Err(why) => return Ok(Err(why)),
+            };
+            Ok(merkle::verify_inclusion(&leaf, seq - 1, size, &proof, &root).map(|()| proof).map_err(|e| format!("the inclusion proof of record {seq} in the tree of {size}: {e}")))
+        })
     }
 
     /// The consistency proof from the tree of `from` records to the tree of `to`.
@@ -116,11 +93,81 @@ impl Ledger {
         if from == 0 || from > to || to > self.tree_size() {
             return Err(ProofRequestError::Invalid(format!("no consistency proof from {from} to {to} (the log has {})", self.tree_size())));
         }
-        let proof = merkle::consistency_proof(&*self.shared.merkle, from, to)?;
-        // Anchoring `to` is enough: a proof that joins `from`'s root to a trusted root
-        // proves `from`'s root too.
-        let (from_root, to_root) = (merkle::root(&*self.shared.merkle, from)?, self.anchored_root(to)?);
-        merkle::verify_consistency(from, to, &from_root, &to_root, &proof).map_err(|e| self.merkle_damaged(format!("the consistency proof from {from} to {to}: {e}")))?;
-        Ok(proof)
+        self.checked(|| {
+            let proof = merkle::consistency_proof(&*self.shared.merkle, from, to)?;
+            // Anchoring `to` is enough: a proof that joins `from`'s root to a trusted
+            // root proves `from`'s root too.
+            let from_root = merkle::root(&*self.shared.merkle, from)?;
+            let to_root = match self.anchored_root(to)? {
+                Ok(root) => root,
+                Err(why) => return Ok(Err(why)),
+            };
+            Ok(merkle::verify_consistency(from, to, &from_root, &to_root, &proof).map(|()| proof).map_err(|e| format!("the consistency proof from {from} to {to}: {e}")))
+        })
+    }
+
+    /// Runs `make` (a proof from the Merkle files, checked: `Ok(Err(why))` when it does
+    /// not check). A proof that does not check is never sent: the files are repaired from
+    /// the log (one scrub pass, which puts back every damaged entry) and the proof made
+    /// again; only if it still does not check is it damage, published like the scrub's
+    /// (the ledger turns read-only) and answered as such.
+    fn checked<T>(&self, make: impl Fn() -> Result<Result<T, String>, ProofRequestError>) -> Result<T, ProofRequestError> {
+        let why = match make()? {
+            Ok(proof) => return Ok(proof),
+            Err(why) => why,
+        };
+        tracing::warn!(why = %why, "a proof from the Merkle files does not check: repairing them from the log");
+        self.repair_merkle()?;
+        match make()? {
+            Ok(proof) => Ok(proof),
+            Err(again) => Err(self.merkle_damaged(format!("{again} (and still after a repair from the log; first: {why})"))),
+        }
+    }
+
+    /// One scrub pass now (one repair at a time), which puts back damaged Merkle entries.
+    fn repair_merkle(&self) -> Result<(), ProofRequestError> {
+        let _one = self.shared.repairing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match super::scrub::scrub_with_retries(&self.shared, &|| false) {
+            Ok(r) => {
+                tracing::info!(repaired = r.merkle_repaired, records = r.records, "Merkle files checked against the log");
+                *self.shared.last_scrub.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(r);
+                Ok(())
+            }
+            Err(d) => {
+                tracing::error!(at = %d.at, why = %d.why, "the repair pass found damage: the ledger is read-only until it is repaired");
+                self.shared.set_damage(d.clone());
+                Err(ProofRequestError::Store(StoreError::Damaged(d.to_string())))
+            }
+        }
+    }
+
+    /// The Merkle files gave something that does not check even after a repair: damage,
+    /// published like the scrub's (the ledger turns read-only), and answered as such.
+    fn merkle_damaged(&self, why: String) -> ProofRequestError {
+        let d = super::Damage { at: "merkle/".into(), why: format!("{why} (the Merkle files are damaged: delete merkle/ and restart to rebuild it from the log)"), state_suspect: false };
+        tracing::error!(at = %d.at, why = %d.why, "a proof from the Merkle files does not check");
+        self.shared.set_damage(d.clone());
+        ProofRequestError::Store(StoreError::Corruption { at: d.at, why: d.why })
+    }
+
+    /// The root of the first `size` records, from the Merkle files, checked against the
+    /// latest signed checkpoint's root by a consistency proof (in whichever direction):
+    /// `Ok(Err(why))` if it does not check.
+    fn anchored_root(&self, size: Seq) -> Result<Result<Hash, String>, ProofRequestError> {
+        let files = &*self.shared.merkle;
+        let root = merkle::root(files, size)?;
+        // The latest signed checkpoint as kept: a proof never signs (nor waits on) one.
+        let cp = self.shared.signer.latest().checkpoint;
+        let (small, large, small_root, large_root) = if size <= cp.tree_size { (size, cp.tree_size, root, cp.root) } else { (cp.tree_size, size, cp.root, root) };
+        if small == 0 || small == large {
+            if small == large && small_root != large_root {
+                return Ok(Err(format!("the root of {size} records is not the signed one")));
+            }
+            return Ok(Ok(root));
+        }
+        let proof = merkle::consistency_proof(files, small, large)?;
+        Ok(merkle::verify_consistency(small, large, &small_root, &large_root, &proof)
+            .map(|()| root)
+            .map_err(|e| format!("the root of {size} records is not consistent with the signed checkpoint of {}: {e}", cp.tree_size)))
     }
 }

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use ed25519_dalek::SigningKey;
 
 use crate::chain::checkpoint::SignedCheckpoint;
-use crate::chain::merkle;
+use crate::chain::merkle::{self, Nodes as _};
 use crate::chain::record::{genesis_hash, record_hash, request_digest, ChainVerifier, Hash, Record};
 use crate::domain::command::Command;
 use crate::domain::ids::{LedgerId, RequestId};
@@ -266,14 +266,15 @@ fn signing_key(dir: &Path, opts: &LedgerOptions, ledger_id: &LedgerId, latest: O
 /// The replay resumes after record `from.seq`, trusting a snapshot or the index for
 /// everything before it: that record must still be in the log and hash to the head they
 /// name, or the log under them was damaged or rewritten (one frame read, found through
-/// the index). The whole log is checked again in the background (`scrub`).
-fn check_anchor(log_dir: &Path, ledger_id: &LedgerId, index: &Index, from: Mark) -> Result<(), StoreError> {
+/// the index). The whole log is checked again in the background (`scrub`). Returns the
+/// signed checkpoint size the anchor's frame records (`log::Frame::signed`).
+fn check_anchor(log_dir: &Path, ledger_id: &LedgerId, index: &Index, from: Mark) -> Result<u64, StoreError> {
     if from.seq == 0 {
-        return Ok(());
+        return Ok(0);
     }
-    let Some((_, pos, _)) = index.frame_of(from.seq)? else { return Ok(()) };
+    let Some((_, pos, _)) = index.frame_of(from.seq)? else { return Ok(0) };
     let mut found: Option<Hash> = None;
-    log::scan_while(log_dir, ledger_id.as_str(), Some(pos), false, &mut |f| {
+    let scan = log::scan_while(log_dir, ledger_id.as_str(), Some(pos), false, &mut |f| {
         let last = f.first_seq + f.records.len() as u64 - 1;
         if (f.first_seq..=last).contains(&from.seq) {
             found = Some(record_hash(&f.records[(from.seq - f.first_seq) as usize]));
@@ -282,7 +283,7 @@ fn check_anchor(log_dir: &Path, ledger_id: &LedgerId, index: &Index, from: Mark)
         Ok(last < from.seq)
     })?;
     match found {
-        Some(h) if h == from.head => Ok(()),
+        Some(h) if h == from.head => Ok(scan.signed),
         Some(_) => Err(StoreError::Corruption {
             at: format!("record {}", from.seq),
             why: "it does not hash to the head the snapshot or index names: the log under them was damaged or rewritten (run `anxin verify --data`)".into(),
@@ -343,7 +344,7 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     let mut state = state.unwrap_or_default();
     let log_dir = dir.join("log");
     check_segments(&log_dir, &index, index_mark.seq)?;
-    check_anchor(&log_dir, &ledger_id, &index, from)?;
+    let anchor_signed = check_anchor(&log_dir, &ledger_id, &index, from)?;
     let mut merkle = MerkleWriter::open(&dir.join("merkle"), u64::MAX)?;
     // Leaves the Merkle files lost (a crash before the OS wrote them) that come before
     // the replay: read them back from the log. Usually nothing.
@@ -446,7 +447,10 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
         tracing::warn!(segment = seg, offset = off, bytes, "recovery cut a torn tail that was never acknowledged");
     }
     tracing::info!(ledger = %ledger_id, records, replayed, reindexed, "ledger opened");
-    let log = LogWriter::open(&log_dir, ledger_id.as_str(), scan.end)?.with_segment_bytes(opts.segment_bytes);
+    // The log records the checkpoints saved while it was written (`log::Frame::signed`):
+    // one the log says was signed must still be there, or one at least as large.
+    let log_signed = anchor_signed.max(scan.signed);
+    let log = LogWriter::open(&log_dir, ledger_id.as_str(), scan.end)?.with_segment_bytes(opts.segment_bytes).with_signed_floor(log_signed);
     // The signed checkpoint never goes backwards: a log shorter than the last one
     // signed, or one whose tree disagrees with it, was rewritten.
     let tree = TreeHead { size: records, root: merkle.root(), chain_head: head };
@@ -463,9 +467,32 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
                 ),
             });
         }
+        // Its other fields too (a checkpoint signed with wrong ones is the key holder's
+        // doing, but it would mislead an auditor all the same).
+        let head_leaf = if c.tree_size == 0 { None } else { Some(merkle.reader().subtree(0, c.tree_size - 1)?) };
+        let head_ok = match head_leaf {
+            None => c.chain_head == genesis_hash(ledger_id.as_str()),
+            Some(leaf) => leaf == merkle::leaf_hash(&c.chain_head),
+        };
+        if c.ledger_id != ledger_id.as_str() || !head_ok {
+            return Err(StoreError::Corruption {
+                at: "checkpoints/latest".into(),
+                why: if head_ok { format!("it is of ledger {:?}, the log of {:?}", c.ledger_id, ledger_id.as_str()) } else { format!("its chain head is not the hash of record {}", c.tree_size) },
+            });
+        }
     }
     if let Some(e) = snapshot_ahead {
         return Err(e);
+    }
+    let have = latest.as_ref().map_or(0, |cp| cp.checkpoint.tree_size);
+    if have < log_signed {
+        return Err(StoreError::Corruption {
+            at: "checkpoints/latest".into(),
+            why: format!(
+                "the log records that a checkpoint of {log_signed} records was signed, but {}: it was deleted, lost or replaced by an older one (restore it from a backup; a start would otherwise sign the log again without it)",
+                if latest.is_some() { format!("checkpoints/latest covers only {have}") } else { "checkpoints/latest is missing".to_owned() }
+            ),
+        });
     }
     let checkpoint = match latest {
         Some(cp) if cp.checkpoint.tree_size == records => cp,

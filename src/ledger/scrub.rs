@@ -24,7 +24,38 @@ use crate::store::log;
 use crate::store::merkle::STORED_LEVEL_MIN;
 use crate::store::StoreError;
 
-use super::Shared;
+use super::{Ledger, Shared};
+
+impl Ledger {
+    /// Damage the scrub found, if any: the ledger is read-only while there is some.
+    pub fn damage(&self) -> Option<Damage> {
+        self.shared.damage()
+    }
+
+    /// Watches for damage: it changes once, from `None` to the first damage found.
+    pub fn watch_damage(&self) -> tokio::sync::watch::Receiver<Option<Damage>> {
+        self.shared.damage.subscribe()
+    }
+
+    /// The last scrub pass that found nothing wrong.
+    pub fn last_scrub(&self) -> Option<ScrubReport> {
+        self.shared.last_scrub.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Runs one scrub pass now, on this thread; damage found is published as by the
+    /// background scrub (the ledger turns read-only).
+    ///
+    /// # Errors
+    /// The damage found.
+    pub fn scrub_now(&self) -> Result<ScrubReport, Damage> {
+        let r = scrub_with_retries(&self.shared, &|| false);
+        match &r {
+            Ok(rep) => *self.shared.last_scrub.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(rep.clone()),
+            Err(d) => self.shared.set_damage(d.clone()),
+        }
+        r
+    }
+}
 
 /// Where the scrub found damage, and what.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +81,12 @@ pub struct ScrubReport {
     pub bytes: u64,
     /// The snapshot compared against a replay, if one was: its record.
     pub snapshot_checked: Option<Seq>,
+    /// Merkle entries (leaves and stored subtree roots) found damaged and put back from
+    /// the log: the files are a cache, repaired in place, never a reason to stop.
+    pub merkle_repaired: u64,
+    /// `checkpoints/latest` was missing, damaged or older than the one the server signed
+    /// last, and was written again from memory.
+    pub checkpoint_rewritten: bool,
     pub millis: u64,
 }
 
@@ -135,14 +172,23 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
                     }
                 }
             }
+            // A damaged entry is put back from the log (a repair that fails is damage).
             if leaves[(index - leaves_from) as usize] != leaf {
-                found = Some(damage(format!("merkle/leaves, leaf of record {seq}"), "it is not the hash of the record: the Merkle files are damaged (proofs would be wrong; delete merkle/ to rebuild it from the log)"));
-                return Ok(false);
+                if let Err(e) = merkle.repair(0, index, &leaf) {
+                    found = Some(damage(format!("merkle/leaves, leaf of record {seq}"), format!("it is not the hash of the record and could not be put back: {e} (delete merkle/ and restart to rebuild it from the log)")));
+                    return Ok(false);
+                }
+                tracing::warn!(record = seq, "scrub: the Merkle leaf of a record was damaged; put back from the log");
+                report.merkle_repaired += 1;
             }
             for (level, index, node) in frontier.push(leaf) {
                 if level >= STORED_LEVEL_MIN && merkle.subtree(level, index).ok() != Some(node) {
-                    found = Some(damage(format!("merkle/level-{level:02}, subtree {index}"), "it is not the root of its records: the Merkle files are damaged (proofs would be wrong; delete merkle/ to rebuild it from the log)"));
-                    return Ok(false);
+                    if let Err(e) = merkle.repair(level, index, &node) {
+                        found = Some(damage(format!("merkle/level-{level:02}, subtree {index}"), format!("it is not the root of its records and could not be put back: {e} (delete merkle/ and restart to rebuild it from the log)")));
+                        return Ok(false);
+                    }
+                    tracing::warn!(level, subtree = index, "scrub: a stored Merkle subtree root was damaged; put back from the log");
+                    report.merkle_repaired += 1;
                 }
             }
             if let (Some(st), Some((path, h, snap))) = (replay.as_mut(), snapshot.as_ref()) {
@@ -173,6 +219,7 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
     if let Some(d) = found {
         return Err(d.into());
     }
+    let log_signed = scanned.as_ref().map_or(0, |end| end.signed);
     match scanned {
         Ok(_) => {}
         // Past what this pass checks: a frame the writer is appending, or one it took
@@ -191,6 +238,17 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
     }
     if upto > 0 && verifier.head() != head {
         return Err(damage(format!("record {upto}"), "it does not hash to the ledger's head: the log was altered").into());
+    }
+    // The signed checkpoint: the one the server holds covers what the log says was
+    // signed, and the file says the same (written again from memory if not).
+    let held = shared.signer.signed_size();
+    if held < log_signed {
+        return Err(damage("checkpoints/latest", format!("the log records that a checkpoint of {log_signed} records was signed, but the server holds one of {held}: frames were altered")).into());
+    }
+    match shared.signer.rewrite_file_if_lost() {
+        Ok(rewritten) => report.checkpoint_rewritten = rewritten,
+        Err(e) if e.is_disk_full() => tracing::warn!(error = %e, "scrub: checkpoints/latest could not be written again: the disk is full"),
+        Err(e) => return Err(PassError::Incomplete(format!("checkpoints/latest could not be written again: {e}"))),
     }
     Ok(report)
 }

@@ -6,6 +6,7 @@
 //! fsync, rename, directory fsync), so a crash leaves the old checkpoint or the new one.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use ed25519_dalek::SigningKey;
@@ -82,18 +83,45 @@ pub(super) fn sign(ledger_id: &LedgerId, tree: TreeHead, now_ms: i64, key: &Sign
 pub(super) struct Signer {
     pub key: SigningKey,
     latest: Mutex<SignedCheckpoint>,
+    /// `latest`'s size, read by the writer for every group commit without the lock.
+    signed_size: AtomicU64,
     dir: PathBuf,
     ledger_id: LedgerId,
 }
 
 impl Signer {
     pub fn new(key: SigningKey, latest: SignedCheckpoint, dir: PathBuf, ledger_id: LedgerId) -> Signer {
-        Signer { key, latest: Mutex::new(latest), dir, ledger_id }
+        let signed_size = AtomicU64::new(latest.checkpoint.tree_size);
+        Signer { key, latest: Mutex::new(latest), signed_size, dir, ledger_id }
     }
 
     /// The latest signed checkpoint, as kept (no signing).
     pub fn latest(&self) -> SignedCheckpoint {
         self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The size of the latest checkpoint, durably saved.
+    pub fn signed_size(&self) -> u64 {
+        self.signed_size.load(Ordering::Acquire)
+    }
+
+    /// Checks that `checkpoints/latest` holds the latest checkpoint, and writes it again
+    /// from memory if it is missing, damaged or another (older) one. Returns whether it
+    /// did. Under the lock: a checkpoint signed meanwhile is never overwritten.
+    pub fn rewrite_file_if_lost(&self) -> Result<bool, StoreError> {
+        let latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let on_disk = std::fs::read(checkpoint_path(&self.dir));
+        if on_disk.as_ref().is_ok_and(|bytes| *bytes == codec::encode(&*latest)) {
+            return Ok(false);
+        }
+        let why = match &on_disk {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing".to_owned(),
+            Err(e) => format!("unreadable ({e})"),
+            Ok(_) => "not the latest signed (damaged or replaced)".to_owned(),
+        };
+        tracing::warn!(size = latest.checkpoint.tree_size, "checkpoints/latest was {why}: written again from the server's copy");
+        save_checkpoint(&self.dir, &latest, self.ledger_id.as_str())?;
+        Ok(true)
     }
 
     /// Signs a checkpoint of `tree` unless the latest one already covers it, and keeps it.
@@ -105,6 +133,7 @@ impl Signer {
         }
         let cp = sign(&self.ledger_id, tree, now_ms, &self.key);
         save_checkpoint(&self.dir, &cp, self.ledger_id.as_str())?;
+        self.signed_size.store(cp.checkpoint.tree_size, Ordering::Release);
         *latest = cp.clone();
         Ok(cp)
     }

@@ -51,6 +51,9 @@ pub struct VerifyReport {
     /// The checkpoint was checked against a key pinned by the caller, not the one the
     /// data directory holds.
     pub key_pinned: bool,
+    /// The largest checkpoint size the log's frames record as signed before them
+    /// (`log::Frame::signed`): `checkpoints/latest` must cover at least that many.
+    pub log_signed: u64,
 }
 
 /// What one decoder thread found: the first record it could not decode, and the
@@ -84,9 +87,15 @@ pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, p
     let mut report = VerifyReport { ledger_id: ledger_id.clone(), head: genesis_hash(&ledger_id), ..Default::default() };
     let mut verifier = ChainVerifier::new(&ledger_id);
     let mut hash_at_claim: Option<Hash> = None;
-    // The signed checkpoint's claim: records up to its size, with its chain head.
-    let signed = load_checkpoint(dir).ok().flatten();
+    // The signed checkpoint's claim: records up to its size, with its chain head and
+    // root. A file that does not decode is damage, not "no checkpoint".
+    let (signed, unreadable_checkpoint) = match load_checkpoint(dir) {
+        Ok(cp) => (cp, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let mut hash_at_signed: Option<Hash> = None;
+    let mut root_at_signed: Option<Hash> = None;
+    let mut frontier = crate::chain::merkle::Frontier::default();
     // The index's claim, checked against the log if the index is there and readable.
     let claim = if dir.join("index").exists() { Index::open(&dir.join("index")).ok().and_then(|i| i.applied().ok().flatten()) } else { None };
     // This thread checks every link and hash in order; decoder threads (one per core)
@@ -139,8 +148,12 @@ pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, p
                 if claim.is_some_and(|c| c.seq == seq) {
                     hash_at_claim = Some(hash);
                 }
-                if signed.as_ref().is_some_and(|c| c.checkpoint.tree_size == seq) {
-                    hash_at_signed = Some(hash);
+                if signed.as_ref().is_some_and(|c| c.checkpoint.tree_size >= seq) {
+                    frontier.push(crate::chain::merkle::leaf_hash(&hash));
+                    if signed.as_ref().is_some_and(|c| c.checkpoint.tree_size == seq) {
+                        hash_at_signed = Some(hash);
+                        root_at_signed = Some(frontier.root());
+                    }
                 }
                 report.records += 1;
             }
@@ -180,7 +193,10 @@ pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, p
     };
     report.head = verifier.head();
     match r {
-        Ok(end) => report.torn_tail = end.cut,
+        Ok(end) => {
+            report.torn_tail = end.cut;
+            report.log_signed = end.signed;
+        }
         Err(e) => report.error = Some(e.to_string()),
     }
     if report.error.is_none() {
@@ -216,22 +232,43 @@ pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, p
             report.error = Some(format!("the data directory's signing key ({}) is not the pinned key ({}): it was replaced", crate::chain::checkpoint::key_to_text(&k), crate::chain::checkpoint::key_to_text(p)));
         }
     }
+    if report.error.is_none() && signed.as_ref().map_or(0, |cp| cp.checkpoint.tree_size) < report.log_signed {
+        report.error = Some(format!(
+            "the log records that a checkpoint of {} records was signed, but {}: it was deleted, lost or replaced by an older one",
+            report.log_signed,
+            match &signed {
+                Some(cp) => format!("checkpoints/latest covers only {}", cp.checkpoint.tree_size),
+                None if dir.join("checkpoints/latest").exists() => "checkpoints/latest does not decode".to_owned(),
+                None => "checkpoints/latest is missing".to_owned(),
+            }
+        ));
+    }
+    if let (Some(why), None) = (unreadable_checkpoint, &report.error) {
+        report.error = Some(format!("checkpoints/latest cannot be read: {why}"));
+    }
     if let (Some(cp), None) = (&signed, &report.error) {
+        // Every field of the checkpoint is checked: the signature (with the pinned key,
+        // or the directory's), the ledger, the size, the chain head and the root.
         let c = &cp.checkpoint;
         let signer = pinned.copied().or(dir_key);
         let by = if pinned.is_some() { "the pinned key".to_owned() } else { key.display().to_string() };
-        if c.tree_size > report.records {
-            report.error = Some(format!(
-                "checkpoints/latest signed {} records but the log holds only {}: records are missing (a deleted or truncated segment?)",
-                c.tree_size, report.records
-            ));
-        } else if c.tree_size > 0 && hash_at_signed != Some(c.chain_head) {
-            report.error = Some(format!("record {} is not the one checkpoints/latest signed: the log was rewritten", c.tree_size));
+        let genesis = genesis_hash(&ledger_id);
+        report.error = if signer.is_none() {
+            Some(format!("checkpoints/latest cannot be checked: {} is missing and no key was pinned (--key)", key.display()))
         } else if signer.is_some_and(|k| cp.verify(&k).is_err()) {
-            report.error = Some(format!("checkpoints/latest does not verify with {by}: the checkpoint is damaged or was signed by another key"));
+            Some(format!("checkpoints/latest does not verify with {by}: the checkpoint is damaged or was signed by another key"))
+        } else if c.ledger_id != ledger_id {
+            Some(format!("checkpoints/latest is of ledger {:?}, the log of {ledger_id:?}", c.ledger_id))
+        } else if c.tree_size > report.records {
+            Some(format!("checkpoints/latest signed {} records but the log holds only {}: records are missing (a deleted or truncated segment?)", c.tree_size, report.records))
+        } else if (c.tree_size == 0 && c.chain_head != genesis) || (c.tree_size > 0 && hash_at_signed != Some(c.chain_head)) {
+            Some(format!("record {} is not the one checkpoints/latest signed: the log was rewritten", c.tree_size))
+        } else if c.tree_size > 0 && root_at_signed != Some(c.root) {
+            Some(format!("the Merkle root of the log's first {} records is not the one checkpoints/latest signed", c.tree_size))
         } else {
             report.checkpoint = Some(c.tree_size);
-        }
+            None
+        };
     }
     Ok(report)
 }

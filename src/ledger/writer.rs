@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::chain::codec;
 use crate::chain::record::{genesis_hash, record_hash, request_digest, Hash, RecordRef, FORMAT_VERSION};
-use crate::decide::decide_batch;
+use crate::decide::{check_request_id, decide_batch};
 use crate::domain::command::{Command, Event};
 use crate::domain::ids::RequestId;
 use crate::domain::principal::Principal;
@@ -375,7 +375,7 @@ impl Writer {
                 continue;
             }
             let first_seq = self.next_seq;
-            let batch = match decide_batch(state, &job.principal, &job.commands, first_seq) {
+            let batch = match check_request_id(&job.request_id).and_then(|()| decide_batch(state, &job.principal, &job.commands, first_seq)) {
                 Ok(b) => b,
                 Err(rej) => {
                     g.outcomes.push(Outcome::Done(Ok(Err(rej))));
@@ -412,8 +412,10 @@ impl Writer {
     /// Phase 2: every frame appended, then one `fdatasync`.
     fn make_durable(&mut self, frames: &[PendingFrame]) -> Result<Vec<Written>, WriteFailure> {
         let mut written = Vec::with_capacity(frames.len());
+        // The log records the newest checkpoint saved before these frames (see `log`).
+        let signed = self.shared.signer.signed_size();
         for f in frames {
-            match self.log.append(f.first_seq, &f.records) {
+            match self.log.append(f.first_seq, signed, &f.records) {
                 Ok(pos) => written.push(Written { first_seq: f.first_seq, pos, count: f.records.len() as u32 }),
                 Err(error) => return Err(WriteFailure { error, sync_failed: false }),
             }

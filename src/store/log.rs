@@ -3,8 +3,13 @@
 //! A segment file `log/<first seq, 20 digits>.seg` starts with a header (magic, format
 //! version, ledger id, first sequence number, CRC) and holds frames. A frame is one
 //! group commit's records: `body_len u32 | crc32 u32 | body`, body = `first_seq u64 |
-//! record_count u32 | (record_len u32 | record_crc32 u32 | record bytes)*`, all big-endian.
-//! The per-record CRC lets `verify` name the damaged record, not just the frame. `sync` makes
+//! record_count u32 | signed u64 | (record_len u32 | record_crc32 u32 | record bytes)*`,
+//! all big-endian (a version-1 segment's frames have no `signed`). The per-record CRC
+//! lets `verify` name the damaged record, not just the frame. `signed` is the size of
+//! the newest checkpoint the writer had durably saved when it wrote the frame: the log
+//! itself records that a checkpoint was signed, so that losing `checkpoints/latest` (or
+//! putting an older one back) is noticed. It never exceeds the records before the frame
+//! and never decreases along the log. `sync` makes
 //! everything appended durable with one `fdatasync`; nothing is acknowledged before it.
 //!
 //! On recovery a frame cut short by the end of the last segment, or a last frame whose
@@ -21,8 +26,19 @@ use crate::limits::{FRAME_BYTES_MAX, RECORD_BYTES_MAX, SEGMENT_BYTES_MAX};
 use super::StoreError;
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"ANXINLOG";
-pub const SEGMENT_VERSION: u16 = 1;
+/// The version new segments are written in. Version 1 (frames without `signed`) is read.
+pub const SEGMENT_VERSION: u16 = 2;
 const FRAME_HEADER: usize = 8;
+
+/// The fixed part of a frame body before its records: `first_seq`, `record_count` and,
+/// from version 2, `signed`.
+fn body_fixed(version: u16) -> usize {
+    if version >= 2 {
+        20
+    } else {
+        12
+    }
+}
 
 /// Where a frame starts: segment (named by its first sequence number) and byte offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,6 +54,11 @@ pub struct Frame {
     /// Offset just past the frame.
     pub end: u64,
     pub first_seq: u64,
+    /// The size of the newest checkpoint saved before the frame was written (0 in a
+    /// version-1 segment, which does not record it).
+    pub signed: u64,
+    /// The offset in the segment where the first record (its length) starts.
+    pub records_at: u64,
     pub records: Vec<Vec<u8>>,
 }
 
@@ -76,8 +97,18 @@ fn segment_header(ledger_id: &str, first_seq: u64) -> Vec<u8> {
     h
 }
 
-/// Reads and checks a segment's header; returns (ledger id, first seq, header length).
-pub fn read_segment_header(path: &Path) -> Result<(String, u64, u64), StoreError> {
+/// A segment's header, read and checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub ledger_id: String,
+    pub first_seq: u64,
+    pub version: u16,
+    /// Its length: where the first frame starts.
+    pub len: u64,
+}
+
+/// Reads and checks a segment's header.
+pub fn read_segment_header(path: &Path) -> Result<SegmentHeader, StoreError> {
     let mut f = File::open(path)?;
     let corrupt = |why: &str| StoreError::Corruption { at: format!("{} header", path.display()), why: why.to_owned() };
     let mut fixed = [0u8; 12];
@@ -86,8 +117,8 @@ pub fn read_segment_header(path: &Path) -> Result<(String, u64, u64), StoreError
         return Err(corrupt("bad magic: not an Anxin log segment"));
     }
     let version = u16::from_be_bytes([fixed[8], fixed[9]]);
-    if version != SEGMENT_VERSION {
-        return Err(corrupt(&format!("segment version {version} is not {SEGMENT_VERSION}")));
+    if !(1..=SEGMENT_VERSION).contains(&version) {
+        return Err(corrupt(&format!("segment version {version} is not one this build reads (1 to {SEGMENT_VERSION})")));
     }
     let id_len = usize::from(u16::from_be_bytes([fixed[10], fixed[11]]));
     let mut rest = vec![0u8; id_len + 12];
@@ -100,7 +131,7 @@ pub fn read_segment_header(path: &Path) -> Result<(String, u64, u64), StoreError
     }
     let id = String::from_utf8(rest[..id_len].to_vec()).map_err(|_| corrupt("ledger id not UTF-8"))?;
     let first = u64::from_be_bytes(rest[id_len..id_len + 8].try_into().expect("8 bytes"));
-    Ok((id, first, (12 + id_len + 12) as u64))
+    Ok(SegmentHeader { ledger_id: id, first_seq: first, version, len: (12 + id_len + 12) as u64 })
 }
 
 /// Appends frames to the newest segment and syncs them.
@@ -114,6 +145,11 @@ pub struct LogWriter {
     unsynced: bool,
     /// A segment is closed once it passes this (`SEGMENT_BYTES_MAX` unless set).
     segment_bytes: u64,
+    /// The open segment is an older version: the next frame starts a new segment (frames
+    /// of one segment share its layout).
+    roll_first: bool,
+    /// The largest `signed` written so far: it never decreases along the log.
+    signed: u64,
 }
 
 impl LogWriter {
@@ -121,33 +157,40 @@ impl LogWriter {
     /// segment if the directory holds none.
     pub fn open(dir: &Path, ledger_id: &str, end: Option<Position>) -> Result<LogWriter, StoreError> {
         fs::create_dir_all(dir)?;
-        let (segment, offset, file) = match end {
+        let (segment, offset, file, roll_first) = match end {
             Some(pos) => {
                 let path = segment_path(dir, pos.segment);
+                let version = read_segment_header(&path)?.version;
                 let file = OpenOptions::new().write(true).open(&path)?;
-                (pos.segment, pos.offset, file)
+                (pos.segment, pos.offset, file, version != SEGMENT_VERSION)
             }
             None => {
                 let (file, off) = create_segment(dir, ledger_id, 1)?;
-                (1, off, file)
+                (1, off, file, false)
             }
         };
-        let mut w = LogWriter { dir: dir.to_owned(), ledger_id: ledger_id.to_owned(), file, segment, offset, buf: Vec::new(), unsynced: false, segment_bytes: SEGMENT_BYTES_MAX };
+        let mut w = LogWriter { dir: dir.to_owned(), ledger_id: ledger_id.to_owned(), file, segment, offset, buf: Vec::new(), unsynced: false, segment_bytes: SEGMENT_BYTES_MAX, roll_first, signed: 0 };
         w.file.seek(SeekFrom::Start(w.offset))?;
         Ok(w)
     }
 
-    /// Writes one frame holding `records` (canonical bytes), numbered from `first_seq`.
-    /// Returns where it starts. Not durable until `sync`.
-    pub fn append(&mut self, first_seq: u64, records: &[Vec<u8>]) -> Result<Position, StoreError> {
+    /// Writes one frame holding `records` (canonical bytes), numbered from `first_seq`,
+    /// recording that a checkpoint of `signed` records was durably saved before it (0:
+    /// none known; a value below an earlier frame's is raised to it, and it must be below
+    /// `first_seq`). Returns where it starts. Not durable until `sync`.
+    pub fn append(&mut self, first_seq: u64, signed: u64, records: &[Vec<u8>]) -> Result<Position, StoreError> {
         assert!(!records.is_empty(), "a frame holds at least one record");
-        if self.offset >= self.segment_bytes {
+        assert!(signed < first_seq, "a checkpoint signed before a frame covers only records before it");
+        if self.offset >= self.segment_bytes || self.roll_first {
             self.roll(first_seq)?;
+            self.roll_first = false;
         }
+        self.signed = self.signed.max(signed);
         self.buf.clear();
         self.buf.extend_from_slice(&[0u8; FRAME_HEADER]);
         self.buf.extend_from_slice(&first_seq.to_be_bytes());
         self.buf.extend_from_slice(&(records.len() as u32).to_be_bytes());
+        self.buf.extend_from_slice(&self.signed.to_be_bytes());
         for r in records {
             assert!(r.len() <= RECORD_BYTES_MAX, "records are bounded before they reach the log");
             self.buf.extend_from_slice(&(r.len() as u32).to_be_bytes());
@@ -170,6 +213,13 @@ impl LogWriter {
     /// many small segments with it).
     pub fn with_segment_bytes(mut self, bytes: u64) -> LogWriter {
         self.segment_bytes = bytes.max(1);
+        self
+    }
+
+    /// The log already records a signed checkpoint of `signed` records (found by the
+    /// scan that opened it): the frames written next record no less.
+    pub fn with_signed_floor(mut self, signed: u64) -> LogWriter {
+        self.signed = self.signed.max(signed);
         self
     }
 
@@ -244,6 +294,8 @@ pub struct ScanEnd {
     /// The torn tail is a whole segment whose creation was interrupted (its header cut
     /// short): cutting it removes the file.
     pub torn_segment: bool,
+    /// The largest checkpoint size the frames read record as signed (`Frame::signed`).
+    pub signed: u64,
 }
 
 /// Reads every frame from `from` (or the start of the log) to the end, handing each to
@@ -277,12 +329,13 @@ pub fn scan_while(
         None => 0,
     };
     let mut torn_segment = false;
+    let mut newest_version = 1;
     for (i, &seg) in segments.iter().enumerate().skip(start_idx) {
         let path = segment_path(dir, seg);
         // A segment the scan starts inside (a snapshot or the index reached into it) held
         // acknowledged records: it can never be a torn tail.
         let acknowledged_inside = from.is_some_and(|p| p.segment >= seg);
-        let (id, first, header_len) = match read_segment_header(&path) {
+        let header = match read_segment_header(&path) {
             Ok(h) => h,
             // A crash while the newest segment was being created leaves it holding part
             // of its header and nothing else: a torn tail, never acknowledged.
@@ -298,12 +351,17 @@ pub fn scan_while(
             }
             Err(e) => return Err(e),
         };
+        let (id, first, header_len, version) = (&header.ledger_id, header.first_seq, header.len, header.version);
         if id != ledger_id {
             return Err(StoreError::Corruption { at: path.display().to_string(), why: format!("belongs to ledger {id:?}, not {ledger_id:?}") });
         }
         if first != seg {
             return Err(StoreError::Corruption { at: path.display().to_string(), why: format!("header says first seq {first}") });
         }
+        if version < newest_version {
+            return Err(StoreError::Corruption { at: path.display().to_string(), why: format!("a version-{version} segment after a version-{newest_version} one: segments were swapped or replaced") });
+        }
+        newest_version = version;
         let last_segment = i + 1 == segments.len();
         let mut file = File::open(&path)?;
         let len = file.metadata()?.len();
@@ -319,8 +377,15 @@ pub fn scan_while(
         }
         file.seek(SeekFrom::Start(offset))?;
         let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        // Read from its header: its first frame starts at the record it is named after,
+        // and only the newest segment may hold no frame (one is created with its first).
+        let whole = offset == header_len;
+        let mut frames = 0u64;
         loop {
             if offset == len {
+                if whole && frames == 0 && !last_segment {
+                    return Err(StoreError::Corruption { at: path.display().to_string(), why: "holds no records but is not the last segment: segments were replaced or cut".into() });
+                }
                 break;
             }
             let at = || format!("{} offset {offset}", path.display());
@@ -340,7 +405,7 @@ pub fn scan_while(
             reader.read_exact(&mut header)?;
             let body_len = u32::from_be_bytes(header[..4].try_into().expect("4")) as u64;
             let crc = u32::from_be_bytes(header[4..].try_into().expect("4"));
-            if body_len as usize > FRAME_BYTES_MAX || body_len < 12 {
+            if body_len as usize > FRAME_BYTES_MAX || body_len < body_fixed(version) as u64 {
                 if body_len == 0 && crc == 0 {
                     torn("zero-filled frame")?;
                     out.cut = Some((seg, offset, len - offset));
@@ -356,7 +421,7 @@ pub fn scan_while(
             let mut body = vec![0u8; body_len as usize];
             reader.read_exact(&mut body)?;
             let frame_end = offset + FRAME_HEADER as u64 + body_len;
-            let parsed = parse_body(&body, Position { segment: seg, offset }, frame_end);
+            let parsed = parse_body(&body, version, Position { segment: seg, offset }, frame_end);
             if crc32fast::hash(&body) != crc {
                 // An unsynced frame torn by a crash ends in blocks that were never
                 // written (zeros); a flipped bit elsewhere is damage, never cut.
@@ -376,8 +441,22 @@ pub fn scan_while(
                 return Err(StoreError::Corruption { at: at(), why });
             }
             let frame = parsed.map_err(|why| StoreError::Corruption { at: at(), why })?;
+            if frame.signed < out.signed {
+                return Err(StoreError::Corruption {
+                    at: at(),
+                    why: format!("the frame records a signed checkpoint of {} records after one that recorded {}: frames were swapped or altered", frame.signed, out.signed),
+                });
+            }
+            out.signed = frame.signed;
+            if whole && frames == 0 && frame.first_seq != seg {
+                return Err(StoreError::Corruption {
+                    at: at(),
+                    why: format!("the segment's first frame starts at record {} but the segment is named after record {seg}: segments were renamed or swapped", frame.first_seq),
+                });
+            }
+            frames += 1;
             if !f(frame)? {
-                return Ok(ScanEnd::default());
+                return Ok(ScanEnd { signed: out.signed, ..ScanEnd::default() });
             }
             offset = frame_end;
         }
@@ -416,14 +495,22 @@ pub fn cut_tail(dir: &Path, end: &ScanEnd) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn parse_body(body: &[u8], pos: Position, end: u64) -> Result<Frame, String> {
+/// Parses a frame body whose length the caller checked to be at least `body_fixed`.
+fn parse_body(body: &[u8], version: u16, pos: Position, end: u64) -> Result<Frame, String> {
     let first_seq = u64::from_be_bytes(body[..8].try_into().expect("8"));
     let count = u32::from_be_bytes(body[8..12].try_into().expect("4")) as usize;
     if count == 0 {
         return Err(format!("frame of records from {first_seq} holds no records"));
     }
+    if first_seq == 0 {
+        return Err("frame of records from 0: records are numbered from 1".into());
+    }
+    let signed = if version >= 2 { u64::from_be_bytes(body[12..20].try_into().expect("8")) } else { 0 };
+    if signed >= first_seq {
+        return Err(format!("frame of records from {first_seq} records a signed checkpoint of {signed} records: a checkpoint signed before the frame covers only records before it"));
+    }
     let mut records = Vec::with_capacity(count.min(body.len() / 8));
-    let mut at = 12;
+    let mut at = body_fixed(version);
     for i in 0..count {
         let seq = first_seq + i as u64;
         let head = body.get(at..at + 8).ok_or_else(|| format!("record {seq}: length past the end of its frame"))?;
@@ -440,5 +527,5 @@ fn parse_body(body: &[u8], pos: Position, end: u64) -> Result<Frame, String> {
     if at != body.len() {
         return Err(format!("frame of records from {first_seq}: {} bytes after the last record", body.len() - at));
     }
-    Ok(Frame { pos, end, first_seq, records })
+    Ok(Frame { pos, end, first_seq, signed, records_at: pos.offset + (FRAME_HEADER + body_fixed(version)) as u64, records })
 }

@@ -69,6 +69,26 @@ impl MerkleFiles {
         }).collect())
     }
 
+    /// Puts back a stored hash found damaged: the leaf of record `index + 1` (`level`
+    /// 0) or the root of stored subtree `index` of `level`, at its place. Only entries
+    /// below the size every reader and the writer know to be complete are repaired, so
+    /// the writer, which appends past them, never meets the write (its handle appends;
+    /// this one writes at an offset).
+    ///
+    /// # Errors
+    /// I/O errors; `Corruption` for a level that is not stored.
+    pub fn repair(&self, level: u32, index: u64, hash: &Hash) -> Result<(), StoreError> {
+        let path = match level {
+            0 => self.dir.join("leaves"),
+            l if l >= STORED_LEVEL_MIN && (l as usize) < LEVELS => level_path(&self.dir, l),
+            l => return Err(StoreError::Corruption { at: "merkle files".into(), why: format!("level {l} is not stored") }),
+        };
+        let f = OpenOptions::new().write(true).open(&path)?;
+        f.write_all_at(hash, index * 32)?;
+        f.sync_data()?;
+        Ok(())
+    }
+
     fn leaves_len(&self) -> Result<u64, StoreError> {
         Ok(self.leaves.metadata()?.len() / 32)
     }

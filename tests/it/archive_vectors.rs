@@ -55,6 +55,38 @@ fn header_with(line: &str, field: &str, v: Value) -> String {
     j.to_string()
 }
 
+/// The clean archive with record `seq` changed by `f`, every later link and the tree
+/// recomputed, and the checkpoint signed again with the vectors' key: the chain and the
+/// signature hold, so only the value rules (FORMAT.md section 1) can refuse it.
+fn resigned(clean: &[String], seq: u64, f: &dyn Fn(&mut Vec<u8>)) -> Vec<String> {
+    use anxin::chain::{checkpoint::SignedCheckpoint, codec, merkle, record::record_hash};
+    let header: Value = serde_json::from_str(&clean[0]).unwrap();
+    let cp: SignedCheckpoint = codec::decode(&hex::decode(header["checkpoint_hex"].as_str().unwrap()).unwrap()).unwrap();
+    let mut records: Vec<Vec<u8>> = clean[1..].iter().map(|l| hex::decode(serde_json::from_str::<Value>(l).unwrap()["hex"].as_str().unwrap()).unwrap()).collect();
+    f(&mut records[(seq - 1) as usize]);
+    // Each record's prev_hash (after version u16 and seq u64) is the hash of the one before.
+    for i in seq as usize..records.len() {
+        let prev = record_hash(&records[i - 1]);
+        records[i][10..42].copy_from_slice(&prev);
+    }
+    let leaves = merkle::MemNodes(records.iter().map(|r| merkle::leaf_hash(&record_hash(r))).collect());
+    let mut c = cp.checkpoint.clone();
+    c.root = merkle::root(&leaves, records.len() as u64).unwrap();
+    c.chain_head = record_hash(records.last().unwrap());
+    let key = ed25519_dalek::SigningKey::from_bytes(&SEED);
+    let cp = c.sign(&key);
+    let mut out = Vec::new();
+    audit::write_archive(&mut out, &key.verifying_key(), &cp, &mut records.into_iter().enumerate().map(|(i, r)| (i as u64 + 1, r))).unwrap();
+    String::from_utf8(out).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// Replaces the first occurrence of `from` in `bytes` by `to` (same length).
+fn replace(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let at = bytes.windows(from.len()).position(|w| w == from).expect("the bytes are in the record");
+    bytes[at..at + from.len()].copy_from_slice(to);
+}
+
 /// (file, what, the lines, Rust's verdict substring, Python's) — "OK" for a clean one.
 type Vector = (&'static str, &'static str, Vec<String>, &'static str, &'static str);
 
@@ -103,6 +135,20 @@ fn vectors(clean: &[String]) -> Vec<Vector> {
         ("forged-signature.jsonl", "one bit of the checkpoint's signature changed", with(0, forged), "signature does not verify", "signature does not verify"),
         ("not-json.jsonl", "a header that is not JSON", with(0, "this is not an archive".into()), "line 1", "line 1"),
         ("bad-hex.jsonl", "record 3's hex is not hex", with(3, r#"{"seq":3,"hex":"zz"}"#.into()), "line 4", "hex"),
+        // Chain and signature valid (re-signed with the key): the value rules decide.
+        ("resigned-clean.jsonl", "records re-linked and the checkpoint re-signed, nothing else changed", resigned(clean, 1, &|_| {}), "OK", "OK"),
+        ("resigned-county-0.jsonl", "record 1's county code set to 0, re-linked and re-signed", resigned(clean, 1, &|b| {
+            let county = county().to_string().parse::<u32>().unwrap();
+            replace(b, &county.to_be_bytes(), &0u32.to_be_bytes());
+        }), "record 1", "record 1: cannot decode"),
+        ("resigned-uscc-check.jsonl", "record 1's general contractor USCC with a wrong check character, re-linked and re-signed", resigned(clean, 1, &|b| {
+            let gc = gc();
+            let gc = gc.as_str().as_bytes();
+            let mut bad = gc.to_vec();
+            bad[17] = if bad[17] == b'0' { b'1' } else { b'0' };
+            replace(b, gc, &bad);
+        }), "record 1", "record 1: cannot decode"),
+        ("resigned-project-control.jsonl", "record 2's project id holding a control character, re-linked and re-signed", resigned(clean, 2, &|b| replace(b, b"P1", b"P\x01")), "record 2", "record 2: cannot decode"),
     ]
 }
 
@@ -134,7 +180,7 @@ fn golden_damaged_archives_get_the_same_verdict_from_both_verifiers() {
     let key_text = manifest["key"].as_str().unwrap();
     let key = anxin::chain::checkpoint::key_from_text(key_text).unwrap();
     let vs = manifest["vectors"].as_array().unwrap();
-    assert!(vs.len() >= 13);
+    assert!(vs.len() >= 17);
     for v in vs {
         let file = dir.join(v["file"].as_str().unwrap());
         let (rust_says, python_says) = (v["rust_says"].as_str().unwrap(), v["python_says"].as_str().unwrap());

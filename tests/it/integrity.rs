@@ -106,7 +106,7 @@ pub fn alter_with_checksums(dir: &Path, ledger_id: &str, seq: u64, at: usize) ->
     let log_dir = dir.join("log");
     let mut hit: Option<(u64, u64, u64, u64)> = None; // (segment, frame offset, frame end, record offset)
     log::scan(&log_dir, ledger_id, None, false, &mut |f| {
-        let mut off = f.pos.offset + 8 + 12;
+        let mut off = f.records_at;
         for (i, r) in f.records.iter().enumerate() {
             if f.first_seq + i as u64 == seq {
                 hit = Some((f.pos.segment, f.pos.offset, f.end, off));
@@ -276,18 +276,44 @@ fn a_snapshot_forged_with_the_key_is_caught_by_the_scrub_against_a_replay_of_the
     l.close().unwrap();
 }
 
+/// Waits (up to 20 s) for the background scrub's first pass to end clean.
+fn scrubbed(l: &Ledger) -> ledger::ScrubReport {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(r) = l.last_scrub() {
+            return r;
+        }
+        assert!(l.damage().is_none(), "the scrub found damage: {:?}", l.damage());
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "the scrub did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The Merkle files are a cache: damage in a leaf or a stored subtree root is put back
+/// from the log by the scrub, in place, while the ledger goes on taking writes.
 #[test]
-fn damaged_merkle_files_are_found_by_the_scrub() {
+fn damaged_merkle_files_are_repaired_in_place_by_the_scrub() {
     for file in ["leaves", "level-06"] {
         let dir = tempfile::tempdir().unwrap();
-        several_segments(dir.path(), 30);
+        let records = several_segments(dir.path(), 30);
         let path = dir.path().join("merkle").join(file);
-        assert!(std::fs::metadata(&path).unwrap().len() >= 64, "{file} holds hashes");
+        let original = std::fs::read(&path).unwrap();
+        assert!(original.len() >= 64, "{file} holds hashes");
         crate::store::flip(&path, 40);
         let l = Ledger::open(dir.path(), small()).unwrap();
-        let d = damage_found(&l);
-        assert!(d.at.contains(&format!("merkle/{file}")), "{d}");
+        let r = scrubbed(&l);
+        assert_eq!(r.merkle_repaired, 1, "{file}: one entry put back");
+        assert_eq!(std::fs::read(&path).unwrap()[..original.len()], original[..], "{file}: as it was");
+        let signed = l.checkpoint().unwrap().checkpoint;
+        for seq in 1..=records.min(200) {
+            let proof = l.inclusion_proof(seq, signed.tree_size).unwrap();
+            let rec = l.read_records(seq, seq).unwrap();
+            let leaf = anxin::chain::merkle::leaf_hash(&anxin::chain::record::record_hash(&rec[0].1));
+            anxin::chain::merkle::verify_inclusion(&leaf, seq - 1, signed.tree_size, &proof, &signed.root).unwrap();
+        }
+        ok(&l, "after", vec![topup("P1", "after", "1")]);
         l.close().unwrap();
+        assert_eq!(ledger::verify(dir.path(), &mut |_| {}).unwrap().error, None);
     }
 }
 
@@ -356,26 +382,34 @@ async fn anxind_on_a_damaged_log_turns_read_only_and_says_where() {
     server.signal("-TERM");
 }
 
+/// A proof from damaged Merkle files is never sent: it is checked first, the files are
+/// repaired from the log when it does not check, and the proof made again is the right
+/// one; the ledger does not turn read-only for a cache it could repair.
 #[test]
-fn a_proof_from_damaged_merkle_files_is_never_sent() {
+fn a_proof_from_damaged_merkle_files_is_never_sent_and_the_files_are_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let records = several_segments(dir.path(), 30);
+    let original = std::fs::read(dir.path().join("merkle/leaves")).unwrap();
     // Leaf 1 (record 2): below the stored level-06 nodes, so the roots still check out
     // at the start, but record 2's inclusion proof would be wrong.
     crate::store::flip(&dir.path().join("merkle/leaves"), 40);
     let l = Ledger::open(dir.path(), no_scrub()).unwrap();
-    // An undamaged part of the tree still proves.
-    l.inclusion_proof(records - 1, records).unwrap();
+    let signed = l.checkpoint().unwrap().checkpoint;
+    assert_eq!(signed.tree_size, records);
     // Records 1 and 3 (their proofs use the damaged leaf, as a sibling or inside a
-    // subtree recomputed from the leaves) get the damage, not a proof.
-    for seq in [1, 3] {
-        match l.inclusion_proof(seq, records) {
-            Err(ledger::ProofRequestError::Store(StoreError::Corruption { at, .. })) => assert!(at.contains("merkle"), "{at}"),
-            other => panic!("record {seq}: expected the damage, got {other:?}"),
-        }
+    // subtree recomputed from the leaves): the first request repairs, both get the
+    // right proof.
+    for seq in [1, 3, 2, records - 1] {
+        let proof = l.inclusion_proof(seq, records).unwrap_or_else(|e| panic!("record {seq}: {e:?}"));
+        let rec = l.read_records(seq, seq).unwrap();
+        let leaf = anxin::chain::merkle::leaf_hash(&anxin::chain::record::record_hash(&rec[0].1));
+        anxin::chain::merkle::verify_inclusion(&leaf, seq - 1, records, &proof, &signed.root).unwrap_or_else(|e| panic!("record {seq}: a wrong proof was sent: {e}"));
     }
-    assert!(l.damage().is_some_and(|d| d.at.contains("merkle")), "and the ledger knows");
-    l.consistency_proof(records - 5, records).unwrap();
+    assert!(l.damage().is_none(), "a repaired cache is not damage: {:?}", l.damage());
+    assert_eq!(l.last_scrub().map(|r| r.merkle_repaired), Some(1), "the repair pass put one leaf back");
+    assert_eq!(std::fs::read(dir.path().join("merkle/leaves")).unwrap()[..original.len()], original[..]);
+    l.consistency_proof(1, records).unwrap();
+    ok(&l, "after", vec![topup("P1", "after", "1")]);
     l.close().unwrap();
 }
 
@@ -589,4 +623,260 @@ fn a_changed_byte_in_the_checkpoint_or_the_merkle_files_is_refused_repaired_or_f
             l.close().unwrap();
         }
     }
+}
+
+/// A restore writes the log again in frames of its own; a frame must hold whole
+/// requests, as the writer's do, or the idempotency index rebuilt from the restored log
+/// splits a request in two (its retry would get the receipt of its second half, or be
+/// refused as another request). One request of 9,000 records (more than a restore
+/// frame's 8,192) answers its retry on the restored ledger with its original receipt.
+#[test]
+fn a_restored_log_keeps_every_request_whole_and_its_retry_gets_the_original_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&dir.path().join("live"), opts()).unwrap();
+    ok(&l, "setup", vec![register("P1"), open_account("P1")]);
+    let small_one = ok(&l, "small", (0..10).map(|i| topup("P1", &format!("S{i}"), "1")).collect());
+    let big_cmds: Vec<_> = (0..9_000).map(|i| topup("P1", &format!("B{i}"), "1")).collect();
+    let big = ok(&l, "big", big_cmds.clone());
+    let after = ok(&l, "after", vec![topup("P1", "A1", "1")]);
+    let vault = anxin::vault::Vault::open(&dir.path().join("live").join("vault")).unwrap();
+    let mut file = Vec::new();
+    anxin::backup::write_backup(&l, &vault, &mut file).unwrap();
+    l.close().unwrap();
+    let restored = dir.path().join("restored");
+    anxin::backup::restore(&mut file.as_slice(), &restored, None, &mut |_| {}).unwrap();
+    let r = Ledger::open(&restored, opts()).unwrap();
+    for (id, cmds, original) in [("big", big_cmds, &big), ("small", (0..10).map(|i| topup("P1", &format!("S{i}"), "1")).collect(), &small_one), ("after", vec![topup("P1", "A1", "1")], &after)] {
+        let again = r.submit(crate::store::operator(), crate::store::rid(id), cmds).expect("no fault").unwrap_or_else(|e| panic!("{id}: the retry is refused: {e:?}"));
+        assert!(again.replayed, "{id}: recognised as a retry");
+        assert_eq!((again.first_seq, again.last_seq, again.head), (original.first_seq, original.last_seq, original.head), "{id}: the original receipt");
+    }
+    // The frames of the restored log hold whole requests.
+    let mut cuts = Vec::new();
+    log::scan(&restored.join("log"), "anxin-test", None, false, &mut |f| {
+        cuts.push(f.first_seq);
+        Ok(())
+    })
+    .unwrap();
+    assert!(cuts.len() >= 2, "the restore wrote several frames: {cuts:?}");
+    for c in cuts {
+        assert!(!(big.first_seq + 1..=big.last_seq).contains(&c), "a frame starts inside the big request, at {c}");
+    }
+    r.close().unwrap();
+}
+
+/// A closed ledger whose frames record signed checkpoints: a checkpoint is signed (on
+/// demand) after each of `rounds` rounds of batches. Returns the checkpoint files as they
+/// were after each round (oldest first).
+fn signed_along_the_way(dir: &Path, rounds: usize) -> Vec<Vec<u8>> {
+    let l = Ledger::open(dir, small()).unwrap();
+    ok(&l, "setup", vec![register("P1"), open_account("P1")]);
+    let mut files = Vec::new();
+    for r in 0..rounds {
+        for b in 0..8 {
+            ok(&l, &format!("r{r}b{b}"), (0..10).map(|i| topup("P1", &format!("T{r}-{b}-{i}"), "1")).collect());
+        }
+        l.checkpoint().unwrap();
+        files.push(std::fs::read(dir.join("checkpoints/latest")).unwrap());
+    }
+    ok(&l, "last", vec![topup("P1", "last", "1")]);
+    l.close().unwrap();
+    files
+}
+
+/// The log records the checkpoints signed while it was written (each frame: the size of
+/// the newest checkpoint saved before it). Deleting `checkpoints/latest`, putting an
+/// older one back, or doing either with the log cut at a frame boundary no longer lets a
+/// start sign the shorter history again, and `verify --data` says so too.
+#[test]
+fn a_lost_or_rolled_back_checkpoint_is_noticed_from_the_log_itself() {
+    let base = tempfile::tempdir().unwrap();
+    let files = signed_along_the_way(base.path(), 4);
+    type Case<'a> = (&'a str, &'a dyn Fn(&Path), &'a str);
+    let cases: &[Case] = &[
+        ("deleted", &|d| std::fs::remove_file(d.join("checkpoints/latest")).unwrap(), "checkpoints/latest is missing"),
+        ("an older one put back", &|d| std::fs::write(d.join("checkpoints/latest"), &files[0]).unwrap(), "covers only"),
+        ("deleted, with the index and snapshots, and the last segment cut off", &|d| {
+            std::fs::remove_file(d.join("checkpoints/latest")).unwrap();
+            std::fs::remove_dir_all(d.join("index")).unwrap();
+            std::fs::remove_dir_all(d.join("snapshots")).unwrap();
+            std::fs::remove_file(last_segment(d)).unwrap();
+        }, "was signed"),
+    ];
+    for (what, damage, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(base.path(), dir.path());
+        damage(dir.path());
+        let err = Ledger::open(dir.path(), no_scrub()).err().unwrap_or_else(|| panic!("{what}: the start is refused"));
+        assert!(err.to_string().contains(says) && err.to_string().contains("checkpoints/latest"), "{what}: {err}");
+        let rep = ledger::verify(dir.path(), &mut |_| {}).unwrap();
+        assert!(rep.error.as_deref().is_some_and(|e| e.contains("checkpoint")), "{what}: verify: {:?}", rep.error);
+        assert!(rep.log_signed > 0 || rep.error.is_some(), "{what}");
+    }
+    // Untouched, the same directory starts and verifies, and the log's record is there.
+    let rep = ledger::verify(base.path(), &mut |_| {}).unwrap();
+    assert_eq!(rep.error, None);
+    assert!(rep.log_signed > 0 && rep.log_signed <= rep.checkpoint.unwrap(), "{rep:?}");
+}
+
+/// While the server runs, a lost or altered `checkpoints/latest` is written again from
+/// the copy it holds (the scrub's check), under the signer's lock.
+#[test]
+fn the_scrub_writes_a_lost_checkpoint_file_again_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = signed_along_the_way(dir.path(), 2);
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap();
+    let held = l.checkpoint().unwrap();
+    assert!(!l.scrub_now().unwrap().checkpoint_rewritten, "nothing to do");
+    for damage in [0, 1] {
+        if damage == 0 {
+            std::fs::remove_file(dir.path().join("checkpoints/latest")).unwrap();
+        } else {
+            std::fs::write(dir.path().join("checkpoints/latest"), &files[0]).unwrap();
+        }
+        assert!(l.scrub_now().unwrap().checkpoint_rewritten, "case {damage}");
+        assert_eq!(std::fs::read(dir.path().join("checkpoints/latest")).unwrap(), anxin::chain::codec::encode(&held));
+    }
+    l.close().unwrap();
+    Ledger::open(dir.path(), no_scrub()).unwrap().close().unwrap();
+}
+
+/// Rewrites every segment of `dir`'s log in segment version 1 (frames without `signed`),
+/// as the build before it wrote them.
+fn to_version_1(dir: &Path) {
+    let log_dir = dir.join("log");
+    for seg in log::list_segments(&log_dir).unwrap() {
+        let path = log::segment_path(&log_dir, seg);
+        let mut out = Vec::new();
+        out.extend_from_slice(log::SEGMENT_MAGIC);
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&("anxin-test".len() as u16).to_be_bytes());
+        out.extend_from_slice(b"anxin-test");
+        out.extend_from_slice(&seg.to_be_bytes());
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        let mut frames = Vec::new();
+        log::scan_while(&log_dir, "anxin-test", Some(log::Position { segment: seg, offset: log::read_segment_header(&path).unwrap().len }), false, &mut |f| {
+            if f.pos.segment != seg {
+                return Ok(false);
+            }
+            frames.push((f.first_seq, f.records));
+            Ok(true)
+        })
+        .unwrap();
+        for (first, records) in frames {
+            let mut body = Vec::new();
+            body.extend_from_slice(&first.to_be_bytes());
+            body.extend_from_slice(&(records.len() as u32).to_be_bytes());
+            for r in &records {
+                body.extend_from_slice(&(r.len() as u32).to_be_bytes());
+                body.extend_from_slice(&crc32fast::hash(r).to_be_bytes());
+                body.extend_from_slice(r);
+            }
+            out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+            out.extend_from_slice(&body);
+        }
+        std::fs::write(&path, out).unwrap();
+    }
+}
+
+/// A log written before frames recorded signed checkpoints (segment version 1) still
+/// opens and verifies; new frames go into a new version-2 segment. Segments renamed or
+/// emptied are refused by the segment rules (named after their first record; only the
+/// newest may hold no frame).
+#[test]
+fn a_version_1_log_still_opens_and_segments_must_start_where_they_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = several_segments(dir.path(), 30);
+    to_version_1(dir.path());
+    std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+    assert_eq!(ledger::verify(dir.path(), &mut |_| {}).unwrap().error, None, "the version-1 log verifies");
+    let l = Ledger::open(dir.path(), no_scrub()).unwrap();
+    assert_eq!(l.head().0, records);
+    ok(&l, "after", vec![topup("P1", "after", "1")]);
+    l.scrub_now().unwrap();
+    l.close().unwrap();
+    let newest = last_segment(dir.path());
+    assert_eq!(log::read_segment_header(&newest).unwrap().version, log::SEGMENT_VERSION, "new frames went into a new segment");
+    assert_eq!(log::read_segment_header(&newest).unwrap().first_seq, records + 1);
+    assert_eq!(ledger::verify(dir.path(), &mut |_| {}).unwrap().error, None);
+    Ledger::open(dir.path(), no_scrub()).unwrap().close().unwrap();
+
+    let segs = log::list_segments(&dir.path().join("log")).unwrap();
+    // A middle segment renamed one record later: its first frame no longer starts where
+    // it is named.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), copy.path());
+    let log_dir = copy.path().join("log");
+    let (a, b) = (segs[1], segs[2]);
+    let bytes = std::fs::read(log::segment_path(&log_dir, a)).unwrap();
+    std::fs::remove_file(log::segment_path(&log_dir, a)).unwrap();
+    let mut renamed = bytes.clone();
+    // The header must name the file too (it does, after this): only the frames tell.
+    let id_len = u16::from_be_bytes([renamed[10], renamed[11]]) as usize;
+    renamed[12 + id_len..20 + id_len].copy_from_slice(&(a + 1).to_be_bytes());
+    let crc = crc32fast::hash(&renamed[..20 + id_len]);
+    renamed[20 + id_len..24 + id_len].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(log::segment_path(&log_dir, a + 1), renamed).unwrap();
+    let rep = ledger::verify(copy.path(), &mut |_| {}).unwrap();
+    assert!(rep.error.as_deref().is_some_and(|e| e.contains("named after")), "{:?}", rep.error);
+    // A middle segment emptied to its header.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), copy.path());
+    let path = log::segment_path(&copy.path().join("log"), b);
+    let header = log::read_segment_header(&path).unwrap().len;
+    OpenOptions::new().write(true).open(&path).unwrap().set_len(header).unwrap();
+    let rep = ledger::verify(copy.path(), &mut |_| {}).unwrap();
+    assert!(rep.error.is_some(), "an emptied middle segment");
+    assert_ne!(start_and_scrub(copy.path()), Noticed::Missed, "and the server notices");
+}
+
+/// The index is a cache too: one byte changed anywhere in `index/` never panics the
+/// start, never serves a wrong answer (the head, the state and a retry's receipt are a
+/// clean start's), and a start refused for it says how to rebuild it.
+#[test]
+fn a_changed_byte_in_the_index_is_survived_or_refused_with_the_way_out() {
+    let base = tempfile::tempdir().unwrap();
+    let records = several_segments(base.path(), 30);
+    let clean = Ledger::open(base.path(), no_scrub()).unwrap();
+    let (head, balance) = (clean.head(), clean.state().unwrap().wage_balance(&pid("P1")));
+    let receipt = clean.submit(crate::store::operator(), crate::store::rid("b7"), (0..10).map(|i| topup("P1", &format!("T7-{i}"), "1")).collect()).unwrap().unwrap();
+    clean.close().unwrap();
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(base.path().join("index")).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() && std::fs::metadata(&p).unwrap().len() > 0 {
+            files.push(p.file_name().unwrap().to_owned());
+        }
+    }
+    assert!(!files.is_empty());
+    let mut outcomes = std::collections::BTreeMap::<&str, usize>::new();
+    for name in &files {
+        let len = std::fs::metadata(base.path().join("index").join(name)).unwrap().len();
+        for pos in (0..len).step_by((len / 12).max(1) as usize) {
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(base.path(), dir.path());
+            crate::store::flip(&dir.path().join("index").join(name), pos);
+            let what = format!("index/{} byte {pos}", name.to_string_lossy());
+            let opened = std::panic::catch_unwind(|| Ledger::open(dir.path(), no_scrub()));
+            match opened {
+                Err(_) => panic!("{what}: the start panicked"),
+                Ok(Err(e)) => {
+                    assert!(e.to_string().contains("rebuild"), "{what}: refused without the way out: {e}");
+                    *outcomes.entry("refused, naming `anxin rebuild`").or_default() += 1;
+                }
+                Ok(Ok(l)) => {
+                    assert_eq!(l.head(), head, "{what}: the head");
+                    assert_eq!(l.state().unwrap().wage_balance(&pid("P1")), balance, "{what}: the state");
+                    let again = l.submit(crate::store::operator(), crate::store::rid("b7"), (0..10).map(|i| topup("P1", &format!("T7-{i}"), "1")).collect()).unwrap().unwrap();
+                    assert_eq!((again.first_seq, again.head), (receipt.first_seq, receipt.head), "{what}: a retry's receipt");
+                    l.scrub_now().unwrap_or_else(|d| panic!("{what}: {d}"));
+                    l.close().unwrap();
+                    *outcomes.entry("started, answers right").or_default() += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{records} records; index damage: {outcomes:?}");
 }

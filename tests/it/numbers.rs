@@ -143,7 +143,7 @@ fn append_raw(dir: &Path, events: Vec<Event>) {
         Ok(())
     })
     .unwrap();
-    let mut w = log::LogWriter::open(&dir.join("log"), &ledger_id, end.end).unwrap();
+    let mut w = log::LogWriter::open(&dir.join("log"), &ledger_id, end.end).unwrap().with_signed_floor(end.signed);
     let (first, mut head) = (verifier.next_seq(), verifier.head());
     let request_id = RequestId::parse("legacy").unwrap();
     let mut records = Vec::new();
@@ -153,7 +153,7 @@ fn append_raw(dir: &Path, events: Vec<Event>) {
         head = record_hash(&bytes);
         records.push(bytes);
     }
-    w.append(first, &records).unwrap();
+    w.append(first, 0, &records).unwrap();
     w.sync().unwrap();
 }
 

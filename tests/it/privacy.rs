@@ -49,7 +49,8 @@ async fn no_clear_id_or_card_number_in_the_data_directory_the_server_log_or_erro
         format!("{}{}", &c[..c.len() - 1], if last == b'9' { '0' } else { (last + 1) as char })
     };
     let mut secrets: Vec<String> = (1..=9).flat_map(|n| [nid(n), card(n)]).collect();
-    secrets.extend([bad_check.clone(), bad_luhn.clone()]);
+    let phone = "13912345678".to_owned();
+    secrets.extend([bad_check.clone(), bad_luhn.clone(), phone.clone()]);
 
     let mut errors = Vec::new();
     let refused: Vec<(&str, pb::Command)> = vec![
@@ -64,6 +65,22 @@ async fn no_clear_id_or_card_number_in_the_data_directory_the_server_log_or_erro
         let e = p.submit(pb::SubmitRequest { request_id: format!("bad-{what}"), commands: vec![c] }).await.expect_err(what);
         errors.push(format!("{what}: {e:?}"));
     }
+    // Free text carrying a personal number: refused whole, naming the field and the kind
+    // of number, never the text (FORMAT.md section 3, "Personal data").
+    let free_text: Vec<(String, pb::Command, &str)> = vec![
+        (format!("req-{}", nid(9)), topup("P1", "T9", "1"), "request_id"),
+        (format!("call-{phone}"), topup("P1", "T10", "1"), "request_id"),
+        ("card-in-payment-no".into(), topup("P1", &card(9), "1"), "payment_no"),
+        ("id-in-payment-no".into(), pay("P1", &format!("W-{}", nid(8)), 1, "1", ""), "payment_no"),
+    ];
+    for (request_id, c, field) in free_text {
+        let e = p.submit(pb::SubmitRequest { request_id, commands: vec![c] }).await.expect_err(field);
+        let text = format!("{e:?}");
+        assert!(text.contains("PERSONAL_NUMBER_IN_TEXT") && text.contains(field), "{text}");
+        errors.push(text);
+    }
+    // A bank's own reference (a date and a counter) is not a personal number.
+    p.submit(pb::SubmitRequest { request_id: "ref-2026013100000012".into(), commands: vec![topup("P1", "2026013100000012", "1")] }).await.unwrap();
     for n in [1, 5] {
         let r = q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(n))), as_of: String::new() }).await;
         errors.push(format!("{r:?}"));

@@ -223,7 +223,9 @@ fn a_snapshot_ahead_of_a_truncated_log_is_refused() {
     // Drop the last frame (record 11) and what would catch it first: index and checkpoint.
     let (off, _) = record_range(dir.path(), 11);
     let seg = segment(dir.path());
-    OpenOptions::new().write(true).open(&seg).unwrap().set_len(off - 28).unwrap(); // the frame of record 11 starts 8 + 12 + 8 bytes before it
+    let frame = frame_of(dir.path(), 11);
+    OpenOptions::new().write(true).open(&seg).unwrap().set_len(frame).unwrap();
+    assert!(frame < off);
     std::fs::remove_dir_all(dir.path().join("index")).unwrap();
     std::fs::remove_dir_all(dir.path().join("checkpoints")).unwrap();
     let err = Ledger::open(dir.path(), opts()).err().expect("refuses to start");
@@ -323,11 +325,24 @@ pub fn flip(path: &Path, offset: u64) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// Where the frame holding record `seq` starts in its segment.
+pub fn frame_of(dir: &Path, seq: u64) -> u64 {
+    let mut found = None;
+    log::scan(&dir.join("log"), "anxin-test", None, false, &mut |f| {
+        if (f.first_seq..f.first_seq + f.records.len() as u64).contains(&seq) {
+            found = Some(f.pos.offset);
+        }
+        Ok(())
+    })
+    .unwrap();
+    found.expect("record present")
+}
+
 /// Byte range (start, end) of record `seq`'s canonical bytes in the first segment.
 pub fn record_range(dir: &Path, seq: u64) -> (u64, u64) {
     let mut found = None;
     log::scan(&dir.join("log"), "anxin-test", None, false, &mut |f| {
-        let mut at = f.pos.offset + 8 + 12;
+        let mut at = f.records_at;
         for (i, r) in f.records.iter().enumerate() {
             at += 8;
             if f.first_seq + i as u64 == seq {
