@@ -254,10 +254,21 @@ fn signing_key(dir: &Path, opts: &LedgerOptions, ledger_id: &LedgerId, latest: O
     let key = signer::load_or_create_key(&key_path, !has_signed, ledger_id.as_str())?;
     if let Some(cp) = latest {
         if cp.verify(&key.verifying_key()).is_err() {
-            return Err(StoreError::DataDir(format!(
-                "checkpoints/latest was not signed by the key at {}: the signing key was replaced; restore the original from a backup",
-                key_path.display()
-            )));
+            // A damaged checkpoint and a replaced key look alike here; a snapshot made
+            // with this key (its MAC key comes from the seed) tells them apart.
+            let snapshot_key = SnapshotKey::from_signing_seed(&key.to_bytes());
+            let key_wrote_snapshots = crate::store::snapshot::list(dir)?.iter().any(|(_, p)| crate::store::snapshot::read(p, ledger_id.as_str(), &snapshot_key).is_ok());
+            return Err(if key_wrote_snapshots {
+                StoreError::Corruption {
+                    at: "checkpoints/latest".into(),
+                    why: format!("its signature does not verify with the key at {}, which made this ledger's snapshots: the checkpoint is damaged; restore it from a backup", key_path.display()),
+                }
+            } else {
+                StoreError::DataDir(format!(
+                    "checkpoints/latest does not verify with the key at {}: the checkpoint is damaged or the signing key was replaced (`anxin verify --data --key <the auditors' pinned key>` tells which); restore the original from a backup",
+                    key_path.display()
+                ))
+            });
         }
     }
     Ok(key)
@@ -317,7 +328,26 @@ fn push_leaves_from_log(log_dir: &Path, ledger_id: &LedgerId, index: &Index, mer
 }
 
 /// Recovers the ledger in `dir` (see the module doc).
+///
+/// The index is derived: one that sled cannot read, or whose claims the log does not
+/// bear out where the start checks them, is set aside (kept for a look, as
+/// `index.damaged-<n>`) and rebuilt by a second attempt, which reads and checks the
+/// whole log from its first record. A log that is itself damaged is refused by that
+/// attempt, naming the place.
 pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreError> {
+    match recover_once(dir, opts) {
+        Err(StoreError::Index(why)) if dir.join("index").exists() => {
+            let aside = (1..).map(|n| dir.join(format!("index.damaged-{n}"))).find(|p| !p.exists()).expect("a free name");
+            tracing::warn!(error = %why, aside = %aside.display(), "the index cannot be believed: set aside and rebuilt from the log");
+            std::fs::rename(dir.join("index"), &aside)?;
+            crate::fsutil::sync_dir(dir)?;
+            recover_once(dir, opts)
+        }
+        other => other,
+    }
+}
+
+fn recover_once(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreError> {
     crate::fsutil::create_private_dir(dir)?;
     let ledger_id = read_ledger_id(dir, opts.ledger_id.as_deref())?;
     let index = open_index(dir, &ledger_id)?;
@@ -344,7 +374,12 @@ pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, Sto
     let mut state = state.unwrap_or_default();
     let log_dir = dir.join("log");
     check_segments(&log_dir, &index, index_mark.seq)?;
-    let anchor_signed = check_anchor(&log_dir, &ledger_id, &index, from)?;
+    // The anchor is found through the index: if it does not check, the index is suspect
+    // first (the second attempt, without it, reads the whole log and names log damage).
+    let anchor_signed = check_anchor(&log_dir, &ledger_id, &index, from).map_err(|e| match e {
+        StoreError::Corruption { at, why } if applied.is_some() => StoreError::Index(format!("{at}: {why}")),
+        e => e,
+    })?;
     let mut merkle = MerkleWriter::open(&dir.join("merkle"), u64::MAX)?;
     // Leaves the Merkle files lost (a crash before the OS wrote them) that come before
     // the replay: read them back from the log. Usually nothing.

@@ -137,8 +137,12 @@ pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, p
         let r = log::scan(&dir.join("log"), &ledger_id, None, false, &mut |f| {
             if f.first_seq != verifier.next_seq() {
                 return Err(StoreError::Corruption {
-                    at: format!("record {}", verifier.next_seq()),
-                    why: format!("frame starts at record {}: records are missing or out of order", f.first_seq),
+                    at: format!("record {} (segment {:020}.seg, the frame at offset {})", verifier.next_seq(), f.pos.segment, f.pos.offset),
+                    why: format!(
+                        "the frame starts at record {}: {}",
+                        f.first_seq,
+                        if f.first_seq < verifier.next_seq() { "records are repeated (a frame duplicated or put back)" } else { "records are missing or out of order" }
+                    ),
                 });
             }
             report.frames += 1;

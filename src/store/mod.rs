@@ -97,6 +97,10 @@ pub(crate) fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
             Err(sled::Error::Io(e)) if e.to_string().starts_with("could not acquire lock") && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
+            // Held past the wait: another process has this data directory open.
+            Err(sled::Error::Io(e)) if e.to_string().starts_with("could not acquire lock") => {
+                return Err(StoreError::DataDir(format!("{}: {e} (is another anxind using this data directory?)", config.get_path().display())));
+            }
             other => return other.map_err(StoreError::from),
         }
     }
