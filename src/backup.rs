@@ -363,6 +363,12 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
                         frame.clear();
                         frame_bytes = 0;
                     }
+                    // A request is at most `BATCH_BYTES_MAX`, so a frame closed past a
+                    // quarter of the bound stays under it; one that would not is a request
+                    // no ledger wrote.
+                    if frame_bytes + rec.len() + 8 > crate::limits::FRAME_BYTES_MAX - 64 {
+                        return Err(BackupError::Format(format!("record {}: one request of more than {} bytes, more than a batch may hold", catchup.size(), crate::limits::BATCH_BYTES_MAX)));
+                    }
                     frame_bytes += rec.len() + 8;
                     frame.push(rec.to_vec());
                     last_request = Some(request);

@@ -372,7 +372,7 @@ impl DecidedBatch<'_> {
 /// every free-text field of a command is looked at (`Command::free_text`). The refusal
 /// names the field and the kind of number, never the text.
 fn no_personal_number(command: &Command) -> Result<(), Rejection> {
-    for (field, text, cards_too) in command.free_text() {
+    for (field, text, cards_too) in command.free_text().into_iter().flatten() {
         if let Some(kind) = crate::domain::ids::personal_number_in(text) {
             if cards_too || kind != "a bank card number" {
                 return Err(personal_number(field, kind));

@@ -286,24 +286,25 @@ impl Command {
     /// that a new command's text cannot go unchecked. The wage account number is a
     /// company's account, not a person's: only resident ID and mobile numbers are looked
     /// for in it (`account_no` is listed with `false`).
-    pub fn free_text(&self) -> Vec<(&'static str, &str, bool)> {
+    /// (The project id, then up to two more; no allocation: the writer asks for every
+    /// command.)
+    pub fn free_text(&self) -> [Option<(&'static str, &str, bool)>; 3] {
         use Command::*;
-        let mut out = vec![("project", self.project().as_str(), true)];
+        let project = Some(("project", self.project().as_str(), true));
         match self {
-            RegisterProject(c) => out.push(("name", c.name.as_str(), true)),
-            OpenWageAccount(c) => out.extend([("bank", c.bank.as_str(), true), ("account_no", c.account_no.as_str(), false)]),
-            EnrolWorker(c) => out.extend([("worker_masked", c.worker_masked.as_str(), true), ("card_masked", c.card_masked.as_str(), true)]),
-            RecordContract(c) => out.push(("contract_no", c.contract_no.as_str(), true)),
-            PayDeposit(c) => out.extend([("bank", c.bank.as_str(), true), ("payment_no", c.payment_no.as_str(), true)]),
-            IssueGuaranteeLetter(c) => out.extend([("letter_no", c.letter_no.as_str(), true), ("bank", c.bank.as_str(), true)]),
-            CancelGuaranteeLetter(c) => out.push(("letter_no", c.letter_no.as_str(), true)),
-            MakeProgressPayment(c) => out.push(("payment_no", c.payment_no.as_str(), true)),
-            TopUpWageAccount(c) => out.push(("payment_no", c.payment_no.as_str(), true)),
-            PayWage(c) => out.push(("payment_no", c.payment_no.as_str(), true)),
-            DrawDeposit(c) => out.push(("order_no", c.order_no.as_str(), true)),
-            ChangeProjectStatus(_) | CloseWageAccount(_) | ExitWorker(_) | SubmitPayroll(_) | ReleaseDeposit(_) => {}
+            RegisterProject(c) => [project, Some(("name", c.name.as_str(), true)), None],
+            OpenWageAccount(c) => [project, Some(("bank", c.bank.as_str(), true)), Some(("account_no", c.account_no.as_str(), false))],
+            EnrolWorker(c) => [project, Some(("worker_masked", c.worker_masked.as_str(), true)), Some(("card_masked", c.card_masked.as_str(), true))],
+            RecordContract(c) => [project, Some(("contract_no", c.contract_no.as_str(), true)), None],
+            PayDeposit(c) => [project, Some(("bank", c.bank.as_str(), true)), Some(("payment_no", c.payment_no.as_str(), true))],
+            IssueGuaranteeLetter(c) => [project, Some(("letter_no", c.letter_no.as_str(), true)), Some(("bank", c.bank.as_str(), true))],
+            CancelGuaranteeLetter(c) => [project, Some(("letter_no", c.letter_no.as_str(), true)), None],
+            MakeProgressPayment(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None],
+            TopUpWageAccount(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None],
+            PayWage(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None],
+            DrawDeposit(c) => [project, Some(("order_no", c.order_no.as_str(), true)), None],
+            ChangeProjectStatus(_) | CloseWageAccount(_) | ExitWorker(_) | SubmitPayroll(_) | ReleaseDeposit(_) => [project, None, None],
         }
-        out
     }
 
     /// The project every command concerns.

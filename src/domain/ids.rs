@@ -52,12 +52,12 @@ pub const MASKED_HYPHENATED_DIGITS_MIN: usize = 15;
 
 /// The kind of personal number `text` holds, if it holds one: what the log must never
 /// hold in clear (FORMAT.md section 3, "Personal data"). A candidate is a run of ASCII
-/// digits (an ID's may end in `X`), taken as it is and with single spaces (or, in a
-/// mobile number's 3-4-4 shape or from 15 digits, hyphens) between its groups removed;
-/// it is
+/// digits (an ID's may end in `X`), taken as it is and, when its groups are in a shape
+/// these numbers are written in (3-4-4, 4-4-4-4, 4-4-4-4-1..3, 6-8-4), with the single
+/// spaces or hyphens between them removed; it is
 /// - a resident ID number if it is 18 characters that `NationalId::parse` accepts (a
-///   birth date and the MOD 11-2 check), or 15 digits of the old form (province 11 to
-///   82 and a `YYMMDD` birth date);
+///   birth date and the MOD 11-2 check) with a province 11 to 82 and a birth year up to
+///   `PERSONAL_BIRTH_YEAR_MAX` (first-generation 15-digit IDs expired in 2013);
 /// - a mobile number if it is 11 digits starting `13` to `19`;
 /// - a bank card number if it is 13 to 19 digits, starts with 3, 4, 5, 6 or 9 (the
 ///   issuers' ranges: UnionPay 62, Visa 4, Mastercard 5, JCB and others 3, old domestic
@@ -91,14 +91,22 @@ pub fn personal_number_in(text: &str) -> Option<&'static str> {
             end += 1;
         }
         let span = &text[start..end];
-        let joined: String = span.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-        // Hyphens also join a reference's parts (`P13-2025-01`): a hyphenated run counts
-        // whole only in a mobile number's 3-4-4 shape or from 15 digits (an ID or a card),
-        // as `mask_personal_numbers` has it.
+        // The common case, no separator: the run itself, with no allocation.
+        if !span.contains([' ', '-']) {
+            if let Some(kind) = personal_number_kind(span) {
+                return Some(kind);
+            }
+            i = end.max(start + 1);
+            continue;
+        }
+        // Separators also join a reference's parts (`P13-2025-01`, `GS-620102-20260131-018`):
+        // a run counts whole only in the shapes people write these numbers in.
         let groups: Vec<usize> = span.split([' ', '-']).map(str::len).collect();
-        let whole = !span.contains('-') || groups == [3, 4, 4] || joined.len() >= 15;
-        if let Some(kind) = personal_number_kind(&joined).filter(|_| whole) {
-            return Some(kind);
+        if matches!(groups.as_slice(), [3, 4, 4] | [4, 4, 4, 4] | [4, 4, 4, 4, 1..=3] | [6, 8, 4]) {
+            let joined: String = span.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+            if let Some(kind) = personal_number_kind(&joined) {
+                return Some(kind);
+            }
         }
         for piece in span.split([' ', '-']) {
             if let Some(kind) = personal_number_kind(piece) {
@@ -113,18 +121,18 @@ pub fn personal_number_in(text: &str) -> Option<&'static str> {
 fn personal_number_kind(c: &str) -> Option<&'static str> {
     let digits = c.bytes().all(|b| b.is_ascii_digit());
     match c.len() {
-        18 if NationalId::parse(c).is_ok() => Some("a resident ID number"),
-        15 if digits => {
-            let province: u32 = c[..2].parse().ok()?;
-            let (m, d): (u32, u32) = (c[8..10].parse().ok()?, c[10..12].parse().ok()?);
-            let y: i32 = 1900 + c[6..8].parse::<i32>().ok()?;
-            ((11..=82).contains(&province) && chrono::NaiveDate::from_ymd_opt(y, m, d).is_some()).then_some("a resident ID number (15 digits)")
-        }
+        // A province, a birth year of a person of working age (a county code, a date and
+        // a counter of this decade is a reference), and the check character.
+        18 if NationalId::parse(c).is_ok() && (11..=82).contains(&c[..2].parse::<u32>().ok()?) && c[6..10].parse::<u32>().ok()? <= PERSONAL_BIRTH_YEAR_MAX => Some("a resident ID number"),
         11 if digits && c.starts_with('1') && (b'3'..=b'9').contains(&c.as_bytes()[1]) => Some("a mobile number"),
         13..=19 if digits && matches!(c.as_bytes()[0], b'3' | b'4' | b'5' | b'6' | b'9') && BankCard::parse(c).is_ok() => Some("a bank card number"),
         _ => None,
     }
 }
+
+/// The latest birth year `personal_number_in` takes for a resident ID (workers are of
+/// working age; references starting with a county code and a recent date are not IDs).
+const PERSONAL_BIRTH_YEAR_MAX: u32 = 2012;
 
 /// Masks every run of `MASKED_DIGITS_MIN` or more digits in `message` but for its first
 /// 3 and last 2 digits. A run may be broken by single spaces (a card as "6217 0000 ...",
@@ -561,16 +569,21 @@ mod tests {
         for (text, kind) in [
             (id.clone(), "a resident ID number"),
             (format!("req-{}", id.to_lowercase()), "a resident ID number"),
-            ("620121900101123".to_owned(), "a resident ID number (15 digits)"),
+            (format!("{} {} {}", &id[..6], &id[6..14], &id[14..]), "a resident ID number"),
             ("13812345678".to_owned(), "a mobile number"),
             ("call 138-1234-5678".to_owned(), "a mobile number"),
             (card.clone(), "a bank card number"),
-            (format!("{} {} {}", &card[..4], &card[4..8], &card[8..]), "a bank card number"),
+            (card.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(" "), "a bank card number"),
+            (card.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("-"), "a bank card number"),
             (format!("PAY-{card}"), "a bank card number"),
         ] {
             assert_eq!(personal_number_in(&text), Some(kind), "{text}");
         }
-        for ok in ["DF-P13-2025-01-001", "GCK-P13-2025-01", "T-20260201-0001", "2026013100000012", "20260131000123", "GS-620102-2026-001", "P1", "620*************1X", "621*************017", "12345678901", "测试项目"] {
+        let reference = NationalId::with_check("62012120260131000").expose_clear().to_owned();
+        assert_eq!(personal_number_in(&reference), None, "a county code, this decade's date and a counter");
+        let luhn_ref = BankCard::with_check("6201022026013101").expose_clear().to_owned();
+        assert_eq!(personal_number_in(&format!("GS-{}-{}-{}", &luhn_ref[..6], &luhn_ref[6..14], &luhn_ref[14..])), None, "a hyphenated reference whose digits pass Luhn");
+        for ok in ["620121260131001", "DF-620121-2026-00007", "DF-P13-2025-01-001", "GCK-P13-2025-01", "T-20260201-0001", "2026013100000012", "20260131000123", "GS-620102-2026-001", "P1", "620*************1X", "621*************017", "12345678901", "测试项目"] {
             assert_eq!(personal_number_in(ok), None, "{ok}");
         }
     }

@@ -116,17 +116,29 @@ impl Ledger {
             Ok(proof) => return Ok(proof),
             Err(why) => why,
         };
-        tracing::warn!(why = %why, "a proof from the Merkle files does not check: repairing them from the log");
-        self.repair_merkle()?;
+        // Damage already published: no pass for every request that meets it.
+        if let Some(d) = self.shared.damage() {
+            return Err(ProofRequestError::Store(StoreError::Damaged(d.to_string())));
+        }
+        {
+            // One repair at a time; a request that waited for another's may find the
+            // files repaired already.
+            let _one = self.shared.repairing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Ok(proof) = make()? {
+                return Ok(proof);
+            }
+            tracing::warn!(why = %why, "a proof from the Merkle files does not check: repairing them from the log");
+            self.repair_merkle()?;
+        }
         match make()? {
             Ok(proof) => Ok(proof),
             Err(again) => Err(self.merkle_damaged(format!("{again} (and still after a repair from the log; first: {why})"))),
         }
     }
 
-    /// One scrub pass now (one repair at a time), which puts back damaged Merkle entries.
+    /// One scrub pass now (the caller holds `repairing`), which puts back damaged Merkle
+    /// entries.
     fn repair_merkle(&self) -> Result<(), ProofRequestError> {
-        let _one = self.shared.repairing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match super::scrub::scrub_with_retries(&self.shared, &|| false) {
             Ok(r) => {
                 tracing::info!(repaired = r.merkle_repaired, records = r.records, "Merkle files checked against the log");

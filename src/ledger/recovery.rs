@@ -250,8 +250,10 @@ fn open_index(dir: &Path, ledger_id: &LedgerId) -> Result<Index, StoreError> {
 /// must keep its key (a new one would break every auditor's pinned key).
 fn signing_key(dir: &Path, opts: &LedgerOptions, ledger_id: &LedgerId, latest: Option<&SignedCheckpoint>) -> Result<SigningKey, StoreError> {
     let key_path: PathBuf = opts.signing_key.clone().unwrap_or_else(|| dir.join("keys").join("checkpoint.ed25519"));
-    let has_signed = signer::checkpoint_path(dir).exists();
-    let key = signer::load_or_create_key(&key_path, !has_signed, ledger_id.as_str())?;
+    // Only a new ledger gets a new key: one with a log has signed (its first start did),
+    // even if its checkpoint is gone now.
+    let is_new = !signer::checkpoint_path(dir).exists() && log::list_segments(&dir.join("log"))?.is_empty();
+    let key = signer::load_or_create_key(&key_path, is_new, ledger_id.as_str())?;
     if let Some(cp) = latest {
         if cp.verify(&key.verifying_key()).is_err() {
             // A damaged checkpoint and a replaced key look alike here; a snapshot made
@@ -329,25 +331,51 @@ fn push_leaves_from_log(log_dir: &Path, ledger_id: &LedgerId, index: &Index, mer
 
 /// Recovers the ledger in `dir` (see the module doc).
 ///
-/// The index is derived: one that sled cannot read, or whose claims the log does not
-/// bear out where the start checks them, is set aside (kept for a look, as
-/// `index.damaged-<n>`) and rebuilt by a second attempt, which reads and checks the
-/// whole log from its first record. A log that is itself damaged is refused by that
-/// attempt, naming the place.
+/// The index is derived: when sled cannot read it, or the record it anchors the replay
+/// to does not check, a second attempt runs without it (it is moved to `index.suspect`),
+/// reading and checking the whole log from its first record into a new index. If that
+/// succeeds, the index was at fault and is kept for a look as `index.damaged-<n>`; if
+/// it fails, the log is, the index is put back as it was, and the start is refused with
+/// what the log's fault is.
 pub(super) fn recover(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreError> {
-    match recover_once(dir, opts) {
-        Err(StoreError::Index(why)) if dir.join("index").exists() => {
-            let aside = (1..).map(|n| dir.join(format!("index.damaged-{n}"))).find(|p| !p.exists()).expect("a free name");
-            tracing::warn!(error = %why, aside = %aside.display(), "the index cannot be believed: set aside and rebuilt from the log");
-            std::fs::rename(dir.join("index"), &aside)?;
+    let (index_dir, suspect) = (dir.join("index"), dir.join("index.suspect"));
+    // Left by a start that died in its second attempt: the index it was building is
+    // whole as far as it goes (sled batches); the suspect one is not needed.
+    if suspect.exists() {
+        std::fs::remove_dir_all(&suspect)?;
+    }
+    let mut anchor_failure: Option<StoreError> = None;
+    match recover_once(dir, opts, &mut anchor_failure) {
+        Err(first @ StoreError::Index(_)) if index_dir.exists() => {
+            std::fs::rename(&index_dir, &suspect)?;
             crate::fsutil::sync_dir(dir)?;
-            recover_once(dir, opts)
+            match recover_once(dir, opts, &mut None) {
+                Ok(r) => {
+                    let aside = (1..).map(|n| dir.join(format!("index.damaged-{n}"))).find(|p| !p.exists()).expect("a free name");
+                    std::fs::rename(&suspect, &aside)?;
+                    crate::fsutil::sync_dir(dir)?;
+                    tracing::warn!(error = %anchor_failure.as_ref().unwrap_or(&first), aside = %aside.display(), "the index could not be believed: rebuilt from the whole log, the old one set aside");
+                    Ok(r)
+                }
+                Err(second) => {
+                    if index_dir.exists() {
+                        std::fs::remove_dir_all(&index_dir)?;
+                    }
+                    std::fs::rename(&suspect, &index_dir)?;
+                    crate::fsutil::sync_dir(dir)?;
+                    // The anchor's failure says best what happened to the log (a cut, a
+                    // rewrite); an unreadable index says nothing about it.
+                    Err(anchor_failure.unwrap_or(second))
+                }
+            }
         }
         other => other,
     }
 }
 
-fn recover_once(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreError> {
+/// One attempt. A failure that may be the index's is returned as `StoreError::Index`;
+/// if it is the record the index anchors to, the error itself goes to `anchor_failure`.
+fn recover_once(dir: &Path, opts: &LedgerOptions, anchor_failure: &mut Option<StoreError>) -> Result<Recovered, StoreError> {
     crate::fsutil::create_private_dir(dir)?;
     let ledger_id = read_ledger_id(dir, opts.ledger_id.as_deref())?;
     let index = open_index(dir, &ledger_id)?;
@@ -376,10 +404,15 @@ fn recover_once(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreErro
     check_segments(&log_dir, &index, index_mark.seq)?;
     // The anchor is found through the index: if it does not check, the index is suspect
     // first (the second attempt, without it, reads the whole log and names log damage).
-    let anchor_signed = check_anchor(&log_dir, &ledger_id, &index, from).map_err(|e| match e {
-        StoreError::Corruption { at, why } if applied.is_some() => StoreError::Index(format!("{at}: {why}")),
-        e => e,
-    })?;
+    let anchor_signed = match check_anchor(&log_dir, &ledger_id, &index, from) {
+        Ok(s) => s,
+        Err(e @ StoreError::Corruption { .. }) if applied.is_some() => {
+            let why = e.to_string();
+            *anchor_failure = Some(e);
+            return Err(StoreError::Index(why));
+        }
+        Err(e) => return Err(e),
+    };
     let mut merkle = MerkleWriter::open(&dir.join("merkle"), u64::MAX)?;
     // Leaves the Merkle files lost (a crash before the OS wrote them) that come before
     // the replay: read them back from the log. Usually nothing.
@@ -485,7 +518,6 @@ fn recover_once(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreErro
     // The log records the checkpoints saved while it was written (`log::Frame::signed`):
     // one the log says was signed must still be there, or one at least as large.
     let log_signed = anchor_signed.max(scan.signed);
-    let log = LogWriter::open(&log_dir, ledger_id.as_str(), scan.end)?.with_segment_bytes(opts.segment_bytes).with_signed_floor(log_signed);
     // The signed checkpoint never goes backwards: a log shorter than the last one
     // signed, or one whose tree disagrees with it, was rewritten.
     let tree = TreeHead { size: records, root: merkle.root(), chain_head: head };
@@ -545,5 +577,7 @@ fn recover_once(dir: &Path, opts: &LedgerOptions) -> Result<Recovered, StoreErro
             }
         }
     };
+    // Opened last: a refused start creates nothing (not even a first segment).
+    let log = LogWriter::open(&log_dir, ledger_id.as_str(), scan.end)?.with_segment_bytes(opts.segment_bytes).with_signed_floor(log_signed);
     Ok(Recovered { ledger_id, index, state, log, merkle, tree, snapshot_seq: snapshot_mark.seq, signing_key, snapshot_key, checkpoint, recovery })
 }

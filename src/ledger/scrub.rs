@@ -135,6 +135,8 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
     let mut stopped = false;
     let mut leaves: Vec<Hash> = Vec::new();
     let mut leaves_from = 0u64;
+    // (level, index, the right hash, the place): Merkle entries to put back.
+    let mut repairs: Vec<(u32, u64, Hash, String)> = Vec::new();
     let scanned = log::scan_while(&shared.dir.join("log"), id, None, false, &mut |f| {
         if stop() {
             stopped = true;
@@ -172,23 +174,14 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
                     }
                 }
             }
-            // A damaged entry is put back from the log (a repair that fails is damage).
+            // A damaged entry is put back from the log, once the whole pass found the log
+            // sound (a record rewritten in the log must not rewrite its leaf).
             if leaves[(index - leaves_from) as usize] != leaf {
-                if let Err(e) = merkle.repair(0, index, &leaf) {
-                    found = Some(damage(format!("merkle/leaves, leaf of record {seq}"), format!("it is not the hash of the record and could not be put back: {e} (delete merkle/ and restart to rebuild it from the log)")));
-                    return Ok(false);
-                }
-                tracing::warn!(record = seq, "scrub: the Merkle leaf of a record was damaged; put back from the log");
-                report.merkle_repaired += 1;
+                repairs.push((0, index, leaf, format!("merkle/leaves, leaf of record {seq}")));
             }
             for (level, index, node) in frontier.push(leaf) {
                 if level >= STORED_LEVEL_MIN && merkle.subtree(level, index).ok() != Some(node) {
-                    if let Err(e) = merkle.repair(level, index, &node) {
-                        found = Some(damage(format!("merkle/level-{level:02}, subtree {index}"), format!("it is not the root of its records and could not be put back: {e} (delete merkle/ and restart to rebuild it from the log)")));
-                        return Ok(false);
-                    }
-                    tracing::warn!(level, subtree = index, "scrub: a stored Merkle subtree root was damaged; put back from the log");
-                    report.merkle_repaired += 1;
+                    repairs.push((level, index, node, format!("merkle/level-{level:02}, subtree {index}")));
                 }
             }
             if let (Some(st), Some((path, h, snap))) = (replay.as_mut(), snapshot.as_ref()) {
@@ -238,6 +231,13 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
     }
     if upto > 0 && verifier.head() != head {
         return Err(damage(format!("record {upto}"), "it does not hash to the ledger's head: the log was altered").into());
+    }
+    for (level, index, hash, at) in repairs {
+        if let Err(e) = merkle.repair(level, index, &hash) {
+            return Err(damage(at, format!("it does not match the log and could not be put back: {e} (delete merkle/ and restart to rebuild it from the log)")).into());
+        }
+        tracing::warn!(at = %at, "scrub: a damaged Merkle entry was put back from the log");
+        report.merkle_repaired += 1;
     }
     // The signed checkpoint: the one the server holds covers what the log says was
     // signed, and the file says the same (written again from memory if not).

@@ -109,10 +109,20 @@ impl Signer {
     /// from memory if it is missing, damaged or another (older) one. Returns whether it
     /// did. Under the lock: a checkpoint signed meanwhile is never overwritten.
     pub fn rewrite_file_if_lost(&self) -> Result<bool, StoreError> {
-        let latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let on_disk = std::fs::read(checkpoint_path(&self.dir));
         if on_disk.as_ref().is_ok_and(|bytes| *bytes == codec::encode(&*latest)) {
             return Ok(false);
+        }
+        // A newer one of ours on disk (a save whose directory sync failed after the
+        // rename): kept, and taken as the latest, never written over.
+        if let Some(newer) = on_disk.as_ref().ok().and_then(|b| codec::decode::<SignedCheckpoint>(b).ok()) {
+            let c = &newer.checkpoint;
+            if c.tree_size > latest.checkpoint.tree_size && c.ledger_id == self.ledger_id.as_str() && newer.verify(&self.key.verifying_key()).is_ok() {
+                self.signed_size.store(c.tree_size, Ordering::Release);
+                *latest = newer;
+                return Ok(false);
+            }
         }
         let why = match &on_disk {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing".to_owned(),

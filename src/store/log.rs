@@ -145,9 +145,9 @@ pub struct LogWriter {
     unsynced: bool,
     /// A segment is closed once it passes this (`SEGMENT_BYTES_MAX` unless set).
     segment_bytes: u64,
-    /// The open segment is an older version: the next frame starts a new segment (frames
-    /// of one segment share its layout).
-    roll_first: bool,
+    /// The open segment's version: frames of one segment share its layout, so the next
+    /// frame after an older one starts a new segment.
+    version: u16,
     /// The largest `signed` written so far: it never decreases along the log.
     signed: u64,
 }
@@ -157,19 +157,32 @@ impl LogWriter {
     /// segment if the directory holds none.
     pub fn open(dir: &Path, ledger_id: &str, end: Option<Position>) -> Result<LogWriter, StoreError> {
         fs::create_dir_all(dir)?;
-        let (segment, offset, file, roll_first) = match end {
+        let (segment, offset, file, version) = match end {
             Some(pos) => {
                 let path = segment_path(dir, pos.segment);
-                let version = read_segment_header(&path)?.version;
+                let header = read_segment_header(&path)?;
                 let file = OpenOptions::new().write(true).open(&path)?;
-                (pos.segment, pos.offset, file, version != SEGMENT_VERSION)
+                // An older segment holding no frame yet (a crash right after an older
+                // build created it) takes the new header in place: rolling would need
+                // its name.
+                let version = if header.version != SEGMENT_VERSION && pos.offset == header.len {
+                    use std::os::unix::fs::FileExt;
+                    let new = segment_header(ledger_id, pos.segment);
+                    debug_assert_eq!(new.len() as u64, header.len);
+                    file.write_all_at(&new, 0)?;
+                    file.sync_all()?;
+                    SEGMENT_VERSION
+                } else {
+                    header.version
+                };
+                (pos.segment, pos.offset, file, version)
             }
             None => {
                 let (file, off) = create_segment(dir, ledger_id, 1)?;
-                (1, off, file, false)
+                (1, off, file, SEGMENT_VERSION)
             }
         };
-        let mut w = LogWriter { dir: dir.to_owned(), ledger_id: ledger_id.to_owned(), file, segment, offset, buf: Vec::new(), unsynced: false, segment_bytes: SEGMENT_BYTES_MAX, roll_first, signed: 0 };
+        let mut w = LogWriter { dir: dir.to_owned(), ledger_id: ledger_id.to_owned(), file, segment, offset, buf: Vec::new(), unsynced: false, segment_bytes: SEGMENT_BYTES_MAX, version, signed: 0 };
         w.file.seek(SeekFrom::Start(w.offset))?;
         Ok(w)
     }
@@ -181,9 +194,8 @@ impl LogWriter {
     pub fn append(&mut self, first_seq: u64, signed: u64, records: &[Vec<u8>]) -> Result<Position, StoreError> {
         assert!(!records.is_empty(), "a frame holds at least one record");
         assert!(signed < first_seq, "a checkpoint signed before a frame covers only records before it");
-        if self.offset >= self.segment_bytes || self.roll_first {
+        if self.offset >= self.segment_bytes || self.version != SEGMENT_VERSION {
             self.roll(first_seq)?;
-            self.roll_first = false;
         }
         self.signed = self.signed.max(signed);
         self.buf.clear();
@@ -252,7 +264,9 @@ impl LogWriter {
             crate::fsutil::sync_dir(&self.dir)?;
         }
         if to.segment != self.segment {
-            self.file = OpenOptions::new().write(true).open(segment_path(&self.dir, to.segment))?;
+            let path = segment_path(&self.dir, to.segment);
+            self.version = read_segment_header(&path)?.version;
+            self.file = OpenOptions::new().write(true).open(path)?;
             self.segment = to.segment;
         }
         self.file.set_len(to.offset)?;
@@ -269,6 +283,7 @@ impl LogWriter {
         self.file = file;
         self.segment = first_seq;
         self.offset = off;
+        self.version = SEGMENT_VERSION;
         Ok(())
     }
 }

@@ -51,7 +51,12 @@ pub enum StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> StoreError {
-        StoreError::Index(e.to_string())
+        match e {
+            // The machine's fault (a full disk, a permission, EIO), not the index's content:
+            // an index is set aside and rebuilt only for what it holds (`recovery::recover`).
+            sled::Error::Io(e) => StoreError::Io(e),
+            e => StoreError::Index(e.to_string()),
+        }
     }
 }
 

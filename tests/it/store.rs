@@ -285,6 +285,8 @@ fn a_log_shorter_than_the_index_is_refused() {
     OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 30).unwrap();
     let err = Ledger::open(dir.path(), opts()).err().expect("refuses to start");
     assert!(err.to_string().contains("truncated"), "{err}");
+    // The index was right (the log is what was cut): it is left as it was.
+    assert!(dir.path().join("index").exists() && !dir.path().join("index.suspect").exists() && !dir.path().join("index.damaged-1").exists());
 }
 
 #[test]
