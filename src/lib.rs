@@ -15,6 +15,7 @@ pub mod failpoint;
 pub mod fsutil;
 pub mod vault;
 pub mod ledger;
+pub mod replica;
 pub mod demo;
 pub mod api;
 pub mod audit;

@@ -20,6 +20,8 @@ use crate::store::StoreError;
 
 pub const REASON_KEY: &str = "anxin-reason";
 pub const INDEX_KEY: &str = "anxin-command-index";
+/// On `NOT_LEADER`: where the leader is (its advertised address), when known.
+pub const LEADER_KEY: &str = "anxin-leader";
 
 pub use crate::domain::ids::{mask_personal_numbers, MASKED_DIGITS_MIN, MASKED_HYPHENATED_DIGITS_MIN};
 
@@ -30,12 +32,14 @@ pub struct ApiError {
     pub reason: &'static str,
     message: String,
     pub index: Option<usize>,
+    /// `NOT_LEADER`: the leader's address.
+    pub leader: Option<String>,
 }
 
 impl ApiError {
     /// The only way to make one: every message is masked here.
     fn build(code: Code, reason: &'static str, message: &str, index: Option<usize>) -> ApiError {
-        ApiError { code, reason, message: mask_personal_numbers(message), index }
+        ApiError { code, reason, message: mask_personal_numbers(message), index, leader: None }
     }
 
     pub fn new(code: Code, reason: &'static str, message: impl Into<String>) -> ApiError {
@@ -89,6 +93,9 @@ impl From<ApiError> for Status {
                 s.metadata_mut().insert(INDEX_KEY, v);
             }
         }
+        if let Some(Ok(v)) = e.leader.as_deref().map(str::parse) {
+            s.metadata_mut().insert(LEADER_KEY, v);
+        }
         s
     }
 }
@@ -110,13 +117,18 @@ impl From<BatchRejection> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         tracing::error!(error = %e, code = e.code(), "fault while serving a request");
+        let leader = match &e {
+            StoreError::NotLeader { leader } => leader.clone(),
+            _ => None,
+        };
         let code = match e {
+            StoreError::NotLeader { .. } => Code::FailedPrecondition,
             StoreError::Corruption { .. } | StoreError::Chain(_) => Code::DataLoss,
             StoreError::WriterFailed(_) | StoreError::Poisoned(_) | StoreError::Damaged(_) => Code::Unavailable,
             StoreError::DiskFull { .. } => Code::ResourceExhausted,
             _ => Code::Unavailable,
         };
-        ApiError::new(code, e.code(), e.to_string())
+        ApiError { leader, ..ApiError::new(code, e.code(), e.to_string()) }
     }
 }
 

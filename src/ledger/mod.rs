@@ -16,6 +16,8 @@
 
 mod proofs;
 mod recovery;
+mod reads;
+mod replicated;
 mod scrub;
 mod signer;
 mod verify;
@@ -36,7 +38,6 @@ use crate::domain::rejection::BatchRejection;
 use crate::limits::WRITER_QUEUE_DEPTH;
 use crate::projection::state::{Seq, State};
 use crate::store::index::Index;
-use crate::store::log;
 use crate::store::merkle::MerkleFiles;
 use crate::store::StoreError;
 
@@ -47,7 +48,7 @@ pub(crate) use signer::save_checkpoint;
 pub use verify::{decode_record, rebuild, verify, verify_pinned, Finding, VerifyReport};
 
 use signer::{Signer, TreeHead};
-use writer::{Job, Writer};
+use writer::{Job, Work, Writer};
 
 /// Unix milliseconds now. Injected so that tests and replays control time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -94,6 +95,8 @@ pub struct LedgerOptions {
     pub scrub_at_start: bool,
     /// ... and again this long after each pass ends (`None`: only at the start).
     pub scrub_interval: Option<std::time::Duration>,
+    /// Run as a node of a replicated ledger (`crate::replica`); `None`: embedded.
+    pub replication: Option<crate::replica::ReplicaOptions>,
 }
 
 impl Default for LedgerOptions {
@@ -110,6 +113,7 @@ impl Default for LedgerOptions {
             segment_bytes: crate::limits::SEGMENT_BYTES_MAX,
             scrub_at_start: true,
             scrub_interval: Some(std::time::Duration::from_secs(crate::limits::SCRUB_INTERVAL_S)),
+            replication: None,
         }
     }
 }
@@ -262,10 +266,13 @@ impl Shared {
 pub struct Ledger {
     shared: Arc<Shared>,
     /// The writer's queue; `None` once shut down.
-    tx: Mutex<Option<SyncSender<Job>>>,
+    tx: Mutex<Option<SyncSender<Work>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// The background scrub: a channel that stops it, and its thread.
     scrubber: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// A node of a replicated ledger: its role, and the replication driver.
+    role: Option<crate::replica::RoleCell>,
+    driver: Mutex<Option<replicated::DriverHandle>>,
     recovery: Recovery,
 }
 
@@ -309,8 +316,22 @@ impl Ledger {
             snapshot_seq: r.snapshot_seq,
             snapshot_records: opts.snapshot_records.max(1),
             min_free_bytes: opts.min_free_bytes,
+            replica: None,
         };
+        let role = opts.replication.as_ref().map(|_| replicated::new_role());
+        let w = Writer { replica: role.clone().map(replicated::Replica::new), ..w };
         let writer = std::thread::Builder::new().name("anxin-writer".into()).spawn(move || writer::run(w, rx))?;
+        let driver = match (opts.replication.clone(), &role) {
+            (Some(r), Some(role)) => match replicated::start(&shared, tx.clone(), r, role.clone()) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    drop(tx);
+                    let _ = writer.join();
+                    return Err(e);
+                }
+            },
+            _ => None,
+        };
         let scrubber = if opts.scrub_at_start {
             let (stop_tx, stop_rx) = mpsc::channel();
             let s = shared.clone();
@@ -320,7 +341,12 @@ impl Ledger {
         } else {
             None
         };
-        Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), scrubber: Mutex::new(scrubber), recovery: r.recovery })
+        Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), scrubber: Mutex::new(scrubber), role, driver: Mutex::new(driver), recovery: r.recovery })
+    }
+
+    /// A node of a replicated ledger: whether it leads now (`None`: embedded).
+    pub fn role(&self) -> Option<crate::replica::Role> {
+        self.role.as_ref().map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
     }
 
     pub fn recovery(&self) -> &Recovery {
@@ -375,7 +401,7 @@ impl Ledger {
         reply: Box<dyn FnOnce(SubmitResult) + Send>,
     ) -> Result<(), StoreError> {
         let tx = self.sender()?;
-        let job = Job { principal, request_id, commands, reply };
+        let job = Work::Submit(Job { principal, request_id, commands, reply });
         match tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job)) => tx.send(job).map_err(|_| StoreError::Closed),
@@ -393,9 +419,9 @@ impl Ledger {
     pub async fn enqueue(&self, principal: Principal, request_id: RequestId, commands: Vec<Command>) -> Result<tokio::sync::oneshot::Receiver<SubmitResult>, StoreError> {
         let tx = self.sender()?;
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-        let job = Job { principal, request_id, commands, reply: Box::new(move |r| {
+        let job = Work::Submit(Job { principal, request_id, commands, reply: Box::new(move |r| {
             let _ = reply_tx.send(r);
-        }) };
+        }) });
         match tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => {
@@ -446,80 +472,16 @@ impl Ledger {
     }
 
     /// The canonical bytes of records `from..=to` (bounded by what is durable), each
-    /// checked before it is handed out: its frame's and its own checksum (the scan), its
-    /// sequence number, and its link to the record before it (read too) and to the one
-    /// after it, or to the durable head. Exactly the records asked for, or an error.
+    /// checked before it is handed out (`reads.rs`).
     ///
     /// # Errors
     /// `StoreError::Corruption` naming the first record that is missing, out of place or
     /// does not chain (damage: the API answers DATA_LOSS); I/O errors.
     pub fn read_records(&self, from: Seq, to: Seq) -> Result<Vec<(Seq, Vec<u8>)>, StoreError> {
-        let (last, head) = self.head();
-        let to = to.min(last);
-        if from == 0 || from > to {
-            return Ok(Vec::new());
-        }
-        // One record either side, for the links: the one before `from` (or the genesis
-        // hash) and the one after `to` (or the durable head).
-        let lo = from - 1;
-        let hi = if to < last { to + 1 } else { to };
-        // The frame holding `lo`, or an earlier one if the index has not written the
-        // newest frames yet (then the scan reads a little more).
-        let pos = self.shared.index.frame_of(lo.max(1))?.map(|(_, pos, _)| pos);
-        let log_dir = self.shared.dir.join("log");
-        let mut got: Vec<(Seq, Vec<u8>)> = Vec::with_capacity((hi - lo + 1) as usize);
-        let scanned = log::scan_while(&log_dir, self.shared.ledger_id.as_str(), pos, false, &mut |f| {
-            let last_in_frame = f.first_seq + f.records.len() as u64 - 1;
-            for (i, bytes) in f.records.into_iter().enumerate() {
-                let seq = f.first_seq + i as u64;
-                if seq > hi {
-                    return Ok(false);
-                }
-                if seq >= lo.max(1) {
-                    got.push((seq, bytes));
-                }
-            }
-            // Read on only while the records asked for go past this frame.
-            Ok(last_in_frame < hi)
-        });
-        let missing = |seq: Seq, why: &str| StoreError::Corruption { at: format!("record {seq}"), why: why.to_owned() };
-        match scanned {
-            Ok(_) => {}
-            // A log directory or segment gone from under a running ledger is damage.
-            Err(StoreError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing(from, &format!("the log cannot be read ({e}): a segment or the log directory is missing"))),
-            Err(StoreError::Corruption { at, why }) => return Err(missing(from, &format!("reading it met damage at {at}: {why}"))),
-            Err(e) => return Err(e),
-        }
-        // Exactly lo..=hi, in order, each naming its own sequence number and linking to
-        // the one before.
-        let mut prev: Hash = if lo == 0 { crate::chain::record::genesis_hash(self.shared.ledger_id.as_str()) } else { [0; 32] };
-        let mut expect = lo.max(1);
-        for (seq, bytes) in &got {
-            if *seq != expect {
-                return Err(missing(expect, "the log does not hold it where it should (missing, cut or out of order)"));
-            }
-            let Some((_, named, prev_hash)) = crate::chain::record::header(bytes) else {
-                return Err(missing(*seq, "shorter than a record header"));
-            };
-            if named != *seq {
-                return Err(missing(*seq, &format!("it names itself record {named}")));
-            }
-            if (*seq > lo.max(1) || lo == 0) && prev_hash != prev {
-                return Err(missing(*seq, &format!("it does not link to record {} (one of the two was altered)", seq - 1)));
-            }
-            prev = crate::chain::record::record_hash(bytes);
-            expect += 1;
-        }
-        if expect != hi + 1 {
-            return Err(missing(expect, "the log ends before it: acknowledged records are missing or damaged"));
-        }
-        if hi == last && prev != head {
-            return Err(missing(last, "it does not hash to the ledger's head (the log was altered)"));
-        }
-        Ok(got.into_iter().filter(|(seq, _)| (from..=to).contains(seq)).collect())
+        self.shared.read_records(from, to)
     }
 
-    fn sender(&self) -> Result<SyncSender<Job>, StoreError> {
+    fn sender(&self) -> Result<SyncSender<Work>, StoreError> {
         if let Some(f) = self.shared.fault() {
             return Err(f.to_store_error());
         }
@@ -543,6 +505,12 @@ impl Ledger {
     /// # Errors
     /// `StoreError` if the final flush fails.
     pub fn shutdown(&self) -> Result<(), StoreError> {
+        // The replication driver first (it feeds the writer; a leader gives its lease up).
+        let driver = self.driver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some((closing, handle)) = driver {
+            closing.store(true, std::sync::atomic::Ordering::Release);
+            let _ = handle.join();
+        }
         // The scrub stops between two frames.
         let scrubber = self.scrubber.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some((stop, handle)) = scrubber {

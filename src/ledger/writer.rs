@@ -53,6 +53,12 @@ use super::{Receipt, Shared, SubmitResult, WriterFault};
 /// How many jobs one group commit takes at most.
 const GROUP_JOBS_MAX: usize = 256;
 
+/// What the writer's queue carries: a submitted batch, or the replication driver's work.
+pub(super) enum Work {
+    Submit(Job),
+    Replica(crate::replica::ToWriter),
+}
+
 /// One submitted batch, waiting for the writer.
 pub(super) struct Job {
     pub principal: Principal,
@@ -74,6 +80,8 @@ pub(super) struct Writer {
     pub snapshot_seq: Seq,
     pub snapshot_records: u64,
     pub min_free_bytes: u64,
+    /// A node of a replicated ledger (`replicated.rs`); `None`: the embedded ledger.
+    pub replica: Option<super::replicated::Replica>,
 }
 
 enum Outcome {
@@ -91,9 +99,9 @@ struct GroupStart {
 }
 
 /// A frame of the group: consecutive records, within `FRAME_BYTES_MAX`.
-struct PendingFrame {
-    first_seq: Seq,
-    records: Vec<Vec<u8>>,
+pub(super) struct PendingFrame {
+    pub first_seq: Seq,
+    pub records: Vec<Vec<u8>>,
     bytes: usize,
 }
 
@@ -118,17 +126,17 @@ struct Encoded {
 }
 
 /// Where a frame of the group went in the log.
-struct Written {
-    first_seq: Seq,
-    pos: Position,
-    count: u32,
+pub(super) struct Written {
+    pub first_seq: Seq,
+    pub pos: Position,
+    pub count: u32,
 }
 
 /// Why phase 2 failed.
-struct WriteFailure {
-    error: StoreError,
+pub(super) struct WriteFailure {
+    pub error: StoreError,
     /// `fdatasync` itself failed: the file's state is no longer known.
-    sync_failed: bool,
+    pub sync_failed: bool,
 }
 
 /// What a panic said, for the fault it becomes.
@@ -139,7 +147,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// The writer thread's body: runs the writer, and turns a panic into a visible fault
 /// that answers the group it hit and every later submission.
-pub(super) fn run(w: Writer, rx: Receiver<Job>) {
+pub(super) fn run(w: Writer, rx: Receiver<Work>) {
     let shared = w.shared.clone();
     let mut w = Some(w);
     // A panic inside a group is caught in `Writer::run` (its jobs are answered there);
@@ -157,14 +165,20 @@ pub(super) fn run(w: Writer, rx: Receiver<Job>) {
     if let Some(f @ WriterFault::Panicked(_)) = shared.fault() {
         // Every job still queued, and every one queued until the ledger closes, gets the
         // fault as its answer instead of waiting forever.
-        for job in rx.iter() {
-            (job.reply)(Err(f.to_store_error()));
+        for work in rx.iter() {
+            match work {
+                Work::Submit(job) => (job.reply)(Err(f.to_store_error())),
+                Work::Replica(crate::replica::ToWriter::Apply(_, reply)) => {
+                    let _ = reply.send(Err(f.to_store_error().to_string()));
+                }
+                Work::Replica(_) => {}
+            }
         }
     }
 }
 
 impl Writer {
-    fn run(mut self, rx: &Receiver<Job>) {
+    fn run(mut self, rx: &Receiver<Work>) {
         // A long replay at open (no snapshot, or an old one) is not repeated by the next.
         if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records {
             if let Err(e) = self.snapshot() {
@@ -182,12 +196,24 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut jobs = vec![first];
-            while jobs.len() < GROUP_JOBS_MAX {
+            // A group of submissions, up to the replication driver's next piece of work
+            // (done right after, in order).
+            let (mut jobs, mut replica_work) = match first {
+                Work::Submit(j) => (vec![j], None),
+                Work::Replica(r) => (Vec::new(), Some(r)),
+            };
+            while replica_work.is_none() && jobs.len() < GROUP_JOBS_MAX {
                 match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
+                    Ok(Work::Submit(j)) => jobs.push(j),
+                    Ok(Work::Replica(r)) => replica_work = Some(r),
                     Err(_) => break,
                 }
+            }
+            if jobs.is_empty() {
+                if let Some(r) = replica_work.take() {
+                    self.replica_work(r);
+                }
+                continue;
             }
             // `group` takes the jobs out of `jobs` only to answer them: a panic (a bug)
             // leaves the unanswered ones here, and they hear why.
@@ -197,6 +223,9 @@ impl Writer {
                 self.shared.set_fault(WriterFault::Panicked(why.clone()));
                 Self::answer_all(jobs, || StoreError::WriterFailed(why.clone()));
                 return;
+            }
+            if let Some(r) = replica_work.take() {
+                self.replica_work(r);
             }
         }
         // Closing: a checkpoint of every record, and a snapshot, so that the next start
@@ -262,13 +291,13 @@ impl Writer {
     }
 
     /// Stops all further writes (fail-stop): a fault the writer cannot take back.
-    fn stop(&self, why: String) {
+    pub(super) fn stop(&self, why: String) {
         tracing::error!(error = %why, "ledger fault: refusing all further writes");
         self.shared.set_fault(WriterFault::Stopped(why));
     }
 
     /// Answers a whole group with one fault.
-    fn answer_all(jobs: Vec<Job>, e: impl Fn() -> StoreError) {
+    pub(super) fn answer_all(jobs: Vec<Job>, e: impl Fn() -> StoreError) {
         for j in jobs {
             (j.reply)(Err(e()));
         }
@@ -280,6 +309,10 @@ impl Writer {
         }
         if let Some(d) = self.shared.damage() {
             return Self::answer_all(std::mem::take(jobs), || StoreError::Damaged(d.to_string()));
+        }
+        // A follower of a replicated ledger writes only what the leader wrote.
+        if let Some(leader) = self.replica.as_ref().and_then(super::replicated::Replica::not_leading) {
+            return Self::answer_all(std::mem::take(jobs), || StoreError::NotLeader { leader: leader.clone() });
         }
         if let Err(e) = crate::failpoint::pass("writer.group", self.shared.ledger_id.as_str()) {
             self.stop(e.to_string());
@@ -315,7 +348,7 @@ impl Writer {
         }
 
         // 2. Make durable.
-        let written = match self.make_durable(&frames) {
+        let written = match self.replicate(&frames, start.head).and_then(|()| self.make_durable(&frames)) {
             Ok(w) => w,
             Err(failure) => {
                 // 3. Take back: the state first (dropping the level), then the log.
@@ -449,6 +482,8 @@ impl Writer {
         tracing::warn!(error = %e, "a group commit was refused by the log and taken back; the ledger goes on");
         let not_written = || match &e {
             StoreError::DiskFull { free, reserve } => StoreError::DiskFull { free: *free, reserve: *reserve },
+            StoreError::NotLeader { leader } => StoreError::NotLeader { leader: leader.clone() },
+            StoreError::OutcomeUnknown(why) => StoreError::OutcomeUnknown(why.clone()),
             other => StoreError::NotWritten(other.to_string()),
         };
         let mut outcomes = outcomes.into_iter();
@@ -462,7 +497,7 @@ impl Writer {
 
     /// Phase 4: the tree follows the log (proofs may be asked for any size up to it),
     /// then the head and the durable watch move.
-    fn publish(&mut self, leaves: &[Hash]) -> Result<(), StoreError> {
+    pub(super) fn publish(&mut self, leaves: &[Hash]) -> Result<(), StoreError> {
         for h in leaves {
             self.merkle.push(h);
         }
@@ -474,7 +509,7 @@ impl Writer {
 
     /// Phase 5: the index, snapshots, checkpoints and flushes follow, off the
     /// acknowledgement path.
-    fn follow_up(&mut self, written: Vec<Written>, idem: HashMap<IdemKey, IdemEntry>, new_records: bool) {
+    pub(super) fn follow_up(&mut self, written: Vec<Written>, idem: HashMap<IdemKey, IdemEntry>, new_records: bool) {
         if written.is_empty() && idem.is_empty() {
             return;
         }

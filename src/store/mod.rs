@@ -47,6 +47,10 @@ pub enum StoreError {
     DiskFull { free: u64, reserve: u64 },
     #[error("the write could not be made ({0}); nothing of this request was recorded, retry")]
     NotWritten(String),
+    #[error("this node does not lead the replicated ledger; {}", match .leader { Some(a) => format!("the leader is at {a}"), None => "no leader is known yet: retry".to_owned() })]
+    NotLeader { leader: Option<String> },
+    #[error("the database did not confirm the commit ({0}): whether this request was recorded is not known; retry it with the same request id (the next leader answers it from the replicated log)")]
+    OutcomeUnknown(String),
 }
 
 impl From<sled::Error> for StoreError {
@@ -84,6 +88,8 @@ impl StoreError {
             StoreError::Closed => "SHUT_DOWN",
             StoreError::DiskFull { .. } => "DISK_FULL",
             StoreError::NotWritten(_) => "WRITE_FAILED",
+            StoreError::NotLeader { .. } => "NOT_LEADER",
+            StoreError::OutcomeUnknown(_) => "OUTCOME_UNKNOWN",
         }
     }
 }

@@ -17,6 +17,8 @@ mod masking;
 mod numbers;
 mod process;
 mod privacy;
+mod replication;
+mod pg;
 mod props;
 mod rules;
 mod scenario;

@@ -1,0 +1,242 @@
+//! The ledger as a node of a replicated ledger (`crate::replica`): the writer's side
+//! (commit to the database before the local log; apply the frames a follower fetches)
+//! and the driver's view of the ledger.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::chain::record::{record_hash, request_digest, ChainVerifier, Hash};
+use crate::replica::{FrameRow, FrameSink, OutFrame, PgError, ReplicaOptions, Role, RoleCell, ToWriter};
+use crate::store::index::{IdemEntry, IdemKey};
+use crate::store::StoreError;
+
+use super::writer::{PendingFrame, Work, Writer, Written};
+use super::Shared;
+
+/// The writer's replication state.
+pub(crate) struct Replica {
+    /// Set while this node leads: the connection frames are committed through.
+    sink: Option<FrameSink>,
+    role: RoleCell,
+}
+
+impl Replica {
+    pub(super) fn new(role: RoleCell) -> Replica {
+        Replica { sink: None, role }
+    }
+
+    /// `Some(leader's address)` unless this node leads.
+    pub(super) fn not_leading(&self) -> Option<Option<String>> {
+        if self.sink.is_some() {
+            return None;
+        }
+        match &*self.role.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Role::Follower { leader } => Some(leader.clone()),
+            Role::Leader { .. } => Some(None),
+        }
+    }
+
+    fn set_role(&self, role: Role) {
+        *self.role.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = role;
+    }
+}
+
+impl Writer {
+    /// Before the local log: the group's frames go into the database (the leader's
+    /// commit). Nothing is acknowledged unless this returned `Ok`; on any failure the node
+    /// steps down (the group is taken back by the caller).
+    pub(super) fn replicate(&mut self, frames: &[PendingFrame], start_head: Hash) -> Result<(), super::writer::WriteFailure> {
+        let Some(replica) = self.replica.as_mut() else { return Ok(()) };
+        let Some(sink) = replica.sink.as_mut() else {
+            return Err(super::writer::WriteFailure { error: StoreError::NotLeader { leader: None }, sync_failed: false });
+        };
+        let mut prev = start_head;
+        let out: Vec<OutFrame<'_>> = frames
+            .iter()
+            .map(|f| {
+                let head = record_hash(f.records.last().expect("a frame holds records"));
+                let o = OutFrame { first_seq: f.first_seq, records: &f.records, prev_head: prev, head };
+                prev = head;
+                o
+            })
+            .collect();
+        let r = sink.commit(&out);
+        let epoch = sink.epoch;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::warn!(epoch, error = %e, "replication: a commit failed: stepping down");
+                replica.sink = None;
+                replica.set_role(Role::Follower { leader: None });
+                let error = match e {
+                    PgError::Fenced(_) => StoreError::NotLeader { leader: None },
+                    PgError::Connection(why) => StoreError::OutcomeUnknown(why),
+                    other => StoreError::NotWritten(other.to_string()),
+                };
+                Err(super::writer::WriteFailure { error, sync_failed: false })
+            }
+        }
+    }
+
+    /// Work the replication driver sends.
+    pub(super) fn replica_work(&mut self, w: ToWriter) {
+        match w {
+            ToWriter::Apply(row, reply) => {
+                let r = self.apply_frame(row);
+                let _ = reply.send(r);
+            }
+            ToWriter::Lead(sink) => {
+                if let Some(r) = self.replica.as_mut() {
+                    tracing::info!(epoch = sink.epoch, next_frame = sink.next_frame, head = self.next_seq - 1, "replication: leading");
+                    r.set_role(Role::Leader { epoch: sink.epoch });
+                    r.sink = Some(sink);
+                }
+            }
+            ToWriter::StepDown(leader) => {
+                if let Some(r) = self.replica.as_mut() {
+                    if r.sink.take().is_some() {
+                        tracing::warn!("replication: stepped down");
+                    }
+                    r.set_role(Role::Follower { leader });
+                }
+            }
+        }
+    }
+
+    /// A follower appends and applies a frame the database holds, after checking every
+    /// record's hash and link against its own head (records it already has are skipped).
+    fn apply_frame(&mut self, row: FrameRow) -> Result<(), String> {
+        if self.replica.as_ref().is_some_and(|r| r.sink.is_some()) {
+            return Err("this node leads: it applies no frames".into());
+        }
+        if let Some(f) = self.shared.fault() {
+            return Err(f.to_store_error().to_string());
+        }
+        let frame = row.frame_no;
+        if row.last_seq < self.next_seq {
+            return Ok(());
+        }
+        if row.first_seq > self.next_seq || row.records.len() as u64 != row.last_seq + 1 - row.first_seq {
+            return Err(format!("frame {frame} holds records {} to {} ({} of them) but this node's next record is {}", row.first_seq, row.last_seq, row.records.len(), self.next_seq));
+        }
+        let skip = (self.next_seq - row.first_seq) as usize;
+        if skip == 0 && row.prev_head != self.head {
+            return Err(format!("frame {frame} does not start at this node's head: the histories differ"));
+        }
+        let first = self.next_seq;
+        let records = row.records[skip..].to_vec();
+        let mut verifier = ChainVerifier::resume(first, self.head);
+        let mut decoded = Vec::with_capacity(records.len());
+        let mut hashes = Vec::with_capacity(records.len());
+        for (i, bytes) in records.iter().enumerate() {
+            let (rec, h) = verifier.check(bytes).map_err(|e| format!("frame {frame}, record {}: {e}", first + i as u64))?;
+            decoded.push(rec);
+            hashes.push(h);
+        }
+        if verifier.head() != row.head {
+            return Err(format!("frame {frame}: its records do not hash to the head it names (it was altered in the database)"));
+        }
+        // Idempotency entries: a request's records are consecutive within a frame.
+        let mut idem: HashMap<IdemKey, IdemEntry> = HashMap::new();
+        let mut i = 0;
+        while i < decoded.len() {
+            let (p, r) = (&decoded[i].principal, &decoded[i].request_id);
+            let mut j = i;
+            while j + 1 < decoded.len() && decoded[j + 1].principal == *p && decoded[j + 1].request_id == *r {
+                j += 1;
+            }
+            let commands: Vec<_> = decoded[i..=j].iter().map(|rec| rec.event.to_command()).collect();
+            let key = IdemKey { principal: p.clone(), request_id: r.clone() };
+            idem.insert(key, IdemEntry { digest: request_digest(&commands), first_seq: decoded[i].seq, last_seq: decoded[j].seq, head: hashes[j], recorded_at_ms: decoded[i].recorded_at_ms });
+            i = j + 1;
+        }
+        let shared = self.shared.clone();
+        let mut guard = shared.write_state().map_err(|e| e.to_string())?;
+        let mut txn = guard.txn();
+        for rec in &decoded {
+            txn.apply(&rec.event, rec.seq);
+        }
+        let start = self.log.end();
+        let signed = self.shared.signer.signed_size();
+        let written = self.log.append(first, signed, &records).and_then(|pos| self.log.sync().map(|()| pos));
+        let pos = match written {
+            Ok(pos) => pos,
+            Err(e) => {
+                drop(txn);
+                drop(guard);
+                if let Err(r) = self.log.rewind(start) {
+                    self.stop(format!("{e}; taking the frame back out of the log failed too: {r}"));
+                }
+                return Err(format!("frame {frame} could not be written to the local log: {e}"));
+            }
+        };
+        txn.commit();
+        self.next_seq = row.last_seq + 1;
+        self.head = row.head;
+        if let Err(e) = self.publish(&hashes) {
+            drop(guard);
+            self.stop(e.to_string());
+            return Err(e.to_string());
+        }
+        drop(guard);
+        self.follow_up(vec![Written { first_seq: first, pos, count: records.len() as u32 }], idem, true);
+        Ok(())
+    }
+}
+
+/// The driver's view of a ledger.
+struct LocalLedger {
+    shared: Arc<Shared>,
+    tx: SyncSender<Work>,
+    role: RoleCell,
+    closing: Arc<AtomicBool>,
+}
+
+impl crate::replica::Local for LocalLedger {
+    fn head(&self) -> (u64, Hash) {
+        *self.shared.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn records(&self, from: u64, to: u64) -> Result<Vec<Vec<u8>>, String> {
+        self.shared.read_records(from, to).map(|r| r.into_iter().map(|(_, b)| b).collect()).map_err(|e| e.to_string())
+    }
+
+    fn role(&self) -> Role {
+        self.role.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn send(&self, w: ToWriter) -> Result<(), String> {
+        self.tx.send(Work::Replica(w)).map_err(|_| "the writer is gone".to_owned())
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+}
+
+/// The running driver: a flag that stops it, and its thread.
+pub(super) type DriverHandle = (Arc<AtomicBool>, JoinHandle<()>);
+
+/// Starts the replication driver of a ledger: it connects, prepares the database and
+/// registers the ledger before it returns (a database that cannot be used refuses the
+/// start), then follows or leads on its own thread.
+pub(super) fn start(shared: &Arc<Shared>, tx: SyncSender<Work>, opts: ReplicaOptions, role: RoleCell) -> Result<DriverHandle, StoreError> {
+    let ledger = shared.ledger_id.as_str().to_owned();
+    let mut c = crate::replica::pg::connect_primary(&opts.dsns, std::time::Duration::from_secs(5)).map_err(|e| StoreError::DataDir(format!("replication: {e}")))?;
+    crate::replica::pg::prepare(&mut c, opts.allow_async).map_err(|e| StoreError::DataDir(format!("replication: {e}")))?;
+    crate::replica::pg::register(&mut c, &ledger, &crate::chain::record::genesis_hash(&ledger)).map_err(|e| StoreError::DataDir(format!("replication: {e}")))?;
+    drop(c);
+    let closing = Arc::new(AtomicBool::new(false));
+    let local = Arc::new(LocalLedger { shared: shared.clone(), tx, role, closing: closing.clone() });
+    let driver = crate::replica::Driver::new(opts, &ledger, local);
+    let handle = std::thread::Builder::new().name("anxin-replica".into()).spawn(move || driver.run())?;
+    Ok((closing, handle))
+}
+
+/// A role cell for a new node: a follower that knows no leader yet.
+pub(super) fn new_role() -> RoleCell {
+    Arc::new(Mutex::new(Role::Follower { leader: None }))
+}

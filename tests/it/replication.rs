@@ -1,0 +1,99 @@
+//! The replicated ledger (issue 14) on a real PostgreSQL primary with a synchronous
+//! standby (`pg.rs`): nodes in this process first; `anxind` processes killed and paused
+//! in `replication_process.rs`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anxin::ledger::{Ledger, LedgerOptions, Receipt};
+use anxin::replica::{ReplicaOptions, Role};
+use anxin::store::StoreError;
+
+use crate::common::*;
+use crate::pg::PgPair;
+use crate::store::{operator, opts, rid};
+
+fn node(dir: &Path, pair: &PgPair, name: &str) -> Ledger {
+    let r = ReplicaOptions { lease: Duration::from_millis(1_500), ..ReplicaOptions::new(pair.dsns(), name, &format!("http://{name}:50051")) };
+    Ledger::open(dir, LedgerOptions { replication: Some(r), scrub_at_start: false, ..opts() }).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn post(l: &Ledger, id: &str, n: usize) -> Receipt {
+    l.submit(operator(), rid(id), (0..n).map(|i| topup("P1", &format!("{id}-{i}"), "1")).collect()).expect("no fault").expect("accepted")
+}
+
+fn leader_index(nodes: &[Option<Ledger>]) -> Option<usize> {
+    let leaders: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].as_ref().is_some_and(|l| matches!(l.role(), Some(Role::Leader { .. })))).collect();
+    assert!(leaders.len() <= 1, "two leaders at once: {leaders:?}");
+    leaders.first().copied()
+}
+
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+#[test]
+fn one_leader_writes_followers_follow_and_a_follower_takes_over_with_every_answer_kept() {
+    if !crate::pg::available() {
+        return;
+    }
+    let pair = PgPair::start();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Ledger>> = (0..3).map(|i| Some(node(dirs[i].path(), &pair, NAMES[i]))).collect();
+    let li = wait_for("a leader", Duration::from_secs(10), || leader_index(&nodes));
+    let leader = nodes[li].as_ref().unwrap();
+    leader.submit(operator(), rid("setup"), vec![register("P1"), open_account("P1")]).unwrap().unwrap();
+    let receipts: Vec<Receipt> = (0..20).map(|k| post(leader, &format!("b{k}"), 10)).collect();
+    let head = leader.head();
+    // Followers: refuse writes naming the leader, and catch up.
+    for fi in (0..3).filter(|&i| i != li) {
+        let f = nodes[fi].as_ref().unwrap();
+        match f.submit(operator(), rid("nope"), vec![topup("P1", "X", "1")]) {
+            Err(StoreError::NotLeader { leader: addr }) => {
+                let addr = wait_for("the leader's address", Duration::from_secs(5), || match f.role() {
+                    Some(Role::Follower { leader: Some(a) }) => Some(a),
+                    _ => addr.clone(),
+                });
+                assert_eq!(addr, format!("http://{}:50051", NAMES[li]));
+            }
+            other => panic!("a follower took a write: {other:?}"),
+        }
+        wait_for("a follower catching up", Duration::from_secs(10), || (f.head() == head).then_some(()));
+        assert_eq!(f.read_records(1, head.0).unwrap(), leader.read_records(1, head.0).unwrap(), "the same records, byte for byte");
+        assert_eq!(f.state().unwrap().wage_balance(&pid("P1")), leader.state().unwrap().wage_balance(&pid("P1")));
+    }
+    // The leader goes away (a clean stop gives its lease up); another takes over.
+    nodes[li].take().unwrap().close().unwrap();
+    let t0 = Instant::now();
+    let ni = wait_for("a new leader", Duration::from_secs(10), || leader_index(&nodes));
+    eprintln!("takeover after a clean stop: {:?}", t0.elapsed());
+    let next = nodes[ni].as_ref().unwrap();
+    // Every answer is kept: a retry gets the original receipt.
+    for (k, r) in receipts.iter().enumerate().step_by(7) {
+        let again = next.submit(operator(), rid(&format!("b{k}")), (0..10).map(|i| topup("P1", &format!("b{k}-{i}"), "1")).collect()).unwrap().unwrap();
+        assert!(again.replayed, "b{k} is answered from the replicated log");
+        assert_eq!((again.first_seq, again.last_seq, again.head), (r.first_seq, r.last_seq, r.head));
+    }
+    let after = post(next, "after", 5);
+    assert_eq!(after.first_seq, head.0 + 1, "the history goes on where it was");
+    let oi = (0..3).find(|&i| i != li && i != ni).unwrap();
+    let other = nodes[oi].as_ref().unwrap();
+    wait_for("the other follower", Duration::from_secs(10), || (other.head() == next.head()).then_some(()));
+    // The old leader's node comes back as a follower and catches up.
+    let back = node(dirs[li].path(), &pair, NAMES[li]);
+    wait_for("the old leader following", Duration::from_secs(10), || (back.head() == next.head()).then_some(()));
+    assert!(matches!(back.role(), Some(Role::Follower { .. })));
+    back.close().unwrap();
+    for n in nodes.into_iter().flatten() {
+        n.close().unwrap();
+    }
+}
