@@ -29,6 +29,16 @@ struct Args {
     /// TLS private key (PEM); needs --tls-cert.
     #[arg(long, env = "ANXIN_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Run as a node of a replicated ledger: a PostgreSQL connection string (repeat for
+    /// the standbys); needs --node-id and --advertise. Overrides `[replication] dsns`.
+    #[arg(long = "replicate", value_name = "DSN", requires_all = ["node_id", "advertise"])]
+    replicate: Vec<String>,
+    /// This node's name among the replicated ledger's nodes.
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Where clients reach this node, e.g. http://10.0.0.5:50051.
+    #[arg(long)]
+    advertise: Option<String>,
 }
 
 #[tokio::main]
@@ -41,7 +51,11 @@ async fn main() -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(anxin::server::TlsFiles { cert, key }),
         _ => None,
     };
-    let cfg = anxin::server::Config::load_with_dashboard(a.config.as_deref(), a.listen, a.data, a.principals, tls, a.dashboard).map_err(anyhow::Error::msg)?;
+    let mut cfg = anxin::server::Config::load_with_dashboard(a.config.as_deref(), a.listen, a.data, a.principals, tls, a.dashboard).map_err(anyhow::Error::msg)?;
+    if let (false, Some(node_id), Some(advertise)) = (a.replicate.is_empty(), a.node_id, a.advertise) {
+        let (lease_ms, allow_async) = cfg.file.replication.as_ref().map_or((None, false), |r| (r.lease_ms, r.allow_async));
+        cfg.file.replication = Some(anxin::server::ReplicationConfig { dsns: a.replicate, node_id, advertise, lease_ms, allow_async });
+    }
     if let Err(e) = anxin::server::run(cfg, shutdown_signal()).await {
         // Logged and printed: a supervisor's journal shows why it restarts the server.
         tracing::error!(error = %e, "anxind stopped");

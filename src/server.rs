@@ -94,6 +94,39 @@ pub struct FileConfig {
     /// Per county (by 6-digit code): policy changes and a calendar of its own.
     #[serde(default)]
     pub county: BTreeMap<String, CountyConfig>,
+    /// Run as a node of a replicated ledger on PostgreSQL (absent: the embedded store).
+    pub replication: Option<ReplicationConfig>,
+}
+
+/// `[replication]`: a node of a replicated ledger (`crate::replica`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// PostgreSQL connection strings: the primary and its standbys, tried in order (the
+    /// one that is a primary is used; after a failover, the promoted standby).
+    pub dsns: Vec<String>,
+    /// This node's name, unique among the ledger's nodes.
+    pub node_id: String,
+    /// Where clients reach this node (followers tell clients the leader's), e.g.
+    /// `http://10.0.0.5:50051`.
+    pub advertise: String,
+    /// How long the leader's lease runs without renewal (default 2000; renewed every
+    /// quarter of it).
+    pub lease_ms: Option<u64>,
+    /// Run even if the database's commits do not wait for a synchronous standby (an
+    /// acknowledged batch could then be lost with the database's primary).
+    #[serde(default)]
+    pub allow_async: bool,
+}
+
+impl ReplicationConfig {
+    pub fn options(&self) -> crate::replica::ReplicaOptions {
+        crate::replica::ReplicaOptions {
+            lease: std::time::Duration::from_millis(self.lease_ms.unwrap_or(2_000).max(100)),
+            allow_async: self.allow_async,
+            ..crate::replica::ReplicaOptions::new(self.dsns.clone(), &self.node_id, &self.advertise)
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -229,6 +262,7 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), ServerError> {
                 0 => None,
                 s => Some(std::time::Duration::from_secs(s)),
             },
+            replication: cfg.file.replication.as_ref().map(ReplicationConfig::options),
             ..Default::default()
         },
     )

@@ -101,6 +101,27 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
             reporter.set_not_serving::<pb::ledger_posting_server::LedgerPostingServer<posting::Posting>>().await;
         }
     });
+    // A node of a replicated ledger: posting is SERVING only while it leads (load
+    // balancers send writes to the leader; followers answer NOT_LEADER anyway).
+    if api.ledger.role().is_some() {
+        let reporter = health_reporter.clone();
+        let ledger = api.ledger.clone();
+        tokio::spawn(async move {
+            let mut was: Option<bool> = None;
+            loop {
+                let leads = matches!(ledger.role(), Some(crate::replica::Role::Leader { .. }));
+                if was != Some(leads) && ledger.damage().is_none() && ledger.fault().is_none() {
+                    if leads {
+                        reporter.set_serving::<pb::ledger_posting_server::LedgerPostingServer<posting::Posting>>().await;
+                    } else {
+                        reporter.set_not_serving::<pb::ledger_posting_server::LedgerPostingServer<posting::Posting>>().await;
+                    }
+                    was = Some(leads);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+    }
     let reflection = tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET).build_v1()?;
 
     let posting = pb::ledger_posting_server::LedgerPostingServer::new(posting::Posting(api.clone()))

@@ -225,10 +225,22 @@ pub(super) type DriverHandle = (Arc<AtomicBool>, JoinHandle<()>);
 /// start), then follows or leads on its own thread.
 pub(super) fn start(shared: &Arc<Shared>, tx: SyncSender<Work>, opts: ReplicaOptions, role: RoleCell) -> Result<DriverHandle, StoreError> {
     let ledger = shared.ledger_id.as_str().to_owned();
-    let mut c = crate::replica::pg::connect_primary(&opts.dsns, std::time::Duration::from_secs(5)).map_err(|e| StoreError::DataDir(format!("replication: {e}")))?;
-    crate::replica::pg::prepare(&mut c, opts.allow_async).map_err(|e| StoreError::DataDir(format!("replication: {e}")))?;
-    crate::replica::pg::register(&mut c, &ledger, &crate::chain::record::genesis_hash(&ledger)).map_err(|e| StoreError::DataDir(format!("replication: {e}")))?;
-    drop(c);
+    let key = shared.signer.key.verifying_key().to_bytes();
+    // On a thread of its own: the blocking client may not run on an async runtime's
+    // thread (the server opens the ledger from one).
+    let prepared = std::thread::scope(|s| {
+        s.spawn(|| -> Result<(), crate::replica::PgError> {
+            let mut c = crate::replica::pg::connect_primary(&opts.dsns, std::time::Duration::from_secs(5))?;
+            crate::replica::pg::prepare(&mut c, opts.allow_async)?;
+            crate::replica::pg::register(&mut c, &ledger, &crate::chain::record::genesis_hash(&ledger), &key)
+        })
+        .join()
+    });
+    match prepared {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(StoreError::DataDir(format!("replication: {e}"))),
+        Err(_) => return Err(StoreError::DataDir("replication: the database setup panicked".into())),
+    }
     let closing = Arc::new(AtomicBool::new(false));
     let local = Arc::new(LocalLedger { shared: shared.clone(), tx, role, closing: closing.clone() });
     let driver = crate::replica::Driver::new(opts, &ledger, local);

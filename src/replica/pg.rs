@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS anxin_ledger (
     lease_until timestamptz NOT NULL DEFAULT '-infinity',
     frames      bigint NOT NULL DEFAULT 0,
     last_seq    bigint NOT NULL DEFAULT 0,
-    head        bytea NOT NULL
+    head        bytea NOT NULL,
+    public_key  bytea NOT NULL
 );
 CREATE TABLE IF NOT EXISTS anxin_frame (
     ledger    text NOT NULL REFERENCES anxin_ledger (ledger),
@@ -214,12 +215,22 @@ pub fn prepare(c: &mut Client, allow_async: bool) -> Result<(), PgError> {
     Ok(())
 }
 
-/// Registers `ledger` (its genesis head) if the database does not know it yet.
+/// Registers `ledger` (its genesis head and the public key its checkpoints are signed
+/// with) if the database does not know it yet; a node whose key is another refuses to
+/// join (the nodes of one ledger share its key: auditors pin one).
 ///
 /// # Errors
-/// As the database's.
-pub fn register(c: &mut Client, ledger: &str, genesis: &Hash) -> Result<(), PgError> {
-    c.execute("INSERT INTO anxin_ledger (ledger, head) VALUES ($1, $2) ON CONFLICT (ledger) DO NOTHING", &[&ledger, &genesis.as_slice()])?;
+/// `Setup` for another key; as the database's.
+pub fn register(c: &mut Client, ledger: &str, genesis: &Hash, public_key: &[u8; 32]) -> Result<(), PgError> {
+    c.execute("INSERT INTO anxin_ledger (ledger, head, public_key) VALUES ($1, $2, $3) ON CONFLICT (ledger) DO NOTHING", &[&ledger, &genesis.as_slice(), &public_key.as_slice()])?;
+    let theirs: Vec<u8> = c.query_one("SELECT public_key FROM anxin_ledger WHERE ledger = $1", &[&ledger])?.get(0);
+    if theirs != public_key {
+        return Err(PgError::Setup(format!(
+            "ledger {ledger:?} in the database is signed by ed25519:{}, this node's key is ed25519:{}: the nodes of one ledger share its signing key (signing_key = the same file on every node)",
+            hex::encode(&theirs),
+            hex::encode(public_key)
+        )));
+    }
     Ok(())
 }
 

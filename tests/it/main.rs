@@ -18,6 +18,7 @@ mod numbers;
 mod process;
 mod privacy;
 mod replication;
+mod replication_process;
 mod pg;
 mod props;
 mod rules;

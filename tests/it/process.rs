@@ -18,7 +18,7 @@ pub struct Anxind {
     pub token: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -39,10 +39,14 @@ pub async fn start_logging(data: &std::path::Path, extra: &[&str], level: &str, 
 
 /// `start_logging` with more environment variables (`ANXIN_FAILPOINTS`, say).
 pub async fn start_full(data: &std::path::Path, extra: &[&str], level: &str, log: Option<&std::path::Path>, env: &[(&str, &str)]) -> Anxind {
+    start_on(free_port(), data, extra, level, log, env).await
+}
+
+/// `start_full` on a given port (a replicated node advertises it before it starts).
+pub async fn start_on(port: u16, data: &std::path::Path, extra: &[&str], level: &str, log: Option<&std::path::Path>, env: &[(&str, &str)]) -> Anxind {
     let token = new_token();
     let principals = data.with_extension("principals.toml");
     std::fs::write(&principals, principals_entry(&Principal::Operator, &token)).unwrap();
-    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_anxind"))
         .args(["--data", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}"), "--principals", principals.to_str().unwrap()])
         .args(extra)

@@ -13,9 +13,18 @@ use crate::common::*;
 use crate::pg::PgPair;
 use crate::store::{operator, opts, rid};
 
+/// The ledger's signing key, shared by its nodes (kept beside the database's files).
+fn shared_key(pair: &PgPair) -> std::path::PathBuf {
+    let path = pair.dir.path().join("ledger.key");
+    if !path.exists() {
+        std::fs::write(&path, [9u8; 32]).unwrap();
+    }
+    path
+}
+
 fn node(dir: &Path, pair: &PgPair, name: &str) -> Ledger {
     let r = ReplicaOptions { lease: Duration::from_millis(1_500), ..ReplicaOptions::new(pair.dsns(), name, &format!("http://{name}:50051")) };
-    Ledger::open(dir, LedgerOptions { replication: Some(r), scrub_at_start: false, ..opts() }).unwrap_or_else(|e| panic!("{name}: {e}"))
+    Ledger::open(dir, LedgerOptions { replication: Some(r), scrub_at_start: false, signing_key: Some(shared_key(pair)), ..opts() }).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -88,6 +97,11 @@ fn one_leader_writes_followers_follow_and_a_follower_takes_over_with_every_answe
     let oi = (0..3).find(|&i| i != li && i != ni).unwrap();
     let other = nodes[oi].as_ref().unwrap();
     wait_for("the other follower", Duration::from_secs(10), || (other.head() == next.head()).then_some(()));
+    // A node with another signing key is refused (auditors pin one key per ledger).
+    let stranger = tempfile::tempdir().unwrap();
+    let r = ReplicaOptions::new(pair.dsns(), "d", "http://d:50051");
+    let e = Ledger::open(stranger.path(), LedgerOptions { replication: Some(r), scrub_at_start: false, ..opts() }).err().expect("another key is refused");
+    assert!(e.to_string().contains("share its signing key"), "{e}");
     // The old leader's node comes back as a follower and catches up.
     let back = node(dirs[li].path(), &pair, NAMES[li]);
     wait_for("the old leader following", Duration::from_secs(10), || (back.head() == next.head()).then_some(()));
