@@ -105,21 +105,17 @@ async fn submit_until_acked(dir: &Directory, id: &str, cmds: Vec<pb::Command>, s
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_answers_every_retry_once() {
-    if !crate::pg::available() {
-        return;
-    }
-    let rounds: usize = std::env::var("ANXIN_REPL_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let pair = tokio::task::block_in_place(PgPair::start);
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("ledger.key");
+type Acked = Arc<Mutex<Vec<(String, u64, u64, String, Instant)>>>;
+
+/// Three nodes of ledger `anxin-test` on `pair`, started, with the project set up.
+async fn cluster(pair: &PgPair, dir: &Path) -> (Vec<Node>, Directory, PathBuf) {
+    let key = dir.join("ledger.key");
     std::fs::write(&key, [5u8; 32]).unwrap();
     let mut nodes: Vec<Node> = ["a", "b", "c"]
         .iter()
         .map(|name| {
             let port = crate::process::free_port();
-            Node { name: (*name).to_owned(), data: dir.path().join(name), port, config: config(dir.path(), &pair, name, port, &key), proc: None }
+            Node { name: (*name).to_owned(), data: dir.join(name), port, config: config(dir, pair, name, port, &key), proc: None }
         })
         .collect();
     for n in &mut nodes {
@@ -128,26 +124,99 @@ async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_ans
     let directory: Directory = Arc::new(Mutex::new(nodes.iter().map(|n| (n.addr(), n.proc.as_ref().unwrap().token.clone())).collect()));
     let setup = submit_until_acked(&directory, "setup", vec![register("P1", COUNTY), open_account("P1", "ICBC")], &AtomicBool::new(false)).await;
     assert!(setup.is_some());
+    (nodes, directory, key)
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    // (request id, first, last, the node that answered, when)
-    let acked: Arc<Mutex<Vec<(String, u64, u64, String, Instant)>>> = Arc::default();
-    let mut clients = Vec::new();
-    for c in 0..4 {
-        let (directory, stop, acked) = (directory.clone(), stop.clone(), acked.clone());
-        clients.push(tokio::spawn(async move {
-            for b in 0.. {
-                if stop.load(Ordering::Acquire) {
-                    return;
+/// Four clients posting batches of `BATCH` top-ups until `stop`, each retried until
+/// acknowledged.
+fn clients(directory: &Directory, stop: &Arc<AtomicBool>, acked: &Acked) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..4)
+        .map(|c| {
+            let (directory, stop, acked) = (directory.clone(), stop.clone(), acked.clone());
+            tokio::spawn(async move {
+                for b in 0.. {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let id = format!("c{c}-{b}");
+                    let cmds = (0..BATCH).map(|i| topup("P1", &format!("{id}-{i}"), "1")).collect();
+                    if let Some((first, last, by)) = submit_until_acked(&directory, &id, cmds, &stop).await {
+                        acked.lock().unwrap().push((id, first, last, by, Instant::now()));
+                    }
                 }
-                let id = format!("c{c}-{b}");
-                let cmds = (0..BATCH).map(|i| topup("P1", &format!("{id}-{i}"), "1")).collect();
-                if let Some((first, last, by)) = submit_until_acked(&directory, &id, cmds, &stop).await {
-                    acked.lock().unwrap().push((id, first, last, by, Instant::now()));
-                }
+            })
+        })
+        .collect()
+}
+
+async fn leader(nodes: &[Node]) -> usize {
+    let t0 = Instant::now();
+    loop {
+        for (i, n) in nodes.iter().enumerate() {
+            if n.proc.is_some() && leads(n).await {
+                return i;
             }
-        }));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "no leader");
     }
+}
+
+/// Stops every node, then checks their logs: one history (a node may trail), every
+/// acknowledged batch exactly once where its receipt said, every batch whole or absent.
+async fn stop_and_check(nodes: &mut [Node], key: &Path, acked: &Acked) -> usize {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for n in nodes.iter_mut() {
+        let p = n.proc.take().unwrap();
+        p.signal("-TERM");
+        let st = tokio::task::spawn_blocking({
+            let mut p = p;
+            move || p.child.wait().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(st.success(), "{} exits cleanly: {st:?}", n.name);
+    }
+    let mut logs: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    for n in nodes.iter() {
+        let l = Ledger::open(&n.data, LedgerOptions { ledger_id: Some("anxin-test".into()), signing_key: Some(key.to_owned()), scrub_at_start: false, ..Default::default() }).unwrap_or_else(|e| panic!("{}: {e}", n.name));
+        let (last, _) = l.head();
+        logs.push((n.name.clone(), l.read_records(1, last).unwrap().into_iter().map(|(_, b)| b).collect()));
+        l.close().unwrap();
+    }
+    logs.sort_by_key(|(_, r)| std::cmp::Reverse(r.len()));
+    let longest = &logs[0].1;
+    for (name, recs) in &logs[1..] {
+        assert!(longest.len() - recs.len() < 2_000, "{name} trails by {} records", longest.len() - recs.len());
+        assert!(recs[..] == longest[..recs.len()], "{name}'s history differs from {}'s", logs[0].0);
+    }
+    let mut by_request: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (i, bytes) in longest.iter().enumerate() {
+        let rec = anxin::ledger::decode_record(bytes).unwrap();
+        by_request.entry(rec.request_id.to_string()).or_default().push(i as u64 + 1);
+    }
+    for (id, first, last, _, _) in acked.lock().unwrap().iter() {
+        let seqs = by_request.get(id).unwrap_or_else(|| panic!("acknowledged batch {id} is in no log"));
+        assert_eq!(seqs.len(), BATCH, "{id} is in the log exactly once");
+        assert_eq!((seqs[0], seqs[BATCH - 1]), (*first, *last), "{id} is where its receipt said");
+    }
+    for (id, seqs) in &by_request {
+        assert!(seqs.len() == BATCH || id == "setup", "{id}: {} records (a batch is whole or absent)", seqs.len());
+    }
+    longest.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_answers_every_retry_once() {
+    if !crate::pg::available() {
+        return;
+    }
+    let rounds: usize = std::env::var("ANXIN_REPL_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let pair = tokio::task::block_in_place(PgPair::start);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, directory, key) = cluster(&pair, dir.path()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Acked = Arc::default();
+    let clients = clients(&directory, &stop, &acked);
     let seed = std::env::var("ANXIN_REPL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
     eprintln!("seed {seed} (ANXIN_REPL_SEED replays the kill moments)");
     let mut rng = seed;
@@ -160,17 +229,7 @@ async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_ans
     let mut takeovers = Vec::new();
     for round in 0..rounds {
         tokio::time::sleep(Duration::from_millis(300 + next() % 700)).await;
-        let mut leader = None;
-        let t0 = Instant::now();
-        while leader.is_none() {
-            for (i, n) in nodes.iter().enumerate() {
-                if n.proc.is_some() && leads(n).await {
-                    leader = Some(i);
-                }
-            }
-            assert!(t0.elapsed() < Duration::from_secs(15), "round {round}: no leader");
-        }
-        let li = leader.unwrap();
+        let li = leader(&nodes).await;
         let mut p = nodes[li].proc.take().unwrap();
         p.signal("-KILL");
         let killed = Instant::now();
@@ -196,49 +255,58 @@ async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_ans
     for c in clients {
         c.await.unwrap();
     }
-    // Let the followers catch up, then stop every node.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    for n in &mut nodes {
-        let p = n.proc.take().unwrap();
-        p.signal("-TERM");
-        let st = tokio::task::spawn_blocking({
-            let mut p = p;
-            move || p.child.wait().unwrap()
-        })
-        .await
-        .unwrap();
-        assert!(st.success(), "{} exits cleanly: {st:?}", n.name);
-    }
-    // Every node's log: the same history (one may trail another), and every
-    // acknowledged batch exactly once where its receipt said.
-    let mut logs: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
-    for n in &nodes {
-        let l = Ledger::open(&n.data, LedgerOptions { ledger_id: Some("anxin-test".into()), signing_key: Some(key.clone()), scrub_at_start: false, ..Default::default() }).unwrap_or_else(|e| panic!("{}: {e}", n.name));
-        let (last, _) = l.head();
-        logs.push((n.name.clone(), l.read_records(1, last).unwrap().into_iter().map(|(_, b)| b).collect()));
-        l.close().unwrap();
-    }
-    logs.sort_by_key(|(_, r)| std::cmp::Reverse(r.len()));
-    let longest = &logs[0].1;
-    for (name, recs) in &logs[1..] {
-        assert!(longest.len() - recs.len() < 2_000, "{name} trails by {} records", longest.len() - recs.len());
-        assert!(recs[..] == longest[..recs.len()], "{name}'s history differs from {}'s", logs[0].0);
-    }
-    let mut by_request: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for (i, bytes) in longest.iter().enumerate() {
-        let rec = anxin::ledger::decode_record(bytes).unwrap();
-        by_request.entry(rec.request_id.to_string()).or_default().push(i as u64 + 1);
-    }
-    let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 10 * rounds, "load ran: {} batches", acked.len());
-    for (id, first, last, _, _) in &acked {
-        let seqs = by_request.get(id).unwrap_or_else(|| panic!("acknowledged batch {id} is in no log"));
-        assert_eq!(seqs.len(), BATCH, "{id} is in the log exactly once");
-        assert_eq!((seqs[0], seqs[BATCH - 1]), (*first, *last), "{id} is where its receipt said");
-    }
-    for (id, seqs) in &by_request {
-        assert!(seqs.len() == BATCH || id == "setup", "{id}: {} records (a batch is whole or absent)", seqs.len());
-    }
+    let records = stop_and_check(&mut nodes, &key, &acked).await;
+    let n = acked.lock().unwrap().len();
+    assert!(n > 10 * rounds, "load ran: {n} batches");
     takeovers.sort();
-    eprintln!("{rounds} leaders killed, {} batches acknowledged, {} records; kill to next acknowledgement: min {:?}, median {:?}, max {:?}", acked.len(), longest.len(), takeovers[0], takeovers[takeovers.len() / 2], takeovers[takeovers.len() - 1]);
+    eprintln!("{rounds} leaders killed, {n} batches acknowledged, {records} records; kill to the next leader's first acknowledgement: min {:?}, median {:?}, max {:?}", takeovers[0], takeovers[takeovers.len() / 2], takeovers[takeovers.len() - 1]);
+}
+
+/// A leader paused (SIGSTOP) past its lease: another takes over; resumed (SIGCONT), the
+/// old one acknowledges nothing (its commits are fenced by the epoch in the database)
+/// and follows the new leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_acknowledges_nothing_after_and_rejoins_as_a_follower() {
+    if !crate::pg::available() {
+        return;
+    }
+    let pair = tokio::task::block_in_place(PgPair::start);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, directory, key) = cluster(&pair, dir.path()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Acked = Arc::default();
+    let clients = clients(&directory, &stop, &acked);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let li = leader(&nodes).await;
+    let old = nodes[li].addr();
+    nodes[li].proc.as_ref().unwrap().signal("-STOP");
+    let paused = Instant::now();
+    // Another leads and acknowledges.
+    loop {
+        if acked.lock().unwrap().iter().any(|a| a.3 != old && a.4 > paused) {
+            break;
+        }
+        assert!(paused.elapsed() < Duration::from_secs(20), "no other leader");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nodes[li].proc.as_ref().unwrap().signal("-CONT");
+    let resumed = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nothing the old leader acknowledged comes after what the new one wrote: every
+    // answer it gave (some may arrive after the pause, for commits that returned before
+    // the lease ran out) is for records before the new leader's first.
+    let acks = acked.lock().unwrap().clone();
+    let new_first = acks.iter().filter(|a| a.3 != old && a.4 > paused).map(|a| a.1).min().expect("the new leader acknowledged");
+    let late: Vec<_> = acks.iter().filter(|a| a.3 == old && a.2 >= new_first).map(|a| (a.0.clone(), a.1)).collect();
+    assert!(late.is_empty(), "the paused leader acknowledged records after the new leader's first ({new_first}): {late:?}");
+    let after_pause = acks.iter().filter(|a| a.3 == old && a.4 > resumed).count();
+    assert_eq!(after_pause, 0, "nothing acknowledged by the old leader once resumed");
+    assert!(!leads(&nodes[li]).await, "the old leader follows");
+    eprintln!("paused {:?}, resumed {:?} ago", resumed - paused, resumed.elapsed());
+    stop.store(true, Ordering::Release);
+    for c in clients {
+        c.await.unwrap();
+    }
+    stop_and_check(&mut nodes, &key, &acked).await;
 }
