@@ -300,8 +300,15 @@ async fn a_leader_paused_past_its_lease_acknowledges_nothing_after_and_rejoins_a
     let new_first = acks.iter().filter(|a| a.3 != old && a.4 > paused).map(|a| a.1).min().expect("the new leader acknowledged");
     let late: Vec<_> = acks.iter().filter(|a| a.3 == old && a.2 >= new_first).map(|a| (a.0.clone(), a.1)).collect();
     assert!(late.is_empty(), "the paused leader acknowledged records after the new leader's first ({new_first}): {late:?}");
-    let after_pause = acks.iter().filter(|a| a.3 == old && a.4 > resumed).count();
-    assert_eq!(after_pause, 0, "nothing acknowledged by the old leader once resumed");
+    // Resumed, it refuses writes with the new leader's address.
+    let token = nodes[li].proc.as_ref().unwrap().token.clone();
+    let ch = tonic::transport::Channel::from_shared(old.clone()).unwrap().connect().await.unwrap();
+    let mut p = pb::ledger_posting_client::LedgerPostingClient::with_interceptor(ch, Auth(Some(token)));
+    let e = p.submit(pb::SubmitRequest { request_id: "to-the-old-leader".into(), commands: vec![topup("P1", "OLD-1", "1")] }).await.expect_err("a follower refuses");
+    assert_eq!(anxin::api::error::reason_of(&e).0.as_deref(), Some("NOT_LEADER"), "{e:?}");
+    let named = e.metadata().get(anxin::api::error::LEADER_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let ni = leader(&nodes).await;
+    assert_eq!(named, Some(nodes[ni].addr()), "it names the new leader");
     assert!(!leads(&nodes[li]).await, "the old leader follows");
     eprintln!("paused {:?}, resumed {:?} ago", resumed - paused, resumed.elapsed());
     stop.store(true, Ordering::Release);
