@@ -141,7 +141,8 @@ impl PgPair {
         let out = self.ctl("s", &["-w", "promote"]);
         assert!(out.status.success(), "promote: {}", String::from_utf8_lossy(&out.stderr));
         let mut c = self.client(self.standby);
-        c.batch_execute("ALTER SYSTEM SET synchronous_standby_names = ''; SELECT pg_reload_conf();").unwrap();
+        c.batch_execute("ALTER SYSTEM SET synchronous_standby_names = ''").unwrap();
+        c.batch_execute("SELECT pg_reload_conf()").unwrap();
     }
 }
 

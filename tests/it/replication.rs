@@ -111,3 +111,66 @@ fn one_leader_writes_followers_follow_and_a_follower_takes_over_with_every_answe
         n.close().unwrap();
     }
 }
+
+/// Retries `id` on whichever node leads until one acknowledges it (a refusal or an
+/// unknown outcome is retried; the request id makes the retry safe).
+fn post_anywhere(nodes: &[Option<Ledger>], id: &str, n: usize, give_up: Duration) -> Option<Receipt> {
+    let t0 = Instant::now();
+    loop {
+        for l in nodes.iter().flatten() {
+            match l.submit(operator(), rid(id), (0..n).map(|i| topup("P1", &format!("{id}-{i}"), "1")).collect()) {
+                Ok(Ok(r)) => return Some(r),
+                Ok(Err(rej)) => panic!("{id}: refused: {rej:?}"),
+                Err(_) => {}
+            }
+        }
+        if t0.elapsed() > give_up {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The database's primary dies; the standby is promoted: the nodes find it in their
+/// connection list, a leader goes on, and no acknowledged batch is lost.
+#[test]
+fn the_database_primary_lost_and_the_standby_promoted_loses_no_acknowledged_batch() {
+    if !crate::pg::available() {
+        return;
+    }
+    let pair = PgPair::start();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes: Vec<Option<Ledger>> = (0..3).map(|i| Some(node(dirs[i].path(), &pair, NAMES[i]))).collect();
+    wait_for("a leader", Duration::from_secs(10), || leader_index(&nodes));
+    let li = leader_index(&nodes).unwrap();
+    nodes[li].as_ref().unwrap().submit(operator(), rid("setup"), vec![register("P1"), open_account("P1")]).unwrap().unwrap();
+    let mut acked = Vec::new();
+    for k in 0..20 {
+        acked.push((format!("before{k}"), post_anywhere(&nodes, &format!("before{k}"), 10, Duration::from_secs(10)).expect("acknowledged")));
+    }
+    pair.kill_primary();
+    let killed = Instant::now();
+    pair.promote_standby();
+    let first = post_anywhere(&nodes, "after0", 10, Duration::from_secs(30)).expect("a leader goes on after the failover");
+    let without = killed.elapsed();
+    acked.push(("after0".into(), first));
+    for k in 1..20 {
+        acked.push((format!("after{k}"), post_anywhere(&nodes, &format!("after{k}"), 10, Duration::from_secs(10)).expect("acknowledged")));
+    }
+    eprintln!("database failover: the first acknowledgement {without:?} after the primary died");
+    let li = leader_index(&nodes).expect("a leader");
+    let head = nodes[li].as_ref().unwrap().head();
+    for l in nodes.iter().flatten() {
+        wait_for("every node at the leader's head", Duration::from_secs(10), || (l.head() == head).then_some(()));
+        for (id, r) in &acked {
+            let recs = l.read_records(r.first_seq, r.last_seq).unwrap();
+            assert_eq!(recs.len(), 10, "{id}");
+            for (_, bytes) in recs {
+                assert_eq!(anxin::ledger::decode_record(&bytes).unwrap().request_id.as_str(), id, "{id} where its receipt said");
+            }
+        }
+    }
+    for n in nodes.into_iter().flatten() {
+        n.close().unwrap();
+    }
+}
