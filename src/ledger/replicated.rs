@@ -85,7 +85,14 @@ impl Writer {
     pub(super) fn replica_work(&mut self, w: ToWriter) {
         match w {
             ToWriter::Apply(row, reply) => {
+                let frame = row.frame_no;
                 let r = self.apply_frame(row);
+                if let Err(why) = &r {
+                    // A frame that does not check is refused, and nothing after it is
+                    // applied: the node stays read-only at what it has, naming the frame.
+                    tracing::error!(frame, why = %why, "replication: a frame from the database does not check: following stops here");
+                    self.shared.set_damage(super::Damage { at: format!("database frame {frame}"), why: why.clone(), state_suspect: false });
+                }
                 let _ = reply.send(r);
             }
             ToWriter::Lead(sink) => {

@@ -174,3 +174,46 @@ fn the_database_primary_lost_and_the_standby_promoted_loses_no_acknowledged_batc
         n.close().unwrap();
     }
 }
+
+/// A follower whose data directory is lost rebuilds itself from the database and serves
+/// the same records; a frame altered in the database is refused by every node that
+/// reads it, named, and nothing past it is applied.
+#[test]
+fn a_lost_follower_rebuilds_from_the_database_and_an_altered_frame_is_refused_by_name() {
+    if !crate::pg::available() {
+        return;
+    }
+    let pair = PgPair::start();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes: Vec<Option<Ledger>> = (0..2).map(|i| Some(node(dirs[i].path(), &pair, NAMES[i]))).collect();
+    let li = wait_for("a leader", Duration::from_secs(10), || leader_index(&nodes));
+    let fi = 1 - li;
+    let leader = nodes[li].as_ref().unwrap();
+    leader.submit(operator(), rid("setup"), vec![register("P1"), open_account("P1")]).unwrap().unwrap();
+    for k in 0..10 {
+        post(leader, &format!("b{k}"), 10);
+    }
+    let head = leader.head();
+    // The follower's directory is lost: a new one rebuilds from the database.
+    nodes[fi].take().unwrap().close().unwrap();
+    let lost = tempfile::tempdir().unwrap();
+    let rebuilt = node(lost.path(), &pair, NAMES[fi]);
+    wait_for("the rebuilt follower", Duration::from_secs(10), || (rebuilt.head() == head).then_some(()));
+    assert_eq!(rebuilt.read_records(1, head.0).unwrap(), nodes[li].as_ref().unwrap().read_records(1, head.0).unwrap());
+    assert_eq!(rebuilt.state().unwrap().wage_balance(&pid("P1")), nodes[li].as_ref().unwrap().state().unwrap().wage_balance(&pid("P1")));
+    rebuilt.close().unwrap();
+    // One byte of frame 5's records changed in the database (behind the trigger's back).
+    let mut c = pair.client(pair.primary);
+    c.batch_execute("SET session_replication_role = replica; UPDATE anxin_frame SET records = set_byte(records, 60, (get_byte(records, 60) + 1) % 256) WHERE frame_no = 5").unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let reader = node(fresh.path(), &pair, "d");
+    let d = wait_for("the altered frame refused", Duration::from_secs(10), || reader.damage());
+    assert!(d.at.contains("database frame 5"), "{d}");
+    let (seq, _) = reader.head();
+    let row: i64 = c.query_one("SELECT first_seq FROM anxin_frame WHERE frame_no = 5", &[]).unwrap().get(0);
+    assert_eq!(seq, row as u64 - 1, "nothing past the frame before it");
+    reader.close().unwrap();
+    for n in nodes.into_iter().flatten() {
+        n.close().unwrap();
+    }
+}
