@@ -81,13 +81,27 @@ impl Writer {
         }
     }
 
+    /// The local log failed a group the database already holds: not "nothing recorded"
+    /// but unknown to the client (the frame is in the history; the node steps down and
+    /// its catch-up fills its own log in). Unchanged for the embedded ledger.
+    pub(super) fn after_replicated(&mut self, mut failure: super::writer::WriteFailure) -> super::writer::WriteFailure {
+        if let Some(r) = self.replica.as_mut().filter(|r| r.sink.is_some()) {
+            r.sink = None;
+            r.set_role(Role::Follower { leader: None });
+            tracing::error!(error = %failure.error, "replication: the local log failed a group the database holds: stepping down; catch-up fills the log in");
+            failure.error = StoreError::OutcomeUnknown(format!("committed to the database, but this node's log failed: {}", failure.error));
+        }
+        failure
+    }
+
     /// Work the replication driver sends.
     pub(super) fn replica_work(&mut self, w: ToWriter) {
         match w {
             ToWriter::Apply(row, reply) => {
                 let frame = row.frame_no;
+                let leading = self.replica.as_ref().is_some_and(|r| r.sink.is_some());
                 let r = self.apply_frame(row);
-                if let Err(why) = &r {
+                if let (Err(why), false) = (&r, leading) {
                     // A frame that does not check is refused, and nothing after it is
                     // applied: the node stays read-only at what it has, naming the frame.
                     tracing::error!(frame, why = %why, "replication: a frame from the database does not check: following stops here");
@@ -95,12 +109,13 @@ impl Writer {
                 }
                 let _ = reply.send(r);
             }
-            ToWriter::Lead(sink) => {
+            ToWriter::Lead(sink, done) => {
                 if let Some(r) = self.replica.as_mut() {
                     tracing::info!(epoch = sink.epoch, next_frame = sink.next_frame, head = self.next_seq - 1, "replication: leading");
                     r.set_role(Role::Leader { epoch: sink.epoch });
                     r.sink = Some(sink);
                 }
+                let _ = done.send(());
             }
             ToWriter::StepDown(leader) => {
                 if let Some(r) = self.replica.as_mut() {
@@ -128,6 +143,10 @@ impl Writer {
         }
         if row.first_seq > self.next_seq || row.records.len() as u64 != row.last_seq + 1 - row.first_seq {
             return Err(format!("frame {frame} holds records {} to {} ({} of them) but this node's next record is {}", row.first_seq, row.last_seq, row.records.len(), self.next_seq));
+        }
+        let bytes: usize = row.records.iter().map(|r| r.len() + 8).sum::<usize>() + 20;
+        if bytes > crate::limits::FRAME_BYTES_MAX || row.records.iter().any(|r| r.len() > crate::limits::RECORD_BYTES_MAX) {
+            return Err(format!("frame {frame} is larger than a frame or its records may be"));
         }
         let skip = (self.next_seq - row.first_seq) as usize;
         if skip == 0 && row.prev_head != self.head {
@@ -168,8 +187,7 @@ impl Writer {
         }
         let start = self.log.end();
         let signed = self.shared.signer.signed_size();
-        let written = self.log.append(first, signed, &records).and_then(|pos| self.log.sync().map(|()| pos));
-        let pos = match written {
+        let pos = match self.log.append(first, signed, &records) {
             Ok(pos) => pos,
             Err(e) => {
                 drop(txn);
@@ -180,6 +198,13 @@ impl Writer {
                 return Err(format!("frame {frame} could not be written to the local log: {e}"));
             }
         };
+        if let Err(e) = self.log.sync() {
+            // As for a group: after a failed fdatasync the file's state is unknown.
+            drop(txn);
+            drop(guard);
+            self.stop(format!("fdatasync of frame {frame} failed: {e}"));
+            return Err(e.to_string());
+        }
         txn.commit();
         self.next_seq = row.last_seq + 1;
         self.head = row.head;
@@ -221,6 +246,10 @@ impl crate::replica::Local for LocalLedger {
 
     fn closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
+    }
+
+    fn healthy(&self) -> bool {
+        self.shared.fault().is_none() && self.shared.damage().is_none()
     }
 }
 

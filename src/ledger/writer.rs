@@ -348,7 +348,7 @@ impl Writer {
         }
 
         // 2. Make durable.
-        let written = match self.replicate(&frames, start.head).and_then(|()| self.make_durable(&frames)) {
+        let written = match self.replicate(&frames, start.head).and_then(|()| self.make_durable(&frames).map_err(|f| self.after_replicated(f))) {
             Ok(w) => w,
             Err(failure) => {
                 // 3. Take back: the state first (dropping the level), then the log.

@@ -112,8 +112,9 @@ pub enum ToWriter {
     /// Append and apply a frame the database holds (a follower's work). The reply says
     /// whether it was applied (an error: the frame is refused, nothing past it is).
     Apply(FrameRow, SyncSender<Result<(), String>>),
-    /// Become the leader with this sink (after the catch-up).
-    Lead(FrameSink),
+    /// Become the leader with this sink (after the catch-up); the writer answers once it
+    /// leads (the driver counts itself leading only then).
+    Lead(FrameSink, SyncSender<()>),
     /// Stop writing: the lease is lost or could not be renewed in time.
     StepDown(Option<String>),
 }
@@ -133,6 +134,9 @@ pub trait Local: Send + Sync {
     fn send(&self, w: ToWriter) -> Result<(), String>;
     /// Whether the ledger is closing.
     fn closing(&self) -> bool;
+    /// Whether the ledger may write (no damage, no fault): one that may not gives its
+    /// lease up and does not take it.
+    fn healthy(&self) -> bool;
 }
 
 /// The driver: follows while another leads, takes over when the lease runs out, renews
@@ -157,9 +161,27 @@ impl Driver {
 
     fn client(&mut self) -> Result<&mut Client, PgError> {
         if self.client.as_mut().is_none_or(|c| c.is_closed()) {
-            self.client = Some(pg::connect_primary(&self.opts.dsns, Duration::from_secs(2))?);
+            let mut c = pg::connect_primary(&self.opts.dsns, Duration::from_secs(2))?;
+            pg::configure_session(&mut c, self.opts.lease)?;
+            c.batch_execute("LISTEN anxin_frames")?;
+            self.client = Some(c);
         }
         Ok(self.client.as_mut().expect("connected above"))
+    }
+
+    /// Stops leading: the writer steps down, the lease is given up (best effort), and the
+    /// frame the local head ends in is found again (the frames written while leading are
+    /// the node's own).
+    fn step_down(&mut self, leader: Option<String>, why: &str) {
+        if let Some((epoch, _)) = self.leading.take() {
+            tracing::warn!(epoch, why, "replication: stepping down");
+            let ledger = self.ledger.clone();
+            if let Ok(c) = self.client() {
+                let _ = pg::release(c, &ledger, epoch);
+            }
+        }
+        let _ = self.local.send(ToWriter::StepDown(leader));
+        self.applied_frame = -1;
     }
 
     /// The thread's body: runs until the ledger closes.
@@ -174,11 +196,9 @@ impl Driver {
                 Err(e) => {
                     tracing::warn!(error = %e, "replication: the database step failed; trying again");
                     self.client = None;
-                    if let Some((epoch, until)) = self.leading {
+                    if let Some((_, until)) = self.leading {
                         if Instant::now() >= until {
-                            tracing::error!(epoch, "replication: the lease could not be renewed in time: stepping down");
-                            self.leading = None;
-                            let _ = self.local.send(ToWriter::StepDown(None));
+                            self.step_down(None, "the lease could not be renewed in time");
                         }
                     }
                     std::thread::sleep(backoff);
@@ -194,9 +214,11 @@ impl Driver {
         }
     }
 
-    /// Waits up to `d` for a notification of new frames (or the end).
+    /// Waits up to `d` for a notification of new frames (or the end). A leader's own
+    /// frames notify too: it only drains them.
     fn wait(&mut self, d: Duration) {
         let deadline = Instant::now() + d;
+        let leading = self.leading.is_some();
         while Instant::now() < deadline && !self.local.closing() {
             let Some(c) = self.client.as_mut() else { return };
             let left = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(50));
@@ -204,8 +226,8 @@ impl Driver {
             let mut it = n.timeout_iter(left);
             let got = postgres::fallible_iterator::FallibleIterator::next(&mut it);
             match got {
-                Ok(Some(_)) => return,
-                Ok(None) => {}
+                Ok(Some(_)) if !leading => return,
+                Ok(_) => {}
                 Err(_) => return,
             }
         }
@@ -216,42 +238,64 @@ impl Driver {
         let ledger = self.ledger.clone();
         let lease = self.opts.lease;
         if self.applied_frame < 0 {
-            let c = self.client()?;
-            c.batch_execute("LISTEN anxin_frames")?;
             self.applied_frame = self.frame_of_local_head()?;
         }
         // The writer may have stepped down by itself (a commit failed).
         if self.leading.is_some() && !matches!(self.local.role(), Role::Leader { .. }) {
-            self.leading = None;
+            self.step_down(None, "a commit failed");
+            return Ok(Duration::ZERO);
+        }
+        if self.leading.is_some() && !self.local.healthy() {
+            self.step_down(None, "the ledger is damaged or faulted: it gives the lease up");
+            return Ok(lease / 4);
         }
         if let Some((epoch, _)) = self.leading {
             let sent = Instant::now();
+            let allow_async = self.opts.allow_async;
             let c = self.client()?;
             if pg::renew(c, &ledger, epoch, lease)? {
+                // Commits must still wait for a standby (an operator may have turned it
+                // off when a standby died).
+                let (sync, settings) = pg::synchronous(c)?;
                 // Surely ours until a little before the lease's end, measured from when the
                 // renewal was sent (the database's clock started later).
                 self.leading = Some((epoch, sent + lease.mul_f64(0.8)));
+                if !sync && !allow_async {
+                    tracing::error!(settings = %settings, "replication: the database no longer waits for a synchronous standby: refusing to acknowledge writes");
+                    self.step_down(None, "the database is not synchronous");
+                }
                 return Ok(lease / 4);
             }
-            tracing::warn!(epoch, "replication: the lease was taken over: stepping down");
             let row = pg::ledger_row(c, &ledger)?;
-            self.leading = None;
-            let _ = self.local.send(ToWriter::StepDown(row.address));
+            self.step_down(row.address, "the lease was taken over");
             return Ok(Duration::ZERO);
         }
         // Following: apply what the database has.
         if self.catch_up()? > 0 {
             return Ok(Duration::ZERO);
         }
+        let (node, allow_async) = (self.opts.node_id.clone(), self.opts.allow_async);
         let c = self.client()?;
         let row = pg::ledger_row(c, &ledger)?;
         if row.lease_valid {
-            if let Role::Follower { leader } = self.local.role() {
-                if leader != row.address {
-                    let _ = self.local.send(ToWriter::StepDown(row.address.clone()));
+            // A lease still held in this node's name (it restarted) is nobody's to
+            // point clients at.
+            let leader = if row.leader.as_deref() == Some(node.as_str()) { None } else { row.address.clone() };
+            if let Role::Follower { leader: known } = self.local.role() {
+                if known != leader {
+                    let _ = self.local.send(ToWriter::StepDown(leader));
                 }
             }
             return Ok(lease / 4);
+        }
+        if !self.local.healthy() {
+            return Ok(lease / 4);
+        }
+        let c = self.client()?;
+        let (sync, settings) = pg::synchronous(c)?;
+        if !sync && !allow_async {
+            tracing::warn!(settings = %settings, "replication: the database does not wait for a synchronous standby: not taking the lease");
+            return Ok(lease);
         }
         // The lease ran out: take it, then catch up (nobody else can write now), put
         // in what only this node's log has, and lead.
@@ -260,15 +304,36 @@ impl Driver {
         let Some(epoch) = pg::try_acquire(c, &ledger, &node, &address, lease)? else { return Ok(Duration::ZERO) };
         let taken = Instant::now();
         tracing::info!(epoch, node = %self.opts.node_id, "replication: took the lease");
+        match self.take_over(epoch) {
+            Ok(()) => {
+                self.leading = Some((epoch, taken + lease.mul_f64(0.8)));
+                Ok(lease / 4)
+            }
+            Err(e) => {
+                // Not leading after all: the lease is given up at once, not left to run out.
+                if let Ok(c) = self.client() {
+                    let _ = pg::release(c, &ledger, epoch);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// After taking the lease: catch up to the tip, put in what only this node has, and
+    /// hand the writer a sink; returns once the writer leads.
+    fn take_over(&mut self, epoch: i64) -> Result<(), PgError> {
+        let ledger = self.ledger.clone();
         while self.catch_up()? > 0 {}
         self.upload_local_tail(epoch)?;
         let c = self.client()?;
         let row = pg::ledger_row(c, &ledger)?;
-        let sink = FrameSink { client: pg::connect_primary(&self.opts.dsns, Duration::from_secs(2))?, ledger: ledger.clone(), epoch, next_frame: row.frames + 1 };
-        self.leading = Some((epoch, taken + lease.mul_f64(0.8)));
+        let mut client = pg::connect_primary(&self.opts.dsns, Duration::from_secs(2))?;
+        pg::configure_session(&mut client, self.opts.lease)?;
+        let sink = FrameSink { client, ledger: ledger.clone(), epoch, next_frame: row.frames + 1 };
         self.applied_frame = row.frames;
-        self.local.send(ToWriter::Lead(sink)).map_err(PgError::Setup)?;
-        Ok(lease / 4)
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.local.send(ToWriter::Lead(sink, tx)).map_err(PgError::Setup)?;
+        rx.recv().map_err(|_| PgError::Setup("the writer did not take the lead".into()))
     }
 
     /// The database frame the local head ends in: 0 for an empty log. A local head the
@@ -322,20 +387,49 @@ impl Driver {
         let mut next_frame = row.frames + 1;
         let mut prev = row.head;
         let mut seq = row.last_seq + 1;
+        // Frames of whole requests (followers rebuild idempotency frame by frame), closed
+        // past 4,096 records or 16 MiB at the next request's start.
+        let mut frame: Vec<Vec<u8>> = Vec::new();
+        let mut bytes = 0usize;
+        let mut last_request: Option<(crate::domain::principal::Principal, crate::domain::ids::RequestId)> = None;
+        let mut first_in_frame = seq;
         while seq <= local {
             let to = (seq + 4_095).min(local);
             let records = self.local.records(seq, to).map_err(PgError::Setup)?;
-            if records.first().and_then(|r| crate::chain::record::Record::decode(r).ok()).is_none_or(|r| r.prev_hash != prev) {
-                return Err(PgError::Fork(format!("the local log's record {seq} does not follow the database's tip: this node's log holds another history; move its data directory away to rebuild it from the database")));
+            for (i, r) in records.into_iter().enumerate() {
+                let n = seq + i as u64;
+                let rec = crate::chain::record::Record::decode(&r).map_err(|e| PgError::Setup(format!("the local log's record {n}: {e}")))?;
+                if n == row.last_seq + 1 && rec.prev_hash != prev {
+                    return Err(PgError::Fork(format!("the local log's record {n} does not follow the database's tip: this node's log holds another history; move its data directory away to rebuild it from the database")));
+                }
+                let request = (rec.principal, rec.request_id);
+                let full = frame.len() >= 4_096 || bytes >= 16 << 20;
+                if full && last_request.as_ref() != Some(&request) {
+                    prev = self.put_frame(epoch, next_frame, first_in_frame, prev, std::mem::take(&mut frame))?;
+                    next_frame += 1;
+                    bytes = 0;
+                    first_in_frame = n;
+                }
+                bytes += r.len() + 8;
+                frame.push(r);
+                last_request = Some(request);
             }
-            let head = crate::chain::record::record_hash(records.last().expect("records"));
-            let frame = FrameRow { frame_no: next_frame, first_seq: seq, last_seq: to, prev_head: prev, head, epoch, records };
-            pg::insert_frames(self.client()?, &ledger, epoch, next_frame, std::slice::from_ref(&frame))?;
-            tracing::info!(first = seq, last = to, "replication: put records only this node had into the database");
-            next_frame += 1;
-            prev = head;
             seq = to + 1;
         }
+        if !frame.is_empty() {
+            self.put_frame(epoch, next_frame, first_in_frame, prev, frame)?;
+        }
         Ok(())
+    }
+
+    /// Inserts one frame of the node's own records; returns its head.
+    fn put_frame(&mut self, epoch: i64, frame_no: i64, first_seq: u64, prev: Hash, records: Vec<Vec<u8>>) -> Result<Hash, PgError> {
+        let ledger = self.ledger.clone();
+        let head = crate::chain::record::record_hash(records.last().expect("a frame holds records"));
+        let last_seq = first_seq + records.len() as u64 - 1;
+        let frame = FrameRow { frame_no, first_seq, last_seq, prev_head: prev, head, epoch, records };
+        pg::insert_frames(self.client()?, &ledger, epoch, frame_no, std::slice::from_ref(&frame))?;
+        tracing::info!(first = first_seq, last = last_seq, "replication: put records only this node had into the database");
+        Ok(head)
     }
 }

@@ -185,6 +185,33 @@ pub fn connect_primary(dsns: &[String], timeout: Duration) -> Result<Client, PgE
     Err(PgError::Connection(format!("no primary among the databases given ({})", why.join("; "))))
 }
 
+/// Settings of a session that commits frames or holds the lease: commits wait for the
+/// standby (never cut short by a timeout set on the role), and a transaction left open by
+/// a paused or cut-off node is ended by the server within `lease`, so that its lock on
+/// the ledger's row never blocks a takeover for long.
+///
+/// # Errors
+/// As the database's.
+pub fn configure_session(c: &mut Client, lease: Duration) -> Result<(), PgError> {
+    let ms = lease.as_millis().max(100);
+    c.batch_execute(&format!(
+        "SET synchronous_commit = on; SET statement_timeout = 0; SET idle_in_transaction_session_timeout = {ms}; SET lock_timeout = {}",
+        ms * 2
+    ))?;
+    Ok(())
+}
+
+/// Whether the database's commits wait for a synchronous standby now.
+///
+/// # Errors
+/// As the database's.
+pub fn synchronous(c: &mut Client) -> Result<(bool, String), PgError> {
+    let names: String = c.query_one("SHOW synchronous_standby_names", &[])?.get(0);
+    let commit: String = c.query_one("SHOW synchronous_commit", &[])?.get(0);
+    let sync = !names.trim().is_empty() && matches!(commit.as_str(), "on" | "remote_apply");
+    Ok((sync, format!("synchronous_standby_names = {names:?}, synchronous_commit = {commit:?}")))
+}
+
 /// A connection string without its password, for messages.
 pub fn redact(dsn: &str) -> String {
     dsn.split_whitespace().map(|kv| if kv.starts_with("password=") { "password=***" } else { kv }).collect::<Vec<_>>().join(" ")
@@ -201,16 +228,14 @@ pub fn prepare(c: &mut Client, allow_async: bool) -> Result<(), PgError> {
     tx.execute("SELECT pg_advisory_xact_lock(7311)", &[])?;
     tx.batch_execute(SCHEMA)?;
     tx.commit()?;
-    let names: String = c.query_one("SHOW synchronous_standby_names", &[])?.get(0);
-    let commit: String = c.query_one("SHOW synchronous_commit", &[])?.get(0);
-    let sync = !names.trim().is_empty() && matches!(commit.as_str(), "on" | "remote_apply");
+    let (sync, settings) = synchronous(c)?;
     if !sync {
         if !allow_async {
             return Err(PgError::Setup(format!(
-                "the database does not wait for a synchronous standby (synchronous_standby_names = {names:?}, synchronous_commit = {commit:?}): an acknowledged batch would live on one machine; set them, or allow_async = true to run anyway"
+                "the database does not wait for a synchronous standby ({settings}): an acknowledged batch would live on one machine; set them, or allow_async = true to run anyway"
             )));
         }
-        tracing::warn!(synchronous_standby_names = %names, synchronous_commit = %commit, "allow_async: commits do not wait for a standby; losing the database's primary can lose acknowledged batches");
+        tracing::warn!(settings = %settings, "allow_async: commits do not wait for a standby; losing the database's primary can lose acknowledged batches");
     }
     Ok(())
 }
@@ -303,7 +328,9 @@ pub fn insert_frames(c: &mut Client, ledger: &str, epoch: i64, first_frame_no: i
         let packed = pack(&f.records);
         tx.execute(&stmt, &[&ledger, &(first_frame_no + i as i64), &(f.first_seq as i64), &(f.last_seq as i64), &f.prev_head.as_slice(), &f.head.as_slice(), &epoch, &packed])?;
     }
-    tx.commit()?;
+    // The trigger refuses at INSERT: an error at COMMIT (a shutdown or a cancelled wait
+    // for the standby after the local commit) leaves the outcome unknown.
+    tx.commit().map_err(|e| PgError::Connection(format!("the commit did not return: {e}")))?;
     Ok(())
 }
 

@@ -134,15 +134,18 @@ impl PgPair {
         let _ = self.ctl("p", &["-m", "immediate", "stop"]);
     }
 
-    /// Promotes the standby (it then accepts writes, with no standby of its own: commits
-    /// would wait forever, so synchronous replication is turned off on it, as an
-    /// operator running on one machine until a new standby is built would).
-    pub fn promote_standby(&self) {
+    /// Promotes the standby, then builds a new synchronous standby from it where the
+    /// primary was (same port), as an operator (or Patroni) would: commits wait for two
+    /// machines again, and the nodes' connection lists still name both.
+    pub fn promote_standby_and_rebuild(&self) {
         let out = self.ctl("s", &["-w", "promote"]);
         assert!(out.status.success(), "promote: {}", String::from_utf8_lossy(&out.stderr));
-        let mut c = self.client(self.standby);
-        c.batch_execute("ALTER SYSTEM SET synchronous_standby_names = ''").unwrap();
-        c.batch_execute("SELECT pg_reload_conf()").unwrap();
+        let p = self.dir.path().join("p");
+        std::fs::remove_dir_all(&p).unwrap();
+        must(&self.bin, "pg_basebackup", &["-h", "127.0.0.1", "-p", &self.standby.to_string(), "-U", "postgres", "-D", p.to_str().unwrap(), "-R", "-X", "stream"]);
+        append(&p.join("postgresql.conf"), &format!("port={}\n", self.primary));
+        append(&p.join("postgresql.auto.conf"), &format!("primary_conninfo='host=127.0.0.1 port={} user=postgres application_name=s1'\n", self.standby));
+        must(&self.bin, "pg_ctl", &["-D", p.to_str().unwrap(), "-l", self.dir.path().join("p2.log").to_str().unwrap(), "-w", "start"]);
     }
 }
 

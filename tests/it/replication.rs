@@ -150,7 +150,7 @@ fn the_database_primary_lost_and_the_standby_promoted_loses_no_acknowledged_batc
     }
     pair.kill_primary();
     let killed = Instant::now();
-    pair.promote_standby();
+    pair.promote_standby_and_rebuild();
     let first = post_anywhere(&nodes, "after0", 10, Duration::from_secs(30)).expect("a leader goes on after the failover");
     let without = killed.elapsed();
     acked.push(("after0".into(), first));
