@@ -69,6 +69,8 @@ pub enum Role {
 /// The leader's side of the database, owned by the writer thread.
 pub struct FrameSink {
     client: Client,
+    /// Raised by the server's warning that a commit stopped waiting for the standby.
+    unconfirmed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ledger: String,
     pub epoch: i64,
     /// The number the next frame gets.
@@ -103,6 +105,11 @@ impl FrameSink {
             .collect();
         pg::insert_frames(&mut self.client, &self.ledger, self.epoch, self.next_frame, &rows)?;
         self.next_frame += frames.len() as i64;
+        // Committed on the primary, but the standby's confirmation was given up: not
+        // acknowledged (only one machine may hold it); the caller steps down.
+        if self.unconfirmed.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return Err(PgError::Connection("the commit stopped waiting for the synchronous standby".into()));
+        }
         Ok(())
     }
 }
@@ -162,7 +169,7 @@ impl Driver {
     fn client(&mut self) -> Result<&mut Client, PgError> {
         if self.client.as_mut().is_none_or(|c| c.is_closed()) {
             let mut c = pg::connect_primary(&self.opts.dsns, Duration::from_secs(2))?;
-            pg::configure_session(&mut c, self.opts.lease)?;
+            pg::configure_session(&mut c, self.opts.lease, false)?;
             c.batch_execute("LISTEN anxin_frames")?;
             self.client = Some(c);
         }
@@ -327,9 +334,10 @@ impl Driver {
         self.upload_local_tail(epoch)?;
         let c = self.client()?;
         let row = pg::ledger_row(c, &ledger)?;
-        let mut client = pg::connect_primary(&self.opts.dsns, Duration::from_secs(2))?;
-        pg::configure_session(&mut client, self.opts.lease)?;
-        let sink = FrameSink { client, ledger: ledger.clone(), epoch, next_frame: row.frames + 1 };
+        let unconfirmed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut client = pg::connect_watching(&self.opts.dsns, Duration::from_secs(2), Some(unconfirmed.clone()))?;
+        pg::configure_session(&mut client, self.opts.lease, true)?;
+        let sink = FrameSink { client, unconfirmed, ledger: ledger.clone(), epoch, next_frame: row.frames + 1 };
         self.applied_frame = row.frames;
         let (tx, rx) = mpsc::sync_channel(1);
         self.local.send(ToWriter::Lead(sink, tx)).map_err(PgError::Setup)?;

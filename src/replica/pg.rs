@@ -166,6 +166,16 @@ fn hash_of(v: &[u8]) -> Result<Hash, PgError> {
 /// # Errors
 /// `Connection` if none is.
 pub fn connect_primary(dsns: &[String], timeout: Duration) -> Result<Client, PgError> {
+    connect_watching(dsns, timeout, None)
+}
+
+/// `connect_primary`, raising `cancelled` when the server warns that a commit stopped
+/// waiting for the synchronous standby (a cancel or a timeout: the commit then returns
+/// success although only the primary holds it).
+///
+/// # Errors
+/// As `connect_primary`.
+pub fn connect_watching(dsns: &[String], timeout: Duration, cancelled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>) -> Result<Client, PgError> {
     let mut why = Vec::new();
     for dsn in dsns {
         let mut config: postgres::Config = match dsn.parse() {
@@ -173,6 +183,14 @@ pub fn connect_primary(dsns: &[String], timeout: Duration) -> Result<Client, PgE
             Err(e) => return Err(PgError::Setup(format!("{dsn:?} is not a PostgreSQL connection string: {e}"))),
         };
         config.connect_timeout(timeout);
+        config.keepalives_idle(Duration::from_secs(5));
+        if let Some(flag) = cancelled.clone() {
+            config.notice_callback(move |notice| {
+                if notice.message().contains("wait for synchronous replication") {
+                    flag.store(true, std::sync::atomic::Ordering::Release);
+                }
+            });
+        }
         match config.connect(NoTls) {
             Ok(mut c) => match c.query_one("SELECT pg_is_in_recovery()", &[]) {
                 Ok(row) if !row.get::<_, bool>(0) => return Ok(c),
@@ -192,10 +210,17 @@ pub fn connect_primary(dsns: &[String], timeout: Duration) -> Result<Client, PgE
 ///
 /// # Errors
 /// As the database's.
-pub fn configure_session(c: &mut Client, lease: Duration) -> Result<(), PgError> {
+pub fn configure_session(c: &mut Client, lease: Duration, commits_frames: bool) -> Result<(), PgError> {
     let ms = lease.as_millis().max(100);
+    // The sink waits for the standby as long as it takes (a cancelled wait is noticed:
+    // `connect_watching`). The driver's lease updates do not wait for it: the fencing is
+    // the epoch every frame insert checks on whichever primary there is, so a lease
+    // update a failover loses can only shorten a lease, never let two leaders write; and
+    // a dead standby never hangs the driver or a shutdown. Its statements give up within
+    // two leases.
+    let (commit, statement) = if commits_frames { ("on", 0) } else { ("local", ms * 2) };
     c.batch_execute(&format!(
-        "SET synchronous_commit = on; SET statement_timeout = 0; SET idle_in_transaction_session_timeout = {ms}; SET lock_timeout = {}",
+        "SET synchronous_commit = {commit}; SET statement_timeout = {statement}; SET idle_in_transaction_session_timeout = {ms}; SET lock_timeout = {}",
         ms * 2
     ))?;
     Ok(())
@@ -207,7 +232,9 @@ pub fn configure_session(c: &mut Client, lease: Duration) -> Result<(), PgError>
 /// As the database's.
 pub fn synchronous(c: &mut Client) -> Result<(bool, String), PgError> {
     let names: String = c.query_one("SHOW synchronous_standby_names", &[])?.get(0);
-    let commit: String = c.query_one("SHOW synchronous_commit", &[])?.get(0);
+    // The server's (and role's) setting, not this session's own (the driver's sessions
+    // set theirs to `local`; the sink's to `on`).
+    let commit: String = c.query_one("SELECT reset_val FROM pg_settings WHERE name = 'synchronous_commit'", &[])?.get(0);
     let sync = !names.trim().is_empty() && matches!(commit.as_str(), "on" | "remote_apply");
     Ok((sync, format!("synchronous_standby_names = {names:?}, synchronous_commit = {commit:?}")))
 }

@@ -129,6 +129,11 @@ impl PgPair {
         run(&self.bin, "pg_ctl", &all)
     }
 
+    /// Stops the standby at once (commits then wait for it).
+    pub fn kill_standby(&self) {
+        let _ = self.ctl("s", &["-m", "immediate", "stop"]);
+    }
+
     /// Stops the primary at once (as if its machine died).
     pub fn kill_primary(&self) {
         let _ = self.ctl("p", &["-m", "immediate", "stop"]);

@@ -217,3 +217,44 @@ fn a_lost_follower_rebuilds_from_the_database_and_an_altered_frame_is_refused_by
         n.close().unwrap();
     }
 }
+
+/// The standby is gone, so a commit waits for it; an operator cancels the wait (or a
+/// timeout ends it): PostgreSQL then returns the commit as a success with a warning,
+/// although only the primary holds it. The leader does not acknowledge it: the client
+/// hears OUTCOME_UNKNOWN (and the node steps down).
+#[test]
+fn a_commit_whose_wait_for_the_standby_was_cancelled_is_never_acknowledged() {
+    if !crate::pg::available() {
+        return;
+    }
+    let pair = PgPair::start();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = vec![Some(node(dir.path(), &pair, "a"))];
+    wait_for("a leader", Duration::from_secs(10), || leader_index(&nodes));
+    let l = nodes[0].as_ref().unwrap();
+    l.submit(operator(), rid("setup"), vec![register("P1"), open_account("P1")]).unwrap().unwrap();
+    pair.kill_standby();
+    // Every wait for the standby is cancelled (the lease's renewals wait too) until the
+    // submission has its answer.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let canceller = std::thread::spawn({
+        let (port, done) = (pair.primary, done.clone());
+        move || {
+            let mut c = postgres::Client::connect(&crate::pg::dsn(port), postgres::NoTls).unwrap();
+            let mut cancelled = 0i64;
+            let t0 = Instant::now();
+            while !done.load(std::sync::atomic::Ordering::Acquire) && t0.elapsed() < Duration::from_secs(30) {
+                cancelled += c.query_one("SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'", &[]).unwrap().get::<_, i64>(0);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            cancelled
+        }
+    });
+    let r = l.submit(operator(), rid("unconfirmed"), vec![topup("P1", "U1", "1")]);
+    done.store(true, std::sync::atomic::Ordering::Release);
+    assert!(canceller.join().unwrap() > 0, "the commit waited for the standby");
+    assert!(matches!(r, Err(StoreError::OutcomeUnknown(_))), "not acknowledged: {r:?}");
+    for n in nodes.into_iter().flatten() {
+        n.close().unwrap();
+    }
+}
