@@ -160,6 +160,7 @@ pub fn write_backup(ledger: &Ledger, vault: &Vault, out: &mut dyn Write) -> Resu
     }
     // After the checkpoint: every salt the records above need is already in the vault.
     let mut salts = 0u64;
+    vault.refresh()?;
     for entry in vault.salt_entries() {
         let (k, v) = entry?;
         push_item(&mut buf, &k);

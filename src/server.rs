@@ -65,6 +65,10 @@ pub struct FileConfig {
     /// The checkpoint signing key (32-byte Ed25519 seed, created if absent);
     /// default `<data>/keys/checkpoint.ed25519`.
     pub signing_key: Option<PathBuf>,
+    /// The PII vault's secret (32 bytes, created if absent); default
+    /// `<data>/vault/secret.key`. The nodes of a replicated ledger share it, as they
+    /// share the signing key.
+    pub vault_key: Option<PathBuf>,
     /// Sign a checkpoint after a group commit at most this often (default 100).
     pub checkpoint_interval_ms: Option<u64>,
     /// Snapshot the projections after this many records (default 1,000,000): a restart
@@ -268,7 +272,8 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), ServerError> {
     )
     .map_err(opened)?;
     let has_workers = !ledger.state().map_err(opened)?.workers.is_empty();
-    let vault = Vault::open_for(&cfg.data.join("vault"), has_workers).map_err(opened)?;
+    let replicated = cfg.file.replication.as_ref().map(|r| (r.dsns.as_slice(), ledger.ledger_id()));
+    let vault = Vault::open_with(&cfg.data.join("vault"), cfg.file.vault_key.as_deref(), has_workers, replicated).map_err(opened)?;
     let year = ledger.today().year();
     if !ledger.calendars().national.covers(year) {
         tracing::warn!(year, "the working-day calendar does not cover this year: deadlines count weekends only; load this year's holidays");

@@ -30,6 +30,9 @@ pub struct Vault {
     /// Bumped (under the cache's write lock) by every forget, so that a lookup that read
     /// a salt before a forget cannot put it back into the cache after.
     forgets: std::sync::atomic::AtomicU64,
+    /// A replicated ledger's salts in its database (`crate::replica::salts`): the store
+    /// of record, which `salts` above then copies.
+    remote: Option<std::sync::Mutex<crate::replica::salts::RemoteSalts>>,
 }
 
 /// Entries the commitment cache holds at most (about 70 bytes each).
@@ -96,14 +99,27 @@ impl Vault {
     /// # Errors
     /// `StoreError::DataDir` naming what is missing.
     pub fn open_for(dir: &Path, has_workers: bool) -> Result<Vault, StoreError> {
+        Vault::open_with(dir, None, has_workers, None)
+    }
+
+    /// `open_for`, with the secret in `secret_file` (default `<dir>/secret.key`), and, for
+    /// a node of a replicated ledger, its salts in the database of `replicated` (DSNs,
+    /// ledger id): the database's salts are copied in, the vault's own that it lacks are
+    /// put there, and every new salt goes there first. The nodes of one ledger share the
+    /// secret; a node with another one is refused.
+    ///
+    /// # Errors
+    /// `StoreError::DataDir` naming what is missing or disagrees;
+    /// `StoreError::DatabaseUnavailable` if the database cannot be reached.
+    pub fn open_with(dir: &Path, secret_file: Option<&Path>, has_workers: bool, replicated: Option<(&[String], &str)>) -> Result<Vault, StoreError> {
         let missing = |what: &str| {
             StoreError::DataDir(format!("{what} is missing but the ledger has enrolled workers: restore the vault from a backup (a new one would not know them)"))
         };
-        if has_workers && !dir.join("secret.key").exists() {
-            return Err(missing(&dir.join("secret.key").display().to_string()));
+        let key_path = secret_file.map_or_else(|| dir.join("secret.key"), Path::to_path_buf);
+        if has_workers && !key_path.exists() {
+            return Err(missing(&key_path.display().to_string()));
         }
         crate::fsutil::create_private_dir(dir)?;
-        let key_path = dir.join("secret.key");
         let secret = if key_path.exists() {
             let bytes = fs::read(&key_path)?;
             bytes.try_into().map_err(|_| StoreError::DataDir(format!("{} is not 32 bytes", key_path.display())))?
@@ -113,14 +129,81 @@ impl Vault {
             crate::fsutil::write_atomic(&key_path, &s, "vault")?;
             s
         };
-        if has_workers && !dir.join("salts").exists() {
+        if has_workers && replicated.is_none() && !dir.join("salts").exists() {
             return Err(missing(&dir.join("salts").display().to_string()));
         }
         let salts = crate::store::open_sled(&sled::Config::new().path(dir.join("salts")).flush_every_ms(None))?;
-        if has_workers && salts.is_empty() {
+        let mut vault = Vault { secret, salts, unflushed: std::sync::atomic::AtomicBool::new(false), cache: Default::default(), forgets: std::sync::atomic::AtomicU64::new(0), remote: None };
+        if let Some((dsns, ledger)) = replicated {
+            // On a thread of its own: the database's synchronous client must not run on
+            // an async runtime's thread (the server opens the vault from one).
+            std::thread::scope(|s| s.spawn(|| vault.join(dsns, ledger)).join()).map_err(|_| StoreError::DataDir("joining the replicated vault panicked".into()))??;
+        }
+        if has_workers && vault.salts.is_empty() {
             return Err(missing(&format!("every entry of {}", dir.join("salts").display())));
         }
-        Ok(Vault { secret, salts, unflushed: std::sync::atomic::AtomicBool::new(false), cache: Default::default(), forgets: std::sync::atomic::AtomicU64::new(0) })
+        Ok(vault)
+    }
+
+    /// Joins the replicated ledger's salts (see `open_with`).
+    fn join(&mut self, dsns: &[String], ledger: &str) -> Result<(), StoreError> {
+        let check = self.keyed(&[b"vault-check", ledger.as_bytes()]);
+        let unreachable = |e: crate::replica::PgError| match e {
+            crate::replica::PgError::Setup(why) => StoreError::DataDir(why),
+            e => StoreError::DatabaseUnavailable(e.to_string()),
+        };
+        let mut remote = crate::replica::salts::RemoteSalts::connect(dsns, ledger, &check).map_err(unreachable)?;
+        let theirs = remote.all().map_err(unreachable)?;
+        for (lookup, salt) in &theirs {
+            salt_of(salt)?;
+            if let Err(cas) = self.salts.compare_and_swap(lookup, None as Option<&[u8]>, Some(&salt[..]))? {
+                if cas.current.as_deref() != Some(&salt[..]) {
+                    return Err(StoreError::DataDir(format!("a salt in {} differs from the replicated ledger's: this vault was not made with this ledger", "vault/salts")));
+                }
+            }
+        }
+        let known: std::collections::HashSet<&[u8]> = theirs.iter().map(|(l, _)| l.as_slice()).collect();
+        for entry in self.salts.iter() {
+            let (lookup, salt) = entry?;
+            if known.contains(&lookup[..]) {
+                continue;
+            }
+            let (lookup, salt): ([u8; 32], [u8; 32]) = (lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in vault/salts is not 32 bytes".into()))?, salt_of(&salt)?);
+            if remote.put(&lookup, &salt).map_err(unreachable)? != salt {
+                return Err(StoreError::DataDir("a salt in vault/salts differs from the replicated ledger's: this vault was not made with this ledger".into()));
+            }
+        }
+        self.salts.flush()?;
+        tracing::info!(salts = theirs.len(), "vault: joined the replicated ledger's salts");
+        self.remote = Some(std::sync::Mutex::new(remote));
+        Ok(())
+    }
+
+    /// Whether lookups may reach the database (then: call from a blocking thread).
+    pub fn is_replicated(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// The database's salt for `lookup`, copied into the local store; `None` if it has
+    /// none or the vault is not replicated.
+    fn remote_get(&self, lookup: &[u8; 32]) -> Result<Option<[u8; 32]>, StoreError> {
+        let Some(remote) = &self.remote else { return Ok(None) };
+        let got = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(lookup).map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
+        let Some(salt) = got else { return Ok(None) };
+        let salt = salt_of(&salt)?;
+        self.copy_in(lookup, &salt)?;
+        Ok(Some(salt))
+    }
+
+    /// Keeps the database's `salt` in the local store too.
+    fn copy_in(&self, lookup: &[u8; 32], salt: &[u8; 32]) -> Result<(), StoreError> {
+        if let Err(cas) = self.salts.compare_and_swap(lookup, None as Option<&[u8]>, Some(&salt[..]))? {
+            if cas.current.as_deref() != Some(&salt[..]) {
+                return Err(StoreError::DataDir("a salt in vault/salts differs from the replicated ledger's".into()));
+            }
+        }
+        self.unflushed.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// The secret, for a backup (`crate::backup`) only.
@@ -128,8 +211,23 @@ impl Vault {
         self.secret
     }
 
-    /// Every (lookup key, salt), for a backup: keyed hashes and random salts, no clear
-    /// personal data.
+    /// A replicated vault copies the database's salts in first (another node may have
+    /// made some this one never looked up).
+    ///
+    /// # Errors
+    /// As the database's.
+    pub(crate) fn refresh(&self) -> Result<(), StoreError> {
+        let Some(remote) = &self.remote else { return Ok(()) };
+        let all = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).all().map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
+        for (lookup, salt) in all {
+            let lookup: [u8; 32] = lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in the database is not 32 bytes".into()))?;
+            self.copy_in(&lookup, &salt_of(&salt)?)?;
+        }
+        self.flush()
+    }
+
+    /// Every (lookup key, salt) of the local store (after `refresh`), for a backup: keyed
+    /// hashes and random salts, no clear personal data.
     pub(crate) fn salt_entries(&self) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
         self.salts.iter().map(|r| r.map_err(StoreError::from))
     }
@@ -164,7 +262,13 @@ impl Vault {
             return Ok(Some(c));
         }
         let forgets_before = self.forgets.load(std::sync::atomic::Ordering::SeqCst);
-        let Some(salt) = self.salts.get(lookup)? else { return Ok(None) };
+        let salt = match self.salts.get(lookup)? {
+            Some(s) => salt_of(&s)?,
+            None => match self.remote_get(&lookup)? {
+                Some(s) => s,
+                None => return Ok(None),
+            },
+        };
         let c = Commitment(self.keyed(&[b"commit", kind.tag(), &salt, value.as_bytes()]));
         // A salt read back may still be unflushed (created a moment ago by another
         // request): cache only once everything created so far is durable.
@@ -181,6 +285,17 @@ impl Vault {
         }
         let salt: [u8; 32] = match self.salts.get(lookup)? {
             Some(s) => salt_of(&s)?,
+            None if self.remote.is_some() => {
+                let mut s = [0u8; 32];
+                getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+                // The database decides (ours, or the one another node stored first); it
+                // holds it on both of its machines before any record carries it.
+                let remote = self.remote.as_ref().expect("checked above");
+                let stored = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).put(&lookup, &s).map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
+                let stored = salt_of(&stored)?;
+                self.copy_in(&lookup, &stored)?;
+                stored
+            }
             None => {
                 let mut s = [0u8; 32];
                 getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
@@ -266,7 +381,13 @@ impl Vault {
         let lookup = self.keyed(&[b"lookup", Kind::Worker.tag(), id.expose_clear().as_bytes()]);
         let existed = {
             let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let existed = self.salts.remove(lookup)?.is_some();
+            let mut existed = self.salts.remove(lookup)?.is_some();
+            if let Some(remote) = &self.remote {
+                // The store of record. (Other nodes' local copies go with their next
+                // start's copy from the database: see `open_with`. Until then they can
+                // still link; forgetting is an operator's act, done on every node.)
+                existed |= remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).forget(&lookup).map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
+            }
             // After the removal: a lookup that read the salt before it sees the bump.
             self.forgets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             cache.remove(&lookup);

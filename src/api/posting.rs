@@ -53,10 +53,11 @@ impl Api {
                 Ok(out)
             }
         };
-        // An enrolment may create a salt, written and flushed (fsync) by the vault: off
-        // the async threads. Other commands only look commitments up (mostly in the
+        // An enrolment may create a salt, written and flushed (fsync) by the vault (or, on
+        // a replicated ledger, committed in the database): off the async threads. Other commands only look commitments up (mostly in the
         // vault's memory), which is cheaper here than a hand-off to a blocking thread.
-        let commands = if enrols || big {
+        // A replicated vault may ask the database for a salt another node made.
+        let commands = if enrols || big || self.vault.is_replicated() {
             tokio::task::spawn_blocking(convert_all).await.map_err(|e| ApiError::new(tonic::Code::Internal, "INTERNAL", e.to_string()))??
         } else {
             convert_all()?

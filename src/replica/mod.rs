@@ -23,6 +23,7 @@
 //!   database lacks into it, and only then becomes the leader.
 
 pub mod pg;
+pub mod salts;
 
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};

@@ -254,6 +254,7 @@ pub fn prepare(c: &mut Client, allow_async: bool) -> Result<(), PgError> {
     let mut tx = c.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock(7311)", &[])?;
     tx.batch_execute(SCHEMA)?;
+    tx.batch_execute(super::salts::SCHEMA)?;
     tx.commit()?;
     let (sync, settings) = synchronous(c)?;
     if !sync {

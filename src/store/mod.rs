@@ -51,6 +51,8 @@ pub enum StoreError {
     NotLeader { leader: Option<String> },
     #[error("the database did not confirm the commit ({0}): whether this request was recorded is not known; retry it with the same request id (the next leader answers it from the replicated log)")]
     OutcomeUnknown(String),
+    #[error("the replicated ledger's database could not be reached ({0}); nothing of this request was recorded, retry")]
+    DatabaseUnavailable(String),
 }
 
 impl From<sled::Error> for StoreError {
@@ -90,6 +92,7 @@ impl StoreError {
             StoreError::NotWritten(_) => "WRITE_FAILED",
             StoreError::NotLeader { .. } => "NOT_LEADER",
             StoreError::OutcomeUnknown(_) => "OUTCOME_UNKNOWN",
+            StoreError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anxin::api::pb;
 use anxin::ledger::{Ledger, LedgerOptions};
 
-use crate::harness::{open_account, register, topup, Auth, COUNTY};
+use crate::harness::{enrol, nid, open_account, register, topup, Auth, COUNTY};
 use crate::pg::PgPair;
 use crate::process::{start_on, Anxind, BATCH};
 
@@ -31,12 +31,16 @@ impl Node {
 }
 
 fn config(dir: &Path, pair: &PgPair, name: &str, port: u16, key: &Path) -> PathBuf {
+    config_with(dir, pair, name, port, key, &dir.join("vault.key"))
+}
+
+fn config_with(dir: &Path, pair: &PgPair, name: &str, port: u16, key: &Path, vault_key: &Path) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let dsns: Vec<String> = pair.dsns().iter().map(|d| format!("{d:?}")).collect();
     std::fs::write(
         &path,
         format!(
-            "ledger_id = \"anxin-test\"\nsigning_key = {key:?}\nscrub_interval_s = 0\nfault_exit_delay_ms = 100\n[replication]\ndsns = [{}]\nnode_id = \"{name}\"\nadvertise = \"http://127.0.0.1:{port}\"\nlease_ms = 1000\n",
+            "ledger_id = \"anxin-test\"\nsigning_key = {key:?}\nvault_key = {vault_key:?}\nscrub_interval_s = 0\nfault_exit_delay_ms = 100\n[replication]\ndsns = [{}]\nnode_id = \"{name}\"\nadvertise = \"http://127.0.0.1:{port}\"\nlease_ms = 1000\n",
             dsns.join(", ")
         ),
     )
@@ -111,6 +115,7 @@ type Acked = Arc<Mutex<Vec<(String, u64, u64, String, Instant)>>>;
 async fn cluster(pair: &PgPair, dir: &Path) -> (Vec<Node>, Directory, PathBuf) {
     let key = dir.join("ledger.key");
     std::fs::write(&key, [5u8; 32]).unwrap();
+    std::fs::write(dir.join("vault.key"), [6u8; 32]).unwrap();
     let mut nodes: Vec<Node> = ["a", "b", "c"]
         .iter()
         .map(|name| {
@@ -316,4 +321,84 @@ async fn a_leader_paused_past_its_lease_acknowledges_nothing_after_and_rejoins_a
         c.await.unwrap();
     }
     stop_and_check(&mut nodes, &key, &acked).await;
+}
+
+/// The worker's reference `node` answers for national ID `n`, once it knows it.
+async fn worker_ref_on(n: &Node, id: u32) -> String {
+    let token = n.proc.as_ref().unwrap().token.clone();
+    let ch = tonic::transport::Channel::from_shared(n.addr()).unwrap().connect().await.unwrap();
+    let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch, Auth(Some(token)));
+    let t0 = Instant::now();
+    loop {
+        match q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(id))), as_of: String::new() }).await {
+            Ok(w) => return w.into_inner().worker_ref,
+            Err(e) => assert!(t0.elapsed() < Duration::from_secs(15), "{} never found worker {id}: {e:?}", n.name),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The vault's salts live with the frames: a worker enrolled through one leader keeps
+/// one commitment on every node and after the leader dies, so the retried enrolment is
+/// answered with its original receipt (not refused as a different request) and every
+/// node finds the worker by national ID; a node with another vault secret is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vault_is_replicated_so_a_worker_is_one_person_on_every_node_and_after_a_failover() {
+    if !crate::pg::available() {
+        return;
+    }
+    let pair = tokio::task::block_in_place(PgPair::start);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, directory, _key) = cluster(&pair, dir.path()).await;
+    let never = AtomicBool::new(false);
+    let batch = vec![enrol("P1", 1), enrol("P1", 2)];
+    let (first, last, by) = submit_until_acked(&directory, "enrol-1", batch.clone(), &never).await.unwrap();
+    let li = nodes.iter().position(|n| n.addr() == by).unwrap();
+    let before: Vec<String> = futures_join(&nodes, 1).await;
+    assert!(before.windows(2).all(|w| w[0] == w[1]), "one commitment for worker 1 on every node: {before:?}");
+    // The leader dies; the same request again, to whoever leads next.
+    let mut p = nodes[li].proc.take().unwrap();
+    p.signal("-KILL");
+    let _ = tokio::task::spawn_blocking(move || p.child.wait()).await;
+    directory.lock().unwrap().remove(li);
+    let again = submit_until_acked(&directory, "enrol-1", batch, &never).await.unwrap();
+    assert_eq!((again.0, again.1), (first, last), "the retried enrolment is answered with its original receipt");
+    assert_ne!(again.2, by);
+    // A worker enrolled by the new leader; the old one comes back as a follower and
+    // knows both.
+    submit_until_acked(&directory, "enrol-3", vec![enrol("P1", 3)], &never).await.unwrap();
+    launch(&mut nodes[li]).await;
+    let one: Vec<String> = futures_join(&nodes, 1).await;
+    let three: Vec<String> = futures_join(&nodes, 3).await;
+    assert!(one.iter().all(|r| *r == before[0]), "worker 1 is the same person on every node after the failover: {one:?} vs {:?}", before[0]);
+    assert!(three.windows(2).all(|w| w[0] == w[1]) && three[0] != one[0], "worker 3: one commitment everywhere: {three:?}");
+    // A node with a vault secret of its own is refused: it would make a second person.
+    let other = dir.path().join("other-vault.key");
+    std::fs::write(&other, [9u8; 32]).unwrap();
+    let port = crate::process::free_port();
+    let cfg = config_with(dir.path(), &pair, "d", port, &dir.path().join("ledger.key"), &other);
+    let data_d = dir.path().join("d");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_anxind")).args(["--data", data_d.to_str().unwrap(), "--config", cfg.to_str().unwrap()]).env("ANXIN_LOG", "warn").output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("vault secret is not ledger"), "refused: {:?} {text}", out.status);
+    for n in &mut nodes {
+        if let Some(p) = n.proc.take() {
+            p.signal("-TERM");
+            let mut p = p;
+            let _ = tokio::task::spawn_blocking(move || p.child.wait()).await;
+        }
+    }
+}
+
+/// `worker_ref_on` on every running node.
+async fn futures_join(nodes: &[Node], id: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in nodes.iter().filter(|n| n.proc.is_some()) {
+        out.push(worker_ref_on(n, id).await);
+    }
+    out
 }
