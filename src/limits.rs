@@ -123,6 +123,10 @@ pub const STREAM_READ_CHUNK: u64 = 4_096;
 /// one on demand).
 pub const CHECKPOINT_INTERVAL_MS: u64 = 100;
 
+/// How long a read that asks for at least a sequence number (`anxin-min-seq`) waits for
+/// this node to hold it (a follower catching up), unless the call's deadline is sooner.
+pub const MIN_SEQ_WAIT_MS: u64 = 5_000;
+
 /// Rows in one page of a listing when the client does not say.
 pub const PAGE_ROWS_DEFAULT: usize = 100;
 

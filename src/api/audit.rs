@@ -112,6 +112,7 @@ impl pb::ledger_audit_server::LedgerAudit for Audit {
 
     async fn read_events(&self, req: Request<pb::ReadEventsRequest>) -> Result<Response<RecordStream>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let r = req.into_inner();
         if r.from_seq == 0 {
             return Err(ApiError::invalid("INVALID_SEQ", "from_seq starts at 1").into());
@@ -121,7 +122,7 @@ impl pb::ledger_audit_server::LedgerAudit for Audit {
         if r.to_seq != 0 && r.to_seq < r.from_seq {
             return Err(ApiError::invalid("INVALID_SEQ", "to_seq is before from_seq").into());
         }
-        Ok(Response::new(self.0.stream_records(caller, r.from_seq, Some(to))))
+        Ok(super::stamped(to, self.0.stream_records(caller, r.from_seq, Some(to))))
     }
 
     async fn get_inclusion_proof(&self, req: Request<pb::GetInclusionProofRequest>) -> Result<Response<pb::InclusionProof>, Status> {

@@ -34,12 +34,14 @@ pub struct ApiError {
     pub index: Option<usize>,
     /// `NOT_LEADER`: the leader's address.
     pub leader: Option<String>,
+    /// `SEQ_NOT_REACHED`: the sequence number this node holds (`api::SEQ_KEY`).
+    pub seq: Option<u64>,
 }
 
 impl ApiError {
     /// The only way to make one: every message is masked here.
     fn build(code: Code, reason: &'static str, message: &str, index: Option<usize>) -> ApiError {
-        ApiError { code, reason, message: mask_personal_numbers(message), index, leader: None }
+        ApiError { code, reason, message: mask_personal_numbers(message), index, leader: None, seq: None }
     }
 
     pub fn new(code: Code, reason: &'static str, message: impl Into<String>) -> ApiError {
@@ -95,6 +97,9 @@ impl From<ApiError> for Status {
         }
         if let Some(Ok(v)) = e.leader.as_deref().map(str::parse) {
             s.metadata_mut().insert(LEADER_KEY, v);
+        }
+        if let Some(seq) = e.seq {
+            s.metadata_mut().insert(super::SEQ_KEY, seq.into());
         }
         s
     }

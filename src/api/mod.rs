@@ -48,7 +48,64 @@ pub struct Api {
     pub calls: Arc<CallLimits>,
 }
 
+/// Request metadata: answer only once this node holds at least this record (a decimal
+/// sequence number, e.g. a receipt's `last_seq`: read-your-writes on a follower).
+pub const MIN_SEQ_KEY: &str = "anxin-min-seq";
+/// Response metadata of every `LedgerQuery` answer: the sequence number of the last record
+/// the answer reflects (the ledger exactly as it stood after it).
+pub const SEQ_KEY: &str = "anxin-seq";
+
+/// `msg`, saying that it reflects the ledger as of record `seq` (`SEQ_KEY`).
+pub(crate) fn stamped<T>(seq: u64, msg: T) -> tonic::Response<T> {
+    let mut r = tonic::Response::new(msg);
+    r.metadata_mut().insert(SEQ_KEY, seq.into());
+    r
+}
+
 impl Api {
+    /// Waits until this node holds the record the request asks for (`MIN_SEQ_KEY`), at
+    /// most `limits::MIN_SEQ_WAIT_MS` (or the call's deadline, if sooner). A follower
+    /// that lags answers only once it has caught up to it, never with an older state.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` / `INVALID_MIN_SEQ`; `UNAVAILABLE` / `SEQ_NOT_REACHED` with
+    /// the sequence number this node holds (`SEQ_KEY`) if it did not arrive in time.
+    pub(crate) async fn reach(&self, md: &tonic::metadata::MetadataMap) -> Result<(), error::ApiError> {
+        let Some(v) = md.get(MIN_SEQ_KEY) else { return Ok(()) };
+        let want: u64 = v.to_str().ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| error::ApiError::invalid("INVALID_MIN_SEQ", format!("{MIN_SEQ_KEY} is a decimal sequence number")))?;
+        let mut durable = self.ledger.watch_durable();
+        if *durable.borrow() >= want {
+            return Ok(());
+        }
+        let deadline = md.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(grpc_timeout);
+        let bound = std::time::Duration::from_millis(crate::limits::MIN_SEQ_WAIT_MS).min(deadline.unwrap_or(std::time::Duration::MAX));
+        let reached = matches!(tokio::time::timeout(bound, durable.wait_for(|s| *s >= want)).await, Ok(Ok(_)));
+        match reached {
+            true => Ok(()),
+            false => {
+                let have = *durable.borrow();
+                let mut e = error::ApiError::new(
+                    tonic::Code::Unavailable,
+                    "SEQ_NOT_REACHED",
+                    format!("this node holds records up to {have}; record {want} did not arrive within {} ms: retry, or ask the leader", bound.as_millis()),
+                );
+                e.seq = Some(have);
+                Err(e)
+            }
+        }
+    }
+
+    /// The state for a query and the sequence number it reflects (taken together: the
+    /// writer moves both under the state's write lock).
+    ///
+    /// # Errors
+    /// As `Ledger::state`.
+    pub(crate) fn read(&self) -> Result<(std::sync::RwLockReadGuard<'_, crate::projection::state::State>, u64), error::ApiError> {
+        let state = self.ledger.state()?;
+        let seq = self.ledger.head().0;
+        Ok((state, seq))
+    }
+
     /// Authenticates the call and takes one of its principal's call places (see
     /// `CallLimits`), held while the returned `Caller` lives.
     ///
@@ -158,4 +215,19 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// A `grpc-timeout` header's duration (`<digits><unit>`, units H M S m u n).
+fn grpc_timeout(v: &str) -> Option<std::time::Duration> {
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        "M" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        "S" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_millis(n),
+        "u" => std::time::Duration::from_micros(n),
+        "n" => std::time::Duration::from_nanos(n),
+        _ => return None,
+    })
 }

@@ -2,6 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
+
 use crate::domain::date::Date;
 use crate::domain::money::format_fen;
 use crate::domain::posting::Account;
@@ -10,7 +11,7 @@ use crate::limits::{PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX};
 use crate::projection::views;
 
 use super::error::ApiError;
-use super::{auth, convert, pb, Api};
+use super::{auth, convert, pb, stamped, Api};
 
 pub struct Query(pub Api);
 
@@ -45,10 +46,11 @@ fn opt_county(s: &str) -> Result<Option<crate::domain::ids::CountyCode>, ApiErro
 impl pb::ledger_query_server::LedgerQuery for Query {
     async fn get_balance(&self, req: Request<pb::GetBalanceRequest>) -> Result<Response<pb::Balance>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
         let account = Account::parse(&r.account).map_err(|e| ApiError::invalid("INVALID_ACCOUNT", e))?;
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         let allowed = match (&account, &who) {
             (Account::Deposit(p) | Account::Wage(p), _) => auth::may_read_project(&who, &state, p),
             (Account::Contractor(u), Principal::Contractor(me)) => u == me,
@@ -58,16 +60,17 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         if !allowed {
             return Err(ApiError::denied(format!("{who} may not read account {account}")).into());
         }
-        Ok(Response::new(pb::Balance { account: account.to_string(), balance: format_fen(state.balance(&account)) }))
+        Ok(stamped(seq, pb::Balance { account: account.to_string(), balance: format_fen(state.balance(&account)) }))
     }
 
     async fn list_accounts(&self, req: Request<pb::ListAccountsRequest>) -> Result<Response<pb::ListAccountsResponse>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let only = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         let all: Vec<pb::Balance> = state
             .balances
             .iter()
@@ -78,33 +81,35 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             .map(|(a, b)| pb::Balance { account: a.to_string(), balance: format_fen(*b) })
             .collect();
         let (accounts, next_page_token) = paged(all, offset, size);
-        Ok(Response::new(pb::ListAccountsResponse { accounts, next_page_token }))
+        Ok(stamped(seq, pb::ListAccountsResponse { accounts, next_page_token }))
     }
 
     async fn get_project(&self, req: Request<pb::GetProjectRequest>) -> Result<Response<pb::Project>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
         let id = convert::project(&r.project)?;
         let as_of = self.0.as_of(&r.as_of)?;
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
         let v = views::project_view(&state, self.0.ledger.policies(), self.0.ledger.calendars(), &id, as_of)
             .ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered")))?;
-        Ok(Response::new(convert::project_view(&v, as_of, true)))
+        Ok(stamped(seq, convert::project_view(&v, as_of, true)))
     }
 
     async fn list_projects(&self, req: Request<pb::ListProjectsRequest>) -> Result<Response<pb::ListProjectsResponse>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let county = opt_county(&r.county)?;
         let status = if r.status == 0 { None } else { Some(convert::status_from(r.status)?) };
         let as_of = self.0.as_of(&r.as_of)?;
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         let ids: Vec<_> = state
             .projects
             .iter()
@@ -117,18 +122,19 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             .filter_map(|id| views::project_view(&state, self.0.ledger.policies(), self.0.ledger.calendars(), id, as_of))
             .map(|v| convert::project_view(&v, as_of, false))
             .collect();
-        Ok(Response::new(pb::ListProjectsResponse { projects, next_page_token }))
+        Ok(stamped(seq, pb::ListProjectsResponse { projects, next_page_token }))
     }
 
     async fn list_flags(&self, req: Request<pb::ListFlagsRequest>) -> Result<Response<pb::ListFlagsResponse>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let county = opt_county(&r.county)?;
         let project = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
         let as_of = self.0.as_of(&r.as_of)?;
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         let all: Vec<pb::Flag> = crate::projection::flags::flags(&state, self.0.ledger.policies(), self.0.ledger.calendars(), as_of)
             .iter()
             .filter(|f| project.as_ref().is_none_or(|p| *p == f.project))
@@ -137,11 +143,12 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             .map(convert::flag)
             .collect();
         let (flags, next_page_token) = paged(all, offset, size);
-        Ok(Response::new(pb::ListFlagsResponse { flags, next_page_token }))
+        Ok(stamped(seq, pb::ListFlagsResponse { flags, next_page_token }))
     }
 
     async fn get_worker(&self, req: Request<pb::GetWorkerRequest>) -> Result<Response<pb::Worker>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
         let as_of = self.0.as_of(&r.as_of)?;
@@ -160,31 +167,32 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             }
             None => return Err(ApiError::invalid("MISSING_FIELD", "national_id or worker_ref is required").into()),
         };
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         let v = views::worker_view(&state, &worker, as_of).ok_or_else(|| ApiError::not_found("UNKNOWN_WORKER", "no worker with that national ID"))?;
         // A worker is visible to whoever may read one of the projects they were enrolled on.
         if !v.enrolments.iter().any(|e| auth::may_read_project(&who, &state, &e.project)) {
             return Err(ApiError::denied(format!("{who} may not read this worker")).into());
         }
-        Ok(Response::new(convert::worker_view(&v)))
+        Ok(stamped(seq, convert::worker_view(&v)))
     }
 
     async fn get_payroll(&self, req: Request<pb::GetPayrollRequest>) -> Result<Response<pb::Payroll>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
         let id = convert::project(&r.project)?;
         let period = convert::period("period", &r.period)?;
         let as_of = self.0.as_of(&r.as_of)?;
         let (offset, size) = page(r.page_size, &r.page_token)?;
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
         let v = views::payroll_view(&state, &id, period, as_of).ok_or_else(|| ApiError::not_found("UNKNOWN_PAYROLL", format!("project {id} has no payroll for {period}")))?;
         let lines: Vec<pb::PayrollLineView> = v.lines.iter().map(convert::payroll_line).collect();
         let (lines, next_page_token) = paged(lines, offset, size);
-        Ok(Response::new(pb::Payroll {
+        Ok(stamped(seq, pb::Payroll {
             project: id.to_string(),
             period: period.to_string(),
             seq: v.seq,
@@ -199,6 +207,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
 
     async fn get_county_summary(&self, req: Request<pb::GetCountySummaryRequest>) -> Result<Response<pb::CountySummary>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
         let county = opt_county(&r.county)?;
@@ -206,21 +215,22 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         if !auth::may_read_county(&who, county) {
             return Err(ApiError::denied(format!("{who} may not read the figures of {}", county.map_or("every county".to_owned(), |c| format!("county {c}")))).into());
         }
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         let s = views::county_summary(&state, self.0.ledger.policies(), self.0.ledger.calendars(), county, as_of);
-        Ok(Response::new(convert::county_summary(&s)))
+        Ok(stamped(seq, convert::county_summary(&s)))
     }
 
     async fn get_project_history(&self, req: Request<pb::GetProjectHistoryRequest>) -> Result<Response<pb::ProjectHistory>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let id = convert::project(&req.get_ref().project)?;
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
         let months = views::project_history(&state, &id).ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered")))?;
-        Ok(Response::new(pb::ProjectHistory {
+        Ok(stamped(seq, pb::ProjectHistory {
             project: id.to_string(),
             months: months
                 .iter()
@@ -239,6 +249,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
 
     async fn list_workers(&self, req: Request<pb::ListWorkersRequest>) -> Result<Response<pb::ListWorkersResponse>, Status> {
         let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
         if r.masked_id.chars().count() != 18 {
@@ -247,13 +258,13 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let project = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
         let as_of = self.0.as_of(&r.as_of)?;
-        let state = self.0.ledger.state().map_err(ApiError::from)?;
+        let (state, seq) = self.0.read()?;
         let all: Vec<pb::Worker> = views::find_workers(&state, &r.masked_id, project.as_ref(), as_of)
             .into_iter()
             .filter(|w| w.enrolments.iter().any(|e| auth::may_read_project(&who, &state, &e.project)))
             .map(|w| convert::worker_view(&w))
             .collect();
         let (workers, next_page_token) = paged(all, offset, size);
-        Ok(Response::new(pb::ListWorkersResponse { workers, next_page_token }))
+        Ok(stamped(seq, pb::ListWorkersResponse { workers, next_page_token }))
     }
 }

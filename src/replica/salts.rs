@@ -45,6 +45,17 @@ pub struct RemoteSalts {
     unconfirmed: Arc<AtomicBool>,
 }
 
+impl Drop for RemoteSalts {
+    /// The synchronous client closes its connection by blocking on a runtime of its own,
+    /// which panics on an async runtime's thread: the vault is dropped on one when the
+    /// server stops. So the connection is closed on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = std::thread::spawn(move || drop(c)).join();
+        }
+    }
+}
+
 impl RemoteSalts {
     /// Connects, and checks that the vault's secret is the ledger's: the first node's
     /// `check` is stored, any other must equal it.

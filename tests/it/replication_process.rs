@@ -179,7 +179,11 @@ async fn stop_and_check(nodes: &mut [Node], key: &Path, acked: &Acked) -> usize 
         })
         .await
         .unwrap();
-        assert!(st.success(), "{} exits cleanly: {st:?}", n.name);
+        if !st.success() {
+            let log = std::fs::read_to_string(n.data.with_extension("log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+            panic!("{} exits cleanly: {st:?}; its log ends:\n{}", n.name, tail.join("\n"));
+        }
     }
     let mut logs: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     for n in nodes.iter() {
@@ -401,4 +405,95 @@ async fn futures_join(nodes: &[Node], id: u32) -> Vec<String> {
         out.push(worker_ref_on(n, id).await);
     }
     out
+}
+
+/// GetBalance of P1's wage account on `n`, asking for at least `min_seq`: (the balance in
+/// fen, the sequence number the answer says it reflects), or the refusal.
+async fn balance_on(n: &Node, min_seq: Option<u64>) -> Result<(i64, u64), tonic::Status> {
+    let token = n.proc.as_ref().unwrap().token.clone();
+    let ch = tonic::transport::Channel::from_shared(n.addr()).unwrap().connect().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch, Auth(Some(token)));
+    let mut req = tonic::Request::new(pb::GetBalanceRequest { account: "wage:P1".into() });
+    if let Some(m) = min_seq {
+        req.metadata_mut().insert(anxin::api::MIN_SEQ_KEY, m.into());
+    }
+    let r = q.get_balance(req).await?;
+    let seq: u64 = r.metadata().get(anxin::api::SEQ_KEY).expect("every answer says its sequence number").to_str().unwrap().parse().unwrap();
+    let fen = anxin::domain::money::Money::parse(&r.get_ref().balance).expect("a balance").fen();
+    Ok((fen, seq))
+}
+
+/// Record `seq` as `n` serves it, asked for at once (no waiting).
+async fn record_on(n: &Node, seq: u64) -> Result<Vec<u8>, tonic::Status> {
+    use tokio_stream::StreamExt;
+    let token = n.proc.as_ref().unwrap().token.clone();
+    let ch = tonic::transport::Channel::from_shared(n.addr()).unwrap().connect().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, Auth(Some(token)));
+    let mut s = a.read_events(pb::ReadEventsRequest { from_seq: seq, to_seq: seq }).await?.into_inner();
+    let r = s.next().await.ok_or_else(|| tonic::Status::not_found("no record"))??;
+    assert_eq!(r.seq, seq);
+    Ok(r.canonical)
+}
+
+/// A follower paused under load falls behind and catches up. Every answer it gives in
+/// between says the record it reflects, holds that record, and is exactly the ledger at
+/// it (every record after the set-up is a top-up of ¥1 to P1, so the balance after record
+/// S is S - 2 yuan); a read that asks for a receipt's record waits for it, and reads the
+/// write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_falls_behind_catches_up_and_never_claims_a_record_it_lacks() {
+    if !crate::pg::available() {
+        return;
+    }
+    let pair = tokio::task::block_in_place(PgPair::start);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, directory, key) = cluster(&pair, dir.path()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Acked = Arc::default();
+    let clients = clients(&directory, &stop, &acked);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let li = leader(&nodes).await;
+    let fi = (li + 1) % nodes.len();
+    let check = |fen: i64, seq: u64, who: &str| assert_eq!(fen, (seq as i64 - 2) * 100, "{who}: the answer that says it reflects record {seq} is the ledger at record {seq}");
+    // Steady: reads from the follower, each checked.
+    let mut answers = 0;
+    for _ in 0..20 {
+        let (fen, seq) = balance_on(&nodes[fi], None).await.unwrap();
+        check(fen, seq, "follower");
+        record_on(&nodes[fi], seq).await.unwrap_or_else(|e| panic!("the follower said it reflects record {seq} but does not serve it: {e:?}"));
+        answers += 1;
+    }
+    // Paused: it falls behind while the leader goes on.
+    nodes[fi].proc.as_ref().unwrap().signal("-STOP");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, leader_seq) = balance_on(&nodes[li], None).await.unwrap();
+    nodes[fi].proc.as_ref().unwrap().signal("-CONT");
+    let resumed = Instant::now();
+    // Read-your-writes: a receipt's record, asked of the follower, is waited for.
+    let (fen, seq) = balance_on(&nodes[fi], Some(leader_seq)).await.expect("the follower catches up within the wait");
+    assert!(seq >= leader_seq, "asked for at least {leader_seq}, answered at {seq}");
+    check(fen, seq, "follower after the pause");
+    let caught_up = resumed.elapsed();
+    // And every answer while it catches up and after is whole.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        let (fen, seq) = balance_on(&nodes[fi], None).await.unwrap();
+        check(fen, seq, "follower");
+        let on_f = record_on(&nodes[fi], seq).await.unwrap_or_else(|e| panic!("the follower said it reflects record {seq} but does not serve it: {e:?}"));
+        let on_l = record_on(&nodes[li], seq).await.unwrap();
+        assert_eq!(on_f, on_l, "record {seq} is the same on the follower and the leader");
+        answers += 1;
+    }
+    // A record no node has yet: refused after the wait, saying what the node holds.
+    let far = leader_seq + 100_000_000;
+    let e = balance_on(&nodes[fi], Some(far)).await.expect_err("a record nobody has");
+    assert_eq!(anxin::api::error::reason_of(&e).0.as_deref(), Some("SEQ_NOT_REACHED"), "{e:?}");
+    let have: u64 = e.metadata().get(anxin::api::SEQ_KEY).unwrap().to_str().unwrap().parse().unwrap();
+    assert!(have >= leader_seq && have < far);
+    eprintln!("the follower, paused 1.5 s while the leader reached record {leader_seq}, answered for it {caught_up:?} after it resumed; {answers} answers checked");
+    stop.store(true, Ordering::Release);
+    for c in clients {
+        c.await.unwrap();
+    }
+    stop_and_check(&mut nodes, &key, &acked).await;
 }
