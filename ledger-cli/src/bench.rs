@@ -71,12 +71,34 @@ fn mixed(run: u64, c: usize, k: u64, a: &BenchArgs, gc: &str) -> pb::Command {
     }
 }
 
-pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
+/// Arrival time of every 16th record of a live subscription from `from`, until `stop`.
+fn watch(ch: Channel, token: String, from: u64, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<std::collections::HashMap<u64, Instant>> {
+    tokio::spawn(async move {
+        let mut seen = std::collections::HashMap::new();
+        let mut a = pb::ledger_audit_client::LedgerAuditClient::new(ch).max_decoding_message_size(16 << 20);
+        let Ok(stream) = a.subscribe(req(pb::SubscribeRequest { from_seq: from }, &token)).await else { return seen };
+        let mut stream = stream.into_inner();
+        while !stop.load(Ordering::Relaxed) {
+            match tokio::time::timeout(Duration::from_millis(200), stream.message()).await {
+                Ok(Ok(Some(r))) => {
+                    if r.seq % 16 == 0 {
+                        seen.insert(r.seq, Instant::now());
+                    }
+                }
+                Ok(_) => break,
+                Err(_) => {}
+            }
+        }
+        seen
+    })
+}
+
+pub async fn run(servers: crate::client::Servers, ch: Channel, token: String, follower: Option<Channel>, a: BenchArgs) -> Result<()> {
     if a.projects == 0 || a.workers < a.projects || a.batch == 0 || a.clients == 0 {
         bail!("need at least one project, client and command per batch, and a worker per project");
     }
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() % 100_000;
-    let mut post = pb::ledger_posting_client::LedgerPostingClient::new(ch.clone()).max_encoding_message_size(16 << 20).max_decoding_message_size(16 << 20);
+    let mut post_ch = ch.clone();
     let gc = Uscc::with_check("91620121MA0000001").to_string();
     let owner = Uscc::with_check("91620121MB0000001").to_string();
     let employer = Uscc::with_check("91620121MC0000001").to_string();
@@ -104,17 +126,29 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
             cmd(Kind::OpenWageAccount(pb::OpenWageAccount { project: id.clone(), bank: "ICBC".into(), account_no: format!("BENCH-{id}"), date: "2026-01-10".into() })),
             cmd(Kind::TopUpWageAccount(pb::TopUpWageAccount { project: id.clone(), payment_no: "FUND".into(), amount: "900000000.00".into(), date: "2026-01-20".into() })),
         ];
-        post.submit(req(pb::SubmitRequest { request_id: format!("bench-{run}-setup-{p}"), commands: cmds }, &token)).await?;
+        crate::client::submit_following(&servers, &mut post_ch, &token, &pb::SubmitRequest { request_id: format!("bench-{run}-setup-{p}"), commands: cmds }).await?;
         let mut enrol = Vec::new();
         for i in 0..per_project {
             let (nid, card) = worker_id(run, p * per_project + i);
             enrol.push(cmd(Kind::EnrolWorker(pb::EnrolWorker { project: id.clone(), national_id: nid, employer: employer.clone(), bank_card: card, date: "2026-01-16".into() })));
         }
         for (j, chunk) in enrol.chunks(5_000).enumerate() {
-            post.submit(req(pb::SubmitRequest { request_id: format!("bench-{run}-enrol-{p}-{j}"), commands: chunk.to_vec() }, &token)).await?;
+            crate::client::submit_following(&servers, &mut post_ch, &token, &pb::SubmitRequest { request_id: format!("bench-{run}-enrol-{p}-{j}"), commands: chunk.to_vec() }).await?;
         }
     }
     let setup_ms = setup.elapsed().as_millis();
+    // The leader found by the set-up; with --follower, both watched from here on.
+    let ch = post_ch;
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchers = match &follower {
+        Some(f) => {
+            let mut q = pb::ledger_query_client::LedgerQueryClient::new(ch.clone());
+            let r = q.get_balance(req(pb::GetBalanceRequest { account: format!("wage:B{run}-0") }, &token)).await?;
+            let head: u64 = r.metadata().get(anxin::api::SEQ_KEY).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+            Some((watch(ch.clone(), token.clone(), head + 1, watching.clone()), watch(f.clone(), token.clone(), head + 1, watching.clone())))
+        }
+        None => None,
+    };
 
     // The load.
     let sent = Arc::new(AtomicU64::new(0));
@@ -130,9 +164,8 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..a.clients {
-        let (ch, token, a, sent, errors, bar, gc) = (ch.clone(), token.clone(), a.clone(), sent.clone(), errors.clone(), bar.clone(), gc.clone());
+        let (mut ch, servers, token, a, sent, errors, bar, gc) = (ch.clone(), servers.clone(), token.clone(), a.clone(), sent.clone(), errors.clone(), bar.clone(), gc.clone());
         tasks.push(tokio::spawn(async move {
-            let mut client = pb::ledger_posting_client::LedgerPostingClient::new(ch).max_encoding_message_size(16 << 20).max_decoding_message_size(16 << 20);
             let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds");
             let mut k = 0u64;
             let mut b = 0u64;
@@ -146,7 +179,7 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
                 }).collect();
                 let n = cmds.len() as u64;
                 let start = Instant::now();
-                let r = client.submit(req(pb::SubmitRequest { request_id: format!("bench-{run}-{c}-{b}"), commands: cmds }, &token)).await;
+                let r = crate::client::submit_following(&servers, &mut ch, &token, &pb::SubmitRequest { request_id: format!("bench-{run}-{c}-{b}"), commands: cmds }).await;
                 b += 1;
                 let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
                 match r {
@@ -169,6 +202,26 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
     }
     let micros = t0.elapsed().as_micros().max(1);
     bar.finish_and_clear();
+    // Follower lag: when the follower made each (16th) record visible, after the leader did.
+    let lag = match watchers {
+        Some((l, f)) => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            watching.store(true, Ordering::Relaxed);
+            let (l, f) = (l.await?, f.await?);
+            let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+            let mut missing = 0u64;
+            for (seq, tl) in &l {
+                match f.get(seq) {
+                    Some(tf) => {
+                        let _ = h.record(u64::try_from(tf.saturating_duration_since(*tl).as_micros()).unwrap_or(u64::MAX).max(1));
+                    }
+                    None => missing += 1,
+                }
+            }
+            Some((h, missing))
+        }
+        None => None,
+    };
     let events = sent.load(Ordering::Relaxed);
     // Integer arithmetic throughout: rates in events per second, latencies in microseconds.
     let rate = u128::from(events) * 1_000_000 / micros;
@@ -187,6 +240,7 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
         "errors": errors.load(Ordering::Relaxed), "setup_ms": setup_ms,
         "server_rss_mib": rss_kib.map(|k| k / 1024), "records_in_ledger": head,
         "disk_bytes_per_event": disk.map(|b| b.checked_div(head).unwrap_or(0)),
+        "follower_lag_us": lag.as_ref().map(|(h, missing)| serde_json::json!({"samples": h.len(), "p50": h.value_at_quantile(0.5), "p99": h.value_at_quantile(0.99), "max": h.max(), "never_seen": missing})),
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -196,6 +250,9 @@ pub async fn run(ch: Channel, token: String, a: BenchArgs) -> Result<()> {
         println!("errors: {}   setup (projects, {} workers): {setup_ms} ms", errors.load(Ordering::Relaxed), a.workers);
         if let Some(k) = rss_kib {
             println!("server RSS: {} MiB", k / 1024);
+        }
+        if let Some((h, missing)) = &lag {
+            println!("follower lag ms (a record visible on the follower after the leader, {} samples): p50 {}  p99 {}  max {}{}", h.len(), ms(h.value_at_quantile(0.5)), ms(h.value_at_quantile(0.99)), ms(h.max()), if *missing > 0 { format!("  ({missing} never seen on the follower)") } else { String::new() });
         }
         if let Some(b) = disk {
             println!("data directory: {} bytes for {head} records = {} bytes per event", b, b.checked_div(head).unwrap_or(0));

@@ -14,9 +14,14 @@ use anxin::limits::BATCH_COMMANDS_MAX;
 /// Where the server is and who we are.
 #[derive(Args, Clone)]
 pub struct Conn {
-    /// Server URL (https:// for TLS).
+    /// Server URL (https:// for TLS); for a replicated ledger, its nodes separated by
+    /// commas: reads go to the first that answers, posts follow the leader.
     #[arg(long, env = "ANXIN_SERVER", default_value = "http://127.0.0.1:50051", global = true)]
     pub server: String,
+    /// Answer only once the server holds at least this record (a receipt's last_seq: read
+    /// your writes on a follower); it waits up to 5 s for it.
+    #[arg(long, global = true)]
+    pub min_seq: Option<u64>,
     /// Bearer token (anx_...). Default: $ANXIN_TOKEN, else ./anxin-data/dev-token if present.
     #[arg(long, env = "ANXIN_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
@@ -149,6 +154,10 @@ pub enum ClientCmd {
         /// Skip gRPC: submit the same mix straight to a ledger in this process.
         #[arg(long, requires = "data")]
         in_process: bool,
+        /// A follower of a replicated ledger (URL): report how far behind the leader it
+        /// makes each record visible (follower lag, p50/p99), from live subscriptions to both.
+        #[arg(long, conflicts_with = "in_process")]
+        follower: Option<String>,
     },
     /// A payroll with its lines.
     Payroll {
@@ -159,36 +168,114 @@ pub enum ClientCmd {
     },
 }
 
+/// The bearer token, and the least record a read asks for (`--min-seq`), on every call.
 #[derive(Clone)]
-pub struct Bearer(String);
+pub struct Bearer(String, Option<u64>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         let v = format!("Bearer {}", self.0).parse().map_err(|_| tonic::Status::invalid_argument("token is not ASCII"))?;
         req.metadata_mut().insert("authorization", v);
+        if let Some(n) = self.1 {
+            req.metadata_mut().insert(anxin::api::MIN_SEQ_KEY, n.into());
+        }
         Ok(req)
     }
 }
 
 type Authed = InterceptedService<Channel, Bearer>;
 
-async fn connect(c: &Conn) -> Result<(Channel, Bearer)> {
+/// The servers given with `--server` (one, or a replicated ledger's nodes).
+#[derive(Clone)]
+pub struct Servers {
+    urls: Vec<String>,
+    ca: Option<Vec<u8>>,
+}
+
+impl Servers {
+    fn new(c: &Conn) -> Result<Servers> {
+        let urls: Vec<String> = c.server.split(',').map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+        if urls.is_empty() {
+            bail!("--server names no server");
+        }
+        let ca = c.ca.as_ref().map(|ca| std::fs::read(ca).with_context(|| ca.display().to_string())).transpose()?;
+        Ok(Servers { urls, ca })
+    }
+
+    /// A channel to `url`.
+    pub async fn channel(&self, url: &str) -> Result<Channel> {
+        let mut ep = Channel::from_shared(url.to_owned()).context("server URL")?.connect_timeout(std::time::Duration::from_secs(3));
+        if url.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new();
+            if let Some(ca) = &self.ca {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            ep = ep.tls_config(tls)?;
+        }
+        ep.connect().await.with_context(|| format!("connecting to {url}"))
+    }
+
+    /// A channel to the first server that answers, from the `k`-th on.
+    pub async fn any_from(&self, k: usize) -> Result<Channel> {
+        let mut why = Vec::new();
+        for i in 0..self.urls.len() {
+            match self.channel(&self.urls[(k + i) % self.urls.len()]).await {
+                Ok(ch) => return Ok(ch),
+                Err(e) => why.push(format!("{e:#}")),
+            }
+        }
+        bail!("no server answers: {}", why.join("; "))
+    }
+}
+
+/// Submits `r`, following the leader of a replicated ledger: a follower's `NOT_LEADER`
+/// names the leader, which is asked next; a server that cannot be reached, or that could
+/// not tell whether the request was recorded (`OUTCOME_UNKNOWN`), is left for the next
+/// one. The request id is the same every time, so a retry is answered with the first
+/// answer, never recorded twice. Gives up after 30 s.
+///
+/// # Errors
+/// The server's refusal, or the last error after 30 s.
+pub async fn submit_following(servers: &Servers, ch: &mut Channel, token: &str, r: &pb::SubmitRequest) -> Result<pb::SubmitResponse, tonic::Status> {
+    let t0 = std::time::Instant::now();
+    let mut next = 1usize;
+    loop {
+        let mut client = pb::ledger_posting_client::LedgerPostingClient::with_interceptor(ch.clone(), Bearer(token.to_owned(), None))
+            .max_encoding_message_size(16 << 20)
+            .max_decoding_message_size(16 << 20);
+        let e = match client.submit(r.clone()).await {
+            Ok(resp) => return Ok(resp.into_inner()),
+            Err(e) => e,
+        };
+        let leader = e.metadata().get(anxin::api::error::LEADER_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry = matches!(e.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) || leader.is_some() || anxin::api::error::reason_of(&e).0.as_deref() == Some("NOT_LEADER");
+        if !retry || t0.elapsed() > std::time::Duration::from_secs(30) {
+            return Err(e);
+        }
+        let switched = match leader {
+            Some(url) => servers.channel(&url).await,
+            None => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                next += 1;
+                servers.any_from(next).await
+            }
+        };
+        if let Ok(c) = switched {
+            *ch = c;
+        }
+    }
+}
+
+async fn connect(c: &Conn) -> Result<(Channel, Bearer, Servers)> {
     let token = match &c.token {
         Some(t) => t.clone(),
         None => std::fs::read_to_string("anxin-data/dev-token")
             .map(|s| s.trim().to_owned())
             .context("no token: pass --token or set ANXIN_TOKEN (anxind prints a dev token on its first start, in anxin-data/dev-token)")?,
     };
-    let mut ep = Channel::from_shared(c.server.clone()).context("server URL")?;
-    if c.server.starts_with("https://") {
-        let mut tls = ClientTlsConfig::new();
-        if let Some(ca) = &c.ca {
-            tls = tls.ca_certificate(Certificate::from_pem(std::fs::read(ca).with_context(|| ca.display().to_string())?));
-        }
-        ep = ep.tls_config(tls)?;
-    }
-    let ch = ep.connect().await.with_context(|| format!("connecting to {}", c.server))?;
-    Ok((ch, Bearer(token)))
+    let servers = Servers::new(c)?;
+    let ch = servers.any_from(0).await?;
+    Ok((ch, Bearer(token, c.min_seq), servers))
 }
 
 fn status_err(s: tonic::Status) -> anyhow::Error {
@@ -202,18 +289,25 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 }
 
 pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
-    if let ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data: Some(data), in_process: true } = cmd {
+    if let ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data: Some(data), in_process: true, .. } = cmd {
         let a = crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data: None, json: c.json };
         return tokio::task::spawn_blocking(move || crate::bench::run_in_process(&data, a)).await?;
     }
-    let (ch, bearer) = connect(&c).await?;
+    let (ch, bearer, servers) = connect(&c).await?;
     let query = || pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch.clone(), bearer.clone());
     let as_of = |a: Option<String>| a.unwrap_or_default();
     match cmd {
-        ClientCmd::Post { file, request_id, command } => post(pb::ledger_posting_client::LedgerPostingClient::with_interceptor(ch.clone(), bearer.clone()), file, request_id, command, c.json).await,
+        ClientCmd::Post { file, request_id, command } => post(&servers, ch.clone(), &bearer.0, file, request_id, command, c.json).await,
         ClientCmd::Balance { account } => {
-            let b = query().get_balance(pb::GetBalanceRequest { account }).await.map_err(status_err)?.into_inner();
-            if c.json { print_json(&b) } else { println!("{}  {}", b.account, b.balance); Ok(()) }
+            let r = query().get_balance(pb::GetBalanceRequest { account }).await.map_err(status_err)?;
+            let seq = r.metadata().get(anxin::api::SEQ_KEY).and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
+            let b = r.into_inner();
+            if c.json {
+                print_json(&serde_json::json!({"account": b.account, "balance": b.balance, "seq": seq}))
+            } else {
+                println!("{}  {}  (as of record {seq})", b.account, b.balance);
+                Ok(())
+            }
         }
         ClientCmd::Project { id: Some(id), as_of: a } => {
             let p = query().get_project(pb::GetProjectRequest { project: id, as_of: as_of(a) }).await.map_err(status_err)?.into_inner();
@@ -298,9 +392,13 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             Ok(())
         }
         ClientCmd::Bench { in_process: true, .. } => unreachable!("handled before connecting"),
-        ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data, in_process: false } => {
+        ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data, in_process: false, follower } => {
             let token = bearer.0.clone();
-            crate::bench::run(ch.clone(), token, crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data, json: c.json }).await
+            let follower = match follower {
+                Some(url) => Some(servers.channel(&url).await?),
+                None => None,
+            };
+            crate::bench::run(servers.clone(), ch.clone(), token, follower, crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data, json: c.json }).await
         }
         ClientCmd::Audit { key, state } => audit(ch.clone(), bearer.clone(), &key, &state, c.json).await,
         ClientCmd::PublicKey => {
@@ -347,7 +445,7 @@ fn print_flags(flags: &[pb::Flag]) {
     }
 }
 
-async fn post(mut client: pb::ledger_posting_client::LedgerPostingClient<Authed>, file: Option<PathBuf>, request_id: Option<String>, words: Vec<String>, json: bool) -> Result<()> {
+async fn post(servers: &Servers, mut ch: Channel, token: &str, file: Option<PathBuf>, request_id: Option<String>, words: Vec<String>, json: bool) -> Result<()> {
     let (commands, content) = match (&file, words.split_first()) {
         (Some(path), None) => {
             let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
@@ -371,7 +469,7 @@ async fn post(mut client: pb::ledger_posting_client::LedgerPostingClient<Authed>
     let mut receipts = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
         let id = if chunks.len() == 1 { base.clone() } else { format!("{base}-{i}") };
-        let r = client.submit(pb::SubmitRequest { request_id: id.clone(), commands: chunk.to_vec() }).await.map_err(|s| status_err(s).context(format!("batch {id}")))?.into_inner();
+        let r = submit_following(servers, &mut ch, token, &pb::SubmitRequest { request_id: id.clone(), commands: chunk.to_vec() }).await.map_err(|s| status_err(s).context(format!("batch {id}")))?;
         if !json {
             println!("{id}: {} command(s) recorded as {}..={}{}, chain head {}", chunk.len(), r.first_seq, r.last_seq, if r.replayed { " (already recorded: this was a retry)" } else { "" }, hex::encode(&r.chain_head));
         }
