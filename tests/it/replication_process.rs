@@ -30,13 +30,9 @@ impl Node {
     }
 }
 
-fn config(dir: &Path, pair: &PgPair, name: &str, port: u16, key: &Path) -> PathBuf {
-    config_with(dir, pair, name, port, key, &dir.join("vault.key"))
-}
-
-fn config_with(dir: &Path, pair: &PgPair, name: &str, port: u16, key: &Path, vault_key: &Path) -> PathBuf {
+fn config_with(dir: &Path, dsns: &[String], name: &str, port: u16, key: &Path, vault_key: &Path) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
-    let dsns: Vec<String> = pair.dsns().iter().map(|d| format!("{d:?}")).collect();
+    let dsns: Vec<String> = dsns.iter().map(|d| format!("{d:?}")).collect();
     std::fs::write(
         &path,
         format!(
@@ -66,6 +62,9 @@ async fn leads(n: &Node) -> bool {
 /// Where clients find the nodes: (address, token) of each running one.
 type Directory = Arc<Mutex<Vec<(String, String)>>>;
 
+/// `OUTCOME_UNKNOWN` answers the clients got (each then retried).
+static OUTCOME_UNKNOWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Submits one batch until some node acknowledges it (retrying the same request id on
 /// the leader a follower names, or on the next node): its (first, last) seq.
 async fn submit_until_acked(dir: &Directory, id: &str, cmds: Vec<pb::Command>, stop: &AtomicBool) -> Option<(u64, u64, String)> {
@@ -91,6 +90,9 @@ async fn submit_until_acked(dir: &Directory, id: &str, cmds: Vec<pb::Command>, s
             Ok(Err(s)) => {
                 hint = s.metadata().get(anxin::api::error::LEADER_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let (reason, _) = anxin::api::error::reason_of(&s);
+                if reason.as_deref() == Some("OUTCOME_UNKNOWN") {
+                    OUTCOME_UNKNOWN.fetch_add(1, Ordering::Relaxed);
+                }
                 // (A node restarted by the test has a new token until the directory says
                 // so: UNAUTHENTICATED is the harness's, and retried.)
                 assert!(
@@ -113,14 +115,20 @@ type Acked = Arc<Mutex<Vec<(String, u64, u64, String, Instant)>>>;
 
 /// Three nodes of ledger `anxin-test` on `pair`, started, with the project set up.
 async fn cluster(pair: &PgPair, dir: &Path) -> (Vec<Node>, Directory, PathBuf) {
+    cluster_on(dir, &[pair.dsns(), pair.dsns(), pair.dsns()]).await
+}
+
+/// `cluster`, node `i` reaching the database by `dsns[i]`.
+async fn cluster_on(dir: &Path, dsns: &[Vec<String>]) -> (Vec<Node>, Directory, PathBuf) {
     let key = dir.join("ledger.key");
     std::fs::write(&key, [5u8; 32]).unwrap();
     std::fs::write(dir.join("vault.key"), [6u8; 32]).unwrap();
     let mut nodes: Vec<Node> = ["a", "b", "c"]
         .iter()
-        .map(|name| {
+        .zip(dsns)
+        .map(|(name, dsns)| {
             let port = crate::process::free_port();
-            Node { name: (*name).to_owned(), data: dir.join(name), port, config: config(dir, pair, name, port, &key), proc: None }
+            Node { name: (*name).to_owned(), data: dir.join(name), port, config: config_with(dir, dsns, name, port, &key, &dir.join("vault.key")), proc: None }
         })
         .collect();
     for n in &mut nodes {
@@ -380,7 +388,7 @@ async fn the_vault_is_replicated_so_a_worker_is_one_person_on_every_node_and_aft
     let other = dir.path().join("other-vault.key");
     std::fs::write(&other, [9u8; 32]).unwrap();
     let port = crate::process::free_port();
-    let cfg = config_with(dir.path(), &pair, "d", port, &dir.path().join("ledger.key"), &other);
+    let cfg = config_with(dir.path(), &pair.dsns(), "d", port, &dir.path().join("ledger.key"), &other);
     let data_d = dir.path().join("d");
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_anxind")).args(["--data", data_d.to_str().unwrap(), "--config", cfg.to_str().unwrap()]).env("ANXIN_LOG", "warn").output().unwrap()
@@ -496,4 +504,147 @@ async fn a_follower_that_falls_behind_catches_up_and_never_claims_a_record_it_la
         c.await.unwrap();
     }
     stop_and_check(&mut nodes, &key, &acked).await;
+}
+
+/// A TCP proxy between one node and the database's primary that the test cuts: at the
+/// next `COMMIT` the node sends (forwarding it first, or not), every connection through
+/// it is closed and new ones are refused until it is healed.
+struct Proxy {
+    port: u16,
+    /// 0 passes; 1 cuts after forwarding the next COMMIT; 2 cuts before it; 3 is cut.
+    mode: Arc<std::sync::atomic::AtomicU8>,
+    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (m, cs) = (mode.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                if m.load(Ordering::Acquire) == 3 {
+                    continue; // dropped: refused
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else { continue };
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let (m2, cs2) = (m.clone(), cs.clone());
+                let up = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        let mode = m2.load(Ordering::Acquire);
+                        let commit = buf[..n].windows(6).any(|w| w == b"COMMIT");
+                        if mode == 3 {
+                            return;
+                        }
+                        if commit && (mode == 1 || mode == 2) {
+                            if mode == 1 {
+                                let _ = sw.write_all(&buf[..n]).await;
+                            }
+                            m2.store(3, Ordering::Release);
+                            for h in cs2.lock().unwrap().drain(..) {
+                                h.abort();
+                            }
+                            return;
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                let down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut sr, &mut cw).await;
+                });
+                let mut c = cs.lock().unwrap();
+                c.push(up.abort_handle());
+                c.push(down.abort_handle());
+            }
+        });
+        Proxy { port, mode, conns }
+    }
+
+    fn arm(&self, after_forwarding: bool) {
+        self.mode.store(if after_forwarding { 1 } else { 2 }, Ordering::Release);
+    }
+
+    fn is_cut(&self) -> bool {
+        self.mode.load(Ordering::Acquire) == 3
+    }
+
+    fn heal(&self) {
+        self.conns.lock().unwrap().retain(|h| !h.is_finished());
+        self.mode.store(0, Ordering::Release);
+    }
+}
+
+/// The leader cut off the database in the middle of a commit, while its clients still
+/// reach it: after the commit reached the database (the frame is there, its answer is
+/// not) and before (the frame is not there). Nothing whose outcome the leader could not
+/// know is acknowledged (clients are answered OUTCOME_UNKNOWN and retry the same request
+/// id); the leader steps down, another takes over and its catch-up decides; every
+/// request id ends with exactly one outcome, at the place the log holds it, on every
+/// node. `ANXIN_CUT_ROUNDS` (CI: 2) sets how many cuts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_the_database_mid_commit_acknowledges_nothing_unknown_and_the_next_leader_decides() {
+    if !crate::pg::available() {
+        return;
+    }
+    let rounds: usize = std::env::var("ANXIN_CUT_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let pair = tokio::task::block_in_place(PgPair::start);
+    let dir = tempfile::tempdir().unwrap();
+    let mut proxies = Vec::new();
+    for _ in 0..3 {
+        proxies.push(Proxy::start(pair.primary).await);
+    }
+    // Each node reaches the primary only through its proxy (the standby is no primary).
+    let dsns: Vec<Vec<String>> = proxies.iter().map(|p| vec![crate::pg::dsn(p.port), crate::pg::dsn(pair.standby)]).collect();
+    let (mut nodes, directory, key) = cluster_on(dir.path(), &dsns).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Acked = Arc::default();
+    let clients = clients(&directory, &stop, &acked);
+    let unknown_before = OUTCOME_UNKNOWN.load(Ordering::Relaxed);
+    for round in 0..rounds {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let li = leader(&nodes).await;
+        let after = round % 2 == 0;
+        proxies[li].arm(after);
+        let armed = Instant::now();
+        while !proxies[li].is_cut() {
+            assert!(armed.elapsed() < Duration::from_secs(20), "round {round}: the leader made no commit");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let cut = Instant::now();
+        // Another node leads and acknowledges; the cut one acknowledges nothing after.
+        let old = nodes[li].addr();
+        let took = loop {
+            if let Some(t) = acked.lock().unwrap().iter().filter(|a| a.3 != old && a.4 > cut).map(|a| a.4).min() {
+                break t - cut;
+            }
+            assert!(cut.elapsed() < Duration::from_secs(20), "round {round}: no other leader after the cut");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let late: Vec<String> = acked.lock().unwrap().iter().filter(|a| a.3 == old && a.4 > cut + Duration::from_millis(50)).map(|a| a.0.clone()).collect();
+        assert!(late.is_empty(), "round {round}: the cut leader acknowledged {late:?} after it lost the database");
+        eprintln!("round {round}: {} cut off {} forwarding a COMMIT; the next leader's first acknowledgement after {took:?}", nodes[li].name, if after { "after" } else { "before" });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        proxies[li].heal();
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Release);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let unknown = OUTCOME_UNKNOWN.load(Ordering::Relaxed) - unknown_before;
+    assert!(unknown > 0, "a cut after the COMMIT was forwarded leaves its outcome unknown: the clients were told so");
+    let records = stop_and_check(&mut nodes, &key, &acked).await;
+    eprintln!("{rounds} cuts, {unknown} OUTCOME_UNKNOWN answers retried, {} batches acknowledged, {records} records, one history", acked.lock().unwrap().len());
 }
