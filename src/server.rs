@@ -292,7 +292,69 @@ pub fn open(cfg: &Config) -> Result<(Arc<Ledger>, Arc<Vault>), ServerError> {
 /// # Errors
 /// `ServerError` naming what failed.
 pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), ServerError> {
-    let (ledger, vault) = open(&cfg)?;
+    // One shutdown signal, for every round of serving (a round ends without it only to
+    // rebuild a damaged replicated copy).
+    tokio::pin!(shutdown);
+    let mut cfg = cfg;
+    let mut repairs = 0u32;
+    loop {
+        let opened = match open(&cfg) {
+            // A node of a replicated ledger whose own copy will not open for damage has
+            // the whole history in the database: it sets its copy aside and rebuilds.
+            Err(ServerError::Open { source: e @ (StoreError::Corruption { .. } | StoreError::Chain(_) | StoreError::Damaged(_)), .. }) if cfg.file.replication.is_some() && repairs < 3 => {
+                repairs += 1;
+                set_aside_and_rebuild(&mut cfg, &e.to_string(), "the start")?;
+                continue;
+            }
+            r => r?,
+        };
+        match serve(&cfg, opened, &mut shutdown).await? {
+            Served::Stopped => return Ok(()),
+            Served::Damaged(d) => {
+                repairs += 1;
+                set_aside_and_rebuild(&mut cfg, &d, "the scrub")?;
+            }
+        }
+    }
+}
+
+/// How a round of serving ended.
+enum Served {
+    Stopped,
+    /// A node of a replicated ledger found its own copy damaged (the scrub): closed, to
+    /// be rebuilt from the database.
+    Damaged(String),
+}
+
+/// Moves a replicated node's copy of the ledger (log, index, Merkle files, snapshots,
+/// checkpoints) aside to `<data>.damaged-<unix seconds>`, keeping its keys, vault and
+/// principals, so that the next open rebuilds it from the database's frames, each
+/// checked against the chain. Says so in the server's log.
+fn set_aside_and_rebuild(cfg: &mut Config, why: &str, found_by: &str) -> Result<(), ServerError> {
+    let id = std::fs::read_to_string(cfg.data.join("LEDGER")).ok().and_then(|t| t.lines().next().map(|l| l.trim().to_owned()));
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let aside = PathBuf::from(format!("{}.damaged-{stamp}", cfg.data.display()));
+    let io = |e: std::io::Error| ServerError::Open { dir: cfg.data.display().to_string(), source: StoreError::Io(e) };
+    std::fs::create_dir_all(&aside).map_err(io)?;
+    for entry in std::fs::read_dir(&cfg.data).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ledger_owned = matches!(name.as_str(), "LEDGER" | "log" | "index" | "index.suspect" | "merkle" | "checkpoints" | "snapshots") || name.starts_with("index.damaged-");
+        if ledger_owned {
+            std::fs::rename(entry.path(), aside.join(&name)).map_err(io)?;
+        }
+    }
+    crate::fsutil::sync_dir(&cfg.data).map_err(io)?;
+    if cfg.ledger_id.is_none() {
+        cfg.ledger_id = id.filter(|i| !i.is_empty());
+    }
+    tracing::error!(damage = why, found_by, set_aside = %aside.display(), "REPAIR: this node's copy of the replicated ledger is damaged; it was set aside and the node rebuilds it from the database's frames (each checked against the chain)");
+    Ok(())
+}
+
+/// Serves one opened ledger until the shutdown, a fault, or (replicated) damage.
+async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl std::future::Future<Output = ()> + Send) -> Result<Served, ServerError> {
+    let (ledger, vault) = opened;
     let (principals, dev_token) = principals(&cfg).map_err(ServerError::Config)?;
     if let Some(t) = &dev_token {
         println!("anxind: created {} with an operator token (also in {}):\n  {t}", cfg.data.join("principals.toml").display(), cfg.data.join("dev-token").display());
@@ -326,12 +388,19 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let grpc = api::serve(api, listener, tls, stopped(stop_rx));
     tokio::pin!(grpc);
     let mut faults = ledger.watch_fault();
+    let mut damage = ledger.watch_damage();
+    let replicated = cfg.file.replication.is_some();
+    let mut damaged = None;
     let fault_delay = std::time::Duration::from_millis(cfg.file.fault_exit_delay_ms.unwrap_or(2_000));
     // Serving ends by itself (a transport error), by the shutdown signal, or by a ledger
     // fault; `finished` holds the gRPC server's result once it has ended.
     let mut finished = tokio::select! {
         r = &mut grpc => Some(r),
         () = shutdown => None,
+        d = damage.wait_for(Option::is_some), if replicated => {
+            damaged = d.ok().and_then(|d| d.clone()).map(|d| d.to_string());
+            None
+        }
         f = faults.wait_for(Option::is_some) => {
             let f = f.ok().and_then(|f| f.clone());
             tracing::error!(fault = ?f, delay_ms = fault_delay.as_millis() as u64, "ledger fault: health is NOT_SERVING; exiting after the delay for a supervisor to restart the server");
@@ -367,9 +436,17 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     if let Some(f) = ledger.fault() {
         return Err(ServerError::WriterFault(f.to_store_error().to_string()));
     }
-    closed.map_err(ServerError::Close)?;
+    if let (Some(_), Err(e)) = (&damaged, &closed) {
+        // The copy is set aside next: its closing flush is not needed.
+        tracing::warn!(error = %e, "closing the damaged copy failed");
+    } else {
+        closed.map_err(ServerError::Close)?;
+    }
     tracing::info!("closed");
-    Ok(())
+    Ok(match damaged {
+        Some(d) => Served::Damaged(d),
+        None => Served::Stopped,
+    })
 }
 
 #[cfg(test)]

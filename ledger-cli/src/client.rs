@@ -248,7 +248,10 @@ pub async fn submit_following(servers: &Servers, ch: &mut Channel, token: &str, 
             Err(e) => e,
         };
         let leader = e.metadata().get(anxin::api::error::LEADER_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let retry = matches!(e.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) || leader.is_some() || anxin::api::error::reason_of(&e).0.as_deref() == Some("NOT_LEADER");
+        // A transport error (a server closing its connections) reaches us as INTERNAL
+        // with its cause: the request id makes a retry safe.
+        let transport = e.code() == tonic::Code::Internal && std::error::Error::source(&e).is_some();
+        let retry = transport || matches!(e.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled) || leader.is_some() || anxin::api::error::reason_of(&e).0.as_deref() == Some("NOT_LEADER");
         if !retry || t0.elapsed() > std::time::Duration::from_secs(30) {
             return Err(e);
         }
