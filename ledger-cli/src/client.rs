@@ -536,9 +536,13 @@ mod tokio_stream_lite {
 async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::Path, json: bool) -> Result<()> {
     use anxin::audit::{check_checkpoint, check_consistency, AuditState, Catchup};
     let key = anxin::chain::checkpoint::key_from_text(key).map_err(anyhow::Error::msg)?;
+    let saved: Option<AuditState> = if state_path.exists() { Some(AuditState::load(state_path)?) } else { None };
+    // At least the tree already verified: a follower of a replicated ledger that lags
+    // waits for it instead of showing an older checkpoint.
+    let at_least = saved.as_ref().map(|s| s.checkpoint().map(|c| c.checkpoint.tree_size)).transpose()?;
+    let bearer = Bearer(bearer.0, bearer.1.or(at_least));
     let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
     let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
-    let saved: Option<AuditState> = if state_path.exists() { Some(AuditState::load(state_path)?) } else { None };
     let ledger_id = saved.as_ref().map_or(cp.checkpoint.ledger_id.clone(), |s| s.ledger_id.clone());
     check_checkpoint(&cp, &key, &ledger_id)?;
     let mut catchup = match &saved {

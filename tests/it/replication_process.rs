@@ -225,6 +225,51 @@ async fn stop_and_check(nodes: &mut [Node], key: &Path, acked: &Acked) -> usize 
     longest.len()
 }
 
+/// An auditor that asks whichever node it reaches (in turn) for the latest checkpoint,
+/// at least as large as the last it verified (`anxin-min-seq`), checks its signature
+/// against the pinned key and its consistency with the last (a proof from the same node),
+/// until `stop`: the checkpoints it was shown, in order.
+fn auditor(directory: &Directory, stop: &Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<(u64, String)>> {
+    let (directory, stop) = (directory.clone(), stop.clone());
+    tokio::spawn(async move {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]).verifying_key();
+        let mut last: Option<anxin::chain::checkpoint::SignedCheckpoint> = None;
+        let mut seen = Vec::new();
+        let mut k = 0usize;
+        while !stop.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let nodes = directory.lock().unwrap().clone();
+            k += 1;
+            let (addr, token) = nodes[k % nodes.len()].clone();
+            let Ok(Ok(ch)) = tokio::time::timeout(Duration::from_millis(500), tonic::transport::Channel::from_shared(addr.clone()).unwrap().connect()).await else { continue };
+            let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, Auth(Some(token)));
+            let mut req = tonic::Request::new(pb::GetCheckpointRequest {});
+            if let Some(l) = &last {
+                req.metadata_mut().insert(anxin::api::MIN_SEQ_KEY, l.checkpoint.tree_size.into());
+            }
+            let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(6), a.get_checkpoint(req)).await else { continue };
+            let cp = anxin::api::convert::checkpoint_from_pb(r.get_ref()).unwrap();
+            anxin::audit::check_checkpoint(&cp, &key, "anxin-test").unwrap_or_else(|e| panic!("{addr}: a checkpoint the pinned key did not sign: {e}"));
+            if let Some(l) = &last {
+                let (from, to) = (l.checkpoint.tree_size, cp.checkpoint.tree_size);
+                assert!(to >= from, "{addr} showed a checkpoint of {to} records after one of {from} was verified: it went backwards");
+                let proof = if from == 0 || from == to {
+                    Vec::new()
+                } else {
+                    match a.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: from, to_size: to }).await {
+                        Ok(p) => p.into_inner().path.iter().map(|h| h.as_slice().try_into().unwrap()).collect(),
+                        Err(_) => continue, // the node died meanwhile
+                    }
+                };
+                anxin::audit::check_consistency(&l.checkpoint, &cp.checkpoint, &proof).unwrap_or_else(|e| panic!("{addr}: checkpoint {to} is not consistent with {from}: {e}"));
+            }
+            seen.push((cp.checkpoint.tree_size, addr));
+            last = Some(cp);
+        }
+        seen
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_answers_every_retry_once() {
     if !crate::pg::available() {
@@ -237,6 +282,7 @@ async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_ans
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Acked = Arc::default();
     let clients = clients(&directory, &stop, &acked);
+    let audit = auditor(&directory, &stop);
     let seed = std::env::var("ANXIN_REPL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
     eprintln!("seed {seed} (ANXIN_REPL_SEED replays the kill moments)");
     let mut rng = seed;
@@ -275,6 +321,10 @@ async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_ans
     for c in clients {
         c.await.unwrap();
     }
+    let seen = audit.await.unwrap();
+    let shown_by: std::collections::BTreeSet<&str> = seen.iter().map(|(_, a)| a.as_str()).collect();
+    assert!(seen.len() > 5 * rounds && shown_by.len() >= 2, "the auditor checked checkpoints across takeovers from several nodes: {} from {shown_by:?}", seen.len());
+    eprintln!("auditor: {} checkpoints from {} nodes, each signed by the pinned key and consistent with the one before, never smaller", seen.len(), shown_by.len());
     let records = stop_and_check(&mut nodes, &key, &acked).await;
     let n = acked.lock().unwrap().len();
     assert!(n > 10 * rounds, "load ran: {n} batches");
