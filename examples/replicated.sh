@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A replicated ledger on one machine: a PostgreSQL primary (:55501) with a synchronous
-# standby (:55502), and three anxind nodes (:50061, :50062, :50063) sharing one ledger id
-# and signing key. Run as root with Debian's postgresql installed (tests/run installs it)
+# standby (:55502), and three anxind nodes (:50061, :50062, :50063) sharing one ledger id,
+# signing key, vault secret and principals file (one operator token for every node). Run as root with Debian's postgresql installed (tests/run installs it)
 # and the binaries built (cargo build --release). Everything lives under $ROOT.
 #
 #   examples/replicated.sh start    # databases and nodes
@@ -35,23 +35,29 @@ C
   echo "primary_conninfo='host=127.0.0.1 port=55501 user=postgres application_name=s1'" >> "$ROOT/s/postgresql.auto.conf"
   as_pg "$BIN/pg_ctl" -D "$ROOT/s" -l "$ROOT/s.log" -w start >/dev/null
   head -c 32 /dev/urandom > "$ROOT/ledger.key"; chmod 600 "$ROOT/ledger.key"
+  head -c 32 /dev/urandom > "$ROOT/vault.key"; chmod 600 "$ROOT/vault.key"
   for i in 1 2 3; do
     port=5006$i
     cat > "$ROOT/n$i.toml" <<C
 ledger_id = "county-620121"
 signing_key = "$ROOT/ledger.key"
+vault_key = "$ROOT/vault.key"
 [replication]
 dsns = ["host=127.0.0.1 port=55501 user=postgres dbname=postgres", "host=127.0.0.1 port=55502 user=postgres dbname=postgres"]
 node_id = "n$i"
 advertise = "http://127.0.0.1:$port"
 lease_ms = 1000
 C
-    ANXIN_LOG=info,anxin::replica=info "$ANXIND" --config "$ROOT/n$i.toml" --data "$ROOT/n$i" --listen 127.0.0.1:$port \
+    # The first node writes the principals file and its operator token; the others share it.
+    principals=(); [ "$i" = 1 ] || principals=(--principals "$ROOT/n1/principals.toml")
+    ANXIN_LOG=info,anxin::replica=info "$ANXIND" --config "$ROOT/n$i.toml" --data "$ROOT/n$i" --listen 127.0.0.1:$port "${principals[@]}" \
       > "$ROOT/n$i.log" 2>&1 &
     echo $! > "$ROOT/n$i.pid"
+    [ "$i" = 1 ] && for _ in $(seq 50); do [ -s "$ROOT/n1/dev-token" ] && break; sleep 0.1; done
   done
   sleep 2
-  echo "nodes: http://127.0.0.1:50061 50062 50063 (logs $ROOT/n*.log); each wrote its operator token to $ROOT/n*/dev-token"
+  echo "nodes: http://127.0.0.1:50061,http://127.0.0.1:50062,http://127.0.0.1:50063 (logs $ROOT/n*.log)"
+  echo "operator token (every node): $ROOT/n1/dev-token"
   grep -h "replication: leading" "$ROOT"/n*.log || true
 }
 

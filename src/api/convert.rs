@@ -81,7 +81,7 @@ pub fn national_id(s: &str) -> R<NationalId> {
     NationalId::parse(s).map_err(|e| id_err("national_id", e))
 }
 
-fn card(s: &str) -> R<BankCard> {
+pub fn card(s: &str) -> R<BankCard> {
     BankCard::parse(s).map_err(|e| id_err("bank_card", e))
 }
 

@@ -45,6 +45,18 @@ impl Api {
         let convert_all = {
             let vault = self.vault.clone();
             move || -> Result<Vec<Command>, ApiError> {
+                if vault.is_replicated() {
+                    // New people and cards get their salts in one database commit; an
+                    // invalid number is left for the conversion below to refuse by index.
+                    let (mut workers, mut cards) = (Vec::new(), Vec::new());
+                    for c in &req.commands {
+                        if let Some(pb::command::Kind::EnrolWorker(m)) = &c.kind {
+                            workers.extend(convert::national_id(&m.national_id).ok());
+                            cards.extend(convert::card(&m.bank_card).ok());
+                        }
+                    }
+                    vault.prepare(&workers, &cards)?;
+                }
                 let mut out = Vec::with_capacity(req.commands.len());
                 for (i, c) in req.commands.iter().enumerate() {
                     out.push(convert::command(c, &vault).map_err(|e| e.at(i))?);

@@ -128,6 +128,34 @@ impl RemoteSalts {
         Ok(stored)
     }
 
+    /// `put` for many at once, in one transaction (an enrolment of a thousand workers is
+    /// one commit, not two thousand): the salt stored for each lookup, in order.
+    ///
+    /// # Errors
+    /// As `put`.
+    pub fn put_many(&mut self, pairs: &[([u8; 32], [u8; 32])]) -> Result<Vec<Vec<u8>>, PgError> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lookups: Vec<&[u8]> = pairs.iter().map(|(l, _)| l.as_slice()).collect();
+        let salts: Vec<&[u8]> = pairs.iter().map(|(_, s)| s.as_slice()).collect();
+        let stored = self.with(|c, ledger| {
+            let mut tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO anxin_salt (ledger, lookup, salt) SELECT $1, l, s FROM unnest($2::bytea[], $3::bytea[]) AS t(l, s) ON CONFLICT DO NOTHING",
+                &[&ledger, &lookups, &salts],
+            )?;
+            let rows = tx.query("SELECT lookup, salt FROM anxin_salt WHERE ledger = $1 AND lookup = ANY($2)", &[&ledger, &lookups])?;
+            tx.commit().map_err(|e| PgError::Connection(format!("the commit did not return: {e}")))?;
+            let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+            lookups.iter().map(|l| found.get(*l).cloned().ok_or_else(|| PgError::Refused("a salt just stored is not there".into()))).collect::<Result<Vec<_>, _>>()
+        })?;
+        if self.unconfirmed.swap(false, Ordering::AcqRel) {
+            return Err(PgError::Connection("the salts' commit stopped waiting for the synchronous standby".into()));
+        }
+        Ok(stored)
+    }
+
     /// Every (lookup, salt) of the ledger, for a backup or a new node's vault.
     ///
     /// # Errors
