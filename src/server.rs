@@ -298,21 +298,34 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
     let mut cfg = cfg;
     let mut repairs = 0u32;
     loop {
-        let opened = match open(&cfg) {
+        let c = cfg.clone();
+        // Off the async threads: opening may replay a log or wait for sled's lock.
+        let opened = tokio::task::spawn_blocking(move || open(&c)).await.map_err(|e| ServerError::Serve(e.to_string()))?;
+        let opened = match opened {
             // A node of a replicated ledger whose own copy will not open for damage has
             // the whole history in the database: it sets its copy aside and rebuilds.
-            Err(ServerError::Open { source: e @ (StoreError::Corruption { .. } | StoreError::Chain(_) | StoreError::Damaged(_)), .. }) if cfg.file.replication.is_some() && repairs < 3 => {
+            Err(ServerError::Open { source: e @ (StoreError::Corruption { .. } | StoreError::Chain(_) | StoreError::Damaged(_)), .. }) if cfg.file.replication.is_some() => {
                 repairs += 1;
-                set_aside_and_rebuild(&mut cfg, &e.to_string(), "the start")?;
+                let floor = crate::ledger::signed_size_on_disk(&cfg.data).unwrap_or(0);
+                set_aside_and_rebuild(&mut cfg, &e.to_string(), "the start", floor, repairs).await?;
                 continue;
             }
             r => r?,
         };
         match serve(&cfg, opened, &mut shutdown).await? {
             Served::Stopped => return Ok(()),
-            Served::Damaged(d) => {
+            Served::Damaged { why, head, ledger, vault } => {
+                // The old copy's last holders (calls in flight, live streams) let go
+                // once it is shut down; only then is it moved and opened again.
+                let t0 = std::time::Instant::now();
+                while ledger.strong_count() > 0 || vault.strong_count() > 0 {
+                    if t0.elapsed() > std::time::Duration::from_secs(15) {
+                        return Err(ServerError::Serve(format!("the damaged copy ({why}) is still in use after 15 s: exiting for a restart, which rebuilds it")));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
                 repairs += 1;
-                set_aside_and_rebuild(&mut cfg, &d, "the scrub")?;
+                set_aside_and_rebuild(&mut cfg, &why, "the scrub", head, repairs).await?;
             }
         }
     }
@@ -322,20 +335,46 @@ pub async fn run(cfg: Config, shutdown: impl std::future::Future<Output = ()> + 
 enum Served {
     Stopped,
     /// A node of a replicated ledger found its own copy damaged (the scrub): closed, to
-    /// be rebuilt from the database.
-    Damaged(String),
+    /// be rebuilt from the database once nothing holds it any more.
+    Damaged { why: String, head: u64, ledger: std::sync::Weak<Ledger>, vault: std::sync::Weak<Vault> },
 }
 
+/// Repairs of one process's copy, at most (each keeps the damaged copy aside): beyond,
+/// the node exits for an operator.
+const REPAIRS_MAX: u32 = 3;
+
 /// Moves a replicated node's copy of the ledger (log, index, Merkle files, snapshots,
-/// checkpoints) aside to `<data>.damaged-<unix seconds>`, keeping its keys, vault and
+/// checkpoints) aside to `<data>.damaged-<unix ms>`, keeping its keys, vault and
 /// principals, so that the next open rebuilds it from the database's frames, each
 /// checked against the chain. Says so in the server's log.
-fn set_aside_and_rebuild(cfg: &mut Config, why: &str, found_by: &str) -> Result<(), ServerError> {
-    let id = std::fs::read_to_string(cfg.data.join("LEDGER")).ok().and_then(|t| t.lines().next().map(|l| l.trim().to_owned()));
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+///
+/// Only if the database holds the ledger and at least `local_end` records (what this
+/// copy held, or its signed checkpoint's size when the copy would not open): a copy
+/// with records the database lacks (a ledger that ran alone before it was replicated,
+/// `allow_async`) may hold the only copy of them, and is left for an operator.
+async fn set_aside_and_rebuild(cfg: &mut Config, why: &str, found_by: &str, local_end: u64, repairs: u32) -> Result<(), ServerError> {
+    let refuse = |what: String| ServerError::Open { dir: cfg.data.display().to_string(), source: StoreError::Damaged(format!("{why}; not rebuilt from the database: {what}")) };
+    if repairs > REPAIRS_MAX {
+        return Err(refuse(format!("{REPAIRS_MAX} repairs in this process already (copies kept aside); an operator should look at the disk")));
+    }
+    let id = std::fs::read_to_string(cfg.data.join("LEDGER")).ok().map(|t| t.trim().to_owned()).filter(|i| !i.is_empty()).or_else(|| cfg.ledger_id.clone());
+    let Some(id) = id else { return Err(refuse("the ledger's id is unknown (no LEDGER file, no ledger_id)".into())) };
+    let dsns = cfg.file.replication.as_ref().map(|r| r.dsns.clone()).unwrap_or_default();
+    let ledger = id.clone();
+    let tip = tokio::task::spawn_blocking(move || -> Result<u64, crate::replica::PgError> {
+        let mut c = crate::replica::pg::connect_primary(&dsns, std::time::Duration::from_secs(5))?;
+        Ok(crate::replica::pg::ledger_row(&mut c, &ledger)?.last_seq)
+    })
+    .await
+    .map_err(|e| ServerError::Serve(e.to_string()))?
+    .map_err(|e| refuse(format!("the database cannot tell what it holds ({e})")))?;
+    if tip < local_end {
+        return Err(refuse(format!("this copy held {local_end} records and the database only {tip}: the rest may exist nowhere else")));
+    }
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let aside = PathBuf::from(format!("{}.damaged-{stamp}", cfg.data.display()));
     let io = |e: std::io::Error| ServerError::Open { dir: cfg.data.display().to_string(), source: StoreError::Io(e) };
-    std::fs::create_dir_all(&aside).map_err(io)?;
+    std::fs::create_dir(&aside).map_err(io)?;
     for entry in std::fs::read_dir(&cfg.data).map_err(io)? {
         let entry = entry.map_err(io)?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -345,16 +384,15 @@ fn set_aside_and_rebuild(cfg: &mut Config, why: &str, found_by: &str) -> Result<
         }
     }
     crate::fsutil::sync_dir(&cfg.data).map_err(io)?;
-    if cfg.ledger_id.is_none() {
-        cfg.ledger_id = id.filter(|i| !i.is_empty());
-    }
-    tracing::error!(damage = why, found_by, set_aside = %aside.display(), "REPAIR: this node's copy of the replicated ledger is damaged; it was set aside and the node rebuilds it from the database's frames (each checked against the chain)");
+    cfg.ledger_id = Some(id);
+    tracing::error!(damage = why, found_by, set_aside = %aside.display(), database_records = tip, "REPAIR: this node's copy of the replicated ledger is damaged; it was set aside and the node rebuilds it from the database's frames (each checked against the chain)");
     Ok(())
 }
 
 /// Serves one opened ledger until the shutdown, a fault, or (replicated) damage.
 async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl std::future::Future<Output = ()> + Send) -> Result<Served, ServerError> {
     let (ledger, vault) = opened;
+    let vault_held = Arc::downgrade(&vault);
     let (principals, dev_token) = principals(&cfg).map_err(ServerError::Config)?;
     if let Some(t) = &dev_token {
         println!("anxind: created {} with an operator token (also in {}):\n  {t}", cfg.data.join("principals.toml").display(), cfg.data.join("dev-token").display());
@@ -443,8 +481,9 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
         closed.map_err(ServerError::Close)?;
     }
     tracing::info!("closed");
+    let head = ledger.head().0;
     Ok(match damaged {
-        Some(d) => Served::Damaged(d),
+        Some(why) => Served::Damaged { why, head, ledger: Arc::downgrade(&ledger), vault: vault_held },
         None => Served::Stopped,
     })
 }

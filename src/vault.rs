@@ -154,23 +154,31 @@ impl Vault {
         };
         let mut remote = crate::replica::salts::RemoteSalts::connect(dsns, ledger, &check).map_err(unreachable)?;
         let theirs = remote.all().map_err(unreachable)?;
+        // The database is the store of record: its salt wins over a local copy that
+        // differs (a salt whose commit a database failover lost: no record carries it,
+        // since a record's commit waits for everything before it).
         for (lookup, salt) in &theirs {
-            salt_of(salt)?;
-            if let Err(cas) = self.salts.compare_and_swap(lookup, None as Option<&[u8]>, Some(&salt[..]))? {
-                if cas.current.as_deref() != Some(&salt[..]) {
-                    return Err(StoreError::DataDir(format!("a salt in {} differs from the replicated ledger's: this vault was not made with this ledger", "vault/salts")));
-                }
-            }
+            let lookup: [u8; 32] = lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in the database is not 32 bytes".into()))?;
+            self.copy_in(&lookup, &salt_of(salt)?)?;
         }
         let known: std::collections::HashSet<&[u8]> = theirs.iter().map(|(l, _)| l.as_slice()).collect();
-        for entry in self.salts.iter() {
-            let (lookup, salt) = entry?;
-            if known.contains(&lookup[..]) {
-                continue;
+        let local_only: Vec<sled::IVec> = self.salts.iter().keys().filter_map(Result::ok).filter(|k| !known.contains(&k[..])).collect();
+        if theirs.is_empty() {
+            // The first vault of the ledger (say a ledger that ran on one machine before
+            // it was replicated): its salts become the database's.
+            for lookup in &local_only {
+                let lookup: [u8; 32] = lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in vault/salts is not 32 bytes".into()))?;
+                let Some(salt) = self.salts.get(lookup)? else { continue };
+                remote.put(&lookup, &salt_of(&salt)?).map_err(unreachable)?;
             }
-            let (lookup, salt): ([u8; 32], [u8; 32]) = (lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in vault/salts is not 32 bytes".into()))?, salt_of(&salt)?);
-            if remote.put(&lookup, &salt).map_err(unreachable)? != salt {
-                return Err(StoreError::DataDir("a salt in vault/salts differs from the replicated ledger's: this vault was not made with this ledger".into()));
+        } else {
+            // Salts the database does not have were forgotten (crypto-shredding on
+            // another node) or lost with an unconfirmed commit: forgotten here too.
+            for lookup in &local_only {
+                self.salts.remove(lookup)?;
+            }
+            if !local_only.is_empty() {
+                tracing::info!(salts = local_only.len(), "vault: forgot salts the replicated ledger no longer holds");
             }
         }
         self.salts.flush()?;
@@ -196,10 +204,16 @@ impl Vault {
     }
 
     /// Keeps the database's `salt` in the local store too.
+    /// A local copy that differs is replaced (the database is the store of record; see
+    /// `join`), and the commitment cache emptied so that it is not used again.
     fn copy_in(&self, lookup: &[u8; 32], salt: &[u8; 32]) -> Result<(), StoreError> {
         if let Err(cas) = self.salts.compare_and_swap(lookup, None as Option<&[u8]>, Some(&salt[..]))? {
             if cas.current.as_deref() != Some(&salt[..]) {
-                return Err(StoreError::DataDir("a salt in vault/salts differs from the replicated ledger's".into()));
+                tracing::warn!("vault: a local salt differed from the replicated ledger's; the database's is kept");
+                let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                self.salts.insert(lookup, &salt[..])?;
+                self.forgets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                cache.clear();
             }
         }
         self.unflushed.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -414,9 +428,8 @@ impl Vault {
             let mut cache = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut existed = self.salts.remove(lookup)?.is_some();
             if let Some(remote) = &self.remote {
-                // The store of record. (Other nodes' local copies go with their next
-                // start's copy from the database: see `open_with`. Until then they can
-                // still link; forgetting is an operator's act, done on every node.)
+                // The store of record. (Other nodes drop their local copies at their
+                // next start, `join`: until then they can still link.)
                 existed |= remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).forget(&lookup).map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
             }
             // After the removal: a lookup that read the salt before it sees the bump.

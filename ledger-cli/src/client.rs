@@ -255,10 +255,16 @@ pub async fn submit_following(servers: &Servers, ch: &mut Channel, token: &str, 
         if !retry || t0.elapsed() > std::time::Duration::from_secs(30) {
             return Err(e);
         }
-        let switched = match leader {
-            Some(url) => servers.channel(&url).await,
+        // A pause before every retry (a takeover takes about a lease), then the leader a
+        // follower named or, if it cannot be reached, the next server given.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let named = match leader {
+            Some(url) => servers.channel(&url).await.ok(),
+            None => None,
+        };
+        let switched = match named {
+            Some(c) => Ok(c),
             None => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 next += 1;
                 servers.any_from(next).await
             }

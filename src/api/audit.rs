@@ -30,6 +30,7 @@ impl Api {
             let _caller = caller;
             let mut next = from.max(1);
             let mut durable = ledger.watch_durable();
+            let mut closed = ledger.watch_closed();
             loop {
                 let head = *durable.borrow_and_update();
                 let last = to.map_or(head, |t| t.min(head));
@@ -68,6 +69,9 @@ impl Api {
                 tokio::select! {
                     changed = durable.changed() => if changed.is_err() { return },
                     () = tx.closed() => return,
+                    // Shut down (a stop, or a damaged copy about to be rebuilt): the
+                    // stream ends and lets go of the ledger.
+                    _ = closed.wait_for(|c| *c) => return,
                 }
             }
         });

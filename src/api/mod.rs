@@ -165,7 +165,8 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
         let ledger = api.ledger.clone();
         tokio::spawn(async move {
             let mut was: Option<bool> = None;
-            loop {
+            let closed = ledger.watch_closed();
+            while !*closed.borrow() {
                 let leads = matches!(ledger.role(), Some(crate::replica::Role::Leader { .. }));
                 if was != Some(leads) && ledger.damage().is_none() && ledger.fault().is_none() {
                     if leads {

@@ -40,6 +40,11 @@ impl Api {
         if req.commands.len() > BATCH_COMMANDS_MAX {
             return Err(ApiError::new(tonic::Code::ResourceExhausted, "BATCH_TOO_LARGE", format!("a batch holds {} commands; the limit is {BATCH_COMMANDS_MAX}", req.commands.len())));
         }
+        // A follower refuses before converting: no salt is made for a batch it will not
+        // record (the writer decides again, against the role it has then).
+        if let Some(crate::replica::Role::Follower { leader }) = self.ledger.role() {
+            return Err(crate::store::StoreError::NotLeader { leader }.into());
+        }
         let enrols = req.commands.iter().any(|c| matches!(c.kind, Some(pb::command::Kind::EnrolWorker(_))));
         let big = req.commands.len() > 1_000;
         let convert_all = {

@@ -50,6 +50,12 @@ pub use verify::{decode_record, rebuild, verify, verify_pinned, Finding, VerifyR
 use signer::{Signer, TreeHead};
 use writer::{Job, Work, Writer};
 
+/// The tree size of the signed checkpoint a data directory holds (`checkpoints/latest`),
+/// if it holds a readable one: a floor under what its log held, read without opening it.
+pub fn signed_size_on_disk(dir: &Path) -> Option<Seq> {
+    signer::load_checkpoint(dir).ok().flatten().map(|c| c.checkpoint.tree_size)
+}
+
 /// Unix milliseconds now. Injected so that tests and replays control time.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -274,6 +280,8 @@ pub struct Ledger {
     role: Option<crate::replica::RoleCell>,
     driver: Mutex<Option<replicated::DriverHandle>>,
     recovery: Recovery,
+    /// Set once shut down: live streams and watchers let go of the ledger.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Ledger {
@@ -341,7 +349,7 @@ impl Ledger {
         } else {
             None
         };
-        Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), scrubber: Mutex::new(scrubber), role, driver: Mutex::new(driver), recovery: r.recovery })
+        Ok(Ledger { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), scrubber: Mutex::new(scrubber), role, driver: Mutex::new(driver), recovery: r.recovery, closed: tokio::sync::watch::Sender::new(false) })
     }
 
     /// A node of a replicated ledger: whether it leads now (`None`: embedded).
@@ -499,12 +507,19 @@ impl Ledger {
         self.shutdown()
     }
 
+    /// Turns `true` once the ledger is shut down: whoever holds it for a live stream or a
+    /// watch lets it go then.
+    pub fn watch_closed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
     /// Like `close`, for a ledger shared behind an `Arc`: later submissions get
     /// `StoreError::Closed`; reads keep working.
     ///
     /// # Errors
     /// `StoreError` if the final flush fails.
     pub fn shutdown(&self) -> Result<(), StoreError> {
+        self.closed.send_replace(true);
         // The replication driver first (it feeds the writer; a leader gives its lease up).
         let driver = self.driver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some((closing, handle)) = driver {

@@ -784,3 +784,50 @@ async fn a_node_whose_own_log_is_damaged_rebuilds_it_from_the_database_and_says_
     }
     stop_and_check(&mut nodes, &key, &acked).await;
 }
+
+/// A damaged copy holding records the database lacks (here: a ledger that ran on one
+/// machine before it was replicated) is never set aside for a rebuild: its records may
+/// exist nowhere else. The node refuses to start, says why, and leaves the copy in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_copy_with_records_the_database_lacks_is_left_for_an_operator() {
+    if !crate::pg::available() {
+        return;
+    }
+    let pair = tokio::task::block_in_place(PgPair::start);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("ledger.key");
+    std::fs::write(&key, [5u8; 32]).unwrap();
+    std::fs::write(dir.path().join("vault.key"), [6u8; 32]).unwrap();
+    let data = dir.path().join("alone");
+    {
+        let l = Ledger::open(&data, LedgerOptions { ledger_id: Some("anxin-test".into()), signing_key: Some(key.clone()), scrub_at_start: false, ..Default::default() }).unwrap();
+        for b in 0..20 {
+            let cmds = if b == 0 { vec![crate::common::register("P1"), crate::common::open_account("P1")] } else { (0..10).map(|i| crate::common::topup("P1", &format!("T{b}-{i}"), "1")).collect() };
+            l.submit(anxin::domain::principal::Principal::Operator, anxin::domain::ids::RequestId::parse(&format!("r{b}")).unwrap(), cmds).unwrap().unwrap();
+        }
+        l.close().unwrap();
+    }
+    std::fs::remove_dir_all(data.join("snapshots")).unwrap();
+    // The ledger is known to the database, with none of those records.
+    tokio::task::block_in_place(|| {
+        let mut c = pair.client(pair.primary);
+        anxin::replica::pg::prepare(&mut c, false).unwrap();
+        let pk = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]).verifying_key().to_bytes();
+        anxin::replica::pg::register(&mut c, "anxin-test", &anxin::chain::record::genesis_hash("anxin-test"), &pk).unwrap();
+    });
+    let n = Node { name: "alone".into(), data: data.clone(), port: 0, config: PathBuf::new(), proc: None };
+    damage_log(&n, 0.5);
+    let port = crate::process::free_port();
+    let cfg = config_with(dir.path(), &pair.dsns(), "alone", port, &key, &dir.path().join("vault.key"));
+    let data_s = data.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_anxind")).args(["--data", data_s.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}")]).env("ANXIN_LOG", "warn").output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("not rebuilt from the database") && text.contains("may exist nowhere else"), "refused, saying why: {:?} {text}", out.status);
+    assert!(data.join("log").exists(), "the copy stays where it was");
+    let aside = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().contains(".damaged-"));
+    assert!(!aside, "nothing was set aside");
+}
