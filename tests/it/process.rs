@@ -18,6 +18,17 @@ pub struct Anxind {
     pub token: String,
 }
 
+impl Drop for Anxind {
+    /// A test that fails (panics) before it stops its servers does not leave them
+    /// running: killed and reaped here (a no-op for one already waited for).
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
