@@ -97,13 +97,14 @@ impl Writer {
     /// Work the replication driver sends.
     pub(super) fn replica_work(&mut self, w: ToWriter) {
         match w {
-            ToWriter::Apply(row, reply) => {
-                let frame = row.frame_no;
+            ToWriter::Apply(rows, reply) => {
+                let numbers: Vec<i64> = rows.iter().map(|r| r.frame_no).collect();
                 let leading = self.replica.as_ref().is_some_and(|r| r.sink.is_some());
-                let r = self.apply_frame(row);
-                if let (Err(why), false) = (&r, leading) {
+                let r = self.apply_frames(rows);
+                if let (Err((k, why)), false) = (&r, leading) {
                     // A frame that does not check is refused, and nothing after it is
                     // applied: the node stays read-only at what it has, naming the frame.
+                    let frame = numbers.get(*k).copied().unwrap_or(0);
                     tracing::error!(frame, why = %why, "replication: a frame from the database does not check: following stops here");
                     self.shared.set_damage(super::Damage { at: format!("database frame {frame}"), why: why.clone(), state_suspect: false });
                 }
@@ -128,95 +129,158 @@ impl Writer {
         }
     }
 
-    /// A follower appends and applies a frame the database holds, after checking every
-    /// record's hash and link against its own head (records it already has are skipped).
-    fn apply_frame(&mut self, row: FrameRow) -> Result<(), String> {
+    /// A follower appends and applies frames the database holds, after checking every
+    /// record's hash and link against its own head (records it already has are skipped):
+    /// every frame that checks, up to the first that does not, as one group (one turn of
+    /// the state's lock, one `fdatasync`). `Ok(n)`: all `n` applied; `Err((k, why))`: the
+    /// first `k` applied, frame `k` refused, nothing after it.
+    fn apply_frames(&mut self, rows: Vec<FrameRow>) -> Result<usize, (usize, String)> {
         if self.replica.as_ref().is_some_and(|r| r.sink.is_some()) {
-            return Err("this node leads: it applies no frames".into());
+            return Err((0, "this node leads: it applies no frames".into()));
         }
         if let Some(f) = self.shared.fault() {
-            return Err(f.to_store_error().to_string());
+            return Err((0, f.to_store_error().to_string()));
         }
-        let frame = row.frame_no;
-        if row.last_seq < self.next_seq {
-            return Ok(());
-        }
-        if row.first_seq > self.next_seq || row.records.len() as u64 != row.last_seq + 1 - row.first_seq {
-            return Err(format!("frame {frame} holds records {} to {} ({} of them) but this node's next record is {}", row.first_seq, row.last_seq, row.records.len(), self.next_seq));
-        }
-        let bytes: usize = row.records.iter().map(|r| r.len() + 8).sum::<usize>() + 20;
-        if bytes > crate::limits::FRAME_BYTES_MAX || row.records.iter().any(|r| r.len() > crate::limits::RECORD_BYTES_MAX) {
-            return Err(format!("frame {frame} is larger than a frame or its records may be"));
-        }
-        let skip = (self.next_seq - row.first_seq) as usize;
-        if skip == 0 && row.prev_head != self.head {
-            return Err(format!("frame {frame} does not start at this node's head: the histories differ"));
-        }
-        let first = self.next_seq;
-        let records = row.records[skip..].to_vec();
-        let mut verifier = ChainVerifier::resume(first, self.head);
-        let mut decoded = Vec::with_capacity(records.len());
-        let mut hashes = Vec::with_capacity(records.len());
-        for (i, bytes) in records.iter().enumerate() {
-            let (rec, h) = verifier.check(bytes).map_err(|e| format!("frame {frame}, record {}: {e}", first + i as u64))?;
-            decoded.push(rec);
-            hashes.push(h);
-        }
-        if verifier.head() != row.head {
-            return Err(format!("frame {frame}: its records do not hash to the head it names (it was altered in the database)"));
-        }
-        // Idempotency entries: a request's records are consecutive within a frame.
-        let mut idem: HashMap<IdemKey, IdemEntry> = HashMap::new();
-        let mut i = 0;
-        while i < decoded.len() {
-            let (p, r) = (&decoded[i].principal, &decoded[i].request_id);
-            let mut j = i;
-            while j + 1 < decoded.len() && decoded[j + 1].principal == *p && decoded[j + 1].request_id == *r {
-                j += 1;
+        let n = rows.len();
+        let (mut next, mut head) = (self.next_seq, self.head);
+        let mut checked = Vec::with_capacity(n);
+        let mut refused = None;
+        for (k, row) in rows.into_iter().enumerate() {
+            match check_frame(row, next, head) {
+                Ok(Some(c)) => {
+                    next = c.last_seq + 1;
+                    head = c.head;
+                    checked.push(c);
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    refused = Some((k, why));
+                    break;
+                }
             }
-            let commands: Vec<_> = decoded[i..=j].iter().map(|rec| rec.event.to_command()).collect();
-            let key = IdemKey { principal: p.clone(), request_id: r.clone() };
-            idem.insert(key, IdemEntry { digest: request_digest(&commands), first_seq: decoded[i].seq, last_seq: decoded[j].seq, head: hashes[j], recorded_at_ms: decoded[i].recorded_at_ms });
-            i = j + 1;
         }
+        let applied = refused.as_ref().map_or(n, |(k, _)| *k);
+        if !checked.is_empty() {
+            self.apply_checked(checked).map_err(|why| (0, why))?;
+        }
+        match refused {
+            Some(r) => Err(r),
+            None => Ok(applied),
+        }
+    }
+
+    /// Appends, syncs once, applies and publishes frames `check_frame` passed.
+    fn apply_checked(&mut self, frames: Vec<CheckedFrame>) -> Result<(), String> {
         let shared = self.shared.clone();
         let mut guard = shared.write_state().map_err(|e| e.to_string())?;
         let mut txn = guard.txn();
-        for rec in &decoded {
-            txn.apply(&rec.event, rec.seq);
+        for f in &frames {
+            for rec in &f.decoded {
+                txn.apply(&rec.event, rec.seq);
+            }
         }
         let start = self.log.end();
         let signed = self.shared.signer.signed_size();
-        let pos = match self.log.append(first, signed, &records) {
-            Ok(pos) => pos,
-            Err(e) => {
-                drop(txn);
-                drop(guard);
-                if let Err(r) = self.log.rewind(start) {
-                    self.stop(format!("{e}; taking the frame back out of the log failed too: {r}"));
+        let mut written = Vec::with_capacity(frames.len());
+        for f in &frames {
+            match self.log.append(f.first, signed, &f.records) {
+                Ok(pos) => written.push(Written { first_seq: f.first, pos, count: f.records.len() as u32 }),
+                Err(e) => {
+                    drop(txn);
+                    drop(guard);
+                    if let Err(r) = self.log.rewind(start) {
+                        self.stop(format!("{e}; taking the frames back out of the log failed too: {r}"));
+                    }
+                    return Err(format!("frame {} could not be written to the local log: {e}", f.frame_no));
                 }
-                return Err(format!("frame {frame} could not be written to the local log: {e}"));
             }
-        };
+        }
         if let Err(e) = self.log.sync() {
             // As for a group: after a failed fdatasync the file's state is unknown.
             drop(txn);
             drop(guard);
-            self.stop(format!("fdatasync of frame {frame} failed: {e}"));
+            self.stop(format!("fdatasync of frames {} to {} failed: {e}", frames[0].frame_no, frames[frames.len() - 1].frame_no));
             return Err(e.to_string());
         }
         txn.commit();
-        self.next_seq = row.last_seq + 1;
-        self.head = row.head;
+        let last = frames.last().expect("at least one frame");
+        self.next_seq = last.last_seq + 1;
+        self.head = last.head;
+        let hashes: Vec<Hash> = frames.iter().flat_map(|f| f.hashes.iter().copied()).collect();
         if let Err(e) = self.publish(&hashes) {
             drop(guard);
             self.stop(e.to_string());
             return Err(e.to_string());
         }
         drop(guard);
-        self.follow_up(vec![Written { first_seq: first, pos, count: records.len() as u32 }], idem, true);
+        let mut idem = HashMap::new();
+        for f in frames {
+            idem.extend(f.idem);
+        }
+        self.follow_up(written, idem, true);
         Ok(())
     }
+}
+
+/// A frame from the database that checks against the node's head, decoded.
+struct CheckedFrame {
+    frame_no: i64,
+    first: u64,
+    last_seq: u64,
+    head: Hash,
+    records: Vec<Vec<u8>>,
+    decoded: Vec<crate::chain::record::Record>,
+    hashes: Vec<Hash>,
+    idem: HashMap<IdemKey, IdemEntry>,
+}
+
+/// Checks `row` against a node whose next record is `next_seq` after `head`: every
+/// record's decoding, number, hash and link, and that they hash to the head the row
+/// names. `None`: the node has all its records already.
+fn check_frame(row: FrameRow, next_seq: u64, head: Hash) -> Result<Option<CheckedFrame>, String> {
+    let frame = row.frame_no;
+    if row.last_seq < next_seq {
+        return Ok(None);
+    }
+    if row.first_seq > next_seq || row.records.len() as u64 != row.last_seq + 1 - row.first_seq {
+        return Err(format!("frame {frame} holds records {} to {} ({} of them) but this node's next record is {next_seq}", row.first_seq, row.last_seq, row.records.len()));
+    }
+    let bytes: usize = row.records.iter().map(|r| r.len() + 8).sum::<usize>() + 20;
+    if bytes > crate::limits::FRAME_BYTES_MAX || row.records.iter().any(|r| r.len() > crate::limits::RECORD_BYTES_MAX) {
+        return Err(format!("frame {frame} is larger than a frame or its records may be"));
+    }
+    let skip = (next_seq - row.first_seq) as usize;
+    if skip == 0 && row.prev_head != head {
+        return Err(format!("frame {frame} does not start at this node's head: the histories differ"));
+    }
+    let first = next_seq;
+    let records = row.records[skip..].to_vec();
+    let mut verifier = ChainVerifier::resume(first, head);
+    let mut decoded = Vec::with_capacity(records.len());
+    let mut hashes = Vec::with_capacity(records.len());
+    for (i, bytes) in records.iter().enumerate() {
+        let (rec, h) = verifier.check(bytes).map_err(|e| format!("frame {frame}, record {}: {e}", first + i as u64))?;
+        decoded.push(rec);
+        hashes.push(h);
+    }
+    if verifier.head() != row.head {
+        return Err(format!("frame {frame}: its records do not hash to the head it names (it was altered in the database)"));
+    }
+    // Idempotency entries: a request's records are consecutive within a frame.
+    let mut idem: HashMap<IdemKey, IdemEntry> = HashMap::new();
+    let mut i = 0;
+    while i < decoded.len() {
+        let (p, r) = (&decoded[i].principal, &decoded[i].request_id);
+        let mut j = i;
+        while j + 1 < decoded.len() && decoded[j + 1].principal == *p && decoded[j + 1].request_id == *r {
+            j += 1;
+        }
+        let commands: Vec<_> = decoded[i..=j].iter().map(|rec| rec.event.to_command()).collect();
+        let key = IdemKey { principal: p.clone(), request_id: r.clone() };
+        idem.insert(key, IdemEntry { digest: request_digest(&commands), first_seq: decoded[i].seq, last_seq: decoded[j].seq, head: hashes[j], recorded_at_ms: decoded[i].recorded_at_ms });
+        i = j + 1;
+    }
+    Ok(Some(CheckedFrame { frame_no: frame, first, last_seq: row.last_seq, head: row.head, records, decoded, hashes, idem }))
 }
 
 /// The driver's view of a ledger.

@@ -169,7 +169,7 @@ pub(super) fn run(w: Writer, rx: Receiver<Work>) {
             match work {
                 Work::Submit(job) => (job.reply)(Err(f.to_store_error())),
                 Work::Replica(crate::replica::ToWriter::Apply(_, reply)) => {
-                    let _ = reply.send(Err(f.to_store_error().to_string()));
+                    let _ = reply.send(Err((0, f.to_store_error().to_string())));
                 }
                 Work::Replica(_) => {}
             }

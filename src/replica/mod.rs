@@ -119,7 +119,9 @@ impl FrameSink {
 pub enum ToWriter {
     /// Append and apply a frame the database holds (a follower's work). The reply says
     /// whether it was applied (an error: the frame is refused, nothing past it is).
-    Apply(FrameRow, SyncSender<Result<(), String>>),
+    /// Applied as one group: `Ok(n)` all of them; `Err((k, why))` the first `k`, frame
+    /// `k` refused.
+    Apply(Vec<FrameRow>, SyncSender<Result<usize, (usize, String)>>),
     /// Become the leader with this sink (after the catch-up); the writer answers once it
     /// leads (the driver counts itself leading only then).
     Lead(FrameSink, SyncSender<()>),
@@ -161,6 +163,9 @@ pub struct Driver {
 }
 
 const FETCH_FRAMES: i64 = 64;
+
+/// Records a follower applies as one group at most (unless one frame holds more).
+const APPLY_GROUP_RECORDS: usize = 16_384;
 
 impl Driver {
     pub fn new(opts: ReplicaOptions, ledger: &str, local: Arc<dyn Local>) -> Driver {
@@ -369,13 +374,27 @@ impl Driver {
         let from = self.applied_frame;
         let rows = pg::frames_after(self.client()?, &ledger, from, FETCH_FRAMES)?;
         let n = rows.len();
-        for row in rows {
-            let no = row.frame_no;
+        // Applied in groups of up to APPLY_GROUP_RECORDS records (at least one frame):
+        // one fdatasync each, and the state's lock held for a bounded time.
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let mut group = Vec::new();
+            let mut records = 0usize;
+            while let Some(r) = rows.next_if(|r| group.is_empty() || records + r.records.len() <= APPLY_GROUP_RECORDS) {
+                records += r.records.len();
+                group.push(r);
+            }
+            let numbers: Vec<i64> = group.iter().map(|r| r.frame_no).collect();
             let (tx, rx) = mpsc::sync_channel(1);
-            self.local.send(ToWriter::Apply(row, tx)).map_err(PgError::Setup)?;
+            self.local.send(ToWriter::Apply(group, tx)).map_err(PgError::Setup)?;
             match rx.recv() {
-                Ok(Ok(())) => self.applied_frame = no,
-                Ok(Err(why)) => return Err(PgError::Refused(format!("frame {no}: {why}"))),
+                Ok(Ok(_)) => self.applied_frame = numbers[numbers.len() - 1],
+                Ok(Err((k, why))) => {
+                    if k > 0 {
+                        self.applied_frame = numbers[k - 1];
+                    }
+                    return Err(PgError::Refused(format!("frame {}: {why}", numbers[k.min(numbers.len() - 1)])));
+                }
                 Err(_) => return Err(PgError::Setup("the writer is gone".into())),
             }
         }
