@@ -336,9 +336,8 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
         None => None,
     };
     let mut catchup = Catchup::from_genesis(&header.ledger_id);
-    let mut frame: Vec<Vec<u8>> = Vec::with_capacity(FRAME_RECORDS);
-    let mut frame_bytes = 0usize;
-    let mut last_request: Option<(crate::domain::principal::Principal, crate::domain::ids::RequestId)> = None;
+    // A request adds at most `BATCH_BYTES_MAX` to a full frame, which stays under the bound.
+    let mut frames = crate::store::log::RequestFrames::new(FRAME_RECORDS, crate::limits::FRAME_BYTES_MAX / 4);
     let mut first = 1u64;
     let mut salts = 0u64;
     let end = loop {
@@ -352,27 +351,18 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
                         return Err(BackupError::Format(format!("more records than the {} the checkpoint signed", cp.checkpoint.tree_size)));
                     }
                     let Some(t) = &mut target else { continue };
-                    // A frame holds whole requests (recovery rebuilds the idempotency
-                    // index frame by frame): a full frame is closed only where the next
-                    // record starts another request. A request adds at most
-                    // `BATCH_BYTES_MAX` to a full frame, which stays under the bound.
                     let request = (decoded.principal, decoded.request_id);
-                    let full = frame.len() >= FRAME_RECORDS || frame_bytes >= crate::limits::FRAME_BYTES_MAX / 4;
-                    if full && last_request.as_ref() != Some(&request) {
-                        t.log.append(first, 0, &frame)?;
-                        first += frame.len() as u64;
-                        frame.clear();
-                        frame_bytes = 0;
-                    }
                     // A request is at most `BATCH_BYTES_MAX`, so a frame closed past a
                     // quarter of the bound stays under it; one that would not is a request
                     // no ledger wrote.
-                    if frame_bytes + rec.len() + 8 > crate::limits::FRAME_BYTES_MAX - 64 {
+                    let open = if frames.closes_before(&request) { 0 } else { frames.bytes() };
+                    if open + rec.len() + 8 > crate::limits::FRAME_BYTES_MAX - 64 {
                         return Err(BackupError::Format(format!("record {}: one request of more than {} bytes, more than a batch may hold", catchup.size(), crate::limits::BATCH_BYTES_MAX)));
                     }
-                    frame_bytes += rec.len() + 8;
-                    frame.push(rec.to_vec());
-                    last_request = Some(request);
+                    if let Some(frame) = frames.push(rec.to_vec(), request) {
+                        t.log.append(first, 0, &frame)?;
+                        first += frame.len() as u64;
+                    }
                 }
             }
             TAG_SALTS => {
@@ -392,7 +382,7 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
         }
     };
     if let Some(t) = &mut target {
-        if !frame.is_empty() {
+        if let Some(frame) = frames.finish() {
             t.log.append(first, 0, &frame)?;
         }
         t.log.sync()?;

@@ -43,6 +43,18 @@ fn salt_of(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
     bytes.try_into().map_err(|_| StoreError::DataDir(format!("a salt in vault/salts has {} bytes, not 32: the vault is damaged; restore it from a backup", bytes.len())))
 }
 
+/// The replicated ledger's database failing a vault call.
+fn remote_error(e: crate::replica::PgError) -> StoreError {
+    StoreError::DatabaseUnavailable(e.to_string())
+}
+
+/// 32 random bytes: a new salt (or secret).
+fn random_32() -> Result<[u8; 32], StoreError> {
+    let mut s = [0u8; 32];
+    getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+    Ok(s)
+}
+
 /// Salts written straight into the `salts` store of a new vault (a restore), made
 /// durable once at the end.
 pub(crate) struct SaltLoader {
@@ -124,8 +136,7 @@ impl Vault {
             let bytes = fs::read(&key_path)?;
             bytes.try_into().map_err(|_| StoreError::DataDir(format!("{} is not 32 bytes", key_path.display())))?
         } else {
-            let mut s = [0u8; 32];
-            getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+            let s = random_32()?;
             crate::fsutil::write_atomic(&key_path, &s, "vault")?;
             s
         };
@@ -152,25 +163,22 @@ impl Vault {
             crate::replica::PgError::Setup(why) => StoreError::DataDir(why),
             e => StoreError::DatabaseUnavailable(e.to_string()),
         };
-        let mut remote = crate::replica::salts::RemoteSalts::connect(dsns, ledger, &check).map_err(unreachable)?;
-        let theirs = remote.all().map_err(unreachable)?;
+        let remote = crate::replica::salts::RemoteSalts::connect(dsns, ledger, &check).map_err(unreachable)?;
+        self.remote = Some(std::sync::Mutex::new(remote));
         // The database is the store of record: its salt wins over a local copy that
         // differs (a salt whose commit a database failover lost: no record carries it,
         // since a record's commit waits for everything before it).
-        for (lookup, salt) in &theirs {
-            let lookup: [u8; 32] = lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in the database is not 32 bytes".into()))?;
-            self.copy_in(&lookup, &salt_of(salt)?)?;
-        }
-        let known: std::collections::HashSet<&[u8]> = theirs.iter().map(|(l, _)| l.as_slice()).collect();
-        let local_only: Vec<sled::IVec> = self.salts.iter().keys().filter_map(Result::ok).filter(|k| !known.contains(&k[..])).collect();
+        let theirs = self.copy_all_in()?;
+        let local_only: Vec<sled::IVec> = self.salts.iter().keys().filter_map(Result::ok).filter(|k| !theirs.contains(&k[..])).collect();
         if theirs.is_empty() {
             // The first vault of the ledger (say a ledger that ran on one machine before
             // it was replicated): its salts become the database's.
+            let mut mine = Vec::with_capacity(local_only.len());
             for lookup in &local_only {
-                let lookup: [u8; 32] = lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in vault/salts is not 32 bytes".into()))?;
                 let Some(salt) = self.salts.get(lookup)? else { continue };
-                remote.put(&lookup, &salt_of(&salt)?).map_err(unreachable)?;
+                mine.push((lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in vault/salts is not 32 bytes".into()))?, salt_of(&salt)?));
             }
+            self.remote_put(&mine)?;
         } else {
             // Salts the database does not have were forgotten (crypto-shredding on
             // another node) or lost with an unconfirmed commit: forgotten here too.
@@ -183,7 +191,35 @@ impl Vault {
         }
         self.salts.flush()?;
         tracing::info!(salts = theirs.len(), "vault: joined the replicated ledger's salts");
-        self.remote = Some(std::sync::Mutex::new(remote));
+        Ok(())
+    }
+
+    /// Copies every salt of the replicated ledger's database into the local store (the
+    /// database's wins: `copy_in`), and returns their lookup keys.
+    fn copy_all_in(&self) -> Result<std::collections::HashSet<Vec<u8>>, StoreError> {
+        let Some(remote) = &self.remote else { return Ok(Default::default()) };
+        let all = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).all().map_err(remote_error)?;
+        let mut keys = std::collections::HashSet::with_capacity(all.len());
+        for (lookup, salt) in all {
+            let key: [u8; 32] = lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in the database is not 32 bytes".into()))?;
+            self.copy_in(&key, &salt_of(&salt)?)?;
+            keys.insert(lookup);
+        }
+        Ok(keys)
+    }
+
+    /// Stores new `(lookup, salt)` pairs in the replicated ledger's database in one commit
+    /// (the database keeps a salt another node stored first) and copies what it holds into
+    /// the local store.
+    fn remote_put(&self, pairs: &[([u8; 32], [u8; 32])]) -> Result<(), StoreError> {
+        let Some(remote) = &self.remote else { return Ok(()) };
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let stored = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).put_many(pairs).map_err(remote_error)?;
+        for ((lookup, _), salt) in pairs.iter().zip(stored) {
+            self.copy_in(lookup, &salt_of(&salt)?)?;
+        }
         Ok(())
     }
 
@@ -196,7 +232,7 @@ impl Vault {
     /// none or the vault is not replicated.
     fn remote_get(&self, lookup: &[u8; 32]) -> Result<Option<[u8; 32]>, StoreError> {
         let Some(remote) = &self.remote else { return Ok(None) };
-        let got = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(lookup).map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
+        let got = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(lookup).map_err(remote_error)?;
         let Some(salt) = got else { return Ok(None) };
         let salt = salt_of(&salt)?;
         self.copy_in(lookup, &salt)?;
@@ -231,12 +267,7 @@ impl Vault {
     /// # Errors
     /// As the database's.
     pub(crate) fn refresh(&self) -> Result<(), StoreError> {
-        let Some(remote) = &self.remote else { return Ok(()) };
-        let all = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).all().map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
-        for (lookup, salt) in all {
-            let lookup: [u8; 32] = lookup[..].try_into().map_err(|_| StoreError::DataDir("a lookup key in the database is not 32 bytes".into()))?;
-            self.copy_in(&lookup, &salt_of(&salt)?)?;
-        }
+        self.copy_all_in()?;
         self.flush()
     }
 
@@ -300,19 +331,14 @@ impl Vault {
         let salt: [u8; 32] = match self.salts.get(lookup)? {
             Some(s) => salt_of(&s)?,
             None if self.remote.is_some() => {
-                let mut s = [0u8; 32];
-                getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
                 // The database decides (ours, or the one another node stored first); it
                 // holds it on both of its machines before any record carries it.
-                let remote = self.remote.as_ref().expect("checked above");
-                let stored = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).put(&lookup, &s).map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
-                let stored = salt_of(&stored)?;
-                self.copy_in(&lookup, &stored)?;
-                stored
+                self.remote_put(&[(lookup, random_32()?)])?;
+                let stored = self.salts.get(lookup)?.ok_or_else(|| StoreError::Index("a salt just copied from the database is not in vault/salts".into()))?;
+                salt_of(&stored)?
             }
             None => {
-                let mut s = [0u8; 32];
-                getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
+                let s = random_32()?;
                 // compare_and_swap so that two concurrent first uses agree on one salt.
                 match self.salts.compare_and_swap(lookup, None as Option<&[u8]>, Some(&s[..]))? {
                     Ok(()) => {
@@ -357,7 +383,9 @@ impl Vault {
     /// # Errors
     /// `StoreError` if the database or the local store fails.
     pub fn prepare(&self, workers: &[NationalId], cards: &[BankCard]) -> Result<(), StoreError> {
-        let Some(remote) = &self.remote else { return Ok(()) };
+        if self.remote.is_none() {
+            return Ok(());
+        }
         let mut missing: Vec<([u8; 32], [u8; 32])> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let wanted = workers.iter().map(|w| (Kind::Worker, w.expose_clear())).chain(cards.iter().map(|c| (Kind::Card, c.expose_clear())));
@@ -366,18 +394,9 @@ impl Vault {
             if !seen.insert(lookup) || self.cached(&lookup).is_some() || self.salts.contains_key(lookup)? {
                 continue;
             }
-            let mut s = [0u8; 32];
-            getrandom::getrandom(&mut s).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
-            missing.push((lookup, s));
+            missing.push((lookup, random_32()?));
         }
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let stored = remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).put_many(&missing).map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
-        for ((lookup, _), salt) in missing.iter().zip(stored) {
-            self.copy_in(lookup, &salt_of(&salt)?)?;
-        }
-        Ok(())
+        self.remote_put(&missing)
     }
 
     /// The commitment for a worker's national ID, and its masked form.
@@ -430,7 +449,7 @@ impl Vault {
             if let Some(remote) = &self.remote {
                 // The store of record. (Other nodes drop their local copies at their
                 // next start, `join`: until then they can still link.)
-                existed |= remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).forget(&lookup).map_err(|e| StoreError::DatabaseUnavailable(e.to_string()))?;
+                existed |= remote.lock().unwrap_or_else(std::sync::PoisonError::into_inner).forget(&lookup).map_err(remote_error)?;
             }
             // After the removal: a lookup that read the salt before it sees the bump.
             self.forgets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -79,20 +79,17 @@ impl Api {
         }
         let deadline = md.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(grpc_timeout);
         let bound = std::time::Duration::from_millis(crate::limits::MIN_SEQ_WAIT_MS).min(deadline.unwrap_or(std::time::Duration::MAX));
-        let reached = matches!(tokio::time::timeout(bound, durable.wait_for(|s| *s >= want)).await, Ok(Ok(_)));
-        match reached {
-            true => Ok(()),
-            false => {
-                let have = *durable.borrow();
-                let mut e = error::ApiError::new(
-                    tonic::Code::Unavailable,
-                    "SEQ_NOT_REACHED",
-                    format!("this node holds records up to {have}; record {want} did not arrive within {} ms: retry, or ask the leader", bound.as_millis()),
-                );
-                e.seq = Some(have);
-                Err(e)
-            }
+        if matches!(tokio::time::timeout(bound, durable.wait_for(|s| *s >= want)).await, Ok(Ok(_))) {
+            return Ok(());
         }
+        let have = *durable.borrow();
+        let mut e = error::ApiError::new(
+            tonic::Code::Unavailable,
+            "SEQ_NOT_REACHED",
+            format!("this node holds records up to {have}; record {want} did not arrive within {} ms: retry, or ask the leader", bound.as_millis()),
+        );
+        e.seq = Some(have);
+        Err(e)
     }
 
     /// The state for a query and the sequence number it reflects (taken together: the

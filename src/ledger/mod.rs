@@ -8,6 +8,7 @@
 //! - `signer.rs`: the checkpoint signing key and the signed checkpoint files.
 //! - `proofs.rs`: checkpoints and Merkle proofs for the audit API.
 //! - `verify.rs`: offline `verify` and `rebuild` of a data directory.
+//! - `requests.rs`: the requests (idempotency entries) a run of records holds.
 //!
 //! Submitters hand batches to the writer thread over a bounded channel; the writer
 //! decides, applies, encodes, makes durable, and only then answers (`writer.rs`).
@@ -18,6 +19,7 @@ mod proofs;
 mod recovery;
 mod reads;
 mod replicated;
+mod requests;
 mod scrub;
 mod signer;
 mod verify;

@@ -14,17 +14,16 @@ use ed25519_dalek::SigningKey;
 
 use crate::chain::checkpoint::SignedCheckpoint;
 use crate::chain::merkle::{self, Nodes as _};
-use crate::chain::record::{genesis_hash, record_hash, request_digest, ChainVerifier, Hash, Record};
-use crate::domain::command::Command;
-use crate::domain::ids::{LedgerId, RequestId};
-use crate::domain::principal::Principal;
+use crate::chain::record::{genesis_hash, record_hash, ChainVerifier, Hash, Record};
+use crate::domain::ids::LedgerId;
 use crate::projection::state::{Seq, State};
-use crate::store::index::{Applied, IdemEntry, IdemKey, Index, IndexBatch};
+use crate::store::index::{Applied, Index, IndexBatch};
 use crate::store::log::{self, LogWriter, Position};
 use crate::store::merkle::MerkleWriter;
 use crate::store::snapshot::SnapshotKey;
 use crate::store::StoreError;
 
+use super::requests::RequestRuns;
 use super::signer::{self, TreeHead};
 use super::{LedgerOptions, Recovery};
 
@@ -130,14 +129,6 @@ impl DecodedFrame {
     }
 }
 
-/// A request being gathered from consecutive records of one frame.
-struct OpenRequest {
-    key: IdemKey,
-    commands: Vec<Command>,
-    first_seq: Seq,
-    recorded_at_ms: i64,
-}
-
 /// Replays frames: records after the snapshot into the state, records after the index's
 /// position into an index batch (frame positions and idempotency entries). A request
 /// never spans two frames, so every request is closed at its frame's end.
@@ -168,8 +159,7 @@ impl Replayer<'_> {
         if to_index {
             self.batch.frame(frame.first_seq, frame.pos, frame.records.len() as u32);
         }
-        let mut open: Option<OpenRequest> = None;
-        let mut prev_hash = self.verifier.head();
+        let mut requests = to_index.then(RequestRuns::default);
         for (decoded, hash) in frame.records {
             let rec = self.verifier.accept(decoded, hash)?;
             if rec.seq > self.snapshot.seq {
@@ -184,34 +174,19 @@ impl Replayer<'_> {
             if rec.seq == self.merkle.size() + 1 {
                 self.merkle.push(&hash);
             }
-            if to_index {
-                let same = open.as_ref().is_some_and(|o| o.key.principal == rec.principal && o.key.request_id == rec.request_id);
-                if !same {
-                    if let Some(o) = open.take() {
-                        self.close(o, rec.seq - 1, prev_hash);
-                    }
-                    open = Some(OpenRequest { key: key(&rec.principal, &rec.request_id), commands: Vec::new(), first_seq: rec.seq, recorded_at_ms: rec.recorded_at_ms });
-                }
-                if let Some(o) = open.as_mut() {
-                    o.commands.push(rec.event.to_command());
-                }
+            if let Some(r) = requests.as_mut() {
+                r.push(&rec, hash);
                 self.reindexed += 1;
             }
-            prev_hash = hash;
         }
-        if let Some(o) = open.take() {
-            self.close(o, self.verifier.next_seq() - 1, prev_hash);
+        for (key, entry) in requests.map(RequestRuns::finish).unwrap_or_default() {
+            self.batch.idem(&key, &entry);
         }
         self.last_end = Some(Position { segment: frame.pos.segment, offset: frame.end });
         if self.batch.entries > 50_000 {
             self.flush(index)?;
         }
         Ok(())
-    }
-
-    fn close(&mut self, o: OpenRequest, last: Seq, head: Hash) {
-        let entry = IdemEntry { digest: request_digest(&o.commands), first_seq: o.first_seq, last_seq: last, head, recorded_at_ms: o.recorded_at_ms };
-        self.batch.idem(&o.key, &entry);
     }
 
     /// Writes what was replayed into the index so far, with the position it reflects.
@@ -224,10 +199,6 @@ impl Replayer<'_> {
         batch.applied(Applied { seq: self.verifier.next_seq() - 1, head: self.verifier.head(), log_end: end });
         index.apply(batch)
     }
-}
-
-fn key(principal: &Principal, request_id: &RequestId) -> IdemKey {
-    IdemKey { principal: principal.clone(), request_id: request_id.clone() }
 }
 
 /// Opens the index of `dir`, checking that it belongs to this ledger.

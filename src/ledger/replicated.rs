@@ -8,7 +8,7 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::chain::record::{record_hash, request_digest, ChainVerifier, Hash};
+use crate::chain::record::{record_hash, ChainVerifier, Hash};
 use crate::replica::{FrameRow, FrameSink, OutFrame, PgError, ReplicaOptions, Role, RoleCell, ToWriter};
 use crate::store::index::{IdemEntry, IdemKey};
 use crate::store::StoreError;
@@ -266,20 +266,11 @@ fn check_frame(row: FrameRow, next_seq: u64, head: Hash) -> Result<Option<Checke
     if verifier.head() != row.head {
         return Err(format!("frame {frame}: its records do not hash to the head it names (it was altered in the database)"));
     }
-    // Idempotency entries: a request's records are consecutive within a frame.
-    let mut idem: HashMap<IdemKey, IdemEntry> = HashMap::new();
-    let mut i = 0;
-    while i < decoded.len() {
-        let (p, r) = (&decoded[i].principal, &decoded[i].request_id);
-        let mut j = i;
-        while j + 1 < decoded.len() && decoded[j + 1].principal == *p && decoded[j + 1].request_id == *r {
-            j += 1;
-        }
-        let commands: Vec<_> = decoded[i..=j].iter().map(|rec| rec.event.to_command()).collect();
-        let key = IdemKey { principal: p.clone(), request_id: r.clone() };
-        idem.insert(key, IdemEntry { digest: request_digest(&commands), first_seq: decoded[i].seq, last_seq: decoded[j].seq, head: hashes[j], recorded_at_ms: decoded[i].recorded_at_ms });
-        i = j + 1;
+    let mut requests = super::requests::RequestRuns::default();
+    for (rec, h) in decoded.iter().zip(&hashes) {
+        requests.push(rec, *h);
     }
+    let idem: HashMap<IdemKey, IdemEntry> = requests.finish().into_iter().collect();
     Ok(Some(CheckedFrame { frame_no: frame, first, last_seq: row.last_seq, head: row.head, records, decoded, hashes, idem }))
 }
 

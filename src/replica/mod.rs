@@ -415,11 +415,8 @@ impl Driver {
         let mut next_frame = row.frames + 1;
         let mut prev = row.head;
         let mut seq = row.last_seq + 1;
-        // Frames of whole requests (followers rebuild idempotency frame by frame), closed
-        // past 4,096 records or 16 MiB at the next request's start.
-        let mut frame: Vec<Vec<u8>> = Vec::new();
-        let mut bytes = 0usize;
-        let mut last_request: Option<(crate::domain::principal::Principal, crate::domain::ids::RequestId)> = None;
+        // Frames of whole requests, closed past 4,096 records or 16 MiB.
+        let mut frames = crate::store::log::RequestFrames::new(4_096, 16 << 20);
         let mut first_in_frame = seq;
         while seq <= local {
             let to = (seq + 4_095).min(local);
@@ -430,21 +427,15 @@ impl Driver {
                 if n == row.last_seq + 1 && rec.prev_hash != prev {
                     return Err(PgError::Fork(format!("the local log's record {n} does not follow the database's tip: this node's log holds another history; move its data directory away to rebuild it from the database")));
                 }
-                let request = (rec.principal, rec.request_id);
-                let full = frame.len() >= 4_096 || bytes >= 16 << 20;
-                if full && last_request.as_ref() != Some(&request) {
-                    prev = self.put_frame(epoch, next_frame, first_in_frame, prev, std::mem::take(&mut frame))?;
+                if let Some(frame) = frames.push(r, (rec.principal, rec.request_id)) {
+                    prev = self.put_frame(epoch, next_frame, first_in_frame, prev, frame)?;
                     next_frame += 1;
-                    bytes = 0;
                     first_in_frame = n;
                 }
-                bytes += r.len() + 8;
-                frame.push(r);
-                last_request = Some(request);
             }
             seq = to + 1;
         }
-        if !frame.is_empty() {
+        if let Some(frame) = frames.finish() {
             self.put_frame(epoch, next_frame, first_in_frame, prev, frame)?;
         }
         Ok(())

@@ -45,16 +45,6 @@ pub struct RemoteSalts {
     unconfirmed: Arc<AtomicBool>,
 }
 
-/// Makes the transaction's commit wait for the synchronous standby even if it writes
-/// nothing (a salt another session stored, or our own found again after a reconnect):
-/// PostgreSQL shows a commit to other sessions before its standby confirms it, and only a
-/// commit with a transaction id waits. Once ours returns, the standby holds everything
-/// committed before it, so a salt read or found in it is on both machines.
-fn confirmed(tx: &mut postgres::Transaction<'_>) -> Result<(), PgError> {
-    tx.execute("SELECT pg_current_xact_id()", &[])?;
-    Ok(())
-}
-
 impl Drop for RemoteSalts {
     /// The synchronous client closes its connection by blocking on a runtime of its own,
     /// which panics on an async runtime's thread: the vault is dropped on one when the
@@ -111,55 +101,44 @@ impl RemoteSalts {
         }
     }
 
-    /// The salt stored for `lookup`, if any.
-    ///
-    /// # Errors
-    /// As the database's.
-    pub fn get(&mut self, lookup: &[u8; 32]) -> Result<Option<Vec<u8>>, PgError> {
-        let got = self.with(|c, ledger| {
-            let mut tx = c.transaction()?;
-            confirmed(&mut tx)?;
-            let got = tx.query_opt("SELECT salt FROM anxin_salt WHERE ledger = $1 AND lookup = $2", &[&ledger, &lookup.as_slice()])?.map(|r| r.get(0));
-            tx.commit().map_err(|e| PgError::Connection(format!("the commit did not return: {e}")))?;
-            Ok(got)
-        })?;
-        self.check_confirmed()?;
-        Ok(got)
-    }
-
-    /// The server's warning that a commit stopped waiting for the standby, as an error.
-    fn check_confirmed(&mut self) -> Result<(), PgError> {
-        if self.unconfirmed.swap(false, Ordering::AcqRel) {
-            return Err(PgError::Connection("a commit stopped waiting for the synchronous standby".into()));
-        }
-        Ok(())
-    }
-
-    /// Stores `salt` for `lookup` unless one is there, and returns the one that is (ours
-    /// or the one another node stored first), once the synchronous standby holds it.
+    /// Runs `f` in a transaction (as `with`) whose commit waits for the synchronous
+    /// standby even if it writes nothing: PostgreSQL shows a commit to other sessions
+    /// before its standby confirms it, and only a commit with a transaction id waits
+    /// (`pg_current_xact_id()` gives it one). Once it returns, the standby holds
+    /// everything committed before it, so a salt read or found in it is on both
+    /// machines.
     ///
     /// # Errors
     /// As the database's; `Connection` if the commit's wait for the standby was given up.
-    pub fn put(&mut self, lookup: &[u8; 32], salt: &[u8; 32]) -> Result<Vec<u8>, PgError> {
-        let stored = self.with(|c, ledger| {
+    fn confirmed<T>(&mut self, f: impl Fn(&mut postgres::Transaction<'_>, &str) -> Result<T, PgError>) -> Result<T, PgError> {
+        let out = self.with(|c, ledger| {
             let mut tx = c.transaction()?;
-            confirmed(&mut tx)?;
-            tx.execute("INSERT INTO anxin_salt (ledger, lookup, salt) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", &[&ledger, &lookup.as_slice(), &salt.as_slice()])?;
-            let s: Vec<u8> = tx.query_one("SELECT salt FROM anxin_salt WHERE ledger = $1 AND lookup = $2", &[&ledger, &lookup.as_slice()])?.get(0);
+            tx.execute("SELECT pg_current_xact_id()", &[])?;
+            let out = f(&mut tx, ledger)?;
             tx.commit().map_err(|e| PgError::Connection(format!("the commit did not return: {e}")))?;
-            Ok(s)
+            Ok(out)
         })?;
         if self.unconfirmed.swap(false, Ordering::AcqRel) {
-            return Err(PgError::Connection("the salt's commit stopped waiting for the synchronous standby".into()));
+            return Err(PgError::Connection("a commit stopped waiting for the synchronous standby".into()));
         }
-        Ok(stored)
+        Ok(out)
     }
 
-    /// `put` for many at once, in one transaction (an enrolment of a thousand workers is
-    /// one commit, not two thousand): the salt stored for each lookup, in order.
+    /// The salt stored for `lookup`, if any.
     ///
     /// # Errors
-    /// As `put`.
+    /// As `confirmed`.
+    pub fn get(&mut self, lookup: &[u8; 32]) -> Result<Option<Vec<u8>>, PgError> {
+        self.confirmed(|tx, ledger| Ok(tx.query_opt("SELECT salt FROM anxin_salt WHERE ledger = $1 AND lookup = $2", &[&ledger, &lookup.as_slice()])?.map(|r| r.get(0))))
+    }
+
+    /// Stores each `(lookup, salt)` unless the lookup has one, in one transaction (an
+    /// enrolment of a thousand workers is one commit, not two thousand), and returns the
+    /// salt stored for each (ours, or the one another node stored first), in order, once
+    /// the synchronous standby holds them.
+    ///
+    /// # Errors
+    /// As `confirmed`.
     pub fn put_many(&mut self, pairs: &[([u8; 32], [u8; 32])]) -> Result<Vec<Vec<u8>>, PgError> {
         if pairs.is_empty() {
             return Ok(Vec::new());
@@ -170,38 +149,23 @@ impl RemoteSalts {
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
         let lookups: Vec<&[u8]> = sorted.iter().map(|(l, _)| l.as_slice()).collect();
         let salts: Vec<&[u8]> = sorted.iter().map(|(_, s)| s.as_slice()).collect();
-        let stored = self.with(|c, ledger| {
-            let mut tx = c.transaction()?;
-            confirmed(&mut tx)?;
+        self.confirmed(|tx, ledger| {
             tx.execute(
                 "INSERT INTO anxin_salt (ledger, lookup, salt) SELECT $1, l, s FROM unnest($2::bytea[], $3::bytea[]) AS t(l, s) ON CONFLICT DO NOTHING",
                 &[&ledger, &lookups, &salts],
             )?;
             let rows = tx.query("SELECT lookup, salt FROM anxin_salt WHERE ledger = $1 AND lookup = ANY($2)", &[&ledger, &lookups])?;
-            tx.commit().map_err(|e| PgError::Connection(format!("the commit did not return: {e}")))?;
             let found: std::collections::HashMap<Vec<u8>, Vec<u8>> = rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-            pairs.iter().map(|(l, _)| found.get(l.as_slice()).cloned().ok_or_else(|| PgError::Refused("a salt just stored is not there".into()))).collect::<Result<Vec<_>, _>>()
-        })?;
-        if self.unconfirmed.swap(false, Ordering::AcqRel) {
-            return Err(PgError::Connection("the salts' commit stopped waiting for the synchronous standby".into()));
-        }
-        Ok(stored)
+            pairs.iter().map(|(l, _)| found.get(l.as_slice()).cloned().ok_or_else(|| PgError::Refused("a salt just stored is not there".into()))).collect()
+        })
     }
 
     /// Every (lookup, salt) of the ledger, for a backup or a new node's vault.
     ///
     /// # Errors
-    /// As the database's.
+    /// As `confirmed`.
     pub fn all(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, PgError> {
-        let all = self.with(|c, ledger| {
-            let mut tx = c.transaction()?;
-            confirmed(&mut tx)?;
-            let all = tx.query("SELECT lookup, salt FROM anxin_salt WHERE ledger = $1 ORDER BY lookup", &[&ledger])?.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-            tx.commit().map_err(|e| PgError::Connection(format!("the commit did not return: {e}")))?;
-            Ok(all)
-        })?;
-        self.check_confirmed()?;
-        Ok(all)
+        self.confirmed(|tx, ledger| Ok(tx.query("SELECT lookup, salt FROM anxin_salt WHERE ledger = $1 ORDER BY lookup", &[&ledger])?.into_iter().map(|r| (r.get(0), r.get(1))).collect()))
     }
 
     /// Deletes the salt of `lookup` (crypto-shredding a worker).

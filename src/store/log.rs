@@ -134,6 +134,55 @@ pub fn read_segment_header(path: &Path) -> Result<SegmentHeader, StoreError> {
     Ok(SegmentHeader { ledger_id: id, first_seq: first, version, len: (12 + id_len + 12) as u64 })
 }
 
+/// Cuts a stream of records into frames of whole requests: a frame is closed once it
+/// holds `max_records` records or `max_bytes` bytes, but only where the next record
+/// starts another request (`K`: the request's key), because recovery and followers
+/// rebuild the idempotency index frame by frame. Used wherever records are framed again
+/// rather than as the writer grouped them (a restore, a node's own tail put into the
+/// replicated database).
+pub struct RequestFrames<K> {
+    frame: Vec<Vec<u8>>,
+    bytes: usize,
+    last: Option<K>,
+    max_records: usize,
+    max_bytes: usize,
+}
+
+impl<K: PartialEq> RequestFrames<K> {
+    pub fn new(max_records: usize, max_bytes: usize) -> RequestFrames<K> {
+        RequestFrames { frame: Vec::new(), bytes: 0, last: None, max_records, max_bytes }
+    }
+
+    /// Bytes the open frame holds (8 per record of framing included).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether `record` of `request` would close the open frame first.
+    pub fn closes_before(&self, request: &K) -> bool {
+        (self.frame.len() >= self.max_records || self.bytes >= self.max_bytes) && self.last.as_ref() != Some(request)
+    }
+
+    /// Adds `record` of `request`; returns the frame it closed first, if it did.
+    pub fn push(&mut self, record: Vec<u8>, request: K) -> Option<Vec<Vec<u8>>> {
+        let closed = if self.closes_before(&request) {
+            self.bytes = 0;
+            Some(std::mem::take(&mut self.frame))
+        } else {
+            None
+        };
+        self.bytes += record.len() + 8;
+        self.frame.push(record);
+        self.last = Some(request);
+        closed
+    }
+
+    /// The last frame, if it holds records.
+    pub fn finish(self) -> Option<Vec<Vec<u8>>> {
+        (!self.frame.is_empty()).then_some(self.frame)
+    }
+}
+
 /// Appends frames to the newest segment and syncs them.
 pub struct LogWriter {
     dir: PathBuf,
@@ -543,4 +592,27 @@ fn parse_body(body: &[u8], version: u16, pos: Position, end: u64) -> Result<Fram
         return Err(format!("frame of records from {first_seq}: {} bytes after the last record", body.len() - at));
     }
     Ok(Frame { pos, end, first_seq, signed, records_at: pos.offset + (FRAME_HEADER + body_fixed(version)) as u64, records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestFrames;
+
+    #[test]
+    fn a_full_frame_closes_only_where_the_next_request_starts() {
+        let mut f = RequestFrames::new(2, usize::MAX);
+        let mut closed = Vec::new();
+        // Requests a (3 records), b (1), c (2): a overflows the frame but stays whole.
+        for (i, req) in ["a", "a", "a", "b", "c", "c"].into_iter().enumerate() {
+            closed.extend(f.push(vec![i as u8], req));
+        }
+        closed.extend(f.finish());
+        assert_eq!(closed, vec![vec![vec![0], vec![1], vec![2]], vec![vec![3], vec![4], vec![5]]]);
+        // By bytes too (8 bytes of framing per record).
+        let mut f = RequestFrames::new(usize::MAX, 10);
+        assert!(f.push(vec![0; 4], 1).is_none());
+        assert_eq!(f.bytes(), 12);
+        assert!(f.closes_before(&2) && !f.closes_before(&1));
+        assert_eq!(f.push(vec![1], 2), Some(vec![vec![0; 4]]));
+    }
 }

@@ -44,6 +44,21 @@ fn config_with(dir: &Path, dsns: &[String], name: &str, port: u16, key: &Path, v
     path
 }
 
+/// Sends `sig` to the node's process and waits for it to end: the moment it was sent.
+async fn stop_node(n: &mut Node, sig: &str) -> Instant {
+    let mut p = n.proc.take().expect("the node runs");
+    p.signal(sig);
+    let sent = Instant::now();
+    let _ = tokio::task::spawn_blocking(move || p.child.wait()).await;
+    sent
+}
+
+/// `launch`, and clients find the node (its new token) in the directory at `i`.
+async fn relaunch(n: &mut Node, directory: &Directory, i: usize) {
+    launch(n).await;
+    directory.lock().unwrap()[i].1 = n.proc.as_ref().unwrap().token.clone();
+}
+
 async fn launch(n: &mut Node) {
     let cfg = n.config.to_str().unwrap().to_owned();
     n.proc = Some(start_on(n.port, &n.data, &["--config", &cfg], "warn,anxin::replica=info", Some(&n.data.with_extension("log")), &[]).await);
@@ -296,10 +311,7 @@ async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_ans
     for round in 0..rounds {
         tokio::time::sleep(Duration::from_millis(300 + next() % 700)).await;
         let li = leader(&nodes).await;
-        let mut p = nodes[li].proc.take().unwrap();
-        p.signal("-KILL");
-        let killed = Instant::now();
-        let _ = tokio::task::spawn_blocking(move || p.child.wait()).await;
+        let killed = stop_node(&mut nodes[li], "-KILL").await;
         // The first acknowledgement by another node: the new leader serving.
         let dead = nodes[li].addr();
         let took = loop {
@@ -312,9 +324,7 @@ async fn the_leader_killed_at_random_moments_loses_no_acknowledged_batch_and_ans
         takeovers.push(took);
         eprintln!("round {round}: killed {} (leader), the next leader's first acknowledgement after {took:?}, {} batches acknowledged", nodes[li].name, acked.lock().unwrap().len());
         // It comes back, as a follower.
-        launch(&mut nodes[li]).await;
-        let token = nodes[li].proc.as_ref().unwrap().token.clone();
-        directory.lock().unwrap()[li].1 = token;
+        relaunch(&mut nodes[li], &directory, li).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Release);
@@ -422,9 +432,7 @@ async fn the_vault_is_replicated_so_a_worker_is_one_person_on_every_node_and_aft
     let before: Vec<String> = futures_join(&nodes, 1).await;
     assert!(before.windows(2).all(|w| w[0] == w[1]), "one commitment for worker 1 on every node: {before:?}");
     // The leader dies; the same request again, to whoever leads next.
-    let mut p = nodes[li].proc.take().unwrap();
-    p.signal("-KILL");
-    let _ = tokio::task::spawn_blocking(move || p.child.wait()).await;
+    stop_node(&mut nodes[li], "-KILL").await;
     directory.lock().unwrap().remove(li);
     let again = submit_until_acked(&directory, "enrol-1", batch, &never).await.unwrap();
     assert_eq!((again.0, again.1), (first, last), "the retried enrolment is answered with its original receipt");
@@ -450,12 +458,8 @@ async fn the_vault_is_replicated_so_a_worker_is_one_person_on_every_node_and_aft
     .unwrap();
     let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success() && text.contains("vault secret is not ledger"), "refused: {:?} {text}", out.status);
-    for n in &mut nodes {
-        if let Some(p) = n.proc.take() {
-            p.signal("-TERM");
-            let mut p = p;
-            let _ = tokio::task::spawn_blocking(move || p.child.wait()).await;
-        }
+    for n in nodes.iter_mut().filter(|n| n.proc.is_some()) {
+        stop_node(n, "-TERM").await;
     }
 }
 
@@ -746,18 +750,12 @@ async fn a_node_whose_own_log_is_damaged_rebuilds_it_from_the_database_and_says_
     let cfg = std::fs::read_to_string(&nodes[by_scrub].config).unwrap().replace("[replication]", "snapshot_records = 300\n[replication]");
     std::fs::write(&nodes[by_scrub].config, cfg).unwrap();
     for i in [by_scrub, by_start] {
-        let mut p = nodes[i].proc.take().unwrap();
-        p.signal("-TERM");
-        let _ = tokio::task::spawn_blocking(move || p.child.wait()).await;
-        launch(&mut nodes[i]).await;
-        let token = nodes[i].proc.as_ref().unwrap().token.clone();
-        directory.lock().unwrap()[i].1 = token;
+        stop_node(&mut nodes[i], "-TERM").await;
+        relaunch(&mut nodes[i], &directory, i).await;
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     for (i, fraction) in [(by_scrub, 0.1), (by_start, 0.5)] {
-        let mut p = nodes[i].proc.take().unwrap();
-        p.signal("-TERM");
-        let _ = tokio::task::spawn_blocking(move || p.child.wait()).await;
+        stop_node(&mut nodes[i], "-TERM").await;
         let at = damage_log(&nodes[i], fraction);
         if i == by_start {
             // No snapshot (a clean stop leaves one): the start replays the whole log.
@@ -766,9 +764,7 @@ async fn a_node_whose_own_log_is_damaged_rebuilds_it_from_the_database_and_says_
         eprintln!("{}: one byte changed at offset {at} of its first segment", nodes[i].name);
     }
     for i in [by_scrub, by_start] {
-        launch(&mut nodes[i]).await;
-        let token = nodes[i].proc.as_ref().unwrap().token.clone();
-        directory.lock().unwrap()[i].1 = token;
+        relaunch(&mut nodes[i], &directory, i).await;
     }
     for (i, found_by) in [(by_scrub, "the scrub"), (by_start, "the start")] {
         let line = wait_for_repair(&nodes[i]).await;
