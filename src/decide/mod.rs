@@ -53,10 +53,11 @@ fn current_enrolment<'a>(state: &'a State, project_id: &ProjectId, worker: crate
         .ok_or(Rejection::WorkerNotEnrolled { project: project_id.clone(), worker })
 }
 
-/// The command's external number, if it declares one, is not used yet in its scope.
-fn unique_number(state: &State, command: &Command) -> Result<(), Rejection> {
-    if let Some(n) = command.number() {
-        if state.numbers.contains(fingerprint(&n)) {
+/// The command's external number, if it declares one, is not used yet in its scope
+/// (`fp`: its fingerprint, taken once per command by the caller).
+fn unique_number(state: &State, command: &Command, fp: Option<u128>) -> Result<(), Rejection> {
+    if let (Some(n), Some(fp)) = (command.number(), fp) {
+        if state.numbers.contains(fp) {
             return Err(Rejection::Duplicate(n.to_duplicate()));
         }
     }
@@ -81,8 +82,13 @@ fn bounded_total(total: Fen, add: Fen) -> Result<(), Rejection> {
 /// # Errors
 /// The `Rejection` of the first rule the command breaks.
 pub fn decide(state: &State, command: &Command) -> Decision {
+    decide_numbered(state, command, command.number().map(|n| fingerprint(&n)))
+}
+
+/// `decide`, given the fingerprint of the command's external number.
+fn decide_numbered(state: &State, command: &Command, fp: Option<u128>) -> Decision {
     no_personal_number(command)?;
-    unique_number(state, command)?;
+    unique_number(state, command, fp)?;
     match command {
         Command::RegisterProject(c) => {
             if state.projects.contains(&c.project) {
@@ -423,10 +429,18 @@ pub fn decide_batch<'s>(state: &'s mut State, who: &Principal, commands: &[Comma
     let mut txn = state.txn();
     let mut events = Vec::with_capacity(commands.len());
     for (i, cmd) in commands.iter().enumerate() {
-        let decided = authorize::may_post(who, &txn, cmd).and_then(|()| decide(&txn, cmd));
+        // Each fingerprint is taken once: the check and the apply share it when the
+        // event carries the command's number (every numbered kind does).
+        let number = cmd.number();
+        let fp = number.map(|n| fingerprint(&n));
+        let decided = authorize::may_post(who, &txn, cmd).and_then(|()| decide_numbered(&txn, cmd, fp));
         match decided {
             Ok(ev) => {
-                txn.apply(&ev, first_seq + i as u64);
+                let seq = first_seq + i as u64;
+                match ev.number() {
+                    n if n == number => txn.apply_numbered(&ev, seq, fp),
+                    _ => txn.apply(&ev, seq),
+                }
                 events.push(ev);
             }
             // Dropping `txn` takes the batch back out of the state.

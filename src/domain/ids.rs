@@ -249,7 +249,8 @@ const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8,
 /// Decoding checks the rule, as for `CountyCode`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Uscc(String);
+// Shared, immutable text, like the ids below: an `Arc<str>` copy is no allocation.
+pub struct Uscc(std::sync::Arc<str>);
 
 impl<'de> Deserialize<'de> for Uscc {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Uscc, D::Error> {
@@ -279,7 +280,7 @@ impl Uscc {
         if b[17] != USCC_CHARSET[check as usize] {
             return Err(IdError::Uscc(clip(text), "check character does not match"));
         }
-        Ok(Uscc(text.to_owned()))
+        Ok(Uscc(std::sync::Arc::from(text)))
     }
 
     /// Completes 17 characters with their check character: for tests and demo data.

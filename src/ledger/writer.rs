@@ -79,6 +79,8 @@ pub(super) struct Writer {
     /// The record the newest snapshot reflects.
     pub snapshot_seq: Seq,
     pub snapshot_records: u64,
+    /// The snapshot a child process is writing, with the `snapshot_seq` before it.
+    pub pending_snapshot: Option<(Seq, crate::store::snapshot::Pending)>,
     pub min_free_bytes: u64,
     /// A node of a replicated ledger (`replicated.rs`); `None`: the embedded ledger.
     pub replica: Option<super::replicated::Replica>,
@@ -181,7 +183,7 @@ impl Writer {
     fn run(mut self, rx: &Receiver<Work>) {
         // A long replay at open (no snapshot, or an old one) is not repeated by the next.
         if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records {
-            if let Err(e) = self.snapshot() {
+            if let Err(e) = self.snapshot(false) {
                 tracing::error!(error = %e, "a snapshot of the projections failed");
             }
         }
@@ -233,8 +235,9 @@ impl Writer {
         self.checkpoint_if_behind();
         // Never a snapshot of a state found to differ from the log (it would carry a
         // forgery forward under a valid MAC).
+        self.reap_snapshot(true);
         if self.shared.fault().is_none() && self.shared.damage().is_none() && self.next_seq - 1 > self.snapshot_seq {
-            if let Err(e) = self.snapshot() {
+            if let Err(e) = self.snapshot(true) {
                 tracing::error!(error = %e, "the closing snapshot failed; the next start replays the log after the previous one");
             }
         }
@@ -259,8 +262,10 @@ impl Writer {
         }
     }
 
-    /// Writes a snapshot of the projections as of the last durable record.
-    fn snapshot(&mut self) -> Result<(), StoreError> {
+    /// Writes a snapshot of the projections as of the last durable record: at close
+    /// here, otherwise in a child process while the writer goes on
+    /// (`snapshot::write_in_child`: the writer pauses only for the fork).
+    fn snapshot(&mut self, closing: bool) -> Result<(), StoreError> {
         let started = Instant::now();
         let seq = self.next_seq - 1;
         let header = crate::store::snapshot::SnapshotHeader {
@@ -272,11 +277,33 @@ impl Writer {
         };
         // A read lock: queries go on; only this writer could change the state.
         let state = self.shared.read_state()?;
-        let bytes = crate::store::snapshot::write(&self.shared.dir, &header, &state, &self.shared.snapshot_key)?;
-        drop(state);
+        if closing {
+            let bytes = crate::store::snapshot::write(&self.shared.dir, &header, &state, &self.shared.snapshot_key)?;
+            tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "wrote a snapshot of the projections");
+        } else {
+            let pending = crate::store::snapshot::write_in_child(&self.shared.dir, &header, &state, &self.shared.snapshot_key)?;
+            tracing::info!(seq, pause_us = started.elapsed().as_micros() as u64, "a child process writes a snapshot of the projections (the writer paused for the fork)");
+            self.pending_snapshot = Some((self.snapshot_seq, pending));
+        }
         self.snapshot_seq = seq;
-        tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "wrote a snapshot of the projections");
         Ok(())
+    }
+
+    /// Ends the snapshot a child is writing, if it is done (or, with `wait`, once it is):
+    /// a failed one is due again.
+    fn reap_snapshot(&mut self, wait: bool) {
+        if !self.pending_snapshot.as_ref().is_some_and(|(_, p)| wait || p.is_finished()) {
+            return;
+        }
+        let (before, pending) = self.pending_snapshot.take().expect("checked");
+        let seq = pending.seq;
+        match pending.wait() {
+            Ok((bytes, took)) => tracing::info!(seq, bytes, ms = took.as_millis() as u64, "wrote a snapshot of the projections"),
+            Err(e) => {
+                tracing::error!(seq, error = %e, "a snapshot of the projections failed; will try again after the next group");
+                self.snapshot_seq = self.snapshot_seq.min(before);
+            }
+        }
     }
 
     /// A write error as the client should hear it: a full disk (or quota) as `DiskFull`.
@@ -524,8 +551,10 @@ impl Writer {
         if let Err(e) = self.shared.index.apply(batch) {
             return self.stop(e.to_string());
         }
-        if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records && self.shared.damage().is_none() {
-            if let Err(e) = self.snapshot() {
+        self.reap_snapshot(false);
+        let due = self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records;
+        if due && self.pending_snapshot.is_none() && self.shared.damage().is_none() {
+            if let Err(e) = self.snapshot(false) {
                 // Not a fault of the ledger: the log holds everything; restart replays more.
                 tracing::error!(error = %e, "a snapshot of the projections failed; will try again after the next group");
             }

@@ -14,7 +14,12 @@ use crate::domain::money::{Fen, Money};
 use crate::domain::posting::{transfer, Account, Leg};
 
 use super::fingerprints::{fingerprint, FingerprintSet};
-use super::table::Table;
+use std::collections::BTreeMap;
+
+use super::table::{Hashed, Table};
+
+/// The legs of one event.
+pub type Legs = smallvec::SmallVec<[Leg; 4]>;
 
 /// A sequence number: the position of a record in the log, starting at 1.
 pub type Seq = u64;
@@ -195,7 +200,9 @@ impl Letter {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Worker {
     pub masked: Text,
-    pub projects: Vec<ProjectId>,
+    /// Shared, so that the undo journal's copy of a worker (at every payout) is no
+    /// allocation; changed only at an enrolment.
+    pub projects: std::sync::Arc<Vec<ProjectId>>,
     pub paid_total: Fen,
 }
 
@@ -211,11 +218,11 @@ pub const REF_MIN: Commitment = Commitment([0; 32]);
 pub const REF_MAX: Commitment = Commitment([0xff; 32]);
 
 macro_rules! state_tables {
-    ($($name:ident: $k:ty => $v:ty = $prefix:literal,)*) => {
+    ($($name:ident: $k:ty => $v:ty, $b:ident = $prefix:literal,)*) => {
         /// Every projection of the ledger.
         #[derive(Clone, Debug, Default)]
         pub struct State {
-            $(pub $name: Table<$k, $v>,)*
+            $(pub $name: Table<$k, $v, $b<$k, $v>>,)*
             /// Fingerprints of every external number used (`crate::domain::numbers`): see `fingerprints`.
             pub numbers: FingerprintSet,
         }
@@ -230,7 +237,7 @@ macro_rules! state_tables {
             /// # Errors
             /// If the writer fails.
             pub(crate) fn write_to<W: std::io::Write, C: bincode::config::Config>(&self, w: &mut W, config: C) -> Result<(), bincode::error::EncodeError> {
-                $(bincode::serde::encode_into_std_write(self.$name.map(), w, config)?;)*
+                $(self.$name.write_to(w, config)?;)*
                 bincode::serde::encode_into_std_write(&self.numbers, w, config)?;
                 Ok(())
             }
@@ -243,12 +250,12 @@ macro_rules! state_tables {
                 Ok(State {
                     // Read as the sorted list of pairs it was written as (a map and a list
                     // of pairs have the same bytes), then built in one pass.
-                    $($name: Table::from_map({
+                    $($name: Table::from_sorted({
                         let pairs: Vec<($k, $v)> = bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("table {}: {e}", stringify!($name)))?;
                         if pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
                             return Err(format!("table {}: keys are not in increasing order", stringify!($name)));
                         }
-                        pairs.into_iter().collect()
+                        pairs
                     }),)*
                     numbers: FingerprintSet::from_sorted(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("payment numbers: {e}"))?)?,
                 })
@@ -257,7 +264,7 @@ macro_rules! state_tables {
             /// The first table in which `self` and `other` differ, if any: for comparing a
             /// snapshot with a replay without encoding either.
             pub fn differs_from(&self, other: &State) -> Option<&'static str> {
-                $(if self.$name.map() != other.$name.map() {
+                $(if !self.$name.same_entries(&other.$name) {
                     return Some(stringify!($name));
                 })*
                 if self.numbers != other.numbers {
@@ -279,20 +286,22 @@ macro_rules! state_tables {
     };
 }
 
+// Tables the writer looks up and changes for nearly every event are `Hashed`; those
+// mostly appended to and read in order stay B-trees (see `table::Backing`).
 state_tables! {
-    projects: ProjectId => Project = 1,
-    enrolments: (ProjectId, WorkerRef) => Enrolment = 2,
-    cards: (ProjectId, CardRef) => WorkerRef = 3,
-    payrolls: (ProjectId, Period) => PayrollHeader = 4,
-    lines: (ProjectId, Period, WorkerRef) => Line = 5,
-    letters: DocNo => Letter = 6,
-    orders: (ProjectId, DocNo) => Seq = 8,
-    balances: Account => Fen = 9,
-    workers: WorkerRef => Worker = 10,
-    paid_workers: (CountyCode, i32, WorkerRef) => Fen = 11,
-    progress: (ProjectId, Seq) => ProgressEntry = 12,
-    deposits: (ProjectId, Seq) => MoneyIn = 13,
-    project_letters: (ProjectId, DocNo) => Seq = 14,
+    projects: ProjectId => Project, Hashed = 1,
+    enrolments: (ProjectId, WorkerRef) => Enrolment, Hashed = 2,
+    cards: (ProjectId, CardRef) => WorkerRef, Hashed = 3,
+    payrolls: (ProjectId, Period) => PayrollHeader, Hashed = 4,
+    lines: (ProjectId, Period, WorkerRef) => Line, Hashed = 5,
+    letters: DocNo => Letter, BTreeMap = 6,
+    orders: (ProjectId, DocNo) => Seq, BTreeMap = 8,
+    balances: Account => Fen, Hashed = 9,
+    workers: WorkerRef => Worker, Hashed = 10,
+    paid_workers: (CountyCode, i32, WorkerRef) => Fen, Hashed = 11,
+    progress: (ProjectId, Seq) => ProgressEntry, BTreeMap = 12,
+    deposits: (ProjectId, Seq) => MoneyIn, BTreeMap = 13,
+    project_letters: (ProjectId, DocNo) => Seq, BTreeMap = 14,
 }
 
 /// A level of the state's undo journal, open while it lives: `commit` keeps what was
@@ -389,17 +398,18 @@ impl State {
         self.payrolls_of(p).map(|(_, h)| h.due_total - h.paid_total).sum()
     }
 
-    /// The legs an event posts, given the state before it.
-    pub fn legs(&self, event: &Event) -> Vec<Leg> {
+    /// The legs an event posts, given the state before it (inline: no allocation for
+    /// the two or four legs of nearly every event).
+    pub fn legs(&self, event: &Event) -> Legs {
         let project = |p: &ProjectId| self.projects.get(p).expect("decide checked the project exists");
         match event {
             Event::DepositPaid(c) => {
                 let gc = project(&c.project).reg.general_contractor.clone();
-                transfer(Account::Contractor(gc), Account::Deposit(c.project.clone()), c.amount.fen()).to_vec()
+                transfer(Account::Contractor(gc), Account::Deposit(c.project.clone()), c.amount.fen()).into_iter().collect()
             }
             Event::ProgressPaymentMade(c) => {
                 let reg = &project(&c.project).reg;
-                let mut legs = Vec::with_capacity(4);
+                let mut legs = Legs::new();
                 legs.extend(transfer(Account::Owner(reg.owner.clone()), Account::Wage(c.project.clone()), c.wage_share.fen()));
                 legs.extend(transfer(
                     Account::Owner(reg.owner.clone()),
@@ -411,9 +421,9 @@ impl State {
             }
             Event::WageAccountToppedUp(c) => {
                 let gc = project(&c.project).reg.general_contractor.clone();
-                transfer(Account::Contractor(gc), Account::Wage(c.project.clone()), c.amount.fen()).to_vec()
+                transfer(Account::Contractor(gc), Account::Wage(c.project.clone()), c.amount.fen()).into_iter().collect()
             }
-            Event::WagePaid(c) => transfer(Account::Wage(c.project.clone()), Account::Card(c.card), c.amount.fen()).to_vec(),
+            Event::WagePaid(c) => transfer(Account::Wage(c.project.clone()), Account::Card(c.card), c.amount.fen()).into_iter().collect(),
             Event::DepositDrawn(c) => c
                 .payees
                 .iter()
@@ -421,17 +431,17 @@ impl State {
                 .collect(),
             Event::DepositReleased(e) if e.amount.fen() > 0 => {
                 let gc = project(&e.project).reg.general_contractor.clone();
-                transfer(Account::Deposit(e.project.clone()), Account::Contractor(gc), e.amount.fen()).to_vec()
+                transfer(Account::Deposit(e.project.clone()), Account::Contractor(gc), e.amount.fen()).into_iter().collect()
             }
             Event::WageAccountClosed(e) if e.residual.fen() > 0 => {
                 let gc = project(&e.project).reg.general_contractor.clone();
-                transfer(Account::Wage(e.project.clone()), Account::Contractor(gc), e.residual.fen()).to_vec()
+                transfer(Account::Wage(e.project.clone()), Account::Contractor(gc), e.residual.fen()).into_iter().collect()
             }
-            _ => Vec::new(),
+            _ => Legs::new(),
         }
     }
 
-    fn post(&mut self, legs: Vec<Leg>) {
+    fn post(&mut self, legs: Legs) {
         let sum: i128 = legs.iter().map(|l| i128::from(l.fen)).sum();
         assert_eq!(sum, 0, "the legs of an event sum to zero");
         for leg in legs {
@@ -480,12 +490,18 @@ impl State {
     /// If the event breaks an invariant that `decide` guarantees (an unknown project,
     /// an escrow account going negative): that is a bug, not a rejection.
     pub fn apply(&mut self, event: &Event, seq: Seq) {
+        self.apply_numbered(event, seq, event.number().map(|n| fingerprint(&n)));
+    }
+
+    /// `apply`, given the fingerprint of the event's external number (`decide_batch`
+    /// took it already to check the number is new).
+    pub(crate) fn apply_numbered(&mut self, event: &Event, seq: Seq, fp: Option<u128>) {
         let legs = self.legs(event);
         self.post(legs);
         // Every external number, through the one declaration `decide` checks; a log that
         // holds a number twice (recorded before the check covered its kind) replays.
-        if let Some(n) = event.number() {
-            self.numbers.insert(fingerprint(&n));
+        if let Some(fp) = fp {
+            self.numbers.insert(fp);
         }
         match event {
             Event::ProjectRegistered(c) => {
@@ -552,9 +568,9 @@ impl State {
                     e.spans.push(span);
                 }
                 self.cards.insert((c.project.clone(), c.card), c.worker);
-                let w = self.workers.entry_or(c.worker, || Worker { masked: c.worker_masked.clone(), projects: Vec::new(), paid_total: 0 });
+                let w = self.workers.entry_or(c.worker, || Worker { masked: c.worker_masked.clone(), projects: Default::default(), paid_total: 0 });
                 if !w.projects.contains(&c.project) {
-                    w.projects.push(c.project.clone());
+                    std::sync::Arc::make_mut(&mut w.projects).push(c.project.clone());
                 }
             }
             Event::ContractRecorded(c) => {

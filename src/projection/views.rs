@@ -248,7 +248,7 @@ pub struct WorkerView {
 pub fn worker_view(state: &State, worker: &WorkerRef, as_of: Date) -> Option<WorkerView> {
     let w = state.workers.get(worker)?;
     let mut v = WorkerView { worker: *worker, masked: w.masked.to_string(), paid_total: w.paid_total, owed_total: 0, enrolments: Vec::new() };
-    for p in &w.projects {
+    for p in w.projects.iter() {
         let Some(e) = state.enrolments.get(&(p.clone(), *worker)) else { continue };
         let owed: Fen = state
             .payrolls_of(p)

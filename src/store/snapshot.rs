@@ -126,11 +126,7 @@ pub fn list(data: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
 /// # Errors
 /// `StoreError::Io` if it cannot be written; an older snapshot then stays the newest.
 pub fn write(data: &Path, header: &SnapshotHeader, state: &State, key: &SnapshotKey) -> Result<u64, StoreError> {
-    let dir = dir_of(data);
-    crate::fsutil::create_private_dir(&dir)?;
-    let path = dir.join(name(header.seq));
-    let tmp = dir.join(format!("{}.tmp", name(header.seq)));
-    let _ = std::fs::remove_file(&tmp);
+    let (dir, tmp, path) = paths(data, header.seq)?;
     // A snapshot that cannot be finished (a full disk) must not keep its space.
     let size = match write_file(&tmp, header, state, key) {
         Ok(size) => size,
@@ -139,13 +135,148 @@ pub fn write(data: &Path, header: &SnapshotHeader, state: &State, key: &Snapshot
             return Err(e);
         }
     };
-    crate::failpoint::pass("snapshot.write", &header.ledger_id)?;
-    std::fs::rename(&tmp, &path)?;
-    crate::fsutil::sync_dir(&dir)?;
+    install(data, &dir, &tmp, &path, &header.ledger_id)?;
+    Ok(size)
+}
+
+/// The snapshots' directory (created), and the temporary and final paths of the
+/// snapshot of record `seq` (no stale temporary file left).
+fn paths(data: &Path, seq: u64) -> Result<(PathBuf, PathBuf, PathBuf), StoreError> {
+    let dir = dir_of(data);
+    crate::fsutil::create_private_dir(&dir)?;
+    let path = dir.join(name(seq));
+    let tmp = dir.join(format!("{}.tmp", name(seq)));
+    let _ = std::fs::remove_file(&tmp);
+    Ok((dir, tmp, path))
+}
+
+/// Makes a written temporary file the newest snapshot, and removes all but `KEEP`.
+fn install(data: &Path, dir: &Path, tmp: &Path, path: &Path, ledger_id: &str) -> Result<(), StoreError> {
+    crate::failpoint::pass("snapshot.write", ledger_id)?;
+    std::fs::rename(tmp, path)?;
+    crate::fsutil::sync_dir(dir)?;
     for (_, old) in list(data)?.into_iter().skip(KEEP) {
         let _ = std::fs::remove_file(old);
     }
-    Ok(size)
+    Ok(())
+}
+
+/// A child process gets this long to write a snapshot before the kernel ends it
+/// (`alarm`): a child that hangs must not hold a snapshot back forever.
+const CHILD_SECONDS_MAX: u32 = 900;
+
+/// A snapshot being written by a child process (`write_in_child`).
+pub struct Pending {
+    /// The record it reflects.
+    pub seq: u64,
+    started: std::time::Instant,
+    done: std::thread::JoinHandle<Result<u64, StoreError>>,
+}
+
+impl Pending {
+    pub fn is_finished(&self) -> bool {
+        self.done.is_finished()
+    }
+
+    /// Waits for it: its size in bytes once it is the newest snapshot, and how long it took.
+    ///
+    /// # Errors
+    /// Why it was not written; an older snapshot then stays the newest.
+    pub fn wait(self) -> Result<(u64, std::time::Duration), StoreError> {
+        let size = self.done.join().map_err(|_| StoreError::Index("the snapshot thread panicked".into()))??;
+        Ok((size, self.started.elapsed()))
+    }
+}
+
+/// Writes a snapshot of `state` like `write`, without holding up the caller for the
+/// encoding and the disk: the process forks, and the child, which sees the state as it
+/// was at the fork in pages the kernel copies only when the parent changes them, encodes
+/// and writes it, syncs it and exits; a thread of the parent waits for the child and
+/// installs the file. The caller is held up only for the fork (copying the page tables).
+///
+/// The child runs only this crate's encoding over memory it owns (no lock of another
+/// thread is taken: glibc's allocator is reset in the child by its own fork handlers),
+/// writes only its temporary file, never returns into the parent's code (`_exit`), dies
+/// with the parent (`PR_SET_PDEATHSIG`) and within `CHILD_SECONDS_MAX` (`alarm`).
+///
+/// # Errors
+/// `StoreError::Io` if the process cannot fork.
+pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: &SnapshotKey) -> Result<Pending, StoreError> {
+    let (dir, tmp, path) = paths(data, header.seq)?;
+    let started = std::time::Instant::now();
+    let parent = std::process::id();
+    // SAFETY: `fork` itself is always sound to call; what the child may do after it in a
+    // multi-threaded process is restricted, and the child below does only what the doc
+    // comment lists, then `_exit`s without unwinding into the parent's frames.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(StoreError::Io(std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: plain system calls of the child on itself.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            if libc::getppid() as u32 != parent {
+                libc::_exit(CHILD_ORPHANED);
+            }
+            libc::alarm(CHILD_SECONDS_MAX);
+        }
+        let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_file(&tmp, header, state, key))) {
+            Ok(Ok(_)) => 0,
+            // The parent rebuilds the error from its number (a full disk stays a full disk).
+            Ok(Err(StoreError::Io(e))) => e.raw_os_error().filter(|n| (1..CHILD_OTHER).contains(n)).unwrap_or(CHILD_OTHER),
+            _ => CHILD_OTHER,
+        };
+        // SAFETY: ends the child without running the parent's destructors or atexit handlers.
+        unsafe { libc::_exit(code) }
+    }
+    let data = data.to_owned();
+    let ledger_id = header.ledger_id.clone();
+    let done = std::thread::Builder::new().name("anxin-snapshot".into()).spawn(move || {
+        let outcome = match wait_child(pid) {
+            Ok(0) => std::fs::metadata(&tmp).map_err(StoreError::Io).and_then(|m| install(&data, &dir, &tmp, &path, &ledger_id).map(|()| m.len())),
+            Ok(code) if code < CHILD_OTHER => Err(StoreError::Io(std::io::Error::from_raw_os_error(code))),
+            Ok(code) => Err(StoreError::Io(std::io::Error::other(format!("the snapshot's child process failed (exit status {code})")))),
+            Err(e) => Err(e),
+        };
+        if outcome.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        outcome
+    });
+    match done {
+        Ok(done) => Ok(Pending { seq: header.seq, started, done }),
+        Err(e) => {
+            // Not waited for: the child is reaped here instead, and its file dropped.
+            let _ = wait_child(pid);
+            Err(StoreError::Io(e))
+        }
+    }
+}
+
+/// Exit statuses of a snapshot's child beyond an error number.
+const CHILD_OTHER: i32 = 200;
+const CHILD_ORPHANED: i32 = 201;
+
+/// Waits for the child `pid` to end: its exit status.
+fn wait_child(pid: libc::pid_t) -> Result<i32, StoreError> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(StoreError::Io(e));
+        }
+    }
+    if libc::WIFEXITED(status) {
+        Ok(libc::WEXITSTATUS(status))
+    } else {
+        Err(StoreError::Io(std::io::Error::other(format!("the snapshot's child process was ended by signal {}", libc::WTERMSIG(status)))))
+    }
 }
 
 fn write_file(tmp: &Path, header: &SnapshotHeader, state: &State, key: &SnapshotKey) -> Result<u64, StoreError> {
