@@ -96,27 +96,39 @@ pub fn disarm(name: &str, scope: &str) {
 /// # Panics
 /// When armed with `panic` (that is the point).
 pub fn pass(name: &str, scope: &str) -> std::io::Result<()> {
+    act(name, fires(name, scope))
+}
+
+/// Counts a pass of `name` in `scope` and says what it is armed to do now, without
+/// doing it: for a point passed where no lock may be taken (a forked child), whose
+/// action is decided before (`act` then does it).
+pub fn fires(name: &str, scope: &str) -> Option<Action> {
     // The environment is read at the first pass; after that, unarmed costs one load.
     let _ = points();
     if !ARMED.load(Ordering::SeqCst) {
-        return Ok(());
+        return None;
     }
-    let fire = {
-        let mut map = points().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.is_empty() {
-            return Ok(());
-        }
-        let mut fire = None;
-        for key in [(name.to_owned(), Some(scope.to_owned())), (name.to_owned(), None)] {
-            if let Some(a) = map.get_mut(&key) {
-                a.passes += 1;
-                if a.at.is_none_or(|n| n == a.passes) {
-                    fire = Some(a.action);
-                }
+    let mut map = points().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut fire = None;
+    for key in [(name.to_owned(), Some(scope.to_owned())), (name.to_owned(), None)] {
+        if let Some(a) = map.get_mut(&key) {
+            a.passes += 1;
+            if a.at.is_none_or(|n| n == a.passes) {
+                fire = Some(a.action);
             }
         }
-        fire
-    };
+    }
+    fire
+}
+
+/// Does what `fires` said (nothing for `None`).
+///
+/// # Errors
+/// An I/O error for `Action::Error`.
+///
+/// # Panics
+/// For `Action::Panic`.
+pub fn act(name: &str, fire: Option<Action>) -> std::io::Result<()> {
     match fire {
         None => Ok(()),
         Some(Action::Error) => Err(std::io::Error::other(format!("injected fault at {name}"))),

@@ -101,32 +101,39 @@ pub struct ExternalNo<'a> {
 impl ExternalNo<'_> {
     /// The bytes a fingerprint is taken of: kind tag, scope, value (`docs/FORMAT.md`).
     pub fn key_bytes(&self) -> Vec<u8> {
-        let mut out = vec![self.kind.tag()];
+        let mut out = Vec::new();
+        self.write_key(&mut |b| out.extend_from_slice(b));
+        out
+    }
+
+    /// Hands `key_bytes` to `out` piece by piece (a fingerprint hashes them without
+    /// gathering them first).
+    pub fn write_key(&self, out: &mut dyn FnMut(&[u8])) {
+        out(&[self.kind.tag()]);
         match self.scope {
-            Scope::Ledger => out.push(0),
+            Scope::Ledger => out(&[0]),
             Scope::Project(p) => {
-                out.push(1);
-                out.extend_from_slice(p.as_str().as_bytes());
+                out(&[1]);
+                out(p.as_str().as_bytes());
             }
             Scope::Bank(b) => {
-                out.push(2);
-                out.extend_from_slice(b.as_str().as_bytes());
+                out(&[2]);
+                out(b.as_str().as_bytes());
             }
         }
-        out.push(0);
+        out(&[0]);
         match self.value {
-            NumberValue::Doc(d) => out.extend_from_slice(d.as_str().as_bytes()),
+            NumberValue::Doc(d) => out(d.as_str().as_bytes()),
             // An account number as a bank writes it: "2703 0012-09" and "27030012 09" are
             // one account, so spaces and hyphens are left out and letters upper-cased.
             NumberValue::Text(t) => {
                 for c in t.as_str().chars().filter(|c| !c.is_whitespace() && *c != '-') {
                     let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.to_ascii_uppercase().encode_utf8(&mut buf).as_bytes());
+                    out(c.to_ascii_uppercase().encode_utf8(&mut buf).as_bytes());
                 }
             }
-            NumberValue::Month(m) => out.extend_from_slice(m.to_string().as_bytes()),
+            NumberValue::Month(m) => out(m.to_string().as_bytes()),
         }
-        out
     }
 
     /// An owned description, for a rejection.

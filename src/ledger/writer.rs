@@ -182,11 +182,7 @@ pub(super) fn run(w: Writer, rx: Receiver<Work>) {
 impl Writer {
     fn run(mut self, rx: &Receiver<Work>) {
         // A long replay at open (no snapshot, or an old one) is not repeated by the next.
-        if self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records {
-            if let Err(e) = self.snapshot(false) {
-                tracing::error!(error = %e, "a snapshot of the projections failed");
-            }
-        }
+        self.snapshot_if_due();
         loop {
             // While idle, the tree's last records still get a signed checkpoint within
             // one interval: an auditor never waits on the next write for one.
@@ -194,6 +190,7 @@ impl Writer {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
                     self.checkpoint_if_behind();
+                    self.snapshot_if_due();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -287,6 +284,20 @@ impl Writer {
         }
         self.snapshot_seq = seq;
         Ok(())
+    }
+
+    /// Starts a snapshot if `snapshot_records` records came since the last one and none
+    /// is being written (after a group, and while idle: a snapshot held back by the one
+    /// before it is not held back until the next write).
+    fn snapshot_if_due(&mut self) {
+        self.reap_snapshot(false);
+        let due = self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records;
+        if due && self.pending_snapshot.is_none() && self.shared.damage().is_none() {
+            if let Err(e) = self.snapshot(false) {
+                // Not a fault of the ledger: the log holds everything; restart replays more.
+                tracing::error!(error = %e, "a snapshot of the projections failed; will try again after the next group");
+            }
+        }
     }
 
     /// Ends the snapshot a child is writing, if it is done (or, with `wait`, once it is):
@@ -551,14 +562,7 @@ impl Writer {
         if let Err(e) = self.shared.index.apply(batch) {
             return self.stop(e.to_string());
         }
-        self.reap_snapshot(false);
-        let due = self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records;
-        if due && self.pending_snapshot.is_none() && self.shared.damage().is_none() {
-            if let Err(e) = self.snapshot(false) {
-                // Not a fault of the ledger: the log holds everything; restart replays more.
-                tracing::error!(error = %e, "a snapshot of the projections failed; will try again after the next group");
-            }
-        }
+        self.snapshot_if_due();
         if new_records && self.last_checkpoint.elapsed() >= self.checkpoint_interval {
             self.checkpoint_if_behind();
             if self.shared.fault().is_some() {

@@ -16,6 +16,9 @@
 
 use std::collections::HashSet;
 
+/// Fingerprints are uniform already: a fast, fixed hasher is enough for the recent set.
+type Recent = HashSet<u128, foldhash::fast::FixedState>;
+
 use crate::domain::numbers::ExternalNo;
 
 /// BLAKE3 derive-key context of an external number's fingerprint.
@@ -34,7 +37,9 @@ const RECENT_MIN: usize = 16;
 pub fn fingerprint(n: &ExternalNo<'_>) -> u128 {
     static BASE: std::sync::LazyLock<blake3::Hasher> = std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(NUMBER_CONTEXT));
     let mut h = BASE.clone();
-    h.update(&n.key_bytes());
+    n.write_key(&mut |b| {
+        h.update(b);
+    });
     let b = h.finalize();
     u128::from_be_bytes(b.as_bytes()[..16].try_into().expect("16 bytes"))
 }
@@ -43,7 +48,7 @@ pub fn fingerprint(n: &ExternalNo<'_>) -> u128 {
 pub struct FingerprintSet {
     /// Sorted, no duplicates.
     base: Vec<u128>,
-    recent: HashSet<u128>,
+    recent: Recent,
     /// Fingerprints inserted since the outermost open level began (they stay in
     /// `recent`, unmerged, until it ends, so that rollback can take them out).
     journal: Vec<u128>,
@@ -167,7 +172,7 @@ impl FingerprintSet {
         if base.windows(2).any(|w| w[0] >= w[1]) {
             return Err("payment number fingerprints are not strictly increasing".into());
         }
-        Ok(FingerprintSet { base, recent: HashSet::new(), journal: Vec::new(), marks: Vec::new() })
+        Ok(FingerprintSet { base, recent: Recent::default(), journal: Vec::new(), marks: Vec::new() })
     }
 
     /// Heap bytes held (for memory reports).

@@ -205,6 +205,8 @@ pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: 
     let (dir, tmp, path) = paths(data, header.seq)?;
     let started = std::time::Instant::now();
     let parent = std::process::id();
+    // Decided here: the child takes no lock (see above).
+    let injected = crate::failpoint::fires("snapshot.child", &header.ledger_id);
     // SAFETY: `fork` itself is always sound to call; what the child may do after it in a
     // multi-threaded process is restricted, and the child below does only what the doc
     // comment lists, then `_exit`s without unwinding into the parent's frames.
@@ -221,7 +223,8 @@ pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: 
             }
             libc::alarm(CHILD_SECONDS_MAX);
         }
-        let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write_file(&tmp, header, state, key))) {
+        let write = || crate::failpoint::act("snapshot.child", injected).map_err(StoreError::Io).and_then(|()| write_file(&tmp, header, state, key));
+        let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(write)) {
             Ok(Ok(_)) => 0,
             // The parent rebuilds the error from its number (a full disk stays a full disk).
             Ok(Err(StoreError::Io(e))) => e.raw_os_error().filter(|n| (1..CHILD_OTHER).contains(n)).unwrap_or(CHILD_OTHER),
