@@ -417,6 +417,24 @@ pub fn check_request_id(request_id: &crate::domain::ids::RequestId) -> Result<()
 /// `BatchRejection` with the index of the first rejected command (`None` if the batch
 /// as a whole was refused); the state is then exactly as before.
 pub fn decide_batch<'s>(state: &'s mut State, who: &Principal, commands: &[Command], first_seq: Seq) -> Result<DecidedBatch<'s>, BatchRejection> {
+    decide_prepared(state, who, commands, &fingerprints(commands), first_seq)
+}
+
+/// The fingerprint of each command's external number (`None` for a kind without one).
+pub fn fingerprints(commands: &[Command]) -> Vec<Option<u128>> {
+    commands.iter().map(|c| c.number().map(|n| fingerprint(&n))).collect()
+}
+
+/// `decide_batch`, given `numbers`, the commands' `fingerprints` (taken by the
+/// submitting thread, so that the writer does not).
+///
+/// # Errors
+/// As `decide_batch`.
+///
+/// # Panics
+/// If `numbers` is not one per command.
+pub fn decide_prepared<'s>(state: &'s mut State, who: &Principal, commands: &[Command], numbers: &[Option<u128>], first_seq: Seq) -> Result<DecidedBatch<'s>, BatchRejection> {
+    assert_eq!(numbers.len(), commands.len(), "one fingerprint (or none) per command");
     if commands.is_empty() {
         return Err(BatchRejection { index: None, rejection: Rejection::EmptyBatch });
     }
@@ -432,7 +450,7 @@ pub fn decide_batch<'s>(state: &'s mut State, who: &Principal, commands: &[Comma
         // Each fingerprint is taken once: the check and the apply share it when the
         // event carries the command's number (every numbered kind does).
         let number = cmd.number();
-        let fp = number.map(|n| fingerprint(&n));
+        let fp = numbers[i];
         let decided = authorize::may_post(who, &txn, cmd).and_then(|()| decide_numbered(&txn, cmd, fp));
         match decided {
             Ok(ev) => {

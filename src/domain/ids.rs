@@ -254,9 +254,26 @@ pub struct Uscc(std::sync::Arc<str>);
 
 impl<'de> Deserialize<'de> for Uscc {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Uscc, D::Error> {
-        let text = String::deserialize(d)?;
-        Uscc::parse(&text).map_err(serde::de::Error::custom)
+        parse_str(d, Uscc::parse)
     }
+}
+
+/// Decodes text with `parse`, from the decoder's own buffer when it lends one (a record
+/// in memory): the value is then allocated once, as what it is, not first as a `String`.
+fn parse_str<'de, D: serde::Deserializer<'de>, T>(d: D, parse: fn(&str) -> Result<T, IdError>) -> Result<T, D::Error> {
+    struct Parse<T>(fn(&str) -> Result<T, IdError>);
+    impl<T> serde::de::Visitor<'_> for Parse<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            (self.0)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Parse(parse))
 }
 
 impl Uscc {
@@ -489,8 +506,7 @@ macro_rules! bounded_text {
         /// does not decode).
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
-                let text = String::deserialize(d)?;
-                $name::parse(&text).map_err(serde::de::Error::custom)
+                parse_str(d, $name::parse)
             }
         }
 

@@ -412,7 +412,7 @@ impl Ledger {
         reply: Box<dyn FnOnce(SubmitResult) + Send>,
     ) -> Result<(), StoreError> {
         let tx = self.sender()?;
-        let job = Work::Submit(Job { principal, request_id, commands, reply });
+        let job = Work::Submit(Job::new(principal, request_id, commands, reply));
         match tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job)) => tx.send(job).map_err(|_| StoreError::Closed),
@@ -430,9 +430,9 @@ impl Ledger {
     pub async fn enqueue(&self, principal: Principal, request_id: RequestId, commands: Vec<Command>) -> Result<tokio::sync::oneshot::Receiver<SubmitResult>, StoreError> {
         let tx = self.sender()?;
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-        let job = Work::Submit(Job { principal, request_id, commands, reply: Box::new(move |r| {
+        let job = Work::Submit(Job::new(principal, request_id, commands, Box::new(move |r| {
             let _ = reply_tx.send(r);
-        }) });
+        })));
         match tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => {

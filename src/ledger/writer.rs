@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::chain::codec;
 use crate::chain::record::{genesis_hash, record_hash, request_digest, Hash, RecordRef, FORMAT_VERSION};
-use crate::decide::{check_request_id, decide_batch};
+use crate::decide::{check_request_id, decide_prepared};
 use crate::domain::command::{Command, Event};
 use crate::domain::ids::RequestId;
 use crate::domain::principal::Principal;
@@ -65,6 +65,20 @@ pub(super) struct Job {
     pub request_id: RequestId,
     pub commands: Vec<Command>,
     pub reply: Box<dyn FnOnce(SubmitResult) + Send>,
+    /// What depends on the commands alone, worked out by the submitting thread (in
+    /// parallel with the writer): the request's digest, and the fingerprint of each
+    /// command's external number.
+    pub digest: Hash,
+    pub numbers: Vec<Option<u128>>,
+}
+
+impl Job {
+    /// A job, with its digest and fingerprints taken on the calling thread.
+    pub fn new(principal: Principal, request_id: RequestId, commands: Vec<Command>, reply: Box<dyn FnOnce(SubmitResult) + Send>) -> Job {
+        let digest = request_digest(&commands);
+        let numbers = crate::decide::fingerprints(&commands);
+        Job { principal, request_id, commands, reply, digest, numbers }
+    }
 }
 
 pub(super) struct Writer {
@@ -423,7 +437,7 @@ impl Writer {
         let mut g = DecidedGroup { outcomes: Vec::with_capacity(jobs.len()), ..Default::default() };
         for job in jobs {
             let key = IdemKey { principal: job.principal.clone(), request_id: job.request_id.clone() };
-            let digest = request_digest(&job.commands);
+            let digest = job.digest;
             let known = match g.idem.get(&key) {
                 Some(e) => Some(e.clone()),
                 None => match self.shared.index.idem(&key) {
@@ -446,7 +460,7 @@ impl Writer {
                 continue;
             }
             let first_seq = self.next_seq;
-            let batch = match check_request_id(&job.request_id).and_then(|()| decide_batch(state, &job.principal, &job.commands, first_seq)) {
+            let batch = match check_request_id(&job.request_id).and_then(|()| decide_prepared(state, &job.principal, &job.commands, &job.numbers, first_seq)) {
                 Ok(b) => b,
                 Err(rej) => {
                     g.outcomes.push(Outcome::Done(Ok(Err(rej))));
