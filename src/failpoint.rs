@@ -134,7 +134,13 @@ pub fn act(name: &str, fire: Option<Action>) -> std::io::Result<()> {
         Some(Action::Error) => Err(std::io::Error::other(format!("injected fault at {name}"))),
         Some(Action::Panic) => panic!("injected panic at {name}"),
         Some(Action::Kill) => {
-            eprintln!("injected crash at {name}");
+            // Written straight to fd 2, not through `eprintln!`'s lock: a forked child
+            // (the snapshot's) may do this too.
+            let msg = format!("injected crash at {name}\n");
+            // SAFETY: writes `msg`'s bytes, which live across the call, to stderr.
+            unsafe {
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+            }
             // SAFETY: kill(2) with our own pid; SIGKILL cannot be caught, so nothing of
             // this process runs after it, as in a power cut.
             unsafe {

@@ -4,6 +4,7 @@
 //! - `mod.rs` (here): the handle, `Ledger`: submitting batches, reading the state and
 //!   the log, the fault state, closing.
 //! - `writer.rs`: the single writer thread and its group commit, in named phases.
+//! - `snapshots.rs`: the writer's snapshots (a forked child writes them while it goes on).
 //! - `recovery.rs`: what `open` does before the writer starts (snapshot, replay, checks).
 //! - `signer.rs`: the checkpoint signing key and the signed checkpoint files.
 //! - `proofs.rs`: checkpoints and Merkle proofs for the audit API.
@@ -22,6 +23,7 @@ mod replicated;
 mod requests;
 mod scrub;
 mod signer;
+mod snapshots;
 mod verify;
 mod writer;
 

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::chain::codec;
-use crate::chain::record::{genesis_hash, record_hash, request_digest, Hash, RecordRef, FORMAT_VERSION};
+use crate::chain::record::{record_hash, request_digest, Hash, RecordRef, FORMAT_VERSION};
 use crate::decide::{check_request_id, decide_prepared};
 use crate::domain::command::{Command, Event};
 use crate::domain::ids::RequestId;
@@ -270,64 +270,6 @@ impl Writer {
             // once space returns (the disk reserve refuses new batches meanwhile).
             Err(e) if e.is_disk_full() => tracing::warn!(error = %e, "a checkpoint could not be saved: the disk is full; trying again"),
             Err(e) => self.stop(e.to_string()),
-        }
-    }
-
-    /// Writes a snapshot of the projections as of the last durable record: at close
-    /// here, otherwise in a child process while the writer goes on
-    /// (`snapshot::write_in_child`: the writer pauses only for the fork).
-    fn snapshot(&mut self, closing: bool) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let seq = self.next_seq - 1;
-        let header = crate::store::snapshot::SnapshotHeader {
-            version: crate::store::snapshot::SNAPSHOT_VERSION,
-            ledger_id: self.shared.ledger_id.to_string(),
-            seq,
-            head: if seq == 0 { genesis_hash(self.shared.ledger_id.as_str()) } else { self.head },
-            log_end: (self.log.end().segment, self.log.end().offset),
-        };
-        // A read lock: queries go on; only this writer could change the state.
-        let state = self.shared.read_state()?;
-        if closing {
-            let bytes = crate::store::snapshot::write(&self.shared.dir, &header, &state, &self.shared.snapshot_key)?;
-            tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "wrote a snapshot of the projections");
-        } else {
-            let pending = crate::store::snapshot::write_in_child(&self.shared.dir, &header, &state, &self.shared.snapshot_key)?;
-            tracing::info!(seq, pause_us = started.elapsed().as_micros() as u64, "a child process writes a snapshot of the projections (the writer paused for the fork)");
-            self.pending_snapshot = Some((self.snapshot_seq, pending));
-        }
-        self.snapshot_seq = seq;
-        Ok(())
-    }
-
-    /// Starts a snapshot if `snapshot_records` records came since the last one and none
-    /// is being written (after a group, and while idle: a snapshot held back by the one
-    /// before it is not held back until the next write).
-    fn snapshot_if_due(&mut self) {
-        self.reap_snapshot(false);
-        let due = self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records;
-        if due && self.pending_snapshot.is_none() && self.shared.damage().is_none() {
-            if let Err(e) = self.snapshot(false) {
-                // Not a fault of the ledger: the log holds everything; restart replays more.
-                tracing::error!(error = %e, "a snapshot of the projections failed; will try again after the next group");
-            }
-        }
-    }
-
-    /// Ends the snapshot a child is writing, if it is done (or, with `wait`, once it is):
-    /// a failed one is due again.
-    fn reap_snapshot(&mut self, wait: bool) {
-        if !self.pending_snapshot.as_ref().is_some_and(|(_, p)| wait || p.is_finished()) {
-            return;
-        }
-        let (before, pending) = self.pending_snapshot.take().expect("checked");
-        let seq = pending.seq;
-        match pending.wait() {
-            Ok((bytes, took)) => tracing::info!(seq, bytes, ms = took.as_millis() as u64, "wrote a snapshot of the projections"),
-            Err(e) => {
-                tracing::error!(seq, error = %e, "a snapshot of the projections failed; will try again after the next group");
-                self.snapshot_seq = self.snapshot_seq.min(before);
-            }
         }
     }
 

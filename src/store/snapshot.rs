@@ -197,7 +197,8 @@ impl Pending {
 /// The child runs only this crate's encoding over memory it owns (no lock of another
 /// thread is taken: glibc's allocator is reset in the child by its own fork handlers),
 /// writes only its temporary file, never returns into the parent's code (`_exit`), dies
-/// with the parent (`PR_SET_PDEATHSIG`) and within `CHILD_SECONDS_MAX` (`alarm`).
+/// with the thread that forked it (`PR_SET_PDEATHSIG`: the writer, which waits for its
+/// child before it ends) and within `CHILD_SECONDS_MAX` (`alarm`).
 ///
 /// # Errors
 /// `StoreError::Io` if the process cannot fork.

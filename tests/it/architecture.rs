@@ -100,3 +100,20 @@ fn the_ledger_s_rooms_stay_small() {
         assert!(n < 600, "src/ledger/{f} has {n} lines: split it by job");
     }
 }
+
+/// The process forks in one place, the snapshot's child, and that child's code (from the
+/// fork to its `_exit`) takes no lock and logs nothing: a lock another thread held at the
+/// fork would never be released in the child.
+#[test]
+fn only_the_snapshot_child_forks_and_it_takes_no_lock() {
+    let lines = code_lines();
+    let bad = offenders(&lines, &["libc::fork", "fork()"], &["store/snapshot.rs"]);
+    assert!(bad.is_empty(), "a fork outside store/snapshot.rs:\n{}", bad.join("\n"));
+    let snap: Vec<_> = lines.iter().filter(|(f, _, _)| f == "store/snapshot.rs").collect();
+    let from = snap.iter().position(|(_, _, c)| c.contains("if pid == 0 {")).expect("the child's branch");
+    let to = from + snap[from..].iter().position(|(_, _, c)| c.contains("libc::_exit(code)")).expect("the child's exit");
+    let child: Vec<_> = snap[from..=to].iter().map(|(f, n, c)| (f.clone(), *n, c.clone())).collect();
+    let bad = offenders(&child, &["lock()", "tracing::", "println!", "eprintln!", "failpoint::pass", "failpoint::fires", "Mutex", "RwLock"], &[]);
+    assert!(bad.is_empty(), "the snapshot's child takes a lock or logs:\n{}", bad.join("\n"));
+    assert!(child.iter().any(|(_, _, c)| c.contains("write_file(")), "the child's branch was found: it writes the file");
+}
