@@ -323,6 +323,7 @@ impl Ledger {
             head: r.tree.chain_head,
             merkle: r.merkle,
             last_index_flush: std::time::Instant::now(),
+            index_flush: None,
             last_checkpoint: std::time::Instant::now(),
             checkpoint_interval: std::time::Duration::from_millis(opts.checkpoint_interval_ms),
             snapshot_seq: r.snapshot_seq,

@@ -88,6 +88,8 @@ pub(super) struct Writer {
     pub head: Hash,
     pub merkle: MerkleWriter,
     pub last_index_flush: Instant,
+    /// The index flush under way, if any (`flush_index`).
+    pub index_flush: Option<std::thread::JoinHandle<Result<(), StoreError>>>,
     pub last_checkpoint: Instant,
     pub checkpoint_interval: Duration,
     /// The record the newest snapshot reflects.
@@ -246,6 +248,7 @@ impl Writer {
         self.checkpoint_if_behind();
         // Never a snapshot of a state found to differ from the log (it would carry a
         // forgery forward under a valid MAC).
+        self.flush_index(true);
         self.reap_snapshot(true);
         if self.shared.fault().is_none() && self.shared.damage().is_none() && self.next_seq - 1 > self.snapshot_seq {
             if let Err(e) = self.snapshot(true) {
@@ -526,9 +529,28 @@ impl Writer {
             }
         }
         if self.last_index_flush.elapsed() >= Duration::from_millis(crate::limits::INDEX_FLUSH_INTERVAL_MS) {
+            self.flush_index(false);
+        }
+    }
+
+    /// Flushes the sled index on a thread of its own (a flush syncs sled's files: the
+    /// writer does not wait for it), one at a time; with `wait`, waits for it. A flush
+    /// that failed stops the writer, as it did when the writer flushed itself.
+    pub(super) fn flush_index(&mut self, wait: bool) {
+        if self.index_flush.as_ref().is_some_and(|h| wait || h.is_finished()) {
+            let done = self.index_flush.take().expect("checked").join();
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return self.stop(e.to_string()),
+                Err(_) => return self.stop("the index flush panicked".into()),
+            }
+        }
+        if self.index_flush.is_none() && !wait {
             self.last_index_flush = Instant::now();
-            if let Err(e) = self.shared.index.flush() {
-                self.stop(e.to_string());
+            let shared = self.shared.clone();
+            match std::thread::Builder::new().name("anxin-index-flush".into()).spawn(move || shared.index.flush()) {
+                Ok(h) => self.index_flush = Some(h),
+                Err(e) => self.stop(format!("the index flush thread: {e}")),
             }
         }
     }

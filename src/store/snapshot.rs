@@ -165,6 +165,9 @@ fn install(data: &Path, dir: &Path, tmp: &Path, path: &Path, ledger_id: &str) ->
 /// (`alarm`): a child that hangs must not hold a snapshot back forever.
 const CHILD_SECONDS_MAX: u32 = 900;
 
+/// The child's niceness: it yields the CPU to the server when both want it.
+const CHILD_NICE: libc::c_int = 10;
+
 /// A snapshot being written by a child process (`write_in_child`).
 pub struct Pending {
     /// The record it reflects.
@@ -223,6 +226,8 @@ pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: 
                 libc::_exit(CHILD_ORPHANED);
             }
             libc::alarm(CHILD_SECONDS_MAX);
+            // Background work: the writer and the server's threads come first for the CPU.
+            libc::setpriority(libc::PRIO_PROCESS, 0, CHILD_NICE);
         }
         let write = || crate::failpoint::act("snapshot.child", injected).map_err(StoreError::Io).and_then(|()| write_file(&tmp, header, state, key));
         let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(write)) {
