@@ -490,11 +490,20 @@ async fn balance_on(n: &Node, min_seq: Option<u64>) -> Result<(i64, u64), tonic:
 
 /// Record `seq` as `n` serves it, asked for at once (no waiting).
 async fn record_on(n: &Node, seq: u64) -> Result<Vec<u8>, tonic::Status> {
+    record_on_at_least(n, seq, None).await
+}
+
+/// `record_on`, asking the node to answer only once it holds record `min_seq`.
+async fn record_on_at_least(n: &Node, seq: u64, min_seq: Option<u64>) -> Result<Vec<u8>, tonic::Status> {
     use tokio_stream::StreamExt;
     let token = n.proc.as_ref().unwrap().token.clone();
     let ch = tonic::transport::Channel::from_shared(n.addr()).unwrap().connect().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, Auth(Some(token)));
-    let mut s = a.read_events(pb::ReadEventsRequest { from_seq: seq, to_seq: seq }).await?.into_inner();
+    let mut req = tonic::Request::new(pb::ReadEventsRequest { from_seq: seq, to_seq: seq });
+    if let Some(m) = min_seq {
+        req.metadata_mut().insert(anxin::api::MIN_SEQ_KEY, m.to_string().parse().unwrap());
+    }
+    let mut s = a.read_events(req).await?.into_inner();
     let r = s.next().await.ok_or_else(|| tonic::Status::not_found("no record"))??;
     assert_eq!(r.seq, seq);
     Ok(r.canonical)
@@ -545,7 +554,9 @@ async fn a_follower_that_falls_behind_catches_up_and_never_claims_a_record_it_la
         let (fen, seq) = balance_on(&nodes[fi], None).await.unwrap();
         check(fen, seq, "follower");
         let on_f = record_on(&nodes[fi], seq).await.unwrap_or_else(|e| panic!("the follower said it reflects record {seq} but does not serve it: {e:?}"));
-        let on_l = record_on(&nodes[li], seq).await.unwrap();
+        // The leader writes its own copy after the database's commit, which the
+        // follower may already have read: ask it for the record once it holds it.
+        let on_l = record_on_at_least(&nodes[li], seq, Some(seq)).await.unwrap();
         assert_eq!(on_f, on_l, "record {seq} is the same on the follower and the leader");
         answers += 1;
     }
