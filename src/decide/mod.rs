@@ -456,7 +456,7 @@ pub fn decide_prepared<'s>(state: &'s mut State, who: &Principal, commands: &[Co
             Ok(ev) => {
                 let seq = first_seq + i as u64;
                 match ev.number() {
-                    n if n == number => txn.apply_numbered(&ev, seq, fp),
+                    n if n == number => txn.apply_decided(&ev, seq, fp),
                     _ => txn.apply(&ev, seq),
                 }
                 events.push(ev);

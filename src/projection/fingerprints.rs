@@ -79,7 +79,17 @@ impl FingerprintSet {
     /// number before `apply` inserts it, but a log recorded before the check covered a
     /// kind may hold one twice, and replaying it must not fail.
     pub fn insert(&mut self, fp: u128) -> bool {
-        if search(&self.base, fp) || !self.recent.insert(fp) {
+        if search(&self.base, fp) {
+            return false;
+        }
+        self.insert_absent(fp)
+    }
+
+    /// `insert` of a fingerprint the caller found absent (`contains`) with nothing
+    /// inserted since: the sorted vector is not searched again.
+    pub(crate) fn insert_absent(&mut self, fp: u128) -> bool {
+        debug_assert!(!search(&self.base, fp), "checked absent");
+        if !self.recent.insert(fp) {
             return false;
         }
         if self.marks.is_empty() {

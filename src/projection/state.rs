@@ -490,19 +490,28 @@ impl State {
     /// If the event breaks an invariant that `decide` guarantees (an unknown project,
     /// an escrow account going negative): that is a bug, not a rejection.
     pub fn apply(&mut self, event: &Event, seq: Seq) {
-        self.apply_numbered(event, seq, event.number().map(|n| fingerprint(&n)));
+        if let Some(n) = event.number() {
+            // A log that holds a number twice (recorded before the check covered its
+            // kind) replays: the second is not inserted again.
+            self.numbers.insert(fingerprint(&n));
+        }
+        self.apply_rest(event, seq);
     }
 
-    /// `apply`, given the fingerprint of the event's external number (`decide_batch`
-    /// took it already to check the number is new).
-    pub(crate) fn apply_numbered(&mut self, event: &Event, seq: Seq, fp: Option<u128>) {
+    /// `apply` of an event `decide` just accepted, given the fingerprint of its external
+    /// number, which `decide` found absent (`decide_batch`).
+    pub(crate) fn apply_decided(&mut self, event: &Event, seq: Seq, fp: Option<u128>) {
+        if let Some(fp) = fp {
+            self.numbers.insert_absent(fp);
+        }
+        self.apply_rest(event, seq);
+    }
+
+    /// Everything `apply` does but recording the external number (every external
+    /// number is recorded through the one declaration `decide` checks).
+    fn apply_rest(&mut self, event: &Event, seq: Seq) {
         let legs = self.legs(event);
         self.post(legs);
-        // Every external number, through the one declaration `decide` checks; a log that
-        // holds a number twice (recorded before the check covered its kind) replays.
-        if let Some(fp) = fp {
-            self.numbers.insert(fp);
-        }
         match event {
             Event::ProjectRegistered(c) => {
                 self.projects.insert(
