@@ -72,7 +72,9 @@ pub const WRITER_QUEUE_DEPTH: usize = 1_024;
 pub const INDEX_FLUSH_INTERVAL_MS: u64 = 500;
 
 /// The writer snapshots the projections after this many records (and on close), so a
-/// restart after a crash replays at most about this many.
+/// restart after a crash replays at most about this many (plus what came while a
+/// snapshot was being written). A periodic snapshot costs the writer only a fork (a child
+/// process writes it), but the child takes the other core for 0.6-4.5 s at 1-9M events.
 pub const SNAPSHOT_RECORDS: u64 = 1_000_000;
 
 /// Free space the data directory's file system must keep: below it the writer refuses

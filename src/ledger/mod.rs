@@ -328,6 +328,7 @@ impl Ledger {
             checkpoint_interval: std::time::Duration::from_millis(opts.checkpoint_interval_ms),
             snapshot_seq: r.snapshot_seq,
             pending_snapshot: None,
+            snapshot_retry_at: None,
             snapshot_records: opts.snapshot_records.max(1),
             min_free_bytes: opts.min_free_bytes,
             replica: None,

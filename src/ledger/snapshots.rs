@@ -2,12 +2,15 @@
 //! written by a forked child while the writer goes on (`store::snapshot::write_in_child`),
 //! one at a time; at close, by the writer itself.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::chain::record::genesis_hash;
 use crate::store::StoreError;
 
 use super::writer::Writer;
+
+/// After a snapshot failed, the next is not tried before this long.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(2);
 
 impl Writer {
     /// Writes a snapshot of the projections as of the last durable record: at close
@@ -29,7 +32,15 @@ impl Writer {
             let bytes = crate::store::snapshot::write(&self.shared.dir, &header, &state, &self.shared.snapshot_key)?;
             tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "wrote a snapshot of the projections");
         } else {
-            let pending = crate::store::snapshot::write_in_child(&self.shared.dir, &header, &state, &self.shared.snapshot_key)?;
+            // Installed only if the ledger is still whole when the child is done: damage
+            // the scrub finds meanwhile may be in the state the child was forked with.
+            let shared = self.shared.clone();
+            let still_whole = Box::new(move || match (shared.fault(), shared.damage()) {
+                (None, None) => Ok(()),
+                (Some(f), _) => Err(format!("the writer stopped meanwhile ({f:?})")),
+                (None, Some(d)) => Err(format!("damage was found meanwhile ({d:?})")),
+            });
+            let pending = crate::store::snapshot::write_in_child(&self.shared.dir, &header, &state, &self.shared.snapshot_key, still_whole)?;
             tracing::info!(seq, pause_us = started.elapsed().as_micros() as u64, "a child process writes a snapshot of the projections (the writer paused for the fork)");
             self.pending_snapshot = Some((self.snapshot_seq, pending));
         }
@@ -43,7 +54,11 @@ impl Writer {
     pub(super) fn snapshot_if_due(&mut self) {
         self.reap_snapshot(false);
         let due = self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records;
-        if due && self.pending_snapshot.is_none() && self.shared.damage().is_none() {
+        // Never from a state the log may not bear out (a fault: the log may hold frames
+        // the state does not; damage), and not again at once after a failure.
+        let whole = self.shared.fault().is_none() && self.shared.damage().is_none();
+        let backing_off = self.snapshot_retry_at.is_some_and(|t| Instant::now() < t);
+        if due && whole && !backing_off && self.pending_snapshot.is_none() {
             if let Err(e) = self.snapshot(false) {
                 // Not a fault of the ledger: the log holds everything; restart replays more.
                 tracing::error!(error = %e, "a snapshot of the projections failed; will try again after the next group");
@@ -62,9 +77,19 @@ impl Writer {
         match pending.wait() {
             Ok((bytes, took)) => tracing::info!(seq, bytes, ms = took.as_millis() as u64, "wrote a snapshot of the projections"),
             Err(e) => {
-                tracing::error!(seq, error = %e, "a snapshot of the projections failed; will try again after the next group");
+                tracing::error!(seq, error = %e, "a snapshot of the projections failed; will try again in {} s", SNAPSHOT_RETRY.as_secs());
                 self.snapshot_seq = self.snapshot_seq.min(before);
+                self.snapshot_retry_at = Some(Instant::now() + SNAPSHOT_RETRY);
             }
+        }
+    }
+
+    /// At close: the child's snapshot is not waited for (the closing one is written next,
+    /// by the writer): the child is ended and its file removed.
+    pub(super) fn abandon_snapshot(&mut self) {
+        if let Some((before, pending)) = self.pending_snapshot.take() {
+            pending.abandon();
+            self.snapshot_seq = self.snapshot_seq.min(before);
         }
     }
 }

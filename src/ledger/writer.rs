@@ -97,6 +97,8 @@ pub(super) struct Writer {
     pub snapshot_records: u64,
     /// The snapshot a child process is writing, with the `snapshot_seq` before it.
     pub pending_snapshot: Option<(Seq, crate::store::snapshot::Pending)>,
+    /// After a failed snapshot, when the next may be tried.
+    pub snapshot_retry_at: Option<Instant>,
     pub min_free_bytes: u64,
     /// A node of a replicated ledger (`replicated.rs`); `None`: the embedded ledger.
     pub replica: Option<super::replicated::Replica>,
@@ -249,7 +251,7 @@ impl Writer {
         // Never a snapshot of a state found to differ from the log (it would carry a
         // forgery forward under a valid MAC).
         self.flush_index(true);
-        self.reap_snapshot(true);
+        self.abandon_snapshot();
         if self.shared.fault().is_none() && self.shared.damage().is_none() && self.next_seq - 1 > self.snapshot_seq {
             if let Err(e) = self.snapshot(true) {
                 tracing::error!(error = %e, "the closing snapshot failed; the next start replays the log after the previous one");
@@ -550,7 +552,12 @@ impl Writer {
             let shared = self.shared.clone();
             match std::thread::Builder::new().name("anxin-index-flush".into()).spawn(move || shared.index.flush()) {
                 Ok(h) => self.index_flush = Some(h),
-                Err(e) => self.stop(format!("the index flush thread: {e}")),
+                // No thread to spare: flushed here, as before.
+                Err(_) => {
+                    if let Err(e) = self.shared.index.flush() {
+                        self.stop(e.to_string());
+                    }
+                }
             }
         }
     }

@@ -146,7 +146,13 @@ fn paths(data: &Path, seq: u64) -> Result<(PathBuf, PathBuf, PathBuf), StoreErro
     crate::fsutil::create_private_dir(&dir)?;
     let path = dir.join(name(seq));
     let tmp = dir.join(format!("{}.tmp", name(seq)));
-    let _ = std::fs::remove_file(&tmp);
+    // Whatever an earlier writer left unfinished (a crash, a killed child): one snapshot
+    // is written at a time, so no other is being written now.
+    for e in std::fs::read_dir(&dir)?.flatten() {
+        if e.file_name().to_str().is_some_and(|n| n.starts_with("state-") && n.ends_with(".snap.tmp")) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     Ok((dir, tmp, path))
 }
 
@@ -172,6 +178,7 @@ const CHILD_NICE: libc::c_int = 10;
 pub struct Pending {
     /// The record it reflects.
     pub seq: u64,
+    pid: libc::pid_t,
     started: std::time::Instant,
     done: std::thread::JoinHandle<Result<u64, StoreError>>,
 }
@@ -179,6 +186,17 @@ pub struct Pending {
 impl Pending {
     pub fn is_finished(&self) -> bool {
         self.done.is_finished()
+    }
+
+    /// Ends the child now (SIGKILL) and waits for it: nothing is installed, its file is
+    /// removed.
+    pub fn abandon(self) {
+        // SAFETY: signals our own child, which `done` has not reaped yet (it reaps it
+        // below, after this signal), so the pid is not reused.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+        }
+        let _ = self.wait();
     }
 
     /// Waits for it: its size in bytes once it is the newest snapshot, and how long it took.
@@ -203,9 +221,12 @@ impl Pending {
 /// with the thread that forked it (`PR_SET_PDEATHSIG`: the writer, which waits for its
 /// child before it ends) and within `CHILD_SECONDS_MAX` (`alarm`).
 ///
+/// The file is installed only if `still_whole` says so once the child is done (the
+/// ledger found no damage and no fault meanwhile).
+///
 /// # Errors
 /// `StoreError::Io` if the process cannot fork.
-pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: &SnapshotKey) -> Result<Pending, StoreError> {
+pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: &SnapshotKey, still_whole: Box<dyn FnOnce() -> Result<(), String> + Send>) -> Result<Pending, StoreError> {
     let (dir, tmp, path) = paths(data, header.seq)?;
     let started = std::time::Instant::now();
     let parent = std::process::id();
@@ -228,6 +249,10 @@ pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: 
             libc::alarm(CHILD_SECONDS_MAX);
             // Background work: the writer and the server's threads come first for the CPU.
             libc::setpriority(libc::PRIO_PROCESS, 0, CHILD_NICE);
+            // The server's signal handlers are not the child's: a Ctrl-C or a SIGTERM to
+            // the process group ends it.
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
         }
         let write = || crate::failpoint::act("snapshot.child", injected).map_err(StoreError::Io).and_then(|()| write_file(&tmp, header, state, key));
         let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(write)) {
@@ -241,9 +266,13 @@ pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: 
     }
     let data = data.to_owned();
     let ledger_id = header.ledger_id.clone();
+    let tmp_left = tmp.clone();
     let done = std::thread::Builder::new().name("anxin-snapshot".into()).spawn(move || {
         let outcome = match wait_child(pid) {
-            Ok(0) => std::fs::metadata(&tmp).map_err(StoreError::Io).and_then(|m| install(&data, &dir, &tmp, &path, &ledger_id).map(|()| m.len())),
+            Ok(0) => match still_whole() {
+                Ok(()) => std::fs::metadata(&tmp).map_err(StoreError::Io).and_then(|m| install(&data, &dir, &tmp, &path, &ledger_id).map(|()| m.len())),
+                Err(why) => Err(StoreError::Index(format!("the snapshot was not installed: {why}"))),
+            },
             Ok(code) if code < CHILD_OTHER => Err(StoreError::Io(std::io::Error::from_raw_os_error(code))),
             Ok(code) => Err(StoreError::Io(std::io::Error::other(format!("the snapshot's child process failed (exit status {code})")))),
             Err(e) => Err(e),
@@ -254,10 +283,11 @@ pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: 
         outcome
     });
     match done {
-        Ok(done) => Ok(Pending { seq: header.seq, started, done }),
+        Ok(done) => Ok(Pending { seq: header.seq, pid, started, done }),
         Err(e) => {
             // Not waited for: the child is reaped here instead, and its file dropped.
             let _ = wait_child(pid);
+            let _ = std::fs::remove_file(&tmp_left);
             Err(StoreError::Io(e))
         }
     }
