@@ -59,6 +59,12 @@ pub fn router(api: Api, as_of: Option<String>) -> Router {
 /// # Errors
 /// A listener failure.
 pub async fn serve(api: Api, listener: tokio::net::TcpListener, as_of: Option<String>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    // As for gRPC (`api::serve`): small answers must not wait on the peer's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY on a dashboard connection");
+        }
+    });
     axum::serve(listener, router(api, as_of)).with_graceful_shutdown(shutdown).await
 }
 
