@@ -54,10 +54,10 @@ fn current_enrolment<'a>(state: &'a State, project_id: &ProjectId, worker: crate
 }
 
 /// The command's external number, if it declares one, is not used yet in its scope
-/// (`fp`: its fingerprint, taken once per command by the caller).
+/// (`fp`: its fingerprint, if the caller took it already).
 fn unique_number(state: &State, command: &Command, fp: Option<u128>) -> Result<(), Rejection> {
-    if let (Some(n), Some(fp)) = (command.number(), fp) {
-        if state.numbers.contains(fp) {
+    if let Some(n) = command.number() {
+        if state.numbers.contains(fp.unwrap_or_else(|| fingerprint(&n))) {
             return Err(Rejection::Duplicate(n.to_duplicate()));
         }
     }

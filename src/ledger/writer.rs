@@ -248,10 +248,10 @@ impl Writer {
         // Closing: a checkpoint of every record, and a snapshot, so that the next start
         // replays nothing.
         self.checkpoint_if_behind();
-        // Never a snapshot of a state found to differ from the log (it would carry a
-        // forgery forward under a valid MAC).
         self.flush_index(true);
         self.abandon_snapshot();
+        // Never a snapshot of a state found to differ from the log (it would carry a
+        // forgery forward under a valid MAC).
         if self.shared.fault().is_none() && self.shared.damage().is_none() && self.next_seq - 1 > self.snapshot_seq {
             if let Err(e) = self.snapshot(true) {
                 tracing::error!(error = %e, "the closing snapshot failed; the next start replays the log after the previous one");

@@ -16,10 +16,10 @@
 
 use std::collections::HashSet;
 
+use crate::domain::numbers::ExternalNo;
+
 /// Fingerprints are uniform already: a fast, fixed hasher is enough for the recent set.
 type Recent = HashSet<u128, foldhash::fast::FixedState>;
-
-use crate::domain::numbers::ExternalNo;
 
 /// BLAKE3 derive-key context of an external number's fingerprint.
 pub const NUMBER_CONTEXT: &str = "anxin v2 external number";

@@ -5,6 +5,8 @@
 //! `crate::decide`, which reads this state. The state lives in memory and is persisted
 //! whole, in snapshots (`crate::store::snapshot`) that name the record they reflect.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::command::*;
@@ -14,8 +16,6 @@ use crate::domain::money::{Fen, Money};
 use crate::domain::posting::{transfer, Account, Leg};
 
 use super::fingerprints::{fingerprint, FingerprintSet};
-use std::collections::BTreeMap;
-
 use super::table::{Hashed, Table};
 
 /// The legs of one event.

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::chain::codec;
 
-/// Entries at least this large are journaled once per batch (see `remember`).
+/// Entries at least this large are journaled once per batch (see `journal_old`).
 const DEDUPE_BYTES: usize = 128;
 
 /// Where a table keeps its entries. `BTreeMap` (the default) suits tables that are
