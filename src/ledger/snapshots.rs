@@ -52,7 +52,7 @@ impl Writer {
     /// is being written (after a group, and while idle: a snapshot held back by the one
     /// before it is not held back until the next write).
     pub(super) fn snapshot_if_due(&mut self) {
-        self.reap_snapshot(false);
+        self.reap_snapshot();
         let due = self.next_seq - 1 - self.snapshot_seq >= self.snapshot_records;
         // Never from a state the log may not bear out (a fault: the log may hold frames
         // the state does not; damage), and not again at once after a failure.
@@ -61,15 +61,14 @@ impl Writer {
         if due && whole && !backing_off && self.pending_snapshot.is_none() {
             if let Err(e) = self.snapshot(false) {
                 // Not a fault of the ledger: the log holds everything; restart replays more.
-                tracing::error!(error = %e, "a snapshot of the projections failed; will try again after the next group");
+                self.snapshot_failed(self.next_seq - 1, &e);
             }
         }
     }
 
-    /// Ends the snapshot a child is writing, if it is done (or, with `wait`, once it is):
-    /// a failed one is due again.
-    pub(super) fn reap_snapshot(&mut self, wait: bool) {
-        if !self.pending_snapshot.as_ref().is_some_and(|(_, p)| wait || p.is_finished()) {
+    /// Ends the snapshot a child is writing, if it is done: a failed one is due again.
+    fn reap_snapshot(&mut self) {
+        if !self.pending_snapshot.as_ref().is_some_and(|(_, p)| p.is_finished()) {
             return;
         }
         let (before, pending) = self.pending_snapshot.take().expect("checked");
@@ -77,11 +76,17 @@ impl Writer {
         match pending.wait() {
             Ok((bytes, took)) => tracing::info!(seq, bytes, ms = took.as_millis() as u64, "wrote a snapshot of the projections"),
             Err(e) => {
-                tracing::error!(seq, error = %e, "a snapshot of the projections failed; will try again in {} s", SNAPSHOT_RETRY.as_secs());
                 self.snapshot_seq = self.snapshot_seq.min(before);
-                self.snapshot_retry_at = Some(Instant::now() + SNAPSHOT_RETRY);
+                self.snapshot_failed(seq, &e);
             }
         }
+    }
+
+    /// A snapshot that could not be started (the fork refused) or finished: said, and
+    /// not tried again for `SNAPSHOT_RETRY`.
+    fn snapshot_failed(&mut self, seq: u64, e: &StoreError) {
+        tracing::error!(seq, error = %e, "a snapshot of the projections failed; will try again in {} s", SNAPSHOT_RETRY.as_secs());
+        self.snapshot_retry_at = Some(Instant::now() + SNAPSHOT_RETRY);
     }
 
     /// At close: the child's snapshot is not waited for (the closing one is written next,

@@ -178,7 +178,9 @@ const CHILD_NICE: libc::c_int = 10;
 pub struct Pending {
     /// The record it reflects.
     pub seq: u64,
-    pid: libc::pid_t,
+    /// The child, as a pidfd: a signal through it reaches the child or nothing, never a
+    /// process that took its pid after the finishing thread reaped it.
+    pidfd: Option<std::os::fd::OwnedFd>,
     started: std::time::Instant,
     done: std::thread::JoinHandle<Result<u64, StoreError>>,
 }
@@ -191,10 +193,13 @@ impl Pending {
     /// Ends the child now (SIGKILL) and waits for it: nothing is installed, its file is
     /// removed.
     pub fn abandon(self) {
-        // SAFETY: signals our own child, which `done` has not reaped yet (it reaps it
-        // below, after this signal), so the pid is not reused.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
+        if let Some(fd) = &self.pidfd {
+            use std::os::fd::AsRawFd;
+            // SAFETY: pidfd_send_signal(2) on a pidfd we own; no siginfo, no flags. If
+            // the child is gone already it fails with ESRCH, which is fine.
+            unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, fd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0);
+            }
         }
         let _ = self.wait();
     }
@@ -264,6 +269,13 @@ pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: 
         // SAFETY: ends the child without running the parent's destructors or atexit handlers.
         unsafe { libc::_exit(code) }
     }
+    // SAFETY: pidfd_open(2) of our own child, not reaped yet (only the thread below
+    // reaps it); a kernel without pidfds gives -1, and the child is then never signalled.
+    let pidfd = unsafe {
+        use std::os::fd::FromRawFd;
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+        (fd >= 0).then(|| std::os::fd::OwnedFd::from_raw_fd(fd as std::os::fd::RawFd))
+    };
     let data = data.to_owned();
     let ledger_id = header.ledger_id.clone();
     let tmp_left = tmp.clone();
@@ -283,9 +295,14 @@ pub fn write_in_child(data: &Path, header: &SnapshotHeader, state: &State, key: 
         outcome
     });
     match done {
-        Ok(done) => Ok(Pending { seq: header.seq, pid, started, done }),
+        Ok(done) => Ok(Pending { seq: header.seq, pidfd, started, done }),
         Err(e) => {
-            // Not waited for: the child is reaped here instead, and its file dropped.
+            // No thread to wait for it: the child is ended and reaped here (not reaped
+            // before, so the pid is still the child's), and its file dropped.
+            // SAFETY: kill(2) of our own unreaped child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
             let _ = wait_child(pid);
             let _ = std::fs::remove_file(&tmp_left);
             Err(StoreError::Io(e))
