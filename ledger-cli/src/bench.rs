@@ -143,7 +143,7 @@ pub async fn run(servers: crate::client::Servers, ch: Channel, token: String, fo
     let watchers = match &follower {
         Some(f) => {
             let mut q = pb::ledger_query_client::LedgerQueryClient::new(ch.clone());
-            let r = q.get_balance(req(pb::GetBalanceRequest { account: format!("wage:B{run}-0") }, &token)).await?;
+            let r = q.get_balance(req(pb::GetBalanceRequest { account: format!("wage:B{run}-0"), ..Default::default() }, &token)).await?;
             let head: u64 = r.metadata().get(anxin::api::SEQ_KEY).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
             Some((watch(ch.clone(), token.clone(), head + 1, watching.clone()), watch(f.clone(), token.clone(), head + 1, watching.clone())))
         }

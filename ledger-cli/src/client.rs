@@ -48,12 +48,25 @@ pub enum ClientCmd {
         command: Vec<String>,
     },
     /// The balance of an account (deposit:P, wage:P, owner:USCC, contractor:USCC, card:HEX).
-    Balance { account: String },
+    Balance {
+        account: String,
+        #[command(flatten)]
+        at: At,
+    },
+    /// An account's postings in record order, each with the balance after it.
+    History {
+        account: String,
+        #[command(flatten)]
+        at: At,
+        /// At most this many postings (the newest pages are fetched until then).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
     /// One project (with an id) or every project you may see.
     Project {
         id: Option<String>,
-        #[arg(long)]
-        as_of: Option<String>,
+        #[command(flatten)]
+        at: At,
     },
     /// Open flags.
     Flags {
@@ -61,14 +74,14 @@ pub enum ClientCmd {
         county: Option<String>,
         #[arg(long)]
         project: Option<String>,
-        #[arg(long)]
-        as_of: Option<String>,
+        #[command(flatten)]
+        at: At,
     },
     /// A county's summary.
     County {
         code: Option<String>,
-        #[arg(long)]
-        as_of: Option<String>,
+        #[command(flatten)]
+        at: At,
     },
     /// A worker, by national ID or commitment.
     Worker {
@@ -76,8 +89,8 @@ pub enum ClientCmd {
         national_id: Option<String>,
         #[arg(long = "ref")]
         worker_ref: Option<String>,
-        #[arg(long)]
-        as_of: Option<String>,
+        #[command(flatten)]
+        at: At,
     },
     /// Audit the ledger without trusting it: check the signed checkpoint against the pinned
     /// key, a consistency proof from the checkpoint saved in --state, download only the
@@ -163,9 +176,39 @@ pub enum ClientCmd {
     Payroll {
         project: String,
         period: String,
-        #[arg(long)]
-        as_of: Option<String>,
+        #[command(flatten)]
+        at: At,
     },
+}
+
+/// The point a query asks about (`projection::when`): both may be given.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct At {
+    /// The business date: facts dated on or before it, rules judged on it (default today, CST).
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// The log position: the ledger exactly as it stood after this record (default the latest).
+    #[arg(long)]
+    pub at_seq: Option<u64>,
+}
+
+impl At {
+    fn as_of(&self) -> String {
+        self.as_of.clone().unwrap_or_default()
+    }
+
+    fn seq(&self) -> u64 {
+        self.at_seq.unwrap_or(0)
+    }
+}
+
+/// "as of D at record N" for a person, from an answer's point.
+fn point_text(p: &Option<pb::Point>) -> String {
+    match p {
+        Some(p) if p.at_seq < p.head_seq => format!("as of {} at record {} (the ledger holds {})", p.as_of, p.at_seq, p.head_seq),
+        Some(p) => format!("as of {} at record {}", p.as_of, p.at_seq),
+        None => String::new(),
+    }
 }
 
 /// The bearer token, and the least record a read asks for (`--min-seq`), on every call.
@@ -304,26 +347,54 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
     }
     let (ch, bearer, servers) = connect(&c).await?;
     let query = || pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch.clone(), bearer.clone());
-    let as_of = |a: Option<String>| a.unwrap_or_default();
     match cmd {
         ClientCmd::Post { file, request_id, command } => post(&servers, ch.clone(), &bearer.0, file, request_id, command, c.json).await,
-        ClientCmd::Balance { account } => {
-            let r = query().get_balance(pb::GetBalanceRequest { account }).await.map_err(status_err)?;
-            let seq = r.metadata().get(anxin::api::SEQ_KEY).and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
-            let b = r.into_inner();
+        ClientCmd::Balance { account, at } => {
+            let b = query().get_balance(pb::GetBalanceRequest { account, as_of: at.as_of(), at_seq: at.seq() }).await.map_err(status_err)?.into_inner();
             if c.json {
-                print_json(&serde_json::json!({"account": b.account, "balance": b.balance, "seq": seq}))
+                let p = b.point.clone().unwrap_or_default();
+                // "seq" (a string) is the latest record the node held, as before the point existed.
+                print_json(&serde_json::json!({"account": b.account, "balance": b.balance, "seq": p.head_seq.to_string(), "at_seq": p.at_seq, "as_of": p.as_of}))
             } else {
-                println!("{}  {}  (as of record {seq})", b.account, b.balance);
+                println!("{}  {}  ({})", b.account, b.balance, point_text(&b.point));
                 Ok(())
             }
         }
-        ClientCmd::Project { id: Some(id), as_of: a } => {
-            let p = query().get_project(pb::GetProjectRequest { project: id, as_of: as_of(a) }).await.map_err(status_err)?.into_inner();
+        ClientCmd::History { account, at, limit } => {
+            let mut all = Vec::new();
+            let mut token = String::new();
+            let mut point = None;
+            loop {
+                let page_size = u32::try_from((limit - all.len()).min(1000)).unwrap_or(1000);
+                let r = query()
+                    .get_account_history(pb::GetAccountHistoryRequest { account: account.clone(), as_of: at.as_of(), at_seq: at.seq(), page_size, page_token: token })
+                    .await
+                    .map_err(status_err)?
+                    .into_inner();
+                // Later pages are asked at the point the first one reflects.
+                if point.is_none() {
+                    point = r.point.clone();
+                }
+                all.extend(r.postings);
+                if r.next_page_token.is_empty() || all.len() >= limit { break; }
+                token = r.next_page_token;
+            }
+            if c.json {
+                return print_json(&all);
+            }
+            println!("{}  {}", account, point_text(&point));
+            println!("{:>10}  {:<10}  {:>16}  {:>16}  kind", "record", "date", "amount", "balance after");
+            for p in &all {
+                println!("{:>10}  {:<10}  {:>16}  {:>16}  {}", p.seq, p.date, p.amount, p.balance_after, p.kind);
+            }
+            Ok(())
+        }
+        ClientCmd::Project { id: Some(id), at } => {
+            let p = query().get_project(pb::GetProjectRequest { project: id, as_of: at.as_of(), at_seq: at.seq() }).await.map_err(status_err)?.into_inner();
             if c.json {
                 return print_json(&p);
             }
-            println!("{} {} ({}), county {}, as of {}", p.project, p.name, status_name(p.status), p.county, p.as_of);
+            println!("{} {} ({}), county {}, {}", p.project, p.name, status_name(p.status), p.county, point_text(&p.point));
             println!("  general contractor {}  owner {}", p.general_contractor, p.owner);
             println!("  wage account       {} at {}  balance {}", if p.wage_account_open { "open" } else { "closed/none" }, p.wage_account_bank, p.wage_balance);
             println!("  deposit            required {}  cash {}  letters {}", p.deposit_required, p.deposit_cash, p.letters_valid);
@@ -334,11 +405,11 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             print_flags(&p.flags);
             Ok(())
         }
-        ClientCmd::Project { id: None, as_of: a } => {
+        ClientCmd::Project { id: None, at } => {
             let mut all = Vec::new();
             let mut token = String::new();
             loop {
-                let r = query().list_projects(pb::ListProjectsRequest { as_of: as_of(a.clone()), page_size: 1000, page_token: token, ..Default::default() }).await.map_err(status_err)?.into_inner();
+                let r = query().list_projects(pb::ListProjectsRequest { as_of: at.as_of(), at_seq: at.seq(), page_size: 1000, page_token: token, ..Default::default() }).await.map_err(status_err)?.into_inner();
                 all.extend(r.projects);
                 if r.next_page_token.is_empty() { break; }
                 token = r.next_page_token;
@@ -353,12 +424,12 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             }
             Ok(())
         }
-        ClientCmd::Flags { county, project, as_of: a } => {
+        ClientCmd::Flags { county, project, at } => {
             let mut all = Vec::new();
             let mut token = String::new();
             loop {
                 let r = query()
-                    .list_flags(pb::ListFlagsRequest { county: county.clone().unwrap_or_default(), project: project.clone().unwrap_or_default(), as_of: as_of(a.clone()), page_size: 1000, page_token: token })
+                    .list_flags(pb::ListFlagsRequest { county: county.clone().unwrap_or_default(), project: project.clone().unwrap_or_default(), as_of: at.as_of(), at_seq: at.seq(), page_size: 1000, page_token: token })
                     .await
                     .map_err(status_err)?
                     .into_inner();
@@ -368,12 +439,12 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             }
             if c.json { print_json(&all) } else { print_flags(&all); Ok(()) }
         }
-        ClientCmd::County { code, as_of: a } => {
-            let s = query().get_county_summary(pb::GetCountySummaryRequest { county: code.unwrap_or_default(), as_of: as_of(a) }).await.map_err(status_err)?.into_inner();
+        ClientCmd::County { code, at } => {
+            let s = query().get_county_summary(pb::GetCountySummaryRequest { county: code.unwrap_or_default(), as_of: at.as_of(), at_seq: at.seq() }).await.map_err(status_err)?.into_inner();
             if c.json {
                 return print_json(&s);
             }
-            println!("County {} as of {}", if s.county.is_empty() { "(all)" } else { &s.county }, s.as_of);
+            println!("County {} {}", if s.county.is_empty() { "(all)" } else { &s.county }, point_text(&s.point));
             println!("  projects            {} (active {}, completed {}, suspended {})", s.projects_total, s.projects_active, s.projects_completed, s.projects_suspended);
             println!("  workers             registered {}, on site {}", s.workers_registered, s.workers_on_site);
             println!("  labour contracts    {} of {}", s.enrolments_with_contract, s.enrolments);
@@ -384,13 +455,13 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             println!("  open flags          {} red, {} yellow  {:?}", s.flags_red, s.flags_yellow, s.flags_by_code);
             Ok(())
         }
-        ClientCmd::Worker { national_id, worker_ref, as_of: a } => {
+        ClientCmd::Worker { national_id, worker_ref, at } => {
             let who = match (national_id, worker_ref) {
                 (Some(n), _) => pb::get_worker_request::Who::NationalId(n),
                 (None, Some(r)) => pb::get_worker_request::Who::WorkerRef(r),
                 (None, None) => bail!("pass --national-id or --ref"),
             };
-            let w = query().get_worker(pb::GetWorkerRequest { who: Some(who), as_of: as_of(a) }).await.map_err(status_err)?.into_inner();
+            let w = query().get_worker(pb::GetWorkerRequest { who: Some(who), as_of: at.as_of(), at_seq: at.seq() }).await.map_err(status_err)?.into_inner();
             if c.json {
                 return print_json(&w);
             }
@@ -420,8 +491,8 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
         ClientCmd::CheckReceipt { receipt, key } => check_receipt(ch.clone(), bearer.clone(), &receipt, &key).await,
         ClientCmd::Export { out } => export(ch.clone(), bearer.clone(), &out).await,
         ClientCmd::Backup { out, key } => backup(ch.clone(), bearer.clone(), &out, key.as_deref(), c.json).await,
-        ClientCmd::Payroll { project, period, as_of: a } => {
-            let p = query().get_payroll(pb::GetPayrollRequest { project, period, as_of: as_of(a), page_size: 1000, page_token: String::new() }).await.map_err(status_err)?.into_inner();
+        ClientCmd::Payroll { project, period, at } => {
+            let p = query().get_payroll(pb::GetPayrollRequest { project, period, as_of: at.as_of(), at_seq: at.seq(), page_size: 1000, page_token: String::new() }).await.map_err(status_err)?.into_inner();
             if c.json {
                 return print_json(&p);
             }

@@ -117,8 +117,8 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
     let county_token = &tokens[&format!("county:{}", demo::COUNTY)];
     let mut q = pb::ledger_query_client::LedgerQueryClient::new(ch.clone());
     let as_of = plan.as_of.to_string();
-    let summary = q.get_county_summary(req(pb::GetCountySummaryRequest { county: demo::COUNTY.into(), as_of: as_of.clone() }, county_token)).await?.into_inner();
-    let flags = q.list_flags(req(pb::ListFlagsRequest { county: demo::COUNTY.into(), project: String::new(), as_of: as_of.clone(), page_size: 1000, page_token: String::new() }, county_token)).await?.into_inner().flags;
+    let summary = q.get_county_summary(req(pb::GetCountySummaryRequest { county: demo::COUNTY.into(), as_of: as_of.clone(), at_seq: 0 }, county_token)).await?.into_inner();
+    let flags = q.list_flags(req(pb::ListFlagsRequest { county: demo::COUNTY.into(), project: String::new(), as_of: as_of.clone(), at_seq: 0, page_size: 1000, page_token: String::new() }, county_token)).await?.into_inner().flags;
 
     let dash = if a.serve {
         let l = tokio::net::TcpListener::bind(a.dashboard).await.with_context(|| format!("dashboard on {}", a.dashboard))?;

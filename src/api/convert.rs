@@ -277,6 +277,7 @@ pub fn flag(f: &Flag) -> pb::Flag {
 
 pub fn project_view(v: &ProjectView, as_of: Date, with_periods: bool) -> pb::Project {
     pb::Project {
+        point: None,
         project: v.project.to_string(),
         name: v.name.clone(),
         county: v.county.to_string(),
@@ -308,6 +309,7 @@ pub fn project_view(v: &ProjectView, as_of: Date, with_periods: bool) -> pb::Pro
 
 pub fn county_summary(s: &CountySummary) -> pb::CountySummary {
     pb::CountySummary {
+        point: None,
         county: s.county.map(|c| c.to_string()).unwrap_or_default(),
         as_of: s.as_of.map(|d| d.to_string()).unwrap_or_default(),
         projects_total: s.projects_total,
@@ -337,6 +339,7 @@ pub fn county_summary(s: &CountySummary) -> pb::CountySummary {
 
 pub fn worker_view(w: &WorkerView) -> pb::Worker {
     pb::Worker {
+        point: None,
         worker_ref: w.worker.to_hex(),
         masked_id: w.masked.clone(),
         paid_total: format_fen(w.paid_total),

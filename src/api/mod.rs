@@ -73,11 +73,20 @@ impl Api {
     pub(crate) async fn reach(&self, md: &tonic::metadata::MetadataMap) -> Result<(), error::ApiError> {
         let Some(v) = md.get(MIN_SEQ_KEY) else { return Ok(()) };
         let want: u64 = v.to_str().ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| error::ApiError::invalid("INVALID_MIN_SEQ", format!("{MIN_SEQ_KEY} is a decimal sequence number")))?;
+        let deadline = md.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(grpc_timeout);
+        self.reach_seq(want, deadline).await
+    }
+
+    /// Waits until this node holds record `want`, at most `limits::MIN_SEQ_WAIT_MS` (or
+    /// `deadline`, if sooner).
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` / `SEQ_NOT_REACHED` with the sequence number this node holds.
+    pub(crate) async fn reach_seq(&self, want: u64, deadline: Option<std::time::Duration>) -> Result<(), error::ApiError> {
         let mut durable = self.ledger.watch_durable();
         if *durable.borrow() >= want {
             return Ok(());
         }
-        let deadline = md.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(grpc_timeout);
         let bound = std::time::Duration::from_millis(crate::limits::MIN_SEQ_WAIT_MS).min(deadline.unwrap_or(std::time::Duration::MAX));
         if matches!(tokio::time::timeout(bound, durable.wait_for(|s| *s >= want)).await, Ok(Ok(_))) {
             return Ok(());

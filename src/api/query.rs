@@ -1,4 +1,5 @@
-//! `LedgerQuery`: read models as of a date, filtered to what the caller may see.
+//! `LedgerQuery`: read models at a point in the ledger's past (`projection::when`),
+//! filtered to what the caller may see.
 
 use tonic::{Request, Response, Status};
 
@@ -9,15 +10,42 @@ use crate::domain::posting::Account;
 use crate::domain::principal::Principal;
 use crate::limits::{PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX};
 use crate::projection::views;
+use crate::projection::when::When;
 
 use super::error::ApiError;
 use super::{auth, convert, pb, stamped, Api};
 
 pub struct Query(pub Api);
 
+/// The point a query asked about: `at_seq` (0 = the latest record) and its date.
+#[derive(Clone, Copy)]
+struct Asked {
+    at_seq: u64,
+    date: Date,
+}
+
+impl Asked {
+    /// The point, given the latest record the state holds.
+    fn when(self, head: u64) -> When {
+        When { seq: if self.at_seq == 0 { head } else { self.at_seq.min(head) }, date: self.date }
+    }
+
+    fn point(self, head: u64) -> Option<pb::Point> {
+        let w = self.when(head);
+        Some(pb::Point { at_seq: w.seq, as_of: w.date.to_string(), head_seq: head })
+    }
+}
+
 impl Api {
     fn as_of(&self, s: &str) -> Result<Date, ApiError> {
         if s.is_empty() { Ok(self.ledger.today()) } else { convert::date("as_of", s) }
+    }
+
+    /// Reads `at_seq` and `as_of`, and waits until this node holds record `at_seq`.
+    async fn asked(&self, at_seq: u64, as_of: &str) -> Result<Asked, ApiError> {
+        let date = self.as_of(as_of)?;
+        self.reach_seq(at_seq, None).await?;
+        Ok(Asked { at_seq, date })
     }
 }
 
@@ -50,17 +78,11 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let who = caller.principal.clone();
         let r = req.into_inner();
         let account = Account::parse(&r.account).map_err(|e| ApiError::invalid("INVALID_ACCOUNT", e))?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         let (state, seq) = self.0.read()?;
-        let allowed = match (&account, &who) {
-            (Account::Deposit(p) | Account::Wage(p), _) => auth::may_read_project(&who, &state, p),
-            (Account::Contractor(u), Principal::Contractor(me)) => u == me,
-            (_, Principal::Operator | Principal::Auditor) => true,
-            _ => false,
-        };
-        if !allowed {
-            return Err(ApiError::denied(format!("{who} may not read account {account}")).into());
-        }
-        Ok(stamped(seq, pb::Balance { account: account.to_string(), balance: format_fen(state.balance(&account)) }))
+        may_read_account(&who, &state, &account)?;
+        let balance = state.balance_at(&account, asked.when(seq));
+        Ok(stamped(seq, pb::Balance { account: account.to_string(), balance: format_fen(balance), point: asked.point(seq) }))
     }
 
     async fn list_accounts(&self, req: Request<pb::ListAccountsRequest>) -> Result<Response<pb::ListAccountsResponse>, Status> {
@@ -70,7 +92,9 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let r = req.into_inner();
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let only = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         let (state, seq) = self.0.read()?;
+        let w = asked.when(seq);
         let all: Vec<pb::Balance> = state
             .balances
             .iter()
@@ -78,10 +102,14 @@ impl pb::ledger_query_server::LedgerQuery for Query {
                 Account::Deposit(p) | Account::Wage(p) => only.as_ref().is_none_or(|o| o == p) && auth::may_read_project(&who, &state, p),
                 _ => only.is_none() && matches!(who, Principal::Operator | Principal::Auditor),
             })
-            .map(|(a, b)| pb::Balance { account: a.to_string(), balance: format_fen(*b) })
+            .filter_map(|(a, _)| {
+                // An account the point sees no posting of did not exist yet.
+                let sums = state.postings.get(a)?.at(w);
+                (sums.count > 0).then(|| pb::Balance { account: a.to_string(), balance: format_fen(sums.balance), point: None })
+            })
             .collect();
         let (accounts, next_page_token) = paged(all, offset, size);
-        Ok(stamped(seq, pb::ListAccountsResponse { accounts, next_page_token }))
+        Ok(stamped(seq, pb::ListAccountsResponse { accounts, next_page_token, point: asked.point(seq) }))
     }
 
     async fn get_project(&self, req: Request<pb::GetProjectRequest>) -> Result<Response<pb::Project>, Status> {
@@ -90,14 +118,16 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let who = caller.principal.clone();
         let r = req.into_inner();
         let id = convert::project(&r.project)?;
-        let as_of = self.0.as_of(&r.as_of)?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         let (state, seq) = self.0.read()?;
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
-        let v = views::project_view(&state, self.0.ledger.policies(), self.0.ledger.calendars(), &id, as_of)
-            .ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered")))?;
-        Ok(stamped(seq, convert::project_view(&v, as_of, true)))
+        let v = views::project_view(&state, self.0.ledger.policies(), self.0.ledger.calendars(), &id, asked.when(seq))
+            .ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered at that point")))?;
+        let mut m = convert::project_view(&v, asked.date, true);
+        m.point = asked.point(seq);
+        Ok(stamped(seq, m))
     }
 
     async fn list_projects(&self, req: Request<pb::ListProjectsRequest>) -> Result<Response<pb::ListProjectsResponse>, Status> {
@@ -108,21 +138,22 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let county = opt_county(&r.county)?;
         let status = if r.status == 0 { None } else { Some(convert::status_from(r.status)?) };
-        let as_of = self.0.as_of(&r.as_of)?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         let (state, seq) = self.0.read()?;
+        let w = asked.when(seq);
         let ids: Vec<_> = state
             .projects
             .iter()
-            .filter(|(id, p)| county.is_none_or(|c| p.reg.county == c) && status.is_none_or(|s| p.status_on(as_of) == s) && auth::may_read_project(&who, &state, id))
+            .filter(|(id, p)| p.seen(w) && county.is_none_or(|c| p.reg.county == c) && status.is_none_or(|s| p.status_at(w, w.date) == s) && auth::may_read_project(&who, &state, id))
             .map(|(id, _)| id.clone())
             .collect();
         let (ids, next_page_token) = paged(ids, offset, size);
         let projects = ids
             .iter()
-            .filter_map(|id| views::project_view(&state, self.0.ledger.policies(), self.0.ledger.calendars(), id, as_of))
-            .map(|v| convert::project_view(&v, as_of, false))
+            .filter_map(|id| views::project_view(&state, self.0.ledger.policies(), self.0.ledger.calendars(), id, w))
+            .map(|v| convert::project_view(&v, w.date, false))
             .collect();
-        Ok(stamped(seq, pb::ListProjectsResponse { projects, next_page_token }))
+        Ok(stamped(seq, pb::ListProjectsResponse { projects, next_page_token, point: asked.point(seq) }))
     }
 
     async fn list_flags(&self, req: Request<pb::ListFlagsRequest>) -> Result<Response<pb::ListFlagsResponse>, Status> {
@@ -133,9 +164,9 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let county = opt_county(&r.county)?;
         let project = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
-        let as_of = self.0.as_of(&r.as_of)?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         let (state, seq) = self.0.read()?;
-        let all: Vec<pb::Flag> = crate::projection::flags::flags(&state, self.0.ledger.policies(), self.0.ledger.calendars(), as_of)
+        let all: Vec<pb::Flag> = crate::projection::flags::flags(&state, self.0.ledger.policies(), self.0.ledger.calendars(), asked.when(seq))
             .iter()
             .filter(|f| project.as_ref().is_none_or(|p| *p == f.project))
             .filter(|f| county.is_none_or(|c| state.projects.get(&f.project).is_some_and(|p| p.reg.county == c)))
@@ -143,7 +174,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             .map(convert::flag)
             .collect();
         let (flags, next_page_token) = paged(all, offset, size);
-        Ok(stamped(seq, pb::ListFlagsResponse { flags, next_page_token }))
+        Ok(stamped(seq, pb::ListFlagsResponse { flags, next_page_token, point: asked.point(seq) }))
     }
 
     async fn get_worker(&self, req: Request<pb::GetWorkerRequest>) -> Result<Response<pb::Worker>, Status> {
@@ -151,7 +182,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
         let r = req.into_inner();
-        let as_of = self.0.as_of(&r.as_of)?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         let worker = match r.who {
             Some(pb::get_worker_request::Who::NationalId(id)) => {
                 let nid = convert::national_id(&id)?;
@@ -168,12 +199,14 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             None => return Err(ApiError::invalid("MISSING_FIELD", "national_id or worker_ref is required").into()),
         };
         let (state, seq) = self.0.read()?;
-        let v = views::worker_view(&state, &worker, as_of).ok_or_else(|| ApiError::not_found("UNKNOWN_WORKER", "no worker with that national ID"))?;
+        let v = views::worker_view(&state, &worker, asked.when(seq)).ok_or_else(|| ApiError::not_found("UNKNOWN_WORKER", "no worker with that national ID at that point"))?;
         // A worker is visible to whoever may read one of the projects they were enrolled on.
         if !v.enrolments.iter().any(|e| auth::may_read_project(&who, &state, &e.project)) {
             return Err(ApiError::denied(format!("{who} may not read this worker")).into());
         }
-        Ok(stamped(seq, convert::worker_view(&v)))
+        let mut m = convert::worker_view(&v);
+        m.point = asked.point(seq);
+        Ok(stamped(seq, m))
     }
 
     async fn get_payroll(&self, req: Request<pb::GetPayrollRequest>) -> Result<Response<pb::Payroll>, Status> {
@@ -183,13 +216,13 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let r = req.into_inner();
         let id = convert::project(&r.project)?;
         let period = convert::period("period", &r.period)?;
-        let as_of = self.0.as_of(&r.as_of)?;
         let (offset, size) = page(r.page_size, &r.page_token)?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         let (state, seq) = self.0.read()?;
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
-        let v = views::payroll_view(&state, &id, period, as_of).ok_or_else(|| ApiError::not_found("UNKNOWN_PAYROLL", format!("project {id} has no payroll for {period}")))?;
+        let v = views::payroll_view(&state, &id, period, asked.when(seq)).ok_or_else(|| ApiError::not_found("UNKNOWN_PAYROLL", format!("project {id} has no payroll for {period} at that point")))?;
         let lines: Vec<pb::PayrollLineView> = v.lines.iter().map(convert::payroll_line).collect();
         let (lines, next_page_token) = paged(lines, offset, size);
         Ok(stamped(seq, pb::Payroll {
@@ -202,6 +235,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             overdue: v.overdue,
             lines,
             next_page_token,
+            point: asked.point(seq),
         }))
     }
 
@@ -211,25 +245,29 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         let who = caller.principal.clone();
         let r = req.into_inner();
         let county = opt_county(&r.county)?;
-        let as_of = self.0.as_of(&r.as_of)?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         if !auth::may_read_county(&who, county) {
             return Err(ApiError::denied(format!("{who} may not read the figures of {}", county.map_or("every county".to_owned(), |c| format!("county {c}")))).into());
         }
         let (state, seq) = self.0.read()?;
-        let s = views::county_summary(&state, self.0.ledger.policies(), self.0.ledger.calendars(), county, as_of);
-        Ok(stamped(seq, convert::county_summary(&s)))
+        let s = views::county_summary(&state, self.0.ledger.policies(), self.0.ledger.calendars(), county, asked.when(seq));
+        let mut m = convert::county_summary(&s);
+        m.point = asked.point(seq);
+        Ok(stamped(seq, m))
     }
 
     async fn get_project_history(&self, req: Request<pb::GetProjectHistoryRequest>) -> Result<Response<pb::ProjectHistory>, Status> {
         let caller = self.0.admit(&req)?;
         self.0.reach(req.metadata()).await?;
         let who = caller.principal.clone();
-        let id = convert::project(&req.get_ref().project)?;
+        let r = req.into_inner();
+        let id = convert::project(&r.project)?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         let (state, seq) = self.0.read()?;
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
-        let months = views::project_history(&state, &id).ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered")))?;
+        let months = views::project_history(&state, &id, asked.when(seq)).ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered at that point")))?;
         Ok(stamped(seq, pb::ProjectHistory {
             project: id.to_string(),
             months: months
@@ -244,6 +282,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
                     payroll_paid: format_fen(m.payroll_paid),
                 })
                 .collect(),
+            point: asked.point(seq),
         }))
     }
 
@@ -257,14 +296,54 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         }
         let (offset, size) = page(r.page_size, &r.page_token)?;
         let project = if r.project.is_empty() { None } else { Some(convert::project(&r.project)?) };
-        let as_of = self.0.as_of(&r.as_of)?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
         let (state, seq) = self.0.read()?;
-        let all: Vec<pb::Worker> = views::find_workers(&state, &r.masked_id, project.as_ref(), as_of)
+        let all: Vec<pb::Worker> = views::find_workers(&state, &r.masked_id, project.as_ref(), asked.when(seq))
             .into_iter()
             .filter(|w| w.enrolments.iter().any(|e| auth::may_read_project(&who, &state, &e.project)))
             .map(|w| convert::worker_view(&w))
             .collect();
         let (workers, next_page_token) = paged(all, offset, size);
-        Ok(stamped(seq, pb::ListWorkersResponse { workers, next_page_token }))
+        Ok(stamped(seq, pb::ListWorkersResponse { workers, next_page_token, point: asked.point(seq) }))
     }
+
+    async fn get_account_history(&self, req: Request<pb::GetAccountHistoryRequest>) -> Result<Response<pb::AccountHistory>, Status> {
+        let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
+        let who = caller.principal.clone();
+        let r = req.into_inner();
+        let account = Account::parse(&r.account).map_err(|e| ApiError::invalid("INVALID_ACCOUNT", e))?;
+        // The token is the sequence number of the last posting of the previous page.
+        let after: u64 = if r.page_token.is_empty() { 0 } else { r.page_token.parse().map_err(|_| ApiError::invalid("INVALID_PAGE_TOKEN", "page_token was not issued by this server"))? };
+        let (_, size) = page(r.page_size, "")?;
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
+        let (state, seq) = self.0.read()?;
+        may_read_account(&who, &state, &account)?;
+        let (page, more) = state.postings.get(&account).map_or((Vec::new(), false), |h| h.page(after, asked.when(seq), size));
+        let next_page_token = if more { page.last().map_or(String::new(), |(p, _)| p.seq.to_string()) } else { String::new() };
+        let postings = page
+            .iter()
+            .map(|(p, after)| pb::AccountPosting {
+                seq: p.seq,
+                date: p.date.to_string(),
+                amount: format_fen(p.amount),
+                balance_after: format_fen(*after),
+                kind: crate::domain::command::Event::NAMES.get(usize::from(p.kind & !crate::projection::history::PAID)).copied().unwrap_or("unknown").to_owned(),
+            })
+            .collect();
+        Ok(stamped(seq, pb::AccountHistory { account: account.to_string(), postings, next_page_token, point: asked.point(seq) }))
+    }
+}
+
+/// Who may read an account's balance and history: a project's accounts, whoever may
+/// read the project; a contractor, its own account; every account, operators and
+/// auditors.
+fn may_read_account(who: &Principal, state: &crate::projection::state::State, account: &Account) -> Result<(), ApiError> {
+    let allowed = match (account, who) {
+        (Account::Deposit(p) | Account::Wage(p), _) => auth::may_read_project(who, state, p),
+        (Account::Contractor(u), Principal::Contractor(me)) => u == me,
+        (_, Principal::Operator | Principal::Auditor) => true,
+        _ => false,
+    };
+    if allowed { Ok(()) } else { Err(ApiError::denied(format!("{who} may not read account {account}"))) }
 }

@@ -129,6 +129,8 @@ struct Common {
     lang: Option<String>,
     county: Option<String>,
     as_of: Option<String>,
+    /// A log position (`?at_seq=`): the ledger as it stood after that record.
+    at_seq: Option<u64>,
     masked: Option<String>,
 }
 
@@ -163,7 +165,7 @@ async fn all_projects(d: &Dash, headers: &HeaderMap, q: &Common) -> Result<Vec<p
     loop {
         let r = d
             .query
-            .list_projects(req(headers, pb::ListProjectsRequest { county: q.county.clone().unwrap_or_default(), status: 0, as_of: q.as_of.clone().unwrap_or_default(), page_size: 1000, page_token: token }))
+            .list_projects(req(headers, pb::ListProjectsRequest { at_seq: q.at_seq.unwrap_or(0), county: q.county.clone().unwrap_or_default(), status: 0, as_of: q.as_of.clone().unwrap_or_default(), page_size: 1000, page_token: token }))
             .await?
             .into_inner();
         all.extend(r.projects);
@@ -180,7 +182,7 @@ async fn all_flags(d: &Dash, headers: &HeaderMap, q: &Common, project: &str) -> 
     loop {
         let r = d
             .query
-            .list_flags(req(headers, pb::ListFlagsRequest { county: q.county.clone().unwrap_or_default(), project: project.to_owned(), as_of: q.as_of.clone().unwrap_or_default(), page_size: 1000, page_token: token }))
+            .list_flags(req(headers, pb::ListFlagsRequest { at_seq: q.at_seq.unwrap_or(0), county: q.county.clone().unwrap_or_default(), project: project.to_owned(), as_of: q.as_of.clone().unwrap_or_default(), page_size: 1000, page_token: token }))
             .await?
             .into_inner();
         all.extend(r.flags);
@@ -202,7 +204,7 @@ async fn summary(d: &Dash, headers: &HeaderMap, q: &Common) -> Result<pb::County
             }
         }
     }
-    Ok(d.query.get_county_summary(req(headers, pb::GetCountySummaryRequest { county, as_of: q.as_of.clone().unwrap_or_default() })).await?.into_inner())
+    Ok(d.query.get_county_summary(req(headers, pb::GetCountySummaryRequest { at_seq: q.at_seq.unwrap_or(0), county, as_of: q.as_of.clone().unwrap_or_default() })).await?.into_inner())
 }
 
 async fn summary_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {
@@ -222,7 +224,7 @@ async fn summary_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Q
 }
 
 fn q_clone(q: &Common) -> Common {
-    Common { lang: q.lang.clone(), county: q.county.clone(), as_of: q.as_of.clone(), masked: q.masked.clone() }
+    Common { lang: q.lang.clone(), county: q.county.clone(), as_of: q.as_of.clone(), at_seq: q.at_seq, masked: q.masked.clone() }
 }
 
 async fn project_page(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<String>, Query(mut q): Query<Common>) -> Response {
@@ -230,17 +232,17 @@ async fn project_page(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<
         q.as_of = d.as_of.clone();
     }
     let l = lang(&headers, &q);
-    let p = match d.query.get_project(req(&headers, pb::GetProjectRequest { project: id.clone(), as_of: q.as_of.clone().unwrap_or_default() })).await {
+    let p = match d.query.get_project(req(&headers, pb::GetProjectRequest { at_seq: q.at_seq.unwrap_or(0), project: id.clone(), as_of: q.as_of.clone().unwrap_or_default() })).await {
         Ok(p) => p.into_inner(),
         Err(e) => return fail(e, l, true),
     };
-    let h = match d.query.get_project_history(req(&headers, pb::GetProjectHistoryRequest { project: id.clone() })).await {
+    let h = match d.query.get_project_history(req(&headers, pb::GetProjectHistoryRequest { project: id.clone(), as_of: q.as_of.clone().unwrap_or_default(), at_seq: q.at_seq.unwrap_or(0) })).await {
         Ok(h) => h.into_inner(),
         Err(e) => return fail(e, l, true),
     };
     let mut payrolls = Vec::new();
     for per in &p.payroll_periods {
-        match d.query.get_payroll(req(&headers, pb::GetPayrollRequest { project: id.clone(), period: per.clone(), as_of: q.as_of.clone().unwrap_or_default(), page_size: 1, page_token: String::new() })).await {
+        match d.query.get_payroll(req(&headers, pb::GetPayrollRequest { at_seq: q.at_seq.unwrap_or(0), project: id.clone(), period: per.clone(), as_of: q.as_of.clone().unwrap_or_default(), page_size: 1, page_token: String::new() })).await {
             Ok(r) => payrolls.push(r.into_inner()),
             Err(e) => return fail(e, l, true),
         }
@@ -262,7 +264,7 @@ async fn flags_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Que
 async fn find_workers(d: &Dash, headers: &HeaderMap, q: &Common) -> Result<Vec<pb::Worker>, tonic::Status> {
     match q.masked.as_deref() {
         None | Some("") => Ok(Vec::new()),
-        Some(m) => Ok(d.query.list_workers(req(headers, pb::ListWorkersRequest { masked_id: m.to_owned(), project: String::new(), as_of: q.as_of.clone().unwrap_or_default(), page_size: 1000, page_token: String::new() })).await?.into_inner().workers),
+        Some(m) => Ok(d.query.list_workers(req(headers, pb::ListWorkersRequest { at_seq: q.at_seq.unwrap_or(0), masked_id: m.to_owned(), project: String::new(), as_of: q.as_of.clone().unwrap_or_default(), page_size: 1000, page_token: String::new() })).await?.into_inner().workers),
     }
 }
 
@@ -272,7 +274,7 @@ async fn workers_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Q
     }
     let l = lang(&headers, &q);
     // Check the token even for the empty form.
-    if let Err(e) = d.query.get_county_summary(req(&headers, pb::GetCountySummaryRequest { county: String::new(), as_of: String::new() })).await {
+    if let Err(e) = d.query.get_county_summary(req(&headers, pb::GetCountySummaryRequest { at_seq: q.at_seq.unwrap_or(0), county: String::new(), as_of: String::new() })).await {
         if e.code() == Code::Unauthenticated {
             return fail(e, l, true);
         }
@@ -365,7 +367,7 @@ async fn months_csv(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<St
         q.as_of = d.as_of.clone();
     }
     let l = lang(&headers, &q);
-    match d.query.get_project_history(req(&headers, pb::GetProjectHistoryRequest { project: id.clone() })).await {
+    match d.query.get_project_history(req(&headers, pb::GetProjectHistoryRequest { project: id.clone(), as_of: q.as_of.clone().unwrap_or_default(), at_seq: q.at_seq.unwrap_or(0) })).await {
         Ok(h) => csv_response(
             &format!("{id}-months.csv"),
             &["period", "wage_in", "wage_out", "wage_balance_end", "progress", "payroll_due", "payroll_paid"],
@@ -380,13 +382,13 @@ async fn payrolls_csv(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<
         q.as_of = d.as_of.clone();
     }
     let l = lang(&headers, &q);
-    let p = match d.query.get_project(req(&headers, pb::GetProjectRequest { project: id.clone(), as_of: q.as_of.clone().unwrap_or_default() })).await {
+    let p = match d.query.get_project(req(&headers, pb::GetProjectRequest { at_seq: q.at_seq.unwrap_or(0), project: id.clone(), as_of: q.as_of.clone().unwrap_or_default() })).await {
         Ok(p) => p.into_inner(),
         Err(e) => return fail(e, l, false),
     };
     let mut rows = Vec::new();
     for per in &p.payroll_periods {
-        match d.query.get_payroll(req(&headers, pb::GetPayrollRequest { project: id.clone(), period: per.clone(), as_of: q.as_of.clone().unwrap_or_default(), page_size: 1000, page_token: String::new() })).await {
+        match d.query.get_payroll(req(&headers, pb::GetPayrollRequest { at_seq: q.at_seq.unwrap_or(0), project: id.clone(), period: per.clone(), as_of: q.as_of.clone().unwrap_or_default(), page_size: 1000, page_token: String::new() })).await {
             Ok(r) => {
                 let r = r.into_inner();
                 for line in &r.lines {

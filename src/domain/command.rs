@@ -57,6 +57,13 @@ pub struct RegisterProject {
     pub deposit_rate_bp: Option<u32>,
 }
 
+impl RegisterProject {
+    /// The day a registration is dated: the earlier of its contract and start dates.
+    pub fn dated(&self) -> Date {
+        self.contract_date.min(self.start_date)
+    }
+}
+
 /// The county records a status change (active, suspended, completed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeProjectStatus {
@@ -395,6 +402,75 @@ impl Event {
             Event::WagePaid(c) => &c.project,
             Event::DepositDrawn(c) => &c.project,
             Event::DepositReleased(e) => &e.project,
+        }
+    }
+
+    /// The event's position in `Event` (its tag in the canonical encoding): a byte that
+    /// names its kind in posting histories.
+    pub fn kind_index(&self) -> u8 {
+        match self {
+            Event::ProjectRegistered(_) => 0,
+            Event::ProjectStatusChanged(_) => 1,
+            Event::WageAccountOpened(_) => 2,
+            Event::WageAccountClosed(_) => 3,
+            Event::WorkerEnrolled(_) => 4,
+            Event::ContractRecorded(_) => 5,
+            Event::WorkerExited(_) => 6,
+            Event::PayrollSubmitted(_) => 7,
+            Event::DepositPaid(_) => 8,
+            Event::GuaranteeLetterIssued(_) => 9,
+            Event::GuaranteeLetterCancelled(_) => 10,
+            Event::ProgressPaymentMade(_) => 11,
+            Event::WageAccountToppedUp(_) => 12,
+            Event::WagePaid(_) => 13,
+            Event::DepositDrawn(_) => 14,
+            Event::DepositReleased(_) => 15,
+        }
+    }
+
+    /// The names of the events, in `kind_index` order.
+    pub const NAMES: [&'static str; 16] = [
+        "ProjectRegistered",
+        "ProjectStatusChanged",
+        "WageAccountOpened",
+        "WageAccountClosed",
+        "WorkerEnrolled",
+        "ContractRecorded",
+        "WorkerExited",
+        "PayrollSubmitted",
+        "DepositPaid",
+        "GuaranteeLetterIssued",
+        "GuaranteeLetterCancelled",
+        "ProgressPaymentMade",
+        "WageAccountToppedUp",
+        "WagePaid",
+        "DepositDrawn",
+        "DepositReleased",
+    ];
+
+    /// The day the event's fact is dated (its value date, never when it was recorded):
+    /// what an answer `as_of` a day counts. Most events carry their date; a
+    /// registration is dated the earlier of its contract and start dates, a payroll the
+    /// first day after its month (when it can first be submitted), a guarantee letter
+    /// its first valid day.
+    pub fn dated(&self) -> Date {
+        match self {
+            Event::ProjectRegistered(c) => c.dated(),
+            Event::ProjectStatusChanged(c) => c.date,
+            Event::WageAccountOpened(c) => c.date,
+            Event::WageAccountClosed(e) => e.date,
+            Event::WorkerEnrolled(c) => c.date,
+            Event::ContractRecorded(c) => c.date,
+            Event::WorkerExited(c) => c.date,
+            Event::PayrollSubmitted(c) => c.period.next().first_day(),
+            Event::DepositPaid(c) => c.date,
+            Event::GuaranteeLetterIssued(c) => c.valid_from,
+            Event::GuaranteeLetterCancelled(c) => c.date,
+            Event::ProgressPaymentMade(c) => c.date,
+            Event::WageAccountToppedUp(c) => c.date,
+            Event::WagePaid(c) => c.date,
+            Event::DepositDrawn(c) => c.date,
+            Event::DepositReleased(e) => e.date,
         }
     }
 

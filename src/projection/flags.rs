@@ -13,7 +13,8 @@ use crate::domain::money::Fen;
 use crate::domain::policy::{Policy, PolicyBook};
 use crate::limits::FLAG_EVIDENCE_MAX;
 
-use super::state::{Project, Seq, State};
+use super::state::{DrawdownEntry, Project, Seq, State};
+use super::when::When;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -98,31 +99,64 @@ fn evidence(seqs: impl IntoIterator<Item = Seq>) -> Vec<Seq> {
     v
 }
 
-/// Deposit cover of a project on `date`: cash plus letters valid that day.
-pub fn deposit_cover(state: &State, p: &Project, date: Date) -> (Fen, Fen) {
-    let cash = state.deposit_cash(&p.reg.project);
-    let letters = state.letters_of(&p.reg.project).filter(|(_, l)| l.valid_on(date)).map(|(_, l)| l.amount.fen()).sum();
+/// Deposit cover of a project at the point `w`: cash plus letters valid on its date.
+pub fn deposit_cover(state: &State, p: &Project, w: When) -> (Fen, Fen) {
+    let cash = state.balance_at(&crate::domain::posting::Account::Deposit(p.reg.project.clone()), w);
+    let letters = state.letters_of(&p.reg.project).filter(|(_, l)| l.valid_at(w)).map(|(_, l)| l.amount.fen()).sum();
     (cash, letters)
 }
 
-/// Every open flag of every project, as of `as_of`, ordered by project then code.
-pub fn flags(state: &State, policies: &PolicyBook, calendar: &CalendarBook, as_of: Date) -> Vec<Flag> {
-    let mut out = Vec::new();
-    for (_, p) in state.projects.iter() {
-        project_flags(state, p, policies, calendar, as_of, &mut out);
+/// A project's drawdowns the point `w` sees, each with how much of it the deposits and
+/// letters the point sees had made good (oldest first, in record order, as `apply`
+/// does).
+pub fn drawdowns_at(state: &State, p: &Project, w: When) -> Vec<DrawdownEntry> {
+    let id = &p.reg.project;
+    let mut cover: Vec<(Seq, Fen)> = state.deposits_of(id).filter(|d| w.sees(d.seq, d.date)).map(|d| (d.seq, d.fen)).collect();
+    cover.extend(state.letters_of(id).filter(|(_, l)| l.seen(w)).map(|(_, l)| (l.seq, l.amount.fen())));
+    cover.sort_unstable();
+    let mut out: Vec<DrawdownEntry> = Vec::new();
+    let mut cover = cover.into_iter().peekable();
+    let replenish = |out: &mut Vec<DrawdownEntry>, mut fen: Fen| {
+        for d in out.iter_mut() {
+            let gap = d.fen - d.replenished;
+            if gap > 0 && fen > 0 {
+                let take = gap.min(fen);
+                d.replenished += take;
+                fen -= take;
+            }
+        }
+    };
+    for d in p.drawdowns.iter().filter(|d| w.sees(d.seq, d.date)) {
+        while let Some((_, fen)) = cover.next_if(|(s, _)| *s < d.seq) {
+            replenish(&mut out, fen);
+        }
+        out.push(DrawdownEntry { replenished: 0, ..d.clone() });
+    }
+    for (_, fen) in cover {
+        replenish(&mut out, fen);
     }
     out
 }
 
-/// The flags of one project, as of `as_of`.
-pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendars: &CalendarBook, as_of: Date, out: &mut Vec<Flag>) {
+/// Every open flag of every project at the point `w`, ordered by project then code.
+pub fn flags(state: &State, policies: &PolicyBook, calendar: &CalendarBook, w: When) -> Vec<Flag> {
+    let mut out = Vec::new();
+    for (_, p) in state.projects.iter() {
+        project_flags(state, p, policies, calendar, w, &mut out);
+    }
+    out
+}
+
+/// The flags of one project at the point `w` (none before the point sees it registered).
+pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendars: &CalendarBook, w: When, out: &mut Vec<Flag>) {
     let reg = &p.reg;
-    if as_of < reg.contract_date.min(reg.start_date) {
+    let as_of = w.date;
+    if !p.seen(w) || as_of < reg.contract_date.min(reg.start_date) {
         return;
     }
     let policy = policies.for_project(reg.county, reg.labour_ratio_bp, reg.deposit_rate_bp);
     let calendar = calendars.for_county(reg.county);
-    let status = p.status_on(as_of);
+    let status = p.status_at(w, as_of);
     let id = &reg.project;
     let flag = |code, grade, gap, count, since, evidence, detail| Flag { code, grade, project: id.clone(), gap, count, since, evidence, detail };
 
@@ -134,8 +168,8 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
     let mut overdue_seqs = Vec::new();
     let mut overdue_since: Option<Date> = None;
     let mut first_owed: Option<Date> = None;
-    for (per, h) in state.payrolls_of(id) {
-        let owed = h.due_total - h.paid_total;
+    for (per, h) in state.payrolls_at(id, w) {
+        let owed = h.due_total - state.payroll_paid_at(id, per, w);
         if owed <= 0 {
             continue;
         }
@@ -146,9 +180,9 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
             overdue += owed;
             overdue_seqs.push(h.seq);
             overdue_since = Some(overdue_since.map_or(h.due_date.add_days(1), |d| d.min(h.due_date.add_days(1))));
-            for (w, l) in state.lines_of(id, per) {
-                if l.owed() > 0 {
-                    overdue_workers.insert(*w);
+            for (wr, l) in state.lines_of(id, per) {
+                if l.due - l.paid_at(w) > 0 {
+                    overdue_workers.insert(*wr);
                 }
             }
         }
@@ -158,7 +192,7 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
         out.push(flag(FlagCode::WagesOverdue, Grade::Red, overdue, n, since, evidence(overdue_seqs),
             format!("{n} workers owed {} past their due date", crate::domain::money::format_fen(overdue))));
     }
-    let balance = state.wage_balance(id);
+    let balance = state.balance_at(&crate::domain::posting::Account::Wage(id.clone()), w);
     if owed_total > balance {
         let gap = owed_total - balance;
         out.push(flag(FlagCode::WageShortfall, Grade::Yellow, gap, 0, first_owed.unwrap_or(as_of), evidence(owed_seqs),
@@ -166,14 +200,14 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
     }
 
     // Separate accounting: cumulative wage share against the labour-cost ratio.
-    split_flag(state, p, &policy, as_of, out);
+    split_flag(state, p, &policy, w, out);
 
     if status != ProjectStatus::Completed {
-        deposit_flags(state, p, &policy, calendar, as_of, out);
+        deposit_flags(state, p, &policy, calendar, w, out);
 
         // Dedicated wage account opened in time.
         let deadline = reg.contract_date.add_days(i64::from(policy.wage_account_open_days));
-        if p.wage_account.is_none() && as_of > deadline {
+        if p.wage_account_at(w).is_none() && as_of > deadline {
             out.push(flag(FlagCode::NoWageAccount, Grade::Red, 0, 0, deadline.add_days(1), evidence([p.seq]),
                 format!("no wage account opened by {deadline}, {} days after the contract", policy.wage_account_open_days)));
         }
@@ -182,10 +216,10 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
         let mut missing = Vec::new();
         let mut since: Option<Date> = None;
         for (_, e) in state.enrolments_of(id) {
-            if e.on_site(as_of) && e.contract.is_none() {
-                missing.push(e.seq);
-                let from = e.spans.last().expect("on site").from;
-                since = Some(since.map_or(from, |s| s.min(from)));
+            if e.on_site(w) && e.contract_at(w).is_none() {
+                let span = e.spans_at(w).last().expect("on site");
+                missing.push(span.from_seq);
+                since = Some(since.map_or(span.from, |s| s.min(span.from)));
             }
         }
         if let Some(since) = since {
@@ -195,14 +229,14 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
         }
     }
 
-    payroll_missing_flag(state, p, &policy, as_of, out);
+    payroll_missing_flag(state, p, &policy, w, out);
 }
 
-fn split_flag(state: &State, p: &Project, policy: &Policy, as_of: Date, out: &mut Vec<Flag>) {
+fn split_flag(state: &State, p: &Project, policy: &Policy, w: When, out: &mut Vec<Flag>) {
     let (mut total, mut share) = (0i64, 0i64);
     let mut since: Option<Date> = None;
     let mut seqs = Vec::new();
-    for e in state.progress_of(&p.reg.project).filter(|e| e.date <= as_of) {
+    for e in state.progress_of(&p.reg.project).filter(|e| w.sees(e.seq, e.date)) {
         total += e.total;
         share += e.share;
         let required = crate::domain::money::Money::sum_unbounded(total).mul_bp_ceil(policy.labour_ratio_bp).fen();
@@ -238,20 +272,21 @@ fn split_flag(state: &State, p: &Project, policy: &Policy, as_of: Date, out: &mu
     }
 }
 
-fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calendar, as_of: Date, out: &mut Vec<Flag>) {
+fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calendar, w: When, out: &mut Vec<Flag>) {
     let reg = &p.reg;
     let id = &reg.project;
+    let as_of = w.date;
     let required = policy.deposit_required(reg.contract_price).fen();
-    let (cash, letters) = deposit_cover(state, p, as_of);
+    let (cash, letters) = deposit_cover(state, p, w);
     let cover = cash + letters;
 
     // Drawdowns still within their replenishment window are not yet a shortfall; those
     // past it are DRAWDOWN_NOT_REPLENISHED.
     let mut in_window: Fen = 0;
     let mut lapsed_drawdowns: Vec<(Date, Seq)> = Vec::new();
-    for d in &p.drawdowns {
+    for d in &drawdowns_at(state, p, w) {
         let gap = d.fen - d.replenished;
-        if gap <= 0 || d.date > as_of {
+        if gap <= 0 {
             continue;
         }
         let deadline = calendar.add_working_days(d.date, policy.replenish_working_days);
@@ -290,7 +325,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
             since = since.max(*date);
             seqs.push(*seq);
         }
-        for (_, l) in state.letters_of(id) {
+        for (_, l) in state.letters_of(id).filter(|(_, l)| l.seen(w)) {
             if l.valid_to < as_of && l.valid_to.add_days(1) > since {
                 since = l.valid_to.add_days(1);
                 seqs.push(l.seq);
@@ -303,7 +338,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
             gap: shortfall,
             count: 0,
             since,
-            evidence: evidence(seqs.into_iter().chain(state.deposits_of(id).map(|d| d.seq))),
+            evidence: evidence(seqs.into_iter().chain(state.deposits_of(id).filter(|d| w.sees(d.seq, d.date)).map(|d| d.seq))),
             detail: format!(
                 "deposit cover {} (cash {}, letters {}) below the required {}{}",
                 crate::domain::money::format_fen(cover),
@@ -317,12 +352,12 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
 
     // Letters the cover depends on: lapsing within the warning window before the
     // planned end (yellow), or lapsed and not replaced (red).
-    for (n, l) in state.letters_of(id) {
-        if l.cancelled.is_some_and(|(d, _)| d <= as_of) || l.valid_to >= reg.planned_end || l.valid_from > as_of {
+    for (n, l) in state.letters_of(id).filter(|(_, l)| l.seen(w)) {
+        if l.cancelled_at(w).is_some() || l.valid_to >= reg.planned_end || l.valid_from > as_of {
             continue;
         }
         let days_left = as_of.days_until(l.valid_to);
-        if l.valid_on(as_of) && days_left <= i64::from(policy.letter_warn_days) && cover - l.amount.fen() < required {
+        if l.valid_at(w) && days_left <= i64::from(policy.letter_warn_days) && cover - l.amount.fen() < required {
             out.push(Flag {
                 code: FlagCode::LetterExpiring,
                 grade: Grade::Yellow,
@@ -358,7 +393,8 @@ fn coverage_note(calendar: &Calendar, deadline: Date) -> String {
     }
 }
 
-fn payroll_missing_flag(state: &State, p: &Project, policy: &Policy, as_of: Date, out: &mut Vec<Flag>) {
+fn payroll_missing_flag(state: &State, p: &Project, policy: &Policy, w: When, out: &mut Vec<Flag>) {
+    let as_of = w.date;
     let reg = &p.reg;
     let id = &reg.project;
     let mut per = reg.start_date.period();
@@ -369,14 +405,14 @@ fn payroll_missing_flag(state: &State, p: &Project, policy: &Policy, as_of: Date
             break;
         }
         let (first, last) = (per.first_day(), per.last_day());
-        let active = p.status_on(first) == ProjectStatus::Active || p.status_on(last) == ProjectStatus::Active;
-        let completed_before = p.status_changes.iter().any(|c| c.status == ProjectStatus::Completed && c.date < first);
+        let active = p.status_at(w, first) == ProjectStatus::Active || p.status_at(w, last) == ProjectStatus::Active;
+        let completed_before = p.status_changes.iter().any(|c| c.status == ProjectStatus::Completed && c.date < first && w.sees(c.seq, c.date));
         if completed_before {
             break;
         }
         if active
-            && !state.payrolls.contains(&(id.clone(), per))
-            && state.enrolments_of(id).any(|(_, e)| e.on_site_between(first, last))
+            && !state.payrolls.get(&(id.clone(), per)).is_some_and(|h| w.sees(h.seq, h.dated))
+            && state.enrolments_of(id).any(|(_, e)| e.on_site_between(w, first, last))
         {
             missing.push((per, deadline));
         }

@@ -4,6 +4,8 @@
 
 pub mod fingerprints;
 pub mod flags;
+pub mod history;
 pub mod state;
 pub mod table;
 pub mod views;
+pub mod when;

@@ -16,7 +16,9 @@ use crate::domain::money::{Fen, Money};
 use crate::domain::posting::{transfer, Account, Leg};
 
 use super::fingerprints::{fingerprint, FingerprintSet};
+use super::history::{Histories, Posting, PAID};
 use super::table::{Hashed, Table};
+use super::when::When;
 
 /// The legs of one event.
 pub type Legs = smallvec::SmallVec<[Leg; 4]>;
@@ -64,22 +66,6 @@ pub struct DrawdownEntry {
     pub replenished: Fen,
 }
 
-/// Money of one project in one calendar month: what moved through the wage account in
-/// that month (by value date), and what the month's payroll asked and got.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MonthFigures {
-    /// Into the wage account (wage shares and top-ups) dated in the month.
-    pub wage_in: Fen,
-    /// Out of the wage account (payouts and the closing residual) dated in the month.
-    pub wage_out: Fen,
-    /// Progress payments dated in the month.
-    pub progress: Fen,
-    /// Due on the payroll for this month (by period).
-    pub payroll_due: Fen,
-    /// Paid against this month's payroll (payouts and drawdowns, whenever made).
-    pub payroll_paid: Fen,
-}
-
 /// A project, with everything about it that fits in one entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -88,26 +74,44 @@ pub struct Project {
     pub status: ProjectStatus,
     pub status_changes: Vec<StatusChange>,
     pub wage_account: Option<WageAccount>,
+    /// Sums over every record, for `decide` (past answers sum the entries they see).
     pub progress_total: Fen,
     pub wage_share_total: Fen,
-    pub topup_total: Fen,
     pub drawdowns: Vec<DrawdownEntry>,
-    pub wages_paid_total: Fen,
     pub released: Option<MoneyIn>,
-    /// Month by month, for charts and reports.
-    pub months: std::collections::BTreeMap<Period, MonthFigures>,
 }
 
 impl Project {
     /// The status on `date`, from the status history.
     pub fn status_on(&self, date: Date) -> ProjectStatus {
+        self.status_at(When::date(date), date)
+    }
+
+    /// The status on `date` by the changes the point `w` sees.
+    pub fn status_at(&self, w: When, date: Date) -> ProjectStatus {
         let mut s = ProjectStatus::Active;
         for c in &self.status_changes {
-            if c.date <= date {
+            if c.date <= date && w.sees(c.seq, c.date) {
                 s = c.status;
             }
         }
         s
+    }
+
+    /// The day its registration is dated (`Event::dated`).
+    pub fn dated(&self) -> Date {
+        self.reg.dated()
+    }
+
+    /// Registered as the point `w` sees it.
+    pub fn seen(&self, w: When) -> bool {
+        w.sees(self.seq, self.dated())
+    }
+
+    /// The wage account as the point `w` sees it: opened, and whether closed.
+    pub fn wage_account_at(&self, w: When) -> Option<(&WageAccount, bool)> {
+        let a = self.wage_account.as_ref().filter(|a| w.sees(a.seq, a.opened))?;
+        Some((a, a.closed.is_some_and(|(d, s)| w.sees(s, d))))
     }
 
     pub fn wage_account_open(&self) -> bool {
@@ -115,10 +119,26 @@ impl Project {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A stay on site: from an enrolment to an exit, with the card and employer it was
+/// enrolled with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
     pub from: Date,
+    /// The enrolment's record.
+    pub from_seq: Seq,
     pub to: Option<Date>,
+    /// The exit's record (0 while on site).
+    pub to_seq: Seq,
+    pub employer: Uscc,
+    pub card: CardRef,
+    pub card_masked: Text,
+}
+
+impl Span {
+    /// The exit, if the point `w` sees it.
+    pub fn end_at(&self, w: When) -> Option<Date> {
+        self.to.filter(|d| w.sees(self.to_seq, *d))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,23 +166,50 @@ impl Enrolment {
         self.spans.last().is_some_and(|s| s.to.is_none())
     }
 
-    /// On site at some time between `from` and `to` inclusive.
-    pub fn on_site_between(&self, from: Date, to: Date) -> bool {
-        self.spans.iter().any(|s| s.from <= to && s.to.is_none_or(|end| end >= from))
+    /// The stays the point `w` sees (enrolments it sees; an exit it does not see leaves
+    /// the stay open).
+    pub fn spans_at(&self, w: When) -> impl Iterator<Item = &Span> + '_ {
+        self.spans.iter().filter(move |s| w.sees(s.from_seq, s.from))
     }
 
-    pub fn on_site(&self, date: Date) -> bool {
-        self.on_site_between(date, date)
+    /// Enrolled as the point `w` sees it.
+    pub fn seen(&self, w: When) -> bool {
+        self.spans_at(w).next().is_some()
+    }
+
+    /// On site at some time between `from` and `to` inclusive, as the point `w` sees it.
+    pub fn on_site_between(&self, w: When, from: Date, to: Date) -> bool {
+        self.spans_at(w).any(|s| s.from <= to && s.end_at(w).is_none_or(|end| end >= from))
+    }
+
+    /// On site on the point's own date.
+    pub fn on_site(&self, w: When) -> bool {
+        self.on_site_between(w, w.date, w.date)
+    }
+
+    /// The labour contract, if the point `w` sees it.
+    pub fn contract_at(&self, w: When) -> Option<&ContractInfo> {
+        self.contract.as_ref().filter(|c| w.sees(c.seq, c.date))
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayrollHeader {
     pub seq: Seq,
+    /// The day it is dated (`Event::dated`).
+    pub dated: Date,
     pub due_date: Date,
     pub line_count: u32,
     pub due_total: Fen,
     pub paid_total: Fen,
+}
+
+/// A payment against a payroll line (a payout, or a drawdown's share).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pay {
+    pub seq: Seq,
+    pub date: Date,
+    pub fen: Fen,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,12 +217,20 @@ pub struct Line {
     pub employer: Uscc,
     pub days: u8,
     pub due: Fen,
+    /// Paid by every record, for `decide`.
     pub paid: Fen,
+    /// Each payment (nearly always one).
+    pub pays: smallvec::SmallVec<[Pay; 1]>,
 }
 
 impl Line {
     pub fn owed(&self) -> Fen {
         self.due - self.paid
+    }
+
+    /// Paid as the point `w` sees it.
+    pub fn paid_at(&self, w: When) -> Fen {
+        self.pays.iter().filter(|p| w.sees(p.seq, p.date)).map(|p| p.fen).sum()
     }
 }
 
@@ -191,9 +246,19 @@ pub struct Letter {
 }
 
 impl Letter {
-    /// Counts as cover on `date`: issued, not lapsed, not cancelled by then.
-    pub fn valid_on(&self, date: Date) -> bool {
-        self.valid_from <= date && date <= self.valid_to && self.cancelled.is_none_or(|(d, _)| d > date)
+    /// Issued as the point `w` sees it (a letter is dated its first valid day).
+    pub fn seen(&self, w: When) -> bool {
+        w.sees(self.seq, self.valid_from)
+    }
+
+    /// The cancellation, if the point `w` sees it.
+    pub fn cancelled_at(&self, w: When) -> Option<Date> {
+        self.cancelled.filter(|(d, s)| w.sees(*s, *d)).map(|(d, _)| d)
+    }
+
+    /// Counts as cover on the point's date: issued, not lapsed, not cancelled by then.
+    pub fn valid_at(&self, w: When) -> bool {
+        self.seen(w) && self.valid_from <= w.date && w.date <= self.valid_to && self.cancelled_at(w).is_none()
     }
 }
 
@@ -203,6 +268,7 @@ pub struct Worker {
     /// Shared, so that the undo journal's copy of a worker (at every payout) is no
     /// allocation; changed only at an enrolment.
     pub projects: std::sync::Arc<Vec<ProjectId>>,
+    /// Paid by every record.
     pub paid_total: Fen,
 }
 
@@ -225,12 +291,16 @@ macro_rules! state_tables {
             $(pub $name: Table<$k, $v, $b<$k, $v>>,)*
             /// Fingerprints of every external number used (`crate::domain::numbers`): see `fingerprints`.
             pub numbers: FingerprintSet,
+            /// Every posting of every account, in record order, with its value date.
+            pub postings: Histories<Account>,
+            /// Every payment to a worker, per county, in record order, with its value date.
+            pub payees: Histories<(CountyCode, WorkerRef)>,
         }
 
         impl State {
-            pub(crate) fn begin(&mut self) { $(self.$name.begin();)* self.numbers.begin(); }
-            pub(crate) fn commit(&mut self) { $(self.$name.commit();)* self.numbers.commit(); }
-            pub(crate) fn rollback(&mut self) { $(self.$name.rollback();)* self.numbers.rollback(); }
+            pub(crate) fn begin(&mut self) { $(self.$name.begin();)* self.numbers.begin(); self.postings.begin(); self.payees.begin(); }
+            pub(crate) fn commit(&mut self) { $(self.$name.commit();)* self.numbers.commit(); self.postings.commit(); self.payees.commit(); }
+            pub(crate) fn rollback(&mut self) { $(self.$name.rollback();)* self.numbers.rollback(); self.postings.rollback(); self.payees.rollback(); }
 
             /// Writes every table, in a fixed order, with the encoding `config`.
             ///
@@ -239,6 +309,8 @@ macro_rules! state_tables {
             pub(crate) fn write_to<W: std::io::Write, C: bincode::config::Config>(&self, w: &mut W, config: C) -> Result<(), bincode::error::EncodeError> {
                 $(self.$name.write_to(w, config)?;)*
                 bincode::serde::encode_into_std_write(&self.numbers, w, config)?;
+                bincode::serde::encode_into_std_write(self.postings.sorted(), w, config)?;
+                bincode::serde::encode_into_std_write(self.payees.sorted(), w, config)?;
                 Ok(())
             }
 
@@ -258,6 +330,8 @@ macro_rules! state_tables {
                         pairs
                     }),)*
                     numbers: FingerprintSet::from_sorted(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("payment numbers: {e}"))?)?,
+                    postings: Histories::from_sorted(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("postings: {e}"))?)?,
+                    payees: Histories::from_sorted(bincode::serde::decode_from_std_read(r, config).map_err(|e| format!("payees: {e}"))?)?,
                 })
             }
 
@@ -270,6 +344,12 @@ macro_rules! state_tables {
                 if self.numbers != other.numbers {
                     return Some("numbers");
                 }
+                if !self.postings.same(&other.postings) {
+                    return Some("postings");
+                }
+                if !self.payees.same(&other.payees) {
+                    return Some("payees");
+                }
                 None
             }
 
@@ -280,6 +360,12 @@ macro_rules! state_tables {
                     out.push((super::table::key_bytes($prefix, k), crate::chain::codec::encode(v)));
                 })*
                 self.numbers.for_each_sorted(&mut |fp| out.push((vec![7], fp.to_be_bytes().to_vec())));
+                for (k, h) in self.postings.sorted() {
+                    out.push((super::table::key_bytes(15, k), crate::chain::codec::encode(h)));
+                }
+                for (k, h) in self.payees.sorted() {
+                    out.push((super::table::key_bytes(16, k), crate::chain::codec::encode(h)));
+                }
                 out
             }
         }
@@ -298,7 +384,6 @@ state_tables! {
     orders: (ProjectId, DocNo) => Seq, BTreeMap = 8,
     balances: Account => Fen, Hashed = 9,
     workers: WorkerRef => Worker, Hashed = 10,
-    paid_workers: (CountyCode, i32, WorkerRef) => Fen, Hashed = 11,
     progress: (ProjectId, Seq) => ProgressEntry, BTreeMap = 12,
     deposits: (ProjectId, Seq) => MoneyIn, BTreeMap = 13,
     project_letters: (ProjectId, DocNo) => Seq, BTreeMap = 14,
@@ -393,6 +478,21 @@ impl State {
         self.lines.range((p.clone(), per, REF_MIN)..=(p.clone(), per, REF_MAX)).map(|((_, _, w), l)| (w, l))
     }
 
+    /// The balance of an account at the point `w`.
+    pub fn balance_at(&self, a: &Account, w: When) -> Fen {
+        self.postings.get(a).map_or(0, |h| h.at(w).balance)
+    }
+
+    /// A project's payrolls the point `w` sees.
+    pub fn payrolls_at<'a>(&'a self, p: &ProjectId, w: When) -> impl Iterator<Item = (Period, &'a PayrollHeader)> + 'a {
+        self.payrolls_of(p).filter(move |(_, h)| w.sees(h.seq, h.dated))
+    }
+
+    /// Paid against a payroll at the point `w`.
+    pub fn payroll_paid_at(&self, p: &ProjectId, per: Period, w: When) -> Fen {
+        self.lines_of(p, per).map(|(_, l)| l.paid_at(w)).sum()
+    }
+
     /// Wages due on submitted payrolls and not yet paid, for one project.
     pub fn owed_total(&self, p: &ProjectId) -> Fen {
         self.payrolls_of(p).map(|(_, h)| h.due_total - h.paid_total).sum()
@@ -441,11 +541,13 @@ impl State {
         }
     }
 
-    fn post(&mut self, legs: Legs) {
+    /// Posts an event's legs to the balances and to the accounts' histories.
+    fn post(&mut self, legs: Legs, seq: Seq, date: Date, kind: u8) {
         let sum: i128 = legs.iter().map(|l| i128::from(l.fen)).sum();
         assert_eq!(sum, 0, "the legs of an event sum to zero");
         for leg in legs {
             let internal = leg.account.is_internal();
+            self.postings.push(&leg.account, Posting { seq, date, amount: leg.fen, kind });
             let b = self.balances.entry_or(leg.account, || 0);
             *b = b.checked_add(leg.fen).expect("decide bounds every total");
             assert!(!internal || *b >= 0, "an escrow account never goes negative");
@@ -454,21 +556,17 @@ impl State {
 
     /// Pays `fen` against a payroll line if the payout names a period, and counts it as
     /// wages paid to the worker.
-    fn count_payout(&mut self, project: &ProjectId, worker: &WorkerRef, period: Option<Period>, fen: Fen, date: Date) {
+    fn count_payout(&mut self, project: &ProjectId, worker: &WorkerRef, period: Option<Period>, fen: Fen, date: Date, seq: Seq, kind: u8) {
         if let Some(per) = period {
             let line = self.lines.get_mut(&(project.clone(), per, *worker));
             line.paid += fen;
+            line.pays.push(Pay { seq, date, fen });
             let h = self.payrolls.get_mut(&(project.clone(), per));
             h.paid_total += fen;
         }
-        let p = self.projects.get_mut(project);
-        if let Some(per) = period {
-            p.months.entry(per).or_default().payroll_paid += fen;
-        }
-        p.wages_paid_total += fen;
-        let county = p.reg.county;
+        let county = self.projects.get(project).expect("decide checked the project exists").reg.county;
         self.workers.get_mut(worker).paid_total += fen;
-        *self.paid_workers.entry_or((county, date.year(), *worker), || 0) += fen;
+        self.payees.push(&(county, *worker), Posting { seq, date, amount: fen, kind });
     }
 
     /// Makes good outstanding drawdowns, oldest first, with newly lodged cover.
@@ -511,7 +609,9 @@ impl State {
     /// number is recorded through the one declaration `decide` checks).
     fn apply_rest(&mut self, event: &Event, seq: Seq) {
         let legs = self.legs(event);
-        self.post(legs);
+        let date = event.dated();
+        let kind = event.kind_index() | if matches!(event, Event::WagePaid(_) | Event::DepositDrawn(_)) { PAID } else { 0 };
+        self.post(legs, seq, date, kind);
         match event {
             Event::ProjectRegistered(c) => {
                 self.projects.insert(
@@ -524,11 +624,8 @@ impl State {
                         wage_account: None,
                         progress_total: 0,
                         wage_share_total: 0,
-                        topup_total: 0,
                         drawdowns: Vec::new(),
-                        wages_paid_total: 0,
                         released: None,
-                        months: Default::default(),
                     },
                 );
             }
@@ -549,10 +646,17 @@ impl State {
             Event::WageAccountClosed(e) => {
                 let p = self.projects.get_mut(&e.project);
                 p.wage_account.as_mut().expect("decide checked it is open").closed = Some((e.date, seq));
-                p.months.entry(e.date.period()).or_default().wage_out += e.residual.fen();
             }
             Event::WorkerEnrolled(c) => {
-                let span = Span { from: c.date, to: None };
+                let span = Span {
+                    from: c.date,
+                    from_seq: seq,
+                    to: None,
+                    to_seq: 0,
+                    employer: c.employer.clone(),
+                    card: c.card,
+                    card_masked: c.card_masked.clone(),
+                };
                 let e = self.enrolments.entry_or((c.project.clone(), c.worker), || Enrolment {
                     worker_masked: c.worker_masked.clone(),
                     employer: c.employer.clone(),
@@ -588,23 +692,24 @@ impl State {
             }
             Event::WorkerExited(c) => {
                 let e = self.enrolments.get_mut(&(c.project.clone(), c.worker));
-                e.spans.last_mut().expect("decide checked the worker is on site").to = Some(c.date);
+                let span = e.spans.last_mut().expect("decide checked the worker is on site");
+                span.to = Some(c.date);
+                span.to_seq = seq;
             }
             Event::PayrollSubmitted(c) => {
-                let total: Fen = c.lines.iter().map(|l| l.amount_due.fen()).sum();
-                self.projects.get_mut(&c.project).months.entry(c.period).or_default().payroll_due += total;
                 let mut due_total = 0;
                 for l in &c.lines {
                     due_total += l.amount_due.fen();
                     self.lines.insert(
                         (c.project.clone(), c.period, l.worker),
-                        Line { employer: l.employer.clone(), days: l.days, due: l.amount_due.fen(), paid: 0 },
+                        Line { employer: l.employer.clone(), days: l.days, due: l.amount_due.fen(), paid: 0, pays: Default::default() },
                     );
                 }
                 self.payrolls.insert(
                     (c.project.clone(), c.period),
                     PayrollHeader {
                         seq,
+                        dated: event.dated(),
                         due_date: c.due_date,
                         line_count: u32::try_from(c.lines.len()).expect("bounded by PAYROLL_LINES_MAX"),
                         due_total,
@@ -640,25 +745,16 @@ impl State {
                 let p = self.projects.get_mut(&c.project);
                 p.progress_total += c.total.fen();
                 p.wage_share_total += c.wage_share.fen();
-                let m = p.months.entry(c.date.period()).or_default();
-                m.progress += c.total.fen();
-                m.wage_in += c.wage_share.fen();
             }
-            Event::WageAccountToppedUp(c) => {
-                let p = self.projects.get_mut(&c.project);
-                p.topup_total += c.amount.fen();
-                p.months.entry(c.date.period()).or_default().wage_in += c.amount.fen();
-            }
+            Event::WageAccountToppedUp(_) => {}
             Event::WagePaid(c) => {
-                self.count_payout(&c.project, &c.worker, c.period, c.amount.fen(), c.date);
-                // The entry is journaled already (count_payout changed it): no second copy.
-                self.projects.get_mut(&c.project).months.entry(c.date.period()).or_default().wage_out += c.amount.fen();
+                self.count_payout(&c.project, &c.worker, c.period, c.amount.fen(), c.date, seq, kind);
             }
             Event::DepositDrawn(c) => {
                 self.orders.insert((c.project.clone(), c.order_no.clone()), seq);
                 let total: Fen = c.payees.iter().map(|p| p.amount.fen()).sum();
                 for payee in &c.payees {
-                    self.count_payout(&c.project, &payee.worker, payee.period, payee.amount.fen(), c.date);
+                    self.count_payout(&c.project, &payee.worker, payee.period, payee.amount.fen(), c.date, seq, kind);
                 }
                 self.projects.get_mut(&c.project).drawdowns.push(DrawdownEntry { seq, date: c.date, fen: total, replenished: 0 });
             }

@@ -13,8 +13,11 @@ use crate::domain::ids::{CountyCode, ProjectId, WorkerRef};
 use crate::domain::money::Fen;
 use crate::domain::policy::PolicyBook;
 
+use crate::domain::posting::Account;
+
 use super::flags::{deposit_cover, flags, project_flags, Flag, FlagCode, Grade};
 use super::state::{Seq, State};
+use super::when::When;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectView {
@@ -45,56 +48,72 @@ pub struct ProjectView {
     pub flags: Vec<Flag>,
 }
 
-/// The view of one project as of `as_of`, or `None` if it is not registered.
-pub fn project_view(state: &State, policies: &PolicyBook, cal: &CalendarBook, id: &ProjectId, as_of: Date) -> Option<ProjectView> {
-    let p = state.projects.get(id)?;
+/// Wages a project paid to cards at the point `w` (payouts from the wage account and
+/// drawdowns from the deposit).
+fn wages_paid_at(state: &State, id: &ProjectId, w: When) -> Fen {
+    let paid = |a: Account| state.postings.get(&a).map_or(0, |h| h.at(w).paid);
+    -(paid(Account::Wage(id.clone())) + paid(Account::Deposit(id.clone())))
+}
+
+/// The view of one project at the point `w`, or `None` if the point does not see it
+/// registered.
+pub fn project_view(state: &State, policies: &PolicyBook, cal: &CalendarBook, id: &ProjectId, w: When) -> Option<ProjectView> {
+    let p = state.projects.get(id).filter(|p| p.seen(w))?;
+    let as_of = w.date;
     let reg = &p.reg;
     let policy = policies.for_project(reg.county, reg.labour_ratio_bp, reg.deposit_rate_bp);
-    let (cash, letters) = deposit_cover(state, p, as_of);
+    let (cash, letters) = deposit_cover(state, p, w);
     let mut enrolled = 0;
     let mut on_site = 0;
     let mut contract = 0;
-    for (_, e) in state.enrolments_of(id) {
+    for (_, e) in state.enrolments_of(id).filter(|(_, e)| e.seen(w)) {
         enrolled += 1;
-        if e.on_site(as_of) {
+        if e.on_site(w) {
             on_site += 1;
         }
-        if e.contract.is_some() {
+        if e.contract_at(w).is_some() {
             contract += 1;
         }
     }
     let mut owed = 0;
     let mut overdue = 0;
     let mut periods = Vec::new();
-    for (per, h) in state.payrolls_of(id) {
+    for (per, h) in state.payrolls_at(id, w) {
         periods.push(per);
-        let o = h.due_total - h.paid_total;
+        let o = h.due_total - state.payroll_paid_at(id, per, w);
         owed += o;
         if h.due_date < as_of {
             overdue += o;
         }
     }
+    let (mut progress_total, mut wage_share_total) = (0, 0);
+    for e in state.progress_of(id).filter(|e| w.sees(e.seq, e.date)) {
+        progress_total += e.total;
+        wage_share_total += e.share;
+    }
     let mut fl = Vec::new();
-    project_flags(state, p, policies, cal, as_of, &mut fl);
+    project_flags(state, p, policies, cal, w, &mut fl);
+    let status = p.status_at(w, as_of);
+    let account = p.wage_account_at(w);
     Some(ProjectView {
         project: id.clone(),
         name: reg.name.to_string(),
         county: reg.county,
         general_contractor: reg.general_contractor.to_string(),
         owner: reg.owner.to_string(),
-        status: p.status_on(as_of),
+        status,
         contract_price: reg.contract_price.fen(),
         registered_seq: p.seq,
-        wage_account_open: p.wage_account_open(),
-        wage_account_bank: p.wage_account.as_ref().map(|a| a.bank.to_string()),
-        wage_balance: state.wage_balance(id),
-        deposit_required: if p.status == ProjectStatus::Completed { 0 } else { policy.deposit_required(reg.contract_price).fen() },
+        wage_account_open: account.is_some_and(|(_, closed)| !closed),
+        wage_account_bank: account.map(|(a, _)| a.bank.to_string()),
+        wage_balance: state.balance_at(&Account::Wage(id.clone()), w),
+        deposit_required: if status == ProjectStatus::Completed { 0 } else { policy.deposit_required(reg.contract_price).fen() },
         deposit_cash: cash,
         letters_valid: letters,
-        progress_total: p.progress_total,
-        wage_share_total: p.wage_share_total,
+        progress_total,
+        wage_share_total,
         labour_ratio_bp: policy.labour_ratio_bp,
-        wages_paid_total: p.wages_paid_total,
+        wages_paid_total: wages_paid_at(state, id, w),
         workers_enrolled: enrolled,
         workers_on_site: on_site,
         workers_with_contract: contract,
@@ -147,35 +166,36 @@ impl CountySummary {
     }
 }
 
-/// The county summary as of `as_of`; `county = None` sums over every county.
-pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, county: Option<CountyCode>, as_of: Date) -> CountySummary {
+/// The county summary at the point `w`; `county = None` sums over every county.
+pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, county: Option<CountyCode>, w: When) -> CountySummary {
+    let as_of = w.date;
     let mut s = CountySummary { county, as_of: Some(as_of), ..Default::default() };
     let mut registered = BTreeSet::new();
     let mut on_site = BTreeSet::new();
     let mut arrears_workers: BTreeSet<WorkerRef> = BTreeSet::new();
     let in_county = |c: CountyCode| county.is_none_or(|x| x == c);
-    for (id, p) in state.projects.iter().filter(|(_, p)| in_county(p.reg.county)) {
+    for (id, p) in state.projects.iter().filter(|(_, p)| in_county(p.reg.county) && p.seen(w)) {
         s.projects_total += 1;
-        let status = p.status_on(as_of);
+        let status = p.status_at(w, as_of);
         match status {
             ProjectStatus::Active => s.projects_active += 1,
             ProjectStatus::Suspended => s.projects_suspended += 1,
             ProjectStatus::Completed => s.projects_completed += 1,
         }
-        for (w, e) in state.enrolments_of(id) {
-            registered.insert(*w);
+        for (wr, e) in state.enrolments_of(id).filter(|(_, e)| e.seen(w)) {
+            registered.insert(*wr);
             s.enrolments += 1;
-            if e.contract.is_some() {
+            if e.contract_at(w).is_some() {
                 s.enrolments_with_contract += 1;
             }
-            if e.on_site(as_of) {
-                on_site.insert(*w);
+            if e.on_site(w) {
+                on_site.insert(*wr);
             }
         }
-        if p.wage_account.is_some() {
+        if p.wage_account_at(w).is_some() {
             s.wage_accounts_bound += 1;
         }
-        let (cash, letters) = deposit_cover(state, p, as_of);
+        let (cash, letters) = deposit_cover(state, p, w);
         s.deposit_cash_total += cash;
         s.letters_valid_total += letters;
         if status != ProjectStatus::Completed {
@@ -188,28 +208,37 @@ pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, 
                 }
             }
         }
-        s.progress_total += p.progress_total;
-        s.wage_share_total += p.wage_share_total;
-        for (per, h) in state.payrolls_of(id) {
-            if h.due_date < as_of && h.due_total > h.paid_total {
-                s.arrears += h.due_total - h.paid_total;
-                arrears_workers.extend(state.lines_of(id, per).filter(|(_, l)| l.owed() > 0).map(|(w, _)| *w));
+        for e in state.progress_of(id).filter(|e| w.sees(e.seq, e.date)) {
+            s.progress_total += e.total;
+            s.wage_share_total += e.share;
+        }
+        for (per, h) in state.payrolls_at(id, w) {
+            let owed = h.due_total - state.payroll_paid_at(id, per, w);
+            if h.due_date < as_of && owed > 0 {
+                s.arrears += owed;
+                arrears_workers.extend(state.lines_of(id, per).filter(|(_, l)| l.due - l.paid_at(w) > 0).map(|(wr, _)| *wr));
             }
         }
     }
-    let year = as_of.year();
+    // Paid in the as-of date's calendar year, up to the point.
+    let year_before = Date::from_ymd(as_of.year() - 1, 12, 31);
     let mut paid_workers = BTreeSet::new();
-    for ((c, y, w), fen) in state.paid_workers.iter() {
-        if *y == year && in_county(*c) && *fen > 0 {
-            s.wages_paid_year += fen;
-            paid_workers.insert(*w);
+    for ((c, wr), h) in state.payees.iter() {
+        if !in_county(*c) {
+            continue;
+        }
+        let before = year_before.map_or(0, |d| h.at(When { seq: w.seq, date: d }).balance);
+        let paid = h.at(w).balance - before;
+        if paid > 0 {
+            s.wages_paid_year += paid;
+            paid_workers.insert(*wr);
         }
     }
     s.workers_paid_year = paid_workers.len() as u32;
     s.workers_registered = registered.len() as u32;
     s.workers_on_site = on_site.len() as u32;
     s.arrears_workers = arrears_workers.len() as u32;
-    for f in flags(state, policies, cal, as_of) {
+    for f in flags(state, policies, cal, w) {
         let Some(p) = state.projects.get(&f.project) else { continue };
         if !in_county(p.reg.county) {
             continue;
@@ -245,28 +274,39 @@ pub struct WorkerView {
     pub enrolments: Vec<WorkerEnrolmentView>,
 }
 
-pub fn worker_view(state: &State, worker: &WorkerRef, as_of: Date) -> Option<WorkerView> {
-    let w = state.workers.get(worker)?;
-    let mut v = WorkerView { worker: *worker, masked: w.masked.to_string(), paid_total: w.paid_total, owed_total: 0, enrolments: Vec::new() };
-    for p in w.projects.iter() {
-        let Some(e) = state.enrolments.get(&(p.clone(), *worker)) else { continue };
+/// A worker at the point `w`, or `None` if the point sees no enrolment of theirs.
+pub fn worker_view(state: &State, worker: &WorkerRef, w: When) -> Option<WorkerView> {
+    let wk = state.workers.get(worker)?;
+    let mut v = WorkerView { worker: *worker, masked: wk.masked.to_string(), paid_total: 0, owed_total: 0, enrolments: Vec::new() };
+    let mut counties = BTreeSet::new();
+    for p in wk.projects.iter() {
+        let Some(e) = state.enrolments.get(&(p.clone(), *worker)).filter(|e| e.seen(w)) else { continue };
+        if let Some(proj) = state.projects.get(p) {
+            counties.insert(proj.reg.county);
+        }
         let owed: Fen = state
-            .payrolls_of(p)
+            .payrolls_at(p, w)
             .filter_map(|(per, _)| state.lines.get(&(p.clone(), per, *worker)))
-            .map(|l| l.owed())
+            .map(|l| l.due - l.paid_at(w))
             .sum();
         v.owed_total += owed;
+        let first = e.spans_at(w).next().expect("seen");
+        let last = e.spans_at(w).last().expect("seen");
         v.enrolments.push(WorkerEnrolmentView {
             project: p.clone(),
-            employer: e.employer.to_string(),
-            card_masked: e.card_masked.to_string(),
-            on_site: e.on_site(as_of),
-            first_day: e.spans.first().expect("enrolled").from,
-            last_exit: e.spans.last().and_then(|s| s.to),
-            contract_no: e.contract.as_ref().map(|c| c.contract_no.to_string()),
+            employer: last.employer.to_string(),
+            card_masked: last.card_masked.to_string(),
+            on_site: e.on_site(w),
+            first_day: first.from,
+            last_exit: last.end_at(w),
+            contract_no: e.contract_at(w).map(|c| c.contract_no.to_string()),
             owed,
         });
     }
+    if v.enrolments.is_empty() {
+        return None;
+    }
+    v.paid_total = counties.into_iter().filter_map(|c| state.payees.get(&(c, *worker))).map(|h| h.at(w).balance).sum();
     Some(v)
 }
 
@@ -292,27 +332,29 @@ pub struct PayrollView {
     pub lines: Vec<PayrollLineView>,
 }
 
-pub fn payroll_view(state: &State, project: &ProjectId, period: Period, as_of: Date) -> Option<PayrollView> {
-    let h = state.payrolls.get(&(project.clone(), period))?;
-    let lines = state
+/// A payroll at the point `w`, or `None` if the point does not see it submitted.
+pub fn payroll_view(state: &State, project: &ProjectId, period: Period, w: When) -> Option<PayrollView> {
+    let h = state.payrolls.get(&(project.clone(), period)).filter(|h| w.sees(h.seq, h.dated))?;
+    let lines: Vec<PayrollLineView> = state
         .lines_of(project, period)
-        .map(|(w, l)| PayrollLineView {
-            worker: *w,
-            worker_masked: state.workers.get(w).map(|x| x.masked.to_string()).unwrap_or_default(),
+        .map(|(wr, l)| PayrollLineView {
+            worker: *wr,
+            worker_masked: state.workers.get(wr).map(|x| x.masked.to_string()).unwrap_or_default(),
             employer: l.employer.to_string(),
             days: l.days,
             due: l.due,
-            paid: l.paid,
+            paid: l.paid_at(w),
         })
         .collect();
+    let paid_total = lines.iter().map(|l| l.paid).sum();
     Some(PayrollView {
         project: project.clone(),
         period,
         seq: h.seq,
         due_date: h.due_date,
         due_total: h.due_total,
-        paid_total: h.paid_total,
-        overdue: h.due_date < as_of && h.paid_total < h.due_total,
+        paid_total,
+        overdue: h.due_date < w.date && paid_total < h.due_total,
         lines,
     })
 }
@@ -321,26 +363,56 @@ pub fn payroll_view(state: &State, project: &ProjectId, period: Period, as_of: D
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MonthView {
     pub period: Period,
+    /// Into the wage account (wage shares and top-ups) dated in the month.
     pub wage_in: Fen,
+    /// Out of the wage account (payouts and the closing residual) dated in the month.
     pub wage_out: Fen,
     /// Wage account balance at the end of the month (by value dates).
     pub wage_balance_end: Fen,
+    /// Progress payments dated in the month.
     pub progress: Fen,
+    /// Due on the payroll for this month (by period).
     pub payroll_due: Fen,
+    /// Paid against this month's payroll (payouts and drawdowns, whenever made).
     pub payroll_paid: Fen,
 }
 
-/// A project month by month, from its first month with money or a payroll to its last.
-pub fn project_history(state: &State, id: &ProjectId) -> Option<Vec<MonthView>> {
-    let p = state.projects.get(id)?;
-    let (Some((&first, _)), Some((&last, _))) = (p.months.iter().next(), p.months.iter().next_back()) else { return Some(Vec::new()) };
+/// A project month by month at the point `w`, from its first month with money or a
+/// payroll to its last.
+pub fn project_history(state: &State, id: &ProjectId, w: When) -> Option<Vec<MonthView>> {
+    state.projects.get(id).filter(|p| p.seen(w))?;
+    let mut months: BTreeMap<Period, MonthView> = BTreeMap::new();
+    fn month(months: &mut BTreeMap<Period, MonthView>, per: Period) -> &mut MonthView {
+        months.entry(per).or_insert(MonthView { period: per, wage_in: 0, wage_out: 0, wage_balance_end: 0, progress: 0, payroll_due: 0, payroll_paid: 0 })
+    }
+    if let Some(h) = state.postings.get(&Account::Wage(id.clone())) {
+        for p in h.iter().take_while(|p| p.seq <= w.seq).filter(|p| p.date <= w.date) {
+            let m = month(&mut months, p.date.period());
+            if p.amount > 0 {
+                m.wage_in += p.amount;
+            } else {
+                m.wage_out -= p.amount;
+            }
+        }
+    }
+    for e in state.progress_of(id).filter(|e| w.sees(e.seq, e.date)) {
+        month(&mut months, e.date.period()).progress += e.total;
+    }
+    for (per, h) in state.payrolls_at(id, w) {
+        let paid = state.payroll_paid_at(id, per, w);
+        let m = month(&mut months, per);
+        m.payroll_due += h.due_total;
+        m.payroll_paid += paid;
+    }
+    let (Some(&first), Some(&last)) = (months.keys().next(), months.keys().next_back()) else { return Some(Vec::new()) };
     let mut out = Vec::new();
     let mut balance = 0;
     let mut per = first;
     loop {
-        let m = p.months.get(&per).cloned().unwrap_or_default();
+        let mut m = months.get(&per).cloned().unwrap_or(MonthView { period: per, wage_in: 0, wage_out: 0, wage_balance_end: 0, progress: 0, payroll_due: 0, payroll_paid: 0 });
         balance += m.wage_in - m.wage_out;
-        out.push(MonthView { period: per, wage_in: m.wage_in, wage_out: m.wage_out, wage_balance_end: balance, progress: m.progress, payroll_due: m.payroll_due, payroll_paid: m.payroll_paid });
+        m.wage_balance_end = balance;
+        out.push(m);
         if per == last {
             break;
         }
@@ -350,8 +422,9 @@ pub fn project_history(state: &State, id: &ProjectId) -> Option<Vec<MonthView>> 
 }
 
 /// Workers whose masked ID matches `masked` (`*` in the pattern matches any one
-/// character; an unmasked digit must be equal), optionally on one project.
-pub fn find_workers(state: &State, masked: &str, project: Option<&ProjectId>, as_of: Date) -> Vec<WorkerView> {
+/// character; an unmasked digit must be equal), optionally on one project, at the
+/// point `w`.
+pub fn find_workers(state: &State, masked: &str, project: Option<&ProjectId>, w: When) -> Vec<WorkerView> {
     let pat: Vec<char> = masked.chars().collect();
     let matches = |m: &str| {
         let c: Vec<char> = m.chars().collect();
@@ -360,8 +433,9 @@ pub fn find_workers(state: &State, masked: &str, project: Option<&ProjectId>, as
     state
         .workers
         .iter()
-        .filter(|(_, w)| matches(w.masked.as_str()))
-        .filter(|(_, w)| project.is_none_or(|p| w.projects.contains(p)))
-        .filter_map(|(r, _)| worker_view(state, r, as_of))
+        .filter(|(_, wk)| matches(wk.masked.as_str()))
+        .filter(|(_, wk)| project.is_none_or(|p| wk.projects.contains(p)))
+        .filter_map(|(r, _)| worker_view(state, r, w))
+        .filter(|v| project.is_none_or(|p| v.enrolments.iter().any(|e| e.project == *p)))
         .collect()
 }

@@ -26,45 +26,45 @@ async fn a_project_month_end_to_end_and_every_query() {
     assert_eq!(r.chain_head.len(), 32);
 
     let mut q = s.query(COUNTY_P).await;
-    let p = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-02-20".into() }).await.unwrap().into_inner();
+    let p = q.get_project(pb::GetProjectRequest { at_seq: 0, project: "P1".into(), as_of: "2026-02-20".into() }).await.unwrap().into_inner();
     assert_eq!((p.wage_balance.as_str(), p.wages_paid_total.as_str(), p.owed.as_str()), ("18999.50", "11000.50", "4000.00"));
     assert_eq!((p.workers_enrolled, p.workers_with_contract, p.status), (3, 3, pb::ProjectStatus::Active as i32));
     assert_eq!(p.payroll_periods, vec!["2026-01".to_owned()]);
     assert_eq!((p.deposit_required.as_str(), p.deposit_cash.as_str()), ("200000.00", "200000.00"));
 
-    let b = q.get_balance(pb::GetBalanceRequest { account: "wage:P1".into() }).await.unwrap().into_inner();
+    let b = q.get_balance(pb::GetBalanceRequest { as_of: String::new(), at_seq: 0, account: "wage:P1".into() }).await.unwrap().into_inner();
     assert_eq!(b.balance, "18999.50");
-    let accts = q.list_accounts(pb::ListAccountsRequest { project: "P1".into(), page_size: 1, page_token: String::new() }).await.unwrap().into_inner();
+    let accts = q.list_accounts(pb::ListAccountsRequest { as_of: String::new(), at_seq: 0, project: "P1".into(), page_size: 1, page_token: String::new() }).await.unwrap().into_inner();
     assert_eq!((accts.accounts.len(), accts.next_page_token.as_str()), (1, "1"));
-    let rest = q.list_accounts(pb::ListAccountsRequest { project: "P1".into(), page_size: 10, page_token: "1".into() }).await.unwrap().into_inner();
+    let rest = q.list_accounts(pb::ListAccountsRequest { as_of: String::new(), at_seq: 0, project: "P1".into(), page_size: 10, page_token: "1".into() }).await.unwrap().into_inner();
     assert_eq!((rest.accounts.len(), rest.next_page_token.as_str()), (1, ""));
 
-    let list = q.list_projects(pb::ListProjectsRequest { county: COUNTY.into(), status: 0, as_of: "2026-02-20".into(), page_size: 0, page_token: String::new() }).await.unwrap().into_inner();
+    let list = q.list_projects(pb::ListProjectsRequest { at_seq: 0, county: COUNTY.into(), status: 0, as_of: "2026-02-20".into(), page_size: 0, page_token: String::new() }).await.unwrap().into_inner();
     assert_eq!(list.projects.iter().map(|p| p.project.as_str()).collect::<Vec<_>>(), vec!["P1"]);
 
     // As of 2026-03-01 the January payroll (due 2026-02-28) is overdue for worker 3.
-    let flags = q.list_flags(pb::ListFlagsRequest { county: String::new(), project: "P1".into(), as_of: "2026-03-01".into(), page_size: 0, page_token: String::new() }).await.unwrap().into_inner();
+    let flags = q.list_flags(pb::ListFlagsRequest { at_seq: 0, county: String::new(), project: "P1".into(), as_of: "2026-03-01".into(), page_size: 0, page_token: String::new() }).await.unwrap().into_inner();
     let overdue = flags.flags.iter().find(|f| f.code == "WAGES_OVERDUE").expect("WAGES_OVERDUE");
     assert_eq!((overdue.grade.as_str(), overdue.gap.as_str(), overdue.count), ("red", "4000.00", 1));
     assert!(!overdue.evidence.is_empty());
 
-    let w = q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(2))), as_of: "2026-02-20".into() }).await.unwrap().into_inner();
+    let w = q.get_worker(pb::GetWorkerRequest { at_seq: 0, who: Some(pb::get_worker_request::Who::NationalId(nid(2))), as_of: "2026-02-20".into() }).await.unwrap().into_inner();
     assert_eq!((w.paid_total.as_str(), w.owed_total.as_str()), ("6000.50", "0.00"));
     assert!(w.masked_id.contains("****") && !w.masked_id.contains(&nid(2)[6..14]));
-    let by_ref = q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::WorkerRef(w.worker_ref.clone())), as_of: String::new() }).await.unwrap().into_inner();
+    let by_ref = q.get_worker(pb::GetWorkerRequest { at_seq: 0, who: Some(pb::get_worker_request::Who::WorkerRef(w.worker_ref.clone())), as_of: String::new() }).await.unwrap().into_inner();
     assert_eq!(by_ref.masked_id, w.masked_id);
 
-    let hist = q.get_project_history(pb::GetProjectHistoryRequest { project: "P1".into() }).await.unwrap().into_inner();
+    let hist = q.get_project_history(pb::GetProjectHistoryRequest { as_of: String::new(), at_seq: 0, project: "P1".into() }).await.unwrap().into_inner();
     let jan = hist.months.iter().find(|m| m.period == "2026-01").unwrap();
     assert_eq!((jan.payroll_due.as_str(), jan.payroll_paid.as_str()), ("15000.50", "11000.50"));
     assert_eq!(hist.months.last().unwrap().wage_balance_end, "18999.50");
     let found = q.list_workers(pb::ListWorkersRequest { masked_id: w.masked_id.clone(), ..Default::default() }).await.unwrap().into_inner();
     assert!(found.workers.iter().any(|x| x.worker_ref == w.worker_ref));
     assert_eq!(q.list_workers(pb::ListWorkersRequest { masked_id: "6201".into(), ..Default::default() }).await.unwrap_err().code(), Code::InvalidArgument);
-    let pr = q.get_payroll(pb::GetPayrollRequest { project: "P1".into(), period: "2026-01".into(), as_of: "2026-03-01".into(), page_size: 2, page_token: String::new() }).await.unwrap().into_inner();
+    let pr = q.get_payroll(pb::GetPayrollRequest { at_seq: 0, project: "P1".into(), period: "2026-01".into(), as_of: "2026-03-01".into(), page_size: 2, page_token: String::new() }).await.unwrap().into_inner();
     assert_eq!((pr.due_total.as_str(), pr.paid_total.as_str(), pr.overdue, pr.lines.len(), pr.next_page_token.as_str()), ("15000.50", "11000.50", true, 2, "2"));
 
-    let c = q.get_county_summary(pb::GetCountySummaryRequest { county: COUNTY.into(), as_of: "2026-03-01".into() }).await.unwrap().into_inner();
+    let c = q.get_county_summary(pb::GetCountySummaryRequest { at_seq: 0, county: COUNTY.into(), as_of: "2026-03-01".into() }).await.unwrap().into_inner();
     assert_eq!((c.projects_total, c.workers_registered, c.enrolments_with_contract, c.arrears.as_str(), c.arrears_workers), (1, 3, 3, "4000.00", 1));
     assert_eq!(c.flags_by_code.get("WAGES_OVERDUE"), Some(&1));
 
@@ -158,13 +158,13 @@ async fn malformed_input_gets_a_clear_status_reason_and_index_and_leaves_no_trac
     assert_eq!(s.refused("bank:ICBC", "has space", vec![topup("P1", "T1", "1")]).await.1, "INVALID_REQUEST_ID");
     // Queries.
     let mut q = s.query(COUNTY_P).await;
-    assert_eq!(q.get_project(pb::GetProjectRequest { project: "NOPE".into(), as_of: String::new() }).await.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(q.get_project(pb::GetProjectRequest { at_seq: 0, project: "NOPE".into(), as_of: String::new() }).await.unwrap_err().code(), Code::PermissionDenied);
     let mut op = s.query("operator").await;
-    assert_eq!(op.get_project(pb::GetProjectRequest { project: "NOPE".into(), as_of: String::new() }).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-13-01".into() }).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(op.get_project(pb::GetProjectRequest { at_seq: 0, project: "NOPE".into(), as_of: String::new() }).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(q.get_project(pb::GetProjectRequest { at_seq: 0, project: "P1".into(), as_of: "2026-13-01".into() }).await.unwrap_err().code(), Code::InvalidArgument);
     assert_eq!(q.list_flags(pb::ListFlagsRequest { page_token: "zz".into(), ..Default::default() }).await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(q.get_balance(pb::GetBalanceRequest { account: "nonsense".into() }).await.unwrap_err().code(), Code::InvalidArgument);
-    assert_eq!(q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(77))), as_of: String::new() }).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(q.get_balance(pb::GetBalanceRequest { as_of: String::new(), at_seq: 0, account: "nonsense".into() }).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(q.get_worker(pb::GetWorkerRequest { at_seq: 0, who: Some(pb::get_worker_request::Who::NationalId(nid(77))), as_of: String::new() }).await.unwrap_err().code(), Code::NotFound);
     assert_eq!(q.get_payroll(pb::GetPayrollRequest { project: "P1".into(), period: "2026-05".into(), ..Default::default() }).await.unwrap_err().code(), Code::NotFound);
     let mut a = s.audit("auditor").await;
     assert_eq!(a.read_events(pb::ReadEventsRequest { from_seq: 0, to_seq: 0 }).await.unwrap_err().code(), Code::InvalidArgument);
@@ -249,9 +249,9 @@ async fn the_authorization_matrix() {
         (other_gc.as_str(), false, false),
     ] {
         let mut q = s.query(who).await;
-        let r = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: String::new() }).await;
+        let r = q.get_project(pb::GetProjectRequest { at_seq: 0, project: "P1".into(), as_of: String::new() }).await;
         assert_eq!(r.is_ok(), may_read_p1, "{who} GetProject");
-        let r = q.get_county_summary(pb::GetCountySummaryRequest { county: COUNTY.into(), as_of: String::new() }).await;
+        let r = q.get_county_summary(pb::GetCountySummaryRequest { at_seq: 0, county: COUNTY.into(), as_of: String::new() }).await;
         assert_eq!(r.is_ok(), may_read_county, "{who} GetCountySummary");
         let listed: Vec<String> = q.list_projects(pb::ListProjectsRequest::default()).await.unwrap().into_inner().projects.into_iter().map(|p| p.project).collect();
         assert_eq!(listed.contains(&"P1".to_owned()), may_read_p1, "{who} ListProjects: {listed:?}");
@@ -320,7 +320,7 @@ async fn eight_concurrent_clients_leave_no_gap_and_no_duplicate() {
     assert_eq!(all, expected, "every acknowledged seq once, no gap");
     let recs = read_and_verify(&s).await;
     assert_eq!(recs.len() as u64, base + 8_000);
-    let balance = s.query(COUNTY_P).await.get_balance(pb::GetBalanceRequest { account: "wage:P1".into() }).await.unwrap().into_inner().balance;
+    let balance = s.query(COUNTY_P).await.get_balance(pb::GetBalanceRequest { as_of: String::new(), at_seq: 0, account: "wage:P1".into() }).await.unwrap().into_inner().balance;
     assert_eq!(balance, "30080.00");
     std::sync::Arc::try_unwrap(s).ok().unwrap().stop().await;
 }
@@ -432,7 +432,7 @@ async fn tls_on_loopback_with_a_generated_certificate() {
     let plain = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", s.addr.port())).unwrap().connect().await;
     if let Ok(ch) = plain {
         let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch, Auth(Some(s.token(COUNTY_P))));
-        assert!(q.get_county_summary(pb::GetCountySummaryRequest { county: COUNTY.into(), as_of: String::new() }).await.is_err());
+        assert!(q.get_county_summary(pb::GetCountySummaryRequest { at_seq: 0, county: COUNTY.into(), as_of: String::new() }).await.is_err());
     }
     s.stop().await;
 }
@@ -507,20 +507,20 @@ async fn every_rpc_with_every_role() {
             pb::submit_stream_response::Outcome::Refusal(f) => Err(tonic::Status::new(Code::from_i32(f.status_code), f.message)),
         };
         check("SubmitStream", r, posts_topup.contains(&who));
-        check("GetBalance", q.get_balance(pb::GetBalanceRequest { account: "wage:P1".into() }).await.map(drop), p1);
+        check("GetBalance", q.get_balance(pb::GetBalanceRequest { as_of: String::new(), at_seq: 0, account: "wage:P1".into() }).await.map(drop), p1);
         let accounts = q.list_accounts(pb::ListAccountsRequest::default()).await.map(|r| r.into_inner().accounts);
         check("ListAccounts", accounts.as_ref().map(drop).map_err(Clone::clone), true);
         assert_eq!(accounts.unwrap().iter().any(|b| b.account == "wage:P1"), p1, "{who} ListAccounts shows wage:P1");
-        check("GetProject", q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: String::new() }).await.map(drop), p1);
+        check("GetProject", q.get_project(pb::GetProjectRequest { at_seq: 0, project: "P1".into(), as_of: String::new() }).await.map(drop), p1);
         let projects = q.list_projects(pb::ListProjectsRequest::default()).await.map(|r| r.into_inner().projects);
         check("ListProjects", projects.as_ref().map(drop).map_err(Clone::clone), true);
         assert_eq!(projects.unwrap().iter().any(|p| p.project == "P1"), p1, "{who} ListProjects shows P1");
         check("ListFlags", q.list_flags(pb::ListFlagsRequest::default()).await.map(drop), true);
-        let w = pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(1))), as_of: String::new() };
+        let w = pb::GetWorkerRequest { at_seq: 0, who: Some(pb::get_worker_request::Who::NationalId(nid(1))), as_of: String::new() };
         check("GetWorker", q.get_worker(w).await.map(drop), p1);
         check("GetPayroll", q.get_payroll(pb::GetPayrollRequest { project: "P1".into(), period: "2026-01".into(), ..Default::default() }).await.map(drop), p1);
-        check("GetCountySummary", q.get_county_summary(pb::GetCountySummaryRequest { county: COUNTY.into(), as_of: String::new() }).await.map(drop), reads_county.contains(&who));
-        check("GetProjectHistory", q.get_project_history(pb::GetProjectHistoryRequest { project: "P1".into() }).await.map(drop), p1);
+        check("GetCountySummary", q.get_county_summary(pb::GetCountySummaryRequest { at_seq: 0, county: COUNTY.into(), as_of: String::new() }).await.map(drop), reads_county.contains(&who));
+        check("GetProjectHistory", q.get_project_history(pb::GetProjectHistoryRequest { as_of: String::new(), at_seq: 0, project: "P1".into() }).await.map(drop), p1);
         let workers = q.list_workers(pb::ListWorkersRequest { masked_id: format!("{}**********{}", &nid(1)[..4], &nid(1)[14..]), ..Default::default() }).await.map(|r| r.into_inner().workers);
         check("ListWorkers", workers.as_ref().map(drop).map_err(Clone::clone), true);
         assert_eq!(!workers.unwrap().is_empty(), p1, "{who} ListWorkers shows P1's workers");

@@ -89,7 +89,7 @@ async fn a_full_disk_refuses_batches_with_disk_full_loses_nothing_and_recovers_w
     let balance = |addr: String, token: String| async move {
         let ch = tonic::transport::Channel::from_shared(addr).unwrap().connect().await.unwrap();
         let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch, Auth(Some(token)));
-        let b = q.get_balance(pb::GetBalanceRequest { account: "wage:P1".into() }).await.unwrap().into_inner().balance;
+        let b = q.get_balance(pb::GetBalanceRequest { as_of: String::new(), at_seq: 0, account: "wage:P1".into() }).await.unwrap().into_inner().balance;
         b.parse::<Decimal>().unwrap()
     };
     assert_eq!(balance(server.addr.clone(), server.token.clone()).await, expected);

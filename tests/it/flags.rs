@@ -1,5 +1,6 @@
 //! Each flag raising, as of a date, and clearing when its facts are cured.
 
+use anxin::projection::when::When;
 use anxin::domain::command::*;
 use anxin::domain::date::{Calendar, CalendarBook, Date};
 use anxin::domain::policy::PolicyBook;
@@ -8,7 +9,7 @@ use anxin::projection::flags::{flags, Flag, FlagCode, Grade};
 use crate::common::*;
 
 fn open_flags(w: &World, as_of: &str) -> Vec<Flag> {
-    flags(&w.state, &PolicyBook::default(), &CalendarBook::china(), d(as_of))
+    flags(&w.state, &PolicyBook::default(), &CalendarBook::china(), When::date(d(as_of)))
 }
 
 fn codes(w: &World, as_of: &str) -> Vec<FlagCode> {
@@ -85,7 +86,7 @@ fn a_project_override_of_the_ratio_is_honoured() {
     let mut book = PolicyBook::default();
     book.counties.insert(county(), anxin::domain::policy::PolicyOverride { labour_ratio_bp: Some(3_500), ..Default::default() });
     // The project's own term still wins over the county's.
-    assert!(flags(&w.state, &book, &CalendarBook::china(), d("2026-02-10")).iter().all(|f| f.code != FlagCode::SplitBelowRatio));
+    assert!(flags(&w.state, &book, &CalendarBook::china(), When::date(d("2026-02-10"))).iter().all(|f| f.code != FlagCode::SplitBelowRatio));
 }
 
 #[test]
@@ -179,7 +180,7 @@ fn a_county_calendar_replaces_the_national_one_for_its_projects() {
     let local = Calendar::parse("year 2026\n2026-02-09 holiday\n").unwrap();
     let mut cals = CalendarBook::china();
     cals.counties.insert(county(), local);
-    let at = |cals: &CalendarBook| flags(&w.state, &PolicyBook::default(), cals, d("2026-02-10")).iter().any(|f| f.code == FlagCode::DepositShortfall);
+    let at = |cals: &CalendarBook| flags(&w.state, &PolicyBook::default(), cals, When::date(d("2026-02-10"))).iter().any(|f| f.code == FlagCode::DepositShortfall);
     assert!(at(&CalendarBook::china()));
     assert!(!at(&cals));
 }

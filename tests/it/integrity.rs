@@ -369,7 +369,7 @@ async fn anxind_on_a_damaged_log_turns_read_only_and_says_where() {
     assert_eq!((st.code(), anxin::api::error::reason_of(&st).0.as_deref()), (tonic::Code::Unavailable, Some("DAMAGED")), "{st:?}");
     assert!(st.message().contains("record 5"), "names the record: {}", st.message());
     let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch.clone(), crate::harness::Auth(Some(server.token.clone())));
-    q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: String::new() }).await.unwrap();
+    q.get_project(pb::GetProjectRequest { at_seq: 0, project: "P1".into(), as_of: String::new() }).await.unwrap();
     let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, crate::harness::Auth(Some(server.token.clone())));
     let mut stream = a.read_events(pb::ReadEventsRequest { from_seq: 40, to_seq: 60 }).await.unwrap().into_inner();
     let err = loop {

@@ -20,6 +20,7 @@ mod privacy;
 mod replication;
 mod replication_process;
 mod pg;
+mod pointintime;
 mod props;
 mod rules;
 mod scenario;

@@ -82,12 +82,12 @@ async fn no_clear_id_or_card_number_in_the_data_directory_the_server_log_or_erro
     // A bank's own reference (a date and a counter) is not a personal number.
     p.submit(pb::SubmitRequest { request_id: "ref-2026013100000012".into(), commands: vec![topup("P1", "2026013100000012", "1")] }).await.unwrap();
     for n in [1, 5] {
-        let r = q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(n))), as_of: String::new() }).await;
+        let r = q.get_worker(pb::GetWorkerRequest { at_seq: 0, who: Some(pb::get_worker_request::Who::NationalId(nid(n))), as_of: String::new() }).await;
         errors.push(format!("{r:?}"));
     }
-    let r = q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(bad_check.clone())), as_of: String::new() }).await;
+    let r = q.get_worker(pb::GetWorkerRequest { at_seq: 0, who: Some(pb::get_worker_request::Who::NationalId(bad_check.clone())), as_of: String::new() }).await;
     errors.push(format!("{r:?}"));
-    let r = q.get_balance(pb::GetBalanceRequest { account: format!("card:{}", card(1)) }).await;
+    let r = q.get_balance(pb::GetBalanceRequest { as_of: String::new(), at_seq: 0, account: format!("card:{}", card(1)) }).await;
     errors.push(format!("{r:?}"));
 
     server.signal("-TERM");

@@ -405,7 +405,7 @@ async fn worker_ref_on(n: &Node, id: u32) -> String {
     let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch, Auth(Some(token)));
     let t0 = Instant::now();
     loop {
-        match q.get_worker(pb::GetWorkerRequest { who: Some(pb::get_worker_request::Who::NationalId(nid(id))), as_of: String::new() }).await {
+        match q.get_worker(pb::GetWorkerRequest { at_seq: 0, who: Some(pb::get_worker_request::Who::NationalId(nid(id))), as_of: String::new() }).await {
             Ok(w) => return w.into_inner().worker_ref,
             Err(e) => assert!(t0.elapsed() < Duration::from_secs(15), "{} never found worker {id}: {e:?}", n.name),
         }
@@ -478,7 +478,7 @@ async fn balance_on(n: &Node, min_seq: Option<u64>) -> Result<(i64, u64), tonic:
     let token = n.proc.as_ref().unwrap().token.clone();
     let ch = tonic::transport::Channel::from_shared(n.addr()).unwrap().connect().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch, Auth(Some(token)));
-    let mut req = tonic::Request::new(pb::GetBalanceRequest { account: "wage:P1".into() });
+    let mut req = tonic::Request::new(pb::GetBalanceRequest { as_of: String::new(), at_seq: 0, account: "wage:P1".into() });
     if let Some(m) = min_seq {
         req.metadata_mut().insert(anxin::api::MIN_SEQ_KEY, m.into());
     }

@@ -3,6 +3,7 @@
 //! payrolls, and four projects in trouble. Every balance, flag and county figure is held
 //! against the generator's own bookkeeping of the same money (`demo::Plan`).
 
+use anxin::projection::when::When;
 use std::collections::BTreeMap;
 
 use anxin::demo::{self, Fate};
@@ -29,7 +30,7 @@ fn run(seed: u64) {
         let (pol, cal) = (led.policies(), led.calendars());
 
         // The county report's figures.
-        let s = county_summary(&state, pol, cal, Some(plan.county), as_of);
+        let s = county_summary(&state, pol, cal, Some(plan.county), When::date(as_of));
         assert_eq!((s.projects_total, s.projects_active, s.projects_completed, s.projects_suspended), (21, 5, 11, 5));
         assert_eq!((s.workers_registered, s.workers_on_site), (1_200, 300));
         assert_eq!((s.enrolments, s.enrolments_with_contract), (1_200, 1_200));
@@ -58,9 +59,9 @@ fn run(seed: u64) {
         assert_eq!(s.flags_by_code.iter().map(|(k, v)| (k.as_str(), *v)).collect::<BTreeMap<_, _>>(), by_code);
 
         // Each project: balances as booked, status as planned, exactly the expected flags.
-        let all = flags(&state, pol, cal, as_of);
+        let all = flags(&state, pol, cal, When::date(as_of));
         for p in &plan.projects {
-            let v = project_view(&state, pol, cal, &p.id, as_of).unwrap();
+            let v = project_view(&state, pol, cal, &p.id, When::date(as_of)).unwrap();
             assert_eq!(v.wage_balance, p.wage_balance, "{} wage balance", p.id);
             assert_eq!(state.balance(&Account::Wage(p.id.clone())), p.wage_balance);
             assert_eq!(v.deposit_cash, p.deposit_cash, "{} deposit", p.id);
@@ -77,7 +78,7 @@ fn run(seed: u64) {
             assert_eq!(v.wage_account_open, p.fate != Fate::Completed);
             assert_eq!(v.workers_on_site, if p.fate == Fate::Active { 60 } else { 0 });
             // Month by month, the money adds up to the same totals.
-            let h = anxin::projection::views::project_history(&state, &p.id).unwrap();
+            let h = anxin::projection::views::project_history(&state, &p.id, When::date(as_of)).unwrap();
             assert_eq!(h.last().unwrap().wage_balance_end, p.wage_balance, "{} history balance", p.id);
             assert_eq!(h.iter().map(|m| m.payroll_paid).sum::<i64>(), p.paid_total, "{} history paid", p.id);
             assert_eq!(h.iter().map(|m| m.progress).sum::<i64>(), p.progress_total, "{} history progress", p.id);
@@ -102,7 +103,7 @@ fn run(seed: u64) {
         // A worker, found by national ID through the vault, sees their own wages.
         let w = &p04.workers[0];
         let wref = vault.find_worker(&w.national_id).unwrap().unwrap();
-        let wv = worker_view(&state, &wref, as_of).unwrap();
+        let wv = worker_view(&state, &wref, When::date(as_of)).unwrap();
         assert_eq!(wv.paid_total, w.monthly_fen * 9, "paid January to September");
         assert_eq!(wv.owed_total, w.monthly_fen * 2, "October and November unpaid");
         assert_eq!(wv.masked, w.national_id.masked());

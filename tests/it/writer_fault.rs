@@ -87,7 +87,7 @@ async fn anxind_turns_not_serving_answers_unavailable_with_the_reason_and_exits_
         assert_eq!(s.status, tonic_health::pb::health_check_response::ServingStatus::NotServing as i32, "{service:?}");
     }
     let mut q = pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch, Auth(Some(server.token.clone())));
-    let st = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: String::new() }).await.unwrap_err();
+    let st = q.get_project(pb::GetProjectRequest { at_seq: 0, project: "P1".into(), as_of: String::new() }).await.unwrap_err();
     assert_eq!((st.code(), anxin::api::error::reason_of(&st).0.as_deref()), (tonic::Code::Unavailable, Some("WRITER_FAILED")), "{st:?}");
 
     let t0 = Instant::now();

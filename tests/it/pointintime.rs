@@ -1,0 +1,344 @@
+//! Point-in-time truth (`projection::when`): answers at a log position (`at_seq`) and as
+//! of a business date (`as_of`).
+//!
+//! - The oracle: a county's year posted in date order; every answer captured while the
+//!   log was being filled (stopping after each month end) equals the answer asked
+//!   afterwards as of that month end, and at that month end's log position.
+//! - A property: for random histories and random N, the answers at `at_seq = N` equal
+//!   those of a ledger that only ever received the first N records.
+//! - Through the real server: a deposit drawn later does not make an earlier date short,
+//!   a project registered later is not in earlier figures, a late posting changes the
+//!   as-of answers and not the at-seq ones, account history pages, and a position the
+//!   node does not hold is refused.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use anxin::api::pb;
+use anxin::api::pb::command::Kind;
+use anxin::domain::command::*;
+use anxin::domain::date::{CalendarBook, Date};
+use anxin::domain::policy::PolicyBook;
+use anxin::domain::posting::Account;
+use anxin::ledger::{Ledger, LedgerOptions};
+use anxin::projection::state::State;
+use anxin::projection::views;
+use anxin::projection::when::When;
+use anxin::vault::Vault;
+
+/// Every answer the query API gives, at the point `w`, for the entities `keys` names,
+/// each as JSON under a key naming the query.
+fn answers(state: &State, keys: &Keys, w: When) -> BTreeMap<String, String> {
+    let (pol, cal) = (PolicyBook::default(), CalendarBook::china());
+    let json = |v: &dyn erased::Json| v.json();
+    let mut out = BTreeMap::new();
+    for c in &keys.counties {
+        out.insert(format!("county/{c}"), json(&views::county_summary(state, &pol, &cal, Some(*c), w)));
+    }
+    out.insert("county/all".into(), json(&views::county_summary(state, &pol, &cal, None, w)));
+    out.insert("flags".into(), json(&anxin::projection::flags::flags(state, &pol, &cal, w)));
+    for p in &keys.projects {
+        out.insert(format!("project/{p}"), json(&views::project_view(state, &pol, &cal, p, w)));
+        out.insert(format!("months/{p}"), json(&views::project_history(state, p, w)));
+    }
+    for (p, per) in &keys.payrolls {
+        out.insert(format!("payroll/{p}/{per}"), json(&views::payroll_view(state, p, *per, w)));
+    }
+    for wr in &keys.workers {
+        out.insert(format!("worker/{}", wr.to_hex()), json(&views::worker_view(state, wr, w)));
+    }
+    for a in &keys.accounts {
+        let (page, _) = state.postings.get(a).map_or((Vec::new(), false), |h| h.page(0, w, usize::MAX));
+        let rows: Vec<String> = page.iter().map(|(p, after)| format!("{} {} {} {} {}", p.seq, p.date, p.amount, after, p.kind)).collect();
+        out.insert(format!("account/{a}"), format!("{} | {}", state.balance_at(a, w), rows.join("; ")));
+    }
+    out
+}
+
+/// Object-safe JSON for the views.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).expect("views serialize")
+        }
+    }
+}
+
+/// What to ask about: every entity the finished ledger knows.
+#[derive(Default)]
+struct Keys {
+    counties: Vec<anxin::domain::ids::CountyCode>,
+    projects: Vec<anxin::domain::ids::ProjectId>,
+    payrolls: Vec<(anxin::domain::ids::ProjectId, anxin::domain::date::Period)>,
+    workers: Vec<anxin::domain::ids::WorkerRef>,
+    accounts: Vec<Account>,
+}
+
+fn keys(state: &State) -> Keys {
+    let mut counties: Vec<_> = state.projects.iter().map(|(_, p)| p.reg.county).collect();
+    counties.sort_unstable();
+    counties.dedup();
+    let mut accounts: Vec<Account> = state.balances.iter().map(|(a, _)| a.clone()).collect();
+    accounts.sort_unstable();
+    Keys {
+        counties,
+        projects: state.projects.iter().map(|(p, _)| p.clone()).collect(),
+        payrolls: state.payrolls.iter().map(|((p, per), _)| (p.clone(), *per)).collect(),
+        workers: state.workers.iter().map(|(w, _)| *w).collect(),
+        accounts,
+    }
+}
+
+fn first_difference(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Option<String> {
+    for (k, v) in a {
+        match b.get(k) {
+            Some(u) if u == v => {}
+            Some(u) => return Some(format!("{k}:\n  then:  {v}\n  later: {u}")),
+            None => return Some(format!("{k}: missing later")),
+        }
+    }
+    (a.len() != b.len()).then(|| "different keys".to_owned())
+}
+
+/// The oracle (issue 16): the county scenario, answers captured after each month end
+/// while it is posted, asked again afterwards with as_of and with at_seq.
+#[test]
+fn answers_captured_while_filling_equal_as_of_and_at_seq_answers_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(&dir.path().join("vault")).unwrap();
+    let plan = anxin::demo::plan(7, &vault).unwrap();
+    let led = Ledger::open(dir.path(), LedgerOptions { ledger_id: Some("anxin-oracle".into()), ..Default::default() }).unwrap();
+
+    // The keys come from the finished plan, so that answers about entities that do not
+    // exist yet (None, zero) are captured too.
+    let mut shadow = State::default();
+    let mut seq = 0;
+    for b in &plan.batches {
+        for c in &b.commands {
+            seq += 1;
+            let e = anxin::decide::decide(&shadow, c).unwrap_or_else(|r| panic!("{}: {r}", b.request_id));
+            shadow.apply(&e, seq);
+        }
+    }
+    let keys = keys(&shadow);
+    drop(shadow);
+
+    let mut captured: Vec<(Date, u64, BTreeMap<String, String>)> = Vec::new();
+    let mut month_end = plan.batches[0].date.period().last_day();
+    let capture = |led: &Ledger, end: Date, captured: &mut Vec<(Date, u64, BTreeMap<String, String>)>| {
+        let state = led.state().unwrap();
+        captured.push((end, led.head().0, answers(&state, &keys, When::date(end))));
+    };
+    for b in &plan.batches {
+        while b.date > month_end {
+            capture(&led, month_end, &mut captured);
+            month_end = month_end.period().next().last_day();
+        }
+        led.submit(b.principal.clone(), b.request_id.clone(), b.commands.clone()).unwrap().unwrap_or_else(|e| panic!("{}: {e}", b.request_id));
+    }
+    capture(&led, month_end, &mut captured);
+    assert!(captured.len() >= 12, "a year of month ends: {}", captured.len());
+
+    let state = led.state().unwrap();
+    let mut compared = 0;
+    for (end, head, then) in &captured {
+        let as_of = answers(&state, &keys, When::date(*end));
+        if let Some(d) = first_difference(then, &as_of) {
+            panic!("as of {end}: the answer changed although nothing dated on or before it was posted later: {d}");
+        }
+        let at_seq = answers(&state, &keys, When { seq: *head, date: *end });
+        if let Some(d) = first_difference(then, &at_seq) {
+            panic!("at record {head} as of {end}: {d}");
+        }
+        compared += then.len();
+    }
+    assert!(compared > 10_000, "every project, payroll, worker and account, every month: {compared} answers");
+    // The answers moved over the year: the oracle compares something.
+    assert_ne!(captured[2].2.get("county/all"), captured[8].2.get("county/all"));
+}
+
+/// Records of a random history (the property test's generator, `props.rs`, with dates
+/// spread over five months and posted out of date order), decided one by one.
+fn history(ops: &[(u8, u8, u32, i64, u8)]) -> Vec<Event> {
+    use crate::common::*;
+    let mut w = World::new();
+    let mut setup = vec![register("P0"), register("P1"), open_account("P0"), open_account("P1"), deposit("P0", "D0", "500000", "2026-01-20"), deposit("P1", "D1", "500000", "2026-01-20"), topup("P0", "T0", "900000"), topup("P1", "T1", "900000")];
+    for n in 1..=3 {
+        setup.push(enrol("P0", n));
+        setup.push(enrol("P1", n));
+    }
+    let mut events = w.given(setup);
+    for (i, (kind, p, n, amount, day)) in ops.iter().enumerate() {
+        let p = format!("P{}", p % 2);
+        let no = format!("N{i}");
+        let date = Date::from_ymd(2026, 1, 21).unwrap().add_days(i64::from(*day));
+        let ds = date.to_string();
+        let money = anxin::domain::money::format_fen(*amount);
+        let month = |m: u32| format!("2026-{:02}", 1 + m % 4);
+        let small = anxin::domain::money::format_fen(1 + amount / 50);
+        let cmd = match kind % 14 {
+            11 | 12 => {
+                // A payout against a payroll line (most lines exist: payrolls are frequent).
+                let Command::PayWage(mut c) = pay(&p, &no, 1 + n % 3, &small, Some(&month(*n))) else { unreachable!() };
+                c.date = date;
+                Command::PayWage(c)
+            }
+            13 => payroll(&p, &month(*n), &[(1, &money), (2, &money), (3, &money)]),
+            0 => deposit(&p, &no, &money, &ds),
+            1 => progress(&p, &no, &money, &anxin::domain::money::format_fen(amount / 3), &ds),
+            2 => Command::TopUpWageAccount(TopUpWageAccount { project: pid(&p), payment_no: doc(&no), amount: yuan(&money), date }),
+            3 => {
+                let Command::PayWage(mut c) = pay(&p, &no, 1 + n % 3, &money, (n % 2 == 0).then(|| month(*n)).as_deref()) else { unreachable!() };
+                c.date = date;
+                Command::PayWage(c)
+            }
+            4 => payroll(&p, &month(*n), &[(1 + n % 3, &money), (1 + (n + 1) % 3, "100")]),
+            5 => draw(&p, &no, &ds, &[(1 + n % 3, &money, (n % 2 == 1).then(|| month(*n)).as_deref())]),
+            6 => enrol(&p, 1 + n % 4),
+            7 => exit(&p, 1 + n % 3, &ds),
+            8 => Command::RecordContract(RecordContract { project: pid(&p), worker: worker(1 + n % 3), contract_no: doc(&no), date }),
+            9 => status(&p, [ProjectStatus::Suspended, ProjectStatus::Active, ProjectStatus::Suspended, ProjectStatus::Active, ProjectStatus::Completed][(n % 5) as usize], &ds),
+            _ => letter(&p, &no, &money, &ds, &date.add_days(i64::from(n % 90)).to_string()),
+        };
+        match w.try_batch(vec![cmd]) {
+            Ok(evs) => events.extend(evs),
+            Err(e) if std::env::var("ANXIN_PROP_STATS").is_ok() => eprintln!("refused: {e}"),
+            Err(_) => {}
+        }
+    }
+    events
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The view at `at_seq = N` is the view of a ledger that received only the first N
+    /// records, on any date.
+    #[test]
+    fn the_view_at_seq_n_is_the_view_of_the_first_n_records(
+        ops in prop::collection::vec((0u8..14, 0u8..2, 0u32..12, 1i64..400_000, 0u8..120), 1..60),
+        cut in 0.0f64..=1.0,
+        day in 0i64..200,
+    ) {
+        let events = history(&ops);
+        let mut full = State::default();
+        for (i, e) in events.iter().enumerate() {
+            full.apply(e, i as u64 + 1);
+        }
+        let n = ((events.len() as f64) * cut) as usize;
+        let mut prefix = State::default();
+        for (i, e) in events[..n].iter().enumerate() {
+            prefix.apply(e, i as u64 + 1);
+        }
+        let keys = keys(&full);
+        let date = Date::from_ymd(2026, 1, 1).unwrap().add_days(day);
+        let at = answers(&full, &keys, When { seq: n as u64, date });
+        let only = answers(&prefix, &keys, When::date(date));
+        prop_assert!(first_difference(&only, &at).is_none(), "N = {} of {}, as of {}: {}", n, events.len(), date, first_difference(&only, &at).unwrap_or_default());
+    }
+}
+
+// ---- through the real server ----
+
+use crate::harness::{cmd, TestServer, COUNTY};
+
+fn register_on(p: &str, contract: &str, start: &str) -> pb::Command {
+    let Some(Kind::RegisterProject(mut r)) = crate::harness::register(p, COUNTY).kind else { unreachable!() };
+    r.contract_date = contract.into();
+    r.permit_date = String::new();
+    r.start_date = start.into();
+    cmd(Kind::RegisterProject(r))
+}
+
+fn dated_deposit(p: &str, no: &str, amount: &str, date: &str) -> pb::Command {
+    cmd(Kind::PayDeposit(pb::PayDeposit { project: p.into(), bank: "ICBC".into(), payment_no: no.into(), amount: amount.into(), date: date.into() }))
+}
+
+fn county_q(as_of: &str, at_seq: u64) -> pb::GetCountySummaryRequest {
+    pb::GetCountySummaryRequest { county: COUNTY.into(), as_of: as_of.into(), at_seq }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_answers_through_the_server_count_only_what_was_dated_and_recorded_by_then() {
+    let s = TestServer::start().await;
+    let county = format!("county:{COUNTY}");
+    // P1: contract price ¥10M, deposit required ¥200,000 (2%), lodged in full in
+    // January; a drawdown on 2026-09-10 takes ¥150,000 of it.
+    s.setup_project(2).await;
+    let r = s.ok(&county, "draw", vec![cmd(Kind::DrawDeposit(pb::DrawDeposit {
+        project: "P1".into(),
+        order_no: "DY-1".into(),
+        date: "2026-09-10".into(),
+        payees: vec![pb::DrawdownPayee { national_id: crate::harness::nid(1), bank_card: crate::harness::card(1), amount: "150000".into(), period: String::new() }],
+    }))]).await;
+    let after_draw = r.last_seq;
+    // P2: contract signed 2026-10-26, registered now.
+    s.ok(&county, "p2", vec![register_on("P2", "2026-10-26", "2026-11-01")]).await;
+
+    let mut q = s.query(&county).await;
+    // As of 2026-06-15: full cover, no shortfall, and P2 is not in the figures.
+    let june = q.get_county_summary(county_q("2026-06-15", 0)).await.unwrap().into_inner();
+    assert_eq!(june.projects_total, 1, "a project registered with a contract of 2026-10-26 is not in June's figures");
+    assert_eq!(june.deposit_cash_total, "200000.00");
+    assert_eq!(june.deposit_covered_projects, 1);
+    let point = june.point.clone().unwrap();
+    assert_eq!((point.as_of.as_str(), point.at_seq, point.head_seq), ("2026-06-15", after_draw + 1, after_draw + 1));
+    let flags = q.list_flags(pb::ListFlagsRequest { county: COUNTY.into(), project: "P1".into(), as_of: "2026-06-15".into(), at_seq: 0, page_size: 0, page_token: String::new() }).await.unwrap().into_inner();
+    assert!(flags.flags.iter().all(|f| f.code != "DEPOSIT_SHORTFALL" && f.code != "DRAWDOWN_NOT_REPLENISHED"), "{:?}", flags.flags);
+    assert_eq!(q.get_project(pb::GetProjectRequest { project: "P2".into(), as_of: "2026-06-15".into(), at_seq: 0 }).await.unwrap_err().code(), tonic::Code::NotFound);
+    // As of 2026-11-30 the drawdown is past its replenishment window: the since-date is
+    // the day after that window, not the lodging deadline.
+    let nov = q.list_flags(pb::ListFlagsRequest { county: COUNTY.into(), project: "P1".into(), as_of: "2026-11-30".into(), at_seq: 0, page_size: 0, page_token: String::new() }).await.unwrap().into_inner();
+    let short = nov.flags.iter().find(|f| f.code == "DEPOSIT_SHORTFALL").expect("short after the drawdown");
+    assert!(short.since.as_str() > "2026-09-10", "since {} is after the drawdown", short.since);
+    assert_eq!(q.get_county_summary(county_q("2026-11-30", 0)).await.unwrap().into_inner().projects_total, 2);
+
+    // A deposit top-up dated 2026-09-20, posted late: the as-of answers about dates
+    // after 2026-09-20 change; the answer at the position before it does not.
+    let before_late = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-11-30".into(), at_seq: 0 }).await.unwrap().into_inner();
+    assert_eq!(before_late.deposit_cash, "50000.00");
+    let late = s.ok("bank:ICBC", "late", vec![dated_deposit("P1", "D-LATE", "150000", "2026-09-20")]).await;
+    let now = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-11-30".into(), at_seq: 0 }).await.unwrap().into_inner();
+    assert_eq!(now.deposit_cash, "200000.00");
+    assert!(now.flags.iter().all(|f| f.code != "DEPOSIT_SHORTFALL"), "{:?}", now.flags);
+    let then = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-11-30".into(), at_seq: late.first_seq - 1 }).await.unwrap().into_inner();
+    assert_eq!(then.deposit_cash, "50000.00", "at the position before the late deposit the answer is the one given then");
+    assert_eq!(then.point.as_ref().unwrap().at_seq, late.first_seq - 1);
+    assert_eq!(then.point.as_ref().unwrap().head_seq, late.last_seq);
+    let sept15 = q.get_balance(pb::GetBalanceRequest { account: "deposit:P1".into(), as_of: "2026-09-15".into(), at_seq: 0 }).await.unwrap().into_inner();
+    assert_eq!(sept15.balance, "50000.00", "dated 2026-09-20, the late deposit is not in 2026-09-15's balance");
+
+    // Account history: every posting with the balance after it, in pages.
+    let mut hist = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = q.get_account_history(pb::GetAccountHistoryRequest { account: "deposit:P1".into(), as_of: String::new(), at_seq: 0, page_size: 1, page_token: token }).await.unwrap().into_inner();
+        assert!(page.postings.len() <= 1);
+        hist.extend(page.postings);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let rows: Vec<(&str, &str, &str, &str)> = hist.iter().map(|p| (p.date.as_str(), p.amount.as_str(), p.balance_after.as_str(), p.kind.as_str())).collect();
+    assert_eq!(rows, vec![
+        ("2026-01-20", "200000.00", "200000.00", "DepositPaid"),
+        ("2026-09-10", "-150000.00", "50000.00", "DepositDrawn"),
+        ("2026-09-20", "150000.00", "200000.00", "DepositPaid"),
+    ]);
+    // At a position, the history stops there.
+    let cut = q.get_account_history(pb::GetAccountHistoryRequest { account: "deposit:P1".into(), as_of: String::new(), at_seq: late.first_seq - 1, page_size: 0, page_token: String::new() }).await.unwrap().into_inner();
+    assert_eq!(cut.postings.len(), 2);
+
+    // A bank may not read another's history; a position this node does not hold is refused.
+    let mut other = s.query("bank:ABC").await;
+    assert_eq!(other.get_account_history(pb::GetAccountHistoryRequest { account: "owner:".to_owned() + &crate::harness::owner().to_string(), ..Default::default() }).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    let err = q.get_county_summary(county_q("", late.last_seq + 5)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert_eq!(err.metadata().get("anxin-reason").unwrap(), "SEQ_NOT_REACHED");
+    s.stop().await;
+}
