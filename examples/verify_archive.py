@@ -364,13 +364,42 @@ EVENTS = [
 ]
 
 
-def event(r, path):
-    """`u32` variant index (0 to 15), then the variant's fields."""
+def deposit_basis(r, path):
+    """`u32` variant index: 0 ByPrice, 1 Required, 2 Exempt followed by its basis (text)."""
     i = r.unpack(">I", 4)
-    if i >= len(EVENTS):
-        raise BadValue("variant index %d is not an event (0 to %d)" % (i, len(EVENTS) - 1))
-    name, fields = EVENTS[i]
-    return dict(read(r, "%s %d %s" % (path, i, name), struct_of(fields)), variant=name)
+    if i == 0:
+        return "ByPrice"
+    if i == 1:
+        return "Required"
+    if i == 2:
+        return {"Exempt": read(r, path + ".Exempt", TEXT)}
+    raise BadValue("variant index %d, but DepositBasis has 3 variants (0 to 2)" % i)
+
+
+# Format 2 (FORMAT.md section 3): fields added at the end of four events.
+EVENTS_V2_FIELDS = {
+    "ProjectRegistered": [("registered_on", option(date)), ("deposit_basis", deposit_basis),
+                          ("funding", enum_index(["Unstated", "Government", "Other"]))],
+    "PayrollSubmitted": [("payroll_no", option(DOC_NO)), ("submitted_on", option(date))],
+    "GuaranteeLetterIssued": [("issued_on", option(date)), ("applicant", option(uscc)), ("beneficiary", option(TEXT))],
+    "DepositDrawn": [("order_date", option(date)), ("reason", option(TEXT))],
+}
+
+
+def event_of(version):
+    """The event reader of a record format: `u32` variant index (0 to 15), then the
+    variant's fields (in format 2, with the fields EVENTS_V2_FIELDS adds)."""
+
+    def event(r, path):
+        i = r.unpack(">I", 4)
+        if i >= len(EVENTS):
+            raise BadValue("variant index %d is not an event (0 to %d)" % (i, len(EVENTS) - 1))
+        name, fields = EVENTS[i]
+        if version >= 2:
+            fields = fields + EVENTS_V2_FIELDS.get(name, [])
+        return dict(read(r, "%s %d %s" % (path, i, name), struct_of(fields)), variant=name)
+
+    return event
 
 
 def decode_record(raw):
@@ -383,10 +412,10 @@ def decode_record(raw):
         raise DecodeError("%d bytes, more than the %d a record may have" % (len(raw), RECORD_BYTES_MAX))
     r = Reader(raw)
     rec = {"version": read(r, "version", u16)}
-    if rec["version"] != 1:
-        raise DecodeError("unknown format version %d (this verifier knows version 1)" % rec["version"])
+    if rec["version"] not in (1, 2):
+        raise DecodeError("unknown format version %d (this verifier knows versions 1 and 2)" % rec["version"])
     for name, typ in [("seq", u64), ("prev_hash", hash32), ("recorded_at_ms", i64), ("principal", principal),
-                      ("request_id", REQUEST_ID), ("event", event)]:
+                      ("request_id", REQUEST_ID), ("event", event_of(rec["version"]))]:
         rec[name] = read(r, name, typ)
     if r.left():
         raise DecodeError("%d byte(s) remain after the event (a record has exactly one encoding)" % r.left())

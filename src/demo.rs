@@ -196,6 +196,9 @@ pub fn plan(seed: u64, vault: &Vault) -> Result<Plan, StoreError> {
             planned_end: d(2026, 12, 31),
             labour_ratio_bp: None,
             deposit_rate_bp: None,
+            registered_on: Some(d(2024, 12, 10)),
+            deposit_basis: DepositBasis::ByPrice,
+            funding: if k % 3 == 0 { Funding::Government } else { Funding::Other },
         })]);
         b.add(k, d(2024, 12, 20), &bank_p, format!("{id}-account"), vec![Command::OpenWageAccount(OpenWageAccount {
             project: id.clone(),
@@ -214,6 +217,9 @@ pub fn plan(seed: u64, vault: &Vault) -> Result<Plan, StoreError> {
                 amount: fen(required),
                 valid_from: d(2025, 1, 6),
                 valid_to: d(2025, 12, 15),
+                issued_on: Some(d(2025, 1, 6)),
+                applicant: Some(gc.clone()),
+                beneficiary: Some(text("榆中县人力资源和社会保障局")),
             })]);
         } else {
             b.add(k, d(2025, 1, 6), &bank_p, format!("{id}-deposit"), vec![Command::PayDeposit(PayDeposit {
@@ -320,6 +326,8 @@ pub fn plan(seed: u64, vault: &Vault) -> Result<Plan, StoreError> {
                 period: per,
                 due_date,
                 lines: lines.clone(),
+                payroll_no: Some(doc(format!("GZ-{id}-{per}"))),
+                submitted_on: Some(next_month_day(per, 5)),
             })]);
             if k == 16 && m == end_month {
                 // The county draws the deposit to pay the month the owner did not fund.
@@ -334,6 +342,8 @@ pub fn plan(seed: u64, vault: &Vault) -> Result<Plan, StoreError> {
                     order_no: doc(format!("DY-{id}-{per}")),
                     date,
                     payees,
+                    order_date: Some(next_month_day(per, 10)),
+                    reason: Some(text(&format!("{per} 工资未按时足额支付，业主未拨付工程款"))),
                 })]);
                 deposit_cash -= payroll_total;
                 paid_total += payroll_total;

@@ -57,7 +57,7 @@ fn mixed(run: u64, c: usize, k: u64, a: &BenchArgs, gc: &str) -> pb::Command {
             if k % 20 == 1 {
                 cmd(Kind::PayDeposit(pb::PayDeposit { project: p, bank: "ICBC".into(), payment_no: no, amount: "1000.00".into(), date: "2026-02-05".into() }))
             } else {
-                cmd(Kind::IssueGuaranteeLetter(pb::IssueGuaranteeLetter { project: p, letter_no: format!("L{run}-{no}"), bank: "ICBC".into(), amount: "5000.00".into(), valid_from: "2026-01-01".into(), valid_to: "2027-06-30".into() }))
+                cmd(Kind::IssueGuaranteeLetter(pb::IssueGuaranteeLetter { issued_on: String::new(), applicant: String::new(), beneficiary: String::new(), project: p, letter_no: format!("L{run}-{no}"), bank: "ICBC".into(), amount: "5000.00".into(), valid_from: "2026-01-01".into(), valid_to: "2027-06-30".into() }))
             }
         }
         _ => {
@@ -109,7 +109,7 @@ pub async fn run(servers: crate::client::Servers, ch: Channel, token: String, fo
     for p in 0..a.projects {
         let id = format!("B{run}-{p}");
         let cmds = vec![
-            cmd(Kind::RegisterProject(pb::RegisterProject {
+            cmd(Kind::RegisterProject(pb::RegisterProject { registered_on: String::new(), deposit_basis: 0, deposit_exemption_basis: String::new(), funding: 0,
                 project: id.clone(),
                 county: "620121".into(),
                 name: format!("bench {id}"),
@@ -297,7 +297,7 @@ pub fn run_in_process(data: &std::path::Path, a: BenchArgs) -> Result<()> {
     let per_project = a.workers / a.projects;
     for p in 0..a.projects {
         let mut cmds = vec![
-            Command::RegisterProject(RegisterProject {
+            Command::RegisterProject(RegisterProject { registered_on: None, deposit_basis: anxin::domain::command::DepositBasis::ByPrice, funding: anxin::domain::command::Funding::Unstated,
                 project: pid(p),
                 county: CountyCode::parse("620121")?,
                 name: Text::parse("bench")?,

@@ -118,6 +118,24 @@ impl Fields<'_> {
     }
 }
 
+fn deposit_basis(v: &str, row: usize) -> Result<i32, BatchFileError> {
+    Ok(match v {
+        "" | "by_price" => pb::DepositBasis::ByPrice,
+        "required" => pb::DepositBasis::Required,
+        "exempt" => pb::DepositBasis::Exempt,
+        _ => return Err(BatchFileError { row, why: format!("deposit_basis must be by_price, required or exempt, not {v:?}") }),
+    } as i32)
+}
+
+fn funding(v: &str, row: usize) -> Result<i32, BatchFileError> {
+    Ok(match v {
+        "" => pb::Funding::Unstated,
+        "government" => pb::Funding::Government,
+        "other" => pb::Funding::Other,
+        _ => return Err(BatchFileError { row, why: format!("funding must be government or other, not {v:?}") }),
+    } as i32)
+}
+
 fn status(v: &str, row: usize) -> Result<i32, BatchFileError> {
     Ok(match v {
         "active" => pb::ProjectStatus::Active,
@@ -151,6 +169,10 @@ pub fn commands(rows: &[Row], first_row: usize) -> Result<Vec<pb::Command>, Batc
                 planned_end: f.s("planned_end"),
                 labour_ratio_bp: f.u32("labour_ratio_bp")?,
                 deposit_rate_bp: f.u32("deposit_rate_bp")?,
+                registered_on: f.s("registered_on"),
+                deposit_basis: deposit_basis(&f.s("deposit_basis"), n)?,
+                deposit_exemption_basis: f.s("deposit_exemption_basis"),
+                funding: funding(&f.s("funding"), n)?,
             }),
             "change_project_status" => Kind::ChangeProjectStatus(pb::ChangeProjectStatus { project: f.s("project"), status: status(&f.s("status"), n)?, date: f.s("date") }),
             "open_wage_account" => Kind::OpenWageAccount(pb::OpenWageAccount { project: f.s("project"), bank: f.s("bank"), account_no: f.s("account_no"), date: f.s("date") }),
@@ -160,15 +182,16 @@ pub fn commands(rows: &[Row], first_row: usize) -> Result<Vec<pb::Command>, Batc
             "exit_worker" => Kind::ExitWorker(pb::ExitWorker { project: f.s("project"), national_id: f.s("national_id"), date: f.s("date") }),
             "payroll_line" => {
                 let (project, period, due_date) = (f.s("project"), f.s("period"), f.s("due_date"));
+                let (payroll_no, submitted_on) = (f.s("payroll_no"), f.s("submitted_on"));
                 let line = pb::PayrollLine { national_id: f.s("national_id"), employer: f.s("employer"), days: f.u32("days")?, amount_due: f.s("amount_due") };
                 f.done()?;
                 if let Some(pb::Command { kind: Some(Kind::SubmitPayroll(p)) }) = out.last_mut() {
-                    if p.project == project && p.period == period && p.due_date == due_date {
+                    if p.project == project && p.period == period && p.due_date == due_date && p.payroll_no == payroll_no && p.submitted_on == submitted_on {
                         p.lines.push(line);
                         continue;
                     }
                 }
-                out.push(pb::Command { kind: Some(Kind::SubmitPayroll(pb::SubmitPayroll { project, period, due_date, lines: vec![line] })) });
+                out.push(pb::Command { kind: Some(Kind::SubmitPayroll(pb::SubmitPayroll { project, period, due_date, lines: vec![line], payroll_no, submitted_on })) });
                 continue;
             }
             "pay_deposit" => Kind::PayDeposit(pb::PayDeposit { project: f.s("project"), bank: f.s("bank"), payment_no: f.s("payment_no"), amount: f.s("amount"), date: f.s("date") }),
@@ -179,6 +202,9 @@ pub fn commands(rows: &[Row], first_row: usize) -> Result<Vec<pb::Command>, Batc
                 amount: f.s("amount"),
                 valid_from: f.s("valid_from"),
                 valid_to: f.s("valid_to"),
+                issued_on: f.s("issued_on"),
+                applicant: f.s("applicant"),
+                beneficiary: f.s("beneficiary"),
             }),
             "cancel_guarantee_letter" => Kind::CancelGuaranteeLetter(pb::CancelGuaranteeLetter { project: f.s("project"), letter_no: f.s("letter_no"), date: f.s("date") }),
             "make_progress_payment" => Kind::MakeProgressPayment(pb::MakeProgressPayment { project: f.s("project"), payment_no: f.s("payment_no"), total: f.s("total"), wage_share: f.s("wage_share"), date: f.s("date") }),
@@ -194,15 +220,16 @@ pub fn commands(rows: &[Row], first_row: usize) -> Result<Vec<pb::Command>, Batc
             }),
             "drawdown_payee" => {
                 let (project, order_no, date) = (f.s("project"), f.s("order_no"), f.s("date"));
+                let (order_date, reason) = (f.s("order_date"), f.s("reason"));
                 let payee = pb::DrawdownPayee { national_id: f.s("national_id"), bank_card: f.s("bank_card"), amount: f.s("amount"), period: f.s("period") };
                 f.done()?;
                 if let Some(pb::Command { kind: Some(Kind::DrawDeposit(d)) }) = out.last_mut() {
-                    if d.project == project && d.order_no == order_no && d.date == date {
+                    if d.project == project && d.order_no == order_no && d.date == date && d.order_date == order_date && d.reason == reason {
                         d.payees.push(payee);
                         continue;
                     }
                 }
-                out.push(pb::Command { kind: Some(Kind::DrawDeposit(pb::DrawDeposit { project, order_no, date, payees: vec![payee] })) });
+                out.push(pb::Command { kind: Some(Kind::DrawDeposit(pb::DrawDeposit { project, order_no, date, payees: vec![payee], order_date, reason })) });
                 continue;
             }
             "release_deposit" => Kind::ReleaseDeposit(pb::ReleaseDeposit { project: f.s("project"), date: f.s("date") }),

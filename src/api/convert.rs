@@ -138,6 +138,21 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
             planned_end: date("planned_end", &m.planned_end)?,
             labour_ratio_bp: bp("labour_ratio_bp", m.labour_ratio_bp)?,
             deposit_rate_bp: bp("deposit_rate_bp", m.deposit_rate_bp)?,
+            registered_on: opt_date("registered_on", &m.registered_on)?,
+            deposit_basis: match (pb::DepositBasis::try_from(m.deposit_basis), m.deposit_exemption_basis.is_empty()) {
+                (Ok(pb::DepositBasis::ByPrice), true) => c::DepositBasis::ByPrice,
+                (Ok(pb::DepositBasis::Required), true) => c::DepositBasis::Required,
+                (Ok(pb::DepositBasis::Exempt), false) => c::DepositBasis::Exempt(text("deposit_exemption_basis", &m.deposit_exemption_basis)?),
+                (Ok(pb::DepositBasis::Exempt), true) => return Err(ApiError::invalid("MISSING_FIELD", "deposit_exemption_basis is required with DEPOSIT_BASIS_EXEMPT")),
+                (Ok(_), false) => return Err(ApiError::invalid("UNEXPECTED_FIELD", "deposit_exemption_basis is given only with DEPOSIT_BASIS_EXEMPT")),
+                (Err(_), _) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("deposit_basis {} is not a DepositBasis", m.deposit_basis))),
+            },
+            funding: match pb::Funding::try_from(m.funding) {
+                Ok(pb::Funding::Unstated) => c::Funding::Unstated,
+                Ok(pb::Funding::Government) => c::Funding::Government,
+                Ok(pb::Funding::Other) => c::Funding::Other,
+                Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("funding {} is not a Funding", m.funding))),
+            },
         }),
         Kind::ChangeProjectStatus(m) => Command::ChangeProjectStatus(c::ChangeProjectStatus {
             project: project(&m.project)?,
@@ -196,6 +211,8 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
                 period: per,
                 due_date: opt_date("due_date", &m.due_date)?.unwrap_or_else(|| per.next().last_day()),
                 lines,
+                payroll_no: if m.payroll_no.is_empty() { None } else { Some(doc("payroll_no", &m.payroll_no)?) },
+                submitted_on: opt_date("submitted_on", &m.submitted_on)?,
             })
         }
         Kind::PayDeposit(m) => Command::PayDeposit(c::PayDeposit {
@@ -212,6 +229,9 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
             amount: amount("amount", &m.amount)?,
             valid_from: date("valid_from", &m.valid_from)?,
             valid_to: date("valid_to", &m.valid_to)?,
+            issued_on: opt_date("issued_on", &m.issued_on)?,
+            applicant: if m.applicant.is_empty() { None } else { Some(uscc("applicant", &m.applicant)?) },
+            beneficiary: if m.beneficiary.is_empty() { None } else { Some(text("beneficiary", &m.beneficiary)?) },
         }),
         Kind::CancelGuaranteeLetter(m) => Command::CancelGuaranteeLetter(c::CancelGuaranteeLetter {
             project: project(&m.project)?,
@@ -253,7 +273,14 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
                     period: opt_period("period", &p.period)?,
                 });
             }
-            Command::DrawDeposit(c::DrawDeposit { project: project(&m.project)?, order_no: doc("order_no", &m.order_no)?, date: date("date", &m.date)?, payees })
+            Command::DrawDeposit(c::DrawDeposit {
+                project: project(&m.project)?,
+                order_no: doc("order_no", &m.order_no)?,
+                date: date("date", &m.date)?,
+                payees,
+                order_date: opt_date("order_date", &m.order_date)?,
+                reason: if m.reason.is_empty() { None } else { Some(text("reason", &m.reason)?) },
+            })
         }
         Kind::ReleaseDeposit(m) => Command::ReleaseDeposit(c::ReleaseDeposit { project: project(&m.project)?, date: date("date", &m.date)? }),
     })
@@ -304,6 +331,52 @@ pub fn project_view(v: &ProjectView, as_of: Date, with_periods: bool) -> pb::Pro
         payroll_periods: if with_periods { v.payroll_periods.iter().map(ToString::to_string).collect() } else { Vec::new() },
         flags: v.flags.iter().map(flag).collect(),
         as_of: as_of.to_string(),
+        registered_on: v.registered_on.to_string(),
+        deposit_basis: match v.deposit_basis {
+            "required" => pb::DepositBasis::Required,
+            "exempt" => pb::DepositBasis::Exempt,
+            _ => pb::DepositBasis::ByPrice,
+        } as i32,
+        deposit_exemption_basis: v.deposit_exemption_basis.clone().unwrap_or_default(),
+        funding: match v.funding {
+            "government" => pb::Funding::Government,
+            "other" => pb::Funding::Other,
+            _ => pb::Funding::Unstated,
+        } as i32,
+        letters: if with_periods { v.letters.iter().map(letter_view).collect() } else { Vec::new() },
+        drawdowns: if with_periods { v.drawdowns.iter().map(drawdown_view).collect() } else { Vec::new() },
+    }
+}
+
+fn opt_date_text(d: Option<Date>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+fn letter_view(l: &crate::projection::views::LetterView) -> pb::LetterView {
+    pb::LetterView {
+        letter_no: l.letter_no.clone(),
+        bank: l.bank.clone(),
+        amount: format_fen(l.amount),
+        valid_from: l.valid_from.to_string(),
+        valid_to: l.valid_to.to_string(),
+        issued_on: opt_date_text(l.issued_on),
+        applicant: l.applicant.clone().unwrap_or_default(),
+        beneficiary: l.beneficiary.clone().unwrap_or_default(),
+        cancelled: opt_date_text(l.cancelled),
+        valid: l.valid,
+        seq: l.seq,
+    }
+}
+
+fn drawdown_view(d: &crate::projection::views::DrawdownView) -> pb::DrawdownView {
+    pb::DrawdownView {
+        order_no: d.order_no.clone(),
+        order_date: opt_date_text(d.order_date),
+        date: d.date.to_string(),
+        reason: d.reason.clone().unwrap_or_default(),
+        amount: format_fen(d.amount),
+        replenished: format_fen(d.replenished),
+        seq: d.seq,
     }
 }
 

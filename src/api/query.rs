@@ -236,6 +236,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             lines,
             next_page_token,
             point: asked.point(seq),
+            payroll_no: v.payroll_no.clone().unwrap_or_default(),
+            submitted_on: v.submitted_on.map(|d| d.to_string()).unwrap_or_default(),
         }))
     }
 

@@ -14,8 +14,9 @@ use crate::domain::principal::Principal;
 
 use super::codec::{self, CodecError};
 
-/// The version of the record format written by this code.
-pub const FORMAT_VERSION: u16 = 1;
+/// The version of the record format written by this code (`domain::layout`): 2 since
+/// issue 16; records of format 1 are read (and verify) as they are.
+pub const FORMAT_VERSION: u16 = crate::domain::layout::CURRENT;
 
 /// BLAKE3 derive-key context of a record hash.
 pub const RECORD_CONTEXT: &str = "anxin v1 record";
@@ -63,14 +64,24 @@ impl Record {
         }
     }
 
+    /// Its canonical bytes, in its own format.
     pub fn encode(&self) -> Vec<u8> {
-        codec::encode(&self.as_ref())
+        crate::domain::layout::with(self.version, || codec::encode(&self.as_ref()))
     }
 
+    /// A record from its canonical bytes, read in the format its first two bytes name.
+    ///
     /// # Errors
-    /// `CodecError` if the bytes are not a canonical record.
+    /// `CodecError` if the bytes are not a canonical record of a format this build reads.
     pub fn decode(bytes: &[u8]) -> Result<Record, CodecError> {
-        codec::decode(bytes)
+        let version = match bytes.get(..2) {
+            Some(b) => u16::from_be_bytes([b[0], b[1]]),
+            None => return Err(CodecError::Decode("shorter than a record".into())),
+        };
+        if !(crate::domain::layout::OLDEST..=crate::domain::layout::CURRENT).contains(&version) {
+            return Err(CodecError::Decode(format!("record format {version} is not one this build reads")));
+        }
+        crate::domain::layout::with(version, || codec::decode(bytes))
     }
 }
 
@@ -152,7 +163,7 @@ impl ChainVerifier {
     /// hash against this verifier's position and head.
     fn link(&self, version: u16, found: u64, prev: &Hash) -> Result<(), ChainError> {
         let seq = self.next_seq;
-        if version != FORMAT_VERSION {
+        if !(crate::domain::layout::OLDEST..=crate::domain::layout::CURRENT).contains(&version) {
             return Err(ChainError::UnknownVersion { seq, version });
         }
         if found != seq {

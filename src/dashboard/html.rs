@@ -15,6 +15,33 @@ pub enum Lang {
 pub fn t(l: Lang, key: &str) -> &'static str {
     let (zh, en) = match key {
         "title" => ("安薪 · 农民工工资监管", "Anxin · migrant wage escrow"),
+        "point" => ("数据截至", "As of"),
+        "record" => ("第几条记录", "record"),
+        "registered_on" => ("登记日期", "Registered"),
+        "funding" => ("资金来源", "Funding"),
+        "government" => ("政府投资", "government-invested"),
+        "other" => ("社会投资", "other"),
+        "unstated" => ("未填报", "not stated"),
+        "deposit_basis" => ("保证金", "Deposit"),
+        "by_price" => ("按合同价确定", "by contract price"),
+        "required" => ("须缴纳", "required"),
+        "exempt" => ("免缴", "exempt"),
+        "letters" => ("银行保函", "Guarantee letters"),
+        "letter_no" => ("保函编号", "Letter"),
+        "bank" => ("银行", "Bank"),
+        "amount" => ("金额", "Amount"),
+        "valid" => ("有效期", "Valid"),
+        "issued_on" => ("开具日期", "Issued"),
+        "applicant" => ("申请人", "Applicant"),
+        "beneficiary" => ("受益人", "Beneficiary"),
+        "drawdowns" => ("保证金动用", "Deposit drawdowns"),
+        "order_no" => ("指令书编号", "Order"),
+        "order_date" => ("指令日期", "Ordered"),
+        "date" => ("支付日期", "Paid"),
+        "reason" => ("事由", "Reason"),
+        "replenished" => ("已补足", "Made good"),
+        "payroll_no" => ("工资表编号", "Payroll no."),
+        "submitted_on" => ("报送日期", "Submitted"),
         "summary" => ("县域概况", "County summary"),
         "projects" => ("项目", "Projects"),
         "flags" => ("预警", "Flags"),
@@ -225,9 +252,18 @@ pub fn summary_rows(l: Lang, s: &pb::CountySummary) -> Vec<(String, String)> {
     ]
 }
 
+/// "As of D, record N (of H)": which point an answer reflects.
+pub fn point_text(l: Lang, point: &Option<pb::Point>) -> String {
+    match point {
+        Some(pt) if pt.at_seq < pt.head_seq => format!("{} {} · {} {} / {}", t(l, "point"), esc(&pt.as_of), t(l, "record"), pt.at_seq, pt.head_seq),
+        Some(pt) => format!("{} {} · {} {}", t(l, "point"), esc(&pt.as_of), t(l, "record"), pt.at_seq),
+        None => String::new(),
+    }
+}
+
 pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html<String> {
     let mut p = Page::new(l, "summary");
-    p.raw(&format!("<p class=\"muted\">{} {} · {}</p><div class=\"cards\" id=\"summary\">", if s.county.is_empty() { "*" } else { &s.county }, esc(&s.as_of), "<a href=\"/summary.csv\">CSV</a>"));
+    p.raw(&format!("<p class=\"muted\" id=\"point\">{} · {} · {}</p><div class=\"cards\" id=\"summary\">", if s.county.is_empty() { "*" } else { &s.county }, point_text(l, &s.point), "<a href=\"/summary.csv\">CSV</a>"));
     for (k, v) in summary_rows(l, s) {
         p.raw(&format!("<div class=\"card\">{}<b>{}</b></div>", esc(&k), esc(&v)));
     }
@@ -310,6 +346,26 @@ fn chart(l: Lang, h: &pb::ProjectHistory) -> String {
 pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb::Payroll]) -> Html<String> {
     let mut p = Page::new(l, "project");
     p.raw(&format!("<p><b>{}</b> {} · {} · {} {} · <span class=\"dot {g}\"></span> {g}</p>", esc(&x.project), esc(&x.name), t(l, status_key(x.status)), t(l, "contractor"), esc(&x.general_contractor), g = grade(x)));
+    let basis = match pb::DepositBasis::try_from(x.deposit_basis) {
+        Ok(pb::DepositBasis::Required) => t(l, "required").to_owned(),
+        Ok(pb::DepositBasis::Exempt) => format!("{} ({})", t(l, "exempt"), esc(&x.deposit_exemption_basis)),
+        _ => t(l, "by_price").to_owned(),
+    };
+    let funding = match pb::Funding::try_from(x.funding) {
+        Ok(pb::Funding::Government) => "government",
+        Ok(pb::Funding::Other) => "other",
+        _ => "unstated",
+    };
+    p.raw(&format!(
+        "<p class=\"muted\" id=\"point\">{} · {} {} · {} {} · {} {}</p>",
+        point_text(l, &x.point),
+        t(l, "registered_on"),
+        esc(&x.registered_on),
+        t(l, "funding"),
+        t(l, funding),
+        t(l, "deposit_basis"),
+        basis
+    ));
     let cards = [
         ("wage_balance", format!("¥{}", x.wage_balance)),
         ("deposit", format!("¥{} + ¥{} / ¥{}", x.deposit_cash, x.letters_valid, x.deposit_required)),
@@ -337,9 +393,27 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
     p.h2("payrolls");
     let rows: Vec<Vec<String>> = payrolls
         .iter()
-        .map(|r| vec![td(&r.period), td(&r.due_date), num(&r.due_total), num(&r.paid_total), dot(if r.overdue { "red" } else if r.paid_total == r.due_total { "green" } else { "amber" })])
+        .map(|r| vec![td(&r.period), td(&r.payroll_no), td(&r.submitted_on), td(&r.due_date), num(&r.due_total), num(&r.paid_total), dot(if r.overdue { "red" } else if r.paid_total == r.due_total { "green" } else { "amber" })])
         .collect();
-    p.table("payrolls", &["period", "due_date", "due", "paid", "status"], &rows, Some(&format!("/project/{}/payrolls.csv", esc(&x.project))));
+    p.table("payrolls", &["period", "payroll_no", "submitted_on", "due_date", "due", "paid", "status"], &rows, Some(&format!("/project/{}/payrolls.csv", esc(&x.project))));
+    if !x.letters.is_empty() {
+        p.h2("letters");
+        let rows: Vec<Vec<String>> = x
+            .letters
+            .iter()
+            .map(|g| vec![td(&g.letter_no), td(&g.bank), num(&g.amount), td(&format!("{} – {}", g.valid_from, g.valid_to)), td(&g.issued_on), td(&g.applicant), td(&g.beneficiary), dot(if g.valid { "green" } else { "amber" })])
+            .collect();
+        p.table("letters", &["letter_no", "bank", "amount", "valid", "issued_on", "applicant", "beneficiary", "status"], &rows, None);
+    }
+    if !x.drawdowns.is_empty() {
+        p.h2("drawdowns");
+        let rows: Vec<Vec<String>> = x
+            .drawdowns
+            .iter()
+            .map(|d| vec![td(&d.order_no), td(&d.order_date), td(&d.date), td(&d.reason), num(&d.amount), num(&d.replenished)])
+            .collect();
+        p.table("drawdowns", &["order_no", "order_date", "date", "reason", "amount", "replenished"], &rows, None);
+    }
     p.finish()
 }
 

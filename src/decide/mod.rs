@@ -197,6 +197,9 @@ fn decide_numbered(state: &State, command: &Command, fp: Option<u128>) -> Decisi
             if c.due_date < c.period.first_day() {
                 return Err(Rejection::DateOrder { what: "payroll due date", date: c.due_date, before: c.period.first_day() });
             }
+            if let Some(on) = c.submitted_on.filter(|on| *on < c.period.first_day()) {
+                return Err(Rejection::DateOrder { what: "payroll submission", date: on, before: c.period.first_day() });
+            }
             let mut seen = BTreeSet::new();
             let mut total: Fen = 0;
             for l in &c.lines {
@@ -228,6 +231,9 @@ fn decide_numbered(state: &State, command: &Command, fp: Option<u128>) -> Decisi
             positive(c.amount, "amount")?;
             if c.valid_to < c.valid_from {
                 return Err(Rejection::DateOrder { what: "letter expiry", date: c.valid_to, before: c.valid_from });
+            }
+            if let Some(issued) = c.issued_on.filter(|on| *on > c.valid_from) {
+                return Err(Rejection::DateOrder { what: "letter's first valid day", date: c.valid_from, before: issued });
             }
             Ok(Event::GuaranteeLetterIssued(c.clone()))
         }
@@ -286,6 +292,9 @@ fn decide_numbered(state: &State, command: &Command, fp: Option<u128>) -> Decisi
         }
         Command::DrawDeposit(c) => {
             project(state, &c.project)?;
+            if let Some(ordered) = c.order_date.filter(|on| *on > c.date) {
+                return Err(Rejection::DateOrder { what: "drawdown payment", date: c.date, before: ordered });
+            }
             if c.payees.is_empty() {
                 return Err(Rejection::invalid("EMPTY_DRAWDOWN", "payees", "a drawdown pays at least one worker"));
             }

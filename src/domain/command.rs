@@ -34,8 +34,80 @@ impl ProjectStatus {
     }
 }
 
+
+/// Serde for a command whose later fields exist only from format 2 on
+/// (`super::layout`): in format 1 they are neither written nor read (they decode as
+/// their defaults, and a value that is not the default cannot be written in format 1).
+macro_rules! versioned {
+    ($name:ident { $($old:ident: $oty:ty,)* } + { $($new:ident: $nty:ty,)* }) => {
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::{Error, SerializeStruct};
+                let two = super::layout::current() >= 2;
+                let n = [$(stringify!($old)),*].len() + if two { [$(stringify!($new)),*].len() } else { 0 };
+                let mut st = s.serialize_struct(stringify!($name), n)?;
+                $(st.serialize_field(stringify!($old), &self.$old)?;)*
+                if two {
+                    $(st.serialize_field(stringify!($new), &self.$new)?;)*
+                } else if $(self.$new != <$nty>::default())||* {
+                    return Err(S::Error::custom(concat!(stringify!($name), ": fields of format 2 cannot be written in format 1")));
+                }
+                st.end()
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                const ONE: &[&str] = &[$(stringify!($old)),*];
+                const TWO: &[&str] = &[$(stringify!($old),)* $(stringify!($new)),*];
+                struct V(bool);
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str(concat!("a ", stringify!($name)))
+                    }
+                    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<$name, A::Error> {
+                        let mut i = 0usize;
+                        $(let $old: $oty = a.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?; i += 1;)*
+                        $(let $new: $nty = if self.0 { a.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))? } else { <$nty>::default() }; i += 1;)*
+                        let _ = i;
+                        Ok($name { $($old,)* $($new,)* })
+                    }
+                }
+                let two = super::layout::current() >= 2;
+                d.deserialize_struct(stringify!($name), if two { TWO } else { ONE }, V(two))
+            }
+        }
+    };
+}
+
+/// How a project's wage guarantee deposit is decided (format 2; format 1 records read
+/// as `ByPrice`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DepositBasis {
+    /// By the contract price: exempt below the policy's threshold (¥3M by default).
+    #[default]
+    ByPrice,
+    /// Required whatever the price (a small project the county does not exempt).
+    Required,
+    /// Exempt, on the stated basis (e.g. a county's exemption for a good payment record).
+    Exempt(Text),
+}
+
+/// Who funds the project (format 2; format 1 records read as `Unstated`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Funding {
+    #[default]
+    Unstated,
+    /// Government-invested (政府投资项目): the owner may not have the contractor advance
+    /// the works' funds, and arrears are the owner's to clear first.
+    Government,
+    /// Any other funding.
+    Other,
+}
+
 /// The county registers a construction project (项目登记).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegisterProject {
     pub project: ProjectId,
     pub county: CountyCode,
@@ -55,12 +127,25 @@ pub struct RegisterProject {
     pub labour_ratio_bp: Option<u32>,
     /// The deposit rate set for this project in basis points, overriding the county's.
     pub deposit_rate_bp: Option<u32>,
+    /// Format 2: the day the county registered it (项目登记日期), which dates the
+    /// registration; none in format 1 (dated by the contract and start dates).
+    pub registered_on: Option<Date>,
+    /// Format 2: how its deposit is decided.
+    pub deposit_basis: DepositBasis,
+    /// Format 2: who funds it.
+    pub funding: Funding,
 }
 
+versioned!(RegisterProject {
+    project: ProjectId, county: CountyCode, name: Text, general_contractor: Uscc, owner: Uscc, contract_price: Money,
+    contract_date: Date, permit_date: Option<Date>, start_date: Date, planned_end: Date, labour_ratio_bp: Option<u32>, deposit_rate_bp: Option<u32>,
+} + { registered_on: Option<Date>, deposit_basis: DepositBasis, funding: Funding, });
+
 impl RegisterProject {
-    /// The day a registration is dated: the earlier of its contract and start dates.
+    /// The day a registration is dated: its registration date (format 2), else the
+    /// earlier of its contract and start dates.
     pub fn dated(&self) -> Date {
-        self.contract_date.min(self.start_date)
+        self.registered_on.unwrap_or(self.contract_date.min(self.start_date))
     }
 }
 
@@ -133,14 +218,21 @@ pub struct PayrollLine {
 }
 
 /// The monthly payroll of a project, submitted by the general contractor's labour officer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubmitPayroll {
     pub project: ProjectId,
     pub period: Period,
     /// When the wages must be paid: by default the last day of the next month.
     pub due_date: Date,
     pub lines: Vec<PayrollLine>,
+    /// Format 2: the payroll's own number (工资表编号), if it has one.
+    pub payroll_no: Option<DocNo>,
+    /// Format 2: the day it was submitted, which dates it (format 1: the first day of
+    /// the next month).
+    pub submitted_on: Option<Date>,
 }
+
+versioned!(SubmitPayroll { project: ProjectId, period: Period, due_date: Date, lines: Vec<PayrollLine>, } + { payroll_no: Option<DocNo>, submitted_on: Option<Date>, });
 
 /// Cash wage guarantee deposit (工资保证金) lodged, or replenished after a drawdown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +245,7 @@ pub struct PayDeposit {
 }
 
 /// A bank guarantee letter (银行保函) replacing cash deposit, valid for a date range.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssueGuaranteeLetter {
     pub project: ProjectId,
     pub letter_no: DocNo,
@@ -161,7 +253,16 @@ pub struct IssueGuaranteeLetter {
     pub amount: Money,
     pub valid_from: Date,
     pub valid_to: Date,
+    /// Format 2: the day the bank issued it (on or before `valid_from`), which dates it
+    /// (format 1: `valid_from`).
+    pub issued_on: Option<Date>,
+    /// Format 2: who applied for it (申请人), usually the general contractor.
+    pub applicant: Option<Uscc>,
+    /// Format 2: whom it is in favour of (受益人), e.g. the county's human resources bureau.
+    pub beneficiary: Option<Text>,
 }
+
+versioned!(IssueGuaranteeLetter { project: ProjectId, letter_no: DocNo, bank: BankCode, amount: Money, valid_from: Date, valid_to: Date, } + { issued_on: Option<Date>, applicant: Option<Uscc>, beneficiary: Option<Text>, });
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelGuaranteeLetter {
@@ -214,13 +315,20 @@ pub struct DrawdownPayee {
 }
 
 /// The county orders the deposit drawn (动用) to pay named workers' arrears.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DrawDeposit {
     pub project: ProjectId,
     pub order_no: DocNo,
+    /// The day the money was paid out.
     pub date: Date,
     pub payees: Vec<DrawdownPayee>,
+    /// Format 2: the day the order was made (on or before `date`).
+    pub order_date: Option<Date>,
+    /// Format 2: why (e.g. "欠薪投诉 2026-031: 3月工资未发").
+    pub reason: Option<Text>,
 }
+
+versioned!(DrawDeposit { project: ProjectId, order_no: DocNo, date: Date, payees: Vec<DrawdownPayee>, } + { order_date: Option<Date>, reason: Option<Text>, });
 
 /// The county releases (返还) the cash deposit after completion with no arrears.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,22 +403,38 @@ impl Command {
     /// for in it (`account_no` is listed with `false`).
     /// (The project id, then up to two more; no allocation: the writer asks for every
     /// command.)
-    pub fn free_text(&self) -> [Option<(&'static str, &str, bool)>; 3] {
+    pub fn free_text(&self) -> [Option<(&'static str, &str, bool)>; 5] {
         use Command::*;
         let project = Some(("project", self.project().as_str(), true));
         match self {
-            RegisterProject(c) => [project, Some(("name", c.name.as_str(), true)), None],
-            OpenWageAccount(c) => [project, Some(("bank", c.bank.as_str(), true)), Some(("account_no", c.account_no.as_str(), false))],
-            EnrolWorker(c) => [project, Some(("worker_masked", c.worker_masked.as_str(), true)), Some(("card_masked", c.card_masked.as_str(), true))],
-            RecordContract(c) => [project, Some(("contract_no", c.contract_no.as_str(), true)), None],
-            PayDeposit(c) => [project, Some(("bank", c.bank.as_str(), true)), Some(("payment_no", c.payment_no.as_str(), true))],
-            IssueGuaranteeLetter(c) => [project, Some(("letter_no", c.letter_no.as_str(), true)), Some(("bank", c.bank.as_str(), true))],
-            CancelGuaranteeLetter(c) => [project, Some(("letter_no", c.letter_no.as_str(), true)), None],
-            MakeProgressPayment(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None],
-            TopUpWageAccount(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None],
-            PayWage(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None],
-            DrawDeposit(c) => [project, Some(("order_no", c.order_no.as_str(), true)), None],
-            ChangeProjectStatus(_) | CloseWageAccount(_) | ExitWorker(_) | SubmitPayroll(_) | ReleaseDeposit(_) => [project, None, None],
+            RegisterProject(c) => [
+                project,
+                Some(("name", c.name.as_str(), true)),
+                match &c.deposit_basis {
+                    DepositBasis::Exempt(basis) => Some(("deposit_exemption_basis", basis.as_str(), true)),
+                    DepositBasis::ByPrice | DepositBasis::Required => None,
+                },
+                None,
+                None,
+            ],
+            OpenWageAccount(c) => [project, Some(("bank", c.bank.as_str(), true)), Some(("account_no", c.account_no.as_str(), false)), None, None],
+            EnrolWorker(c) => [project, Some(("worker_masked", c.worker_masked.as_str(), true)), Some(("card_masked", c.card_masked.as_str(), true)), None, None],
+            RecordContract(c) => [project, Some(("contract_no", c.contract_no.as_str(), true)), None, None, None],
+            PayDeposit(c) => [project, Some(("bank", c.bank.as_str(), true)), Some(("payment_no", c.payment_no.as_str(), true)), None, None],
+            IssueGuaranteeLetter(c) => [
+                project,
+                Some(("letter_no", c.letter_no.as_str(), true)),
+                Some(("bank", c.bank.as_str(), true)),
+                c.beneficiary.as_ref().map(|b| ("beneficiary", b.as_str(), true)),
+                None,
+            ],
+            CancelGuaranteeLetter(c) => [project, Some(("letter_no", c.letter_no.as_str(), true)), None, None, None],
+            MakeProgressPayment(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None, None, None],
+            TopUpWageAccount(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None, None, None],
+            PayWage(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None, None, None],
+            DrawDeposit(c) => [project, Some(("order_no", c.order_no.as_str(), true)), c.reason.as_ref().map(|r| ("reason", r.as_str(), true)), None, None],
+            SubmitPayroll(c) => [project, c.payroll_no.as_ref().map(|n| ("payroll_no", n.as_str(), true)), None, None, None],
+            ChangeProjectStatus(_) | CloseWageAccount(_) | ExitWorker(_) | ReleaseDeposit(_) => [project, None, None, None, None],
         }
     }
 
@@ -450,9 +574,10 @@ impl Event {
 
     /// The day the event's fact is dated (its value date, never when it was recorded):
     /// what an answer `as_of` a day counts. Most events carry their date; a
-    /// registration is dated the earlier of its contract and start dates, a payroll the
-    /// first day after its month (when it can first be submitted), a guarantee letter
-    /// its first valid day.
+    /// registration is dated its registration date (format 1: the earlier of its
+    /// contract and start dates), a payroll the day it was submitted (format 1: the
+    /// first day after its month, when it can first be submitted), a guarantee letter
+    /// the day it was issued (format 1: its first valid day).
     pub fn dated(&self) -> Date {
         match self {
             Event::ProjectRegistered(c) => c.dated(),
@@ -462,9 +587,9 @@ impl Event {
             Event::WorkerEnrolled(c) => c.date,
             Event::ContractRecorded(c) => c.date,
             Event::WorkerExited(c) => c.date,
-            Event::PayrollSubmitted(c) => c.period.next().first_day(),
+            Event::PayrollSubmitted(c) => c.submitted_on.unwrap_or(c.period.next().first_day()),
             Event::DepositPaid(c) => c.date,
-            Event::GuaranteeLetterIssued(c) => c.valid_from,
+            Event::GuaranteeLetterIssued(c) => c.issued_on.unwrap_or(c.valid_from),
             Event::GuaranteeLetterCancelled(c) => c.date,
             Event::ProgressPaymentMade(c) => c.date,
             Event::WageAccountToppedUp(c) => c.date,

@@ -6,6 +6,7 @@
 pub mod command;
 pub mod date;
 pub mod ids;
+pub mod layout;
 pub mod money;
 pub mod numbers;
 pub mod policy;

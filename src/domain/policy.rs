@@ -116,11 +116,27 @@ impl Policy {
         }
     }
 
-    /// The deposit a project with this contract price must hold.
+    /// The deposit a project registered with `reg` must hold: by its contract price,
+    /// unless the registration says it is required whatever the price, or exempt.
+    pub fn deposit_required_for(&self, reg: &super::command::RegisterProject) -> Money {
+        match reg.deposit_basis {
+            super::command::DepositBasis::ByPrice => self.deposit_required(reg.contract_price),
+            super::command::DepositBasis::Required => self.deposit_at_rate(reg.contract_price),
+            super::command::DepositBasis::Exempt(_) => Money::ZERO,
+        }
+    }
+
+    /// The deposit a project with this contract price must hold (exempt below the
+    /// threshold).
     pub fn deposit_required(&self, contract_price: Money) -> Money {
         if contract_price < self.deposit_exempt_below {
             return Money::ZERO;
         }
+        self.deposit_at_rate(contract_price)
+    }
+
+    /// The contract price at the rate, capped.
+    fn deposit_at_rate(&self, contract_price: Money) -> Money {
         let r = contract_price.mul_bp_ceil(self.deposit_rate_bp);
         match self.deposit_cap {
             Some(cap) if cap < r => cap,

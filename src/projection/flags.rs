@@ -276,7 +276,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
     let reg = &p.reg;
     let id = &reg.project;
     let as_of = w.date;
-    let required = policy.deposit_required(reg.contract_price).fen();
+    let required = policy.deposit_required_for(reg).fen();
     let (cash, letters) = deposit_cover(state, p, w);
     let cover = cash + letters;
 

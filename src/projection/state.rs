@@ -62,6 +62,10 @@ pub struct DrawdownEntry {
     pub seq: Seq,
     pub date: Date,
     pub fen: Fen,
+    pub order_no: DocNo,
+    /// Format 2: the day of the order and why.
+    pub order_date: Option<Date>,
+    pub reason: Option<Text>,
     /// How much of it has been made good by later deposits or letters.
     pub replenished: Fen,
 }
@@ -198,6 +202,9 @@ pub struct PayrollHeader {
     pub seq: Seq,
     /// The day it is dated (`Event::dated`).
     pub dated: Date,
+    /// Format 2: its own number and the day it was submitted.
+    pub payroll_no: Option<DocNo>,
+    pub submitted_on: Option<Date>,
     pub due_date: Date,
     pub line_count: u32,
     pub due_total: Fen,
@@ -241,14 +248,20 @@ pub struct Letter {
     pub amount: Money,
     pub valid_from: Date,
     pub valid_to: Date,
+    /// The day it is dated (`Event::dated`: issued, or first valid).
+    pub dated: Date,
     pub seq: Seq,
     pub cancelled: Option<(Date, Seq)>,
+    /// Format 2: the day it was issued, who applied, in whose favour.
+    pub issued_on: Option<Date>,
+    pub applicant: Option<Uscc>,
+    pub beneficiary: Option<Text>,
 }
 
 impl Letter {
-    /// Issued as the point `w` sees it (a letter is dated its first valid day).
+    /// Issued as the point `w` sees it.
     pub fn seen(&self, w: When) -> bool {
-        w.sees(self.seq, self.valid_from)
+        w.sees(self.seq, self.dated)
     }
 
     /// The cancellation, if the point `w` sees it.
@@ -710,6 +723,8 @@ impl State {
                     PayrollHeader {
                         seq,
                         dated: event.dated(),
+                        payroll_no: c.payroll_no.clone(),
+                        submitted_on: c.submitted_on,
                         due_date: c.due_date,
                         line_count: u32::try_from(c.lines.len()).expect("bounded by PAYROLL_LINES_MAX"),
                         due_total,
@@ -730,8 +745,12 @@ impl State {
                         amount: c.amount,
                         valid_from: c.valid_from,
                         valid_to: c.valid_to,
+                        dated: event.dated(),
                         seq,
                         cancelled: None,
+                        issued_on: c.issued_on,
+                        applicant: c.applicant.clone(),
+                        beneficiary: c.beneficiary.clone(),
                     },
                 );
                 self.project_letters.insert((c.project.clone(), c.letter_no.clone()), seq);
@@ -756,7 +775,15 @@ impl State {
                 for payee in &c.payees {
                     self.count_payout(&c.project, &payee.worker, payee.period, payee.amount.fen(), c.date, seq, kind);
                 }
-                self.projects.get_mut(&c.project).drawdowns.push(DrawdownEntry { seq, date: c.date, fen: total, replenished: 0 });
+                self.projects.get_mut(&c.project).drawdowns.push(DrawdownEntry {
+                    seq,
+                    date: c.date,
+                    fen: total,
+                    order_no: c.order_no.clone(),
+                    order_date: c.order_date,
+                    reason: c.reason.clone(),
+                    replenished: 0,
+                });
             }
             Event::DepositReleased(e) => {
                 self.projects.get_mut(&e.project).released = Some(MoneyIn { seq, date: e.date, fen: e.amount.fen() });

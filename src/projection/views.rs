@@ -46,6 +46,45 @@ pub struct ProjectView {
     pub overdue: Fen,
     pub payroll_periods: Vec<Period>,
     pub flags: Vec<Flag>,
+    /// The day its registration is dated, and whether the record said so (format 2).
+    pub registered_on: Date,
+    pub registered_on_recorded: bool,
+    /// "by_price", "required" or "exempt", and an exemption's basis.
+    pub deposit_basis: &'static str,
+    pub deposit_exemption_basis: Option<String>,
+    /// "unstated", "government" or "other".
+    pub funding: &'static str,
+    /// Its guarantee letters the point sees.
+    pub letters: Vec<LetterView>,
+    /// Its drawdowns the point sees, with how much of each was made good.
+    pub drawdowns: Vec<DrawdownView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LetterView {
+    pub letter_no: String,
+    pub bank: String,
+    pub amount: Fen,
+    pub valid_from: Date,
+    pub valid_to: Date,
+    pub issued_on: Option<Date>,
+    pub applicant: Option<String>,
+    pub beneficiary: Option<String>,
+    pub cancelled: Option<Date>,
+    /// Counts as cover on the point's date.
+    pub valid: bool,
+    pub seq: Seq,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawdownView {
+    pub order_no: String,
+    pub order_date: Option<Date>,
+    pub date: Date,
+    pub reason: Option<String>,
+    pub amount: Fen,
+    pub replenished: Fen,
+    pub seq: Seq,
 }
 
 /// Wages a project paid to cards at the point `w` (payouts from the wage account and
@@ -107,7 +146,7 @@ pub fn project_view(state: &State, policies: &PolicyBook, cal: &CalendarBook, id
         wage_account_open: account.is_some_and(|(_, closed)| !closed),
         wage_account_bank: account.map(|(a, _)| a.bank.to_string()),
         wage_balance: state.balance_at(&Account::Wage(id.clone()), w),
-        deposit_required: if status == ProjectStatus::Completed { 0 } else { policy.deposit_required(reg.contract_price).fen() },
+        deposit_required: if status == ProjectStatus::Completed { 0 } else { policy.deposit_required_for(reg).fen() },
         deposit_cash: cash,
         letters_valid: letters,
         progress_total,
@@ -121,6 +160,51 @@ pub fn project_view(state: &State, policies: &PolicyBook, cal: &CalendarBook, id
         overdue,
         payroll_periods: periods,
         flags: fl,
+        registered_on: p.dated(),
+        registered_on_recorded: reg.registered_on.is_some(),
+        deposit_basis: match reg.deposit_basis {
+            crate::domain::command::DepositBasis::ByPrice => "by_price",
+            crate::domain::command::DepositBasis::Required => "required",
+            crate::domain::command::DepositBasis::Exempt(_) => "exempt",
+        },
+        deposit_exemption_basis: match &reg.deposit_basis {
+            crate::domain::command::DepositBasis::Exempt(b) => Some(b.to_string()),
+            _ => None,
+        },
+        funding: match reg.funding {
+            crate::domain::command::Funding::Unstated => "unstated",
+            crate::domain::command::Funding::Government => "government",
+            crate::domain::command::Funding::Other => "other",
+        },
+        letters: state
+            .letters_of(id)
+            .filter(|(_, l)| l.seen(w))
+            .map(|(n, l)| LetterView {
+                letter_no: n.to_string(),
+                bank: l.bank.to_string(),
+                amount: l.amount.fen(),
+                valid_from: l.valid_from,
+                valid_to: l.valid_to,
+                issued_on: l.issued_on,
+                applicant: l.applicant.as_ref().map(ToString::to_string),
+                beneficiary: l.beneficiary.as_ref().map(ToString::to_string),
+                cancelled: l.cancelled_at(w),
+                valid: l.valid_at(w),
+                seq: l.seq,
+            })
+            .collect(),
+        drawdowns: super::flags::drawdowns_at(state, p, w)
+            .into_iter()
+            .map(|d| DrawdownView {
+                order_no: d.order_no.to_string(),
+                order_date: d.order_date,
+                date: d.date,
+                reason: d.reason.as_ref().map(ToString::to_string),
+                amount: d.fen,
+                replenished: d.replenished,
+                seq: d.seq,
+            })
+            .collect(),
     })
 }
 
@@ -200,7 +284,7 @@ pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, 
         s.letters_valid_total += letters;
         if status != ProjectStatus::Completed {
             let policy = policies.for_project(p.reg.county, p.reg.labour_ratio_bp, p.reg.deposit_rate_bp);
-            let required = policy.deposit_required(p.reg.contract_price).fen();
+            let required = policy.deposit_required_for(&p.reg).fen();
             if required > 0 {
                 s.deposit_required_projects += 1;
                 if cash + letters >= required {
@@ -325,6 +409,9 @@ pub struct PayrollView {
     pub project: ProjectId,
     pub period: Period,
     pub seq: Seq,
+    /// Format 2: its own number and the day it was submitted.
+    pub payroll_no: Option<String>,
+    pub submitted_on: Option<Date>,
     pub due_date: Date,
     pub due_total: Fen,
     pub paid_total: Fen,
@@ -351,6 +438,8 @@ pub fn payroll_view(state: &State, project: &ProjectId, period: Period, w: When)
         project: project.clone(),
         period,
         seq: h.seq,
+        payroll_no: h.payroll_no.as_ref().map(ToString::to_string),
+        submitted_on: h.submitted_on,
         due_date: h.due_date,
         due_total: h.due_total,
         paid_total,

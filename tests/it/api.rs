@@ -217,7 +217,7 @@ async fn the_authorization_matrix() {
         ("payroll on GC's project", payroll("P1", "2026-02", &[(1, "1")]), vec!["operator", gcp]),
         (
             "drawdown",
-            cmd(Kind::DrawDeposit(pb::DrawDeposit {
+            cmd(Kind::DrawDeposit(pb::DrawDeposit { order_date: String::new(), reason: String::new(),
                 project: "P1".into(),
                 order_no: "O1".into(),
                 date: "2026-03-01".into(),

@@ -63,6 +63,39 @@ fn an_exported_archive_verifies_in_rust_and_in_independent_python() {
     assert!(good && text.contains("OK: 72 records"), "{text}");
 }
 
+/// Records of format 2 with every field it added set: both verifiers read them (the
+/// archive vectors, `archive_vectors.rs`, hold format 1 records).
+#[test]
+fn format_2_records_with_every_new_field_verify_in_rust_and_in_independent_python() {
+    use anxin::domain::command::*;
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), opts()).unwrap();
+    let Command::RegisterProject(mut reg) = register("P1") else { unreachable!() };
+    reg.registered_on = Some(d("2026-01-08"));
+    reg.deposit_basis = DepositBasis::Exempt(anxin::domain::ids::Text::parse("县人社局 2026 年第 3 号文").unwrap());
+    reg.funding = Funding::Government;
+    let Command::IssueGuaranteeLetter(mut gl) = letter("P1", "BH-1", "200000", "2026-01-20", "2026-12-31") else { unreachable!() };
+    gl.issued_on = Some(d("2026-01-18"));
+    gl.applicant = Some(gc());
+    gl.beneficiary = Some(anxin::domain::ids::Text::parse("榆中县人力资源和社会保障局").unwrap());
+    let Command::SubmitPayroll(mut pr) = payroll("P1", "2026-01", &[(1, "5000")]) else { unreachable!() };
+    pr.payroll_no = Some(doc("GZ-1"));
+    pr.submitted_on = Some(d("2026-02-03"));
+    let Command::DrawDeposit(mut dd) = draw("P1", "DY-1", "2026-03-02", &[(1, "5000", Some("2026-01"))]) else { unreachable!() };
+    dd.order_date = Some(d("2026-02-27"));
+    dd.reason = Some(anxin::domain::ids::Text::parse("一月工资逾期未付").unwrap());
+    ok(&l, "a", vec![Command::RegisterProject(reg), open_account("P1"), enrol("P1", 1), deposit("P1", "D1", "9000", "2026-01-20")]);
+    ok(&l, "b", vec![Command::IssueGuaranteeLetter(gl), Command::SubmitPayroll(pr), Command::DrawDeposit(dd)]);
+    let arch = dir.path().join("a.jsonl");
+    export(&l, &arch);
+    let key = anxin::chain::checkpoint::key_to_text(&l.public_key());
+    assert_eq!(audit::verify_archive(&arch, Some(&l.public_key()), &mut |_| {}).unwrap().records, 7);
+    let (good, text) = python(&arch, Some(&key));
+    assert!(good && text.contains("OK: 7 records"), "{text}");
+    let recs = l.read_records(1, 7).unwrap();
+    assert!(recs.iter().all(|(_, r)| anxin::chain::record::Record::decode(r).unwrap().version == 2));
+}
+
 #[test]
 fn every_kind_of_tampering_is_detected_and_named() {
     let dir = tempfile::tempdir().unwrap();

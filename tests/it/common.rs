@@ -58,7 +58,7 @@ pub fn card(n: u32) -> CardRef {
 }
 
 pub fn register(p: &str) -> Command {
-    Command::RegisterProject(RegisterProject {
+    Command::RegisterProject(RegisterProject { registered_on: None, deposit_basis: anxin::domain::command::DepositBasis::ByPrice, funding: anxin::domain::command::Funding::Unstated,
         project: pid(p),
         county: county(),
         name: Text::parse("测试项目").unwrap(),
@@ -118,7 +118,7 @@ pub fn topup(p: &str, no: &str, amount: &str) -> Command {
 /// A payroll for `period` with one line per (worker, amount).
 pub fn payroll(p: &str, period: &str, lines: &[(u32, &str)]) -> Command {
     let period = per(period);
-    Command::SubmitPayroll(SubmitPayroll {
+    Command::SubmitPayroll(SubmitPayroll { payroll_no: None, submitted_on: None,
         project: pid(p),
         period,
         due_date: period.next().last_day(),
@@ -143,7 +143,7 @@ pub fn deposit(p: &str, no: &str, amount: &str, date: &str) -> Command {
 }
 
 pub fn letter(p: &str, no: &str, amount: &str, from: &str, to: &str) -> Command {
-    Command::IssueGuaranteeLetter(IssueGuaranteeLetter {
+    Command::IssueGuaranteeLetter(IssueGuaranteeLetter { issued_on: None, applicant: None, beneficiary: None,
         project: pid(p),
         letter_no: doc(no),
         bank: BankCode::parse("ICBC").unwrap(),
@@ -154,7 +154,7 @@ pub fn letter(p: &str, no: &str, amount: &str, from: &str, to: &str) -> Command 
 }
 
 pub fn draw(p: &str, order: &str, date: &str, payees: &[(u32, &str, Option<&str>)]) -> Command {
-    Command::DrawDeposit(DrawDeposit {
+    Command::DrawDeposit(DrawDeposit { order_date: None, reason: None,
         project: pid(p),
         order_no: doc(order),
         date: d(date),

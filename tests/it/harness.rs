@@ -188,7 +188,7 @@ pub fn cmd(kind: Kind) -> pb::Command {
 }
 
 pub fn register(p: &str, county: &str) -> pb::Command {
-    cmd(Kind::RegisterProject(pb::RegisterProject {
+    cmd(Kind::RegisterProject(pb::RegisterProject { registered_on: String::new(), deposit_basis: 0, deposit_exemption_basis: String::new(), funding: 0,
         project: p.into(),
         county: county.into(),
         name: "兰州新区安置房一期".into(),
@@ -225,7 +225,7 @@ pub fn enrol(p: &str, n: u32) -> pb::Command {
 }
 
 pub fn payroll(p: &str, period: &str, lines: &[(u32, &str)]) -> pb::Command {
-    cmd(Kind::SubmitPayroll(pb::SubmitPayroll {
+    cmd(Kind::SubmitPayroll(pb::SubmitPayroll { payroll_no: String::new(), submitted_on: String::new(),
         project: p.into(),
         period: period.into(),
         due_date: String::new(),

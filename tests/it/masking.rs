@@ -94,7 +94,11 @@ fn plausible(name: &str, n: usize) -> String {
         "bank" => "ICBC".into(),
         "account_no" | "payment_no" | "letter_no" | "order_no" | "contract_no" => format!("N-{n}"),
         "account" => "wage:P1".into(),
-        "page_token" => String::new(),
+        "page_token" | "deposit_exemption_basis" => String::new(),
+        "registered_on" | "submitted_on" | "issued_on" | "order_date" => "2026-02-10".into(),
+        "beneficiary" | "reason" => "榆中县人力资源和社会保障局".into(),
+        "payroll_no" => format!("GZ-{n}"),
+        "applicant" => crate::harness::gc().to_string(),
         "masked_id" => "6201**********123X".into(),
         other => panic!("no plausible value for string field {other:?}: add one to masking.rs"),
     }

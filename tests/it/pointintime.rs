@@ -269,7 +269,7 @@ async fn past_answers_through_the_server_count_only_what_was_dated_and_recorded_
     // P1: contract price ¥10M, deposit required ¥200,000 (2%), lodged in full in
     // January; a drawdown on 2026-09-10 takes ¥150,000 of it.
     s.setup_project(2).await;
-    let r = s.ok(&county, "draw", vec![cmd(Kind::DrawDeposit(pb::DrawDeposit {
+    let r = s.ok(&county, "draw", vec![cmd(Kind::DrawDeposit(pb::DrawDeposit { order_date: String::new(), reason: String::new(),
         project: "P1".into(),
         order_no: "DY-1".into(),
         date: "2026-09-10".into(),
@@ -340,5 +340,82 @@ async fn past_answers_through_the_server_count_only_what_was_dated_and_recorded_
     let err = q.get_county_summary(county_q("", late.last_seq + 5)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
     assert_eq!(err.metadata().get("anxin-reason").unwrap(), "SEQ_NOT_REACHED");
+    s.stop().await;
+}
+
+/// The facts format 2 added (issue 16), through the server: each validated, dating what
+/// it should, and shown in the views.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fields_format_2_added_are_validated_date_their_facts_and_are_shown() {
+    let s = TestServer::start().await;
+    let county = format!("county:{COUNTY}");
+    let reg = |p: &str, price: &str, f: &dyn Fn(&mut pb::RegisterProject)| {
+        let Some(Kind::RegisterProject(mut r)) = crate::harness::register(p, COUNTY).kind else { unreachable!() };
+        r.contract_price = price.into();
+        f(&mut r);
+        cmd(Kind::RegisterProject(r))
+    };
+    // A small project the county does not exempt, registered on 2026-03-01 for a
+    // contract of 2026-01-05; government-funded.
+    s.ok(&county, "small", vec![reg("S1", "1000000", &|r| {
+        r.registered_on = "2026-03-01".into();
+        r.deposit_basis = pb::DepositBasis::Required as i32;
+        r.funding = pb::Funding::Government as i32;
+    })]).await;
+    // A large one exempt on a stated basis.
+    s.ok(&county, "exempt", vec![reg("X1", "10000000", &|r| {
+        r.deposit_basis = pb::DepositBasis::Exempt as i32;
+        r.deposit_exemption_basis = "县人社局 2026 年第 3 号: 连续三年无欠薪".into();
+    })]).await;
+    let (code, reason, _) = s.refused(&county, "no-basis", vec![reg("X2", "10000000", &|r| r.deposit_basis = pb::DepositBasis::Exempt as i32)]).await;
+    assert_eq!((code, reason.as_str()), (tonic::Code::InvalidArgument, "MISSING_FIELD"));
+    let (code, reason, _) = s.refused(&county, "pii", vec![reg("X3", "10000000", &|r| {
+        r.deposit_basis = pb::DepositBasis::Exempt as i32;
+        r.deposit_exemption_basis = "经办人电话 13812345678".into();
+    })]).await;
+    assert_eq!((code, reason.as_str()), (tonic::Code::InvalidArgument, "PERSONAL_NUMBER_IN_TEXT"));
+
+    let mut q = s.query(&county).await;
+    let get = |p: &str, as_of: &str| pb::GetProjectRequest { project: p.into(), as_of: as_of.into(), at_seq: 0 };
+    assert_eq!(q.get_project(get("S1", "2026-02-15")).await.unwrap_err().code(), tonic::Code::NotFound, "not registered yet on 2026-02-15");
+    let s1 = q.get_project(get("S1", "2026-03-02")).await.unwrap().into_inner();
+    assert_eq!((s1.registered_on.as_str(), s1.deposit_required.as_str()), ("2026-03-01", "20000.00"));
+    assert_eq!((s1.deposit_basis, s1.funding), (pb::DepositBasis::Required as i32, pb::Funding::Government as i32));
+    let x1 = q.get_project(get("X1", "2026-03-02")).await.unwrap().into_inner();
+    assert_eq!((x1.deposit_required.as_str(), x1.deposit_exemption_basis.as_str()), ("0.00", "县人社局 2026 年第 3 号: 连续三年无欠薪"));
+    assert_eq!(x1.registered_on, "2026-01-05", "no registration date: dated by the contract");
+
+    // A letter issued before it is valid; one claiming to be issued after is refused.
+    let letter = |no: &str, issued: &str| cmd(Kind::IssueGuaranteeLetter(pb::IssueGuaranteeLetter {
+        project: "X1".into(), letter_no: no.into(), bank: "ICBC".into(), amount: "100000".into(),
+        valid_from: "2026-04-01".into(), valid_to: "2026-12-31".into(), issued_on: issued.into(),
+        applicant: crate::harness::gc().to_string(), beneficiary: "榆中县人力资源和社会保障局".into(),
+    }));
+    let (code, reason, _) = s.refused("bank:ICBC", "late-letter", vec![letter("BH-9", "2026-04-02")]).await;
+    assert_eq!((code, reason.as_str()), (tonic::Code::InvalidArgument, "DATE_ORDER"));
+    s.ok("bank:ICBC", "letter", vec![letter("BH-1", "2026-03-20")]).await;
+    let on = q.get_project(get("X1", "2026-03-25")).await.unwrap().into_inner();
+    let l = &on.letters[0];
+    assert_eq!((l.issued_on.as_str(), l.beneficiary.as_str(), l.valid, on.letters_valid.as_str()), ("2026-03-20", "榆中县人力资源和社会保障局", false, "0.00"), "issued, not yet valid");
+    assert!(q.get_project(get("X1", "2026-03-19")).await.unwrap().into_inner().letters.is_empty(), "not issued yet on 2026-03-19");
+
+    // A payroll with its number and submission date, which dates it.
+    s.ok("bank:ICBC", "x1-acct", vec![crate::harness::open_account("X1", "ICBC")]).await;
+    s.ok(&format!("contractor:{}", crate::harness::gc()), "x1-enrol", vec![crate::harness::enrol("X1", 1)]).await;
+    let Some(Kind::SubmitPayroll(mut pr)) = crate::harness::payroll("X1", "2026-01", &[(1, "5000")]).kind else { unreachable!() };
+    pr.payroll_no = "GZ-2026-01".into();
+    pr.submitted_on = "2026-02-04".into();
+    s.ok(&format!("contractor:{}", crate::harness::gc()), "x1-payroll", vec![cmd(Kind::SubmitPayroll(pr))]).await;
+    let pay = |as_of: &str| pb::GetPayrollRequest { project: "X1".into(), period: "2026-01".into(), as_of: as_of.into(), at_seq: 0, page_size: 0, page_token: String::new() };
+    let p = q.get_payroll(pay("2026-02-04")).await.unwrap().into_inner();
+    assert_eq!((p.payroll_no.as_str(), p.submitted_on.as_str()), ("GZ-2026-01", "2026-02-04"));
+    assert_eq!(q.get_payroll(pay("2026-02-03")).await.unwrap_err().code(), tonic::Code::NotFound, "not submitted yet on 2026-02-03");
+
+    // A drawdown's order date and reason; an order dated after the payment is refused.
+    let draw = |no: &str, order_date: &str| cmd(Kind::DrawDeposit(pb::DrawDeposit {
+        project: "S1".into(), order_no: no.into(), date: "2026-03-10".into(), payees: vec![], order_date: order_date.into(), reason: "一月工资逾期未付".into(),
+    }));
+    let (code, reason, _) = s.refused(&county, "late-order", vec![draw("DY-9", "2026-03-11")]).await;
+    assert_eq!((code, reason.as_str()), (tonic::Code::InvalidArgument, "DATE_ORDER"));
     s.stop().await;
 }

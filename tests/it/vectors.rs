@@ -13,6 +13,7 @@ use crate::common::*;
 
 const LEDGER_ID: &str = "anxin-vectors";
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/chain-v1.json");
+const PATH_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/chain-v2.json");
 
 fn events() -> Vec<(&'static str, Principal, Event)> {
     let county = Principal::parse("county:620121").unwrap();
@@ -37,12 +38,45 @@ fn events() -> Vec<(&'static str, Principal, Event)> {
     ]
 }
 
+/// Format 2's records: the same, with every field format 2 added set, and a drawdown.
+fn events_v2() -> Vec<(&'static str, Principal, Event)> {
+    let mut out = events();
+    for (_, _, e) in &mut out {
+        match e {
+            Event::ProjectRegistered(r) => {
+                r.registered_on = Some(d("2026-01-08"));
+                r.deposit_basis = DepositBasis::Exempt(Text::parse("县人社局2026年第3号: 连续三年无欠薪").unwrap());
+                r.funding = Funding::Government;
+            }
+            Event::PayrollSubmitted(p) => {
+                p.payroll_no = Some(DocNo::parse("GZ-2026-01").unwrap());
+                p.submitted_on = Some(d("2026-02-03"));
+            }
+            Event::GuaranteeLetterIssued(l) => {
+                l.issued_on = Some(d("2026-01-18"));
+                l.applicant = Some(gc());
+                l.beneficiary = Some(Text::parse("榆中县人力资源和社会保障局").unwrap());
+            }
+            _ => {}
+        }
+    }
+    let Command::DrawDeposit(mut dd) = draw("P1", "DY-1", "2026-03-02", &[(1, "5200.50", Some("2026-01"))]) else { unreachable!() };
+    dd.order_date = Some(d("2026-02-27"));
+    dd.reason = Some(Text::parse("2026年1月工资逾期未付").unwrap());
+    out.push(("DepositDrawn", Principal::parse("county:620121").unwrap(), Event::DepositDrawn(dd)));
+    out
+}
+
 fn build() -> Value {
+    build_version(1, events())
+}
+
+fn build_version(version: u16, events: Vec<(&'static str, Principal, Event)>) -> Value {
     let mut prev = genesis_hash(LEDGER_ID);
     let mut records = Vec::new();
-    for (i, (name, principal, event)) in events().into_iter().enumerate() {
+    for (i, (name, principal, event)) in events.into_iter().enumerate() {
         let rec = Record {
-            version: FORMAT_VERSION,
+            version,
             seq: i as u64 + 1,
             prev_hash: prev,
             recorded_at_ms: 1_767_225_600_000 + i as i64,
@@ -65,7 +99,7 @@ fn build() -> Value {
         prev = hash;
     }
     json!({
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "ledger_id": LEDGER_ID,
         "genesis_prev_hash": hex::encode(genesis_hash(LEDGER_ID)),
         "head": hex::encode(prev),
@@ -84,17 +118,60 @@ fn build() -> Value {
 
 #[test]
 fn golden_vectors_match_the_canonical_encoding() {
-    let now = build();
-    if std::env::var("ANXIN_WRITE_VECTORS").is_ok() {
-        std::fs::write(PATH, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
+    assert_eq!(FORMAT_VERSION, 2, "new records are written in format 2; format 1 is pinned in chain-v1.json");
+    for (path, now) in [(PATH, build()), (PATH_V2, build_version(2, events_v2()))] {
+        if std::env::var("ANXIN_WRITE_VECTORS").is_ok() {
+            std::fs::write(path, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
+        }
+        let pinned: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("tests/vectors/chain-v*.json")).unwrap();
+        assert_eq!(pinned, now, "{path}: canonical bytes or hashes changed: that is a format break");
     }
-    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(PATH).expect("tests/vectors/chain-v1.json")).unwrap();
-    assert_eq!(pinned, now, "canonical bytes or hashes changed: that is a format break");
+}
+
+/// Format 1 records read with the fields of format 2 absent and encode back to their
+/// very bytes; a format 2 record read as format 1 is refused; a format 1 record cannot
+/// carry a field of format 2.
+#[test]
+fn each_record_is_read_and_written_in_its_own_format() {
+    for r in build()["records"].as_array().unwrap() {
+        let bytes = hex::decode(r["canonical_hex"].as_str().unwrap()).unwrap();
+        let rec = Record::decode(&bytes).unwrap();
+        assert_eq!(rec.version, 1);
+        if let Event::ProjectRegistered(reg) = &rec.event {
+            assert_eq!((reg.registered_on, &reg.deposit_basis, reg.funding), (None, &DepositBasis::ByPrice, Funding::Unstated));
+        }
+        assert_eq!(rec.encode(), bytes);
+    }
+    let mut refused = 0;
+    for r in build_version(2, events_v2())["records"].as_array().unwrap() {
+        let mut bytes = hex::decode(r["canonical_hex"].as_str().unwrap()).unwrap();
+        assert_eq!(Record::decode(&bytes).unwrap().version, 2);
+        bytes[..2].copy_from_slice(&1u16.to_be_bytes());
+        if ["ProjectRegistered", "PayrollSubmitted", "GuaranteeLetterIssued", "DepositDrawn"].contains(&r["name"].as_str().unwrap()) {
+            assert!(Record::decode(&bytes).is_err(), "{}: format 2 bytes do not read as format 1", r["name"]);
+            refused += 1;
+        } else {
+            assert!(Record::decode(&bytes).is_ok(), "{}: an event format 2 did not change reads either way", r["name"]);
+        }
+    }
+    assert_eq!(refused, 4);
+    let (_, principal, event) = events_v2().remove(0);
+    let v1 = Record { version: 1, seq: 1, prev_hash: [0; 32], recorded_at_ms: 0, principal, request_id: RequestId::parse("r").unwrap(), event };
+    assert!(std::panic::catch_unwind(|| v1.encode()).is_err(), "a registration date cannot be written in format 1");
+    let mut unknown = hex::decode(build()["records"][0]["canonical_hex"].as_str().unwrap()).unwrap();
+    unknown[..2].copy_from_slice(&3u16.to_be_bytes());
+    assert!(Record::decode(&unknown).is_err());
 }
 
 #[test]
 fn the_pinned_records_verify_as_a_chain_from_their_bytes_alone() {
-    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
+    for path in [PATH, PATH_V2] {
+        pinned_chain_verifies(path);
+    }
+}
+
+fn pinned_chain_verifies(path: &str) {
+    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut v = ChainVerifier::new(pinned["ledger_id"].as_str().unwrap());
     for r in pinned["records"].as_array().unwrap() {
         let bytes = hex::decode(r["canonical_hex"].as_str().unwrap()).unwrap();
