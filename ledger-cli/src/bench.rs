@@ -277,6 +277,48 @@ fn dir_size(p: &std::path::Path) -> u64 {
 
 /// The same mix submitted in-process to a `Ledger` on `data` (no gRPC, no vault): what the
 /// write path itself sustains. Worker and card commitments are stand-ins.
+/// What answers about the past cost on this ledger (issue 16): each query timed over
+/// repeated calls, at the latest record and at a past position or date.
+fn past_queries(led: &anxin::ledger::Ledger, head: u64) -> Result<()> {
+    use anxin::domain::date::{CalendarBook, Date};
+    use anxin::domain::ids::ProjectId;
+    use anxin::domain::policy::PolicyBook;
+    use anxin::domain::posting::Account;
+    use anxin::projection::{views, when::When};
+    let state = led.state()?;
+    let (pol, cal) = (PolicyBook::default(), CalendarBook::china());
+    let p = ProjectId::parse("B0")?;
+    let wage = Account::Wage(p.clone());
+    let today = Date::parse("2026-12-01")?;
+    let time = |what: &str, reps: u32, f: &dyn Fn() -> usize| {
+        let t = Instant::now();
+        let mut sink = 0usize;
+        for _ in 0..reps {
+            sink = sink.wrapping_add(f());
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / f64::from(reps);
+        println!("past queries: {what}: {us:.1} us ({sink})");
+    };
+    let postings = state.postings.get(&wage).map_or(0, |h| h.len());
+    println!("past queries: {head} records; wage:B0 has {postings} postings");
+    let now = When { seq: head, date: today };
+    let half = When { seq: head / 2, date: today };
+    // Between the bench's progress payments (02-05) and payouts (02-10), which it
+    // posts interleaved: the worst case for a date inside an account's history.
+    let between = When { seq: head, date: Date::parse("2026-02-07")? };
+    time("balance of wage:B0, latest", 10_000, &|| state.balance_at(&wage, now) as usize);
+    time("balance of wage:B0 at_seq = head/2", 10_000, &|| state.balance_at(&wage, half) as usize);
+    time("balance of wage:B0 as_of 2026-02-07 (dates interleaved in every block)", 20, &|| state.balance_at(&wage, between) as usize);
+    time("history of wage:B0, a page of 100 from head/2", 10_000, &|| state.postings.get(&wage).map_or(0, |h| h.page(head / 2, now, 100).0.len()));
+    time("history of wage:B0, a page of 100 from head/2, at_seq = head*3/4", 10_000, &|| {
+        state.postings.get(&wage).map_or(0, |h| h.page(head / 2, When { seq: head * 3 / 4, date: today }, 100).0.len())
+    });
+    time("project B0, latest", 5, &|| views::project_view(&state, &pol, &cal, &p, now).map_or(0, |v| v.flags.len()));
+    time("project B0 at_seq = head/2", 5, &|| views::project_view(&state, &pol, &cal, &p, half).map_or(0, |v| v.flags.len()));
+    time("county summary at_seq = head/2", 2, &|| views::county_summary(&state, &pol, &cal, None, half).projects_total as usize);
+    Ok(())
+}
+
 pub fn run_in_process(data: &std::path::Path, a: BenchArgs) -> Result<()> {
     use anxin::domain::command::*;
     use anxin::domain::ids::*;
@@ -367,6 +409,7 @@ pub fn run_in_process(data: &std::path::Path, a: BenchArgs) -> Result<()> {
     let us = |q: u32| hist.value_at_quantile(f64::from(q) / 1000.0);
     println!("in-process: {events} events in {} ms from {} threads, batches of {}: {rate} events/s; batch latency us p50 {} p99 {} max {}", micros / 1000, a.clients, a.batch, us(500), us(990), hist.max());
     let head = led.head().0;
+    past_queries(&led, head)?;
     drop(led);
     let b = dir_size(data);
     println!("data directory: {b} bytes for {head} records = {} bytes per event", b / head.max(1));
