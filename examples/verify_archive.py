@@ -361,6 +361,9 @@ EVENTS = [
                   ("date", date), ("period", option(period))]),
     ("DepositDrawn", [("project", PROJECT_ID), ("order_no", DOC_NO), ("date", date), ("payees", vec(DRAWDOWN_PAYEE))]),
     ("DepositReleased", [("project", PROJECT_ID), ("date", date), ("amount", money)]),
+    # Format 2 only.
+    ("BalanceAttested", [("project", PROJECT_ID), ("account", enum_index(["Wage", "Deposit"])), ("bank", BANK_CODE),
+                         ("date", date), ("closing_balance", money), ("bank_ref", DOC_NO)]),
 ]
 
 
@@ -392,8 +395,9 @@ def event_of(version):
 
     def event(r, path):
         i = r.unpack(">I", 4)
-        if i >= len(EVENTS):
-            raise BadValue("variant index %d is not an event (0 to %d)" % (i, len(EVENTS) - 1))
+        known = len(EVENTS) if version >= 2 else 16
+        if i >= known:
+            raise BadValue("variant index %d is not an event of format %d (0 to %d)" % (i, version, known - 1))
         name, fields = EVENTS[i]
         if version >= 2:
             fields = fields + EVENTS_V2_FIELDS.get(name, [])

@@ -402,6 +402,18 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             println!("  workers            enrolled {}  on site {}  with contract {}", p.workers_enrolled, p.workers_on_site, p.workers_with_contract);
             println!("  wages              paid {}  owed {}  overdue {}", p.wages_paid_total, p.owed, p.overdue);
             println!("  payrolls           {}", p.payroll_periods.join(" "));
+            for r in &p.reconciliation {
+                let account = if r.account == pb::StatementAccount::Deposit as i32 { "deposit" } else { "wage" };
+                println!(
+                    "  statement          {account} account, bank {} on {}: bank {} ledger {}{}{}",
+                    r.bank,
+                    r.date,
+                    r.bank_balance,
+                    r.ledger_balance,
+                    if r.differs_since.is_empty() { String::new() } else { format!("  DIFFERS since {} (last agreed {})", r.differs_since, if r.last_agreed.is_empty() { "never" } else { &r.last_agreed }) },
+                    if r.late_since.is_empty() { String::new() } else { format!("  LATE since {}", r.late_since) },
+                );
+            }
             print_flags(&p.flags);
             Ok(())
         }
@@ -453,6 +465,9 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             println!("  wages paid (year)   {} to {} workers", s.wages_paid_year, s.workers_paid_year);
             println!("  arrears             {} owed to {} workers", s.arrears, s.arrears_workers);
             println!("  open flags          {} red, {} yellow  {:?}", s.flags_red, s.flags_yellow, s.flags_by_code);
+            for r in &s.reconciliation {
+                println!("  reconciliation      bank {}: {} accounts attested, {} agree, {} differ, {} late", r.bank, r.accounts, r.agreed, r.differ, r.late);
+            }
             Ok(())
         }
         ClientCmd::Worker { national_id, worker_ref, at } => {

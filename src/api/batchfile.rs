@@ -233,6 +233,18 @@ pub fn commands(rows: &[Row], first_row: usize) -> Result<Vec<pb::Command>, Batc
                 continue;
             }
             "release_deposit" => Kind::ReleaseDeposit(pb::ReleaseDeposit { project: f.s("project"), date: f.s("date") }),
+            "attest_balance" => Kind::AttestBalance(pb::AttestBalance {
+                project: f.s("project"),
+                account: match f.s("account").as_str() {
+                    "wage" => pb::StatementAccount::Wage,
+                    "deposit" => pb::StatementAccount::Deposit,
+                    other => return Err(BatchFileError { row: n, why: format!("account must be wage or deposit, not {other:?}") }),
+                } as i32,
+                bank: f.s("bank"),
+                date: f.s("date"),
+                closing_balance: f.s("closing_balance"),
+                bank_ref: f.s("bank_ref"),
+            }),
             "" => return Err(BatchFileError { row: n, why: "missing the type column".into() }),
             other => return Err(BatchFileError { row: n, why: format!("unknown type {other:?}") }),
         };

@@ -283,6 +283,18 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
             })
         }
         Kind::ReleaseDeposit(m) => Command::ReleaseDeposit(c::ReleaseDeposit { project: project(&m.project)?, date: date("date", &m.date)? }),
+        Kind::AttestBalance(m) => Command::AttestBalance(c::AttestBalance {
+            project: project(&m.project)?,
+            account: match pb::StatementAccount::try_from(m.account) {
+                Ok(pb::StatementAccount::Wage) => c::StatementAccount::Wage,
+                Ok(pb::StatementAccount::Deposit) => c::StatementAccount::Deposit,
+                Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("account {} is not a StatementAccount", m.account))),
+            },
+            bank: bank(&m.bank)?,
+            date: date("date", &m.date)?,
+            closing_balance: money("closing_balance", &m.closing_balance)?,
+            bank_ref: doc("bank_ref", &m.bank_ref)?,
+        }),
     })
 }
 
@@ -345,6 +357,30 @@ pub fn project_view(v: &ProjectView, as_of: Date, with_periods: bool) -> pb::Pro
         } as i32,
         letters: if with_periods { v.letters.iter().map(letter_view).collect() } else { Vec::new() },
         drawdowns: if with_periods { v.drawdowns.iter().map(drawdown_view).collect() } else { Vec::new() },
+        reconciliation: if with_periods {
+            v.reconciliation
+                .iter()
+                .map(|r| pb::AccountReconciliation {
+                    account: statement_account_to(r.account) as i32,
+                    bank: r.bank.clone(),
+                    date: r.date.to_string(),
+                    bank_balance: format_fen(r.bank_balance),
+                    ledger_balance: format_fen(r.ledger_balance),
+                    last_agreed: opt_date_text(r.last_agreed),
+                    differs_since: opt_date_text(r.differs_since),
+                    late_since: opt_date_text(r.late_since),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+pub fn statement_account_to(a: c::StatementAccount) -> pb::StatementAccount {
+    match a {
+        c::StatementAccount::Wage => pb::StatementAccount::Wage,
+        c::StatementAccount::Deposit => pb::StatementAccount::Deposit,
     }
 }
 
@@ -407,6 +443,11 @@ pub fn county_summary(s: &CountySummary) -> pb::CountySummary {
         flags_red: s.flags_red,
         flags_yellow: s.flags_yellow,
         flags_by_code: s.flags_by_code.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        reconciliation: s
+            .reconciliation
+            .iter()
+            .map(|(bank, r)| pb::BankReconciliation { bank: bank.clone(), accounts: r.accounts, agreed: r.agreed, differ: r.differ, late: r.late })
+            .collect(),
     }
 }
 

@@ -103,6 +103,14 @@ pub fn wire_batches(plan: &Plan) -> Vec<(Principal, String, Vec<super::pb::Comma
                 reason: m.reason.as_ref().map(|r| r.to_string()).unwrap_or_default(),
             }),
             Command::ReleaseDeposit(m) => Kind::ReleaseDeposit(pb::ReleaseDeposit { project: m.project.to_string(), date: m.date.to_string() }),
+            Command::AttestBalance(m) => Kind::AttestBalance(pb::AttestBalance {
+                project: m.project.to_string(),
+                account: crate::api::convert::statement_account_to(m.account) as i32,
+                bank: m.bank.to_string(),
+                date: m.date.to_string(),
+                closing_balance: m.closing_balance.to_string(),
+                bank_ref: m.bank_ref.to_string(),
+            }),
         };
         pb::Command { kind: Some(kind) }
     };

@@ -81,7 +81,11 @@ impl Record {
         if !(crate::domain::layout::OLDEST..=crate::domain::layout::CURRENT).contains(&version) {
             return Err(CodecError::Decode(format!("record format {version} is not one this build reads")));
         }
-        crate::domain::layout::with(version, || codec::decode(bytes))
+        let rec: Record = crate::domain::layout::with(version, || codec::decode(bytes))?;
+        if version < 2 && matches!(rec.event, Event::BalanceAttested(_)) {
+            return Err(CodecError::Decode("a bank statement (event 16) exists only in record format 2".into()));
+        }
+        Ok(rec)
     }
 }
 

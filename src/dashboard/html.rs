@@ -16,6 +16,17 @@ pub fn t(l: Lang, key: &str) -> &'static str {
     let (zh, en) = match key {
         "title" => ("安薪 · 农民工工资监管", "Anxin · migrant wage escrow"),
         "point" => ("数据截至", "As of"),
+        "reconciliation" => ("银行对账", "Reconciliation with the banks"),
+        "accounts" => ("对账账户", "Accounts attested"),
+        "agreed" => ("相符", "Agree"),
+        "differ" => ("不符", "Differ"),
+        "late" => ("对账单逾期", "Statement late"),
+        "account" => ("账户", "Account"),
+        "bank_balance" => ("银行余额", "Bank's balance"),
+        "ledger_balance" => ("账本余额", "Ledger's balance"),
+        "last_agreed" => ("最近相符", "Last agreed"),
+        "wage_account" => ("工资专户", "wage account"),
+        "deposit_account" => ("保证金账户", "deposit account"),
         "record" => ("第几条记录", "record"),
         "registered_on" => ("登记日期", "Registered"),
         "funding" => ("资金来源", "Funding"),
@@ -268,6 +279,15 @@ pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html
         p.raw(&format!("<div class=\"card\">{}<b>{}</b></div>", esc(&k), esc(&v)));
     }
     p.raw("</div>");
+    if !s.reconciliation.is_empty() {
+        p.h2("reconciliation");
+        let rows: Vec<Vec<String>> = s
+            .reconciliation
+            .iter()
+            .map(|r| vec![td(&r.bank), num(&r.accounts.to_string()), num(&r.agreed.to_string()), num(&r.differ.to_string()), num(&r.late.to_string()), dot(if r.differ > 0 { "red" } else if r.late > 0 { "amber" } else { "green" })])
+            .collect();
+        p.table("reconciliation", &["bank", "accounts", "agreed", "differ", "late", "status"], &rows, None);
+    }
     p.h2("projects");
     let rows: Vec<Vec<String>> = projects
         .iter()
@@ -404,6 +424,19 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
             .map(|g| vec![td(&g.letter_no), td(&g.bank), num(&g.amount), td(&format!("{} – {}", g.valid_from, g.valid_to)), td(&g.issued_on), td(&g.applicant), td(&g.beneficiary), dot(if g.valid { "green" } else { "amber" })])
             .collect();
         p.table("letters", &["letter_no", "bank", "amount", "valid", "issued_on", "applicant", "beneficiary", "status"], &rows, None);
+    }
+    if !x.reconciliation.is_empty() {
+        p.h2("reconciliation");
+        let rows: Vec<Vec<String>> = x
+            .reconciliation
+            .iter()
+            .map(|r| {
+                let account = if r.account == pb::StatementAccount::Deposit as i32 { "deposit_account" } else { "wage_account" };
+                let status = if !r.differs_since.is_empty() { "red" } else if !r.late_since.is_empty() { "amber" } else { "green" };
+                vec![td(t(l, account)), td(&r.bank), td(&r.date), num(&r.bank_balance), num(&r.ledger_balance), td(&r.last_agreed), dot(status)]
+            })
+            .collect();
+        p.table("account-reconciliation", &["account", "bank", "date", "bank_balance", "ledger_balance", "last_agreed", "status"], &rows, None);
     }
     if !x.drawdowns.is_empty() {
         p.h2("drawdowns");

@@ -15,7 +15,8 @@
 //!   drawdowns and releases.
 //! - `bank:<code>` posts what its accounts did: deposits and letters it holds, the wage
 //!   accounts it keeps (or kept) and the money through them, the progress payments split
-//!   into them; a project that never had a wage account has no bank to post one.
+//!   into them, and the statements of those accounts (a wage account's only by the bank
+//!   that keeps it); a project that never had a wage account has no bank to post one.
 //! - `contractor:<USCC>` registers workers, contracts, exits and payrolls on projects
 //!   where it is the general contractor.
 //! - `auditor` posts nothing; `operator` (the ledger's own operator) may post anything.
@@ -50,12 +51,13 @@ pub fn role_may_post(who: &Principal, cmd: &Command) -> Result<(), Rejection> {
                 Command::OpenWageAccount(o) => own(o.bank.as_str()),
                 Command::PayDeposit(d) => own(d.bank.as_str()),
                 Command::IssueGuaranteeLetter(l) => own(l.bank.as_str()),
+                Command::AttestBalance(a) => own(a.bank.as_str()),
                 Command::CancelGuaranteeLetter(_)
                 | Command::CloseWageAccount(_)
                 | Command::MakeProgressPayment(_)
                 | Command::TopUpWageAccount(_)
                 | Command::PayWage(_) => Ok(()),
-                _ => deny("a bank posts deposits, letters and the money through the wage accounts it keeps"),
+                _ => deny("a bank posts deposits, letters, the money through the wage accounts it keeps, and their statements"),
             }
         }
         Principal::Contractor(_) => match cmd {
@@ -100,6 +102,13 @@ pub fn may_post(who: &Principal, state: &State, cmd: &Command) -> Result<(), Rej
                         // The rules answer NO_WAGE_ACCOUNT.
                         _ => Ok(()),
                     },
+                }
+            }
+            // A wage account's statement comes from the bank that keeps (or kept) it.
+            Command::AttestBalance(a) if a.account == crate::domain::command::StatementAccount::Wage => {
+                match project.and_then(|x| x.wage_account.as_ref()) {
+                    Some(acct) if acct.bank != *b => refuse(who, cmd, format!("project {p}'s wage account is kept by bank {}", acct.bank)),
+                    _ => Ok(()),
                 }
             }
             _ => Ok(()),

@@ -334,6 +334,18 @@ fn decide_numbered(state: &State, command: &Command, fp: Option<u128>) -> Decisi
             }
             Ok(Event::DepositReleased(DepositReleased { project: c.project.clone(), date: c.date, amount: money(cash) }))
         }
+        Command::AttestBalance(c) => {
+            // A statement is a fact of the bank's books: recorded whatever it says (a
+            // difference is flagged, BALANCE_MISMATCH), once per account and day.
+            let p = project(state, &c.project)?;
+            if c.account == StatementAccount::Wage && p.wage_account.is_none() {
+                return Err(Rejection::NoWageAccount(c.project.clone()));
+            }
+            if state.statements.contains(&(c.project.clone(), c.account, c.date)) {
+                return Err(Rejection::StatementExists { project: c.project.clone(), account: c.account, date: c.date });
+            }
+            Ok(Event::BalanceAttested(c.clone()))
+        }
     }
 }
 

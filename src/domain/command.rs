@@ -330,6 +330,30 @@ pub struct DrawDeposit {
 
 versioned!(DrawDeposit { project: ProjectId, order_no: DocNo, date: Date, payees: Vec<DrawdownPayee>, } + { order_date: Option<Date>, reason: Option<Text>, });
 
+/// Which of a project's escrow accounts a bank statement is of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum StatementAccount {
+    Wage,
+    Deposit,
+}
+
+/// A bank attests one of a project's accounts' closing balance at the end of a business
+/// day, as its own books show it (对账, format 2): what the ledger's balance is reconciled
+/// against (`projection::reconcile`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestBalance {
+    pub project: ProjectId,
+    pub account: StatementAccount,
+    /// The attesting bank: the wage account's bank, or a bank that holds the deposit.
+    pub bank: BankCode,
+    /// The business day whose closing balance this is.
+    pub date: Date,
+    /// The balance at the close of `date` (zero allowed).
+    pub closing_balance: Money,
+    /// The bank's own reference for the statement, unique per bank.
+    pub bank_ref: DocNo,
+}
+
 /// The county releases (返还) the cash deposit after completion with no arrears.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseDeposit {
@@ -372,6 +396,8 @@ pub enum Command {
     PayWage(PayWage),
     DrawDeposit(DrawDeposit),
     ReleaseDeposit(ReleaseDeposit),
+    /// Format 2.
+    AttestBalance(AttestBalance),
 }
 
 /// A fact the ledger recorded. Variant `i` is the outcome of `Command` variant `i`.
@@ -393,6 +419,8 @@ pub enum Event {
     WagePaid(PayWage),
     DepositDrawn(DrawDeposit),
     DepositReleased(DepositReleased),
+    /// Format 2 only: a format 1 record holding it does not decode (`chain::record`).
+    BalanceAttested(AttestBalance),
 }
 
 impl Command {
@@ -434,6 +462,7 @@ impl Command {
             PayWage(c) => [project, Some(("payment_no", c.payment_no.as_str(), true)), None, None, None],
             DrawDeposit(c) => [project, Some(("order_no", c.order_no.as_str(), true)), c.reason.as_ref().map(|r| ("reason", r.as_str(), true)), None, None],
             SubmitPayroll(c) => [project, c.payroll_no.as_ref().map(|n| ("payroll_no", n.as_str(), true)), None, None, None],
+            AttestBalance(c) => [project, Some(("bank", c.bank.as_str(), true)), Some(("bank_ref", c.bank_ref.as_str(), true)), None, None],
             ChangeProjectStatus(_) | CloseWageAccount(_) | ExitWorker(_) | ReleaseDeposit(_) => [project, None, None, None, None],
         }
     }
@@ -457,6 +486,7 @@ impl Command {
             Command::PayWage(c) => &c.project,
             Command::DrawDeposit(c) => &c.project,
             Command::ReleaseDeposit(c) => &c.project,
+            Command::AttestBalance(c) => &c.project,
         }
     }
 
@@ -479,6 +509,7 @@ impl Command {
             Command::PayWage(_) => "PayWage",
             Command::DrawDeposit(_) => "DrawDeposit",
             Command::ReleaseDeposit(_) => "ReleaseDeposit",
+            Command::AttestBalance(_) => "AttestBalance",
         }
     }
 }
@@ -504,6 +535,7 @@ impl Event {
             Event::WagePaid(c) => Command::PayWage(c),
             Event::DepositDrawn(c) => Command::DrawDeposit(c),
             Event::DepositReleased(e) => Command::ReleaseDeposit(ReleaseDeposit { project: e.project, date: e.date }),
+            Event::BalanceAttested(c) => Command::AttestBalance(c),
         }
     }
 
@@ -526,6 +558,7 @@ impl Event {
             Event::WagePaid(c) => &c.project,
             Event::DepositDrawn(c) => &c.project,
             Event::DepositReleased(e) => &e.project,
+            Event::BalanceAttested(c) => &c.project,
         }
     }
 
@@ -549,11 +582,12 @@ impl Event {
             Event::WagePaid(_) => 13,
             Event::DepositDrawn(_) => 14,
             Event::DepositReleased(_) => 15,
+            Event::BalanceAttested(_) => 16,
         }
     }
 
     /// The names of the events, in `kind_index` order.
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 17] = [
         "ProjectRegistered",
         "ProjectStatusChanged",
         "WageAccountOpened",
@@ -570,6 +604,7 @@ impl Event {
         "WagePaid",
         "DepositDrawn",
         "DepositReleased",
+        "BalanceAttested",
     ];
 
     /// The day the event's fact is dated (its value date, never when it was recorded):
@@ -596,6 +631,7 @@ impl Event {
             Event::WagePaid(c) => c.date,
             Event::DepositDrawn(c) => c.date,
             Event::DepositReleased(e) => e.date,
+            Event::BalanceAttested(c) => c.date,
         }
     }
 
@@ -618,6 +654,7 @@ impl Event {
             Event::WagePaid(_) => "WagePaid",
             Event::DepositDrawn(_) => "DepositDrawn",
             Event::DepositReleased(_) => "DepositReleased",
+            Event::BalanceAttested(_) => "BalanceAttested",
         }
     }
 }

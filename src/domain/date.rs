@@ -23,6 +23,10 @@ pub enum DateError {
     Period(String),
 }
 
+/// The first and last dates a `Date` can hold.
+pub const DATE_MIN: Date = Date(NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date"));
+pub const DATE_MAX: Date = Date(NaiveDate::from_ymd_opt(2199, 12, 31).expect("a date"));
+
 impl Date {
     /// # Errors
     /// `DateError::Date` unless `YYYY-MM-DD` names a real day (so `2026-02-30` is refused).

@@ -35,11 +35,13 @@ pub enum NumberKind {
     Payroll,
     /// A wage account's number at its bank.
     Account,
+    /// A bank's own reference for a statement (format 2).
+    Statement,
 }
 
 impl NumberKind {
     /// Every kind, for tests that go through them all.
-    pub const ALL: [NumberKind; 5] = [NumberKind::Payment, NumberKind::Letter, NumberKind::Order, NumberKind::Payroll, NumberKind::Account];
+    pub const ALL: [NumberKind; 6] = [NumberKind::Payment, NumberKind::Letter, NumberKind::Order, NumberKind::Payroll, NumberKind::Account, NumberKind::Statement];
 
     /// One byte that keeps the kinds apart in a fingerprint (`docs/FORMAT.md`).
     pub fn tag(self) -> u8 {
@@ -49,6 +51,7 @@ impl NumberKind {
             NumberKind::Order => 3,
             NumberKind::Payroll => 4,
             NumberKind::Account => 5,
+            NumberKind::Statement => 6,
         }
     }
 
@@ -60,6 +63,7 @@ impl NumberKind {
             NumberKind::Order => "DUPLICATE_ORDER_NO",
             NumberKind::Payroll => "PAYROLL_EXISTS",
             NumberKind::Account => "DUPLICATE_ACCOUNT_NO",
+            NumberKind::Statement => "DUPLICATE_STATEMENT_REF",
         }
     }
 
@@ -70,6 +74,7 @@ impl NumberKind {
             NumberKind::Order => "drawdown order",
             NumberKind::Payroll => "payroll for",
             NumberKind::Account => "wage account number",
+            NumberKind::Statement => "statement reference",
         }
     }
 }
@@ -241,6 +246,12 @@ impl Numbered for PayWage {
     }
 }
 
+impl Numbered for AttestBalance {
+    fn number(&self) -> Option<ExternalNo<'_>> {
+        Some(ExternalNo { kind: NumberKind::Statement, scope: Scope::Bank(&self.bank), value: NumberValue::Doc(&self.bank_ref) })
+    }
+}
+
 impl Numbered for DrawDeposit {
     fn number(&self) -> Option<ExternalNo<'_>> {
         Some(ExternalNo { kind: NumberKind::Order, scope: Scope::Project(&self.project), value: NumberValue::Doc(&self.order_no) })
@@ -267,6 +278,7 @@ impl Command {
             Command::PayWage(c) => c.number(),
             Command::DrawDeposit(c) => c.number(),
             Command::ReleaseDeposit(c) => c.number(),
+            Command::AttestBalance(c) => c.number(),
         }
     }
 }
@@ -291,6 +303,7 @@ impl Event {
             Event::WagePaid(c) => c.number(),
             Event::DepositDrawn(c) => c.number(),
             Event::DepositReleased(e) => e.number(),
+            Event::BalanceAttested(c) => c.number(),
         }
     }
 }

@@ -42,6 +42,11 @@ pub struct Policy {
     /// A month's payroll is missing once this many days have passed after the end of
     /// the following month (pay date in the current or the next period, 条例 art. 13-14).
     pub payroll_grace_days: u32,
+    /// Once a bank attests an account's closing balances (reconciliation, issue 16), a
+    /// statement is missing when none came for this many working days after the last
+    /// one (banks attest each business day; a few days' slack for holidays and batch
+    /// delays, local practice).
+    pub statement_working_days: u32,
 }
 
 impl Default for Policy {
@@ -56,6 +61,7 @@ impl Default for Policy {
             wage_account_open_days: 30,
             letter_warn_days: 30,
             payroll_grace_days: 0,
+            statement_working_days: 3,
         }
     }
 }
@@ -73,6 +79,7 @@ pub struct PolicyOverride {
     pub wage_account_open_days: Option<u32>,
     pub letter_warn_days: Option<u32>,
     pub payroll_grace_days: Option<u32>,
+    pub statement_working_days: Option<u32>,
 }
 
 /// National defaults plus each county's overrides.
@@ -110,7 +117,7 @@ impl Policy {
             ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
         }
         take!(labour_ratio_bp, deposit_rate_bp, deposit_exempt_below, deposit_lodge_working_days,
-              replenish_working_days, wage_account_open_days, letter_warn_days, payroll_grace_days);
+              replenish_working_days, wage_account_open_days, letter_warn_days, payroll_grace_days, statement_working_days);
         if o.deposit_cap.is_some() {
             self.deposit_cap = o.deposit_cap;
         }

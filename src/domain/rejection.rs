@@ -65,7 +65,7 @@ pub enum Rejection {
     DuplicatePayrollLine { period: Period, worker: WorkerRef },
     /// An external number already used in its scope (`crate::domain::numbers`); the
     /// code names the kind: `DUPLICATE_PAYMENT_NO`, `DUPLICATE_LETTER_NO`,
-    /// `DUPLICATE_ORDER_NO`, `PAYROLL_EXISTS`, `DUPLICATE_ACCOUNT_NO`.
+    /// `DUPLICATE_ORDER_NO`, `PAYROLL_EXISTS`, `DUPLICATE_ACCOUNT_NO`, `DUPLICATE_STATEMENT_REF`.
     #[error("{0}")]
     Duplicate(Duplicate),
     /// The principal may post commands of this kind, but not for this project, account
@@ -98,6 +98,8 @@ pub enum Rejection {
     BatchBytesTooLarge { bytes: usize, max: usize },
     #[error("a batch must hold at least one command")]
     EmptyBatch,
+    #[error("the {account:?} account of project {project} already has a statement for {date}")]
+    StatementExists { project: ProjectId, account: super::command::StatementAccount, date: Date },
     #[error("request id {0:?} was already used by this principal for different content")]
     RequestIdReused(String),
 }
@@ -138,6 +140,7 @@ impl Rejection {
             BatchTooLarge { .. } => "BATCH_TOO_LARGE",
             BatchBytesTooLarge { .. } => "BATCH_TOO_LARGE",
             EmptyBatch => "EMPTY_BATCH",
+            StatementExists { .. } => "STATEMENT_EXISTS",
             RequestIdReused(_) => "REQUEST_ID_REUSED",
         }
     }
@@ -147,7 +150,7 @@ impl Rejection {
         match self {
             Invalid { .. } | DuplicatePayrollLine { .. } | DateOrder { .. } | EmptyBatch => RejectionKind::Invalid,
             ProjectExists(_) | WageAccountExists(_) | WorkerAlreadyEnrolled { .. } | ContractExists { .. }
-            | Duplicate(_) | RequestIdReused(_) => RejectionKind::Exists,
+            | Duplicate(_) | RequestIdReused(_) | StatementExists { .. } => RejectionKind::Exists,
             NotPermitted { .. } => RejectionKind::Permission,
             UnknownProject(_) | UnknownLetter(_) | UnknownPayrollLine { .. } => RejectionKind::Missing,
             BatchTooLarge { .. } | BatchBytesTooLarge { .. } | AmountOverflow => RejectionKind::Limit,

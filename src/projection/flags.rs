@@ -37,10 +37,15 @@ pub enum FlagCode {
     NoWageAccount,
     /// Workers on site without a recorded labour contract.
     ContractMissing,
+    /// A bank's statement of a wage or deposit account differs from the ledger's balance
+    /// that day (`projection::reconcile`).
+    BalanceMismatch,
+    /// No statement of an account a bank attests, for more working days than allowed.
+    StatementMissing,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 9] = [
+    pub const ALL: [FlagCode; 11] = [
         FlagCode::WageShortfall,
         FlagCode::WagesOverdue,
         FlagCode::SplitBelowRatio,
@@ -50,6 +55,8 @@ impl FlagCode {
         FlagCode::PayrollMissing,
         FlagCode::NoWageAccount,
         FlagCode::ContractMissing,
+        FlagCode::BalanceMismatch,
+        FlagCode::StatementMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +70,8 @@ impl FlagCode {
             FlagCode::PayrollMissing => "PAYROLL_MISSING",
             FlagCode::NoWageAccount => "NO_WAGE_ACCOUNT",
             FlagCode::ContractMissing => "CONTRACT_MISSING",
+            FlagCode::BalanceMismatch => "BALANCE_MISMATCH",
+            FlagCode::StatementMissing => "STATEMENT_MISSING",
         }
     }
 }
@@ -230,6 +239,7 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
     }
 
     payroll_missing_flag(state, p, &policy, w, out);
+    super::reconcile::reconciliation_flags(state, p, &policy, calendar, w, out);
 }
 
 fn split_flag(state: &State, p: &Project, policy: &Policy, w: When, out: &mut Vec<Flag>) {

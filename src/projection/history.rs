@@ -291,14 +291,20 @@ impl History {
 #[derive(Clone, Debug)]
 pub struct Histories<K> {
     index: HashMap<K, u32, foldhash::fast::FixedState>,
-    items: Vec<(K, History)>,
-    /// Per item, the level (by its number in `level_ids`) whose journal last recorded
-    /// it: an item is journaled once per level, not once per posting.
-    journaled: Vec<u64>,
+    items: Vec<Item<K>>,
     undo: Vec<Undo>,
     /// Each open level: where its journal starts, and its number (never reused).
     levels: Vec<(usize, u64)>,
     next_level: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Item<K> {
+    key: K,
+    history: History,
+    /// The number of the level whose journal last recorded this item (0: none): an item
+    /// is journaled once per level, not once per posting.
+    journaled: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -312,7 +318,6 @@ impl<K> Default for Histories<K> {
         Histories {
             index: HashMap::with_hasher(foldhash::fast::FixedState::default()),
             items: Vec::new(),
-            journaled: Vec::new(),
             undo: Vec::new(),
             levels: Vec::new(),
             next_level: 1,
@@ -322,7 +327,7 @@ impl<K> Default for Histories<K> {
 
 impl<K: Hash + Eq + Ord + Clone + Serialize + DeserializeOwned> Histories<K> {
     pub fn get(&self, k: &K) -> Option<&History> {
-        self.index.get(k).map(|&i| &self.items[i as usize].1)
+        self.index.get(k).map(|&i| &self.items[i as usize].history)
     }
 
     pub fn len(&self) -> usize {
@@ -335,7 +340,7 @@ impl<K: Hash + Eq + Ord + Clone + Serialize + DeserializeOwned> Histories<K> {
 
     /// Every key and history, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &History)> {
-        self.items.iter().map(|(k, h)| (k, h))
+        self.items.iter().map(|it| (&it.key, &it.history))
     }
 
     /// Appends a posting to `k`'s history.
@@ -344,8 +349,7 @@ impl<K: Hash + Eq + Ord + Clone + Serialize + DeserializeOwned> Histories<K> {
             Some(&i) => i,
             None => {
                 let i = u32::try_from(self.items.len()).expect("under 2^32 accounts");
-                self.items.push((k.clone(), History::default()));
-                self.journaled.push(0);
+                self.items.push(Item { key: k.clone(), history: History::default(), journaled: 0 });
                 self.index.insert(k.clone(), i);
                 if !self.levels.is_empty() {
                     self.undo.push(Undo::Created);
@@ -353,15 +357,14 @@ impl<K: Hash + Eq + Ord + Clone + Serialize + DeserializeOwned> Histories<K> {
                 i
             }
         };
-        let h = &mut self.items[i as usize].1;
+        let item = &mut self.items[i as usize];
         if let Some(&(_, level)) = self.levels.last() {
-            let seen = &mut self.journaled[i as usize];
-            if *seen != level {
-                self.undo.push(Undo::Appended { item: i, tip: h.tip, marks: h.marks.len() as u32, journaled: *seen });
-                *seen = level;
+            if item.journaled != level {
+                self.undo.push(Undo::Appended { item: i, tip: item.history.tip, marks: item.history.marks.len() as u32, journaled: item.journaled });
+                item.journaled = level;
             }
         }
-        h.push(p);
+        item.history.push(p);
     }
 
     pub(crate) fn begin(&mut self) {
@@ -386,16 +389,15 @@ impl<K: Hash + Eq + Ord + Clone + Serialize + DeserializeOwned> Histories<K> {
         while self.undo.len() > at {
             match self.undo.pop().expect("checked") {
                 Undo::Created => {
-                    let (k, _) = self.items.pop().expect("created last");
-                    self.journaled.pop();
-                    self.index.remove(&k);
+                    let it = self.items.pop().expect("created last");
+                    self.index.remove(&it.key);
                 }
                 Undo::Appended { item, tip, marks, journaled } => {
-                    let h = &mut self.items[item as usize].1;
-                    h.bytes.truncate(tip.end.at as usize);
-                    h.marks.truncate(marks as usize);
-                    h.tip = tip;
-                    self.journaled[item as usize] = journaled;
+                    let it = &mut self.items[item as usize];
+                    it.history.bytes.truncate(tip.end.at as usize);
+                    it.history.marks.truncate(marks as usize);
+                    it.history.tip = tip;
+                    it.journaled = journaled;
                 }
             }
         }
@@ -418,16 +420,16 @@ impl<K: Hash + Eq + Ord + Clone + Serialize + DeserializeOwned> Histories<K> {
         }
         let mut h = Histories::default();
         h.index.reserve(pairs.len());
-        for (i, (k, v)) in pairs.into_iter().enumerate() {
-            h.index.insert(k.clone(), i as u32);
-            h.items.push((k, v));
+        for (i, (key, history)) in pairs.into_iter().enumerate() {
+            h.index.insert(key.clone(), i as u32);
+            h.items.push(Item { key, history, journaled: 0 });
         }
         Ok(h)
     }
 
     /// Whether two sets of histories hold the same postings.
     pub fn same(&self, other: &Histories<K>) -> bool {
-        self.items.len() == other.items.len() && self.items.iter().all(|(k, h)| other.get(k) == Some(h))
+        self.items.len() == other.items.len() && self.items.iter().all(|it| other.get(&it.key) == Some(&it.history))
     }
 }
 
@@ -522,6 +524,8 @@ mod tests {
             for (k, a) in &before {
                 add(&mut hs, *k, *a);
             }
+            // As a snapshot reads them back.
+            let mut hs = Histories::from_sorted(image(&hs)).unwrap();
             let at_start = image(&hs);
             hs.begin();
             for (k, a) in &outer {

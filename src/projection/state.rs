@@ -70,6 +70,15 @@ pub struct DrawdownEntry {
     pub replenished: Fen,
 }
 
+/// A bank's statement of one of a project's accounts (`AttestBalance`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    pub seq: Seq,
+    pub bank: BankCode,
+    pub closing: Fen,
+    pub bank_ref: DocNo,
+}
+
 /// A project, with everything about it that fits in one entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -400,6 +409,7 @@ state_tables! {
     progress: (ProjectId, Seq) => ProgressEntry, BTreeMap = 12,
     deposits: (ProjectId, Seq) => MoneyIn, BTreeMap = 13,
     project_letters: (ProjectId, DocNo) => Seq, BTreeMap = 14,
+    statements: (ProjectId, StatementAccount, Date) => Statement, BTreeMap = 17,
 }
 
 /// A level of the state's undo journal, open while it lives: `commit` keeps what was
@@ -480,6 +490,11 @@ impl State {
             .range(lo..)
             .take_while(move |((q, _), _)| *q == p)
             .filter_map(move |((_, n), _)| self.letters.get(n).map(|l| (n, l)))
+    }
+
+    /// The statements of one of a project's accounts, by date.
+    pub fn statements_of<'a>(&'a self, p: &ProjectId, account: StatementAccount) -> impl Iterator<Item = (Date, &'a Statement)> + 'a {
+        self.statements.range((p.clone(), account, crate::domain::date::DATE_MIN)..=(p.clone(), account, crate::domain::date::DATE_MAX)).map(|((_, _, d), s)| (*d, s))
     }
 
     /// A project's cash deposits (lodged and replenished), in record order.
@@ -787,6 +802,12 @@ impl State {
             }
             Event::DepositReleased(e) => {
                 self.projects.get_mut(&e.project).released = Some(MoneyIn { seq, date: e.date, fen: e.amount.fen() });
+            }
+            Event::BalanceAttested(c) => {
+                self.statements.insert(
+                    (c.project.clone(), c.account, c.date),
+                    Statement { seq, bank: c.bank.clone(), closing: c.closing_balance.fen(), bank_ref: c.bank_ref.clone() },
+                );
             }
         }
     }

@@ -58,6 +58,8 @@ pub struct ProjectView {
     pub letters: Vec<LetterView>,
     /// Its drawdowns the point sees, with how much of each was made good.
     pub drawdowns: Vec<DrawdownView>,
+    /// Its accounts against their banks' statements (those a bank has attested).
+    pub reconciliation: Vec<super::reconcile::AccountReconciliation>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +207,10 @@ pub fn project_view(state: &State, policies: &PolicyBook, cal: &CalendarBook, id
                 seq: d.seq,
             })
             .collect(),
+        reconciliation: [crate::domain::command::StatementAccount::Wage, crate::domain::command::StatementAccount::Deposit]
+            .into_iter()
+            .filter_map(|a| super::reconcile::account_reconciliation(state, p, a, &policy, cal.for_county(reg.county), w))
+            .collect(),
     })
 }
 
@@ -241,6 +247,21 @@ pub struct CountySummary {
     pub flags_red: u32,
     pub flags_yellow: u32,
     pub flags_by_code: BTreeMap<String, u32>,
+    /// Per bank: the accounts it attests (statements, issue 16) and how they stand.
+    pub reconciliation: BTreeMap<String, BankReconciliation>,
+}
+
+/// How the accounts one bank attests stand against the ledger, at a point.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankReconciliation {
+    /// Accounts it has sent a statement for.
+    pub accounts: u32,
+    /// Whose latest statement agrees with the ledger.
+    pub agreed: u32,
+    /// Whose latest statement differs (BALANCE_MISMATCH).
+    pub differ: u32,
+    /// Whose statements stopped coming (STATEMENT_MISSING).
+    pub late: u32,
 }
 
 impl CountySummary {
@@ -295,6 +316,21 @@ pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, 
         for e in state.progress_of(id).filter(|e| w.sees(e.seq, e.date)) {
             s.progress_total += e.total;
             s.wage_share_total += e.share;
+        }
+        let policy = policies.for_project(p.reg.county, p.reg.labour_ratio_bp, p.reg.deposit_rate_bp);
+        for account in [crate::domain::command::StatementAccount::Wage, crate::domain::command::StatementAccount::Deposit] {
+            if let Some(r) = super::reconcile::account_reconciliation(state, p, account, &policy, cal.for_county(p.reg.county), w) {
+                let b = s.reconciliation.entry(r.bank.clone()).or_default();
+                b.accounts += 1;
+                if r.agrees() {
+                    b.agreed += 1;
+                } else {
+                    b.differ += 1;
+                }
+                if r.late_since.is_some() {
+                    b.late += 1;
+                }
+            }
         }
         for (per, h) in state.payrolls_at(id, w) {
             let owed = h.due_total - state.payroll_paid_at(id, per, w);

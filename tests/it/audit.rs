@@ -86,13 +86,22 @@ fn format_2_records_with_every_new_field_verify_in_rust_and_in_independent_pytho
     dd.reason = Some(anxin::domain::ids::Text::parse("一月工资逾期未付").unwrap());
     ok(&l, "a", vec![Command::RegisterProject(reg), open_account("P1"), enrol("P1", 1), deposit("P1", "D1", "9000", "2026-01-20")]);
     ok(&l, "b", vec![Command::IssueGuaranteeLetter(gl), Command::SubmitPayroll(pr), Command::DrawDeposit(dd)]);
+    let statement = AttestBalance {
+        project: pid("P1"),
+        account: StatementAccount::Deposit,
+        bank: anxin::domain::ids::BankCode::parse("ICBC").unwrap(),
+        date: d("2026-03-02"),
+        closing_balance: yuan("4000"),
+        bank_ref: doc("ST-1"),
+    };
+    ok(&l, "c", vec![Command::AttestBalance(statement)]);
     let arch = dir.path().join("a.jsonl");
     export(&l, &arch);
     let key = anxin::chain::checkpoint::key_to_text(&l.public_key());
-    assert_eq!(audit::verify_archive(&arch, Some(&l.public_key()), &mut |_| {}).unwrap().records, 7);
+    assert_eq!(audit::verify_archive(&arch, Some(&l.public_key()), &mut |_| {}).unwrap().records, 8);
     let (good, text) = python(&arch, Some(&key));
-    assert!(good && text.contains("OK: 7 records"), "{text}");
-    let recs = l.read_records(1, 7).unwrap();
+    assert!(good && text.contains("OK: 8 records"), "{text}");
+    let recs = l.read_records(1, 8).unwrap();
     assert!(recs.iter().all(|(_, r)| anxin::chain::record::Record::decode(r).unwrap().version == 2));
 }
 

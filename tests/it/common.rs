@@ -79,6 +79,11 @@ pub fn open_account(p: &str) -> Command {
 }
 
 /// A wage account at ICBC with its number given (numbers are unique per bank).
+/// A statement of `p`'s deposit account by `bank` for `date`, with the bank's reference `no`.
+pub fn statement(p: &str, bank: &str, date: &str, no: &str) -> Command {
+    Command::AttestBalance(AttestBalance { project: pid(p), account: StatementAccount::Deposit, bank: BankCode::parse(bank).unwrap(), date: d(date), closing_balance: yuan("1"), bank_ref: doc(no) })
+}
+
 pub fn open_account_no(p: &str, no: &str) -> Command {
     Command::OpenWageAccount(OpenWageAccount { project: pid(p), bank: BankCode::parse("ICBC").unwrap(), account_no: Text::parse(no).unwrap(), date: d("2026-01-10") })
 }

@@ -50,6 +50,8 @@ fn numbered(kind: NumberKind, p: &str, no: &str, i: u32) -> Command {
         // The number of a payroll is its month; `no` is ignored.
         NumberKind::Payroll => payroll(p, "2026-03", &[(1 + i % 2, "100")]),
         NumberKind::Account => open_account_no(p, no),
+        // A bank's statement reference: unique per bank, whatever the project or day.
+        NumberKind::Statement => statement(p, "ICBC", &format!("2026-03-{:02}", 1 + i), no),
     }
 }
 
@@ -59,7 +61,7 @@ fn other_project(kind: NumberKind) -> (&'static str, &'static str, bool) {
     match kind {
         // Accounts: P3 takes the number first, then P4 at the same bank is refused.
         NumberKind::Account => ("P3", "P4", false),
-        NumberKind::Letter => ("P1", "P2", false),
+        NumberKind::Letter | NumberKind::Statement => ("P1", "P2", false),
         NumberKind::Payment | NumberKind::Order | NumberKind::Payroll => ("P1", "P2", true),
     }
 }
@@ -119,7 +121,7 @@ fn every_kind_of_number_is_refused_twice_at_every_moment_and_reused_only_where_i
             cases += 1;
         }
     }
-    assert_eq!(cases, 20);
+    assert_eq!(cases, 4 * NumberKind::ALL.len());
 }
 
 #[test]
@@ -213,7 +215,7 @@ mod property {
     }
 
     fn steps() -> impl Strategy<Value = Vec<Step>> {
-        proptest::collection::vec((0..5usize, 0..3usize, 0..2usize, 0..3usize, 0..3usize).prop_map(|(kind, p, bank, n, variant)| Step { kind, p, bank, n, variant }), 1..60)
+        proptest::collection::vec((0..6usize, 0..3usize, 0..2usize, 0..3usize, 0..3usize).prop_map(|(kind, p, bank, n, variant)| Step { kind, p, bank, n, variant }), 1..60)
     }
 
     /// The command, and the key of its number as the model keeps it (kind, scope, value).
@@ -241,6 +243,14 @@ mod property {
                 let no = format!("ACC-{}", s.n);
                 let cmd = Command::OpenWageAccount(OpenWageAccount { project: pid(&p), bank: BankCode::parse(bank).unwrap(), account_no: Text::parse(&no).unwrap(), date: d("2026-01-10") });
                 (cmd, bank.to_owned(), no)
+            }
+            NumberKind::Statement => {
+                // The day follows the reference, bank and variant: two statements of one
+                // account and day always share their reference (refused as such first).
+                let bank = ["ICBC", "ABC"][s.bank];
+                let no = format!("ST-{}", s.n);
+                let date = anxin::domain::date::Date::parse("2026-01-01").unwrap().add_days((s.n * 7 + s.bank * 3 + s.variant) as i64).to_string();
+                (statement(&p, bank, &date, &no), bank.to_owned(), no)
             }
         };
         (kind, cmd, (kind, scope, value))

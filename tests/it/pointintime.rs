@@ -180,7 +180,13 @@ fn history(ops: &[(u8, u8, u32, i64, u8)]) -> Vec<Event> {
         let money = anxin::domain::money::format_fen(*amount);
         let month = |m: u32| format!("2026-{:02}", 1 + m % 4);
         let small = anxin::domain::money::format_fen(1 + amount / 50);
-        let cmd = match kind % 14 {
+        let cmd = match kind % 15 {
+            14 => {
+                // A bank statement of the deposit account: agreeing or not, by the amount.
+                let Command::AttestBalance(mut st) = statement(&p, "ICBC", &ds, &no) else { unreachable!() };
+                st.closing_balance = yuan(&anxin::domain::money::format_fen(amount % 2 * 500_000_00));
+                Command::AttestBalance(st)
+            }
             11 | 12 => {
                 // A payout against a payroll line (most lines exist: payrolls are frequent).
                 let Command::PayWage(mut c) = pay(&p, &no, 1 + n % 3, &small, Some(&month(*n))) else { unreachable!() };
@@ -220,7 +226,7 @@ proptest! {
     /// records, on any date.
     #[test]
     fn the_view_at_seq_n_is_the_view_of_the_first_n_records(
-        ops in prop::collection::vec((0u8..14, 0u8..2, 0u32..12, 1i64..400_000, 0u8..120), 1..60),
+        ops in prop::collection::vec((0u8..15, 0u8..2, 0u32..12, 1i64..400_000, 0u8..120), 1..60),
         cut in 0.0f64..=1.0,
         day in 0i64..200,
     ) {
@@ -417,5 +423,79 @@ async fn the_fields_format_2_added_are_validated_date_their_facts_and_are_shown(
     }));
     let (code, reason, _) = s.refused(&county, "late-order", vec![draw("DY-9", "2026-03-11")]).await;
     assert_eq!((code, reason.as_str()), (tonic::Code::InvalidArgument, "DATE_ORDER"));
+    s.stop().await;
+}
+
+fn attest(p: &str, account: pb::StatementAccount, bank: &str, date: &str, closing: &str, bank_ref: &str) -> pb::Command {
+    cmd(Kind::AttestBalance(pb::AttestBalance { project: p.into(), account: account as i32, bank: bank.into(), date: date.into(), closing_balance: closing.into(), bank_ref: bank_ref.into() }))
+}
+
+/// Reconciliation with the bank's own books (issue 16), through the server: a statement
+/// that disagrees raises BALANCE_MISMATCH, the late posting of the movement clears it, a
+/// bank that stops attesting raises STATEMENT_MISSING, and the county summary counts
+/// each bank's accounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_that_disagrees_raises_balance_mismatch_and_a_late_posting_clears_it() {
+    use pb::StatementAccount::{Deposit, Wage};
+    let s = TestServer::start().await;
+    let county = format!("county:{COUNTY}");
+    // P1: wage account at ICBC, deposit ¥200,000 (2026-01-20), ¥30,000 of wages in on 2026-02-05.
+    s.setup_project(1).await;
+    s.ok("bank:ICBC", "st-1", vec![attest("P1", Wage, "ICBC", "2026-02-05", "30000", "ICBC-ST-1"), attest("P1", Deposit, "ICBC", "2026-02-05", "200000", "ICBC-ST-2")]).await;
+    let mut q = s.query(&county).await;
+    let flags = |as_of: &str, at_seq: u64| pb::ListFlagsRequest { county: COUNTY.into(), project: "P1".into(), as_of: as_of.into(), at_seq, page_size: 0, page_token: String::new() };
+    let codes = |fs: &[pb::Flag]| fs.iter().map(|f| f.code.clone()).collect::<Vec<_>>();
+    let agreed = q.list_flags(flags("2026-02-06", 0)).await.unwrap().into_inner().flags;
+    assert!(!codes(&agreed).iter().any(|c| c == "BALANCE_MISMATCH" || c == "STATEMENT_MISSING"), "{agreed:?}");
+
+    // The treasurer takes ¥5,000 out at the counter on 2026-02-06; nobody posts it. The
+    // bank's statement of that day says ¥25,000.
+    let st = s.ok("bank:ICBC", "st-2", vec![attest("P1", Wage, "ICBC", "2026-02-06", "25000", "ICBC-ST-3")]).await;
+    let red = q.list_flags(flags("2026-02-07", 0)).await.unwrap().into_inner().flags;
+    let m = red.iter().find(|f| f.code == "BALANCE_MISMATCH").unwrap_or_else(|| panic!("{red:?}"));
+    assert_eq!((m.grade.as_str(), m.gap.as_str(), m.since.as_str()), ("red", "5000.00", "2026-02-06"));
+    assert_eq!(m.evidence, vec![st.first_seq]);
+    assert!(m.detail.contains("last agreed 2026-02-05"), "{}", m.detail);
+    let sum = q.get_county_summary(county_q("2026-02-07", 0)).await.unwrap().into_inner();
+    let icbc = sum.reconciliation.iter().find(|r| r.bank == "ICBC").expect("ICBC's accounts");
+    assert_eq!((icbc.accounts, icbc.agreed, icbc.differ, icbc.late), (2, 1, 1, 0));
+    assert_eq!(sum.flags_by_code.get("BALANCE_MISMATCH"), Some(&1));
+    let p1 = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-02-07".into(), at_seq: 0 }).await.unwrap().into_inner();
+    let wage = p1.reconciliation.iter().find(|r| r.account == Wage as i32).unwrap();
+    assert_eq!((wage.bank_balance.as_str(), wage.ledger_balance.as_str(), wage.last_agreed.as_str()), ("25000.00", "30000.00", "2026-02-05"));
+
+    // The bank posts the payout it made that day, late: dated 2026-02-06, the comparison
+    // now agrees; asked at the position before it, the difference is still there.
+    let late = s.ok("bank:ICBC", "late-payout", vec![cmd(Kind::PayWage(pb::PayWage {
+        project: "P1".into(), payment_no: "DF-LATE".into(), national_id: crate::harness::nid(1), bank_card: crate::harness::card(1),
+        amount: "5000".into(), date: "2026-02-06".into(), period: String::new(),
+    }))]).await;
+    let now = q.list_flags(flags("2026-02-07", 0)).await.unwrap().into_inner().flags;
+    assert!(!codes(&now).iter().any(|c| c == "BALANCE_MISMATCH"), "cleared by the late posting: {now:?}");
+    let then = q.list_flags(flags("2026-02-07", late.first_seq - 1)).await.unwrap().into_inner().flags;
+    assert!(codes(&then).iter().any(|c| c == "BALANCE_MISMATCH"), "the answer at the earlier position: {then:?}");
+
+    // ICBC stops attesting: after 3 working days without a statement, yellow.
+    let later = q.list_flags(flags("2026-02-20", 0)).await.unwrap().into_inner().flags;
+    let late_flags: Vec<&pb::Flag> = later.iter().filter(|f| f.code == "STATEMENT_MISSING").collect();
+    assert_eq!(late_flags.len(), 2, "both accounts ICBC attests: {later:?}");
+    assert!(late_flags.iter().all(|f| f.grade == "yellow" && f.since.as_str() > "2026-02-06"));
+    s.ok("bank:ICBC", "st-3", vec![attest("P1", Wage, "ICBC", "2026-02-19", "25000", "ICBC-ST-4"), attest("P1", Deposit, "ICBC", "2026-02-19", "200000", "ICBC-ST-5")]).await;
+    let back = q.list_flags(flags("2026-02-20", 0)).await.unwrap().into_inner().flags;
+    assert!(!codes(&back).iter().any(|c| c == "STATEMENT_MISSING" || c == "BALANCE_MISMATCH"), "{back:?}");
+
+    // Refusals: another bank's wage account, the same day twice, a reference used
+    // twice, a project without a wage account, a contractor.
+    let (code, reason, _) = s.refused("bank:ABC", "abc", vec![attest("P1", Wage, "ABC", "2026-02-20", "1", "ABC-1")]).await;
+    assert_eq!((code, reason.as_str()), (tonic::Code::PermissionDenied, "NOT_PERMITTED"));
+    let (code, reason, _) = s.refused("bank:ICBC", "again", vec![attest("P1", Wage, "ICBC", "2026-02-19", "25000", "ICBC-ST-9")]).await;
+    assert_eq!((code, reason.as_str()), (tonic::Code::AlreadyExists, "STATEMENT_EXISTS"));
+    let (code, reason, _) = s.refused("bank:ICBC", "ref", vec![attest("P1", Wage, "ICBC", "2026-02-21", "25000", "ICBC-ST-4")]).await;
+    assert_eq!((code, reason.as_str()), (tonic::Code::AlreadyExists, "DUPLICATE_STATEMENT_REF"));
+    s.ok(&county, "p9", vec![crate::harness::register("P9", COUNTY)]).await;
+    let (_, reason, _) = s.refused("bank:ICBC", "p9", vec![attest("P9", Wage, "ICBC", "2026-02-21", "0", "ICBC-ST-10")]).await;
+    assert_eq!(reason, "NO_WAGE_ACCOUNT");
+    let (code, reason, _) = s.refused(&format!("contractor:{}", crate::harness::gc()), "gc", vec![attest("P1", Deposit, "ICBC", "2026-02-22", "0", "X-1")]).await;
+    assert_eq!((code, reason.as_str()), (tonic::Code::PermissionDenied, "NOT_PERMITTED"));
     s.stop().await;
 }
