@@ -269,7 +269,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
-        let months = views::project_history(&state, &id, asked.when(seq)).ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered at that point")))?;
+        let months = views::project_history(&state, self.0.ledger.policies(), self.0.ledger.calendars(), &id, asked.when(seq)).ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered at that point")))?;
         Ok(stamped(seq, pb::ProjectHistory {
             project: id.to_string(),
             months: months
@@ -282,6 +282,12 @@ impl pb::ledger_query_server::LedgerQuery for Query {
                     progress: format_fen(m.progress),
                     payroll_due: format_fen(m.payroll_due),
                     payroll_paid: format_fen(m.payroll_paid),
+                    deposit_required: format_fen(m.deposit_required),
+                    deposit_cover: format_fen(m.deposit_cover),
+                    owed: format_fen(m.owed),
+                    overdue: format_fen(m.overdue),
+                    flags_red: m.flags_red,
+                    flags_yellow: m.flags_yellow,
                 })
                 .collect(),
             point: asked.point(seq),

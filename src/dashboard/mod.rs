@@ -370,8 +370,28 @@ async fn months_csv(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<St
     match d.query.get_project_history(req(&headers, pb::GetProjectHistoryRequest { project: id.clone(), as_of: q.as_of.clone().unwrap_or_default(), at_seq: q.at_seq.unwrap_or(0) })).await {
         Ok(h) => csv_response(
             &format!("{id}-months.csv"),
-            &["period", "wage_in", "wage_out", "wage_balance_end", "progress", "payroll_due", "payroll_paid"],
-            h.into_inner().months.iter().map(|m| vec![m.period.clone(), m.wage_in.clone(), m.wage_out.clone(), m.wage_balance_end.clone(), m.progress.clone(), m.payroll_due.clone(), m.payroll_paid.clone()]).collect(),
+            &["period", "wage_in", "wage_out", "wage_balance_end", "progress", "payroll_due", "payroll_paid", "deposit_required", "deposit_cover", "owed", "overdue", "flags_red", "flags_yellow"],
+            h.into_inner()
+                .months
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.period.clone(),
+                        m.wage_in.clone(),
+                        m.wage_out.clone(),
+                        m.wage_balance_end.clone(),
+                        m.progress.clone(),
+                        m.payroll_due.clone(),
+                        m.payroll_paid.clone(),
+                        m.deposit_required.clone(),
+                        m.deposit_cover.clone(),
+                        m.owed.clone(),
+                        m.overdue.clone(),
+                        m.flags_red.to_string(),
+                        m.flags_yellow.to_string(),
+                    ]
+                })
+                .collect(),
         ),
         Err(e) => fail(e, l, false),
     }

@@ -500,15 +500,25 @@ pub struct MonthView {
     pub payroll_due: Fen,
     /// Paid against this month's payroll (payouts and drawdowns, whenever made).
     pub payroll_paid: Fen,
+    /// The project's figures at the month's end (or the point's date, in its last
+    /// month), as `project_view` gives them there: deposit required and held (cash and
+    /// valid letters), wages owed and overdue, open flags by grade.
+    pub deposit_required: Fen,
+    pub deposit_cover: Fen,
+    pub owed: Fen,
+    pub overdue: Fen,
+    pub flags_red: u32,
+    pub flags_yellow: u32,
 }
 
 /// A project month by month at the point `w`, from its first month with money or a
-/// payroll to its last.
-pub fn project_history(state: &State, id: &ProjectId, w: When) -> Option<Vec<MonthView>> {
+/// payroll to the point's month: the money of each month, and its figures at each month's end
+/// (each a view at that date, seeing the records the point sees).
+pub fn project_history(state: &State, policies: &PolicyBook, cal: &CalendarBook, id: &ProjectId, w: When) -> Option<Vec<MonthView>> {
     state.projects.get(id).filter(|p| p.seen(w))?;
     let mut months: BTreeMap<Period, MonthView> = BTreeMap::new();
     fn month(months: &mut BTreeMap<Period, MonthView>, per: Period) -> &mut MonthView {
-        months.entry(per).or_insert(MonthView { period: per, wage_in: 0, wage_out: 0, wage_balance_end: 0, progress: 0, payroll_due: 0, payroll_paid: 0 })
+        months.entry(per).or_insert_with(|| MonthView::empty(per))
     }
     if let Some(h) = state.postings.get(&Account::Wage(id.clone())) {
         for p in h.iter().take_while(|p| p.seq <= w.seq).filter(|p| p.date <= w.date) {
@@ -530,13 +540,23 @@ pub fn project_history(state: &State, id: &ProjectId, w: When) -> Option<Vec<Mon
         m.payroll_paid += paid;
     }
     let (Some(&first), Some(&last)) = (months.keys().next(), months.keys().next_back()) else { return Some(Vec::new()) };
+    // Up to the point's own month: the figures go on after the money stops.
+    let last = last.max(w.date.period());
     let mut out = Vec::new();
     let mut balance = 0;
     let mut per = first;
     loop {
-        let mut m = months.get(&per).cloned().unwrap_or(MonthView { period: per, wage_in: 0, wage_out: 0, wage_balance_end: 0, progress: 0, payroll_due: 0, payroll_paid: 0 });
+        let mut m = months.get(&per).cloned().unwrap_or_else(|| MonthView::empty(per));
         balance += m.wage_in - m.wage_out;
         m.wage_balance_end = balance;
+        if let Some(v) = project_view(state, policies, cal, id, When { seq: w.seq, date: per.last_day().min(w.date) }) {
+            m.deposit_required = v.deposit_required;
+            m.deposit_cover = v.deposit_cash + v.letters_valid;
+            m.owed = v.owed;
+            m.overdue = v.overdue;
+            m.flags_red = v.flags.iter().filter(|f| f.grade == Grade::Red).count() as u32;
+            m.flags_yellow = v.flags.iter().filter(|f| f.grade == Grade::Yellow).count() as u32;
+        }
         out.push(m);
         if per == last {
             break;
@@ -544,6 +564,26 @@ pub fn project_history(state: &State, id: &ProjectId, w: When) -> Option<Vec<Mon
         per = per.next();
     }
     Some(out)
+}
+
+impl MonthView {
+    fn empty(period: Period) -> MonthView {
+        MonthView {
+            period,
+            wage_in: 0,
+            wage_out: 0,
+            wage_balance_end: 0,
+            progress: 0,
+            payroll_due: 0,
+            payroll_paid: 0,
+            deposit_required: 0,
+            deposit_cover: 0,
+            owed: 0,
+            overdue: 0,
+            flags_red: 0,
+            flags_yellow: 0,
+        }
+    }
 }
 
 /// Workers whose masked ID matches `masked` (`*` in the pattern matches any one

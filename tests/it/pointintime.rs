@@ -40,7 +40,7 @@ fn answers(state: &State, keys: &Keys, w: When) -> BTreeMap<String, String> {
     out.insert("flags".into(), json(&anxin::projection::flags::flags(state, &pol, &cal, w)));
     for p in &keys.projects {
         out.insert(format!("project/{p}"), json(&views::project_view(state, &pol, &cal, p, w)));
-        out.insert(format!("months/{p}"), json(&views::project_history(state, p, w)));
+        out.insert(format!("months/{p}"), json(&views::project_history(state, &pol, &cal, p, w)));
     }
     for (p, per) in &keys.payrolls {
         out.insert(format!("payroll/{p}/{per}"), json(&views::payroll_view(state, p, *per, w)));
@@ -307,6 +307,17 @@ async fn past_answers_through_the_server_count_only_what_was_dated_and_recorded_
     // after 2026-09-20 change; the answer at the position before it does not.
     let before_late = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-11-30".into(), at_seq: 0 }).await.unwrap().into_inner();
     assert_eq!(before_late.deposit_cash, "50000.00");
+    // The project's timeline: its figures at each month's end, as GetProject gives them there.
+    let months = q.get_project_history(pb::GetProjectHistoryRequest { project: "P1".into(), as_of: "2026-11-30".into(), at_seq: 0 }).await.unwrap().into_inner().months;
+    let month = |per: &str| months.iter().find(|m| m.period == per).unwrap_or_else(|| panic!("{per} in {months:?}")).clone();
+    let (june, sept) = (month("2026-06"), month("2026-09"));
+    assert_eq!((june.deposit_required.as_str(), june.deposit_cover.as_str()), ("200000.00", "200000.00"));
+    assert_eq!(sept.deposit_cover, "50000.00", "drawn on 2026-09-10");
+    let at_june = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-06-30".into(), at_seq: 0 }).await.unwrap().into_inner();
+    assert_eq!((june.owed.as_str(), june.overdue.as_str()), (at_june.owed.as_str(), at_june.overdue.as_str()));
+    assert_eq!(june.flags_red as usize, at_june.flags.iter().filter(|f| f.grade == "red").count());
+    assert!(at_june.flags.iter().all(|f| f.code != "DEPOSIT_SHORTFALL"));
+    assert_eq!(month("2026-11").flags_red as usize, before_late.flags.iter().filter(|f| f.grade == "red").count());
     let late = s.ok("bank:ICBC", "late", vec![dated_deposit("P1", "D-LATE", "150000", "2026-09-20")]).await;
     let now = q.get_project(pb::GetProjectRequest { project: "P1".into(), as_of: "2026-11-30".into(), at_seq: 0 }).await.unwrap().into_inner();
     assert_eq!(now.deposit_cash, "200000.00");

@@ -78,7 +78,7 @@ fn run(seed: u64) {
             assert_eq!(v.wage_account_open, p.fate != Fate::Completed);
             assert_eq!(v.workers_on_site, if p.fate == Fate::Active { 60 } else { 0 });
             // Month by month, the money adds up to the same totals.
-            let h = anxin::projection::views::project_history(&state, &p.id, When::date(as_of)).unwrap();
+            let h = anxin::projection::views::project_history(&state, pol, cal, &p.id, When::date(as_of)).unwrap();
             assert_eq!(h.last().unwrap().wage_balance_end, p.wage_balance, "{} history balance", p.id);
             assert_eq!(h.iter().map(|m| m.payroll_paid).sum::<i64>(), p.paid_total, "{} history paid", p.id);
             assert_eq!(h.iter().map(|m| m.progress).sum::<i64>(), p.progress_total, "{} history progress", p.id);
