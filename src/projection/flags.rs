@@ -120,6 +120,9 @@ pub fn deposit_cover(state: &State, p: &Project, w: When) -> (Fen, Fen) {
 /// does).
 pub fn drawdowns_at(state: &State, p: &Project, w: When) -> Vec<DrawdownEntry> {
     let id = &p.reg.project;
+    if !p.drawdowns.iter().any(|d| w.sees(d.seq, d.date)) {
+        return Vec::new(); // nothing to make good: the deposits need not be walked
+    }
     let mut cover: Vec<(Seq, Fen)> = state.deposits_of(id).filter(|d| w.sees(d.seq, d.date)).map(|d| (d.seq, d.fen)).collect();
     cover.extend(state.letters_of(id).filter(|(_, l)| l.seen(w)).map(|(_, l)| (l.seq, l.amount.fen())));
     cover.sort_unstable();

@@ -49,11 +49,9 @@ pub struct ProjectView {
     /// The day its registration is dated, and whether the record said so (format 2).
     pub registered_on: Date,
     pub registered_on_recorded: bool,
-    /// "by_price", "required" or "exempt", and an exemption's basis.
-    pub deposit_basis: &'static str,
-    pub deposit_exemption_basis: Option<String>,
-    /// "unstated", "government" or "other".
-    pub funding: &'static str,
+    /// How its deposit is decided (with an exemption's basis), and who funds it.
+    pub deposit_basis: crate::domain::command::DepositBasis,
+    pub funding: crate::domain::command::Funding,
     /// Its guarantee letters the point sees.
     pub letters: Vec<LetterView>,
     /// Its drawdowns the point sees, with how much of each was made good.
@@ -164,20 +162,8 @@ pub fn project_view(state: &State, policies: &PolicyBook, cal: &CalendarBook, id
         flags: fl,
         registered_on: p.dated(),
         registered_on_recorded: reg.registered_on.is_some(),
-        deposit_basis: match reg.deposit_basis {
-            crate::domain::command::DepositBasis::ByPrice => "by_price",
-            crate::domain::command::DepositBasis::Required => "required",
-            crate::domain::command::DepositBasis::Exempt(_) => "exempt",
-        },
-        deposit_exemption_basis: match &reg.deposit_basis {
-            crate::domain::command::DepositBasis::Exempt(b) => Some(b.to_string()),
-            _ => None,
-        },
-        funding: match reg.funding {
-            crate::domain::command::Funding::Unstated => "unstated",
-            crate::domain::command::Funding::Government => "government",
-            crate::domain::command::Funding::Other => "other",
-        },
+        deposit_basis: reg.deposit_basis.clone(),
+        funding: reg.funding,
         letters: state
             .letters_of(id)
             .filter(|(_, l)| l.seen(w))
@@ -303,8 +289,8 @@ pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, 
         let (cash, letters) = deposit_cover(state, p, w);
         s.deposit_cash_total += cash;
         s.letters_valid_total += letters;
+        let policy = policies.for_project(p.reg.county, p.reg.labour_ratio_bp, p.reg.deposit_rate_bp);
         if status != ProjectStatus::Completed {
-            let policy = policies.for_project(p.reg.county, p.reg.labour_ratio_bp, p.reg.deposit_rate_bp);
             let required = policy.deposit_required_for(&p.reg).fen();
             if required > 0 {
                 s.deposit_required_projects += 1;
@@ -317,7 +303,6 @@ pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, 
             s.progress_total += e.total;
             s.wage_share_total += e.share;
         }
-        let policy = policies.for_project(p.reg.county, p.reg.labour_ratio_bp, p.reg.deposit_rate_bp);
         for account in [crate::domain::command::StatementAccount::Wage, crate::domain::command::StatementAccount::Deposit] {
             if let Some(r) = super::reconcile::account_reconciliation(state, p, account, &policy, cal.for_county(p.reg.county), w) {
                 let b = s.reconciliation.entry(r.bank.clone()).or_default();
