@@ -315,6 +315,8 @@ fn past_queries(led: &anxin::ledger::Ledger, head: u64) -> Result<()> {
     });
     time("project B0, latest", 5, &|| views::project_view(&state, &pol, &cal, &p, now).map_or(0, |v| v.flags.len()));
     time("project B0 at_seq = head/2", 5, &|| views::project_view(&state, &pol, &cal, &p, half).map_or(0, |v| v.flags.len()));
+    time("flag intervals of project B0, latest", 3, &|| state.projects.get(&p).map_or(0, |x| anxin::projection::intervals::flag_intervals(&state, x, &pol, &cal, now).len()));
+    time("flag intervals of project B0 at_seq = head/2", 3, &|| state.projects.get(&p).map_or(0, |x| anxin::projection::intervals::flag_intervals(&state, x, &pol, &cal, half).len()));
     time("county summary at_seq = head/2", 2, &|| views::county_summary(&state, &pol, &cal, None, half).projects_total as usize);
     Ok(())
 }

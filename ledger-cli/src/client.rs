@@ -74,6 +74,10 @@ pub enum ClientCmd {
         county: Option<String>,
         #[arg(long)]
         project: Option<String>,
+        /// Every interval in which a flag of `--project` was open, up to the point: the
+        /// day it opened, the day it cleared and the records that cleared it.
+        #[arg(long, requires = "project")]
+        intervals: bool,
         #[command(flatten)]
         at: At,
     },
@@ -436,7 +440,22 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             }
             Ok(())
         }
-        ClientCmd::Flags { county, project, at } => {
+        ClientCmd::Flags { project: Some(project), intervals: true, at, .. } => {
+            let h = query().get_project_history(pb::GetProjectHistoryRequest { project, as_of: at.as_of(), at_seq: at.seq() }).await.map_err(status_err)?.into_inner();
+            if c.json {
+                return print_json(&h.flag_intervals);
+            }
+            println!("Flags of {} {}", h.project, point_text(&h.point));
+            println!("{:<26} {:<6} {:<10} {:<10} {:>14}  evidence / cleared by", "code", "grade", "opened", "cleared", "gap (last)");
+            for i in &h.flag_intervals {
+                let last = i.last.clone().unwrap_or_default();
+                let first = i.first.clone().unwrap_or_default();
+                println!("{:<26} {:<6} {:<10} {:<10} {:>14}  {:?} / {:?}", i.code, i.grade, i.opened, if i.cleared.is_empty() { "open" } else { &i.cleared }, last.gap, first.evidence, i.cleared_by);
+                println!("{:<26} {}", "", last.detail);
+            }
+            Ok(())
+        }
+        ClientCmd::Flags { county, project, at, .. } => {
             let mut all = Vec::new();
             let mut token = String::new();
             loop {

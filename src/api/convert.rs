@@ -298,13 +298,17 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
     })
 }
 
+pub fn grade(g: Grade) -> &'static str {
+    match g {
+        Grade::Red => "red",
+        Grade::Yellow => "yellow",
+    }
+}
+
 pub fn flag(f: &Flag) -> pb::Flag {
     pb::Flag {
         code: f.code.as_str().to_owned(),
-        grade: match f.grade {
-            Grade::Red => "red".into(),
-            Grade::Yellow => "yellow".into(),
-        },
+        grade: grade(f.grade).to_owned(),
         project: f.project.to_string(),
         gap: format_fen(f.gap),
         count: f.count,

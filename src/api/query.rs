@@ -269,7 +269,9 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         if !auth::may_read_project(&who, &state, &id) {
             return Err(ApiError::denied(format!("{who} may not read project {id}")).into());
         }
-        let months = views::project_history(&state, self.0.ledger.policies(), self.0.ledger.calendars(), &id, asked.when(seq)).ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered at that point")))?;
+        let (policies, calendars, w) = (self.0.ledger.policies(), self.0.ledger.calendars(), asked.when(seq));
+        let months = views::project_history(&state, policies, calendars, &id, w).ok_or_else(|| ApiError::not_found("UNKNOWN_PROJECT", format!("project {id} is not registered at that point")))?;
+        let intervals = state.projects.get(&id).map(|p| intervals_pb(&state, p, policies, calendars, w)).unwrap_or_default();
         Ok(stamped(seq, pb::ProjectHistory {
             project: id.to_string(),
             months: months
@@ -291,6 +293,7 @@ impl pb::ledger_query_server::LedgerQuery for Query {
                 })
                 .collect(),
             point: asked.point(seq),
+            flag_intervals: intervals,
         }))
     }
 
@@ -354,4 +357,20 @@ fn may_read_account(who: &Principal, state: &crate::projection::state::State, ac
         _ => false,
     };
     if allowed { Ok(()) } else { Err(ApiError::denied(format!("{who} may not read account {account}"))) }
+}
+
+/// A project's flag intervals, for the wire.
+fn intervals_pb(state: &crate::projection::state::State, p: &crate::projection::state::Project, policies: &crate::domain::policy::PolicyBook, calendars: &crate::domain::date::CalendarBook, w: crate::projection::when::When) -> Vec<pb::FlagInterval> {
+    crate::projection::intervals::flag_intervals(state, p, policies, calendars, w)
+        .iter()
+        .map(|i| pb::FlagInterval {
+            code: i.code.as_str().to_owned(),
+            grade: convert::grade(i.grade).to_owned(),
+            opened: i.opened.to_string(),
+            cleared: i.cleared.map(|d| d.to_string()).unwrap_or_default(),
+            cleared_by: i.cleared_by.clone(),
+            first: Some(convert::flag(&i.first)),
+            last: Some(convert::flag(&i.last)),
+        })
+        .collect()
 }

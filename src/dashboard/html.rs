@@ -28,6 +28,11 @@ pub fn t(l: Lang, key: &str) -> &'static str {
         "wage_account" => ("工资专户", "wage account"),
         "deposit_account" => ("保证金账户", "deposit account"),
         "record" => ("第几条记录", "record"),
+        "flag_intervals" => ("预警起止", "When each flag was open"),
+        "opened" => ("出现日期", "Opened"),
+        "cleared" => ("消除日期", "Cleared"),
+        "cleared_by" => ("消除依据(记录序号)", "Cleared by (record seq)"),
+        "still_open" => ("仍未消除", "still open"),
         "registered_on" => ("登记日期", "Registered"),
         "funding" => ("资金来源", "Funding"),
         "government" => ("政府投资", "government-invested"),
@@ -409,6 +414,28 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
         p.para(t(l, "none"));
     } else {
         p.table("flags", &["project", "code", "grade", "gap", "since", "evidence", "detail"], &flag_rows(&x.flags), None);
+    }
+    if !h.flag_intervals.is_empty() {
+        p.h2("flag_intervals");
+        let rows: Vec<Vec<String>> = h
+            .flag_intervals
+            .iter()
+            .map(|i| {
+                let (first, last) = (i.first.clone().unwrap_or_default(), i.last.clone().unwrap_or_default());
+                let seqs = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+                vec![
+                    td(&i.code),
+                    dot(if i.grade == "red" { "red" } else { "amber" }),
+                    td(&i.opened),
+                    td(if i.cleared.is_empty() { t(l, "still_open") } else { &i.cleared }),
+                    num(&last.gap),
+                    td(&seqs(&first.evidence)),
+                    td(&seqs(&i.cleared_by)),
+                    td(&last.detail),
+                ]
+            })
+            .collect();
+        p.table("flag-intervals", &["code", "grade", "opened", "cleared", "gap", "evidence", "cleared_by", "detail"], &rows, None);
     }
     p.h2("payrolls");
     let rows: Vec<Vec<String>> = payrolls

@@ -98,6 +98,10 @@ pub struct Flag {
     /// Sequence numbers of the records behind the flag, at most `FLAG_EVIDENCE_MAX`.
     pub evidence: Vec<Seq>,
     pub detail: String,
+    /// Tells apart flags of one code on one project: the record of the drawdown or letter
+    /// it is about, 1 for the wage and 2 for the deposit account; 0 where a project has at
+    /// most one (`projection::intervals` follows each through time by code, grade and this).
+    pub instance: Seq,
 }
 
 fn evidence(seqs: impl IntoIterator<Item = Seq>) -> Vec<Seq> {
@@ -170,7 +174,7 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
     let calendar = calendars.for_county(reg.county);
     let status = p.status_at(w, as_of);
     let id = &reg.project;
-    let flag = |code, grade, gap, count, since, evidence, detail| Flag { code, grade, project: id.clone(), gap, count, since, evidence, detail };
+    let flag = |code, grade, gap, count, since, evidence, detail| Flag { code, grade, project: id.clone(), gap, count, since, evidence, detail, instance: 0 };
 
     // Wages: what is owed, what is overdue, and whether the account can pay it.
     let mut owed_total: Fen = 0;
@@ -274,6 +278,7 @@ fn split_flag(state: &State, p: &Project, policy: &Policy, w: When, out: &mut Ve
             count: seqs.len() as u32,
             since,
             evidence: evidence(seqs),
+            instance: 0,
             detail: format!(
                 "wage share {} of progress payments {} is below {}.{:02}%",
                 crate::domain::money::format_fen(share),
@@ -313,6 +318,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
                 count: 1,
                 since: deadline.add_days(1),
                 evidence: vec![d.seq],
+                instance: d.seq,
                 detail: format!(
                     "drawdown of {} on {} not made good by {deadline} ({} working days){}",
                     crate::domain::money::format_fen(d.fen),
@@ -352,6 +358,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
             count: 0,
             since,
             evidence: evidence(seqs.into_iter().chain(state.deposits_of(id).filter(|d| w.sees(d.seq, d.date)).map(|d| d.seq))),
+            instance: 0,
             detail: format!(
                 "deposit cover {} (cash {}, letters {}) below the required {}{}",
                 crate::domain::money::format_fen(cover),
@@ -379,6 +386,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
                 count: 1,
                 since: l.valid_to.add_days(-i64::from(policy.letter_warn_days)),
                 evidence: vec![l.seq],
+                instance: l.seq,
                 detail: format!("guarantee letter {n} lapses on {}, before the planned end {}", l.valid_to, reg.planned_end),
             });
         } else if l.valid_to < as_of && cover < required {
@@ -390,6 +398,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
                 count: 1,
                 since: l.valid_to.add_days(1),
                 evidence: vec![l.seq],
+                instance: l.seq,
                 detail: format!("guarantee letter {n} lapsed on {} and the cover was not restored", l.valid_to),
             });
         }
@@ -441,6 +450,7 @@ fn payroll_missing_flag(state: &State, p: &Project, policy: &Policy, w: When, ou
             count: missing.len() as u32,
             since: first_deadline.add_days(1),
             evidence: vec![p.seq],
+            instance: 0,
             detail: format!("no payroll for {} with workers on site", months.join(", ")),
         });
     }

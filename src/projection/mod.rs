@@ -5,6 +5,7 @@
 pub mod fingerprints;
 pub mod flags;
 pub mod history;
+pub mod intervals;
 pub mod reconcile;
 pub mod state;
 pub mod table;

@@ -96,6 +96,10 @@ pub fn account_reconciliation(state: &State, p: &Project, account: StatementAcco
 pub fn reconciliation_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calendar, w: When, out: &mut Vec<Flag>) {
     for account in [StatementAccount::Wage, StatementAccount::Deposit] {
         let Some(r) = account_reconciliation(state, p, account, policy, calendar, w) else { continue };
+        let instance = match account {
+            StatementAccount::Wage => 1,
+            StatementAccount::Deposit => 2,
+        };
         let name = match account {
             StatementAccount::Wage => "wage account",
             StatementAccount::Deposit => "deposit account",
@@ -112,6 +116,7 @@ pub fn reconciliation_flags(state: &State, p: &Project, policy: &Policy, calenda
                 count: r.evidence.len() as u32,
                 since,
                 evidence,
+                instance,
                 detail: format!(
                     "bank {} states the {name} held {} at the close of {}; the ledger shows {} (the ledger {} by {}); last agreed {}",
                     r.bank,
@@ -133,6 +138,7 @@ pub fn reconciliation_flags(state: &State, p: &Project, policy: &Policy, calenda
                 count: 0,
                 since,
                 evidence: vec![*r.evidence.last().expect("at least the latest statement")],
+                instance,
                 detail: format!("no statement of the {name} from bank {} since {} ({} working days allowed)", r.bank, r.date, policy.statement_working_days),
             });
         }

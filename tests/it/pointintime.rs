@@ -248,6 +248,103 @@ proptest! {
     }
 }
 
+/// Flag intervals read day by day: on every day from `from` to `w.date`, the flags of
+/// project `p` judged that day; a flag's interval is each run of days it holds.
+fn intervals_day_by_day(state: &State, p: &anxin::projection::state::Project, from: Date, w: When) -> Vec<(String, Date, Option<Date>, String, String)> {
+    let (pol, cal) = (PolicyBook::default(), CalendarBook::china());
+    type K = (anxin::projection::flags::FlagCode, anxin::projection::flags::Grade, u64);
+    let mut open: BTreeMap<K, (Date, String, String)> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut day = from;
+    while day <= w.date {
+        let mut now = Vec::new();
+        anxin::projection::flags::project_flags(state, p, &pol, &cal, When { seq: w.seq, date: day }, &mut now);
+        let now: BTreeMap<K, String> = now.iter().map(|f| ((f.code, f.grade, f.instance), serde_json::to_string(f).unwrap())).collect();
+        let gone: Vec<K> = open.keys().filter(|k| !now.contains_key(k)).copied().collect();
+        for k in gone {
+            let (opened, first, last) = open.remove(&k).unwrap();
+            out.push((format!("{:?}/{:?}/{}", k.0, k.1, k.2), opened, Some(day), first, last));
+        }
+        for (k, f) in now {
+            open.entry(k).and_modify(|e| e.2 = f.clone()).or_insert((day, f.clone(), f));
+        }
+        day = day.add_days(1);
+    }
+    out.extend(open.into_iter().map(|(k, (opened, first, last))| (format!("{:?}/{:?}/{}", k.0, k.1, k.2), opened, None, first, last)));
+    out.sort();
+    out
+}
+
+fn intervals_fast(state: &State, p: &anxin::projection::state::Project, w: When) -> Vec<(String, Date, Option<Date>, String, String)> {
+    let (pol, cal) = (PolicyBook::default(), CalendarBook::china());
+    let mut out: Vec<_> = anxin::projection::intervals::flag_intervals(state, p, &pol, &cal, w)
+        .into_iter()
+        .map(|i| (format!("{:?}/{:?}/{}", i.code, i.grade, i.first.instance), i.opened, i.cleared, serde_json::to_string(&i.first).unwrap(), serde_json::to_string(&i.last).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Issue 16: a flag's interval (opened, cleared, its figures then) is what judging every
+/// single day gives, for every project of the county scenario, on the finished ledger and
+/// at a position halfway through it.
+#[test]
+fn flag_intervals_are_what_judging_every_day_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(&dir.path().join("vault")).unwrap();
+    let plan = anxin::demo::plan(7, &vault).unwrap();
+    let mut state = State::default();
+    let mut seq = 0;
+    for b in &plan.batches {
+        for c in &b.commands {
+            seq += 1;
+            let e = anxin::decide::decide(&state, c).unwrap_or_else(|r| panic!("{}: {r}", b.request_id));
+            state.apply(&e, seq);
+        }
+    }
+    let from = plan.batches[0].date.add_days(-40);
+    let (mut intervals, mut cleared) = (0, 0);
+    for w in [When::date(plan.as_of), When { seq: seq / 2, date: plan.as_of }] {
+        for (id, p) in state.projects.iter() {
+            let slow = intervals_day_by_day(&state, p, from, w);
+            let fast = intervals_fast(&state, p, w);
+            assert_eq!(fast, slow, "project {id} at {w:?}");
+            intervals += fast.len();
+            cleared += fast.iter().filter(|i| i.2.is_some()).count();
+        }
+    }
+    // The scenario opens flags and clears some: the comparison compares something.
+    assert!(intervals >= 10 && cleared >= 3, "{intervals} intervals, {cleared} cleared");
+    if std::env::var("ANXIN_PROP_STATS").is_ok() {
+        eprintln!("scenario: {intervals} intervals, {cleared} cleared");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The same on random histories: deposits, drawdowns, letters, payrolls, payouts,
+    /// exits, status changes and statements, dated out of order, at a random position.
+    #[test]
+    fn flag_intervals_of_random_histories_are_what_judging_every_day_gives(
+        ops in prop::collection::vec((0u8..15, 0u8..2, 0u32..12, 1i64..400_000, 0u8..120), 1..60),
+        cut in 0.0f64..=1.0,
+    ) {
+        let events = history(&ops);
+        let mut state = State::default();
+        for (i, e) in events.iter().enumerate() {
+            state.apply(e, i as u64 + 1);
+        }
+        let w = When { seq: ((events.len() as f64) * cut) as u64, date: Date::from_ymd(2026, 9, 30).unwrap() };
+        for (id, p) in state.projects.iter() {
+            let slow = intervals_day_by_day(&state, p, Date::from_ymd(2025, 12, 1).unwrap(), w);
+            let fast = intervals_fast(&state, p, w);
+            if std::env::var("ANXIN_PROP_STATS").is_ok() { eprintln!("intervals {} cleared {}", fast.len(), fast.iter().filter(|i| i.2.is_some()).count()); }
+            prop_assert_eq!(fast, slow, "project {}", id);
+        }
+    }
+}
+
 // ---- through the real server ----
 
 use crate::harness::{cmd, TestServer, COUNTY};
@@ -485,15 +582,36 @@ async fn a_statement_that_disagrees_raises_balance_mismatch_and_a_late_posting_c
     assert!(!codes(&now).iter().any(|c| c == "BALANCE_MISMATCH"), "cleared by the late posting: {now:?}");
     let then = q.list_flags(flags("2026-02-07", late.first_seq - 1)).await.unwrap().into_inner().flags;
     assert!(codes(&then).iter().any(|c| c == "BALANCE_MISMATCH"), "the answer at the earlier position: {then:?}");
+    // The flag's interval: open since the statement's day at the earlier position; at the
+    // latest, the facts say the two books never differed, so there is no interval at all.
+    let hist = |as_of: &str, at_seq: u64| pb::GetProjectHistoryRequest { project: "P1".into(), as_of: as_of.into(), at_seq };
+    let intervals = q.get_project_history(hist("2026-02-07", late.first_seq - 1)).await.unwrap().into_inner().flag_intervals;
+    let i = intervals.iter().find(|i| i.code == "BALANCE_MISMATCH").unwrap_or_else(|| panic!("{intervals:?}"));
+    assert_eq!((i.grade.as_str(), i.opened.as_str(), i.cleared.as_str()), ("red", "2026-02-06", ""));
+    assert_eq!(i.first.as_ref().unwrap().evidence, vec![st.first_seq]);
+    let intervals = q.get_project_history(hist("2026-02-07", 0)).await.unwrap().into_inner().flag_intervals;
+    assert!(!intervals.iter().any(|i| i.code == "BALANCE_MISMATCH"), "{intervals:?}");
 
     // ICBC stops attesting: after 3 working days without a statement, yellow.
     let later = q.list_flags(flags("2026-02-20", 0)).await.unwrap().into_inner().flags;
     let late_flags: Vec<&pb::Flag> = later.iter().filter(|f| f.code == "STATEMENT_MISSING").collect();
     assert_eq!(late_flags.len(), 2, "both accounts ICBC attests: {later:?}");
     assert!(late_flags.iter().all(|f| f.grade == "yellow" && f.since.as_str() > "2026-02-06"));
-    s.ok("bank:ICBC", "st-3", vec![attest("P1", Wage, "ICBC", "2026-02-19", "25000", "ICBC-ST-4"), attest("P1", Deposit, "ICBC", "2026-02-19", "200000", "ICBC-ST-5")]).await;
+    let st3 = s.ok("bank:ICBC", "st-3", vec![attest("P1", Wage, "ICBC", "2026-02-19", "25000", "ICBC-ST-4"), attest("P1", Deposit, "ICBC", "2026-02-19", "200000", "ICBC-ST-5")]).await;
     let back = q.list_flags(flags("2026-02-20", 0)).await.unwrap().into_inner().flags;
     assert!(!codes(&back).iter().any(|c| c == "STATEMENT_MISSING" || c == "BALANCE_MISMATCH"), "{back:?}");
+    // Both yellow flags were open from the day the rule names to the day the statements
+    // came, and say which records cleared them.
+    let intervals = q.get_project_history(hist("2026-02-20", 0)).await.unwrap().into_inner().flag_intervals;
+    let missing: Vec<&pb::FlagInterval> = intervals.iter().filter(|i| i.code == "STATEMENT_MISSING").collect();
+    assert_eq!(missing.len(), 2, "{intervals:?}");
+    for i in missing {
+        // Opened the day its rule names (the deposit account's last statement is a day
+        // older than the wage account's).
+        assert_eq!((i.opened.as_str(), i.cleared.as_str()), (i.first.as_ref().unwrap().since.as_str(), "2026-02-19"), "{i:?}");
+        assert!(late_flags.iter().any(|f| f.since == i.opened), "{i:?} {late_flags:?}");
+        assert!(i.cleared_by.contains(&st3.first_seq) || i.cleared_by.contains(&(st3.first_seq + 1)), "{i:?}");
+    }
 
     // Refusals: another bank's wage account, the same day twice, a reference used
     // twice, a project without a wage account, a contractor.
