@@ -77,8 +77,10 @@ pub fn flag_intervals(state: &State, p: &Project, policies: &PolicyBook, calenda
     };
     let facts = fact_days(state, p, w);
     let mut judged: BTreeMap<Date, Vec<Flag>> = BTreeMap::new();
-    let mut days: Vec<Date> = facts.range(start.add_days(1)..=w.date).map(|(d, _)| *d).collect();
-    days.insert(0, start);
+    let mut days = vec![start];
+    if w.date > start {
+        days.extend(facts.range(start.add_days(1)..=w.date).map(|(d, _)| *d));
+    }
     for (i, &a) in days.iter().enumerate() {
         let fa = eval(a);
         // The stretch a ..= b holds the same facts.

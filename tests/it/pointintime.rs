@@ -41,6 +41,8 @@ fn answers(state: &State, keys: &Keys, w: When) -> BTreeMap<String, String> {
     for p in &keys.projects {
         out.insert(format!("project/{p}"), json(&views::project_view(state, &pol, &cal, p, w)));
         out.insert(format!("months/{p}"), json(&views::project_history(state, &pol, &cal, p, w)));
+        let intervals = state.projects.get(p).map(|x| anxin::projection::intervals::flag_intervals(state, x, &pol, &cal, w)).unwrap_or_default();
+        out.insert(format!("flag-intervals/{p}"), json(&intervals));
     }
     for (p, per) in &keys.payrolls {
         out.insert(format!("payroll/{p}/{per}"), json(&views::payroll_view(state, p, *per, w)));
