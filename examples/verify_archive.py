@@ -151,6 +151,14 @@ def i64(r, path):
     return r.unpack(">q", 8)
 
 
+def boolean(r, path):
+    """`bool`: one byte, `00` false or `01` true."""
+    b = r.unpack(">B", 1)
+    if b > 1:
+        raise BadValue("bool byte %02x is neither 00 nor 01" % b)
+    return b == 1
+
+
 def hash32(r, path):
     """A 32-byte hash or commitment: the bytes, no length."""
     return r.take(32)
@@ -364,7 +372,20 @@ EVENTS = [
     # Format 2 only.
     ("BalanceAttested", [("project", PROJECT_ID), ("account", enum_index(["Wage", "Deposit"])), ("bank", BANK_CODE),
                          ("date", date), ("closing_balance", money), ("bank_ref", DOC_NO)]),
+    # Format 3 only: the county's casework.
+    ("CaseOpened", [("case_no", DOC_NO), ("county", county),
+                    ("source", enum_index(["Complaint", "NationalPlatform", "ProvincialPlatform", "Inspection"])),
+                    ("received_on", date), ("employer", uscc), ("project", option(PROJECT_ID)), ("workers", vec(hash32)),
+                    ("amount_claimed", money), ("summary", option(TEXT))]),
+    ("CaseDecided", [("case_no", DOC_NO), ("county", county), ("date", date), ("accepted", boolean), ("reason", option(TEXT))]),
+    ("CaseExtended", [("case_no", DOC_NO), ("county", county), ("date", date), ("reason", TEXT)]),
+    ("CaseClosed", [("case_no", DOC_NO), ("county", county), ("date", date),
+                    ("outcome", enum_index(["Recovered", "NoArrears", "Withdrawn", "Transferred"])), ("recovered", money),
+                    ("payouts", vec(u64)), ("note", option(TEXT))]),
 ]
+
+# The events each record format holds: 0-15 in format 1, 16 from format 2, 17-20 from 3.
+EVENTS_IN_FORMAT = {1: 16, 2: 17, 3: 21}
 
 
 def deposit_basis(r, path):
@@ -390,12 +411,13 @@ EVENTS_V2_FIELDS = {
 
 
 def event_of(version):
-    """The event reader of a record format: `u32` variant index (0 to 15), then the
-    variant's fields (in format 2, with the fields EVENTS_V2_FIELDS adds)."""
+    """The event reader of a record format: `u32` variant index (0 to 15 in format 1, to
+    16 in format 2, to 20 in format 3), then the variant's fields (from format 2, with the
+    fields EVENTS_V2_FIELDS adds)."""
 
     def event(r, path):
         i = r.unpack(">I", 4)
-        known = len(EVENTS) if version >= 2 else 16
+        known = EVENTS_IN_FORMAT[version]
         if i >= known:
             raise BadValue("variant index %d is not an event of format %d (0 to %d)" % (i, version, known - 1))
         name, fields = EVENTS[i]
@@ -416,8 +438,8 @@ def decode_record(raw):
         raise DecodeError("%d bytes, more than the %d a record may have" % (len(raw), RECORD_BYTES_MAX))
     r = Reader(raw)
     rec = {"version": read(r, "version", u16)}
-    if rec["version"] not in (1, 2):
-        raise DecodeError("unknown format version %d (this verifier knows versions 1 and 2)" % rec["version"])
+    if rec["version"] not in EVENTS_IN_FORMAT:
+        raise DecodeError("unknown format version %d (this verifier knows versions 1 to 3)" % rec["version"])
     for name, typ in [("seq", u64), ("prev_hash", hash32), ("recorded_at_ms", i64), ("principal", principal),
                       ("request_id", REQUEST_ID), ("event", event_of(rec["version"]))]:
         rec[name] = read(r, name, typ)

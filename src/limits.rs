@@ -33,6 +33,12 @@ pub const PAYROLL_LINES_MAX: usize = 5_000;
 /// Payees in one county-ordered deposit drawdown.
 pub const DRAWDOWN_PAYEES_MAX: usize = 5_000;
 
+/// Workers named in one case (a mass complaint of a whole site's crews).
+pub const CASE_WORKERS_MAX: usize = 5_000;
+
+/// Payout records one case closure cites.
+pub const CASE_PAYOUTS_MAX: usize = 10_000;
+
 /// Bytes of a free-text field (project name, account number, document numbers).
 /// Names of Chinese projects run to ~60 characters (180 bytes of UTF-8).
 pub const TEXT_BYTES_MAX: usize = 256;

@@ -81,6 +81,13 @@ pub enum ClientCmd {
         #[command(flatten)]
         at: At,
     },
+    /// A county's cases (complaints and leads): status, time limits, recovered wages;
+    /// then the county's figures by source.
+    Cases {
+        county: Option<String>,
+        #[command(flatten)]
+        at: At,
+    },
     /// A county's summary.
     County {
         code: Option<String>,
@@ -469,6 +476,35 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
                 token = r.next_page_token;
             }
             if c.json { print_json(&all) } else { print_flags(&all); Ok(()) }
+        }
+        ClientCmd::Cases { county, at } => {
+            let mut all = Vec::new();
+            let mut token = String::new();
+            let mut point = None;
+            loop {
+                let r = query().list_cases(pb::ListCasesRequest { county: county.clone().unwrap_or_default(), as_of: at.as_of(), at_seq: at.seq(), page_size: 1000, page_token: token }).await.map_err(status_err)?.into_inner();
+                all.extend(r.cases);
+                point = r.point.or(point);
+                if r.next_page_token.is_empty() { break; }
+                token = r.next_page_token;
+            }
+            if c.json {
+                return print_json(&all);
+            }
+            println!("Cases {}", point_text(&point));
+            println!("{:<16} {:<20} {:<10} {:<9} {:>7} {:<10} {:<10} {:>12} {:>5}  overdue", "case", "source", "received", "status", "workers", "decide by", "close by", "recovered", "paid");
+            for x in &all {
+                let source = pb::CaseSource::try_from(x.source).map(|s| s.as_str_name().trim_start_matches("CASE_SOURCE_").to_lowercase()).unwrap_or_default();
+                let overdue = if x.overdue_grade.is_empty() { String::new() } else { format!("{} since {}", x.overdue_grade, x.overdue_since) };
+                println!("{:<16} {:<20} {:<10} {:<9} {:>7} {:<10} {:<10} {:>12} {:>5}  {overdue}", x.case_no, source, x.received_on, x.status, x.workers, x.decide_by, x.close_by, x.recovered, x.workers_paid);
+            }
+            if let Some(code) = county {
+                let s = query().get_county_summary(pb::GetCountySummaryRequest { county: code, as_of: at.as_of(), at_seq: at.seq() }).await.map_err(status_err)?.into_inner();
+                for f in &s.casework {
+                    println!("  {:<20} received {}, accepted {}, declined {}, closed {}, overdue {}; recovered {} for {} workers", f.source, f.received, f.accepted, f.declined, f.closed, f.overdue, f.recovered, f.workers_paid);
+                }
+            }
+            Ok(())
         }
         ClientCmd::County { code, at } => {
             let s = query().get_county_summary(pb::GetCountySummaryRequest { county: code.unwrap_or_default(), as_of: at.as_of(), at_seq: at.seq() }).await.map_err(status_err)?.into_inner();

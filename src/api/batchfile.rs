@@ -5,7 +5,8 @@
 //! Payroll lines and drawdown payees are rows of their own (`type` = `payroll_line` /
 //! `drawdown_payee`) carrying the payroll's (`project`, `period`, `due_date`) or the
 //! drawdown's (`project`, `order_no`, `date`) fields; consecutive rows of one payroll or
-//! drawdown become one command. Empty cells are absent fields. Unknown columns are an
+//! drawdown become one command. Lists in one cell (a case's `national_ids`, a closure's
+//! `payout_seqs`) are separated by `;`. Empty cells are absent fields. Unknown columns are an
 //! error, so a typo never silently drops a value.
 //!
 //! ```csv
@@ -244,6 +245,58 @@ pub fn commands(rows: &[Row], first_row: usize) -> Result<Vec<pb::Command>, Batc
                 date: f.s("date"),
                 closing_balance: f.s("closing_balance"),
                 bank_ref: f.s("bank_ref"),
+            }),
+            "open_case" => Kind::OpenCase(pb::OpenCase {
+                case_no: f.s("case_no"),
+                county: f.s("county"),
+                source: match f.s("source").as_str() {
+                    "complaint" => pb::CaseSource::Complaint,
+                    "national_platform" => pb::CaseSource::NationalPlatform,
+                    "provincial_platform" => pb::CaseSource::ProvincialPlatform,
+                    "inspection" => pb::CaseSource::Inspection,
+                    other => return Err(BatchFileError { row: n, why: format!("source must be complaint, national_platform, provincial_platform or inspection, not {other:?}") }),
+                } as i32,
+                received_on: f.s("received_on"),
+                employer: f.s("employer"),
+                project: f.s("project"),
+                // Several workers: national IDs separated by ";".
+                national_ids: f.s("national_ids").split(';').map(str::trim).filter(|x| !x.is_empty()).map(str::to_owned).collect(),
+                amount_claimed: f.s("amount_claimed"),
+                summary: f.s("summary"),
+            }),
+            "decide_case" => Kind::DecideCase(pb::DecideCase {
+                case_no: f.s("case_no"),
+                county: f.s("county"),
+                date: f.s("date"),
+                accepted: match f.s("accepted").as_str() {
+                    "true" | "yes" => true,
+                    "false" | "no" => false,
+                    other => return Err(BatchFileError { row: n, why: format!("accepted must be true or false, not {other:?}") }),
+                },
+                reason: f.s("reason"),
+            }),
+            "extend_case" => Kind::ExtendCase(pb::ExtendCase { case_no: f.s("case_no"), county: f.s("county"), date: f.s("date"), reason: f.s("reason") }),
+            "close_case" => Kind::CloseCase(pb::CloseCase {
+                case_no: f.s("case_no"),
+                county: f.s("county"),
+                date: f.s("date"),
+                outcome: match f.s("outcome").as_str() {
+                    "recovered" => pb::CaseOutcome::Recovered,
+                    "no_arrears" => pb::CaseOutcome::NoArrears,
+                    "withdrawn" => pb::CaseOutcome::Withdrawn,
+                    "transferred" => pb::CaseOutcome::Transferred,
+                    other => return Err(BatchFileError { row: n, why: format!("outcome must be recovered, no_arrears, withdrawn or transferred, not {other:?}") }),
+                } as i32,
+                recovered: f.s("recovered"),
+                // The payout records' sequence numbers, separated by ";".
+                payout_seqs: {
+                    let mut v = Vec::new();
+                    for x in f.s("payout_seqs").split(';').map(str::trim).filter(|x| !x.is_empty()) {
+                        v.push(x.parse::<u64>().map_err(|_| BatchFileError { row: n, why: format!("payout_seqs: {x:?} is not a sequence number") })?);
+                    }
+                    v
+                },
+                note: f.s("note"),
             }),
             "" => return Err(BatchFileError { row: n, why: "missing the type column".into() }),
             other => return Err(BatchFileError { row: n, why: format!("unknown type {other:?}") }),

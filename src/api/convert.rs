@@ -295,6 +295,144 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
             closing_balance: money("closing_balance", &m.closing_balance)?,
             bank_ref: doc("bank_ref", &m.bank_ref)?,
         }),
+        Kind::OpenCase(m) => {
+            if m.national_ids.len() > crate::limits::CASE_WORKERS_MAX {
+                return Err(ApiError::new(tonic::Code::ResourceExhausted, "LIMIT_EXCEEDED", format!("{} workers; the limit is {}", m.national_ids.len(), crate::limits::CASE_WORKERS_MAX)));
+            }
+            let mut workers = Vec::with_capacity(m.national_ids.len());
+            for n in &m.national_ids {
+                // A complainant need not be enrolled: the vault commits to the ID either way.
+                workers.push(vault.worker(&national_id(n)?)?.0);
+            }
+            Command::OpenCase(c::OpenCase {
+                case_no: doc("case_no", &m.case_no)?,
+                county: county(&m.county)?,
+                source: case_source_from(m.source)?,
+                received_on: date("received_on", &m.received_on)?,
+                employer: uscc("employer", &m.employer)?,
+                project: if m.project.is_empty() { None } else { Some(project(&m.project)?) },
+                workers,
+                amount_claimed: money("amount_claimed", &m.amount_claimed)?,
+                summary: opt_text("summary", &m.summary)?,
+            })
+        }
+        Kind::DecideCase(m) => Command::DecideCase(c::DecideCase {
+            case_no: doc("case_no", &m.case_no)?,
+            county: county(&m.county)?,
+            date: date("date", &m.date)?,
+            accepted: m.accepted,
+            reason: opt_text("reason", &m.reason)?,
+        }),
+        Kind::ExtendCase(m) => Command::ExtendCase(c::ExtendCase {
+            case_no: doc("case_no", &m.case_no)?,
+            county: county(&m.county)?,
+            date: date("date", &m.date)?,
+            reason: text("reason", &m.reason)?,
+        }),
+        Kind::CloseCase(m) => {
+            if m.payout_seqs.len() > crate::limits::CASE_PAYOUTS_MAX {
+                return Err(ApiError::new(tonic::Code::ResourceExhausted, "LIMIT_EXCEEDED", format!("{} payouts; the limit is {}", m.payout_seqs.len(), crate::limits::CASE_PAYOUTS_MAX)));
+            }
+            Command::CloseCase(c::CloseCase {
+                case_no: doc("case_no", &m.case_no)?,
+                county: county(&m.county)?,
+                date: date("date", &m.date)?,
+                outcome: match pb::CaseOutcome::try_from(m.outcome) {
+                    Ok(pb::CaseOutcome::Recovered) => c::CaseOutcome::Recovered,
+                    Ok(pb::CaseOutcome::NoArrears) => c::CaseOutcome::NoArrears,
+                    Ok(pb::CaseOutcome::Withdrawn) => c::CaseOutcome::Withdrawn,
+                    Ok(pb::CaseOutcome::Transferred) => c::CaseOutcome::Transferred,
+                    Ok(pb::CaseOutcome::Unspecified) | Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("outcome {} is not a CaseOutcome", m.outcome))),
+                },
+                recovered: money("recovered", &m.recovered)?,
+                payouts: m.payout_seqs.clone(),
+                note: opt_text("note", &m.note)?,
+            })
+        }
+    })
+}
+
+fn opt_text(field: &str, s: &str) -> R<Option<Text>> {
+    if s.is_empty() {
+        Ok(None)
+    } else {
+        text(field, s).map(Some)
+    }
+}
+
+fn case_source_from(v: i32) -> R<c::CaseSource> {
+    match pb::CaseSource::try_from(v) {
+        Ok(pb::CaseSource::Complaint) => Ok(c::CaseSource::Complaint),
+        Ok(pb::CaseSource::NationalPlatform) => Ok(c::CaseSource::NationalPlatform),
+        Ok(pb::CaseSource::ProvincialPlatform) => Ok(c::CaseSource::ProvincialPlatform),
+        Ok(pb::CaseSource::Inspection) => Ok(c::CaseSource::Inspection),
+        Ok(pb::CaseSource::Unspecified) | Err(_) => Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("source {v} is not a CaseSource"))),
+    }
+}
+
+pub fn case_source_to(s: c::CaseSource) -> pb::CaseSource {
+    match s {
+        c::CaseSource::Complaint => pb::CaseSource::Complaint,
+        c::CaseSource::NationalPlatform => pb::CaseSource::NationalPlatform,
+        c::CaseSource::ProvincialPlatform => pb::CaseSource::ProvincialPlatform,
+        c::CaseSource::Inspection => pb::CaseSource::Inspection,
+    }
+}
+
+pub fn case_outcome_to(o: c::CaseOutcome) -> pb::CaseOutcome {
+    match o {
+        c::CaseOutcome::Recovered => pb::CaseOutcome::Recovered,
+        c::CaseOutcome::NoArrears => pb::CaseOutcome::NoArrears,
+        c::CaseOutcome::Withdrawn => pb::CaseOutcome::Withdrawn,
+        c::CaseOutcome::Transferred => pb::CaseOutcome::Transferred,
+    }
+}
+
+/// A case for the wire.
+pub fn case(v: &crate::projection::casework::CaseView) -> pb::Case {
+    let d = |d: Option<Date>| d.map(|d| d.to_string()).unwrap_or_default();
+    pb::Case {
+        county: v.county.to_string(),
+        case_no: v.case_no.to_string(),
+        source: case_source_to(v.source) as i32,
+        received_on: v.received_on.to_string(),
+        employer: v.employer.to_string(),
+        project: v.project.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        workers: v.workers,
+        amount_claimed: format_fen(v.amount_claimed),
+        status: serde_json::to_value(v.status).ok().and_then(|x| x.as_str().map(str::to_owned)).unwrap_or_default(),
+        decided_on: d(v.decided_on),
+        decide_by: v.decide_by.to_string(),
+        close_by: d(v.close_by),
+        extended_on: d(v.extended_on),
+        closed_on: d(v.closed_on),
+        outcome: v.outcome.map_or(0, |o| case_outcome_to(o) as i32),
+        recovered: format_fen(v.recovered),
+        workers_paid: v.workers_paid,
+        payout_seqs: v.payouts.clone(),
+        records: v.records.clone(),
+        overdue_grade: v.overdue.map(|(g, _)| grade(g).to_owned()).unwrap_or_default(),
+        overdue_since: d(v.overdue.map(|(_, s)| s)),
+    }
+}
+
+/// A case past a time limit, as a flag (CASE_OVERDUE).
+pub fn case_flag(v: &crate::projection::casework::CaseView) -> Option<pb::Flag> {
+    let (g, since) = v.overdue?;
+    let detail = match v.close_by {
+        Some(by) => format!("case {} accepted on {} is not closed by {by}", v.case_no, v.decided_on.map(|d| d.to_string()).unwrap_or_default()),
+        None => format!("case {} received on {} is not accepted or declined by {}", v.case_no, v.received_on, v.decide_by),
+    };
+    Some(pb::Flag {
+        code: crate::projection::flags::FlagCode::CaseOverdue.as_str().to_owned(),
+        grade: grade(g).to_owned(),
+        project: v.project.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        gap: format_fen(0),
+        count: v.workers,
+        since: since.to_string(),
+        evidence: v.records.clone(),
+        detail,
+        case_no: v.case_no.to_string(),
     })
 }
 
@@ -315,6 +453,7 @@ pub fn flag(f: &Flag) -> pb::Flag {
         since: f.since.to_string(),
         evidence: f.evidence.clone(),
         detail: f.detail.clone(),
+        case_no: String::new(),
     }
 }
 
@@ -454,6 +593,20 @@ pub fn county_summary(s: &CountySummary) -> pb::CountySummary {
             .reconciliation
             .iter()
             .map(|(bank, r)| pb::BankReconciliation { bank: bank.clone(), accounts: r.accounts, agreed: r.agreed, differ: r.differ, late: r.late })
+            .collect(),
+        casework: s
+            .casework
+            .iter()
+            .map(|(source, f)| pb::CaseworkFigures {
+                source: source.clone(),
+                received: f.received,
+                accepted: f.accepted,
+                declined: f.declined,
+                closed: f.closed,
+                overdue: f.overdue,
+                recovered: format_fen(f.recovered),
+                workers_paid: f.workers_paid,
+            })
             .collect(),
     }
 }

@@ -111,6 +111,34 @@ pub fn wire_batches(plan: &Plan) -> Vec<(Principal, String, Vec<super::pb::Comma
                 closing_balance: m.closing_balance.to_string(),
                 bank_ref: m.bank_ref.to_string(),
             }),
+            Command::OpenCase(m) => Kind::OpenCase(pb::OpenCase {
+                case_no: m.case_no.to_string(),
+                county: m.county.to_string(),
+                source: crate::api::convert::case_source_to(m.source) as i32,
+                received_on: m.received_on.to_string(),
+                employer: m.employer.to_string(),
+                project: m.project.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                national_ids: m.workers.iter().map(id).collect(),
+                amount_claimed: m.amount_claimed.to_string(),
+                summary: m.summary.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            }),
+            Command::DecideCase(m) => Kind::DecideCase(pb::DecideCase {
+                case_no: m.case_no.to_string(),
+                county: m.county.to_string(),
+                date: m.date.to_string(),
+                accepted: m.accepted,
+                reason: m.reason.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            }),
+            Command::ExtendCase(m) => Kind::ExtendCase(pb::ExtendCase { case_no: m.case_no.to_string(), county: m.county.to_string(), date: m.date.to_string(), reason: m.reason.to_string() }),
+            Command::CloseCase(m) => Kind::CloseCase(pb::CloseCase {
+                case_no: m.case_no.to_string(),
+                county: m.county.to_string(),
+                date: m.date.to_string(),
+                outcome: crate::api::convert::case_outcome_to(m.outcome) as i32,
+                recovered: m.recovered.to_string(),
+                payout_seqs: m.payouts.clone(),
+                note: m.note.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            }),
         };
         pb::Command { kind: Some(kind) }
     };

@@ -172,6 +172,15 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             .filter(|f| county.is_none_or(|c| state.projects.get(&f.project).is_some_and(|p| p.reg.county == c)))
             .filter(|f| auth::may_read_project(&who, &state, &f.project))
             .map(convert::flag)
+            .chain(
+                // The casework's flags (CASE_OVERDUE), for those who may read the county's
+                // casework, after the projects'.
+                crate::projection::casework::cases(&state, self.0.ledger.policies(), self.0.ledger.calendars(), county, asked.when(seq))
+                    .iter()
+                    .filter(|c| auth::may_read_county(&who, Some(c.county)))
+                    .filter(|c| project.is_none() || c.project == project)
+                    .filter_map(convert::case_flag),
+            )
             .collect();
         let (flags, next_page_token) = paged(all, offset, size);
         Ok(stamped(seq, pb::ListFlagsResponse { flags, next_page_token, point: asked.point(seq) }))
@@ -295,6 +304,27 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             point: asked.point(seq),
             flag_intervals: intervals,
         }))
+    }
+
+    async fn list_cases(&self, req: Request<pb::ListCasesRequest>) -> Result<Response<pb::ListCasesResponse>, Status> {
+        let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
+        let who = caller.principal.clone();
+        let r = req.into_inner();
+        let (offset, size) = page(r.page_size, &r.page_token)?;
+        let county = opt_county(&r.county)?;
+        if !auth::may_read_county(&who, county) && !(county.is_none() && matches!(who, Principal::County(_))) {
+            return Err(ApiError::denied(format!("{who} may not read the casework of {}", county.map_or("every county".to_owned(), |c| format!("county {c}")))).into());
+        }
+        let asked = self.0.asked(r.at_seq, &r.as_of).await?;
+        let (state, seq) = self.0.read()?;
+        let all: Vec<pb::Case> = crate::projection::casework::cases(&state, self.0.ledger.policies(), self.0.ledger.calendars(), county, asked.when(seq))
+            .iter()
+            .filter(|c| auth::may_read_county(&who, Some(c.county)))
+            .map(convert::case)
+            .collect();
+        let (cases, next_page_token) = paged(all, offset, size);
+        Ok(stamped(seq, pb::ListCasesResponse { cases, next_page_token, point: asked.point(seq) }))
     }
 
     async fn list_workers(&self, req: Request<pb::ListWorkersRequest>) -> Result<Response<pb::ListWorkersResponse>, Status> {

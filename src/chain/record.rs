@@ -82,8 +82,8 @@ impl Record {
             return Err(CodecError::Decode(format!("record format {version} is not one this build reads")));
         }
         let rec: Record = crate::domain::layout::with(version, || codec::decode(bytes))?;
-        if version < 2 && matches!(rec.event, Event::BalanceAttested(_)) {
-            return Err(CodecError::Decode("a bank statement (event 16) exists only in record format 2".into()));
+        if version < rec.event.since_format() {
+            return Err(CodecError::Decode(format!("event {} ({}) exists only from record format {}", rec.event.kind_index(), rec.event.name(), rec.event.since_format())));
         }
         Ok(rec)
     }

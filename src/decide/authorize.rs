@@ -12,7 +12,7 @@
 //!   check on the writer, "unknown" is a fact about the recorded state, not a race.
 //!
 //! - `county:<code>` registers projects in its county, changes their status, orders
-//!   drawdowns and releases.
+//!   drawdowns and releases, and keeps its casework (cases of its own county only).
 //! - `bank:<code>` posts what its accounts did: deposits and letters it holds, the wage
 //!   accounts it keeps (or kept) and the money through them, the progress payments split
 //!   into them, and the statements of those accounts (a wage account's only by the bank
@@ -43,7 +43,10 @@ pub fn role_may_post(who: &Principal, cmd: &Command) -> Result<(), Rejection> {
             Command::RegisterProject(r) if r.county == *c => Ok(()),
             Command::RegisterProject(r) => refuse(who, cmd, format!("the project is in county {}", r.county)),
             Command::ChangeProjectStatus(_) | Command::DrawDeposit(_) | Command::ReleaseDeposit(_) => Ok(()),
-            _ => deny("a county office registers projects, changes their status and orders drawdowns and releases"),
+            // Its own casework only.
+            _ if cmd.case_county() == Some(*c) => Ok(()),
+            _ if cmd.case_county().is_some() => refuse(who, cmd, format!("the case is county {}'s", cmd.case_county().expect("casework"))),
+            _ => deny("a county office registers projects, changes their status, orders drawdowns and releases, and keeps its casework"),
         },
         Principal::Bank(b) => {
             let own = |bank: &str| if bank == b.as_str() { Ok(()) } else { refuse(who, cmd, format!("that is bank {bank}'s business")) };
@@ -74,7 +77,9 @@ pub fn role_may_post(who: &Principal, cmd: &Command) -> Result<(), Rejection> {
 /// `Rejection::NotPermitted` naming the reason.
 pub fn may_post(who: &Principal, state: &State, cmd: &Command) -> Result<(), Rejection> {
     role_may_post(who, cmd)?;
-    let p = cmd.project();
+    // Casework: the county that keeps the case (checked above) is the authority; a
+    // project it names in another county is the rules' PROJECT_OUTSIDE_COUNTY.
+    let Some(p) = cmd.project().filter(|_| cmd.case_county().is_none()) else { return Ok(()) };
     let project = state.projects.get(p);
     match who {
         Principal::Operator | Principal::Auditor => Ok(()),

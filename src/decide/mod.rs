@@ -15,6 +15,7 @@
 //! `crate::domain::numbers`; `State::apply` records them through the same declaration.
 
 pub mod authorize;
+mod casework;
 
 use std::collections::BTreeSet;
 
@@ -346,6 +347,10 @@ fn decide_numbered(state: &State, command: &Command, fp: Option<u128>) -> Decisi
             }
             Ok(Event::BalanceAttested(c.clone()))
         }
+        Command::OpenCase(c) => casework::open(state, c),
+        Command::DecideCase(c) => casework::decide_case(state, c),
+        Command::ExtendCase(c) => casework::extend(state, c),
+        Command::CloseCase(c) => casework::close(state, c),
     }
 }
 

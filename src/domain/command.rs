@@ -11,6 +11,8 @@ use super::date::{Date, Period};
 use super::ids::{BankCode, CardRef, CountyCode, DocNo, ProjectId, Text, Uscc, WorkerRef};
 use super::money::Money;
 
+pub use super::casework::{CaseOutcome, CaseSource, CloseCase, DecideCase, ExtendCase, OpenCase};
+
 /// A project's lifecycle status.
 /// In canonical bytes a `u32` variant index (0, 1, 2); in JSON its lowercase name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -398,6 +400,11 @@ pub enum Command {
     ReleaseDeposit(ReleaseDeposit),
     /// Format 2.
     AttestBalance(AttestBalance),
+    /// Format 3: the county's casework (`super::casework`).
+    OpenCase(OpenCase),
+    DecideCase(DecideCase),
+    ExtendCase(ExtendCase),
+    CloseCase(CloseCase),
 }
 
 /// A fact the ledger recorded. Variant `i` is the outcome of `Command` variant `i`.
@@ -421,6 +428,11 @@ pub enum Event {
     DepositReleased(DepositReleased),
     /// Format 2 only: a format 1 record holding it does not decode (`chain::record`).
     BalanceAttested(AttestBalance),
+    /// Format 3 only, like the three after it.
+    CaseOpened(OpenCase),
+    CaseDecided(DecideCase),
+    CaseExtended(ExtendCase),
+    CaseClosed(CloseCase),
 }
 
 impl Command {
@@ -433,7 +445,7 @@ impl Command {
     /// command.)
     pub fn free_text(&self) -> [Option<(&'static str, &str, bool)>; 5] {
         use Command::*;
-        let project = Some(("project", self.project().as_str(), true));
+        let project = self.project().map(|p| ("project", p.as_str(), true));
         match self {
             RegisterProject(c) => [
                 project,
@@ -464,12 +476,17 @@ impl Command {
             SubmitPayroll(c) => [project, c.payroll_no.as_ref().map(|n| ("payroll_no", n.as_str(), true)), None, None, None],
             AttestBalance(c) => [project, Some(("bank", c.bank.as_str(), true)), Some(("bank_ref", c.bank_ref.as_str(), true)), None, None],
             ChangeProjectStatus(_) | CloseWageAccount(_) | ExitWorker(_) | ReleaseDeposit(_) => [project, None, None, None, None],
+            OpenCase(c) => [project, Some(("case_no", c.case_no.as_str(), true)), c.summary.as_ref().map(|t| ("summary", t.as_str(), true)), None, None],
+            DecideCase(c) => [None, Some(("case_no", c.case_no.as_str(), true)), c.reason.as_ref().map(|t| ("reason", t.as_str(), true)), None, None],
+            ExtendCase(c) => [None, Some(("case_no", c.case_no.as_str(), true)), Some(("reason", c.reason.as_str(), true)), None, None],
+            CloseCase(c) => [None, Some(("case_no", c.case_no.as_str(), true)), c.note.as_ref().map(|t| ("note", t.as_str(), true)), None, None],
         }
     }
 
-    /// The project every command concerns.
-    pub fn project(&self) -> &ProjectId {
-        match self {
+    /// The project the command concerns: every command of the money and the workers
+    /// names one; a case names one where it is known.
+    pub fn project(&self) -> Option<&ProjectId> {
+        Some(match self {
             Command::RegisterProject(c) => &c.project,
             Command::ChangeProjectStatus(c) => &c.project,
             Command::OpenWageAccount(c) => &c.project,
@@ -487,6 +504,19 @@ impl Command {
             Command::DrawDeposit(c) => &c.project,
             Command::ReleaseDeposit(c) => &c.project,
             Command::AttestBalance(c) => &c.project,
+            Command::OpenCase(c) => return c.project.as_ref(),
+            Command::DecideCase(_) | Command::ExtendCase(_) | Command::CloseCase(_) => return None,
+        })
+    }
+
+    /// The county of a casework command (the office that keeps the case).
+    pub fn case_county(&self) -> Option<CountyCode> {
+        match self {
+            Command::OpenCase(c) => Some(c.county),
+            Command::DecideCase(c) => Some(c.county),
+            Command::ExtendCase(c) => Some(c.county),
+            Command::CloseCase(c) => Some(c.county),
+            _ => None,
         }
     }
 
@@ -510,6 +540,10 @@ impl Command {
             Command::DrawDeposit(_) => "DrawDeposit",
             Command::ReleaseDeposit(_) => "ReleaseDeposit",
             Command::AttestBalance(_) => "AttestBalance",
+            Command::OpenCase(_) => "OpenCase",
+            Command::DecideCase(_) => "DecideCase",
+            Command::ExtendCase(_) => "ExtendCase",
+            Command::CloseCase(_) => "CloseCase",
         }
     }
 }
@@ -536,12 +570,16 @@ impl Event {
             Event::DepositDrawn(c) => Command::DrawDeposit(c),
             Event::DepositReleased(e) => Command::ReleaseDeposit(ReleaseDeposit { project: e.project, date: e.date }),
             Event::BalanceAttested(c) => Command::AttestBalance(c),
+            Event::CaseOpened(c) => Command::OpenCase(c),
+            Event::CaseDecided(c) => Command::DecideCase(c),
+            Event::CaseExtended(c) => Command::ExtendCase(c),
+            Event::CaseClosed(c) => Command::CloseCase(c),
         }
     }
 
-    /// The project every event concerns.
-    pub fn project(&self) -> &ProjectId {
-        match self {
+    /// The project the event concerns, if it names one (`Command::project`).
+    pub fn project(&self) -> Option<&ProjectId> {
+        Some(match self {
             Event::ProjectRegistered(c) => &c.project,
             Event::ProjectStatusChanged(c) => &c.project,
             Event::WageAccountOpened(c) => &c.project,
@@ -559,7 +597,9 @@ impl Event {
             Event::DepositDrawn(c) => &c.project,
             Event::DepositReleased(e) => &e.project,
             Event::BalanceAttested(c) => &c.project,
-        }
+            Event::CaseOpened(c) => return c.project.as_ref(),
+            Event::CaseDecided(_) | Event::CaseExtended(_) | Event::CaseClosed(_) => return None,
+        })
     }
 
     /// The event's position in `Event` (its tag in the canonical encoding): a byte that
@@ -583,11 +623,15 @@ impl Event {
             Event::DepositDrawn(_) => 14,
             Event::DepositReleased(_) => 15,
             Event::BalanceAttested(_) => 16,
+            Event::CaseOpened(_) => 17,
+            Event::CaseDecided(_) => 18,
+            Event::CaseExtended(_) => 19,
+            Event::CaseClosed(_) => 20,
         }
     }
 
     /// The names of the events, in `kind_index` order.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 21] = [
         "ProjectRegistered",
         "ProjectStatusChanged",
         "WageAccountOpened",
@@ -605,7 +649,21 @@ impl Event {
         "DepositDrawn",
         "DepositReleased",
         "BalanceAttested",
+        "CaseOpened",
+        "CaseDecided",
+        "CaseExtended",
+        "CaseClosed",
     ];
+
+    /// The oldest record format that holds this event (`chain::record` refuses it in an
+    /// older one).
+    pub fn since_format(&self) -> u16 {
+        match self.kind_index() {
+            0..=15 => 1,
+            16 => 2,
+            _ => 3,
+        }
+    }
 
     /// The day the event's fact is dated (its value date, never when it was recorded):
     /// what an answer `as_of` a day counts. Most events carry their date; a
@@ -632,6 +690,10 @@ impl Event {
             Event::DepositDrawn(c) => c.date,
             Event::DepositReleased(e) => e.date,
             Event::BalanceAttested(c) => c.date,
+            Event::CaseOpened(c) => c.received_on,
+            Event::CaseDecided(c) => c.date,
+            Event::CaseExtended(c) => c.date,
+            Event::CaseClosed(c) => c.date,
         }
     }
 
@@ -655,6 +717,10 @@ impl Event {
             Event::DepositDrawn(_) => "DepositDrawn",
             Event::DepositReleased(_) => "DepositReleased",
             Event::BalanceAttested(_) => "BalanceAttested",
+            Event::CaseOpened(_) => "CaseOpened",
+            Event::CaseDecided(_) => "CaseDecided",
+            Event::CaseExtended(_) => "CaseExtended",
+            Event::CaseClosed(_) => "CaseClosed",
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Format 1 is the first ledger's; format 2 (issue 16) adds fields to four commands
 //! (registration, payroll, guarantee letter, drawdown: `command::versioned!`) and the
-//! bank statement. A record carries its format (`Record::version`), and its bytes are
+//! bank statement; format 3 (issue 17) adds the county's casework events and changes
+//! nothing else. A record carries its format (`Record::version`), and its bytes are
 //! read and written in that format: `chain::record` sets the format around each
 //! record's encoding and decoding (`with`), so a record of format 1 decodes with the new
 //! fields absent and encodes back to exactly its bytes. Everything else (a request's
@@ -11,7 +12,7 @@
 use std::cell::Cell;
 
 /// The format new records are written in.
-pub const CURRENT: u16 = 2;
+pub const CURRENT: u16 = 3;
 
 /// The oldest format this build reads.
 pub const OLDEST: u16 = 1;

@@ -3,6 +3,7 @@
 //!
 //! **Invariant**: `domain` knows nothing about sled, tonic, tokio, files or the clock.
 
+pub mod casework;
 pub mod command;
 pub mod date;
 pub mod ids;

@@ -279,6 +279,8 @@ impl Command {
             Command::DrawDeposit(c) => c.number(),
             Command::ReleaseDeposit(c) => c.number(),
             Command::AttestBalance(c) => c.number(),
+            // A case number is unique in its county: the `cases` table keeps it.
+            Command::OpenCase(_) | Command::DecideCase(_) | Command::ExtendCase(_) | Command::CloseCase(_) => None,
         }
     }
 }
@@ -304,6 +306,7 @@ impl Event {
             Event::DepositDrawn(c) => c.number(),
             Event::DepositReleased(e) => e.number(),
             Event::BalanceAttested(c) => c.number(),
+            Event::CaseOpened(_) | Event::CaseDecided(_) | Event::CaseExtended(_) | Event::CaseClosed(_) => None,
         }
     }
 }

@@ -47,6 +47,14 @@ pub struct Policy {
     /// one (banks attest each business day; a few days' slack for holidays and batch
     /// delays, local practice).
     pub statement_working_days: u32,
+    /// A complaint is accepted or declined within this many working days of its receipt
+    /// (5: 《关于实施〈劳动保障监察条例〉若干规定》 劳社部令第25号 art. 18).
+    pub case_accept_working_days: u32,
+    /// A filed case is closed within this many working days of its acceptance (60:
+    /// 《劳动保障监察条例》 国务院令第423号 art. 17) ...
+    pub case_close_working_days: u32,
+    /// ... extendable once, with approval, by this many (30: the same article).
+    pub case_extension_working_days: u32,
 }
 
 impl Default for Policy {
@@ -62,6 +70,9 @@ impl Default for Policy {
             letter_warn_days: 30,
             payroll_grace_days: 0,
             statement_working_days: 3,
+            case_accept_working_days: 5,
+            case_close_working_days: 60,
+            case_extension_working_days: 30,
         }
     }
 }
@@ -80,6 +91,9 @@ pub struct PolicyOverride {
     pub letter_warn_days: Option<u32>,
     pub payroll_grace_days: Option<u32>,
     pub statement_working_days: Option<u32>,
+    pub case_accept_working_days: Option<u32>,
+    pub case_close_working_days: Option<u32>,
+    pub case_extension_working_days: Option<u32>,
 }
 
 /// National defaults plus each county's overrides.
@@ -117,7 +131,8 @@ impl Policy {
             ($($f:ident),*) => { $( if let Some(v) = o.$f { self.$f = v; } )* };
         }
         take!(labour_ratio_bp, deposit_rate_bp, deposit_exempt_below, deposit_lodge_working_days,
-              replenish_working_days, wage_account_open_days, letter_warn_days, payroll_grace_days, statement_working_days);
+              replenish_working_days, wage_account_open_days, letter_warn_days, payroll_grace_days, statement_working_days,
+              case_accept_working_days, case_close_working_days, case_extension_working_days);
         if o.deposit_cap.is_some() {
             self.deposit_cap = o.deposit_cap;
         }

@@ -102,7 +102,24 @@ pub enum Rejection {
     StatementExists { project: ProjectId, account: super::command::StatementAccount, date: Date },
     #[error("request id {0:?} was already used by this principal for different content")]
     RequestIdReused(String),
+    /// A casework rule (`domain::casework`); `code` is one of `CASEWORK_CODES`.
+    #[error("{why}")]
+    Casework { code: &'static str, why: String },
 }
+
+/// The reason codes of the casework rules.
+pub const CASEWORK_CODES: [&str; 10] = [
+    "CASE_EXISTS",
+    "UNKNOWN_CASE",
+    "CASE_ALREADY_DECIDED",
+    "CASE_NOT_ACCEPTED",
+    "CASE_CLOSED",
+    "CASE_ALREADY_EXTENDED",
+    "PROJECT_OUTSIDE_COUNTY",
+    "PAYOUT_NOT_CITABLE",
+    "PAYOUT_ALREADY_CITED",
+    "RECOVERED_NOT_CITED",
+];
 
 impl Rejection {
     /// The stable, machine-readable reason code.
@@ -142,6 +159,7 @@ impl Rejection {
             EmptyBatch => "EMPTY_BATCH",
             StatementExists { .. } => "STATEMENT_EXISTS",
             RequestIdReused(_) => "REQUEST_ID_REUSED",
+            Casework { code, .. } => code,
         }
     }
 
@@ -151,6 +169,8 @@ impl Rejection {
             Invalid { .. } | DuplicatePayrollLine { .. } | DateOrder { .. } | EmptyBatch => RejectionKind::Invalid,
             ProjectExists(_) | WageAccountExists(_) | WorkerAlreadyEnrolled { .. } | ContractExists { .. }
             | Duplicate(_) | RequestIdReused(_) | StatementExists { .. } => RejectionKind::Exists,
+            Casework { code: "CASE_EXISTS" | "PAYOUT_ALREADY_CITED", .. } => RejectionKind::Exists,
+            Casework { code: "UNKNOWN_CASE", .. } => RejectionKind::Missing,
             NotPermitted { .. } => RejectionKind::Permission,
             UnknownProject(_) | UnknownLetter(_) | UnknownPayrollLine { .. } => RejectionKind::Missing,
             BatchTooLarge { .. } | BatchBytesTooLarge { .. } | AmountOverflow => RejectionKind::Limit,

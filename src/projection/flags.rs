@@ -42,10 +42,13 @@ pub enum FlagCode {
     BalanceMismatch,
     /// No statement of an account a bank attests, for more working days than allowed.
     StatementMissing,
+    /// A case not accepted or declined in time (yellow), or not closed in time (red): a
+    /// flag of the county's casework (`projection::casework`), not of a project's money.
+    CaseOverdue,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 11] = [
+    pub const ALL: [FlagCode; 12] = [
         FlagCode::WageShortfall,
         FlagCode::WagesOverdue,
         FlagCode::SplitBelowRatio,
@@ -57,6 +60,7 @@ impl FlagCode {
         FlagCode::ContractMissing,
         FlagCode::BalanceMismatch,
         FlagCode::StatementMissing,
+        FlagCode::CaseOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +76,7 @@ impl FlagCode {
             FlagCode::ContractMissing => "CONTRACT_MISSING",
             FlagCode::BalanceMismatch => "BALANCE_MISMATCH",
             FlagCode::StatementMissing => "STATEMENT_MISSING",
+            FlagCode::CaseOverdue => "CASE_OVERDUE",
         }
     }
 }

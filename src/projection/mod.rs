@@ -2,6 +2,7 @@
 //!
 //! **Invariant**: nothing in here rejects or reads the clock; `apply` only updates.
 
+pub mod casework;
 pub mod fingerprints;
 pub mod flags;
 pub mod history;

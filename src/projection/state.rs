@@ -79,6 +79,36 @@ pub struct Statement {
     pub bank_ref: DocNo,
 }
 
+/// A case of the county's casework (`domain::casework`), with each step's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Case {
+    pub open: OpenCase,
+    pub seq: Seq,
+    pub decided: Option<(DecideCase, Seq)>,
+    pub extended: Option<(ExtendCase, Seq)>,
+    /// The closure, and the distinct workers its cited payouts paid.
+    pub closed: Option<(CloseCase, Seq, u32)>,
+}
+
+impl Case {
+    /// Received as the point `w` sees it.
+    pub fn seen(&self, w: When) -> bool {
+        w.sees(self.seq, self.open.received_on)
+    }
+
+    pub fn decided_at(&self, w: When) -> Option<&DecideCase> {
+        self.decided.as_ref().filter(|(d, s)| w.sees(*s, d.date)).map(|(d, _)| d)
+    }
+
+    pub fn extended_at(&self, w: When) -> Option<&ExtendCase> {
+        self.extended.as_ref().filter(|(e, s)| w.sees(*s, e.date)).map(|(e, _)| e)
+    }
+
+    pub fn closed_at(&self, w: When) -> Option<(&CloseCase, u32)> {
+        self.closed.as_ref().filter(|(c, s, _)| w.sees(*s, c.date)).map(|(c, _, n)| (c, *n))
+    }
+}
+
 /// A project, with everything about it that fits in one entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -410,6 +440,9 @@ state_tables! {
     deposits: (ProjectId, Seq) => MoneyIn, BTreeMap = 13,
     project_letters: (ProjectId, DocNo) => Seq, BTreeMap = 14,
     statements: (ProjectId, StatementAccount, Date) => Statement, BTreeMap = 17,
+    cases: (CountyCode, DocNo) => Case, BTreeMap = 18,
+    // The payouts closed cases cite: a payout is cited by one case at most.
+    citations: Seq => (CountyCode, DocNo), BTreeMap = 19,
 }
 
 /// A level of the state's undo journal, open while it lives: `commit` keeps what was
@@ -519,6 +552,24 @@ impl State {
     /// Paid against a payroll at the point `w`.
     pub fn payroll_paid_at(&self, p: &ProjectId, per: Period, w: When) -> Fen {
         self.lines_of(p, per).map(|(_, l)| l.paid_at(w)).sum()
+    }
+
+    /// Of the records `cited`, the payments to `workers` in `county`: per record, the
+    /// amount paid to them, its value date and which of them it paid. Reads each
+    /// worker's payee history once (a worker's payments, not the log).
+    pub fn cited_payouts(&self, county: CountyCode, workers: &[WorkerRef], cited: &std::collections::BTreeSet<Seq>) -> BTreeMap<Seq, (Fen, Date, Vec<WorkerRef>)> {
+        let mut out: BTreeMap<Seq, (Fen, Date, Vec<WorkerRef>)> = BTreeMap::new();
+        for w in workers {
+            let Some(h) = self.payees.get(&(county, *w)) else { continue };
+            for p in h.iter().filter(|p| cited.contains(&p.seq)) {
+                let e = out.entry(p.seq).or_insert((0, p.date, Vec::new()));
+                e.0 += p.amount;
+                if e.2.last() != Some(w) {
+                    e.2.push(*w);
+                }
+            }
+        }
+        out
     }
 
     /// Wages due on submitted payrolls and not yet paid, for one project.
@@ -802,6 +853,25 @@ impl State {
             }
             Event::DepositReleased(e) => {
                 self.projects.get_mut(&e.project).released = Some(MoneyIn { seq, date: e.date, fen: e.amount.fen() });
+            }
+            Event::CaseOpened(c) => {
+                self.cases.insert((c.county, c.case_no.clone()), Case { open: c.clone(), seq, decided: None, extended: None, closed: None });
+            }
+            Event::CaseDecided(c) => {
+                self.cases.get_mut(&(c.county, c.case_no.clone())).decided = Some((c.clone(), seq));
+            }
+            Event::CaseExtended(c) => {
+                self.cases.get_mut(&(c.county, c.case_no.clone())).extended = Some((c.clone(), seq));
+            }
+            Event::CaseClosed(c) => {
+                let key = (c.county, c.case_no.clone());
+                let cited: std::collections::BTreeSet<Seq> = c.payouts.iter().copied().collect();
+                let workers = &self.cases.get(&key).expect("decide checked the case exists").open.workers;
+                let paid: std::collections::BTreeSet<WorkerRef> = self.cited_payouts(c.county, workers, &cited).into_values().flat_map(|(_, _, ws)| ws).collect();
+                for &s in &cited {
+                    self.citations.insert(s, key.clone());
+                }
+                self.cases.get_mut(&key).closed = Some((c.clone(), seq, paid.len() as u32));
             }
             Event::BalanceAttested(c) => {
                 self.statements.insert(

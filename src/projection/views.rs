@@ -235,6 +235,8 @@ pub struct CountySummary {
     pub flags_by_code: BTreeMap<String, u32>,
     /// Per bank: the accounts it attests (statements, issue 16) and how they stand.
     pub reconciliation: BTreeMap<String, BankReconciliation>,
+    /// The casework by source (`projection::casework`, issue 17).
+    pub casework: BTreeMap<String, super::casework::SourceFigures>,
 }
 
 /// How the accounts one bank attests stand against the ledger, at a point.
@@ -354,7 +356,17 @@ pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, 
         }
         *s.flags_by_code.entry(f.code.as_str().to_owned()).or_default() += 1;
     }
-    let _ = FlagCode::ALL;
+    // Cases past a time limit are flags of the county (CASE_OVERDUE).
+    let cases = super::casework::cases(state, policies, cal, None, w);
+    let cases: Vec<_> = cases.into_iter().filter(|c| in_county(c.county)).collect();
+    for (grade, _) in cases.iter().filter_map(|c| c.overdue) {
+        match grade {
+            Grade::Red => s.flags_red += 1,
+            Grade::Yellow => s.flags_yellow += 1,
+        }
+        *s.flags_by_code.entry(FlagCode::CaseOverdue.as_str().to_owned()).or_default() += 1;
+    }
+    s.casework = super::casework::figures(&cases);
     s
 }
 

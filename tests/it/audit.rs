@@ -63,8 +63,9 @@ fn an_exported_archive_verifies_in_rust_and_in_independent_python() {
     assert!(good && text.contains("OK: 72 records"), "{text}");
 }
 
-/// Records of format 2 with every field it added set: both verifiers read them (the
-/// archive vectors, `archive_vectors.rs`, hold format 1 records).
+/// Records with every field format 2 added set, and the events formats 2 and 3 added:
+/// both verifiers read them (the archive vectors, `archive_vectors.rs`, hold format 1
+/// records).
 #[test]
 fn format_2_records_with_every_new_field_verify_in_rust_and_in_independent_python() {
     use anxin::domain::command::*;
@@ -95,14 +96,32 @@ fn format_2_records_with_every_new_field_verify_in_rust_and_in_independent_pytho
         bank_ref: doc("ST-1"),
     };
     ok(&l, "c", vec![Command::AttestBalance(statement)]);
+    // Format 3: a case from receipt to a closure citing the drawdown's payout (record 7).
+    let c = anxin::domain::ids::CountyCode::parse("620121").unwrap();
+    ok(&l, "d", vec![
+        Command::OpenCase(OpenCase {
+            case_no: doc("TS-1"),
+            county: c,
+            source: CaseSource::Complaint,
+            received_on: d("2026-02-25"),
+            employer: gc(),
+            project: Some(pid("P1")),
+            workers: vec![worker(1), worker(9)],
+            amount_claimed: yuan("5000"),
+            summary: Some(anxin::domain::ids::Text::parse("一月工资未发").unwrap()),
+        }),
+        Command::DecideCase(DecideCase { case_no: doc("TS-1"), county: c, date: d("2026-02-26"), accepted: true, reason: None }),
+        Command::ExtendCase(ExtendCase { case_no: doc("TS-1"), county: c, date: d("2026-02-27"), reason: anxin::domain::ids::Text::parse("经批准延长").unwrap() }),
+        Command::CloseCase(CloseCase { case_no: doc("TS-1"), county: c, date: d("2026-03-03"), outcome: CaseOutcome::Recovered, recovered: yuan("5000"), payouts: vec![7], note: None }),
+    ]);
     let arch = dir.path().join("a.jsonl");
     export(&l, &arch);
     let key = anxin::chain::checkpoint::key_to_text(&l.public_key());
-    assert_eq!(audit::verify_archive(&arch, Some(&l.public_key()), &mut |_| {}).unwrap().records, 8);
+    assert_eq!(audit::verify_archive(&arch, Some(&l.public_key()), &mut |_| {}).unwrap().records, 12);
     let (good, text) = python(&arch, Some(&key));
-    assert!(good && text.contains("OK: 8 records"), "{text}");
-    let recs = l.read_records(1, 8).unwrap();
-    assert!(recs.iter().all(|(_, r)| anxin::chain::record::Record::decode(r).unwrap().version == 2));
+    assert!(good && text.contains("OK: 12 records"), "{text}");
+    let recs = l.read_records(1, 12).unwrap();
+    assert!(recs.iter().all(|(_, r)| anxin::chain::record::Record::decode(r).unwrap().version == 3));
 }
 
 #[test]

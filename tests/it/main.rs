@@ -4,6 +4,7 @@ mod api;
 mod archive_vectors;
 mod architecture;
 mod audit;
+mod casework;
 mod authority;
 mod common;
 mod crashloop;

@@ -101,6 +101,11 @@ fn plausible(name: &str, n: usize) -> String {
         "bank_ref" => format!("ST-{n}"),
         "applicant" => crate::harness::gc().to_string(),
         "masked_id" => "6201**********123X".into(),
+        "received_on" => "2026-02-10".into(),
+        "case_no" => format!("TS-{n}"),
+        "amount_claimed" | "recovered" => "100".into(),
+        "summary" | "note" => "一月工资未发".into(),
+        "national_ids" => nid(1),
         other => panic!("no plausible value for string field {other:?}: add one to masking.rs"),
     }
 }

@@ -131,7 +131,7 @@ struct Model {
 
 impl Model {
     fn book(&mut self, e: &Event) {
-        let p = e.project().to_string();
+        let Some(p) = e.project().map(ToString::to_string) else { return };
         let (wage, dep) = (self.wage.entry(p.clone()).or_default(), self.deposit.entry(p).or_default());
         match e {
             Event::ProgressPaymentMade(c) => *wage += c.wage_share.fen(),

@@ -1,6 +1,6 @@
 //! Golden vectors: fixed records pinned to fixed canonical bytes and hashes
-//! (`tests/vectors/chain-v1.json`). A change here is a format break and needs a new
-//! format version. Regenerate only on purpose: `ANXIN_WRITE_VECTORS=1 cargo test vectors`.
+//! (`tests/vectors/chain-v1.json`, `-v2`, `-v3`: one per record format). A change here is
+//! a format break and needs a new format version. Regenerate only on purpose: `ANXIN_WRITE_VECTORS=1 cargo test vectors`.
 
 use anxin::chain::codec;
 use anxin::chain::record::{genesis_hash, record_hash, ChainVerifier, Record, FORMAT_VERSION};
@@ -14,6 +14,7 @@ use crate::common::*;
 const LEDGER_ID: &str = "anxin-vectors";
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/chain-v1.json");
 const PATH_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/chain-v2.json");
+const PATH_V3: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/chain-v3.json");
 
 fn events() -> Vec<(&'static str, Principal, Event)> {
     let county = Principal::parse("county:620121").unwrap();
@@ -64,6 +65,39 @@ fn events_v2() -> Vec<(&'static str, Principal, Event)> {
     dd.order_date = Some(d("2026-02-27"));
     dd.reason = Some(Text::parse("2026年1月工资逾期未付").unwrap());
     out.push(("DepositDrawn", Principal::parse("county:620121").unwrap(), Event::DepositDrawn(dd)));
+    out
+}
+
+/// Format 3's records: format 2's, a bank statement, and a case from receipt to closure.
+fn events_v3() -> Vec<(&'static str, Principal, Event)> {
+    let county = Principal::parse("county:620121").unwrap();
+    let c = CountyCode::parse("620121").unwrap();
+    let case_no = DocNo::parse("TS-2026-031").unwrap();
+    let mut out = events_v2();
+    let Command::AttestBalance(st) = statement("P1", "ICBC", "2026-02-05", "ICBC-ST-1") else { unreachable!() };
+    out.push(("BalanceAttested", Principal::parse("bank:ICBC").unwrap(), Event::BalanceAttested(st)));
+    out.push(("CaseOpened", county.clone(), Event::CaseOpened(OpenCase {
+        case_no: case_no.clone(),
+        county: c,
+        source: CaseSource::NationalPlatform,
+        received_on: d("2026-02-02"),
+        employer: gc(),
+        project: Some(pid("P1")),
+        workers: vec![worker(1), worker(2)],
+        amount_claimed: yuan("10401.00"),
+        summary: Some(Text::parse("1月工资未发").unwrap()),
+    })));
+    out.push(("CaseDecided", county.clone(), Event::CaseDecided(DecideCase { case_no: case_no.clone(), county: c, date: d("2026-02-04"), accepted: true, reason: None })));
+    out.push(("CaseExtended", county.clone(), Event::CaseExtended(ExtendCase { case_no: case_no.clone(), county: c, date: d("2026-04-20"), reason: Text::parse("经批准延长").unwrap() })));
+    out.push(("CaseClosed", county, Event::CaseClosed(CloseCase {
+        case_no,
+        county: c,
+        date: d("2026-05-06"),
+        outcome: CaseOutcome::Recovered,
+        recovered: yuan("5200.50"),
+        payouts: vec![6],
+        note: None,
+    })));
     out
 }
 
@@ -118,8 +152,8 @@ fn build_version(version: u16, events: Vec<(&'static str, Principal, Event)>) ->
 
 #[test]
 fn golden_vectors_match_the_canonical_encoding() {
-    assert_eq!(FORMAT_VERSION, 2, "new records are written in format 2; format 1 is pinned in chain-v1.json");
-    for (path, now) in [(PATH, build()), (PATH_V2, build_version(2, events_v2()))] {
+    assert_eq!(FORMAT_VERSION, 3, "new records are written in format 3; formats 1 and 2 are pinned in chain-v1.json and chain-v2.json");
+    for (path, now) in [(PATH, build()), (PATH_V2, build_version(2, events_v2())), (PATH_V3, build_version(3, events_v3()))] {
         if std::env::var("ANXIN_WRITE_VECTORS").is_ok() {
             std::fs::write(path, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
         }
@@ -158,14 +192,27 @@ fn each_record_is_read_and_written_in_its_own_format() {
     let (_, principal, event) = events_v2().remove(0);
     let v1 = Record { version: 1, seq: 1, prev_hash: [0; 32], recorded_at_ms: 0, principal, request_id: RequestId::parse("r").unwrap(), event };
     assert!(std::panic::catch_unwind(|| v1.encode()).is_err(), "a registration date cannot be written in format 1");
+    // Format 3 changes no field: format 2's records read the same relabelled as format 3;
+    // the casework events and the statement are refused in the formats before theirs.
+    for r in build_version(3, events_v3())["records"].as_array().unwrap() {
+        let mut bytes = hex::decode(r["canonical_hex"].as_str().unwrap()).unwrap();
+        let rec = Record::decode(&bytes).unwrap();
+        assert_eq!(rec.version, 3);
+        bytes[..2].copy_from_slice(&2u16.to_be_bytes());
+        assert_eq!(Record::decode(&bytes).is_ok(), rec.event.since_format() <= 2, "{} relabelled as format 2", r["name"]);
+        bytes[..2].copy_from_slice(&1u16.to_be_bytes());
+        if rec.event.since_format() == 2 {
+            assert!(Record::decode(&bytes).is_err(), "{} relabelled as format 1", r["name"]);
+        }
+    }
     let mut unknown = hex::decode(build()["records"][0]["canonical_hex"].as_str().unwrap()).unwrap();
-    unknown[..2].copy_from_slice(&3u16.to_be_bytes());
+    unknown[..2].copy_from_slice(&4u16.to_be_bytes());
     assert!(Record::decode(&unknown).is_err());
 }
 
 #[test]
 fn the_pinned_records_verify_as_a_chain_from_their_bytes_alone() {
-    for path in [PATH, PATH_V2] {
+    for path in [PATH, PATH_V2, PATH_V3] {
         pinned_chain_verifies(path);
     }
 }
