@@ -344,6 +344,17 @@ PROJECT_STATUS = enum_index(["Active", "Suspended", "Completed"])
 PAYROLL_LINE = struct_of([("worker", hash32), ("employer", uscc), ("days", u8), ("amount_due", money)])
 DRAWDOWN_PAYEE = struct_of([("worker", hash32), ("card", hash32), ("amount", money), ("period", option(period))])
 
+def listing_basis(r, path):
+    """`u32` variant index: 0 UnmetOrder followed by the order's number, 1 MassIncident
+    followed by its description (text)."""
+    i = r.unpack(">I", 4)
+    if i == 0:
+        return {"UnmetOrder": read(r, path + ".UnmetOrder", DOC_NO)}
+    if i == 1:
+        return {"MassIncident": read(r, path + ".MassIncident", TEXT)}
+    raise BadValue("variant index %d, but ListingBasis has 2 variants (0 and 1)" % i)
+
+
 # Event variants in index order: (name, fields in order). Section 3, table "Events".
 EVENTS = [
     ("ProjectRegistered", [("project", PROJECT_ID), ("county", county), ("name", TEXT), ("general_contractor", uscc),
@@ -382,10 +393,21 @@ EVENTS = [
     ("CaseClosed", [("case_no", DOC_NO), ("county", county), ("date", date),
                     ("outcome", enum_index(["Recovered", "NoArrears", "Withdrawn", "Transferred"])), ("recovered", money),
                     ("payouts", vec(u64)), ("note", option(TEXT))]),
+    ("OrderIssued", [("order_no", DOC_NO), ("county", county), ("project", PROJECT_ID), ("employer", uscc),
+                     ("case_no", option(DOC_NO)), ("issued_on", date), ("deadline", date), ("amount", money),
+                     ("workers", u32), ("largest", money), ("demand", TEXT)]),
+    ("OrderResolved", [("order_no", DOC_NO), ("county", county), ("date", date), ("complied", boolean),
+                       ("records", vec(u64)), ("note", option(TEXT))]),
+    ("OrderReferred", [("order_no", DOC_NO), ("county", county), ("date", date), ("police_ref", DOC_NO)]),
+    ("EmployerListed", [("county", county), ("employer", uscc), ("listed_on", date), ("basis", listing_basis)]),
+    ("EmployerDelisted", [("county", county), ("employer", uscc), ("date", date), ("note", option(TEXT))]),
+    ("InspectionRecorded", [("county", county), ("employer", uscc), ("date", date), ("project", option(PROJECT_ID)),
+                            ("contracts_signed", u32), ("findings", TEXT)]),
+    ("CardsRecorded", [("county", county), ("bank", BANK_CODE), ("date", date), ("issued", u32), ("activated", u32)]),
 ]
 
-# The events each record format holds: 0-15 in format 1, 16 from format 2, 17-20 from 3.
-EVENTS_IN_FORMAT = {1: 16, 2: 17, 3: 21}
+# The events each record format holds: 0-15 in format 1, 16 from format 2, 17-27 from 3.
+EVENTS_IN_FORMAT = {1: 16, 2: 17, 3: 28}
 
 
 def deposit_basis(r, path):
@@ -412,7 +434,7 @@ EVENTS_V2_FIELDS = {
 
 def event_of(version):
     """The event reader of a record format: `u32` variant index (0 to 15 in format 1, to
-    16 in format 2, to 20 in format 3), then the variant's fields (from format 2, with the
+    16 in format 2, to 27 in format 3), then the variant's fields (from format 2, with the
     fields EVENTS_V2_FIELDS adds)."""
 
     def event(r, path):

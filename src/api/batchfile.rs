@@ -289,15 +289,52 @@ pub fn commands(rows: &[Row], first_row: usize) -> Result<Vec<pb::Command>, Batc
                 } as i32,
                 recovered: f.s("recovered"),
                 // The payout records' sequence numbers, separated by ";".
-                payout_seqs: {
-                    let mut v = Vec::new();
-                    for x in f.s("payout_seqs").split(';').map(str::trim).filter(|x| !x.is_empty()) {
-                        v.push(x.parse::<u64>().map_err(|_| BatchFileError { row: n, why: format!("payout_seqs: {x:?} is not a sequence number") })?);
-                    }
-                    v
-                },
+                payout_seqs: seqs(&f.s("payout_seqs"), n)?,
                 note: f.s("note"),
             }),
+            "issue_order" => Kind::IssueOrder(pb::IssueOrder {
+                order_no: f.s("order_no"),
+                county: f.s("county"),
+                project: f.s("project"),
+                employer: f.s("employer"),
+                case_no: f.s("case_no"),
+                issued_on: f.s("issued_on"),
+                deadline: f.s("deadline"),
+                amount: f.s("amount"),
+                workers: f.u32("workers")?,
+                largest: f.s("largest"),
+                demand: f.s("demand"),
+            }),
+            "resolve_order" => Kind::ResolveOrder(pb::ResolveOrder {
+                order_no: f.s("order_no"),
+                county: f.s("county"),
+                date: f.s("date"),
+                complied: match f.s("complied").as_str() {
+                    "true" | "yes" => true,
+                    "false" | "no" => false,
+                    other => return Err(BatchFileError { row: n, why: format!("complied must be true or false, not {other:?}") }),
+                },
+                record_seqs: seqs(&f.s("record_seqs"), n)?,
+                note: f.s("note"),
+            }),
+            "refer_order" => Kind::ReferOrder(pb::ReferOrder { order_no: f.s("order_no"), county: f.s("county"), date: f.s("date"), police_ref: f.s("police_ref") }),
+            "list_employer" => Kind::ListEmployer(pb::ListEmployer {
+                county: f.s("county"),
+                employer: f.s("employer"),
+                listed_on: f.s("listed_on"),
+                unmet_order_no: f.s("unmet_order_no"),
+                mass_incident: f.s("mass_incident"),
+            }),
+            "delist_employer" => Kind::DelistEmployer(pb::DelistEmployer { county: f.s("county"), employer: f.s("employer"), date: f.s("date"), note: f.s("note") }),
+            "record_inspection" => Kind::RecordInspection(pb::RecordInspection {
+                county: f.s("county"),
+                employer: f.s("employer"),
+                date: f.s("date"),
+                project: f.s("project"),
+                contracts_signed: f.u32("contracts_signed")?,
+                findings: f.s("findings"),
+            }),
+            "record_cards" => Kind::RecordCards(pb::RecordCards { county: f.s("county"), bank: f.s("bank"), date: f.s("date"), issued: f.u32("issued")?, activated: f.u32("activated")? }),
             "" => return Err(BatchFileError { row: n, why: "missing the type column".into() }),
             other => return Err(BatchFileError { row: n, why: format!("unknown type {other:?}") }),
         };
@@ -350,4 +387,13 @@ mod tests {
         assert!(parse_jsonl("[1]").is_err());
         assert!(commands(&parse_jsonl("{\"type\":\"nope\"}").unwrap(), 1).is_err());
     }
+}
+
+/// Sequence numbers in one cell, separated by `;`.
+fn seqs(cell: &str, row: usize) -> Result<Vec<u64>, BatchFileError> {
+    cell.split(';')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse::<u64>().map_err(|_| BatchFileError { row, why: format!("{x:?} is not a sequence number") }))
+        .collect()
 }

@@ -349,6 +349,69 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
                 note: opt_text("note", &m.note)?,
             })
         }
+        Kind::IssueOrder(m) => Command::IssueOrder(c::IssueOrder {
+            order_no: doc("order_no", &m.order_no)?,
+            county: county(&m.county)?,
+            project: project(&m.project)?,
+            employer: uscc("employer", &m.employer)?,
+            case_no: if m.case_no.is_empty() { None } else { Some(doc("case_no", &m.case_no)?) },
+            issued_on: date("issued_on", &m.issued_on)?,
+            deadline: date("deadline", &m.deadline)?,
+            amount: money("amount", &m.amount)?,
+            workers: m.workers,
+            largest: money("largest", &m.largest)?,
+            demand: text("demand", &m.demand)?,
+        }),
+        Kind::ResolveOrder(m) => {
+            if m.record_seqs.len() > crate::limits::CASE_PAYOUTS_MAX {
+                return Err(ApiError::new(tonic::Code::ResourceExhausted, "LIMIT_EXCEEDED", format!("{} records; the limit is {}", m.record_seqs.len(), crate::limits::CASE_PAYOUTS_MAX)));
+            }
+            Command::ResolveOrder(c::ResolveOrder {
+                order_no: doc("order_no", &m.order_no)?,
+                county: county(&m.county)?,
+                date: date("date", &m.date)?,
+                complied: m.complied,
+                records: m.record_seqs.clone(),
+                note: opt_text("note", &m.note)?,
+            })
+        }
+        Kind::ReferOrder(m) => Command::ReferOrder(c::ReferOrder {
+            order_no: doc("order_no", &m.order_no)?,
+            county: county(&m.county)?,
+            date: date("date", &m.date)?,
+            police_ref: doc("police_ref", &m.police_ref)?,
+        }),
+        Kind::ListEmployer(m) => Command::ListEmployer(c::ListEmployer {
+            county: county(&m.county)?,
+            employer: uscc("employer", &m.employer)?,
+            listed_on: date("listed_on", &m.listed_on)?,
+            basis: match (m.unmet_order_no.is_empty(), m.mass_incident.is_empty()) {
+                (false, true) => c::ListingBasis::UnmetOrder(doc("unmet_order_no", &m.unmet_order_no)?),
+                (true, false) => c::ListingBasis::MassIncident(text("mass_incident", &m.mass_incident)?),
+                _ => return Err(ApiError::invalid("INVALID_LISTING_BASIS", "a listing gives exactly one basis: unmet_order_no or mass_incident")),
+            },
+        }),
+        Kind::DelistEmployer(m) => Command::DelistEmployer(c::DelistEmployer {
+            county: county(&m.county)?,
+            employer: uscc("employer", &m.employer)?,
+            date: date("date", &m.date)?,
+            note: opt_text("note", &m.note)?,
+        }),
+        Kind::RecordInspection(m) => Command::RecordInspection(c::RecordInspection {
+            county: county(&m.county)?,
+            employer: uscc("employer", &m.employer)?,
+            date: date("date", &m.date)?,
+            project: if m.project.is_empty() { None } else { Some(project(&m.project)?) },
+            contracts_signed: m.contracts_signed,
+            findings: text("findings", &m.findings)?,
+        }),
+        Kind::RecordCards(m) => Command::RecordCards(c::RecordCards {
+            county: county(&m.county)?,
+            bank: bank(&m.bank)?,
+            date: date("date", &m.date)?,
+            issued: m.issued,
+            activated: m.activated,
+        }),
     })
 }
 

@@ -139,6 +139,56 @@ pub fn wire_batches(plan: &Plan) -> Vec<(Principal, String, Vec<super::pb::Comma
                 payout_seqs: m.payouts.clone(),
                 note: m.note.as_ref().map(|t| t.to_string()).unwrap_or_default(),
             }),
+            Command::IssueOrder(m) => Kind::IssueOrder(pb::IssueOrder {
+                order_no: m.order_no.to_string(),
+                county: m.county.to_string(),
+                project: m.project.to_string(),
+                employer: m.employer.to_string(),
+                case_no: m.case_no.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+                issued_on: m.issued_on.to_string(),
+                deadline: m.deadline.to_string(),
+                amount: m.amount.to_string(),
+                workers: m.workers,
+                largest: m.largest.to_string(),
+                demand: m.demand.to_string(),
+            }),
+            Command::ResolveOrder(m) => Kind::ResolveOrder(pb::ResolveOrder {
+                order_no: m.order_no.to_string(),
+                county: m.county.to_string(),
+                date: m.date.to_string(),
+                complied: m.complied,
+                record_seqs: m.records.clone(),
+                note: m.note.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            }),
+            Command::ReferOrder(m) => Kind::ReferOrder(pb::ReferOrder { order_no: m.order_no.to_string(), county: m.county.to_string(), date: m.date.to_string(), police_ref: m.police_ref.to_string() }),
+            Command::ListEmployer(m) => Kind::ListEmployer(pb::ListEmployer {
+                county: m.county.to_string(),
+                employer: m.employer.to_string(),
+                listed_on: m.listed_on.to_string(),
+                unmet_order_no: match &m.basis {
+                    ListingBasis::UnmetOrder(n) => n.to_string(),
+                    ListingBasis::MassIncident(_) => String::new(),
+                },
+                mass_incident: match &m.basis {
+                    ListingBasis::MassIncident(t) => t.to_string(),
+                    ListingBasis::UnmetOrder(_) => String::new(),
+                },
+            }),
+            Command::DelistEmployer(m) => Kind::DelistEmployer(pb::DelistEmployer {
+                county: m.county.to_string(),
+                employer: m.employer.to_string(),
+                date: m.date.to_string(),
+                note: m.note.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            }),
+            Command::RecordInspection(m) => Kind::RecordInspection(pb::RecordInspection {
+                county: m.county.to_string(),
+                employer: m.employer.to_string(),
+                date: m.date.to_string(),
+                project: m.project.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                contracts_signed: m.contracts_signed,
+                findings: m.findings.to_string(),
+            }),
+            Command::RecordCards(m) => Kind::RecordCards(pb::RecordCards { county: m.county.to_string(), bank: m.bank.to_string(), date: m.date.to_string(), issued: m.issued, activated: m.activated }),
         };
         pb::Command { kind: Some(kind) }
     };

@@ -43,7 +43,8 @@ pub fn role_may_post(who: &Principal, cmd: &Command) -> Result<(), Rejection> {
             Command::RegisterProject(r) if r.county == *c => Ok(()),
             Command::RegisterProject(r) => refuse(who, cmd, format!("the project is in county {}", r.county)),
             Command::ChangeProjectStatus(_) | Command::DrawDeposit(_) | Command::ReleaseDeposit(_) => Ok(()),
-            // Its own casework only.
+            // Its own casework only (card counts are the banks').
+            Command::RecordCards(_) => deny("card counts are reported by the bank that issues the cards"),
             _ if cmd.case_county() == Some(*c) => Ok(()),
             _ if cmd.case_county().is_some() => refuse(who, cmd, format!("the case is county {}'s", cmd.case_county().expect("casework"))),
             _ => deny("a county office registers projects, changes their status, orders drawdowns and releases, and keeps its casework"),
@@ -55,6 +56,7 @@ pub fn role_may_post(who: &Principal, cmd: &Command) -> Result<(), Rejection> {
                 Command::PayDeposit(d) => own(d.bank.as_str()),
                 Command::IssueGuaranteeLetter(l) => own(l.bank.as_str()),
                 Command::AttestBalance(a) => own(a.bank.as_str()),
+                Command::RecordCards(c) => own(c.bank.as_str()),
                 Command::CancelGuaranteeLetter(_)
                 | Command::CloseWageAccount(_)
                 | Command::MakeProgressPayment(_)

@@ -1,15 +1,18 @@
 //! The casework rules (`domain::casework`): a case moves received -> accepted or declined
 //! -> (extended once) -> closed, each step once and in date order; a closure that says
-//! wages were recovered proves it with the payouts that paid the case's workers.
+//! wages were recovered proves it with the payouts that paid the case's workers. An order
+//! is complied with by payouts of its project that cure at least its amount; only an
+//! unmet order is referred to the police or lists its employer; an employer leaves the
+//! list early only after six months and, listed for an order, once it is complied with.
 
 use std::collections::BTreeSet;
 
 use crate::domain::command::*;
-use crate::domain::ids::{CountyCode, DocNo};
+use crate::domain::ids::{CountyCode, DocNo, ProjectId};
 use crate::domain::money::Fen;
 use crate::domain::rejection::Rejection;
 use crate::limits::{CASE_PAYOUTS_MAX, CASE_WORKERS_MAX};
-use crate::projection::state::{Case, Seq, State};
+use crate::projection::state::{Case, Seq, State, WageOrder};
 
 type Decision = Result<Event, Rejection>;
 
@@ -123,4 +126,150 @@ pub(super) fn close(state: &State, c: &CloseCase) -> Decision {
         ));
     }
     Ok(Event::CaseClosed(c.clone()))
+}
+
+/// The project a county's order names, and the order.
+fn order<'a>(state: &'a State, county: CountyCode, no: &DocNo) -> Result<&'a WageOrder, Rejection> {
+    state
+        .order_numbers
+        .get(&(county, no.clone()))
+        .and_then(|p| state.wage_orders.get(&(p.clone(), no.clone())))
+        .ok_or_else(|| refuse("UNKNOWN_ORDER", format!("county {county} has no order {no}")))
+}
+
+/// A project of `county`.
+fn county_project(state: &State, county: CountyCode, p: &ProjectId) -> Result<(), Rejection> {
+    let x = state.projects.get(p).ok_or_else(|| Rejection::UnknownProject(p.clone()))?;
+    if x.reg.county != county {
+        return Err(refuse("PROJECT_OUTSIDE_COUNTY", format!("project {p} is in county {}, not {county}", x.reg.county)));
+    }
+    Ok(())
+}
+
+pub(super) fn issue_order(state: &State, c: &IssueOrder) -> Decision {
+    if state.order_numbers.contains(&(c.county, c.order_no.clone())) {
+        return Err(refuse("ORDER_EXISTS", format!("county {} already issued an order {}", c.county, c.order_no)));
+    }
+    county_project(state, c.county, &c.project)?;
+    if let Some(k) = &c.case_no {
+        case(state, c.county, k)?;
+    }
+    if c.deadline < c.issued_on {
+        return Err(Rejection::DateOrder { what: "deadline", date: c.deadline, before: c.issued_on });
+    }
+    if c.largest > c.amount || (c.amount.is_zero() != (c.workers == 0)) {
+        return Err(Rejection::invalid("INVALID_ORDER_AMOUNTS", "largest", "the most owed to one worker is at most the amount, and an amount is owed to at least one worker (none without an amount)"));
+    }
+    Ok(Event::OrderIssued(c.clone()))
+}
+
+pub(super) fn resolve_order(state: &State, c: &ResolveOrder) -> Decision {
+    let o = order(state, c.county, &c.order_no)?;
+    if o.resolutions.iter().any(|(r, _)| r.complied) {
+        return Err(refuse("ORDER_COMPLIED", format!("order {} was complied with already", c.order_no)));
+    }
+    if c.date < o.order.issued_on {
+        return Err(Rejection::DateOrder { what: "resolution", date: c.date, before: o.order.issued_on });
+    }
+    if let Some((prev, _)) = o.resolutions.last() {
+        if c.date < prev.date {
+            return Err(Rejection::DateOrder { what: "resolution", date: c.date, before: prev.date });
+        }
+        if !c.complied {
+            return Err(refuse("ORDER_NOT_UNMET", format!("order {} was found not complied with already", c.order_no)));
+        }
+    }
+    if !c.complied {
+        if !c.records.is_empty() {
+            return Err(refuse("ORDER_NOT_CURED", "an order not complied with cites no payout".to_owned()));
+        }
+        return Ok(Event::OrderResolved(c.clone()));
+    }
+    if c.records.len() > CASE_PAYOUTS_MAX {
+        return Err(Rejection::invalid("TOO_MANY_PAYOUTS", "records", format!("a compliance cites at most {CASE_PAYOUTS_MAX} payouts")));
+    }
+    let cited: BTreeSet<Seq> = c.records.iter().copied().collect();
+    if cited.len() != c.records.len() {
+        return Err(refuse("PAYOUT_ALREADY_CITED", "a payout is cited twice".to_owned()));
+    }
+    let mut total: Fen = 0;
+    for s in &cited {
+        let Some((fen, date)) = state.payout_of_project(&o.order.project, *s) else {
+            return Err(refuse("PAYOUT_NOT_CITABLE", format!("record {s} is not a payout of project {}", o.order.project)));
+        };
+        if date < o.order.issued_on || date > c.date {
+            return Err(refuse("PAYOUT_NOT_CITABLE", format!("record {s} paid on {date}, outside the order ({} to {})", o.order.issued_on, c.date)));
+        }
+        total += fen;
+    }
+    if total < o.order.amount.fen() {
+        return Err(refuse(
+            "ORDER_NOT_CURED",
+            format!("the cited payouts paid {}, less than the {} ordered", crate::domain::money::format_fen(total), o.order.amount),
+        ));
+    }
+    Ok(Event::OrderResolved(c.clone()))
+}
+
+pub(super) fn refer(state: &State, c: &ReferOrder) -> Decision {
+    let o = order(state, c.county, &c.order_no)?;
+    if o.referral.is_some() {
+        return Err(refuse("ORDER_REFERRED", format!("order {} was referred already", c.order_no)));
+    }
+    let at = crate::projection::when::When::date(c.date);
+    if !o.unmet_at(at) {
+        return Err(refuse("ORDER_NOT_UNMET", format!("order {} is not unmet on {} (deadline {}, or complied with)", c.order_no, c.date, o.order.deadline)));
+    }
+    Ok(Event::OrderReferred(c.clone()))
+}
+
+pub(super) fn list(state: &State, c: &ListEmployer) -> Decision {
+    if state.listing_of(&c.employer, c.listed_on).is_some() {
+        return Err(refuse("EMPLOYER_LISTED", format!("employer {} is on the credit list on {}", c.employer, c.listed_on)));
+    }
+    if state.listings.range((c.employer.clone(), c.listed_on.add_days(1))..=(c.employer.clone(), crate::domain::date::DATE_MAX)).next().is_some() {
+        return Err(refuse("EMPLOYER_LISTED", format!("employer {} has a later listing", c.employer)));
+    }
+    if let ListingBasis::UnmetOrder(no) = &c.basis {
+        let o = order(state, c.county, no)?;
+        if o.order.employer != c.employer {
+            return Err(refuse("ORDER_NOT_UNMET", format!("order {no} was issued to {}, not {}", o.order.employer, c.employer)));
+        }
+        if !o.unmet_at(crate::projection::when::When::date(c.listed_on)) {
+            return Err(refuse("ORDER_NOT_UNMET", format!("order {no} is not unmet on {}", c.listed_on)));
+        }
+    }
+    Ok(Event::EmployerListed(c.clone()))
+}
+
+pub(super) fn delist(state: &State, c: &DelistEmployer) -> Decision {
+    let key = state.listing_of(&c.employer, c.date).ok_or_else(|| refuse("EMPLOYER_NOT_LISTED", format!("employer {} is not on the credit list on {}", c.employer, c.date)))?;
+    let l = state.listings.get(&key).expect("listing_of found it");
+    if l.listing.county != c.county {
+        return Err(refuse("EMPLOYER_NOT_LISTED", format!("employer {} was listed by county {}", c.employer, l.listing.county)));
+    }
+    let earliest = l.listing.listed_on.add_months(crate::domain::casework::CREDIT_DELIST_MIN_MONTHS);
+    if c.date < earliest {
+        return Err(refuse("DELIST_TOO_EARLY", format!("listed on {}: early removal from {earliest}", l.listing.listed_on)));
+    }
+    if let ListingBasis::UnmetOrder(no) = &l.listing.basis {
+        let o = order(state, c.county, no)?;
+        if o.complied_at(crate::projection::when::When::date(c.date)).is_none() {
+            return Err(refuse("ARREARS_NOT_REPAID", format!("order {no} is not complied with: the arrears are not repaid")));
+        }
+    }
+    Ok(Event::EmployerDelisted(c.clone()))
+}
+
+pub(super) fn inspect(state: &State, c: &RecordInspection) -> Decision {
+    if let Some(p) = &c.project {
+        county_project(state, c.county, p)?;
+    }
+    Ok(Event::InspectionRecorded(c.clone()))
+}
+
+/// Card counts are a bank's report: recorded as it says (more cards may be activated in a
+/// period than issued in it, issued earlier).
+pub(super) fn cards(c: &RecordCards) -> Decision {
+    Ok(Event::CardsRecorded(c.clone()))
 }

@@ -351,6 +351,13 @@ fn decide_numbered(state: &State, command: &Command, fp: Option<u128>) -> Decisi
         Command::DecideCase(c) => casework::decide_case(state, c),
         Command::ExtendCase(c) => casework::extend(state, c),
         Command::CloseCase(c) => casework::close(state, c),
+        Command::IssueOrder(c) => casework::issue_order(state, c),
+        Command::ResolveOrder(c) => casework::resolve_order(state, c),
+        Command::ReferOrder(c) => casework::refer(state, c),
+        Command::ListEmployer(c) => casework::list(state, c),
+        Command::DelistEmployer(c) => casework::delist(state, c),
+        Command::RecordInspection(c) => casework::inspect(state, c),
+        Command::RecordCards(c) => casework::cards(c),
     }
 }
 

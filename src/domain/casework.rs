@@ -22,6 +22,14 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Years an employer stays on the credit list (人社部令第45号 art. 13: 3 years). A national
+/// rule the ledger refuses by (`decide` reads no policy), not a local figure.
+pub const CREDIT_LIST_YEARS: i32 = 3;
+
+/// Months after listing before an employer may leave the list early, its arrears repaid
+/// (人社部令第45号 art. 14: 6 months).
+pub const CREDIT_DELIST_MIN_MONTHS: u32 = 6;
+
 use super::date::Date;
 use super::ids::{CountyCode, DocNo, ProjectId, Text, Uscc, WorkerRef};
 use super::money::Money;
@@ -117,4 +125,120 @@ pub struct CloseCase {
     /// The records (sequence numbers) of the payouts that paid the workers.
     pub payouts: Vec<u64>,
     pub note: Option<Text>,
+}
+
+/// An order to pay or to rectify within a deadline (责令支付 / 限期整改指令书), issued by
+/// the county's labour inspectors to an employer for a project.
+///
+/// Unmet past its deadline it is `ORDER_UNMET` (red); unmet with arrears at the amounts of
+/// the judicial interpretation on refusing to pay wages (最高人民法院《关于审理拒不支付劳动报酬
+/// 刑事案件适用法律若干问题的解释》, 法释〔2013〕3号, art. 3: one worker's wages of at least
+/// ¥5,000 to ¥20,000, or ten or more workers' totalling at least ¥30,000 to ¥100,000,
+/// each province fixing its figure within the range; art. 4: still unpaid after an order
+/// within its deadline) it is also `REFERRAL_DUE` (red) until referred to the police.
+/// The thresholds are policy (`Policy::referral_*`), defaulting to the range's lower ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueOrder {
+    /// The order's number, unique in the county.
+    pub order_no: DocNo,
+    pub county: CountyCode,
+    /// The project (registered in the county).
+    pub project: ProjectId,
+    /// The employer ordered.
+    pub employer: Uscc,
+    /// The case it follows from, if any (a case of the county).
+    pub case_no: Option<DocNo>,
+    pub issued_on: Date,
+    /// The last day to comply (not before `issued_on`).
+    pub deadline: Date,
+    /// The wages ordered paid (zero for a rectification without a sum).
+    pub amount: Money,
+    /// The workers owed them.
+    pub workers: u32,
+    /// The most owed to one worker (at most `amount`).
+    pub largest: Money,
+    /// What must be cured, in a sentence.
+    pub demand: Text,
+}
+
+/// An order is complied with, citing the payouts of its project that cured it (at least
+/// its amount, dated from its issue on), or found not complied with. A non-compliance
+/// can be followed by a late compliance; nothing follows a compliance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveOrder {
+    pub order_no: DocNo,
+    pub county: CountyCode,
+    pub date: Date,
+    pub complied: bool,
+    /// The records (sequence numbers) of the payouts that cured it; none if not complied.
+    pub records: Vec<u64>,
+    pub note: Option<Text>,
+}
+
+/// An unmet order is referred to the police (移送公安机关, 拒不支付劳动报酬罪).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferOrder {
+    pub order_no: DocNo,
+    pub county: CountyCode,
+    pub date: Date,
+    /// The police's case reference.
+    pub police_ref: DocNo,
+}
+
+/// Why an employer is listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListingBasis {
+    /// An order of the county unmet past its deadline (with the arrears of the referral
+    /// thresholds: the county's judgement, recorded by the listing).
+    UnmetOrder(DocNo),
+    /// A mass incident (群体性事件) over wages, described.
+    MassIncident(Text),
+}
+
+/// An employer is put on the credit list of wage defaulters (拖欠农民工工资失信联合惩戒
+/// 对象名单, 人社部令第45号): for `Policy::credit_list_years` (3) years; while listed, the
+/// deposit of a project it registers as general contractor is required whatever the
+/// price, at the rate times `Policy::credit_list_deposit_bp` (+100% by default, a
+/// provincial figure).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListEmployer {
+    pub county: CountyCode,
+    pub employer: Uscc,
+    pub listed_on: Date,
+    pub basis: ListingBasis,
+}
+
+/// An employer leaves the list before its period ends: no earlier than
+/// `Policy::credit_delist_months` (6) months after listing, and, when listed for an
+/// order, once the order is complied with (the arrears repaid).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelistEmployer {
+    pub county: CountyCode,
+    pub employer: Uscc,
+    pub date: Date,
+    pub note: Option<Text>,
+}
+
+/// An inspection of an employer (劳动保障监察检查).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordInspection {
+    pub county: CountyCode,
+    pub employer: Uscc,
+    pub date: Date,
+    pub project: Option<ProjectId>,
+    /// Labour contracts signed or re-signed on the spot.
+    pub contracts_signed: u32,
+    /// What was found, in a sentence.
+    pub findings: Text,
+}
+
+/// Co-branded wage cards (工资卡) a bank issued and activated in the county since its
+/// previous report there, up to `date`: counts only, never card numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCards {
+    pub county: CountyCode,
+    pub bank: super::ids::BankCode,
+    pub date: Date,
+    pub issued: u32,
+    pub activated: u32,
 }

@@ -11,7 +11,7 @@ use super::date::{Date, Period};
 use super::ids::{BankCode, CardRef, CountyCode, DocNo, ProjectId, Text, Uscc, WorkerRef};
 use super::money::Money;
 
-pub use super::casework::{CaseOutcome, CaseSource, CloseCase, DecideCase, ExtendCase, OpenCase};
+pub use super::casework::{CaseOutcome, CaseSource, CloseCase, DecideCase, DelistEmployer, ExtendCase, IssueOrder, ListEmployer, ListingBasis, OpenCase, RecordCards, RecordInspection, ReferOrder, ResolveOrder};
 
 /// A project's lifecycle status.
 /// In canonical bytes a `u32` variant index (0, 1, 2); in JSON its lowercase name.
@@ -400,11 +400,19 @@ pub enum Command {
     ReleaseDeposit(ReleaseDeposit),
     /// Format 2.
     AttestBalance(AttestBalance),
-    /// Format 3: the county's casework (`super::casework`).
+    /// Format 3: the county's casework (`super::casework`): cases, orders, referrals,
+    /// the credit list, inspections and card counts.
     OpenCase(OpenCase),
     DecideCase(DecideCase),
     ExtendCase(ExtendCase),
     CloseCase(CloseCase),
+    IssueOrder(IssueOrder),
+    ResolveOrder(ResolveOrder),
+    ReferOrder(ReferOrder),
+    ListEmployer(ListEmployer),
+    DelistEmployer(DelistEmployer),
+    RecordInspection(RecordInspection),
+    RecordCards(RecordCards),
 }
 
 /// A fact the ledger recorded. Variant `i` is the outcome of `Command` variant `i`.
@@ -433,6 +441,13 @@ pub enum Event {
     CaseDecided(DecideCase),
     CaseExtended(ExtendCase),
     CaseClosed(CloseCase),
+    OrderIssued(IssueOrder),
+    OrderResolved(ResolveOrder),
+    OrderReferred(ReferOrder),
+    EmployerListed(ListEmployer),
+    EmployerDelisted(DelistEmployer),
+    InspectionRecorded(RecordInspection),
+    CardsRecorded(RecordCards),
 }
 
 impl Command {
@@ -480,6 +495,22 @@ impl Command {
             DecideCase(c) => [None, Some(("case_no", c.case_no.as_str(), true)), c.reason.as_ref().map(|t| ("reason", t.as_str(), true)), None, None],
             ExtendCase(c) => [None, Some(("case_no", c.case_no.as_str(), true)), Some(("reason", c.reason.as_str(), true)), None, None],
             CloseCase(c) => [None, Some(("case_no", c.case_no.as_str(), true)), c.note.as_ref().map(|t| ("note", t.as_str(), true)), None, None],
+            IssueOrder(c) => [project, Some(("order_no", c.order_no.as_str(), true)), c.case_no.as_ref().map(|t| ("case_no", t.as_str(), true)), Some(("demand", c.demand.as_str(), true)), None],
+            ResolveOrder(c) => [None, Some(("order_no", c.order_no.as_str(), true)), c.note.as_ref().map(|t| ("note", t.as_str(), true)), None, None],
+            ReferOrder(c) => [None, Some(("order_no", c.order_no.as_str(), true)), Some(("police_ref", c.police_ref.as_str(), true)), None, None],
+            ListEmployer(c) => [
+                None,
+                match &c.basis {
+                    ListingBasis::UnmetOrder(n) => Some(("basis", n.as_str(), true)),
+                    ListingBasis::MassIncident(t) => Some(("basis", t.as_str(), true)),
+                },
+                None,
+                None,
+                None,
+            ],
+            DelistEmployer(c) => [None, c.note.as_ref().map(|t| ("note", t.as_str(), true)), None, None, None],
+            RecordInspection(c) => [project, Some(("findings", c.findings.as_str(), true)), None, None, None],
+            RecordCards(c) => [None, Some(("bank", c.bank.as_str(), true)), None, None, None],
         }
     }
 
@@ -505,17 +536,34 @@ impl Command {
             Command::ReleaseDeposit(c) => &c.project,
             Command::AttestBalance(c) => &c.project,
             Command::OpenCase(c) => return c.project.as_ref(),
-            Command::DecideCase(_) | Command::ExtendCase(_) | Command::CloseCase(_) => return None,
+            Command::IssueOrder(c) => &c.project,
+            Command::RecordInspection(c) => return c.project.as_ref(),
+            Command::DecideCase(_)
+            | Command::ExtendCase(_)
+            | Command::CloseCase(_)
+            | Command::ResolveOrder(_)
+            | Command::ReferOrder(_)
+            | Command::ListEmployer(_)
+            | Command::DelistEmployer(_)
+            | Command::RecordCards(_) => return None,
         })
     }
 
-    /// The county of a casework command (the office that keeps the case).
+    /// The county of a casework command (the office that keeps the case, the order, the
+    /// listing, the inspection; the county a bank's card counts are for).
     pub fn case_county(&self) -> Option<CountyCode> {
         match self {
             Command::OpenCase(c) => Some(c.county),
             Command::DecideCase(c) => Some(c.county),
             Command::ExtendCase(c) => Some(c.county),
             Command::CloseCase(c) => Some(c.county),
+            Command::IssueOrder(c) => Some(c.county),
+            Command::ResolveOrder(c) => Some(c.county),
+            Command::ReferOrder(c) => Some(c.county),
+            Command::ListEmployer(c) => Some(c.county),
+            Command::DelistEmployer(c) => Some(c.county),
+            Command::RecordInspection(c) => Some(c.county),
+            Command::RecordCards(c) => Some(c.county),
             _ => None,
         }
     }
@@ -544,6 +592,13 @@ impl Command {
             Command::DecideCase(_) => "DecideCase",
             Command::ExtendCase(_) => "ExtendCase",
             Command::CloseCase(_) => "CloseCase",
+            Command::IssueOrder(_) => "IssueOrder",
+            Command::ResolveOrder(_) => "ResolveOrder",
+            Command::ReferOrder(_) => "ReferOrder",
+            Command::ListEmployer(_) => "ListEmployer",
+            Command::DelistEmployer(_) => "DelistEmployer",
+            Command::RecordInspection(_) => "RecordInspection",
+            Command::RecordCards(_) => "RecordCards",
         }
     }
 }
@@ -574,6 +629,13 @@ impl Event {
             Event::CaseDecided(c) => Command::DecideCase(c),
             Event::CaseExtended(c) => Command::ExtendCase(c),
             Event::CaseClosed(c) => Command::CloseCase(c),
+            Event::OrderIssued(c) => Command::IssueOrder(c),
+            Event::OrderResolved(c) => Command::ResolveOrder(c),
+            Event::OrderReferred(c) => Command::ReferOrder(c),
+            Event::EmployerListed(c) => Command::ListEmployer(c),
+            Event::EmployerDelisted(c) => Command::DelistEmployer(c),
+            Event::InspectionRecorded(c) => Command::RecordInspection(c),
+            Event::CardsRecorded(c) => Command::RecordCards(c),
         }
     }
 
@@ -598,7 +660,16 @@ impl Event {
             Event::DepositReleased(e) => &e.project,
             Event::BalanceAttested(c) => &c.project,
             Event::CaseOpened(c) => return c.project.as_ref(),
-            Event::CaseDecided(_) | Event::CaseExtended(_) | Event::CaseClosed(_) => return None,
+            Event::OrderIssued(c) => &c.project,
+            Event::InspectionRecorded(c) => return c.project.as_ref(),
+            Event::CaseDecided(_)
+            | Event::CaseExtended(_)
+            | Event::CaseClosed(_)
+            | Event::OrderResolved(_)
+            | Event::OrderReferred(_)
+            | Event::EmployerListed(_)
+            | Event::EmployerDelisted(_)
+            | Event::CardsRecorded(_) => return None,
         })
     }
 
@@ -627,11 +698,18 @@ impl Event {
             Event::CaseDecided(_) => 18,
             Event::CaseExtended(_) => 19,
             Event::CaseClosed(_) => 20,
+            Event::OrderIssued(_) => 21,
+            Event::OrderResolved(_) => 22,
+            Event::OrderReferred(_) => 23,
+            Event::EmployerListed(_) => 24,
+            Event::EmployerDelisted(_) => 25,
+            Event::InspectionRecorded(_) => 26,
+            Event::CardsRecorded(_) => 27,
         }
     }
 
     /// The names of the events, in `kind_index` order.
-    pub const NAMES: [&'static str; 21] = [
+    pub const NAMES: [&'static str; 28] = [
         "ProjectRegistered",
         "ProjectStatusChanged",
         "WageAccountOpened",
@@ -653,6 +731,13 @@ impl Event {
         "CaseDecided",
         "CaseExtended",
         "CaseClosed",
+        "OrderIssued",
+        "OrderResolved",
+        "OrderReferred",
+        "EmployerListed",
+        "EmployerDelisted",
+        "InspectionRecorded",
+        "CardsRecorded",
     ];
 
     /// The oldest record format that holds this event (`chain::record` refuses it in an
@@ -694,6 +779,13 @@ impl Event {
             Event::CaseDecided(c) => c.date,
             Event::CaseExtended(c) => c.date,
             Event::CaseClosed(c) => c.date,
+            Event::OrderIssued(c) => c.issued_on,
+            Event::OrderResolved(c) => c.date,
+            Event::OrderReferred(c) => c.date,
+            Event::EmployerListed(c) => c.listed_on,
+            Event::EmployerDelisted(c) => c.date,
+            Event::InspectionRecorded(c) => c.date,
+            Event::CardsRecorded(c) => c.date,
         }
     }
 
@@ -721,6 +813,13 @@ impl Event {
             Event::CaseDecided(_) => "CaseDecided",
             Event::CaseExtended(_) => "CaseExtended",
             Event::CaseClosed(_) => "CaseClosed",
+            Event::OrderIssued(_) => "OrderIssued",
+            Event::OrderResolved(_) => "OrderResolved",
+            Event::OrderReferred(_) => "OrderReferred",
+            Event::EmployerListed(_) => "EmployerListed",
+            Event::EmployerDelisted(_) => "EmployerDelisted",
+            Event::InspectionRecorded(_) => "InspectionRecorded",
+            Event::CardsRecorded(_) => "CardsRecorded",
         }
     }
 }

@@ -75,6 +75,16 @@ impl Date {
         Date(self.0 + Duration::days(days))
     }
 
+    /// The same day `months` months later (the month's last day where it has fewer days:
+    /// 2028-02-29 plus 12 months is 2029-02-28).
+    pub fn add_months(self, months: u32) -> Date {
+        Date(self.0.checked_add_months(chrono::Months::new(months)).unwrap_or(NaiveDate::MAX))
+    }
+
+    pub fn add_years(self, years: i32) -> Date {
+        self.add_months(years.max(0) as u32 * 12)
+    }
+
     /// Whole days from `self` to `later` (negative if `later` is earlier).
     pub fn days_until(self, later: Date) -> i64 {
         (later.0 - self.0).num_days()

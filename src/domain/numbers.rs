@@ -279,8 +279,19 @@ impl Command {
             Command::DrawDeposit(c) => c.number(),
             Command::ReleaseDeposit(c) => c.number(),
             Command::AttestBalance(c) => c.number(),
-            // A case number is unique in its county: the `cases` table keeps it.
-            Command::OpenCase(_) | Command::DecideCase(_) | Command::ExtendCase(_) | Command::CloseCase(_) => None,
+            // Case and order numbers are unique in their county: the `cases` and
+            // `order_numbers` tables keep them.
+            Command::OpenCase(_)
+            | Command::DecideCase(_)
+            | Command::ExtendCase(_)
+            | Command::CloseCase(_)
+            | Command::IssueOrder(_)
+            | Command::ResolveOrder(_)
+            | Command::ReferOrder(_)
+            | Command::ListEmployer(_)
+            | Command::DelistEmployer(_)
+            | Command::RecordInspection(_)
+            | Command::RecordCards(_) => None,
         }
     }
 }
@@ -306,7 +317,17 @@ impl Event {
             Event::DepositDrawn(c) => c.number(),
             Event::DepositReleased(e) => e.number(),
             Event::BalanceAttested(c) => c.number(),
-            Event::CaseOpened(_) | Event::CaseDecided(_) | Event::CaseExtended(_) | Event::CaseClosed(_) => None,
+            Event::CaseOpened(_)
+            | Event::CaseDecided(_)
+            | Event::CaseExtended(_)
+            | Event::CaseClosed(_)
+            | Event::OrderIssued(_)
+            | Event::OrderResolved(_)
+            | Event::OrderReferred(_)
+            | Event::EmployerListed(_)
+            | Event::EmployerDelisted(_)
+            | Event::InspectionRecorded(_)
+            | Event::CardsRecorded(_) => None,
         }
     }
 }

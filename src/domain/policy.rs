@@ -55,6 +55,18 @@ pub struct Policy {
     pub case_close_working_days: u32,
     /// ... extendable once, with approval, by this many (30: the same article).
     pub case_extension_working_days: u32,
+    /// An unmet order is due for referral to the police when one worker is owed at least
+    /// this (¥5,000, the lower end of 法释〔2013〕3号 art. 3's ¥5,000-20,000, which each
+    /// province's high court fixes: Henan ¥8,000, Liaoning ¥10,000) ...
+    pub referral_one_worker: Money,
+    /// ... or at least this many workers (10, art. 3) ...
+    pub referral_workers: u32,
+    /// ... are owed at least this in total (¥30,000, the lower end of ¥30,000-100,000).
+    pub referral_total: Money,
+    /// While its general contractor is on the credit list, a project's deposit rate is
+    /// multiplied by this (basis points of the rate: 20,000 = +100%, a provincial figure;
+    /// DOMAIN_RULES "credit blacklist").
+    pub credit_list_deposit_bp: u32,
 }
 
 impl Default for Policy {
@@ -73,6 +85,10 @@ impl Default for Policy {
             case_accept_working_days: 5,
             case_close_working_days: 60,
             case_extension_working_days: 30,
+            referral_one_worker: Money::from_fen(500_000).expect("in range"),
+            referral_workers: 10,
+            referral_total: Money::from_fen(3_000_000).expect("in range"),
+            credit_list_deposit_bp: 20_000,
         }
     }
 }
@@ -94,6 +110,10 @@ pub struct PolicyOverride {
     pub case_accept_working_days: Option<u32>,
     pub case_close_working_days: Option<u32>,
     pub case_extension_working_days: Option<u32>,
+    pub referral_one_worker: Option<Money>,
+    pub referral_workers: Option<u32>,
+    pub referral_total: Option<Money>,
+    pub credit_list_deposit_bp: Option<u32>,
 }
 
 /// National defaults plus each county's overrides.
@@ -132,7 +152,8 @@ impl Policy {
         }
         take!(labour_ratio_bp, deposit_rate_bp, deposit_exempt_below, deposit_lodge_working_days,
               replenish_working_days, wage_account_open_days, letter_warn_days, payroll_grace_days, statement_working_days,
-              case_accept_working_days, case_close_working_days, case_extension_working_days);
+              case_accept_working_days, case_close_working_days, case_extension_working_days,
+              referral_one_worker, referral_workers, referral_total, credit_list_deposit_bp);
         if o.deposit_cap.is_some() {
             self.deposit_cap = o.deposit_cap;
         }
@@ -146,6 +167,18 @@ impl Policy {
             super::command::DepositBasis::Required => self.deposit_at_rate(reg.contract_price),
             super::command::DepositBasis::Exempt(_) => Money::ZERO,
         }
+    }
+
+    /// The deposit of a project whose general contractor is on the credit list: required
+    /// whatever the price (unless explicitly exempt), at the rate times
+    /// `credit_list_deposit_bp`, capped like any other.
+    pub fn deposit_required_listed(&self, reg: &super::command::RegisterProject) -> Money {
+        if let super::command::DepositBasis::Exempt(_) = reg.deposit_basis {
+            return Money::ZERO;
+        }
+        let mut raised = self.clone();
+        raised.deposit_rate_bp = (u64::from(self.deposit_rate_bp) * u64::from(self.credit_list_deposit_bp) / 10_000).min(u64::from(BP_MAX)) as u32;
+        raised.deposit_at_rate(reg.contract_price)
     }
 
     /// The deposit a project with this contract price must hold (exempt below the

@@ -108,7 +108,7 @@ pub enum Rejection {
 }
 
 /// The reason codes of the casework rules.
-pub const CASEWORK_CODES: [&str; 10] = [
+pub const CASEWORK_CODES: [&str; 20] = [
     "CASE_EXISTS",
     "UNKNOWN_CASE",
     "CASE_ALREADY_DECIDED",
@@ -119,6 +119,16 @@ pub const CASEWORK_CODES: [&str; 10] = [
     "PAYOUT_NOT_CITABLE",
     "PAYOUT_ALREADY_CITED",
     "RECOVERED_NOT_CITED",
+    "ORDER_EXISTS",
+    "UNKNOWN_ORDER",
+    "ORDER_COMPLIED",
+    "ORDER_NOT_CURED",
+    "ORDER_NOT_UNMET",
+    "ORDER_REFERRED",
+    "EMPLOYER_LISTED",
+    "EMPLOYER_NOT_LISTED",
+    "DELIST_TOO_EARLY",
+    "ARREARS_NOT_REPAID",
 ];
 
 impl Rejection {
@@ -169,8 +179,8 @@ impl Rejection {
             Invalid { .. } | DuplicatePayrollLine { .. } | DateOrder { .. } | EmptyBatch => RejectionKind::Invalid,
             ProjectExists(_) | WageAccountExists(_) | WorkerAlreadyEnrolled { .. } | ContractExists { .. }
             | Duplicate(_) | RequestIdReused(_) | StatementExists { .. } => RejectionKind::Exists,
-            Casework { code: "CASE_EXISTS" | "PAYOUT_ALREADY_CITED", .. } => RejectionKind::Exists,
-            Casework { code: "UNKNOWN_CASE", .. } => RejectionKind::Missing,
+            Casework { code: "CASE_EXISTS" | "PAYOUT_ALREADY_CITED" | "ORDER_EXISTS" | "ORDER_REFERRED" | "EMPLOYER_LISTED", .. } => RejectionKind::Exists,
+            Casework { code: "UNKNOWN_CASE" | "UNKNOWN_ORDER" | "EMPLOYER_NOT_LISTED", .. } => RejectionKind::Missing,
             NotPermitted { .. } => RejectionKind::Permission,
             UnknownProject(_) | UnknownLetter(_) | UnknownPayrollLine { .. } => RejectionKind::Missing,
             BatchTooLarge { .. } | BatchBytesTooLarge { .. } | AmountOverflow => RejectionKind::Limit,

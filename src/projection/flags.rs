@@ -45,10 +45,14 @@ pub enum FlagCode {
     /// A case not accepted or declined in time (yellow), or not closed in time (red): a
     /// flag of the county's casework (`projection::casework`), not of a project's money.
     CaseOverdue,
+    /// An order to pay past its deadline and not complied with.
+    OrderUnmet,
+    /// An unmet order with arrears at the referral thresholds, not referred to the police.
+    ReferralDue,
 }
 
 impl FlagCode {
-    pub const ALL: [FlagCode; 12] = [
+    pub const ALL: [FlagCode; 14] = [
         FlagCode::WageShortfall,
         FlagCode::WagesOverdue,
         FlagCode::SplitBelowRatio,
@@ -61,6 +65,8 @@ impl FlagCode {
         FlagCode::BalanceMismatch,
         FlagCode::StatementMissing,
         FlagCode::CaseOverdue,
+        FlagCode::OrderUnmet,
+        FlagCode::ReferralDue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +83,8 @@ impl FlagCode {
             FlagCode::BalanceMismatch => "BALANCE_MISMATCH",
             FlagCode::StatementMissing => "STATEMENT_MISSING",
             FlagCode::CaseOverdue => "CASE_OVERDUE",
+            FlagCode::OrderUnmet => "ORDER_UNMET",
+            FlagCode::ReferralDue => "REFERRAL_DUE",
         }
     }
 }
@@ -252,6 +260,62 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
 
     payroll_missing_flag(state, p, &policy, w, out);
     super::reconcile::reconciliation_flags(state, p, &policy, calendar, w, out);
+    order_flags(state, p, &policy, w, out);
+}
+
+/// Orders to pay of the project unmet at the point (ORDER_UNMET), and those of them at
+/// the referral thresholds not referred to the police (REFERRAL_DUE).
+fn order_flags(state: &State, p: &Project, policy: &Policy, w: When, out: &mut Vec<Flag>) {
+    for o in state.orders_of(&p.reg.project).filter(|o| o.unmet_at(w)) {
+        let x = &o.order;
+        let since = x.deadline.add_days(1);
+        let mut evidence: Vec<Seq> = vec![o.seq];
+        evidence.extend(o.resolutions.iter().filter(|(r, s)| w.sees(*s, r.date)).map(|(_, s)| *s));
+        out.push(Flag {
+            code: FlagCode::OrderUnmet,
+            grade: Grade::Red,
+            project: p.reg.project.clone(),
+            gap: x.amount.fen(),
+            count: x.workers,
+            since,
+            evidence: evidence.clone(),
+            instance: o.seq,
+            detail: format!("order {} to {} to pay {} to {} workers by {} is not complied with", x.order_no, x.employer, x.amount, x.workers, x.deadline),
+        });
+        let one = x.largest >= policy.referral_one_worker && !x.largest.is_zero();
+        let many = x.workers >= policy.referral_workers && x.amount >= policy.referral_total;
+        if (one || many) && o.referral_at(w).is_none() {
+            out.push(Flag {
+                code: FlagCode::ReferralDue,
+                grade: Grade::Red,
+                project: p.reg.project.clone(),
+                gap: x.amount.fen(),
+                count: x.workers,
+                since,
+                evidence,
+                instance: o.seq,
+                detail: format!(
+                    "order {} unmet with {} owed to {} workers (at most {} to one): at the thresholds for refusing to pay wages (one worker {}, or {} workers {}); refer to the police, after checking the three months",
+                    x.order_no, x.amount, x.workers, x.largest, policy.referral_one_worker, policy.referral_workers, policy.referral_total
+                ),
+            });
+        }
+    }
+}
+
+/// The deposit project `p` must hold, as the point `w` sees it: at a raised rate while its
+/// general contractor was on the credit list on the day the project is dated (a project
+/// registered while listed), else by the registration.
+pub fn deposit_required(state: &State, policy: &Policy, p: &Project, w: When) -> Fen {
+    let listed = state
+        .listings
+        .range((p.reg.general_contractor.clone(), crate::domain::date::DATE_MIN)..=(p.reg.general_contractor.clone(), p.dated()))
+        .any(|(_, l)| l.in_force_on(p.dated(), w));
+    if listed {
+        policy.deposit_required_listed(&p.reg).fen()
+    } else {
+        policy.deposit_required_for(&p.reg).fen()
+    }
 }
 
 fn split_flag(state: &State, p: &Project, policy: &Policy, w: When, out: &mut Vec<Flag>) {
@@ -299,7 +363,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
     let reg = &p.reg;
     let id = &reg.project;
     let as_of = w.date;
-    let required = policy.deposit_required_for(reg).fen();
+    let required = deposit_required(state, policy, p, w);
     let (cash, letters) = deposit_cover(state, p, w);
     let cover = cash + letters;
 

@@ -210,5 +210,23 @@ fn fact_days(state: &State, p: &Project, w: When) -> BTreeMap<Date, BTreeSet<Seq
             add(s.seq, d);
         }
     }
+    for o in state.orders_of(id) {
+        add(o.seq, o.order.issued_on);
+        add(o.seq, o.order.deadline.add_days(1));
+        for (r, s) in &o.resolutions {
+            add(*s, r.date);
+        }
+        if let Some((r, s)) = &o.referral {
+            add(*s, r.date);
+        }
+    }
+    // The general contractor's listings change the deposit it must hold.
+    let gc = &p.reg.general_contractor;
+    for (_, l) in state.listings.range((gc.clone(), crate::domain::date::DATE_MIN)..=(gc.clone(), crate::domain::date::DATE_MAX)) {
+        add(l.seq, l.listing.listed_on);
+        if let Some((d, s)) = &l.delisted {
+            add(*s, d.date);
+        }
+    }
     days
 }

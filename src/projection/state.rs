@@ -109,6 +109,59 @@ impl Case {
     }
 }
 
+/// An order to pay (`IssueOrder`) with what followed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WageOrder {
+    pub order: IssueOrder,
+    pub seq: Seq,
+    /// Found not complied with, then perhaps complied with late: in record order.
+    pub resolutions: Vec<(ResolveOrder, Seq)>,
+    pub referral: Option<(ReferOrder, Seq)>,
+}
+
+impl WageOrder {
+    pub fn seen(&self, w: When) -> bool {
+        w.sees(self.seq, self.order.issued_on)
+    }
+
+    /// The compliance the point sees, if any.
+    pub fn complied_at(&self, w: When) -> Option<&ResolveOrder> {
+        self.resolutions.iter().find(|(r, s)| r.complied && w.sees(*s, r.date)).map(|(r, _)| r)
+    }
+
+    pub fn referral_at(&self, w: When) -> Option<&ReferOrder> {
+        self.referral.as_ref().filter(|(r, s)| w.sees(*s, r.date)).map(|(r, _)| r)
+    }
+
+    /// Unmet at the point: past its deadline on the point's day, not complied with.
+    pub fn unmet_at(&self, w: When) -> bool {
+        self.seen(w) && w.date > self.order.deadline && self.complied_at(w).is_none()
+    }
+}
+
+/// An employer's listing on the credit list, and its early removal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    pub listing: ListEmployer,
+    pub seq: Seq,
+    pub delisted: Option<(DelistEmployer, Seq)>,
+}
+
+impl Listing {
+    /// The day its period ends (the first day off the list).
+    pub fn until(&self) -> Date {
+        self.listing.listed_on.add_years(crate::domain::casework::CREDIT_LIST_YEARS)
+    }
+
+    /// On the list on `date`, as the point `w` sees it.
+    pub fn in_force_on(&self, date: Date, w: When) -> bool {
+        w.sees(self.seq, self.listing.listed_on)
+            && self.listing.listed_on <= date
+            && date < self.until()
+            && !self.delisted.as_ref().is_some_and(|(d, s)| w.sees(*s, d.date) && d.date <= date)
+    }
+}
+
 /// A project, with everything about it that fits in one entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
@@ -443,6 +496,13 @@ state_tables! {
     cases: (CountyCode, DocNo) => Case, BTreeMap = 18,
     // The payouts closed cases cite: a payout is cited by one case at most.
     citations: Seq => (CountyCode, DocNo), BTreeMap = 19,
+    wage_orders: (ProjectId, DocNo) => WageOrder, BTreeMap = 20,
+    // An order's number is unique in its county: the project it names.
+    order_numbers: (CountyCode, DocNo) => ProjectId, BTreeMap = 21,
+    // Every listing of an employer on the credit list, by the day it was listed.
+    listings: (Uscc, Date) => Listing, BTreeMap = 22,
+    inspections: (CountyCode, Seq) => RecordInspection, BTreeMap = 23,
+    card_reports: (CountyCode, Seq) => RecordCards, BTreeMap = 24,
 }
 
 /// A level of the state's undo journal, open while it lives: `commit` keeps what was
@@ -570,6 +630,37 @@ impl State {
             }
         }
         out
+    }
+
+    /// What the payout recorded at `seq` paid out of project `p`'s wage or deposit
+    /// account (a `WagePaid` or a `DepositDrawn`), with its value date, if it is one.
+    pub fn payout_of_project(&self, p: &ProjectId, seq: Seq) -> Option<(Fen, Date)> {
+        let mut found: Option<(Fen, Date)> = None;
+        for a in [Account::Wage(p.clone()), Account::Deposit(p.clone())] {
+            let Some(h) = self.postings.get(&a) else { continue };
+            let (page, _) = h.page(seq.saturating_sub(1), When { seq, date: crate::domain::date::DATE_MAX }, usize::MAX);
+            for (x, _) in page.iter().filter(|(x, _)| x.seq == seq && x.kind & PAID != 0) {
+                let e = found.get_or_insert((0, x.date));
+                e.0 -= x.amount;
+            }
+        }
+        found
+    }
+
+    /// The key of `employer`'s listing in force on `date` by every record, if any.
+    pub fn listing_of(&self, employer: &Uscc, date: Date) -> Option<(Uscc, Date)> {
+        let all = When::date(crate::domain::date::DATE_MAX);
+        self.listings
+            .range((employer.clone(), crate::domain::date::DATE_MIN)..=(employer.clone(), date))
+            .filter(|(_, l)| l.in_force_on(date, all))
+            .last()
+            .map(|(k, _)| k.clone())
+    }
+
+    /// The orders of a project.
+    pub fn orders_of<'a>(&'a self, p: &ProjectId) -> impl Iterator<Item = &'a WageOrder> + 'a {
+        let p2 = p.clone();
+        self.wage_orders.range((p.clone(), DocNo::min())..).take_while(move |((q, _), _)| *q == p2).map(|(_, o)| o)
     }
 
     /// Wages due on submitted payrolls and not yet paid, for one project.
@@ -872,6 +963,31 @@ impl State {
                     self.citations.insert(s, key.clone());
                 }
                 self.cases.get_mut(&key).closed = Some((c.clone(), seq, paid.len() as u32));
+            }
+            Event::OrderIssued(c) => {
+                self.order_numbers.insert((c.county, c.order_no.clone()), c.project.clone());
+                self.wage_orders.insert((c.project.clone(), c.order_no.clone()), WageOrder { order: c.clone(), seq, resolutions: Vec::new(), referral: None });
+            }
+            Event::OrderResolved(c) => {
+                let p = self.order_numbers.get(&(c.county, c.order_no.clone())).expect("decide checked the order exists").clone();
+                self.wage_orders.get_mut(&(p, c.order_no.clone())).resolutions.push((c.clone(), seq));
+            }
+            Event::OrderReferred(c) => {
+                let p = self.order_numbers.get(&(c.county, c.order_no.clone())).expect("decide checked the order exists").clone();
+                self.wage_orders.get_mut(&(p, c.order_no.clone())).referral = Some((c.clone(), seq));
+            }
+            Event::EmployerListed(c) => {
+                self.listings.insert((c.employer.clone(), c.listed_on), Listing { listing: c.clone(), seq, delisted: None });
+            }
+            Event::EmployerDelisted(c) => {
+                let key = self.listing_of(&c.employer, c.date).expect("decide checked the employer is listed");
+                self.listings.get_mut(&key).delisted = Some((c.clone(), seq));
+            }
+            Event::InspectionRecorded(c) => {
+                self.inspections.insert((c.county, seq), c.clone());
+            }
+            Event::CardsRecorded(c) => {
+                self.card_reports.insert((c.county, seq), c.clone());
             }
             Event::BalanceAttested(c) => {
                 self.statements.insert(

@@ -146,7 +146,7 @@ pub fn project_view(state: &State, policies: &PolicyBook, cal: &CalendarBook, id
         wage_account_open: account.is_some_and(|(_, closed)| !closed),
         wage_account_bank: account.map(|(a, _)| a.bank.to_string()),
         wage_balance: state.balance_at(&Account::Wage(id.clone()), w),
-        deposit_required: if status == ProjectStatus::Completed { 0 } else { policy.deposit_required_for(reg).fen() },
+        deposit_required: if status == ProjectStatus::Completed { 0 } else { super::flags::deposit_required(state, &policy, p, w) },
         deposit_cash: cash,
         letters_valid: letters,
         progress_total,
@@ -293,7 +293,7 @@ pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, 
         s.letters_valid_total += letters;
         let policy = policies.for_project(p.reg.county, p.reg.labour_ratio_bp, p.reg.deposit_rate_bp);
         if status != ProjectStatus::Completed {
-            let required = policy.deposit_required_for(&p.reg).fen();
+            let required = super::flags::deposit_required(state, &policy, p, w);
             if required > 0 {
                 s.deposit_required_projects += 1;
                 if cash + letters >= required {

@@ -114,13 +114,37 @@ fn format_2_records_with_every_new_field_verify_in_rust_and_in_independent_pytho
         Command::ExtendCase(ExtendCase { case_no: doc("TS-1"), county: c, date: d("2026-02-27"), reason: anxin::domain::ids::Text::parse("经批准延长").unwrap() }),
         Command::CloseCase(CloseCase { case_no: doc("TS-1"), county: c, date: d("2026-03-03"), outcome: CaseOutcome::Recovered, recovered: yuan("5000"), payouts: vec![7], note: None }),
     ]);
+    let order = |no: &str| IssueOrder {
+        order_no: doc(no),
+        county: c,
+        project: pid("P1"),
+        employer: gc(),
+        case_no: Some(doc("TS-1")),
+        issued_on: d("2026-02-26"),
+        deadline: d("2026-03-05"),
+        amount: yuan("5000"),
+        workers: 1,
+        largest: yuan("5000"),
+        demand: anxin::domain::ids::Text::parse("限期支付一月工资").unwrap(),
+    };
+    ok(&l, "e", vec![
+        Command::IssueOrder(order("LZ-1")),
+        Command::ResolveOrder(ResolveOrder { order_no: doc("LZ-1"), county: c, date: d("2026-03-03"), complied: true, records: vec![7], note: None }),
+        Command::IssueOrder(order("LZ-2")),
+        Command::ResolveOrder(ResolveOrder { order_no: doc("LZ-2"), county: c, date: d("2026-03-06"), complied: false, records: vec![], note: None }),
+        Command::ReferOrder(ReferOrder { order_no: doc("LZ-2"), county: c, date: d("2026-03-09"), police_ref: doc("GA-1") }),
+        Command::ListEmployer(ListEmployer { county: c, employer: gc(), listed_on: d("2026-03-10"), basis: ListingBasis::MassIncident(anxin::domain::ids::Text::parse("三十余人聚集讨薪").unwrap()) }),
+        Command::DelistEmployer(DelistEmployer { county: c, employer: gc(), date: d("2026-09-10"), note: None }),
+        Command::RecordInspection(RecordInspection { county: c, employer: gc(), date: d("2026-03-11"), project: None, contracts_signed: 4, findings: anxin::domain::ids::Text::parse("补签劳动合同").unwrap() }),
+        Command::RecordCards(RecordCards { county: c, bank: anxin::domain::ids::BankCode::parse("ICBC").unwrap(), date: d("2026-03-31"), issued: 12, activated: 9 }),
+    ]);
     let arch = dir.path().join("a.jsonl");
     export(&l, &arch);
     let key = anxin::chain::checkpoint::key_to_text(&l.public_key());
-    assert_eq!(audit::verify_archive(&arch, Some(&l.public_key()), &mut |_| {}).unwrap().records, 12);
+    assert_eq!(audit::verify_archive(&arch, Some(&l.public_key()), &mut |_| {}).unwrap().records, 21);
     let (good, text) = python(&arch, Some(&key));
-    assert!(good && text.contains("OK: 12 records"), "{text}");
-    let recs = l.read_records(1, 12).unwrap();
+    assert!(good && text.contains("OK: 21 records"), "{text}");
+    let recs = l.read_records(1, 21).unwrap();
     assert!(recs.iter().all(|(_, r)| anxin::chain::record::Record::decode(r).unwrap().version == 3));
 }
 

@@ -167,6 +167,134 @@ async fn a_case_runs_from_receipt_to_a_closure_that_cites_the_payouts_that_paid_
     s.stop().await;
 }
 
+fn issue(no: &str, amount: &str, workers: u32, largest: &str, deadline: &str) -> pb::Command {
+    cmd(Kind::IssueOrder(pb::IssueOrder {
+        order_no: no.into(),
+        county: COUNTY.into(),
+        project: "P1".into(),
+        employer: crate::harness::gc().to_string(),
+        case_no: String::new(),
+        issued_on: "2026-03-02".into(),
+        deadline: deadline.into(),
+        amount: amount.into(),
+        workers,
+        largest: largest.into(),
+        demand: "限期支付拖欠工资".into(),
+    }))
+}
+
+fn resolve(no: &str, date: &str, complied: bool, records: &[u64]) -> pb::Command {
+    cmd(Kind::ResolveOrder(pb::ResolveOrder { order_no: no.into(), county: COUNTY.into(), date: date.into(), complied, record_seqs: records.to_vec(), note: String::new() }))
+}
+
+fn flags_of(fs: &[pb::Flag], code: &str) -> Vec<pb::Flag> {
+    fs.iter().filter(|f| f.code == code).cloned().collect()
+}
+
+/// Orders to pay: unmet past the deadline (ORDER_UNMET), at the referral thresholds
+/// (REFERRAL_DUE) until referred, complied with only by payouts of the project that cure
+/// the amount; the credit list raises a listed contractor's new projects' deposit; every
+/// refusal by its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_go_unmet_are_referred_list_their_employer_and_are_cured_only_by_payouts() {
+    let s = TestServer::start().await;
+    let county = format!("county:{COUNTY}");
+    s.setup_project(3).await;
+    let mut q = s.query(&county).await;
+    let flags = |as_of: &str, at_seq: u64| pb::ListFlagsRequest { project: "P1".into(), ..flags_q(as_of, at_seq) };
+
+    // Two orders: a small one (one worker, ¥3,000: below the referral thresholds) and a
+    // large one (12 workers, ¥36,000: at the total threshold).
+    let small = s.ok(&county, "o1", vec![issue("LZ-1", "3000", 1, "3000", "2026-03-16")]).await;
+    let large = s.ok(&county, "o2", vec![issue("LZ-2", "36000", 12, "4000", "2026-03-16")]).await;
+    assert!(flags_of(&q.list_flags(flags("2026-03-16", 0)).await.unwrap().into_inner().flags, "ORDER_UNMET").is_empty(), "within the deadline");
+    let after = q.list_flags(flags("2026-03-17", 0)).await.unwrap().into_inner().flags;
+    let unmet = flags_of(&after, "ORDER_UNMET");
+    assert_eq!(unmet.len(), 2, "{after:?}");
+    assert!(unmet.iter().all(|f| f.grade == "red" && f.since == "2026-03-17"));
+    let due = flags_of(&after, "REFERRAL_DUE");
+    assert_eq!(due.len(), 1, "only the large order meets a threshold: {due:?}");
+    assert_eq!((due[0].gap.as_str(), due[0].count, due[0].evidence.clone()), ("36000.00", 12, vec![large.first_seq]));
+
+    // Refusals.
+    let r = |id: &'static str, c: pb::Command| {
+        let (s, county) = (&s, county.clone());
+        async move { s.refused(&county, id, vec![c]).await.1 }
+    };
+    assert_eq!(r("x1", issue("LZ-1", "1", 1, "1", "2026-03-16")).await, "ORDER_EXISTS");
+    assert_eq!(r("x2", issue("LZ-9", "100", 1, "100", "2026-03-01")).await, "DATE_ORDER");
+    assert_eq!(r("x3", issue("LZ-9", "100", 1, "200", "2026-03-16")).await, "INVALID_ORDER_AMOUNTS");
+    assert_eq!(r("x4", issue("LZ-9", "100", 0, "0", "2026-03-16")).await, "INVALID_ORDER_AMOUNTS");
+    let refer = |no: &str, date: &str| cmd(Kind::ReferOrder(pb::ReferOrder { order_no: no.into(), county: COUNTY.into(), date: date.into(), police_ref: "GA-1".into() }));
+    assert_eq!(r("x5", refer("LZ-2", "2026-03-16")).await, "ORDER_NOT_UNMET");
+    assert_eq!(r("x6", refer("LZ-8", "2026-03-20")).await, "UNKNOWN_ORDER");
+    // A payout of the project cures the small order; one made before the order does not,
+    // nor one too small.
+    let before = s.ok("bank:ICBC", "pay-0", vec![paid_on("P1", "DF-0", 1, "3000", "2026-03-01")]).await;
+    let pays = s.ok("bank:ICBC", "pay-1", vec![paid_on("P1", "DF-1", 1, "2000", "2026-03-18"), paid_on("P1", "DF-2", 2, "1000", "2026-03-18")]).await;
+    assert_eq!(r("x7", resolve("LZ-1", "2026-03-19", true, &[before.first_seq])).await, "PAYOUT_NOT_CITABLE");
+    assert_eq!(r("x8", resolve("LZ-1", "2026-03-19", true, &[pays.first_seq])).await, "ORDER_NOT_CURED");
+    assert_eq!(r("x9", resolve("LZ-1", "2026-03-19", true, &[small.first_seq])).await, "PAYOUT_NOT_CITABLE");
+    assert_eq!(r("x10", resolve("LZ-1", "2026-03-19", false, &[pays.first_seq])).await, "ORDER_NOT_CURED");
+    let cured = s.ok(&county, "cure", vec![resolve("LZ-1", "2026-03-19", true, &[pays.first_seq, pays.first_seq + 1])]).await;
+    assert_eq!(r("x11", resolve("LZ-1", "2026-03-20", false, &[])).await, "ORDER_COMPLIED");
+    let now = q.list_flags(flags("2026-03-20", 0)).await.unwrap().into_inner().flags;
+    assert_eq!(flags_of(&now, "ORDER_UNMET").len(), 1, "the small order is cured: {now:?}");
+    // Its interval: opened the day after the deadline, cleared by the compliance.
+    let h = q.get_project_history(pb::GetProjectHistoryRequest { project: "P1".into(), as_of: "2026-03-20".into(), at_seq: 0 }).await.unwrap().into_inner();
+    let i = h.flag_intervals.iter().find(|i| i.code == "ORDER_UNMET" && !i.cleared.is_empty()).unwrap_or_else(|| panic!("{:?}", h.flag_intervals));
+    assert_eq!((i.opened.as_str(), i.cleared.as_str(), i.cleared_by.clone()), ("2026-03-17", "2026-03-19", vec![cured.first_seq]));
+
+    // The large order: found not complied with, referred (REFERRAL_DUE clears), its
+    // employer listed; a project the listed contractor registers then must hold twice
+    // the deposit rate, even below ¥3M.
+    s.ok(&county, "unmet", vec![resolve("LZ-2", "2026-03-17", false, &[])]).await;
+    s.ok(&county, "refer", vec![refer("LZ-2", "2026-03-20")]).await;
+    assert_eq!(r("x12", refer("LZ-2", "2026-03-21")).await, "ORDER_REFERRED");
+    let later = q.list_flags(flags("2026-03-21", 0)).await.unwrap().into_inner().flags;
+    assert!(flags_of(&later, "REFERRAL_DUE").is_empty() && flags_of(&later, "ORDER_UNMET").len() == 1, "{later:?}");
+    let list = |date: &str, order: &str| cmd(Kind::ListEmployer(pb::ListEmployer { county: COUNTY.into(), employer: crate::harness::gc().to_string(), listed_on: date.into(), unmet_order_no: order.into(), mass_incident: String::new() }));
+    assert_eq!(r("x13", list("2026-03-21", "LZ-1")).await, "ORDER_NOT_UNMET");
+    s.ok(&county, "list", vec![list("2026-03-21", "LZ-2")]).await;
+    assert_eq!(r("x14", list("2026-03-22", "LZ-2")).await, "EMPLOYER_LISTED");
+    let mut small_project = register("P2", COUNTY);
+    let mut before_listing = register("P3", COUNTY);
+    for (c, date) in [(&mut small_project, "2026-03-25"), (&mut before_listing, "2026-03-02")] {
+        if let Some(Kind::RegisterProject(reg)) = &mut c.kind {
+            reg.contract_price = "2000000".into();
+            reg.registered_on = date.into();
+            reg.contract_date = date.into();
+            reg.start_date = date.into();
+        }
+    }
+    s.ok(&county, "p2", vec![small_project, before_listing]).await;
+    let p2 = q.get_project(pb::GetProjectRequest { project: "P2".into(), as_of: "2026-03-26".into(), at_seq: 0 }).await.unwrap().into_inner();
+    let p3 = q.get_project(pb::GetProjectRequest { project: "P3".into(), as_of: "2026-03-26".into(), at_seq: 0 }).await.unwrap().into_inner();
+    assert_eq!((p2.deposit_required.as_str(), p3.deposit_required.as_str()), ("80000.00", "0.00"), "2% x 2 of ¥2M while listed; exempt below ¥3M before");
+    // Leaving the list: not before six months, not before the arrears are repaid.
+    let delist = |date: &str| cmd(Kind::DelistEmployer(pb::DelistEmployer { county: COUNTY.into(), employer: crate::harness::gc().to_string(), date: date.into(), note: String::new() }));
+    assert_eq!(r("x15", delist("2026-06-01")).await, "DELIST_TOO_EARLY");
+    assert_eq!(r("x16", delist("2026-10-01")).await, "ARREARS_NOT_REPAID");
+    let repaid = s.ok("bank:ICBC", "pay-2", vec![topup_cmd(), paid_on("P1", "DF-3", 3, "36000", "2026-09-30")]).await;
+    s.ok(&county, "late", vec![resolve("LZ-2", "2026-09-30", true, &[repaid.first_seq + 1])]).await;
+    s.ok(&county, "delist", vec![delist("2026-10-01")]).await;
+    assert_eq!(r("x17", delist("2026-10-02")).await, "EMPLOYER_NOT_LISTED");
+
+    // Inspections and cards: the county records inspections, a bank its cards; not the
+    // other way round.
+    let inspection = cmd(Kind::RecordInspection(pb::RecordInspection { county: COUNTY.into(), employer: crate::harness::gc().to_string(), date: "2026-04-08".into(), project: "P1".into(), contracts_signed: 23, findings: "补签劳动合同".into() }));
+    let cards = cmd(Kind::RecordCards(pb::RecordCards { county: COUNTY.into(), bank: "ICBC".into(), date: "2026-04-30".into(), issued: 861, activated: 872 }));
+    assert_eq!(s.refused("bank:ICBC", "x18", vec![inspection.clone()]).await.1, "NOT_PERMITTED");
+    assert_eq!(s.refused(&county, "x19", vec![cards.clone()]).await.1, "NOT_PERMITTED");
+    s.ok(&county, "inspect", vec![inspection]).await;
+    s.ok("bank:ICBC", "cards", vec![cards]).await;
+    s.stop().await;
+}
+
+fn topup_cmd() -> pb::Command {
+    crate::harness::topup("P1", "BF-9", "40000")
+}
+
 mod property {
     use std::collections::{BTreeMap, BTreeSet};
 

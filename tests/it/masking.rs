@@ -106,6 +106,11 @@ fn plausible(name: &str, n: usize) -> String {
         "amount_claimed" | "recovered" => "100".into(),
         "summary" | "note" => "一月工资未发".into(),
         "national_ids" => nid(1),
+        "deadline" | "listed_on" => "2026-03-10".into(),
+        "largest" => "50".into(),
+        "demand" | "findings" | "mass_incident" => "限期支付拖欠工资".into(),
+        "police_ref" => format!("GA-{n}"),
+        "unmet_order_no" => format!("LZ-{n}"),
         other => panic!("no plausible value for string field {other:?}: add one to masking.rs"),
     }
 }

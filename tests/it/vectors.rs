@@ -68,7 +68,9 @@ fn events_v2() -> Vec<(&'static str, Principal, Event)> {
     out
 }
 
-/// Format 3's records: format 2's, a bank statement, and a case from receipt to closure.
+/// Format 3's records: format 2's, a bank statement, a case from receipt to closure, an
+/// order unmet, referred, its employer listed, the order complied with late and the
+/// employer delisted, an inspection and a bank's card counts.
 fn events_v3() -> Vec<(&'static str, Principal, Event)> {
     let county = Principal::parse("county:620121").unwrap();
     let c = CountyCode::parse("620121").unwrap();
@@ -89,7 +91,7 @@ fn events_v3() -> Vec<(&'static str, Principal, Event)> {
     })));
     out.push(("CaseDecided", county.clone(), Event::CaseDecided(DecideCase { case_no: case_no.clone(), county: c, date: d("2026-02-04"), accepted: true, reason: None })));
     out.push(("CaseExtended", county.clone(), Event::CaseExtended(ExtendCase { case_no: case_no.clone(), county: c, date: d("2026-04-20"), reason: Text::parse("经批准延长").unwrap() })));
-    out.push(("CaseClosed", county, Event::CaseClosed(CloseCase {
+    out.push(("CaseClosed", county.clone(), Event::CaseClosed(CloseCase {
         case_no,
         county: c,
         date: d("2026-05-06"),
@@ -98,6 +100,27 @@ fn events_v3() -> Vec<(&'static str, Principal, Event)> {
         payouts: vec![6],
         note: None,
     })));
+    let order_no = DocNo::parse("LZ-2026-007").unwrap();
+    out.push(("OrderIssued", county.clone(), Event::OrderIssued(IssueOrder {
+        order_no: order_no.clone(),
+        county: c,
+        project: pid("P1"),
+        employer: gc(),
+        case_no: Some(DocNo::parse("TS-2026-031").unwrap()),
+        issued_on: d("2026-03-02"),
+        deadline: d("2026-03-16"),
+        amount: yuan("36000"),
+        workers: 12,
+        largest: yuan("6000"),
+        demand: Text::parse("限期支付拖欠的2026年1月工资").unwrap(),
+    })));
+    out.push(("OrderResolved", county.clone(), Event::OrderResolved(ResolveOrder { order_no: order_no.clone(), county: c, date: d("2026-03-17"), complied: false, records: vec![], note: None })));
+    out.push(("OrderReferred", county.clone(), Event::OrderReferred(ReferOrder { order_no: order_no.clone(), county: c, date: d("2026-03-20"), police_ref: DocNo::parse("GA-2026-015").unwrap() })));
+    out.push(("EmployerListed", county.clone(), Event::EmployerListed(ListEmployer { county: c, employer: gc(), listed_on: d("2026-03-25"), basis: ListingBasis::UnmetOrder(order_no.clone()) })));
+    out.push(("OrderResolved", county.clone(), Event::OrderResolved(ResolveOrder { order_no, county: c, date: d("2026-04-30"), complied: true, records: vec![6], note: Some(Text::parse("已补发").unwrap()) })));
+    out.push(("EmployerDelisted", county.clone(), Event::EmployerDelisted(DelistEmployer { county: c, employer: gc(), date: d("2026-09-25"), note: None })));
+    out.push(("InspectionRecorded", county, Event::InspectionRecorded(RecordInspection { county: c, employer: gc(), date: d("2026-04-08"), project: Some(pid("P1")), contracts_signed: 23, findings: Text::parse("劳动合同未全部签订").unwrap() })));
+    out.push(("CardsRecorded", Principal::parse("bank:ICBC").unwrap(), Event::CardsRecorded(RecordCards { county: c, bank: BankCode::parse("ICBC").unwrap(), date: d("2026-05-31"), issued: 861, activated: 872 })));
     out
 }
 
