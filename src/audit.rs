@@ -147,6 +147,17 @@ impl Catchup {
         Ok((rec, h))
     }
 
+    /// The next record, withheld from this reader (`RecordBytes.withheld`): its header
+    /// and its hash (`ChainVerifier::accept_withheld`).
+    ///
+    /// # Errors
+    /// `AuditError::Chain` naming the record.
+    pub fn feed_withheld(&mut self, header: &[u8], hash: Hash) -> Result<(), AuditError> {
+        self.verifier.accept_withheld(header, hash)?;
+        self.frontier.push(leaf_hash(&hash));
+        Ok(())
+    }
+
     pub fn size(&self) -> u64 {
         self.frontier.size
     }

@@ -88,6 +88,25 @@ pub enum ClientCmd {
         #[command(flatten)]
         at: At,
     },
+    /// A county's work report for a period, in Chinese (or English with --lang en), as
+    /// Markdown and printable HTML, every figure footnoted with the query that produced it.
+    Report {
+        #[arg(long)]
+        county: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// zh (default) or en.
+        #[arg(long, default_value = "zh")]
+        lang: String,
+        /// Write report.md and report.html into this directory (else print the Markdown).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Compute it at this record (default: the latest).
+        #[arg(long, default_value_t = 0)]
+        at_seq: u64,
+    },
     /// A county's summary.
     County {
         code: Option<String>,
@@ -506,6 +525,28 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             }
             Ok(())
         }
+        ClientCmd::Report { county, from, to, lang, out, at_seq } => {
+            let lang = match lang.as_str() {
+                "zh" => crate::report::Lang::Zh,
+                "en" => crate::report::Lang::En,
+                other => bail!("--lang is zh or en, not {other:?}"),
+            };
+            let r = query().get_county_report(pb::GetCountyReportRequest { county, from, to, at_seq }).await.map_err(status_err)?.into_inner();
+            if c.json {
+                return print_json(&r);
+            }
+            let md = crate::report::markdown(&r, lang);
+            match out {
+                None => print!("{md}"),
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)?;
+                    std::fs::write(dir.join("report.md"), &md)?;
+                    std::fs::write(dir.join("report.html"), crate::report::html(&r, lang))?;
+                    println!("wrote {} and {}", dir.join("report.md").display(), dir.join("report.html").display());
+                }
+            }
+            Ok(())
+        }
         ClientCmd::County { code, at } => {
             let s = query().get_county_summary(pb::GetCountySummaryRequest { county: code.unwrap_or_default(), as_of: at.as_of(), at_seq: at.seq() }).await.map_err(status_err)?.into_inner();
             if c.json {
@@ -651,8 +692,9 @@ fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     b
 }
 
-/// Streams records `from..=to` into `f`.
-async fn fetch(client: &mut AuditClient, from: u64, to: u64, f: &mut dyn FnMut(u64, Vec<u8>) -> Result<()>) -> Result<()> {
+/// Streams records `from..=to` into `f`: (seq, canonical bytes, or only the header of a
+/// record withheld from this reader with its hash).
+async fn fetch(client: &mut AuditClient, from: u64, to: u64, f: &mut dyn FnMut(u64, Vec<u8>, Option<Vec<u8>>) -> Result<()>) -> Result<()> {
     use tokio_stream_lite::next;
     if from > to {
         return Ok(());
@@ -664,7 +706,7 @@ async fn fetch(client: &mut AuditClient, from: u64, to: u64, f: &mut dyn FnMut(u
         if r.seq != expect {
             bail!("the server sent record {} where {expect} was due", r.seq);
         }
-        f(r.seq, r.canonical)?;
+        f(r.seq, r.canonical, r.withheld.then_some(r.hash))?;
         expect += 1;
     }
     if expect != to + 1 {
@@ -709,9 +751,18 @@ async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::P
     let to = cp.checkpoint.tree_size;
     let pb_ = bar(to.saturating_sub(from - 1), "verifying records");
     let mut err: Option<anxin::audit::AuditError> = None;
-    fetch(&mut client, from, to, &mut |_, bytes| {
+    let mut withheld = 0u64;
+    fetch(&mut client, from, to, &mut |_, bytes, hash| {
         if err.is_none() {
-            if let Err(e) = catchup.feed(&bytes) {
+            let fed = match hash.map(|h| <[u8; 32]>::try_from(h.as_slice())) {
+                None => catchup.feed(&bytes).map(drop),
+                Some(Ok(h)) => {
+                    withheld += 1;
+                    catchup.feed_withheld(&bytes, h)
+                }
+                Some(Err(_)) => Err(anxin::audit::AuditError::Chain(anxin::chain::record::ChainError::Undecodable { seq: catchup.size() + 1, why: "a withheld record's hash is not 32 bytes".into() })),
+            };
+            if let Err(e) = fed {
                 err = Some(e);
             }
         }
@@ -727,9 +778,12 @@ async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::P
     state.save(state_path)?;
     let new = to + 1 - from;
     if json {
-        print_json(&serde_json::json!({"ledger_id": ledger_id, "tree_size": to, "root": hex::encode(cp.checkpoint.root), "new_records": new, "previous_size": from - 1}))?;
+        print_json(&serde_json::json!({"ledger_id": ledger_id, "tree_size": to, "root": hex::encode(cp.checkpoint.root), "new_records": new, "previous_size": from - 1, "withheld": withheld}))?;
     } else {
         println!("OK: ledger {ledger_id} checkpoint of {to} records signed by the pinned key; {new} new record(s) verified since size {}; root {}", from - 1, hex::encode(cp.checkpoint.root));
+        if withheld > 0 {
+            println!("    {withheld} of them the county's casework, withheld from this reader: checked by their links and hashes, not their contents");
+        }
     }
     Ok(())
 }
@@ -748,7 +802,10 @@ async fn prove(ch: Channel, bearer: Bearer, seq: u64, key: Option<&str>, json: b
     cp.verify(&key)?;
     let p = client.get_inclusion_proof(pb::GetInclusionProofRequest { seq, tree_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner();
     let mut rec = None;
-    fetch(&mut client, seq, seq, &mut |_, b| {
+    fetch(&mut client, seq, seq, &mut |_, b, withheld| {
+        if withheld.is_some() {
+            bail!("record {seq} is the county's casework, withheld from this reader");
+        }
         rec = Some(b);
         Ok(())
     })
@@ -781,7 +838,10 @@ async fn check_receipt(ch: Channel, bearer: Bearer, file: &std::path::Path, key:
         hex::decode_to_slice(r["chain_head"].as_str().context("receipt without chain_head")?, &mut head).context("chain_head is 64 hex digits")?;
         let p = client.get_inclusion_proof(pb::GetInclusionProofRequest { seq: last, tree_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner();
         let mut rec = None;
-        fetch(&mut client, last, last, &mut |_, b| {
+        fetch(&mut client, last, last, &mut |_, b, withheld| {
+            if withheld.is_some() {
+                bail!("record {last} is the county's casework, withheld from this reader");
+            }
             rec = Some(b);
             Ok(())
         })
@@ -859,7 +919,10 @@ async fn export(ch: Channel, bearer: Bearer, out: &std::path::Path) -> Result<()
     let n = cp.checkpoint.tree_size;
     let mut records = Vec::new();
     let b = bar(n, "exporting");
-    fetch(&mut client, 1, n, &mut |seq, bytes| {
+    fetch(&mut client, 1, n, &mut |seq, bytes, withheld| {
+        if withheld.is_some() {
+            bail!("record {seq} is the county's casework, withheld from this reader: an archive is exported with an auditor's, a county's or the operator's token");
+        }
         records.push((seq, bytes));
         b.inc(1);
         Ok(())

@@ -7,6 +7,7 @@
 mod bench;
 mod client;
 mod demo;
+mod report;
 
 use std::path::PathBuf;
 use std::time::Instant;

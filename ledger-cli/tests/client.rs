@@ -302,3 +302,66 @@ fn an_online_backup_while_writes_go_on_restores_and_verifies_against_its_signed_
     let (ok, _, err) = anxin(&s, &["restore", "--from", cut.to_str().unwrap(), "--data", target.to_str().unwrap()]);
     assert!(!ok && err.contains("cut short"), "{err}");
 }
+
+/// The README's casework and the county's work report (issue 17): a case from the
+/// national platform closed citing the month-end's payouts, an order, an inspection and
+/// a bank's card counts, then `anxin report` in Chinese and English, every figure exact
+/// and footnoted with the query that produced it.
+#[test]
+fn the_casework_of_the_readme_and_the_work_report_it_prints() {
+    let s = start();
+    let ex = examples();
+    for f in ["setup.csv", "workers.jsonl", "progress.csv", "payroll.csv", "payouts.csv"] {
+        let (ok, _, err) = anxin(&s, &["post", "--file", ex.join(f).to_str().unwrap()]);
+        assert!(ok, "{f}: {err}");
+    }
+    let post = |args: &[&str]| {
+        let mut all = vec!["post"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = anxin(&s, &all);
+        assert!(ok, "{args:?}: {err}{out}");
+    };
+    post(&["open_case", "case_no=TS-2026-031", "county=620121", "source=national_platform", "received_on=2026-02-02", "employer=91620121MC00000011", "project=P01", "national_ids=620121198503010112;620121198507020123", "amount_claimed=10050.50"]);
+    post(&["decide_case", "case_no=TS-2026-031", "county=620121", "date=2026-02-03", "accepted=true"]);
+    // Citing a payout to a worker outside the case is refused, with its reason.
+    let (ok, _, err) = anxin(&s, &["post", "close_case", "case_no=TS-2026-031", "county=620121", "date=2026-02-12", "outcome=recovered", "recovered=16150.50", "payout_seqs=12;13;14"]);
+    assert!(!ok && err.contains("PAYOUT_NOT_CITABLE"), "{err}");
+    post(&["close_case", "case_no=TS-2026-031", "county=620121", "date=2026-02-12", "outcome=recovered", "recovered=10050.50", "payout_seqs=12;13"]);
+    post(&["open_case", "case_no=TS-2026-032", "county=620121", "source=complaint", "received_on=2026-03-02", "employer=91620121MC00000011", "national_ids=62012119851103013X", "amount_claimed=3000"]);
+    post(&["issue_order", "order_no=LZ-2026-001", "county=620121", "project=P01", "employer=91620121MC00000011", "issued_on=2026-03-03", "deadline=2026-03-17", "amount=3000", "workers=1", "largest=3000", "demand=限期支付二月工资"]);
+    post(&["record_inspection", "county=620121", "employer=91620121MC00000011", "date=2026-04-08", "project=P01", "contracts_signed=23", "findings=补签劳动合同"]);
+    post(&["record_cards", "county=620121", "bank=ICBC", "date=2026-04-30", "issued=861", "activated=872"]);
+
+    let (ok, out, _) = anxin(&s, &["cases", "620121", "--as-of", "2026-05-31"]);
+    assert!(ok && out.contains("TS-2026-031") && out.contains("closed") && out.contains("10050.50"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = anxin(&s, &["report", "--county", "620121", "--from", "2026-01-01", "--to", "2026-05-31", "--out", dir.path().to_str().unwrap()]);
+    assert!(ok, "{err}{out}");
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    for want in [
+        "期内通过专用账户向工人本人银行卡发放工资 **¥16,150.50**",
+        "惠及 **3**",
+        "发放联名工资卡 **861**",
+        "激活 **872**",
+        "全国根治欠薪线索反映平台：收到 **1**",
+        "办结率 **100.00%**",
+        "为 **2**",
+        "追回工资 **¥10,050.50**",
+        "来电来访投诉：收到 **1**",
+        "检查用人单位 **1**",
+        "现场签订劳动合同 **23**",
+        "下达限期整改指令书 **1**",
+        "逾期未履行 **1**",
+        "ORDER_UNMET (红色): **P01**",
+        "`GetCountyReport county=620121 from=2026-01-01 to=2026-05-31 at_seq=21` → `wages_paid`",
+    ] {
+        assert!(md.contains(want), "missing {want:?} in:\n{md}");
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert_eq!(html.matches("<li id=\"fn").count(), md.lines().filter(|l| l.starts_with("[^")).count());
+    let (ok, en, _) = anxin(&s, &["report", "--county", "620121", "--from", "2026-01-01", "--to", "2026-05-31", "--lang", "en"]);
+    assert!(ok && en.contains("in the period: **¥16,150.50**") && en.contains("From the national wage-arrears lead platform: **1**[^"), "{en}");
+    // A bank may not read the county's report.
+    let (ok, _, err) = Command::new(env!("CARGO_BIN_EXE_anxin")).args(["report", "--county", "620121", "--from", "2026-01-01", "--to", "2026-05-31"]).env("ANXIN_SERVER", &s.addr).env("ANXIN_TOKEN", "anx_not-a-token").output().map(|o| (o.status.success(), (), String::from_utf8_lossy(&o.stderr).into_owned())).unwrap();
+    assert!(!ok && err.contains("Unauthenticated"), "{err}");
+}

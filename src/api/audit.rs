@@ -26,6 +26,7 @@ impl Api {
         let (tx, rx) = mpsc::channel(STREAM_RECORDS_BUFFER);
         let ledger = self.ledger.clone();
         tokio::spawn(async move {
+            let reads_casework = !matches!(caller.principal, crate::domain::principal::Principal::Bank(_) | crate::domain::principal::Principal::Contractor(_));
             // The caller's place is held while the stream is open.
             let _caller = caller;
             let mut next = from.max(1);
@@ -55,9 +56,15 @@ impl Api {
                         let _ = tx.send(Err(crate::store::StoreError::Corruption { at: format!("record {next}"), why: "the log did not return it".into() }.into())).await;
                         return;
                     }
-                    for (seq, bytes) in recs {
+                    for (seq, mut bytes) in recs {
                         let hash = record_hash(&bytes).to_vec();
-                        if tx.send(Ok(pb::RecordBytes { seq, canonical: bytes, hash })).await.is_err() {
+                        // A bank or a contractor does not read the county's casework:
+                        // the header and the hash only (the proto's RecordBytes).
+                        let withheld = !reads_casework && crate::chain::record::Record::decode(&bytes).is_ok_and(|r| r.event.is_casework());
+                        if withheld {
+                            bytes.truncate(crate::chain::record::HEADER_BYTES);
+                        }
+                        if tx.send(Ok(pb::RecordBytes { seq, canonical: bytes, hash, withheld })).await.is_err() {
                             return; // the client went away
                         }
                         next = seq + 1;

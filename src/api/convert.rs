@@ -301,8 +301,11 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
             }
             let mut workers = Vec::with_capacity(m.national_ids.len());
             for n in &m.national_ids {
-                // A complainant need not be enrolled: the vault commits to the ID either way.
-                workers.push(vault.worker(&national_id(n)?)?.0);
+                // A complainant need not be enrolled: a worker the vault knows is named by
+                // their commitment (which their payouts carry), one it does not by a
+                // phantom commitment; nothing is stored for a case, so a refused one
+                // leaves no trace in the vault either.
+                workers.push(vault.worker_or_phantom(&national_id(n)?)?);
             }
             Command::OpenCase(c::OpenCase {
                 case_no: doc("case_no", &m.case_no)?,
@@ -657,21 +660,23 @@ pub fn county_summary(s: &CountySummary) -> pb::CountySummary {
             .iter()
             .map(|(bank, r)| pb::BankReconciliation { bank: bank.clone(), accounts: r.accounts, agreed: r.agreed, differ: r.differ, late: r.late })
             .collect(),
-        casework: s
-            .casework
-            .iter()
-            .map(|(source, f)| pb::CaseworkFigures {
-                source: source.clone(),
-                received: f.received,
-                accepted: f.accepted,
-                declined: f.declined,
-                closed: f.closed,
-                overdue: f.overdue,
-                recovered: format_fen(f.recovered),
-                workers_paid: f.workers_paid,
-            })
-            .collect(),
+        casework: casework_figures(&s.casework),
     }
+}
+
+pub fn casework_figures(m: &std::collections::BTreeMap<String, crate::projection::casework::SourceFigures>) -> Vec<pb::CaseworkFigures> {
+    m.iter()
+        .map(|(source, f)| pb::CaseworkFigures {
+            source: source.clone(),
+            received: f.received,
+            accepted: f.accepted,
+            declined: f.declined,
+            closed: f.closed,
+            overdue: f.overdue,
+            recovered: format_fen(f.recovered),
+            workers_paid: f.workers_paid,
+        })
+        .collect()
 }
 
 pub fn worker_view(w: &WorkerView) -> pb::Worker {

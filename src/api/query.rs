@@ -327,6 +327,49 @@ impl pb::ledger_query_server::LedgerQuery for Query {
         Ok(stamped(seq, pb::ListCasesResponse { cases, next_page_token, point: asked.point(seq) }))
     }
 
+    async fn get_county_report(&self, req: Request<pb::GetCountyReportRequest>) -> Result<Response<pb::CountyReport>, Status> {
+        let caller = self.0.admit(&req)?;
+        self.0.reach(req.metadata()).await?;
+        let who = caller.principal.clone();
+        let r = req.into_inner();
+        let county = convert::county(&r.county)?;
+        if !auth::may_read_county(&who, Some(county)) {
+            return Err(ApiError::denied(format!("{who} may not read county {county}'s report")).into());
+        }
+        let (from, to) = (convert::date("from", &r.from)?, convert::date("to", &r.to)?);
+        if to < from {
+            return Err(ApiError::invalid("DATE_ORDER", format!("the period ends ({to}) before it begins ({from})")).into());
+        }
+        let asked = self.0.asked(r.at_seq, &r.to).await?;
+        let (state, seq) = self.0.read()?;
+        let at = asked.when(seq).seq;
+        let x = crate::projection::report::county_report(&state, self.0.ledger.policies(), self.0.ledger.calendars(), county, from, to, at);
+        let mut summary = convert::county_summary(&x.summary);
+        summary.point = asked.point(seq);
+        Ok(stamped(seq, pb::CountyReport {
+            county: county.to_string(),
+            from: from.to_string(),
+            to: to.to_string(),
+            point: asked.point(seq),
+            summary: Some(summary),
+            wages_paid: format_fen(x.wages_paid),
+            workers_paid: x.workers_paid,
+            cards_issued: x.cards_issued,
+            cards_activated: x.cards_activated,
+            cases: convert::casework_figures(&x.cases),
+            orders_issued: x.orders.issued,
+            orders_complied: x.orders.complied,
+            orders_unmet: x.orders.unmet,
+            orders_referred: x.orders.referred,
+            listed: x.listed,
+            on_list: x.on_list.iter().map(ToString::to_string).collect(),
+            inspections: x.inspections,
+            employers_inspected: x.employers_inspected,
+            contracts_signed: x.contracts_signed,
+            problems: x.problems.iter().map(|(code, (g, ps))| pb::Problem { code: code.clone(), grade: convert::grade(*g).to_owned(), projects: ps.iter().map(ToString::to_string).collect() }).collect(),
+        }))
+    }
+
     async fn list_workers(&self, req: Request<pb::ListWorkersRequest>) -> Result<Response<pb::ListWorkersResponse>, Status> {
         let caller = self.0.admit(&req)?;
         self.0.reach(req.metadata()).await?;

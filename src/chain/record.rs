@@ -116,13 +116,17 @@ pub fn request_digest(commands: &[crate::domain::command::Command]) -> Hash {
 /// The fixed-position fields every record starts with: (format version, sequence
 /// number, previous hash), as big-endian fixed-width integers and 32 raw bytes.
 pub fn header(canonical: &[u8]) -> Option<(u16, u64, Hash)> {
-    if canonical.len() < 42 {
+    if canonical.len() < HEADER_BYTES {
         return None;
     }
     let version = u16::from_be_bytes(canonical[0..2].try_into().expect("2"));
     let seq = u64::from_be_bytes(canonical[2..10].try_into().expect("8"));
     Some((version, seq, canonical[10..42].try_into().expect("32")))
 }
+
+/// The bytes of a record's fixed-position header: format version (2), sequence number (8),
+/// previous hash (32).
+pub const HEADER_BYTES: usize = 42;
 
 /// Why a chain does not verify, at which sequence number.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -190,6 +194,22 @@ impl ChainVerifier {
         self.head = hash;
         self.next_seq += 1;
         Ok(rec)
+    }
+
+    /// Takes the next record as withheld from the reader (`RecordBytes.withheld`): its
+    /// header's links are checked, and its hash, which the reader cannot recompute, is
+    /// taken as given: the next record's previous hash and the signed Merkle root bind it.
+    ///
+    /// # Errors
+    /// `ChainError` naming the record's expected sequence number.
+    pub fn accept_withheld(&mut self, header_bytes: &[u8], hash: Hash) -> Result<(), ChainError> {
+        let Some((version, found, prev)) = header(header_bytes) else {
+            return Err(ChainError::Undecodable { seq: self.next_seq, why: format!("{} bytes is shorter than a record header", header_bytes.len()) });
+        };
+        self.link(version, found, &prev)?;
+        self.head = hash;
+        self.next_seq += 1;
+        Ok(())
     }
 
     /// Checks the next record's links from its fixed-position header fields alone

@@ -83,8 +83,9 @@ pub(super) fn extend(state: &State, c: &ExtendCase) -> Decision {
 
 pub(super) fn close(state: &State, c: &CloseCase) -> Decision {
     let (x, accepted) = open_case(state, c.county, &c.case_no)?;
-    if c.date < accepted.date {
-        return Err(Rejection::DateOrder { what: "closure", date: c.date, before: accepted.date });
+    let after = x.extended.as_ref().map_or(accepted.date, |(e, _)| e.date);
+    if c.date < after {
+        return Err(Rejection::DateOrder { what: "closure", date: c.date, before: after });
     }
     if c.payouts.len() > CASE_PAYOUTS_MAX {
         return Err(Rejection::invalid("TOO_MANY_PAYOUTS", "payouts", format!("a closure cites at most {CASE_PAYOUTS_MAX} payouts")));
@@ -116,6 +117,12 @@ pub(super) fn close(state: &State, c: &CloseCase) -> Decision {
         };
         if *date < x.open.received_on || *date > c.date {
             return Err(refuse("PAYOUT_NOT_CITABLE", format!("record {s} paid on {date}, outside the case ({} to its closure on {})", x.open.received_on, c.date)));
+        }
+        // A case about a project is settled by that project's payouts.
+        if let Some(p) = &x.open.project {
+            if state.payout_of_project(p, *s).is_none() {
+                return Err(refuse("PAYOUT_NOT_CITABLE", format!("record {s} is not a payout of project {p}, which the case is about")));
+            }
         }
         total += fen;
     }

@@ -740,6 +740,13 @@ impl Event {
         "CardsRecorded",
     ];
 
+    /// The county's casework (cases, orders, referrals, listings, inspections: events 17
+    /// to 26): withheld from banks and contractors when they read the log, since a case
+    /// names the workers who complained (`api::audit`).
+    pub fn is_casework(&self) -> bool {
+        (17..=26).contains(&self.kind_index())
+    }
+
     /// The oldest record format that holds this event (`chain::record` refuses it in an
     /// older one).
     pub fn since_format(&self) -> u16 {

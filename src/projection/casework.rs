@@ -70,9 +70,14 @@ pub fn case_view(policies: &PolicyBook, calendars: &CalendarBook, c: &Case, w: W
     let decided = c.decided_at(w);
     let extended = c.extended_at(w);
     let closed = c.closed_at(w);
+    // An extension counts only if made within the time limit it extends (art. 17 extends
+    // a running limit, not one already run out): one dated later leaves the case overdue.
     let close_by = decided.filter(|d| d.accepted).map(|d| {
-        let extra = if extended.is_some() { policy.case_extension_working_days } else { 0 };
-        calendar.add_working_days(d.date, policy.case_close_working_days + extra)
+        let limit = calendar.add_working_days(d.date, policy.case_close_working_days);
+        match extended {
+            Some(e) if e.date <= limit => calendar.add_working_days(d.date, policy.case_close_working_days.saturating_add(policy.case_extension_working_days)),
+            _ => limit,
+        }
     });
     let status = match (decided, closed) {
         (_, Some(_)) => CaseStatus::Closed,

@@ -8,6 +8,7 @@ pub mod flags;
 pub mod history;
 pub mod intervals;
 pub mod reconcile;
+pub mod report;
 pub mod state;
 pub mod table;
 pub mod views;

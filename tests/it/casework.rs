@@ -148,12 +148,80 @@ async fn a_case_runs_from_receipt_to_a_closure_that_cites_the_payouts_that_paid_
     assert!(extended[1].close_by > close_by, "{} after {close_by}", extended[1].close_by);
     let again = cmd(Kind::ExtendCase(pb::ExtendCase { case_no: "TS-2".into(), county: COUNTY.into(), date: "2026-04-02".into(), reason: "再次".into() }));
     assert_eq!(s.refused(&county, "r14", vec![again]).await.1, "CASE_ALREADY_EXTENDED");
+    // Closed no earlier than its extension.
+    assert_eq!(s.refused(&county, "r15", vec![close("TS-2", "2026-03-20", NoArrears, "0", &[])]).await.1, "DATE_ORDER");
+
+    // A refused batch leaves no trace: a valid closure citing DF-4, then a command that
+    // fails, is taken back whole, so DF-4 is still free for another case.
+    let df4 = s.ok("bank:ICBC", "pay-4", vec![paid_on("P1", "DF-4", 1, "700", "2026-04-02")]).await.first_seq;
+    let (_, reason, index) = s.refused(&county, "r16", vec![close("TS-2", "2026-04-03", Recovered, "700", &[df4]), decide("TS-1", "2026-04-03", true, "")]).await;
+    assert_eq!((reason.as_str(), index), ("CASE_ALREADY_DECIDED", Some(1)));
+    let c2 = &q.list_cases(cases_q("2026-04-05")).await.unwrap().into_inner().cases[1];
+    assert_eq!((c2.status.as_str(), c2.payout_seqs.len()), ("accepted", 0), "the closure was taken back");
+    s.ok(&county, "c3", vec![open_case("TS-3", COUNTY, "", &[1], "2026-04-01", ""), decide("TS-3", "2026-04-01", true, ""), close("TS-3", "2026-04-03", Recovered, "700", &[df4])]).await;
+
+    // An extension made after the limit ran out does not revive it: TS-4 stays red.
+    s.ok(&county, "c4", vec![open_case("TS-4", COUNTY, "", &[2], "2026-02-02", ""), decide("TS-4", "2026-02-03", true, "")]).await;
+    let by = q.list_cases(cases_q("2026-03-01")).await.unwrap().into_inner().cases.into_iter().find(|c| c.case_no == "TS-4").unwrap().close_by;
+    let late_ext = anxin::domain::date::Date::parse(&by).unwrap().add_days(3).to_string();
+    s.ok(&county, "ext4", vec![cmd(Kind::ExtendCase(pb::ExtendCase { case_no: "TS-4".into(), county: COUNTY.into(), date: late_ext.clone(), reason: "逾期后延长".into() }))]).await;
+    let ts4 = q.list_cases(cases_q(&late_ext)).await.unwrap().into_inner().cases.into_iter().find(|c| c.case_no == "TS-4").unwrap();
+    assert_eq!((ts4.close_by.as_str(), ts4.overdue_grade.as_str(), ts4.extended_on.as_str()), (by.as_str(), "red", late_ext.as_str()));
 
     // Who may read the casework: the county and the auditor; a bank may not.
     let denied = s.query("bank:ICBC").await.list_cases(cases_q("2026-03-01")).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     assert!(codes(&s.query("bank:ICBC").await.list_flags(pb::ListFlagsRequest { county: String::new(), ..flags_q(&next, 0) }).await.unwrap().into_inner().flags).is_empty());
-    assert_eq!(s.query("auditor").await.list_cases(cases_q("2026-03-01")).await.unwrap().into_inner().cases.len(), 2);
+    assert_eq!(s.query("auditor").await.list_cases(cases_q("2026-03-01")).await.unwrap().into_inner().cases.len(), 3, "TS-1, TS-2, TS-4");
+    let report = |c: &str| pb::GetCountyReportRequest { county: c.into(), from: "2026-01-01".into(), to: "2026-03-31".into(), at_seq: 0 };
+    assert_eq!(s.query("bank:ICBC").await.get_county_report(report(COUNTY)).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    assert_eq!(s.query(&format!("county:{OTHER_COUNTY}")).await.get_county_report(report(COUNTY)).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    // The report counts the cases received in the period: TS-1, TS-2 and TS-4 (TS-3 came
+    // in April); TS-1 closed.
+    let r = q.get_county_report(report(COUNTY)).await.unwrap().into_inner();
+    let c = r.cases.iter().find(|f| f.source == "complaint").expect("complaints");
+    assert_eq!((c.received, c.closed, c.recovered.as_str(), c.workers_paid), (3, 1, "9000.00", 2));
+    assert_eq!((r.wages_paid.as_str(), r.workers_paid), ("10000.00", 3), "DF-1, DF-2 and DF-3 in the period");
+    let before = q.get_county_report(pb::GetCountyReportRequest { to: "2026-02-10".into(), ..report(COUNTY) }).await.unwrap().into_inner();
+    assert_eq!((before.wages_paid.as_str(), before.workers_paid), ("5000.00", 1), "only DF-1 is dated by 2026-02-10");
+
+    // A bank or a contractor reading the log gets the casework as header and hash only:
+    // it still checks the whole chain (and the Merkle tree) without learning who
+    // complained; the auditor gets every byte.
+    {
+        use tokio_stream::StreamExt;
+        let full: Vec<pb::RecordBytes> = s.audit("auditor").await.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 0 }).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;
+        for who in ["bank:ICBC".to_owned(), format!("contractor:{}", crate::harness::gc())] {
+            let seen: Vec<pb::RecordBytes> = s.audit(&who).await.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 0 }).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;
+            assert_eq!(seen.len(), full.len());
+            let mut v = anxin::audit::Catchup::from_genesis(crate::harness::LEDGER_ID);
+            let mut withheld = 0;
+            for (a, b) in full.iter().zip(&seen) {
+                assert_eq!((a.seq, &a.hash), (b.seq, &b.hash));
+                let casework = anxin::chain::record::Record::decode(&a.canonical).unwrap().event.is_casework();
+                assert_eq!(b.withheld, casework, "record {}", a.seq);
+                if b.withheld {
+                    withheld += 1;
+                    assert_eq!(b.canonical.len(), anxin::chain::record::HEADER_BYTES);
+                    v.feed_withheld(&b.canonical, b.hash.clone().try_into().unwrap()).unwrap();
+                } else {
+                    assert_eq!(a.canonical, b.canonical);
+                    v.feed(&b.canonical).unwrap();
+                }
+            }
+            assert!(withheld >= 5, "{who}: {withheld}");
+            // A forged hash for a withheld record breaks the next record's link.
+            let mut forged = anxin::audit::Catchup::from_genesis(crate::harness::LEDGER_ID);
+            let first = seen.iter().position(|r| r.withheld).unwrap();
+            for r in &seen[..first] {
+                forged.feed(&r.canonical).unwrap();
+            }
+            forged.feed_withheld(&seen[first].canonical, [7; 32]).unwrap();
+            let next = &seen[first + 1];
+            let broken = if next.withheld { forged.feed_withheld(&next.canonical, next.hash.clone().try_into().unwrap()) } else { forged.feed(&next.canonical).map(drop) };
+            assert!(broken.is_err(), "a forged withheld hash is caught at the next record");
+        }
+    }
 
     // No complainant's ID anywhere in the log: only references.
     let records = crate::harness::read_and_verify(&s).await;
