@@ -111,6 +111,8 @@ fn plausible(name: &str, n: usize) -> String {
         "demand" | "findings" | "mass_incident" => "限期支付拖欠工资".into(),
         "police_ref" => format!("GA-{n}"),
         "unmet_order_no" => format!("LZ-{n}"),
+        "from" => "2026-01-01".into(),
+        "to" => "2026-03-31".into(),
         other => panic!("no plausible value for string field {other:?}: add one to masking.rs"),
     }
 }
