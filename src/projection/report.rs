@@ -94,7 +94,8 @@ pub fn county_report(state: &State, policies: &PolicyBook, cal: &CalendarBook, c
         }
     }
 
-    let received: Vec<_> = cases(state, policies, cal, Some(county), end).into_iter().filter(|c| in_period(c.received_on)).collect();
+    let all_cases = cases(state, policies, cal, Some(county), end);
+    let received: Vec<_> = all_cases.iter().filter(|c| in_period(c.received_on)).cloned().collect();
     // Of the cases received in the period: accepted, declined, closed by the end (a closed
     // case counts as accepted too), overdue at the end, recovered and workers paid.
     let case_figures = super::casework::figures(&received);
@@ -145,7 +146,7 @@ pub fn county_report(state: &State, policies: &PolicyBook, cal: &CalendarBook, c
             }
         }
     }
-    let overdue: Vec<_> = cases(state, policies, cal, Some(county), end).into_iter().filter_map(|c| c.overdue.map(|(g, _)| (g, c.project))).collect();
+    let overdue: Vec<_> = all_cases.into_iter().filter_map(|c| c.overdue.map(|(g, _)| (g, c.project))).collect();
     if !overdue.is_empty() {
         let e = problems.entry(FlagCode::CaseOverdue.as_str().to_owned()).or_insert((Grade::Yellow, Vec::new()));
         for (g, p) in overdue {

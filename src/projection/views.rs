@@ -357,8 +357,7 @@ pub fn county_summary(state: &State, policies: &PolicyBook, cal: &CalendarBook, 
         *s.flags_by_code.entry(f.code.as_str().to_owned()).or_default() += 1;
     }
     // Cases past a time limit are flags of the county (CASE_OVERDUE).
-    let cases = super::casework::cases(state, policies, cal, None, w);
-    let cases: Vec<_> = cases.into_iter().filter(|c| in_county(c.county)).collect();
+    let cases = super::casework::cases(state, policies, cal, county, w);
     for (grade, _) in cases.iter().filter_map(|c| c.overdue) {
         match grade {
             Grade::Red => s.flags_red += 1,
