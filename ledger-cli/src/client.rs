@@ -527,21 +527,21 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
         }
         ClientCmd::Report { county, from, to, lang, out, at_seq } => {
             let lang = match lang.as_str() {
-                "zh" => crate::report::Lang::Zh,
-                "en" => crate::report::Lang::En,
+                "zh" => anxin::dashboard::report::Lang::Zh,
+                "en" => anxin::dashboard::report::Lang::En,
                 other => bail!("--lang is zh or en, not {other:?}"),
             };
             let r = query().get_county_report(pb::GetCountyReportRequest { county, from, to, at_seq }).await.map_err(status_err)?.into_inner();
             if c.json {
                 return print_json(&r);
             }
-            let md = crate::report::markdown(&r, lang);
+            let md = anxin::dashboard::report::markdown(&r, lang);
             match out {
                 None => print!("{md}"),
                 Some(dir) => {
                     std::fs::create_dir_all(&dir)?;
                     std::fs::write(dir.join("report.md"), &md)?;
-                    std::fs::write(dir.join("report.html"), crate::report::html(&r, lang))?;
+                    std::fs::write(dir.join("report.html"), anxin::dashboard::report::html(&r, lang))?;
                     println!("wrote {} and {}", dir.join("report.md").display(), dir.join("report.html").display());
                 }
             }

@@ -118,6 +118,16 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
     let mut q = pb::ledger_query_client::LedgerQueryClient::new(ch.clone());
     let as_of = plan.as_of.to_string();
     let summary = q.get_county_summary(req(pb::GetCountySummaryRequest { county: demo::COUNTY.into(), as_of: as_of.clone(), at_seq: 0 }, county_token)).await?.into_inner();
+    let year_from = format!("{}-01-01", plan.as_of.year());
+    let report = q
+        .get_county_report(req(pb::GetCountyReportRequest { county: demo::COUNTY.into(), from: year_from, to: as_of.clone(), at_seq: 0 }, county_token))
+        .await?
+        .into_inner();
+    // The year's work report, as `anxin report` writes it, in the data directory.
+    for (lang, tag) in [(anxin::dashboard::report::Lang::Zh, "zh"), (anxin::dashboard::report::Lang::En, "en")] {
+        write_private(&dir.join(format!("report-{tag}.md")), &anxin::dashboard::report::markdown(&report, lang))?;
+        write_private(&dir.join(format!("report-{tag}.html")), &anxin::dashboard::report::html(&report, lang))?;
+    }
     let flags = q.list_flags(req(pb::ListFlagsRequest { county: demo::COUNTY.into(), project: String::new(), as_of: as_of.clone(), at_seq: 0, page_size: 1000, page_token: String::new() }, county_token)).await?.into_inner().flags;
 
     let dash = if a.serve {
@@ -139,6 +149,7 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
             "public_key": anxin::chain::checkpoint::key_to_text(&key),
             "summary": summary,
             "flags": flags,
+            "report": report,
             "dashboard": dash.map(|d| format!("http://{d}/")),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -149,6 +160,9 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
         println!("  data directory: {}{}", dir.display(), if a.data.is_none() { " (temporary, removed on exit; pass --data DIR to keep it)" } else { "" });
         println!();
         print_summary(&summary);
+        println!();
+        print_casework(&report);
+        println!("  the year's work report: {} (and report-en.*, .html to print)", dir.join("report-zh.md").display());
         println!();
         println!("Open flags ({} red, {} yellow):", summary.flags_red, summary.flags_yellow);
         println!("  {:<7} {:<26} {:<6} {:>14} {:<10}  evidence (seq)", "project", "code", "grade", "gap (yuan)", "since");
@@ -194,4 +208,17 @@ fn print_summary(s: &pb::CountySummary) {
     println!("  progress payments            {}, of which to wage accounts {}", s.progress_total, s.wage_share_total);
     println!("  wages paid this year         {} to {} workers", s.wages_paid_year, s.workers_paid_year);
     println!("  arrears (past due, unpaid)   {} owed to {} workers", s.arrears, s.arrears_workers);
+}
+
+fn print_casework(r: &pb::CountyReport) {
+    println!("Casework {} to {} (治欠工作)", r.from, r.to);
+    println!("  {:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>14}", "cases by source", "received", "accepted", "closed", "rate", "workers", "recovered");
+    for c in &r.cases {
+        println!("  {:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>14}", c.source, c.received, c.accepted, c.closed, rate(c.closed, c.received), c.workers_paid, c.recovered);
+    }
+    println!("  orders to pay                {} issued, {} complied with, {} unmet; {} referred to the police", r.orders_issued, r.orders_complied, r.orders_unmet, r.orders_referred);
+    println!("  credit list                  {} listed in the period; on the list: {}", r.listed, if r.on_list.is_empty() { "none".to_owned() } else { r.on_list.join(", ") });
+    println!("  inspections                  {} of {} employers, {} contracts signed on the spot", r.inspections, r.employers_inspected, r.contracts_signed);
+    println!("  wage cards                   {} issued, {} activated", r.cards_issued, r.cards_activated);
+    println!("  wages paid                   {} to {} workers", r.wages_paid, r.workers_paid);
 }

@@ -7,7 +7,6 @@
 mod bench;
 mod client;
 mod demo;
-mod report;
 
 use std::path::PathBuf;
 use std::time::Instant;

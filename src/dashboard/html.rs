@@ -61,6 +61,19 @@ pub fn t(l: Lang, key: &str) -> &'static str {
         "summary" => ("县域概况", "County summary"),
         "projects" => ("项目", "Projects"),
         "flags" => ("预警", "Flags"),
+        "cases" => ("案件办理", "Cases"),
+        "report" => ("工作报告", "Work report"),
+        "case_no" => ("案件编号", "Case"),
+        "source" => ("来源", "Source"),
+        "received_on" => ("收到日期", "Received"),
+        "decide_by" => ("受理时限", "Decide by"),
+        "close_by" => ("办结时限", "Close by"),
+        "recovered" => ("追回工资", "Recovered"),
+        "casework" => ("按来源统计", "By source"),
+        "received" => ("收到", "Received"),
+        "closed" => ("办结", "Closed"),
+        "closure_rate" => ("办结率", "Closure rate"),
+        "report_period" => ("报告期", "Period"),
         "workers" => ("工人查询", "Worker lookup"),
         "project" => ("项目", "Project"),
         "name" => ("名称", "Name"),
@@ -169,8 +182,8 @@ impl Page {
         let mut p = Page { lang, body: String::new() };
         let other = if lang == Lang::Zh { ("en", "English") } else { ("zh", "中文") };
         p.body.push_str(&format!(
-            "<header><h1>{}</h1><a href=\"/\">{}</a><a href=\"/flags\">{}</a><a href=\"/workers\">{}</a><span style=\"flex:1\"></span><a href=\"?lang={}\">{}</a><a href=\"/logout\">{}</a></header><main><h2>{}</h2>",
-            t(lang, "title"), t(lang, "summary"), t(lang, "flags"), t(lang, "workers"), other.0, other.1, t(lang, "logout"), t(lang, title_key)
+            "<header><h1>{}</h1><a href=\"/\">{}</a><a href=\"/flags\">{}</a><a href=\"/workers\">{}</a><a href=\"/cases\">{}</a><span style=\"flex:1\"></span><a href=\"?lang={}\">{}</a><a href=\"/logout\">{}</a></header><main><h2>{}</h2>",
+            t(lang, "title"), t(lang, "summary"), t(lang, "flags"), t(lang, "workers"), t(lang, "cases"), other.0, other.1, t(lang, "logout"), t(lang, title_key)
         ));
         p
     }
@@ -315,12 +328,63 @@ pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html
     p.finish()
 }
 
+/// The county's cases and its casework by source, with the work report's period form.
+pub fn cases(l: Lang, s: &pb::CountySummary, cs: &[pb::Case]) -> Html<String> {
+    let mut p = Page::new(l, "cases");
+    p.raw(&format!(
+        "<form method=\"get\" action=\"/report\">{}: <input name=\"from\" value=\"{}-01-01\" size=\"10\"> – <input name=\"to\" value=\"{}\" size=\"10\"><input type=\"hidden\" name=\"lang\" value=\"{}\"> <button>{}</button></form>",
+        t(l, "report_period"),
+        esc(&s.as_of[..4.min(s.as_of.len())]),
+        esc(&s.as_of),
+        if l == Lang::Zh { "zh" } else { "en" },
+        t(l, "report")
+    ));
+    p.h2("casework");
+    let rows: Vec<Vec<String>> = s
+        .casework
+        .iter()
+        .map(|f| {
+            let rate = super::report::rate(f.closed, f.received);
+            vec![td(source_name(l, &f.source)), num(&f.received.to_string()), num(&f.closed.to_string()), num(&rate), num(&f.recovered), num(&f.workers_paid.to_string())]
+        })
+        .collect();
+    p.table("casework", &["source", "received", "closed", "closure_rate", "recovered", "workers_paid"], &rows, None);
+    p.h2("cases");
+    let rows: Vec<Vec<String>> = cs
+        .iter()
+        .map(|c| {
+            let status = if !c.overdue_grade.is_empty() { if c.overdue_grade == "red" { "red" } else { "amber" } } else { "green" };
+            let project = if c.project.is_empty() { "<td></td>".to_owned() } else { format!("<td><a href=\"/project/{0}\">{0}</a></td>", esc(&c.project)) };
+            let source = pb::CaseSource::try_from(c.source).map(|x| x.as_str_name().trim_start_matches("CASE_SOURCE_").to_lowercase()).unwrap_or_default();
+            vec![td(&c.case_no), td(source_name(l, &source)), td(&c.received_on), project, td(case_status(l, &c.status)), td(&c.decide_by), td(&c.close_by), num(&c.recovered), num(&c.workers_paid.to_string()), dot(status)]
+        })
+        .collect();
+    p.table("case-list", &["case_no", "source", "received_on", "project", "status", "decide_by", "close_by", "recovered", "workers_paid", "grade"], &rows, None);
+    p.finish()
+}
+
+/// A case source as the report names it, in the page's language.
+fn source_name(l: Lang, source: &str) -> &str {
+    super::report::source_name(source, if l == Lang::Zh { super::report::Lang::Zh } else { super::report::Lang::En })
+}
+
+/// A case's status in the page's language.
+fn case_status(l: Lang, status: &str) -> &str {
+    match (l, status) {
+        (Lang::Zh, "received") => "待受理",
+        (Lang::Zh, "accepted") => "已受理",
+        (Lang::Zh, "declined") => "不予受理",
+        (Lang::Zh, "closed") => "已办结",
+        (_, other) => other,
+    }
+}
+
 fn flag_rows(fs: &[pb::Flag]) -> Vec<Vec<String>> {
     fs.iter()
         .map(|f| {
             let g = if f.grade == "red" { "red" } else { "amber" };
             vec![
-                format!("<td><a href=\"/project/{0}\">{0}</a></td>", esc(&f.project)),
+                if f.project.is_empty() { format!("<td>{}</td>", esc(&f.case_no)) } else { format!("<td><a href=\"/project/{0}\">{0}</a></td>", esc(&f.project)) },
                 format!("<td><span class=\"tag {g}\">{}</span></td>", esc(&f.code)),
                 dot(g),
                 num(&f.gap),

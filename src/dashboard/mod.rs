@@ -11,6 +11,7 @@
 //! Chinese and English (`?lang=zh|en`, remembered in a cookie).
 
 mod html;
+pub mod report;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub fn router(api: Api, as_of: Option<String>) -> Router {
         .route("/project/{id}", get(project_page))
         .route("/flags", get(flags_page))
         .route("/workers", get(workers_page))
+        .route("/cases", get(cases_page))
+        .route("/report", get(report_page))
         .route("/projects.csv", get(projects_csv))
         .route("/flags.csv", get(flags_csv))
         .route("/summary.csv", get(summary_csv))
@@ -248,6 +251,50 @@ async fn project_page(State(d): State<Dash>, headers: HeaderMap, Path(id): Path<
         }
     }
     with_lang_cookie(html::project(l, &p, &h, &payrolls).into_response(), &q)
+}
+
+async fn cases_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {
+    if q.as_of.is_none() {
+        q.as_of = d.as_of.clone();
+    }
+    let l = lang(&headers, &q);
+    let s = match summary(&d, &headers, &q).await {
+        Ok(s) => s,
+        Err(e) => return fail(e, l, true),
+    };
+    let cases = match d.query.list_cases(req(&headers, pb::ListCasesRequest { county: s.county.clone(), as_of: q.as_of.clone().unwrap_or_default(), at_seq: q.at_seq.unwrap_or(0), page_size: 10_000, page_token: String::new() })).await {
+        Ok(r) => r.into_inner().cases,
+        Err(e) => return fail(e, l, true),
+    };
+    with_lang_cookie(html::cases(l, &s, &cases).into_response(), &q)
+}
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    lang: Option<String>,
+    county: Option<String>,
+    at_seq: Option<u64>,
+}
+
+/// The county's work report for a period, as the printable page `anxin report` writes.
+async fn report_page(State(d): State<Dash>, headers: HeaderMap, Query(r): Query<ReportQuery>) -> Response {
+    let common = Common { lang: r.lang.clone(), county: r.county.clone(), as_of: r.to.clone(), at_seq: r.at_seq, masked: None };
+    let l = lang(&headers, &common);
+    let s = match summary(&d, &headers, &common).await {
+        Ok(s) => s,
+        Err(e) => return fail(e, l, true),
+    };
+    let to = r.to.clone().or_else(|| d.as_of.clone()).unwrap_or_else(|| s.as_of.clone());
+    let from = r.from.clone().unwrap_or_else(|| format!("{}-01-01", &to[..4.min(to.len())]));
+    match d.query.get_county_report(req(&headers, pb::GetCountyReportRequest { county: s.county.clone(), from, to, at_seq: r.at_seq.unwrap_or(0) })).await {
+        Ok(x) => {
+            let rl = if l == html::Lang::En { report::Lang::En } else { report::Lang::Zh };
+            axum::response::Html(report::html(&x.into_inner(), rl)).into_response()
+        }
+        Err(e) => fail(e, l, true),
+    }
 }
 
 async fn flags_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Query<Common>) -> Response {

@@ -7,7 +7,7 @@ use anxin::api::pb::command::Kind;
 
 use crate::harness::{cmd, nid, pay, register, TestServer, COUNTY, OTHER_COUNTY};
 
-fn open_case(no: &str, county: &str, project: &str, workers: &[u32], received_on: &str, summary: &str) -> pb::Command {
+pub(crate) fn open_case(no: &str, county: &str, project: &str, workers: &[u32], received_on: &str, summary: &str) -> pb::Command {
     cmd(Kind::OpenCase(pb::OpenCase {
         case_no: no.into(),
         county: county.into(),
@@ -21,15 +21,15 @@ fn open_case(no: &str, county: &str, project: &str, workers: &[u32], received_on
     }))
 }
 
-fn decide(no: &str, date: &str, accepted: bool, reason: &str) -> pb::Command {
+pub(crate) fn decide(no: &str, date: &str, accepted: bool, reason: &str) -> pb::Command {
     cmd(Kind::DecideCase(pb::DecideCase { case_no: no.into(), county: COUNTY.into(), date: date.into(), accepted, reason: reason.into() }))
 }
 
-fn close(no: &str, date: &str, outcome: pb::CaseOutcome, recovered: &str, payouts: &[u64]) -> pb::Command {
+pub(crate) fn close(no: &str, date: &str, outcome: pb::CaseOutcome, recovered: &str, payouts: &[u64]) -> pb::Command {
     cmd(Kind::CloseCase(pb::CloseCase { case_no: no.into(), county: COUNTY.into(), date: date.into(), outcome: outcome as i32, recovered: recovered.into(), payout_seqs: payouts.to_vec(), note: String::new() }))
 }
 
-fn paid_on(p: &str, no: &str, n: u32, amount: &str, date: &str) -> pb::Command {
+pub(crate) fn paid_on(p: &str, no: &str, n: u32, amount: &str, date: &str) -> pb::Command {
     let mut c = pay(p, no, n, amount, "");
     if let Some(Kind::PayWage(w)) = &mut c.kind {
         w.date = date.into();

@@ -33,7 +33,17 @@ async fn seeded() -> TestServer {
     let s = TestServer::start().await;
     s.setup_project(3).await;
     s.ok(&format!("contractor:{}", gc()), "payroll", vec![payroll("P1", "2026-01", &[(1, "5000"), (2, "6000.50"), (3, "4000")])]).await;
-    s.ok("bank:ICBC", "payout", vec![pay("P1", "W1", 1, "5000", "2026-01"), pay("P1", "W2", 2, "6000.50", "2026-01")]).await;
+    let paid = s.ok("bank:ICBC", "payout", vec![pay("P1", "W1", 1, "5000", "2026-01"), pay("P1", "W2", 2, "6000.50", "2026-01")]).await;
+    // A complaint about the January wages, accepted and closed by citing the payout that
+    // paid its worker; a second complaint still waiting to be accepted on 2026-03-01.
+    use crate::casework::{close, decide, open_case};
+    let county = format!("county:{}", crate::harness::COUNTY);
+    s.ok(&county, "cases", vec![
+        open_case("TS-1", crate::harness::COUNTY, "P1", &[1], "2026-02-02", "1月工资未发"),
+        decide("TS-1", "2026-02-03", true, ""),
+        close("TS-1", "2026-02-20", anxin::api::pb::CaseOutcome::Recovered, "5000", &[paid.first_seq]),
+        open_case("TS-2", crate::harness::COUNTY, "", &[3], "2026-02-16", ""),
+    ]).await;
     s
 }
 
@@ -66,6 +76,31 @@ async fn every_page_and_export_answers_with_the_query_layers_figures() {
         let html = String::from_utf8(body).unwrap();
         assert!(st == 200 && html.contains(&masked) && html.contains("4000.00"), "{html}");
         assert!(!html.contains(&nid(3)), "no clear national ID on a page");
+        // Cases: by source, then each case with its limits; the open one is overdue (red:
+        // received 2026-02-16, not accepted within 5 working days, and not closed).
+        let (st, _, body) = get(d, "/cases", t);
+        let html = String::from_utf8(body).unwrap();
+        assert_eq!(st, 200);
+        assert!(html.contains("案件办理") && html.contains("id=\"casework\"") && html.contains("id=\"case-list\""), "{html}");
+        let row = |no: &str| html.split("<tr>").find(|r| r.contains(&format!(">{no}<"))).unwrap_or_else(|| panic!("{no} in {html}")).to_owned();
+        let (ts1, ts2) = (row("TS-1"), row("TS-2"));
+        assert!(ts1.contains("5000.00") && ts1.contains(">已办结<") && ts1.contains("dot green") && ts1.contains("/project/P1"), "{ts1}");
+        assert!(ts2.contains("2026-02-16") && ts2.contains("dot amber"), "{ts2}");
+        let complaints = html.split("<tr>").find(|r| r.contains(">来电来访投诉<") && !r.contains("TS-")).expect("the complaint row by source").to_owned();
+        assert!(complaints.contains(">2<") && complaints.contains(">1<") && complaints.contains("50.00%") && complaints.contains("5000.00"), "{complaints}");
+        assert!(!html.contains(&nid(1)) && !html.contains(&nid(3)), "no complainant's ID on the page");
+        // The flags page names the case when a flag has no project.
+        let (_, _, body) = get(d, "/flags", t);
+        assert!(String::from_utf8(body).unwrap().contains("<td>TS-2</td>"), "CASE_OVERDUE by case number");
+        // The work report for the period, as `anxin report` writes it, in both languages.
+        let (st, _, body) = get(d, "/report?from=2026-01-01&to=2026-02-28", t);
+        let html = String::from_utf8(body).unwrap();
+        assert_eq!(st, 200);
+        assert!(html.contains("根治欠薪工作报告（2026-01-01 至 2026-02-28）") && html.contains("11,000.50") , "{html}");
+        let (st, _, body) = get(d, "/report?from=2026-01-01&to=2026-02-28&lang=en", t);
+        let html = String::from_utf8(body).unwrap();
+        assert!(st == 200 && html.contains("wage-arrears work report, 2026-01-01 to 2026-02-28"), "{html}");
+        assert_eq!(get(d, "/report?from=2026-03-01&to=2026-01-01", t).0, 400, "a period that ends before it starts");
         // CSV exports: UTF-8 with BOM, the same figures.
         for (path, needle) in [
             ("/projects.csv", "兰州新区安置房一期"),
@@ -153,6 +188,18 @@ async fn a_browser_signs_in_opens_a_flagged_project_and_sees_the_chart_and_evide
         assert!(dom.contains("WAGES_OVERDUE") && dom.contains("class=\"evidence\""), "the flag with its evidence is there");
         browse(&bin, profile.path(), &format!("http://{d}/project/P1"), &[&format!("--screenshot={}", shots.join("project.png").display())]);
         assert!(std::fs::metadata(shots.join("project.png")).unwrap().len() > 10_000);
+        // The cases page, and the work report as a browser prints it.
+        let dom = browse(&bin, profile.path(), &format!("http://{d}/cases"), &["--dump-dom"]);
+        assert!(dom.contains("TS-1") && dom.contains("id=\"case-list\""), "the cases page");
+        browse(&bin, profile.path(), &format!("http://{d}/cases"), &[&format!("--screenshot={}", shots.join("cases.png").display())]);
+        assert!(std::fs::metadata(shots.join("cases.png")).unwrap().len() > 10_000);
+        let dom = browse(&bin, profile.path(), &format!("http://{d}/report?from=2026-01-01&to=2026-02-28"), &["--dump-dom"]);
+        assert!(dom.contains("根治欠薪工作报告") && dom.contains("class=\"notes\""), "the report with its footnotes");
+        browse(&bin, profile.path(), &format!("http://{d}/report?from=2026-01-01&to=2026-02-28"), &[&format!("--screenshot={}", shots.join("report.png").display())]);
+        assert!(std::fs::metadata(shots.join("report.png")).unwrap().len() > 10_000);
+        let pdf = shots.join("report.pdf");
+        browse(&bin, profile.path(), &format!("http://{d}/report?from=2026-01-01&to=2026-02-28"), &[&format!("--print-to-pdf={}", pdf.display()), "--no-pdf-header-footer"]);
+        assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"), "the report prints");
     })
     .await
     .unwrap();

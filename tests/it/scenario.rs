@@ -45,8 +45,10 @@ fn run(seed: u64) {
         assert_eq!(s.wage_share_total, plan.projects.iter().map(|p| p.wage_share_total).sum::<i64>());
         assert_eq!(s.deposit_cash_total, plan.projects.iter().map(|p| p.deposit_cash).sum::<i64>());
         assert_eq!(s.letters_valid_total, 0, "the only letter lapsed on 2025-12-15");
-        assert_eq!((s.flags_red, s.flags_yellow), (5, 2));
+        assert_eq!((s.flags_red, s.flags_yellow), (7, 2));
         let by_code: BTreeMap<&str, u32> = [
+            ("CASE_OVERDUE", 1),
+            ("ORDER_UNMET", 1),
             ("DEPOSIT_SHORTFALL", 2),
             ("DRAWDOWN_NOT_REPLENISHED", 1),
             ("LETTER_EXPIRING", 1),
@@ -91,6 +93,42 @@ fn run(seed: u64) {
                 assert!(!f.evidence.is_empty() && f.evidence.iter().all(|s| *s >= 1 && *s <= led.head().0), "{f:?}");
             }
         }
+
+        // The county's work report for the year: every figure as the generator counted it.
+        let jan1 = anxin::domain::date::Date::parse("2025-01-01").unwrap();
+        let r = anxin::projection::report::county_report(&state, pol, cal, plan.county, jan1, as_of, led.head().0);
+        let cw = &plan.casework;
+        assert_eq!(r.summary, s, "the report's county is the summary at the period's end");
+        assert_eq!((r.wages_paid, r.workers_paid), (plan.projects.iter().map(|p| p.paid_total).sum::<i64>(), 1_200));
+        assert_eq!((r.cards_issued, r.cards_activated), (cw.cards_issued, cw.cards_activated));
+        assert_eq!((r.cards_issued, r.cards_activated), (1_200, 1_192));
+        assert_eq!(r.cases, cw.cases);
+        let received: Vec<u32> = ["complaint", "national_platform", "provincial_platform", "inspection"].iter().map(|k| r.cases[*k].received).collect();
+        assert_eq!(received, [14, 25, 6, 3]);
+        assert_eq!(r.cases.values().map(|f| f.closed).sum::<u32>(), 45);
+        assert_eq!(r.cases.values().map(|f| f.overdue).sum::<u32>(), 1);
+        assert!(r.cases.values().all(|f| f.recovered > 0 && f.workers_paid > 0));
+        assert_eq!(r.orders, cw.orders);
+        assert_eq!((r.orders.issued, r.orders.complied, r.orders.unmet, r.orders.referred), (11, 10, 1, 1));
+        assert_eq!((r.listed, &r.on_list), (1, &cw.listed));
+        assert_eq!(r.on_list, [p04.general_contractor.clone()]);
+        assert_eq!((r.inspections, r.employers_inspected, r.contracts_signed), (cw.inspections, cw.employers_inspected, cw.contracts_signed));
+        assert_eq!((r.inspections, r.employers_inspected), (40, 40));
+        let problem = |code: &str| r.problems.get(code).map(|(g, ps)| (*g, ps.iter().map(|p| p.as_str()).collect::<Vec<_>>()));
+        assert_eq!(problem("ORDER_UNMET"), Some((Grade::Red, vec!["P04"])));
+        assert_eq!(problem("CASE_OVERDUE"), Some((Grade::Red, vec!["P06"])));
+        assert_eq!(problem("REFERRAL_DUE"), None, "the unmet order was referred to the police");
+        // Every closure's recovered wages are exactly what its cited payouts paid its
+        // workers, and no payout is cited by two cases.
+        let views = anxin::projection::casework::cases(&state, pol, cal, Some(plan.county), When::date(as_of));
+        let mut cited = std::collections::BTreeSet::new();
+        for v in views.iter().filter(|v| !v.payouts.is_empty()) {
+            let case = state.cases.get(&(plan.county, v.case_no.clone())).unwrap();
+            let found = state.cited_payouts(plan.county, &case.open.workers, &v.payouts.iter().copied().collect());
+            assert_eq!(found.values().map(|(f, ..)| *f).sum::<i64>(), v.recovered, "{}", v.case_no);
+            assert!(v.payouts.iter().all(|s| cited.insert(*s)), "{} cites a payout another case cites", v.case_no);
+        }
+        assert_eq!(views.iter().filter(|v| !v.payouts.is_empty()).count(), 44);
 
         // Money is conserved: every balance of every account sums to zero.
         assert_eq!(state.balances.iter().map(|(_, b)| *b).sum::<i64>(), 0);

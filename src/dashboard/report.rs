@@ -1,9 +1,9 @@
-//! `anxin report`: a county's work report for a period, in Chinese or English, as Markdown
-//! and as printable HTML. Every figure comes from one `GetCountyReport` answer and is
+//! A county's work report for a period, in Chinese or English, as Markdown and as
+//! printable HTML (`anxin report`, and the dashboard's `/report`). Every figure comes from one `GetCountyReport` answer and is
 //! footnoted with the query and the answer's field that produced it, so anyone with read
 //! access can reproduce it at the same record.
 
-use anxin::api::pb;
+use crate::api::pb;
 
 /// One figure: how it reads, and the field of the answer it comes from.
 struct Fig {
@@ -44,7 +44,8 @@ pub fn yuan(amount: &str) -> String {
     format!("{sign}¥{grouped}.{frac}")
 }
 
-fn rate(num: u32, den: u32) -> String {
+/// `num` of `den` as a percentage with two decimals, truncated (integers only), or a dash.
+pub(crate) fn rate(num: u32, den: u32) -> String {
     if den == 0 {
         return "—".to_owned();
     }
@@ -52,7 +53,7 @@ fn rate(num: u32, den: u32) -> String {
     format!("{}.{:02}%", bp / 100, bp % 100)
 }
 
-fn source_name(source: &str, lang: Lang) -> &str {
+pub(crate) fn source_name(source: &str, lang: Lang) -> &str {
     match (source, lang) {
         ("complaint", Lang::Zh) => "来电来访投诉",
         ("national_platform", Lang::Zh) => "全国根治欠薪线索反映平台",
@@ -150,7 +151,8 @@ fn build(r: &pb::CountyReport, lang: Lang) -> Report {
             (g, _) => g,
         };
         let projects = if p.projects.is_empty() { if zh { "（案件，无项目）".to_owned() } else { "(cases without a project)".to_owned() } } else { p.projects.join(if zh { "、" } else { ", " }) };
-        problems.push(vec![t(&format!("{} ({grade}): ", p.code)), fig(projects, &format!("problems[{i}].projects"))]);
+        let label = if zh { flag_name_zh(&p.code).map_or_else(|| p.code.clone(), |n| format!("{n}（{}）", p.code)) } else { p.code.clone() };
+        problems.push(vec![t(&format!("{label} ({grade}): ")), fig(projects, &format!("problems[{i}].projects"))]);
     }
     sections.push((if zh { "六、预警与发现的问题".into() } else { "6. Flags and the problems found".into() }, problems));
 
@@ -258,6 +260,38 @@ mod tests {
             assert!(md.contains("GetCountyReport county=620121 from=2026-01-01 to=2026-05-31 at_seq=0"));
             let page = html(&r, lang);
             assert_eq!(page.matches("<li id=\"fn").count(), notes);
+        }
+    }
+}
+
+/// A flag code's name in a Chinese report (the code follows it, as the dashboard shows it).
+fn flag_name_zh(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "WAGE_SHORTFALL" => "专用账户余额不足以支付应付工资",
+        "WAGES_OVERDUE" => "工资逾期未足额支付",
+        "SPLIT_BELOW_RATIO" => "人工费用拨付比例不足",
+        "DEPOSIT_SHORTFALL" => "工资保证金未足额存储",
+        "LETTER_EXPIRING" => "银行保函到期未续",
+        "DRAWDOWN_NOT_REPLENISHED" => "保证金动用后未按期补足",
+        "PAYROLL_MISSING" => "工资支付表未报送",
+        "NO_WAGE_ACCOUNT" => "未开设农民工工资专用账户",
+        "CONTRACT_MISSING" => "未签订劳动合同",
+        "BALANCE_MISMATCH" => "账户余额与银行对账不符",
+        "STATEMENT_MISSING" => "银行对账单未报送",
+        "CASE_OVERDUE" => "案件超过办理时限",
+        "ORDER_UNMET" => "限期整改指令书逾期未履行",
+        "REFERRAL_DUE" => "达到移送标准未移送公安机关",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A new flag code gets its Chinese name, or a Chinese report shows a bare code.
+    #[test]
+    fn every_flag_code_has_a_chinese_name() {
+        for c in crate::projection::flags::FlagCode::ALL {
+            assert!(super::flag_name_zh(c.as_str()).is_some(), "{} has no Chinese name", c.as_str());
         }
     }
 }
