@@ -404,10 +404,13 @@ EVENTS = [
     ("InspectionRecorded", [("county", county), ("employer", uscc), ("date", date), ("project", option(PROJECT_ID)),
                             ("contracts_signed", u32), ("findings", TEXT)]),
     ("CardsRecorded", [("county", county), ("bank", BANK_CODE), ("date", date), ("issued", u32), ("activated", u32)]),
+    ("ReferralOutcomeRecorded", [("order_no", DOC_NO), ("county", county), ("date", date),
+                                 ("outcome", enum_index(["Filed", "NotFiled", "Convicted", "Dropped"])),
+                                 ("reference", option(DOC_NO)), ("note", option(TEXT))]),
 ]
 
-# The events each record format holds: 0-15 in format 1, 16 from format 2, 17-27 from 3.
-EVENTS_IN_FORMAT = {1: 16, 2: 17, 3: 28}
+# The events each record format holds: 0-15 in format 1, 16 from format 2, 17-28 from 3.
+EVENTS_IN_FORMAT = {1: 16, 2: 17, 3: 29}
 
 
 def deposit_basis(r, path):
@@ -434,7 +437,7 @@ EVENTS_V2_FIELDS = {
 
 def event_of(version):
     """The event reader of a record format: `u32` variant index (0 to 15 in format 1, to
-    16 in format 2, to 27 in format 3), then the variant's fields (from format 2, with the
+    16 in format 2, to 28 in format 3), then the variant's fields (from format 2, with the
     fields EVENTS_V2_FIELDS adds)."""
 
     def event(r, path):

@@ -510,7 +510,7 @@ struct Recovered<'a> {
 /// payouts; cards the bank reports; forty inspections. And the cases that go wrong:
 /// - `P04`, unpaid since October: a national-platform lead (open at the year's end),
 ///   an order to its general contractor unmet past its deadline (`ORDER_UNMET`), referred
-///   to the police, and the contractor put on the credit list;
+///   to the police (who open a case), and the contractor put on the credit list;
 /// - `P06`: a provincial lead accepted in August and never closed (`CASE_OVERDUE`);
 /// - `P17`: a provincial lead settled by the county's deposit drawdown.
 fn casework(rng: &mut Rng, b: &mut Builder, projects: &mut [ProjectPlan], paid: &BTreeMap<(usize, u8), Vec<(String, Fen)>>, county: CountyCode, bank: &BankCode) -> CaseworkPlan {
@@ -759,6 +759,14 @@ fn casework(rng: &mut Rng, b: &mut Builder, projects: &mut [ProjectPlan], paid: 
             date: d(2025, 12, 26),
             police_ref: doc("YGX-2025-118".into()),
         })]);
+        b.add(3, d(2025, 12, 30), &county_p, format!("order-{order_no}-filed"), vec![Command::RecordReferralOutcome(RecordReferralOutcome {
+            order_no: doc(order_no.into()),
+            county,
+            date: d(2025, 12, 30),
+            outcome: ReferralOutcome::Filed,
+            reference: Some(doc("YGX-LA-2025-118".into())),
+            note: Some(text("公安机关以涉嫌拒不支付劳动报酬罪立案侦查")),
+        })]);
         b.add(3, d(2025, 12, 29), &county_p, format!("list-{gc}"), vec![Command::ListEmployer(ListEmployer {
             county,
             employer: gc.clone(),
@@ -768,6 +776,7 @@ fn casework(rng: &mut Rng, b: &mut Builder, projects: &mut [ProjectPlan], paid: 
         out.orders.issued += 1;
         out.orders.unmet += 1;
         out.orders.referred += 1;
+        out.orders.referrals_filed += 1;
         out.listed.push(gc);
         projects[3].expected_flags.push("ORDER_UNMET");
     }

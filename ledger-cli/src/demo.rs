@@ -216,7 +216,10 @@ fn print_casework(r: &pb::CountyReport) {
     for c in &r.cases {
         println!("  {:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>14}", c.source, c.received, c.accepted, c.closed, rate(c.closed, c.received), c.workers_paid, c.recovered);
     }
-    println!("  orders to pay                {} issued, {} complied with, {} unmet; {} referred to the police", r.orders_issued, r.orders_complied, r.orders_unmet, r.orders_referred);
+    println!(
+        "  orders to pay                {} issued, {} complied with, {} unmet; {} referred to the police ({} opened by the police, {} convicted)",
+        r.orders_issued, r.orders_complied, r.orders_unmet, r.orders_referred, r.referrals_filed, r.referrals_convicted
+    );
     println!("  credit list                  {} listed in the period; on the list: {}", r.listed, if r.on_list.is_empty() { "none".to_owned() } else { r.on_list.join(", ") });
     println!("  inspections                  {} of {} employers, {} contracts signed on the spot", r.inspections, r.employers_inspected, r.contracts_signed);
     println!("  wage cards                   {} issued, {} activated", r.cards_issued, r.cards_activated);

@@ -292,6 +292,20 @@ pub fn commands(rows: &[Row], first_row: usize) -> Result<Vec<pb::Command>, Batc
                 payout_seqs: seqs(&f.s("payout_seqs"), n)?,
                 note: f.s("note"),
             }),
+            "record_referral_outcome" => Kind::RecordReferralOutcome(pb::RecordReferralOutcome {
+                order_no: f.s("order_no"),
+                county: f.s("county"),
+                date: f.s("date"),
+                outcome: match f.s("outcome").as_str() {
+                    "filed" => pb::ReferralOutcome::Filed,
+                    "not_filed" => pb::ReferralOutcome::NotFiled,
+                    "convicted" => pb::ReferralOutcome::Convicted,
+                    "dropped" => pb::ReferralOutcome::Dropped,
+                    other => return Err(BatchFileError { row: n, why: format!("outcome must be filed, not_filed, convicted or dropped, not {other:?}") }),
+                } as i32,
+                reference: f.s("reference"),
+                note: f.s("note"),
+            }),
             "issue_order" => Kind::IssueOrder(pb::IssueOrder {
                 order_no: f.s("order_no"),
                 county: f.s("county"),

@@ -415,7 +415,31 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
             issued: m.issued,
             activated: m.activated,
         }),
+        Kind::RecordReferralOutcome(m) => Command::RecordReferralOutcome(c::RecordReferralOutcome {
+            order_no: doc("order_no", &m.order_no)?,
+            county: county(&m.county)?,
+            date: date("date", &m.date)?,
+            outcome: match pb::ReferralOutcome::try_from(m.outcome) {
+                Ok(pb::ReferralOutcome::Filed) => c::ReferralOutcome::Filed,
+                Ok(pb::ReferralOutcome::NotFiled) => c::ReferralOutcome::NotFiled,
+                Ok(pb::ReferralOutcome::Convicted) => c::ReferralOutcome::Convicted,
+                Ok(pb::ReferralOutcome::Dropped) => c::ReferralOutcome::Dropped,
+                Ok(pb::ReferralOutcome::Unspecified) | Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("outcome {} is not a ReferralOutcome", m.outcome))),
+            },
+            reference: if m.reference.is_empty() { None } else { Some(doc("reference", &m.reference)?) },
+            note: opt_text("note", &m.note)?,
+        }),
     })
+}
+
+/// A referral outcome for the wire.
+pub fn referral_outcome_to(o: c::ReferralOutcome) -> pb::ReferralOutcome {
+    match o {
+        c::ReferralOutcome::Filed => pb::ReferralOutcome::Filed,
+        c::ReferralOutcome::NotFiled => pb::ReferralOutcome::NotFiled,
+        c::ReferralOutcome::Convicted => pb::ReferralOutcome::Convicted,
+        c::ReferralOutcome::Dropped => pb::ReferralOutcome::Dropped,
+    }
 }
 
 fn opt_text(field: &str, s: &str) -> R<Option<Text>> {

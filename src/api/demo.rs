@@ -188,6 +188,14 @@ pub fn wire_batches(plan: &Plan) -> Vec<(Principal, String, Vec<super::pb::Comma
                 contracts_signed: m.contracts_signed,
                 findings: m.findings.to_string(),
             }),
+            Command::RecordReferralOutcome(m) => Kind::RecordReferralOutcome(pb::RecordReferralOutcome {
+                order_no: m.order_no.to_string(),
+                county: m.county.to_string(),
+                date: m.date.to_string(),
+                outcome: crate::api::convert::referral_outcome_to(m.outcome) as i32,
+                reference: m.reference.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+                note: m.note.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            }),
             Command::RecordCards(m) => Kind::RecordCards(pb::RecordCards { county: m.county.to_string(), bank: m.bank.to_string(), date: m.date.to_string(), issued: m.issued, activated: m.activated }),
         };
         pb::Command { kind: Some(kind) }

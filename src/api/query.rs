@@ -361,6 +361,8 @@ impl pb::ledger_query_server::LedgerQuery for Query {
             orders_complied: x.orders.complied,
             orders_unmet: x.orders.unmet,
             orders_referred: x.orders.referred,
+            referrals_filed: x.orders.referrals_filed,
+            referrals_convicted: x.orders.referrals_convicted,
             listed: x.listed,
             on_list: x.on_list.iter().map(ToString::to_string).collect(),
             inspections: x.inspections,

@@ -74,6 +74,9 @@ pub fn t(l: Lang, key: &str) -> &'static str {
         "closed" => ("办结", "Closed"),
         "closure_rate" => ("办结率", "Closure rate"),
         "report_period" => ("报告期", "Period"),
+        "enforcement" => ("指令、移送与失信名单(本年)", "Orders, referrals and the credit list (this year)"),
+        "credit_list" => ("失信联合惩戒名单(在列)", "On the credit list"),
+        "orders_line" => ("限期整改指令书", "Orders to pay"),
         "workers" => ("工人查询", "Worker lookup"),
         "project" => ("项目", "Project"),
         "name" => ("名称", "Name"),
@@ -329,7 +332,7 @@ pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html
 }
 
 /// The county's cases and its casework by source, with the work report's period form.
-pub fn cases(l: Lang, s: &pb::CountySummary, cs: &[pb::Case]) -> Html<String> {
+pub fn cases(l: Lang, s: &pb::CountySummary, cs: &[pb::Case], year: Option<&pb::CountyReport>) -> Html<String> {
     let mut p = Page::new(l, "cases");
     p.raw(&format!(
         "<form method=\"get\" action=\"/report\">{}: <input name=\"from\" value=\"{}-01-01\" size=\"10\"> – <input name=\"to\" value=\"{}\" size=\"10\"><input type=\"hidden\" name=\"lang\" value=\"{}\"> <button>{}</button></form>",
@@ -360,6 +363,24 @@ pub fn cases(l: Lang, s: &pb::CountySummary, cs: &[pb::Case]) -> Html<String> {
         })
         .collect();
     p.table("case-list", &["case_no", "source", "received_on", "project", "status", "decide_by", "close_by", "recovered", "workers_paid", "grade"], &rows, None);
+    // The year's orders and referrals, and who is on the credit list (their new projects
+    // hold the deposit at the raised rate).
+    let Some(year) = year else { return p.finish() };
+    p.h2("enforcement");
+    let orders = if l == Lang::Zh {
+        format!(
+            "下达 {} 份，已履行 {} 份，逾期未履行 {} 份；移送公安机关 {} 件（立案 {} 件，判决 {} 件）",
+            year.orders_issued, year.orders_complied, year.orders_unmet, year.orders_referred, year.referrals_filed, year.referrals_convicted
+        )
+    } else {
+        format!(
+            "{} issued, {} complied with, {} unmet; {} referred to the police ({} opened by the police, {} convicted)",
+            year.orders_issued, year.orders_complied, year.orders_unmet, year.orders_referred, year.referrals_filed, year.referrals_convicted
+        )
+    };
+    p.raw(&format!("<p id=\"orders\">{}: {}</p>", t(l, "orders_line"), esc(&orders)));
+    let listed = if year.on_list.is_empty() { t(l, "none").to_owned() } else { year.on_list.iter().map(|u| esc(u)).collect::<Vec<_>>().join(", ") };
+    p.raw(&format!("<p id=\"credit-list\">{}: {}</p>", t(l, "credit_list"), listed));
     p.finish()
 }
 

@@ -266,7 +266,18 @@ async fn cases_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Que
         Ok(r) => r.into_inner().cases,
         Err(e) => return fail(e, l, true),
     };
-    with_lang_cookie(html::cases(l, &s, &cases).into_response(), &q)
+    // The year to the page's day, for its orders, referrals and credit list.
+    let year = pb::GetCountyReportRequest { county: s.county.clone(), from: format!("{}-01-01", &s.as_of[..4.min(s.as_of.len())]), to: s.as_of.clone(), at_seq: q.at_seq.unwrap_or(0) };
+    // (A report is of one county: across every county the section is left out.)
+    let year = if s.county.is_empty() {
+        None
+    } else {
+        match d.query.get_county_report(req(&headers, year)).await {
+            Ok(r) => Some(r.into_inner()),
+            Err(e) => return fail(e, l, true),
+        }
+    };
+    with_lang_cookie(html::cases(l, &s, &cases, year.as_ref()).into_response(), &q)
 }
 
 #[derive(Deserialize)]

@@ -132,9 +132,9 @@ fn build(r: &pb::CountyReport, lang: Lang) -> Report {
     sections.push((
         if zh { "五、执法检查、指令与惩戒".into() } else { "5. Inspections, orders and sanctions".into() },
         vec![if zh {
-            vec![t("检查用人单位 "), fig(r.inspections.to_string(), "inspections"), t(" 家次（"), fig(r.employers_inspected.to_string(), "employers_inspected"), t(" 家），现场签订劳动合同 "), fig(r.contracts_signed.to_string(), "contracts_signed"), t(" 份；下达限期整改指令书 "), fig(r.orders_issued.to_string(), "orders_issued"), t(" 份，已履行 "), fig(r.orders_complied.to_string(), "orders_complied"), t(" 份，逾期未履行 "), fig(r.orders_unmet.to_string(), "orders_unmet"), t(" 份；移送公安机关 "), fig(r.orders_referred.to_string(), "orders_referred"), t(" 件；列入拖欠农民工工资失信联合惩戒对象名单 "), fig(r.listed.to_string(), "listed"), t(" 家，期末在列 "), fig(r.on_list.len().to_string(), "on_list"), t(" 家。")]
+            vec![t("检查用人单位 "), fig(r.inspections.to_string(), "inspections"), t(" 家次（"), fig(r.employers_inspected.to_string(), "employers_inspected"), t(" 家），现场签订劳动合同 "), fig(r.contracts_signed.to_string(), "contracts_signed"), t(" 份；下达限期整改指令书 "), fig(r.orders_issued.to_string(), "orders_issued"), t(" 份，已履行 "), fig(r.orders_complied.to_string(), "orders_complied"), t(" 份，逾期未履行 "), fig(r.orders_unmet.to_string(), "orders_unmet"), t(" 份；移送公安机关 "), fig(r.orders_referred.to_string(), "orders_referred"), t(" 件（公安机关立案 "), fig(r.referrals_filed.to_string(), "referrals_filed"), t(" 件，判决 "), fig(r.referrals_convicted.to_string(), "referrals_convicted"), t(" 件）；列入拖欠农民工工资失信联合惩戒对象名单 "), fig(r.listed.to_string(), "listed"), t(" 家，期末在列 "), fig(r.on_list.len().to_string(), "on_list"), t(" 家。")]
         } else {
-            vec![t("Inspections: "), fig(r.inspections.to_string(), "inspections"), t(" of "), fig(r.employers_inspected.to_string(), "employers_inspected"), t(" employers, "), fig(r.contracts_signed.to_string(), "contracts_signed"), t(" labour contracts signed on the spot. Orders to pay within a deadline: "), fig(r.orders_issued.to_string(), "orders_issued"), t(" issued, "), fig(r.orders_complied.to_string(), "orders_complied"), t(" complied with, "), fig(r.orders_unmet.to_string(), "orders_unmet"), t(" unmet; "), fig(r.orders_referred.to_string(), "orders_referred"), t(" referred to the police. Employers put on the credit list of wage defaulters: "), fig(r.listed.to_string(), "listed"), t("; on it at the end: "), fig(r.on_list.len().to_string(), "on_list"), t(".")]
+            vec![t("Inspections: "), fig(r.inspections.to_string(), "inspections"), t(" of "), fig(r.employers_inspected.to_string(), "employers_inspected"), t(" employers, "), fig(r.contracts_signed.to_string(), "contracts_signed"), t(" labour contracts signed on the spot. Orders to pay within a deadline: "), fig(r.orders_issued.to_string(), "orders_issued"), t(" issued, "), fig(r.orders_complied.to_string(), "orders_complied"), t(" complied with, "), fig(r.orders_unmet.to_string(), "orders_unmet"), t(" unmet; "), fig(r.orders_referred.to_string(), "orders_referred"), t(" referred to the police (the police opened "), fig(r.referrals_filed.to_string(), "referrals_filed"), t(", convictions "), fig(r.referrals_convicted.to_string(), "referrals_convicted"), t("). Employers put on the credit list of wage defaulters: "), fig(r.listed.to_string(), "listed"), t("; on it at the end: "), fig(r.on_list.len().to_string(), "on_list"), t(".")]
         }],
     ));
 
@@ -286,7 +286,7 @@ fn flag_name_zh(code: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
+mod flag_name_tests {
     /// A new flag code gets its Chinese name, or a Chinese report shows a bare code.
     #[test]
     fn every_flag_code_has_a_chinese_name() {

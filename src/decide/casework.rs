@@ -230,6 +230,31 @@ pub(super) fn refer(state: &State, c: &ReferOrder) -> Decision {
     Ok(Event::OrderReferred(c.clone()))
 }
 
+/// A referral's outcome: first whether the police opened a case, then how an opened case
+/// ended; each dated from the referral and the outcome before it on; nothing after a
+/// final one.
+pub(super) fn referral_outcome(state: &State, c: &RecordReferralOutcome) -> Decision {
+    let o = order(state, c.county, &c.order_no)?;
+    let Some((referral, _)) = &o.referral else {
+        return Err(refuse("ORDER_NOT_REFERRED", format!("order {} was not referred to the police", c.order_no)));
+    };
+    let last = o.outcomes.last().map(|(x, _)| x.outcome);
+    if let Some(prev) = last.filter(|p| p.is_final()) {
+        return Err(refuse("REFERRAL_CONCLUDED", format!("the referral of order {} ended already ({})", c.order_no, prev.as_str())));
+    }
+    let after = o.outcomes.last().map_or(referral.date, |(x, _)| x.date);
+    if c.date < after {
+        return Err(Rejection::DateOrder { what: "referral outcome", date: c.date, before: after });
+    }
+    match (last, c.outcome) {
+        (None, ReferralOutcome::Filed | ReferralOutcome::NotFiled) | (Some(ReferralOutcome::Filed), ReferralOutcome::Convicted | ReferralOutcome::Dropped) => {
+            Ok(Event::ReferralOutcomeRecorded(c.clone()))
+        }
+        (None, x) => Err(refuse("REFERRAL_NOT_FILED", format!("a referral is {} only after the police opened a case", x.as_str()))),
+        (Some(_), x) => Err(refuse("REFERRAL_ALREADY_FILED", format!("the police opened a case on order {} already: it is not {} now", c.order_no, x.as_str()))),
+    }
+}
+
 pub(super) fn list(state: &State, c: &ListEmployer) -> Decision {
     if state.listing_of(&c.employer, c.listed_on).is_some() {
         return Err(refuse("EMPLOYER_LISTED", format!("employer {} is on the credit list on {}", c.employer, c.listed_on)));

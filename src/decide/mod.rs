@@ -358,6 +358,7 @@ fn decide_numbered(state: &State, command: &Command, fp: Option<u128>) -> Decisi
         Command::DelistEmployer(c) => casework::delist(state, c),
         Command::RecordInspection(c) => casework::inspect(state, c),
         Command::RecordCards(c) => casework::cards(c),
+        Command::RecordReferralOutcome(c) => casework::referral_outcome(state, c),
     }
 }
 

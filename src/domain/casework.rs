@@ -185,6 +185,56 @@ pub struct ReferOrder {
     pub police_ref: DocNo,
 }
 
+/// What became of a referral, as the police, the prosecutor or the court notify the
+/// county: the police decide whether to open a criminal case (立案 or 不予立案,
+/// 《刑事诉讼法》 art. 112); an opened case ends in a conviction for refusing to pay wages
+/// (《刑法》 art. 276-1) or without one (撤销案件, 不起诉, or the arrears paid before
+/// prosecution, art. 276-1 para. 3, 免除或减轻处罚).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ReferralOutcome {
+    /// The police opened a criminal case (立案侦查).
+    Filed,
+    /// The police declined to open one (不予立案): final.
+    NotFiled,
+    /// The employer was convicted (判决有罪): final.
+    Convicted,
+    /// The opened case ended without a conviction: final.
+    Dropped,
+}
+
+impl ReferralOutcome {
+    pub const ALL: [ReferralOutcome; 4] = [ReferralOutcome::Filed, ReferralOutcome::NotFiled, ReferralOutcome::Convicted, ReferralOutcome::Dropped];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferralOutcome::Filed => "filed",
+            ReferralOutcome::NotFiled => "not_filed",
+            ReferralOutcome::Convicted => "convicted",
+            ReferralOutcome::Dropped => "dropped",
+        }
+    }
+
+    /// Whether nothing may follow it.
+    pub fn is_final(self) -> bool {
+        self != ReferralOutcome::Filed
+    }
+}
+
+/// An outcome of an order's referral to the police (移送后的处理结果), as notified to the
+/// county: first whether the police opened a case, then, if they did, how it ended. Each
+/// dated no earlier than the referral and the outcome before it; nothing follows a final
+/// one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordReferralOutcome {
+    pub order_no: DocNo,
+    pub county: CountyCode,
+    pub date: Date,
+    pub outcome: ReferralOutcome,
+    /// The notifying document's number (立案决定书, 不予立案通知书, 判决书), if any.
+    pub reference: Option<DocNo>,
+    pub note: Option<Text>,
+}
+
 /// Why an employer is listed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ListingBasis {

@@ -291,7 +291,8 @@ impl Command {
             | Command::ListEmployer(_)
             | Command::DelistEmployer(_)
             | Command::RecordInspection(_)
-            | Command::RecordCards(_) => None,
+            | Command::RecordCards(_)
+            | Command::RecordReferralOutcome(_) => None,
         }
     }
 }
@@ -327,7 +328,8 @@ impl Event {
             | Event::EmployerListed(_)
             | Event::EmployerDelisted(_)
             | Event::InspectionRecorded(_)
-            | Event::CardsRecorded(_) => None,
+            | Event::CardsRecorded(_)
+            | Event::ReferralOutcomeRecorded(_) => None,
         }
     }
 }

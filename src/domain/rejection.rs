@@ -108,7 +108,7 @@ pub enum Rejection {
 }
 
 /// The reason codes of the casework rules.
-pub const CASEWORK_CODES: [&str; 20] = [
+pub const CASEWORK_CODES: [&str; 24] = [
     "CASE_EXISTS",
     "UNKNOWN_CASE",
     "CASE_ALREADY_DECIDED",
@@ -129,6 +129,10 @@ pub const CASEWORK_CODES: [&str; 20] = [
     "EMPLOYER_NOT_LISTED",
     "DELIST_TOO_EARLY",
     "ARREARS_NOT_REPAID",
+    "ORDER_NOT_REFERRED",
+    "REFERRAL_NOT_FILED",
+    "REFERRAL_ALREADY_FILED",
+    "REFERRAL_CONCLUDED",
 ];
 
 impl Rejection {
@@ -179,7 +183,7 @@ impl Rejection {
             Invalid { .. } | DuplicatePayrollLine { .. } | DateOrder { .. } | EmptyBatch => RejectionKind::Invalid,
             ProjectExists(_) | WageAccountExists(_) | WorkerAlreadyEnrolled { .. } | ContractExists { .. }
             | Duplicate(_) | RequestIdReused(_) | StatementExists { .. } => RejectionKind::Exists,
-            Casework { code: "CASE_EXISTS" | "PAYOUT_ALREADY_CITED" | "ORDER_EXISTS" | "ORDER_REFERRED" | "EMPLOYER_LISTED", .. } => RejectionKind::Exists,
+            Casework { code: "CASE_EXISTS" | "PAYOUT_ALREADY_CITED" | "ORDER_EXISTS" | "ORDER_REFERRED" | "REFERRAL_ALREADY_FILED" | "EMPLOYER_LISTED", .. } => RejectionKind::Exists,
             Casework { code: "UNKNOWN_CASE" | "UNKNOWN_ORDER" | "EMPLOYER_NOT_LISTED", .. } => RejectionKind::Missing,
             NotPermitted { .. } => RejectionKind::Permission,
             UnknownProject(_) | UnknownLetter(_) | UnknownPayrollLine { .. } => RejectionKind::Missing,
@@ -201,4 +205,19 @@ pub struct BatchRejection {
     /// Index of the failing command; `None` for a rejection of the batch as a whole.
     pub index: Option<usize>,
     pub rejection: Rejection,
+}
+
+#[cfg(test)]
+mod casework_code_tests {
+    /// Every code the casework rules refuse with is listed, so that the list (and what
+    /// reads it) cannot fall behind the rules.
+    #[test]
+    fn every_casework_refusal_code_is_listed() {
+        let src = include_str!("../decide/casework.rs");
+        let codes: Vec<&str> = src.split("refuse(\"").skip(1).map(|p| &p[..p.find('"').expect("a closing quote")]).collect();
+        assert!(codes.len() >= 24, "found the rules' codes: {codes:?}");
+        for c in codes {
+            assert!(super::CASEWORK_CODES.contains(&c), "{c} is missing from CASEWORK_CODES");
+        }
+    }
 }

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::casework::ReferralOutcome;
 use crate::domain::date::{CalendarBook, Date};
 use crate::domain::ids::{CountyCode, ProjectId, Uscc};
 use crate::domain::money::Fen;
@@ -35,6 +36,10 @@ pub struct OrderFigures {
     pub unmet: u32,
     /// Orders referred to the police in the period (any issue date).
     pub referred: u32,
+    /// Of those, the ones the police opened a case on by the end (whatever came after),
+    /// and the ones that ended in a conviction by the end.
+    pub referrals_filed: u32,
+    pub referrals_convicted: u32,
 }
 
 /// The report's figures.
@@ -112,6 +117,13 @@ pub fn county_report(state: &State, policies: &PolicyBook, cal: &CalendarBook, c
         }
         if o.referral_at(end).is_some_and(|r| in_period(r.date)) {
             orders.referred += 1;
+            let outcome = o.referral_outcome_at(end).map(|x| x.outcome);
+            if matches!(outcome, Some(ReferralOutcome::Filed | ReferralOutcome::Convicted | ReferralOutcome::Dropped)) {
+                orders.referrals_filed += 1;
+            }
+            if outcome == Some(ReferralOutcome::Convicted) {
+                orders.referrals_convicted += 1;
+            }
         }
     }
 

@@ -117,6 +117,8 @@ pub struct WageOrder {
     /// Found not complied with, then perhaps complied with late: in record order.
     pub resolutions: Vec<(ResolveOrder, Seq)>,
     pub referral: Option<(ReferOrder, Seq)>,
+    /// What became of the referral, in record (and date) order.
+    pub outcomes: Vec<(RecordReferralOutcome, Seq)>,
 }
 
 impl WageOrder {
@@ -131,6 +133,11 @@ impl WageOrder {
 
     pub fn referral_at(&self, w: When) -> Option<&ReferOrder> {
         self.referral.as_ref().filter(|(r, s)| w.sees(*s, r.date)).map(|(r, _)| r)
+    }
+
+    /// The referral's latest outcome the point sees, if any.
+    pub fn referral_outcome_at(&self, w: When) -> Option<&RecordReferralOutcome> {
+        self.outcomes.iter().rev().find(|(o, s)| w.sees(*s, o.date)).map(|(o, _)| o)
     }
 
     /// Unmet at the point: past its deadline on the point's day, not complied with.
@@ -966,7 +973,7 @@ impl State {
             }
             Event::OrderIssued(c) => {
                 self.order_numbers.insert((c.county, c.order_no.clone()), c.project.clone());
-                self.wage_orders.insert((c.project.clone(), c.order_no.clone()), WageOrder { order: c.clone(), seq, resolutions: Vec::new(), referral: None });
+                self.wage_orders.insert((c.project.clone(), c.order_no.clone()), WageOrder { order: c.clone(), seq, resolutions: Vec::new(), referral: None, outcomes: Vec::new() });
             }
             Event::OrderResolved(c) => {
                 let p = self.order_numbers.get(&(c.county, c.order_no.clone())).expect("decide checked the order exists").clone();
@@ -975,6 +982,10 @@ impl State {
             Event::OrderReferred(c) => {
                 let p = self.order_numbers.get(&(c.county, c.order_no.clone())).expect("decide checked the order exists").clone();
                 self.wage_orders.get_mut(&(p, c.order_no.clone())).referral = Some((c.clone(), seq));
+            }
+            Event::ReferralOutcomeRecorded(c) => {
+                let p = self.order_numbers.get(&(c.county, c.order_no.clone())).expect("decide checked the order exists").clone();
+                self.wage_orders.get_mut(&(p, c.order_no.clone())).outcomes.push((c.clone(), seq));
             }
             Event::EmployerListed(c) => {
                 self.listings.insert((c.employer.clone(), c.listed_on), Listing { listing: c.clone(), seq, delisted: None });

@@ -45,12 +45,12 @@ impl SnapshotKey {
         SnapshotKey(blake3::derive_key(SNAPSHOT_KEY_CONTEXT, seed))
     }
 }
-/// 5: the county's casework (cases, citations, orders, listings, inspections, card
+/// 6: each order's referral outcomes (`WageOrder::outcomes`); 5: the county's casework (cases, citations, orders, listings, inspections, card
 /// counts: issue 17); 4: the state holds every account's and payee's posting history, and each fact's
 /// record and value date (`projection::history`, `projection::when`); 3: a keyed MAC
 /// instead of an unkeyed checksum (2: the fingerprint set holds every external number,
 /// `crate::domain::numbers`). An older snapshot is ignored and the log replayed.
-pub const SNAPSHOT_VERSION: u16 = 5;
+pub const SNAPSHOT_VERSION: u16 = 6;
 /// Snapshots kept: the newest and the one before (in case the newest is damaged).
 const KEEP: usize = 2;
 

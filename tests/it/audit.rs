@@ -133,6 +133,7 @@ fn format_2_records_with_every_new_field_verify_in_rust_and_in_independent_pytho
         Command::IssueOrder(order("LZ-2")),
         Command::ResolveOrder(ResolveOrder { order_no: doc("LZ-2"), county: c, date: d("2026-03-06"), complied: false, records: vec![], note: None }),
         Command::ReferOrder(ReferOrder { order_no: doc("LZ-2"), county: c, date: d("2026-03-09"), police_ref: doc("GA-1") }),
+        Command::RecordReferralOutcome(RecordReferralOutcome { order_no: doc("LZ-2"), county: c, date: d("2026-03-12"), outcome: ReferralOutcome::Filed, reference: Some(doc("LA-1")), note: None }),
         Command::ListEmployer(ListEmployer { county: c, employer: gc(), listed_on: d("2026-03-10"), basis: ListingBasis::MassIncident(anxin::domain::ids::Text::parse("三十余人聚集讨薪").unwrap()) }),
         Command::DelistEmployer(DelistEmployer { county: c, employer: gc(), date: d("2026-09-10"), note: None }),
         Command::RecordInspection(RecordInspection { county: c, employer: gc(), date: d("2026-03-11"), project: None, contracts_signed: 4, findings: anxin::domain::ids::Text::parse("补签劳动合同").unwrap() }),
@@ -141,10 +142,10 @@ fn format_2_records_with_every_new_field_verify_in_rust_and_in_independent_pytho
     let arch = dir.path().join("a.jsonl");
     export(&l, &arch);
     let key = anxin::chain::checkpoint::key_to_text(&l.public_key());
-    assert_eq!(audit::verify_archive(&arch, Some(&l.public_key()), &mut |_| {}).unwrap().records, 21);
+    assert_eq!(audit::verify_archive(&arch, Some(&l.public_key()), &mut |_| {}).unwrap().records, 22);
     let (good, text) = python(&arch, Some(&key));
-    assert!(good && text.contains("OK: 21 records"), "{text}");
-    let recs = l.read_records(1, 21).unwrap();
+    assert!(good && text.contains("OK: 22 records"), "{text}");
+    let recs = l.read_records(1, 22).unwrap();
     assert!(recs.iter().all(|(_, r)| anxin::chain::record::Record::decode(r).unwrap().version == 3));
 }
 

@@ -319,6 +319,36 @@ async fn orders_go_unmet_are_referred_list_their_employer_and_are_cured_only_by_
     s.ok(&county, "unmet", vec![resolve("LZ-2", "2026-03-17", false, &[])]).await;
     s.ok(&county, "refer", vec![refer("LZ-2", "2026-03-20")]).await;
     assert_eq!(r("x12", refer("LZ-2", "2026-03-21")).await, "ORDER_REFERRED");
+    // What became of the referral: first whether the police opened a case, then how it
+    // ended; in date order; nothing after a final outcome; the county's record alone.
+    let outcome = |no: &str, date: &str, o: i32| {
+        cmd(Kind::RecordReferralOutcome(pb::RecordReferralOutcome { order_no: no.into(), county: COUNTY.into(), date: date.into(), outcome: o, reference: "LA-2026-7".into(), note: String::new() }))
+    };
+    use pb::ReferralOutcome as O;
+    assert_eq!(r("y1", outcome("LZ-1", "2026-03-24", O::Filed as i32)).await, "ORDER_NOT_REFERRED");
+    assert_eq!(r("y2", outcome("LZ-9", "2026-03-24", O::Filed as i32)).await, "UNKNOWN_ORDER");
+    assert_eq!(r("y3", outcome("LZ-2", "2026-03-24", O::Convicted as i32)).await, "REFERRAL_NOT_FILED");
+    assert_eq!(r("y4", outcome("LZ-2", "2026-03-24", O::Dropped as i32)).await, "REFERRAL_NOT_FILED");
+    assert_eq!(r("y5", outcome("LZ-2", "2026-03-19", O::Filed as i32)).await, "DATE_ORDER");
+    assert_eq!(r("y6", outcome("LZ-2", "2026-03-24", 0)).await, "UNKNOWN_ENUM_VALUE");
+    assert_eq!(s.refused("bank:ICBC", "y7", vec![outcome("LZ-2", "2026-03-24", O::Filed as i32)]).await.1, "NOT_PERMITTED");
+    // A refused batch takes its outcome back: the same outcome is then accepted.
+    assert_eq!(s.refused(&county, "y12", vec![outcome("LZ-2", "2026-03-24", O::Filed as i32), outcome("LZ-9", "2026-03-24", O::Filed as i32)]).await.1, "UNKNOWN_ORDER");
+    let filed = s.ok(&county, "filed", vec![outcome("LZ-2", "2026-03-24", O::Filed as i32)]).await;
+    assert_eq!(r("y8", outcome("LZ-2", "2026-03-25", O::NotFiled as i32)).await, "REFERRAL_ALREADY_FILED");
+    assert_eq!(r("y9", outcome("LZ-2", "2026-03-25", O::Filed as i32)).await, "REFERRAL_ALREADY_FILED");
+    assert_eq!(r("y10", outcome("LZ-2", "2026-03-23", O::Convicted as i32)).await, "DATE_ORDER");
+    s.ok(&county, "convicted", vec![outcome("LZ-2", "2026-06-30", O::Convicted as i32)]).await;
+    assert_eq!(r("y11", outcome("LZ-2", "2026-07-01", O::Dropped as i32)).await, "REFERRAL_CONCLUDED");
+    assert_eq!(r("y13", outcome("LZ-2", "2026-03-01", O::Dropped as i32)).await, "REFERRAL_CONCLUDED", "after a final outcome, whatever its date");
+    // The report counts them as of its end, and at a past record.
+    let report = |to: &str, at_seq: u64| pb::GetCountyReportRequest { county: COUNTY.into(), from: "2026-01-01".into(), to: to.into(), at_seq };
+    let year = q.get_county_report(report("2026-12-31", 0)).await.unwrap().into_inner();
+    assert_eq!((year.orders_referred, year.referrals_filed, year.referrals_convicted), (1, 1, 1));
+    let march = q.get_county_report(report("2026-03-23", 0)).await.unwrap().into_inner();
+    assert_eq!((march.orders_referred, march.referrals_filed, march.referrals_convicted), (1, 0, 0), "not opened by the police yet on 2026-03-23");
+    let at_filing = q.get_county_report(report("2026-12-31", filed.first_seq)).await.unwrap().into_inner();
+    assert_eq!((at_filing.referrals_filed, at_filing.referrals_convicted), (1, 0), "at the record of the filing, no conviction yet");
     let later = q.list_flags(flags("2026-03-21", 0)).await.unwrap().into_inner().flags;
     assert!(flags_of(&later, "REFERRAL_DUE").is_empty() && flags_of(&later, "ORDER_UNMET").len() == 1, "{later:?}");
     let list = |date: &str, order: &str| cmd(Kind::ListEmployer(pb::ListEmployer { county: COUNTY.into(), employer: crate::harness::gc().to_string(), listed_on: date.into(), unmet_order_no: order.into(), mass_incident: String::new() }));

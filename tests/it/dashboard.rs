@@ -89,6 +89,7 @@ async fn every_page_and_export_answers_with_the_query_layers_figures() {
         let complaints = html.split("<tr>").find(|r| r.contains(">来电来访投诉<") && !r.contains("TS-")).expect("the complaint row by source").to_owned();
         assert!(complaints.contains(">2<") && complaints.contains(">1<") && complaints.contains("50.00%") && complaints.contains("5000.00"), "{complaints}");
         assert!(!html.contains(&nid(1)) && !html.contains(&nid(3)), "no complainant's ID on the page");
+        assert!(html.contains("id=\"orders\"") && html.contains("id=\"credit-list\""), "the year's orders and the credit list: {html}");
         // The flags page names the case when a flag has no project.
         let (_, _, body) = get(d, "/flags", t);
         assert!(String::from_utf8(body).unwrap().contains("<td>TS-2</td>"), "CASE_OVERDUE by case number");

@@ -110,6 +110,7 @@ fn plausible(name: &str, n: usize) -> String {
         "largest" => "50".into(),
         "demand" | "findings" | "mass_incident" => "限期支付拖欠工资".into(),
         "police_ref" => format!("GA-{n}"),
+        "reference" => format!("LA-{n}"),
         "unmet_order_no" => format!("LZ-{n}"),
         "from" => "2026-01-01".into(),
         "to" => "2026-03-31".into(),

@@ -109,7 +109,7 @@ fn run(seed: u64) {
         assert_eq!(r.cases.values().map(|f| f.overdue).sum::<u32>(), 1);
         assert!(r.cases.values().all(|f| f.recovered > 0 && f.workers_paid > 0));
         assert_eq!(r.orders, cw.orders);
-        assert_eq!((r.orders.issued, r.orders.complied, r.orders.unmet, r.orders.referred), (11, 10, 1, 1));
+        assert_eq!((r.orders.issued, r.orders.complied, r.orders.unmet, r.orders.referred, r.orders.referrals_filed, r.orders.referrals_convicted), (11, 10, 1, 1, 1, 0));
         assert_eq!((r.listed, &r.on_list), (1, &cw.listed));
         assert_eq!(r.on_list, [p04.general_contractor.clone()]);
         assert_eq!((r.inspections, r.employers_inspected, r.contracts_signed), (cw.inspections, cw.employers_inspected, cw.contracts_signed));

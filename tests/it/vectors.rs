@@ -121,6 +121,18 @@ fn events_v3() -> Vec<(&'static str, Principal, Event)> {
     out.push(("EmployerDelisted", county.clone(), Event::EmployerDelisted(DelistEmployer { county: c, employer: gc(), date: d("2026-09-25"), note: None })));
     out.push(("InspectionRecorded", county, Event::InspectionRecorded(RecordInspection { county: c, employer: gc(), date: d("2026-04-08"), project: Some(pid("P1")), contracts_signed: 23, findings: Text::parse("劳动合同未全部签订").unwrap() })));
     out.push(("CardsRecorded", Principal::parse("bank:ICBC").unwrap(), Event::CardsRecorded(RecordCards { county: c, bank: BankCode::parse("ICBC").unwrap(), date: d("2026-05-31"), issued: 861, activated: 872 })));
+    out.push((
+        "ReferralOutcomeRecorded",
+        Principal::parse("county:620121").unwrap(),
+        Event::ReferralOutcomeRecorded(RecordReferralOutcome {
+            order_no: DocNo::parse("LZ-2026-007").unwrap(),
+            county: c,
+            date: d("2026-06-02"),
+            outcome: ReferralOutcome::Filed,
+            reference: Some(DocNo::parse("LA-2026-041").unwrap()),
+            note: Some(Text::parse("以涉嫌拒不支付劳动报酬罪立案侦查").unwrap()),
+        }),
+    ));
     out
 }
 
