@@ -46,11 +46,7 @@ pub fn yuan(amount: &str) -> String {
 
 /// `num` of `den` as a percentage with two decimals, truncated (integers only), or a dash.
 pub(crate) fn rate(num: u32, den: u32) -> String {
-    if den == 0 {
-        return "—".to_owned();
-    }
-    let bp = u64::from(num) * 10_000 / u64::from(den);
-    format!("{}.{:02}%", bp / 100, bp % 100)
+    crate::projection::views::CountySummary::rate_bp(num, den).map_or_else(|| "—".to_owned(), |bp| format!("{}.{:02}%", bp / 100, bp % 100))
 }
 
 pub(crate) fn source_name(source: &str, lang: Lang) -> &str {
