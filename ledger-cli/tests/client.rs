@@ -352,7 +352,7 @@ fn the_casework_of_the_readme_and_the_work_report_it_prints() {
         "现场签订劳动合同 **23**",
         "下达限期整改指令书 **1**",
         "逾期未履行 **1**",
-        "ORDER_UNMET (红色): **P01**",
+        "限期整改指令书逾期未履行（ORDER_UNMET） (红色): **P01**",
         "`GetCountyReport county=620121 from=2026-01-01 to=2026-05-31 at_seq=21` → `wages_paid`",
     ] {
         assert!(md.contains(want), "missing {want:?} in:\n{md}");
