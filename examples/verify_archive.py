@@ -5,7 +5,11 @@ Written from docs/FORMAT.md alone; it shares no code with the Rust ledger. Needs
 standard library plus the `blake3` and `PyNaCl` packages:
 
     pip install blake3 pynacl
-    python3 examples/verify_archive.py ARCHIVE --key ed25519:<64 hex digits>
+    python3 examples/verify_archive.py ARCHIVE --key <verifier key, or ed25519:<64 hex digits>>
+
+It reads archive versions 2 (an RFC 6962 SHA-256 tree over the records' bytes and a C2SP
+signed-note checkpoint, FORMAT.md sections 6 to 9) and 1 (the BLAKE3 tree and binary
+checkpoint of format 1, section 8.2).
 
 It checks that the checkpoint is signed by the pinned key, that the header's plain copies
 (ledger id, key, tree size, root) say what is signed, that every record decodes fully by
@@ -21,7 +25,10 @@ Exit status:
        against the key the archive itself names, so this proves nothing about who made it.
 """
 import argparse
+import base64
+import binascii
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -62,36 +69,37 @@ def derive(context, data):
     return blake3.blake3(data, derive_key_context=context).digest()
 
 
-def leaf(record_hash):
-    return blake3.blake3(b"\x00" + record_hash).digest()
+def sha256(data):
+    return hashlib.sha256(data).digest()
 
 
-def node(left, right):
-    return blake3.blake3(b"\x01" + left + right).digest()
+class Tree:
+    """The tree of section 6 (version 2: RFC 6962 with SHA-256, the leaf of a record is
+    SHA-256(00 || its canonical bytes)) or of format 1 (BLAKE3, the leaf of a record is
+    BLAKE3(00 || its hash)), as a compact range: roots of perfect subtrees, largest first."""
 
-
-class Frontier:
-    """Compact range of the tree: roots of perfect subtrees, largest first."""
-
-    def __init__(self):
+    def __init__(self, version):
+        self.h = sha256 if version == 2 else (lambda d: blake3.blake3(d).digest())
+        self.v1 = version == 1
         self.size = 0
         self.peaks = []  # (level, hash)
 
-    def push(self, h):
+    def push_record(self, rec_bytes, rec_hash):
+        h = self.h(b"\x00" + (rec_hash if self.v1 else rec_bytes))
         level = 0
         while self.peaks and self.peaks[-1][0] == level:
             _, left = self.peaks.pop()
-            h = node(left, h)
+            h = self.h(b"\x01" + left + h)
             level += 1
         self.peaks.append((level, h))
         self.size += 1
 
     def root(self):
         if not self.peaks:
-            return blake3.blake3(b"").digest()
+            return self.h(b"")
         acc = self.peaks[-1][1]
         for _, h in reversed(self.peaks[:-1]):
-            acc = node(h, acc)
+            acc = self.h(b"\x01" + h + acc)
         return acc
 
 
@@ -473,8 +481,83 @@ def decode_record(raw):
     return rec
 
 
+ORIGIN_PREFIX = "anxin/"
+SIG_ED25519 = 1
+DASH = "\u2014 "
+
+
+def key_id(name, sig_type, public):
+    """signed-note: SHA-256(name || 0x0A || type || public key)[:4], big-endian."""
+    return sha256(name.encode("utf-8") + b"\n" + bytes([sig_type]) + public)[:4]
+
+
+def b64(text, what):
+    """Standard base64 (RFC 4648 section 4), padded, in its one canonical spelling."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise DecodeError("%s is not base64" % what)
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise DecodeError("%s is not in canonical base64" % what)
+    return raw
+
+
+def origin_of(ledger_id):
+    return ORIGIN_PREFIX + ledger_id.replace("%", "%25").replace("+", "%2B")
+
+
+def decimal(text, what):
+    if not re.fullmatch(r"0|[1-9][0-9]*", text):
+        raise DecodeError("the %s %r is not a decimal without leading zeros" % (what, text[:24]))
+    return int(text)
+
+
+def parse_note_checkpoint(text):
+    """A checkpoint of format 2 (section 8): a C2SP signed note. Returns the checkpoint's
+    fields, its text and its signature lines as (name, key id, signature). Raises
+    DecodeError."""
+    if any(ord(c) < 0x20 and c != "\n" or c == "\x7f" for c in text):
+        raise DecodeError("a control character other than the newline")
+    if not text.endswith("\n") or "\n\n" not in text:
+        raise DecodeError("not a signed note (text, blank line, signature lines)")
+    cut = text.rindex("\n\n")
+    body, sig_text = text[:cut + 1], text[cut + 2:]
+    sigs = []
+    for line in sig_text[:-1].split("\n") if sig_text else []:
+        if not line.startswith(DASH) or " " not in line[len(DASH):]:
+            raise DecodeError("a signature line is not an em dash, a key name and a signature")
+        name, sig = line[len(DASH):].split(" ", 1)
+        if not name or "+" in name or any(c.isspace() for c in name):
+            raise DecodeError("a signature line's key name is empty or has a space or a plus")
+        raw = b64(sig, "the signature of " + name)
+        if len(raw) < 5:
+            raise DecodeError("the signature of %s is too short" % name)
+        sigs.append((name, raw[:4], raw[4:]))
+    if not sigs:
+        raise DecodeError("no signature")
+    lines = body[:-1].split("\n")
+    if len(lines) != 5:
+        raise DecodeError("%d lines, not the 5 of an Anxin checkpoint" % len(lines))
+    origin, size, root, head, time = lines
+    escaped = origin[len(ORIGIN_PREFIX):] if origin.startswith(ORIGIN_PREFIX) else None
+    ledger_id = escaped.replace("%2B", "+").replace("%25", "%") if escaped is not None else None
+    if ledger_id is None or origin_of(ledger_id) != origin:
+        raise DecodeError("the origin %r is not anxin/<ledger id>" % origin[:80])
+    root = b64(root, "the root hash")
+    if len(root) != 32:
+        raise DecodeError("the root hash is not 32 bytes")
+    if not head.startswith("chain-head ") or not re.fullmatch(r"[0-9a-f]{64}", head[len("chain-head "):]):
+        raise DecodeError("the fourth line is not chain-head <64 lowercase hex digits>")
+    if not time.startswith("timestamp-ms "):
+        raise DecodeError("the fifth line is not timestamp-ms <milliseconds>")
+    return {"ledger_id": ledger_id, "origin": origin, "tree_size": decimal(size, "tree size"), "root": root,
+            "chain_head": bytes.fromhex(head[len("chain-head "):]),
+            "timestamp_ms": decimal(time[len("timestamp-ms "):], "timestamp"),
+            "text": body.encode("utf-8"), "signatures": sigs}
+
+
 def parse_signed_checkpoint(raw):
-    """A signed checkpoint (section 8): canonical checkpoint bytes, then the signature as a
+    """A signed checkpoint of format 1 (section 8.2): canonical checkpoint bytes, then the signature as a
     byte string of 64 bytes, and nothing after. Raises DecodeError."""
     r = Reader(raw)
     cp = {}
@@ -546,14 +629,49 @@ def from_hex(text, what, where, max_bytes=None):
 
 
 def parse_key(text, where):
-    """`ed25519:` and 64 hex digits (the prefix may be left out) as a PyNaCl key."""
-    h = text[len("ed25519:"):] if text.startswith("ed25519:") else text
+    """A verifier key `<name>+<key id>+<base64(01 || key)>` (signed-note), or `ed25519:`
+    and 64 hex digits (the prefix may be left out), as a PyNaCl key."""
+    if "+" in text:
+        parts = text.split("+", 2)  # neither a name nor a key ID holds a plus; base64 may
+        try:
+            if len(parts) != 3 or not re.fullmatch(r"[0-9a-f]{8}", parts[1]):
+                raise DecodeError("not <name>+<key id>+<key>")
+            material = b64(parts[2], "the key")
+        except DecodeError as e:
+            raise Refused("%s: %r is not a verifier key: %s" % (where, text[:80], e))
+        if len(material) != 33 or material[0] != SIG_ED25519:
+            raise Refused("%s: %r is not an Ed25519 verifier key" % (where, text[:80]))
+        if key_id(parts[0], SIG_ED25519, material[1:]).hex() != parts[1]:
+            raise Refused("%s: %r: the key ID is not the one of its name and key" % (where, text[:80]))
+        h = material[1:].hex()
+    else:
+        h = text[len("ed25519:"):] if text.startswith("ed25519:") else text
     if len(h) != 64 or not HEX.match(h):
         raise Refused("%s: %r is not ed25519:<64 hex digits>" % (where, text[:80]))
     try:
         return VerifyKey(bytes.fromhex(h))
     except (nacl.exceptions.CryptoError, ValueError, TypeError) as e:
         raise Refused("%s: %r is not an Ed25519 public key: %s" % (where, text[:80], e))
+
+
+def check_signature(cp, version, key, key_text, pinned):
+    """The checkpoint's signature by `key`. Version 2: among the note's signature lines,
+    those of key name = origin and this key's key ID (others are ignored, as the note
+    specification requires); at least one, and every one must verify."""
+    whose = "pinned" if pinned else "archive's own"
+    if version == 1:
+        messages = [(CHECKPOINT_PREFIX + cp["bytes"], cp["signature"])]
+    else:
+        want = key_id(cp["origin"], SIG_ED25519, bytes(key))
+        messages = [(cp["text"], sig) for name, kid, sig in cp["signatures"] if name == cp["origin"] and kid == want]
+        if not messages:
+            raise Refused("the checkpoint carries no signature of the pinned key %s (key name %s, key ID %s)" % (
+                key_text, cp["origin"], want.hex()))
+    for message, sig in messages:
+        try:
+            key.verify(message, sig)
+        except (nacl.exceptions.CryptoError, ValueError):
+            raise Refused("the checkpoint's signature does not verify with the %s key %s" % (whose, key_text))
 
 
 def verify(path, pinned_text):
@@ -570,22 +688,25 @@ def verify(path, pinned_text):
             raise Refused("line 1: the file is empty")
         header = json_object(first, "line 1 (header)")
         where = "line 1 (header)"
-        if header.get("format") != "anxin-archive" or type(header.get("version")) is not int or header["version"] != 1:
-            raise Refused("%s: not an anxin-archive v1 (format %s, version %s)" % (
-                where, json.dumps(header.get("format"))[:40], json.dumps(header.get("version"))[:40]))
+        version = header.get("version")
+        if header.get("format") != "anxin-archive" or type(version) is not int or version not in (1, 2):
+            raise Refused("%s: not an anxin-archive of version 1 or 2 (format %s, version %s)" % (
+                where, json.dumps(header.get("format"))[:40], json.dumps(version)[:40]))
         header_key_text = field(header, "public_key", str, where)
         header_key = parse_key(header_key_text, where + " public_key")
-        try:
-            cp = parse_signed_checkpoint(from_hex(field(header, "checkpoint_hex", str, where), "checkpoint_hex", where))
-        except DecodeError as e:
-            raise Refused("%s: checkpoint_hex is not a signed checkpoint: %s" % (where, e))
+        if version == 1:
+            try:
+                cp = parse_signed_checkpoint(from_hex(field(header, "checkpoint_hex", str, where), "checkpoint_hex", where))
+            except DecodeError as e:
+                raise Refused("%s: checkpoint_hex is not a signed checkpoint: %s" % (where, e))
+        else:
+            try:
+                cp = parse_note_checkpoint(field(header, "checkpoint", str, where))
+            except DecodeError as e:
+                raise Refused("%s: checkpoint: not a checkpoint: %s" % (where, e))
         key = pinned or header_key
         key_text = "ed25519:" + bytes(key).hex()
-        try:
-            key.verify(CHECKPOINT_PREFIX + cp["bytes"], cp["signature"])
-        except nacl.exceptions.CryptoError:
-            raise Refused("the checkpoint's signature does not verify with the %s key %s" % (
-                "pinned" if pinned else "archive's own", key_text))
+        check_signature(cp, version, key, key_text, pinned)
         # The header's plain copies of what is signed must say the same: a reader who
         # trusted them would be misled.
         ledger_id = cp["ledger_id"]
@@ -601,7 +722,7 @@ def verify(path, pinned_text):
                 where, header["root_hex"][:64], cp["root"].hex()))
 
         prev = derive(GENESIS_CONTEXT, ledger_id.encode("utf-8"))
-        tree = Frontier()
+        tree = Tree(version)
         expected = 1
         for line_no, raw in enumerate(f, start=2):
             where = "line %d (record %d)" % (line_no, expected)
@@ -619,7 +740,7 @@ def verify(path, pinned_text):
             if field(obj, "seq", int, where) != rec["seq"]:
                 raise Refused("%s: the line says seq %d but the record is %d" % (where, obj["seq"], rec["seq"]))
             prev = derive(RECORD_CONTEXT, rec_bytes)
-            tree.push(leaf(prev))
+            tree.push_record(rec_bytes, prev)
             expected += 1
     if tree.size != cp["tree_size"]:
         raise Refused("the checkpoint covers %d records but the archive holds %d" % (cp["tree_size"], tree.size))
@@ -633,13 +754,13 @@ def verify(path, pinned_text):
 
 class Arguments(argparse.ArgumentParser):
     def error(self, message):
-        raise Refused("command line: %s (usage: %s ARCHIVE --key ed25519:<64 hex digits>)" % (message, self.prog))
+        raise Refused("command line: %s (usage: %s ARCHIVE --key <verifier key, or ed25519:<64 hex digits>>)" % (message, self.prog))
 
 
 def run(argv):
     ap = Arguments(description=__doc__.splitlines()[0])
     ap.add_argument("archive")
-    ap.add_argument("--key", help="the ledger's public key, ed25519:<64 hex digits>; required for an OK verdict")
+    ap.add_argument("--key", help="the ledger's public key, a verifier key or ed25519:<64 hex digits>; required for an OK verdict")
     a = ap.parse_args(argv)
     records, ledger_id, root, key_text = verify(a.archive, a.key)
     if a.key is not None:

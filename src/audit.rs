@@ -9,14 +9,17 @@ use std::path::Path;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
-use crate::chain::checkpoint::{key_from_text, key_to_text, Checkpoint, CheckpointError, SignedCheckpoint};
-use crate::chain::merkle::{self, leaf_hash, Frontier, ProofError};
+use crate::chain::checkpoint::{key_from_text, key_to_text, vkey, Checkpoint, CheckpointError, SignedCheckpoint};
+use crate::chain::checkpoint_v1;
+use crate::chain::merkle::{self, leaf_hash, Frontier, ProofError, TreeHash};
 use crate::chain::record::{record_hash, ChainError, ChainVerifier, Hash};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("a format-1 checkpoint: {0}")]
+    CheckpointV1(#[from] checkpoint_v1::CheckpointV1Error),
     #[error("consistency from tree size {from} to {to} fails: {why} (the log was rewritten or forked)")]
     Inconsistent { from: u64, to: u64, why: ProofError },
     #[error("the new checkpoint's tree size {to} is smaller than the saved {from}: the log went backwards")]
@@ -41,18 +44,46 @@ pub enum AuditError {
     SavedState { path: String, why: String },
 }
 
-/// What an auditor keeps between visits.
+/// What an auditor keeps between visits (state format 2; a format-1 state, written
+/// before checkpoints were signed notes, is read and upgraded: `saved`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuditState {
+    /// 2; absent in a format-1 state.
+    #[serde(default = "state_format_1")]
+    pub version: u32,
     pub ledger_id: String,
-    /// The pinned key, `ed25519:<hex>`.
+    /// The pinned key, as given (`ed25519:<hex>` or a verifier key).
     pub public_key: String,
-    /// The last checkpoint verified (canonical bytes of the signed checkpoint, hex).
+    /// Format 2: the last checkpoint verified, as its signed note.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checkpoint: String,
+    /// Format 1: the last checkpoint verified (its canonical bytes, hex).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub checkpoint_hex: String,
     /// The tree's compact range at that size, so new records extend it without rehashing.
     pub frontier: Frontier,
     /// Hash of the last record verified.
     pub chain_head_hex: String,
+}
+
+fn state_format_1() -> u32 {
+    1
+}
+
+/// The checkpoint an auditor saved: today's, or a format-1 one to re-verify from genesis.
+#[derive(Clone, Debug)]
+pub enum Saved {
+    Note(SignedCheckpoint),
+    V1(checkpoint_v1::SignedCheckpoint),
+}
+
+impl Saved {
+    pub fn tree_size(&self) -> u64 {
+        match self {
+            Saved::Note(c) => c.checkpoint.tree_size,
+            Saved::V1(c) => c.checkpoint.tree_size,
+        }
+    }
 }
 
 impl AuditState {
@@ -65,7 +96,7 @@ impl AuditState {
         let bad = |why: String| AuditError::SavedState { path: path.display().to_string(), why };
         let text = std::fs::read_to_string(path)?;
         let s: AuditState = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        s.checkpoint().map_err(|e| bad(e.to_string()))?;
+        s.saved().map_err(|e| bad(e.to_string()))?;
         s.chain_head().map_err(|e| bad(e.to_string()))?;
         Ok(s)
     }
@@ -83,11 +114,29 @@ impl AuditState {
     /// The last checkpoint verified.
     ///
     /// # Errors
-    /// `SavedState` if the saved bytes are not a signed checkpoint.
+    /// `SavedState` if the saved text or bytes are not a signed checkpoint of the state's
+    /// format.
+    pub fn saved(&self) -> Result<Saved, AuditError> {
+        match self.version {
+            1 => {
+                let bad = |why: String| AuditError::SavedState { path: "checkpoint_hex".into(), why };
+                let bytes = hex::decode(&self.checkpoint_hex).map_err(|e| bad(format!("not hex: {e}")))?;
+                crate::chain::codec::decode(&bytes).map(Saved::V1).map_err(|e| bad(format!("not a signed checkpoint: {e}")))
+            }
+            2 => SignedCheckpoint::from_note(self.checkpoint.as_bytes()).map(Saved::Note).map_err(|e| AuditError::SavedState { path: "checkpoint".into(), why: e.to_string() }),
+            v => Err(AuditError::SavedState { path: "version".into(), why: format!("state format {v} (this build reads 1 and 2)") }),
+        }
+    }
+
+    /// The last checkpoint verified, of a state in today's format.
+    ///
+    /// # Errors
+    /// `SavedState` if it is not one.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, AuditError> {
-        let bad = |why: String| AuditError::SavedState { path: "checkpoint_hex".into(), why };
-        let bytes = hex::decode(&self.checkpoint_hex).map_err(|e| bad(format!("not hex: {e}")))?;
-        crate::chain::codec::decode(&bytes).map_err(|e| bad(format!("not a signed checkpoint: {e}")))
+        match self.saved()? {
+            Saved::Note(c) => Ok(c),
+            Saved::V1(_) => Err(AuditError::SavedState { path: "checkpoint_hex".into(), why: "a format-1 state: re-verify from genesis (`Catchup::upgrading`)".into() }),
+        }
     }
 
     fn chain_head(&self) -> Result<Hash, AuditError> {
@@ -113,12 +162,27 @@ pub fn check_checkpoint(cp: &SignedCheckpoint, key: &VerifyingKey, ledger_id: &s
 pub struct Catchup {
     verifier: ChainVerifier,
     frontier: Frontier,
+    kind: TreeHash,
+    /// Upgrading a format-1 state: the format-1 tree built alongside, checked against the
+    /// saved checkpoint when it reaches its size.
+    v1: Option<(Frontier, checkpoint_v1::Checkpoint)>,
 }
 
 impl Catchup {
     /// From the beginning of a ledger.
     pub fn from_genesis(ledger_id: &str) -> Catchup {
-        Catchup { verifier: ChainVerifier::new(ledger_id), frontier: Frontier::default() }
+        Catchup { verifier: ChainVerifier::new(ledger_id), frontier: Frontier::default(), kind: TreeHash::Sha256, v1: None }
+    }
+
+    /// From the beginning, in the format-1 tree (a version-1 archive).
+    fn from_genesis_v1(ledger_id: &str) -> Catchup {
+        Catchup { kind: TreeHash::Blake3V1, ..Catchup::from_genesis(ledger_id) }
+    }
+
+    /// From the beginning, also checking that the records give the format-1 checkpoint an
+    /// auditor saved before checkpoints were signed notes: its history is then this one.
+    pub fn upgrading(ledger_id: &str, saved: &checkpoint_v1::SignedCheckpoint) -> Catchup {
+        Catchup { v1: Some((Frontier::default(), saved.checkpoint.clone())), ..Catchup::from_genesis(ledger_id) }
     }
 
     /// From a saved state.
@@ -126,7 +190,7 @@ impl Catchup {
     /// # Errors
     /// `SavedState` if its chain head is not 32 bytes of hex.
     pub fn from_state(s: &AuditState) -> Result<Catchup, AuditError> {
-        Ok(Catchup { verifier: ChainVerifier::resume(s.frontier.size + 1, s.chain_head()?), frontier: s.frontier.clone() })
+        Ok(Catchup { verifier: ChainVerifier::resume(s.frontier.size + 1, s.chain_head()?), frontier: s.frontier.clone(), kind: TreeHash::Sha256, v1: None })
     }
 
     /// The next record's canonical bytes.
@@ -143,18 +207,32 @@ impl Catchup {
     /// As `feed`.
     pub fn feed_decoded(&mut self, canonical: &[u8]) -> Result<(crate::chain::record::Record, Hash), AuditError> {
         let (rec, h) = self.verifier.check(canonical)?;
-        self.frontier.push(leaf_hash(&h));
+        self.push(self.kind.leaf(canonical, &h), &h)?;
         Ok((rec, h))
     }
 
-    /// The next record, withheld from this reader (`RecordBytes.withheld`): its header
-    /// and its hash (`ChainVerifier::accept_withheld`).
+    /// The next record, withheld from this reader (`RecordBytes.withheld`): its header,
+    /// its chain hash and its Merkle leaf (`ChainVerifier::accept_withheld`). The hash is
+    /// bound by the next record's link and the signed chain head, the leaf by the signed
+    /// root: a server that lied about either is caught.
     ///
     /// # Errors
     /// `AuditError::Chain` naming the record.
-    pub fn feed_withheld(&mut self, header: &[u8], hash: Hash) -> Result<(), AuditError> {
+    pub fn feed_withheld(&mut self, header: &[u8], hash: Hash, leaf: Hash) -> Result<(), AuditError> {
         self.verifier.accept_withheld(header, hash)?;
-        self.frontier.push(leaf_hash(&hash));
+        self.push(leaf, &hash)
+    }
+
+    fn push(&mut self, leaf: Hash, hash: &Hash) -> Result<(), AuditError> {
+        self.frontier.push_as(self.kind, leaf);
+        if let Some((tree, old)) = &mut self.v1 {
+            if tree.size < old.tree_size {
+                tree.push_as(TreeHash::Blake3V1, TreeHash::Blake3V1.leaf(&[], hash));
+                if tree.size == old.tree_size && (tree.root_as(TreeHash::Blake3V1) != old.root || *hash != old.chain_head) {
+                    return Err(AuditError::Inconsistent { from: old.tree_size, to: self.frontier.size, why: ProofError::RootMismatch });
+                }
+            }
+        }
         Ok(())
     }
 
@@ -162,25 +240,44 @@ impl Catchup {
         self.frontier.size
     }
 
+    /// The root of the tree fed so far.
+    pub fn root(&self) -> Hash {
+        self.frontier.root_as(self.kind)
+    }
+
+    /// Checks that what was fed is exactly a tree of `size` with this root and chain head.
+    fn check_end(&self, size: u64, root: &Hash, chain_head: &Hash) -> Result<(), AuditError> {
+        if self.frontier.size != size {
+            return Err(AuditError::Missing { expected: size, got: self.frontier.size });
+        }
+        if self.frontier.root_as(self.kind) != *root {
+            return Err(AuditError::RootMismatch { size });
+        }
+        if self.verifier.head() != *chain_head {
+            return Err(AuditError::HeadMismatch { size });
+        }
+        if let Some((tree, old)) = &self.v1 {
+            if tree.size < old.tree_size {
+                return Err(AuditError::Backwards { from: old.tree_size, to: size });
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that what was fed is exactly what `cp` commits to, and returns the new state.
     ///
     /// # Errors
-    /// `Missing`, `RootMismatch` or `HeadMismatch`.
-    pub fn finish(self, cp: &SignedCheckpoint, public_key: &VerifyingKey) -> Result<AuditState, AuditError> {
+    /// `Missing`, `RootMismatch` or `HeadMismatch`; `Backwards` if upgrading a format-1
+    /// state and the log is now shorter than it was.
+    pub fn finish(self, cp: &SignedCheckpoint, public_key: &str) -> Result<AuditState, AuditError> {
         let c = &cp.checkpoint;
-        if self.frontier.size != c.tree_size {
-            return Err(AuditError::Missing { expected: c.tree_size, got: self.frontier.size });
-        }
-        if self.frontier.root() != c.root {
-            return Err(AuditError::RootMismatch { size: c.tree_size });
-        }
-        if self.verifier.head() != c.chain_head {
-            return Err(AuditError::HeadMismatch { size: c.tree_size });
-        }
+        self.check_end(c.tree_size, &c.root, &c.chain_head)?;
         Ok(AuditState {
+            version: 2,
             ledger_id: c.ledger_id.clone(),
-            public_key: key_to_text(public_key),
-            checkpoint_hex: hex::encode(crate::chain::codec::encode(cp)),
+            public_key: public_key.to_owned(),
+            checkpoint: cp.to_note(),
+            checkpoint_hex: String::new(),
             frontier: self.frontier,
             chain_head_hex: hex::encode(self.verifier.head()),
         })
@@ -218,7 +315,7 @@ pub fn check_receipt(seq: u64, chain_head: &Hash, canonical: &[u8], proof: &[Has
         return Err(AuditError::Receipt { seq, why: "its hash is not the chain head of the receipt".into() });
     }
     let size = cp.checkpoint.tree_size;
-    merkle::verify_inclusion(&leaf_hash(&h), seq - 1, size, proof, &cp.checkpoint.root).map_err(|why| AuditError::Inclusion { seq, size, why })
+    merkle::verify_inclusion(&leaf_hash(canonical), seq - 1, size, proof, &cp.checkpoint.root).map_err(|why| AuditError::Inclusion { seq, size, why })
 }
 
 /// The first line of an archive.
@@ -226,15 +323,23 @@ pub fn check_receipt(seq: u64, chain_head: &Hash, canonical: &[u8], proof: &[Has
 pub struct ArchiveHeader {
     /// `anxin-archive`.
     pub format: String,
+    /// 2 (1: checkpoint format 1, still read).
     pub version: u32,
     pub ledger_id: String,
-    /// `ed25519:<hex>`.
+    /// The ledger's key: a verifier key (version 2) or `ed25519:<hex>` (version 1).
     pub public_key: String,
-    /// The signed checkpoint the archive ends at: canonical bytes, hex.
-    pub checkpoint_hex: String,
+    /// Version 2: the signed checkpoint the archive ends at, as its signed note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// Version 1: the signed checkpoint's canonical bytes, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_hex: Option<String>,
     pub tree_size: u64,
     pub root_hex: String,
 }
+
+/// The archive version this build writes.
+pub const ARCHIVE_VERSION: u32 = 2;
 
 /// Writes an archive: a JSON header line, then one line per record: `{"seq":N,"hex":"..."}`.
 ///
@@ -244,10 +349,11 @@ pub fn write_archive(out: &mut dyn Write, key: &VerifyingKey, cp: &SignedCheckpo
     let c = &cp.checkpoint;
     let header = ArchiveHeader {
         format: "anxin-archive".into(),
-        version: 1,
+        version: ARCHIVE_VERSION,
         ledger_id: c.ledger_id.clone(),
-        public_key: key_to_text(key),
-        checkpoint_hex: hex::encode(crate::chain::codec::encode(cp)),
+        public_key: vkey(&c.ledger_id, key),
+        checkpoint: Some(cp.to_note()),
+        checkpoint_hex: None,
         tree_size: c.tree_size,
         root_hex: hex::encode(c.root),
     };
@@ -266,10 +372,41 @@ pub struct ArchiveReport {
     pub records: u64,
     pub root: Hash,
     pub public_key: String,
+    /// The archive's version (1: a BLAKE3 tree and a binary checkpoint).
+    pub version: u32,
+}
+
+/// What the header's checkpoint commits to, whichever its format.
+struct Signed {
+    ledger_id: String,
+    tree_size: u64,
+    root: Hash,
+    chain_head: Hash,
+}
+
+/// The header's checkpoint, its signature checked with `key`.
+fn header_checkpoint(header: &ArchiveHeader, key: &VerifyingKey) -> Result<Signed, AuditError> {
+    let bad = |why: &str| AuditError::Archive { line: 1, why: why.into() };
+    if header.version == 1 {
+        let cp: checkpoint_v1::SignedCheckpoint = header
+            .checkpoint_hex
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| crate::chain::codec::decode(&b).ok())
+            .ok_or_else(|| bad("checkpoint_hex is not a signed checkpoint"))?;
+        cp.verify(key).map_err(|_| CheckpointError::BadSignature)?;
+        let c = cp.checkpoint;
+        return Ok(Signed { ledger_id: c.ledger_id, tree_size: c.tree_size, root: c.root, chain_head: c.chain_head });
+    }
+    let cp = SignedCheckpoint::from_note(header.checkpoint.as_deref().ok_or_else(|| bad("no checkpoint"))?.as_bytes()).map_err(|e| bad(&format!("checkpoint: {e}")))?;
+    cp.verify(key)?;
+    let c = cp.checkpoint;
+    Ok(Signed { ledger_id: c.ledger_id, tree_size: c.tree_size, root: c.root, chain_head: c.chain_head })
 }
 
 /// Verifies an archive offline: the signature (against `pinned` if given, else the key the
-/// archive carries), the chain of every record, and the Merkle root.
+/// archive carries), the chain of every record, and the Merkle root. Reads versions 1
+/// (BLAKE3 tree, binary checkpoint) and 2 (RFC 6962 tree, signed note).
 ///
 /// # Errors
 /// `AuditError` naming the record or size at fault.
@@ -278,28 +415,27 @@ pub fn verify_archive(path: &Path, pinned: Option<&VerifyingKey>, progress: &mut
     let mut lines = f.lines();
     let first = lines.next().ok_or(AuditError::Archive { line: 1, why: "empty file".into() })??;
     let header: ArchiveHeader = serde_json::from_str(&first).map_err(|e| AuditError::Archive { line: 1, why: e.to_string() })?;
-    if header.format != "anxin-archive" || header.version != 1 {
-        return Err(AuditError::Archive { line: 1, why: format!("not an anxin-archive v1 ({} v{})", header.format, header.version) });
+    if header.format != "anxin-archive" || !(1..=ARCHIVE_VERSION).contains(&header.version) {
+        return Err(AuditError::Archive { line: 1, why: format!("not an anxin-archive of version 1 or 2 ({} v{})", header.format, header.version) });
     }
     let carried = key_from_text(&header.public_key).map_err(|why| AuditError::Archive { line: 1, why })?;
     if pinned.is_some_and(|p| *p != carried) {
         return Err(AuditError::Archive { line: 1, why: format!("public_key {} is not the pinned key", header.public_key.chars().take(80).collect::<String>()) });
     }
     let key = pinned.unwrap_or(&carried);
-    let cp: SignedCheckpoint = hex::decode(&header.checkpoint_hex)
-        .ok()
-        .and_then(|b| crate::chain::codec::decode(&b).ok())
-        .ok_or(AuditError::Archive { line: 1, why: "checkpoint_hex is not a signed checkpoint".into() })?;
-    check_checkpoint(&cp, key, &header.ledger_id)?;
+    let cp = header_checkpoint(&header, key)?;
+    if cp.ledger_id != header.ledger_id {
+        return Err(CheckpointError::WrongLedger { expected: header.ledger_id.clone(), found: cp.ledger_id }.into());
+    }
     // The header's plain copies of what is signed must say the same: a reader that
     // trusted them would be misled.
-    if header.tree_size != cp.checkpoint.tree_size {
-        return Err(AuditError::Archive { line: 1, why: format!("tree_size {} is not the signed checkpoint's {}", header.tree_size, cp.checkpoint.tree_size) });
+    if header.tree_size != cp.tree_size {
+        return Err(AuditError::Archive { line: 1, why: format!("tree_size {} is not the signed checkpoint's {}", header.tree_size, cp.tree_size) });
     }
-    if header.root_hex != hex::encode(cp.checkpoint.root) {
+    if header.root_hex != hex::encode(cp.root) {
         return Err(AuditError::Archive { line: 1, why: format!("root_hex {} is not the signed checkpoint's root", header.root_hex.chars().take(64).collect::<String>()) });
     }
-    let mut c = Catchup::from_genesis(&header.ledger_id);
+    let mut c = if header.version == 1 { Catchup::from_genesis_v1(&header.ledger_id) } else { Catchup::from_genesis(&header.ledger_id) };
     #[derive(Deserialize)]
     struct Line {
         seq: u64,
@@ -320,6 +456,7 @@ pub fn verify_archive(path: &Path, pinned: Option<&VerifyingKey>, progress: &mut
         }
     }
     let records = c.size();
-    let state = c.finish(&cp, key)?;
-    Ok(ArchiveReport { ledger_id: header.ledger_id, records, root: state.frontier.root(), public_key: key_to_text(key) })
+    c.check_end(cp.tree_size, &cp.root, &cp.chain_head)?;
+    let public_key = if header.version == 1 { key_to_text(key) } else { vkey(&header.ledger_id, key) };
+    Ok(ArchiveReport { ledger_id: header.ledger_id, records, root: cp.root, public_key, version: header.version })
 }

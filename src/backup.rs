@@ -23,7 +23,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditError, Catchup};
-use crate::chain::checkpoint::{key_to_text, SignedCheckpoint};
+use crate::chain::checkpoint::{key_to_text, Checkpoint, SignedCheckpoint};
 use crate::chain::codec;
 use crate::ledger::Ledger;
 use crate::store::log::LogWriter;
@@ -44,6 +44,8 @@ const SECTION_BYTES: usize = 1 << 20;
 const READ_CHUNK: u64 = 4_096;
 /// Records per log frame when restoring.
 const FRAME_RECORDS: usize = 8_192;
+/// The backup version this build writes (1: a format-1 checkpoint, still restored).
+pub const BACKUP_VERSION: u32 = 2;
 
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +53,8 @@ pub struct BackupHeader {
     pub version: u32,
     pub ledger_id: String,
     pub created_at_ms: i64,
-    /// Canonical bytes of the signed checkpoint the backup ends at.
+    /// The signed checkpoint the backup ends at: its signed note (version 2), or its
+    /// canonical bytes in checkpoint format 1 (version 1, still restored).
     pub checkpoint: Vec<u8>,
     /// The Ed25519 seed that signs checkpoints.
     pub signing_seed: [u8; 32],
@@ -131,10 +134,10 @@ pub fn write_backup(ledger: &Ledger, vault: &Vault, out: &mut dyn Write) -> Resu
     let cp = ledger.checkpoint()?;
     let size = cp.checkpoint.tree_size;
     let header = BackupHeader {
-        version: 1,
+        version: BACKUP_VERSION,
         ledger_id: ledger.ledger_id().to_owned(),
         created_at_ms: chrono::Utc::now().timestamp_millis(),
-        checkpoint: codec::encode(&cp),
+        checkpoint: cp.to_note().into_bytes(),
         signing_seed: ledger.signing_seed(),
         vault_secret: vault.secret(),
     };
@@ -303,10 +306,9 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
         return Err(BackupError::Format("the first section is not the header".into()));
     }
     let header: BackupHeader = codec::decode(&payload).map_err(|e| BackupError::Format(format!("header: {e}")))?;
-    if header.version != 1 {
-        return Err(BackupError::Format(format!("backup version {} (this build reads 1)", header.version)));
+    if !(1..=BACKUP_VERSION).contains(&header.version) {
+        return Err(BackupError::Format(format!("backup version {} (this build reads 1 and {BACKUP_VERSION})", header.version)));
     }
-    let cp: SignedCheckpoint = codec::decode(&header.checkpoint).map_err(|e| BackupError::Format(format!("checkpoint: {e}")))?;
     let key = SigningKey::from_bytes(&header.signing_seed);
     let public = key.verifying_key();
     if let Some(p) = pinned {
@@ -314,10 +316,22 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
             return Err(BackupError::WrongKey { found: key_to_text(&public), pinned: key_to_text(p) });
         }
     }
+    // Version 1 ends at a format-1 checkpoint: the records are checked against it as they
+    // are read (`Catchup::upgrading`), and a format-2 one of the same size is signed with
+    // the backup's own key once they are.
+    let (cp, legacy) = if header.version == 1 {
+        let old: crate::chain::checkpoint_v1::SignedCheckpoint = codec::decode(&header.checkpoint).map_err(|e| BackupError::Format(format!("checkpoint: {e}")))?;
+        old.verify(&public).map_err(|e| BackupError::Audit(e.into()))?;
+        let c = &old.checkpoint;
+        (Checkpoint { ledger_id: c.ledger_id.clone(), tree_size: c.tree_size, root: [0; 32], chain_head: c.chain_head, timestamp_ms: c.timestamp_ms }.sign(&key), Some(old))
+    } else {
+        let cp = SignedCheckpoint::from_note(&header.checkpoint).map_err(|e| BackupError::Format(format!("checkpoint: {e}")))?;
+        cp.verify(&public).map_err(|e| BackupError::Audit(e.into()))?;
+        (cp, None)
+    };
     if cp.checkpoint.ledger_id != header.ledger_id {
         return Err(BackupError::Format(format!("the checkpoint is of ledger {:?}, the backup of {:?}", cp.checkpoint.ledger_id, header.ledger_id)));
     }
-    cp.verify(&public).map_err(|e| BackupError::Audit(e.into()))?;
 
     struct Target {
         log: LogWriter,
@@ -335,7 +349,10 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
         }
         None => None,
     };
-    let mut catchup = Catchup::from_genesis(&header.ledger_id);
+    let mut catchup = match &legacy {
+        Some(old) => Catchup::upgrading(&header.ledger_id, old),
+        None => Catchup::from_genesis(&header.ledger_id),
+    };
     // A request adds at most `BATCH_BYTES_MAX` to a full frame, which stays under the bound.
     let mut frames = crate::store::log::RequestFrames::new(FRAME_RECORDS, crate::limits::FRAME_BYTES_MAX / 4);
     let mut first = 1u64;
@@ -395,8 +412,11 @@ fn restore_into(input: &mut dyn Read, dir: Option<&Path>, pinned: Option<&Verify
         return Err(BackupError::Format(format!("the end says {} records and {} salts, the file holds {} and {salts}", end.records, end.salts, catchup.size())));
     }
     let records = catchup.size();
+    // A version-1 backup's records gave its format-1 checkpoint (checked as they were
+    // read): the format-2 checkpoint of the same records is signed now.
+    let cp = if legacy.is_some() { Checkpoint { root: catchup.root(), ..cp.checkpoint }.sign(&key) } else { cp };
     // Every record chains from genesis, and the root and head are the signed ones.
-    catchup.finish(&cp, &public)?;
+    catchup.finish(&cp, &key_to_text(&public))?;
     if let (Some(t), Some(dir)) = (target, dir) {
         t.salts.finish()?;
         drop(t.log);

@@ -595,7 +595,8 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
         ClientCmd::PublicKey => {
             let k = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch.clone(), bearer.clone()).get_public_key(pb::GetPublicKeyRequest {}).await.map_err(status_err)?.into_inner();
             let vk = ed25519_dalek::VerifyingKey::from_bytes(&k.ed25519.as_slice().try_into().context("a 32-byte key")?)?;
-            println!("{}  (ledger {})", anxin::chain::checkpoint::key_to_text(&vk), k.ledger_id);
+            // The standard verifier key first (what to pin), the bare key for older tools.
+            println!("{}  (ledger {}; the same key as {})", anxin::chain::checkpoint::vkey(&k.ledger_id, &vk), k.ledger_id, anxin::chain::checkpoint::key_to_text(&vk));
             Ok(())
         }
         ClientCmd::Prove { seq, key } => prove(ch.clone(), bearer.clone(), seq, key.as_deref(), c.json).await,
@@ -694,7 +695,9 @@ fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
 
 /// Streams records `from..=to` into `f`: (seq, canonical bytes, or only the header of a
 /// record withheld from this reader with its hash).
-async fn fetch(client: &mut AuditClient, from: u64, to: u64, f: &mut dyn FnMut(u64, Vec<u8>, Option<Vec<u8>>) -> Result<()>) -> Result<()> {
+/// Reads records `from..=to`, giving each one's sequence number, bytes, and for a record
+/// withheld from this reader its chain hash and Merkle leaf.
+async fn fetch(client: &mut AuditClient, from: u64, to: u64, f: &mut dyn FnMut(u64, Vec<u8>, Option<(Vec<u8>, Vec<u8>)>) -> Result<()>) -> Result<()> {
     use tokio_stream_lite::next;
     if from > to {
         return Ok(());
@@ -706,7 +709,7 @@ async fn fetch(client: &mut AuditClient, from: u64, to: u64, f: &mut dyn FnMut(u
         if r.seq != expect {
             bail!("the server sent record {} where {expect} was due", r.seq);
         }
-        f(r.seq, r.canonical, r.withheld.then_some(r.hash))?;
+        f(r.seq, r.canonical, r.withheld.then_some((r.hash, r.leaf_hash)))?;
         expect += 1;
     }
     if expect != to + 1 {
@@ -722,21 +725,28 @@ mod tokio_stream_lite {
     }
 }
 
-async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::Path, json: bool) -> Result<()> {
-    use anxin::audit::{check_checkpoint, check_consistency, AuditState, Catchup};
-    let key = anxin::chain::checkpoint::key_from_text(key).map_err(anyhow::Error::msg)?;
+async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::path::Path, json: bool) -> Result<()> {
+    use anxin::audit::{check_checkpoint, check_consistency, AuditState, Catchup, Saved};
+    let key = anxin::chain::checkpoint::key_from_text(key_text).map_err(anyhow::Error::msg)?;
     let saved: Option<AuditState> = if state_path.exists() { Some(AuditState::load(state_path)?) } else { None };
+    let saved_cp = saved.as_ref().map(AuditState::saved).transpose()?;
     // At least the tree already verified: a follower of a replicated ledger that lags
     // waits for it instead of showing an older checkpoint.
-    let at_least = saved.as_ref().map(|s| s.checkpoint().map(|c| c.checkpoint.tree_size)).transpose()?;
+    let at_least = saved_cp.as_ref().map(Saved::tree_size);
     let bearer = Bearer(bearer.0, bearer.1.or(at_least));
     let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
     let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
     let ledger_id = saved.as_ref().map_or(cp.checkpoint.ledger_id.clone(), |s| s.ledger_id.clone());
     check_checkpoint(&cp, &key, &ledger_id)?;
-    let mut catchup = match &saved {
-        Some(s) => {
-            let old = s.checkpoint()?;
+    // A verifier key names the log it verifies: it must be this one.
+    if let Some(name) = anxin::chain::checkpoint::vkey_name(key_text) {
+        if name != cp.checkpoint.origin() {
+            bail!("the pinned verifier key is for {name}, but the checkpoint's origin is {}", cp.checkpoint.origin());
+        }
+    }
+    let mut upgraded = false;
+    let mut catchup = match (&saved, saved_cp) {
+        (Some(s), Some(Saved::Note(old))) => {
             let proof = if old.checkpoint.tree_size == 0 || old.checkpoint.tree_size > cp.checkpoint.tree_size {
                 Vec::new()
             } else {
@@ -745,7 +755,17 @@ async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::P
             check_consistency(&old.checkpoint, &cp.checkpoint, &proof)?;
             Catchup::from_state(s)?
         }
-        None => Catchup::from_genesis(&ledger_id),
+        // Saved before checkpoints were signed notes (another tree): its signature is
+        // checked, then every record from genesis, which must give its root on the way.
+        (Some(_), Some(Saved::V1(old))) => {
+            old.verify(&key).map_err(anxin::audit::AuditError::from)?;
+            if old.checkpoint.tree_size > cp.checkpoint.tree_size {
+                return Err(anxin::audit::AuditError::Backwards { from: old.checkpoint.tree_size, to: cp.checkpoint.tree_size }.into());
+            }
+            upgraded = true;
+            Catchup::upgrading(&ledger_id, &old)
+        }
+        _ => Catchup::from_genesis(&ledger_id),
     };
     let from = catchup.size() + 1;
     let to = cp.checkpoint.tree_size;
@@ -754,13 +774,13 @@ async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::P
     let mut withheld = 0u64;
     fetch(&mut client, from, to, &mut |_, bytes, hash| {
         if err.is_none() {
-            let fed = match hash.map(|h| <[u8; 32]>::try_from(h.as_slice())) {
+            let fed = match hash.map(|(h, l)| (<[u8; 32]>::try_from(h.as_slice()), <[u8; 32]>::try_from(l.as_slice()))) {
                 None => catchup.feed(&bytes).map(drop),
-                Some(Ok(h)) => {
+                Some((Ok(h), Ok(l))) => {
                     withheld += 1;
-                    catchup.feed_withheld(&bytes, h)
+                    catchup.feed_withheld(&bytes, h, l)
                 }
-                Some(Err(_)) => Err(anxin::audit::AuditError::Chain(anxin::chain::record::ChainError::Undecodable { seq: catchup.size() + 1, why: "a withheld record's hash is not 32 bytes".into() })),
+                Some(_) => Err(anxin::audit::AuditError::Chain(anxin::chain::record::ChainError::Undecodable { seq: catchup.size() + 1, why: "a withheld record's hash or leaf hash is not 32 bytes".into() })),
             };
             if let Err(e) = fed {
                 err = Some(e);
@@ -774,13 +794,16 @@ async fn audit(ch: Channel, bearer: Bearer, key: &str, state_path: &std::path::P
     if let Some(e) = err {
         return Err(e.into());
     }
-    let state = catchup.finish(&cp, &key)?;
+    let state = catchup.finish(&cp, key_text.trim())?;
     state.save(state_path)?;
     let new = to + 1 - from;
     if json {
         print_json(&serde_json::json!({"ledger_id": ledger_id, "tree_size": to, "root": hex::encode(cp.checkpoint.root), "new_records": new, "previous_size": from - 1, "withheld": withheld}))?;
     } else {
         println!("OK: ledger {ledger_id} checkpoint of {to} records signed by the pinned key; {new} new record(s) verified since size {}; root {}", from - 1, hex::encode(cp.checkpoint.root));
+        if upgraded {
+            println!("    the saved state was of checkpoint format 1: every record was verified again from genesis, and they give its root too; saved in format 2");
+        }
         if withheld > 0 {
             println!("    {withheld} of them the county's casework, withheld from this reader: checked by their links and hashes, not their contents");
         }
@@ -813,7 +836,7 @@ async fn prove(ch: Channel, bearer: Bearer, seq: u64, key: Option<&str>, json: b
     let bytes = rec.context("no such record")?;
     let h = anxin::chain::record::record_hash(&bytes);
     let path = hashes(&p.path)?;
-    anxin::chain::merkle::verify_inclusion(&anxin::chain::merkle::leaf_hash(&h), seq - 1, cp.checkpoint.tree_size, &path, &cp.checkpoint.root)
+    anxin::chain::merkle::verify_inclusion(&anxin::chain::merkle::leaf_hash(&bytes), seq - 1, cp.checkpoint.tree_size, &path, &cp.checkpoint.root)
         .map_err(|e| anyhow::anyhow!("inclusion of record {seq} in tree size {}: {e}", cp.checkpoint.tree_size))?;
     if json {
         print_json(&serde_json::json!({"seq": seq, "record_hash": hex::encode(h), "tree_size": cp.checkpoint.tree_size, "root": hex::encode(cp.checkpoint.root), "path": path.iter().map(hex::encode).collect::<Vec<_>>()}))?;

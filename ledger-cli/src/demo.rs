@@ -111,7 +111,8 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
     while let Some(r) = stream.message().await? {
         catchup.feed(&r.canonical)?;
     }
-    catchup.finish(&signed, &key).context("the demo's own audit failed")?;
+    signed.verify(&key).context("the demo's checkpoint does not verify with the ledger's key")?;
+    catchup.finish(&signed, &anxin::chain::checkpoint::vkey(&cp.ledger_id, &key)).context("the demo's own audit failed")?;
 
     // The county's figures and flags, as the API answers them.
     let county_token = &tokens[&format!("county:{}", demo::COUNTY)];

@@ -135,7 +135,7 @@ fn an_auditor_follows_the_readme_from_scratch() {
     let (ok, out, _) = anxin(&s, &["public-key"]);
     assert!(ok);
     let key = out.split_whitespace().next().unwrap().to_owned();
-    assert!(key.starts_with("ed25519:"));
+    assert!(key.starts_with("anxin/") && key.contains('+'), "the standard verifier key: {key}");
 
     // First visit: everything from genesis.
     let (ok, out, err) = anxin(&s, &["audit", "--key", &key, "--state", state_s]);

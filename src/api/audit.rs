@@ -58,13 +58,14 @@ impl Api {
                     }
                     for (seq, mut bytes) in recs {
                         let hash = record_hash(&bytes).to_vec();
+                        let leaf_hash = crate::chain::merkle::leaf_hash(&bytes).to_vec();
                         // A bank or a contractor does not read the county's casework:
                         // the header and the hash only (the proto's RecordBytes).
                         let withheld = !reads_casework && crate::chain::record::Record::decode(&bytes).is_ok_and(|r| r.event.is_casework());
                         if withheld {
                             bytes.truncate(crate::chain::record::HEADER_BYTES);
                         }
-                        if tx.send(Ok(pb::RecordBytes { seq, canonical: bytes, hash, withheld })).await.is_err() {
+                        if tx.send(Ok(pb::RecordBytes { seq, canonical: bytes, hash, withheld, leaf_hash })).await.is_err() {
                             return; // the client went away
                         }
                         next = seq + 1;
@@ -86,7 +87,7 @@ impl Api {
     }
 }
 
-pub fn checkpoint_to_pb(cp: &crate::chain::checkpoint::SignedCheckpoint) -> pb::Checkpoint {
+pub fn checkpoint_to_pb(cp: &crate::chain::checkpoint::SignedCheckpoint, key: &ed25519_dalek::VerifyingKey) -> pb::Checkpoint {
     let c = &cp.checkpoint;
     pb::Checkpoint {
         ledger_id: c.ledger_id.clone(),
@@ -94,8 +95,9 @@ pub fn checkpoint_to_pb(cp: &crate::chain::checkpoint::SignedCheckpoint) -> pb::
         root: c.root.to_vec(),
         chain_head: c.chain_head.to_vec(),
         timestamp_ms: c.timestamp_ms,
-        signature: cp.signature.to_vec(),
-        version: u32::from(c.version),
+        signature: cp.log_signature(key).map(|s| s.to_vec()).unwrap_or_default(),
+        version: u32::from(crate::chain::checkpoint::CHECKPOINT_VERSION),
+        note: cp.to_note(),
     }
 }
 
@@ -114,12 +116,13 @@ impl pb::ledger_audit_server::LedgerAudit for Audit {
         // least N, so a follower that lags waits rather than answering with an older one.
         self.0.reach(req.metadata()).await?;
         let cp = self.0.ledger.checkpoint()?;
-        Ok(super::stamped(cp.checkpoint.tree_size, checkpoint_to_pb(&cp)))
+        Ok(super::stamped(cp.checkpoint.tree_size, checkpoint_to_pb(&cp, &self.0.ledger.public_key())))
     }
 
     async fn get_public_key(&self, req: Request<pb::GetPublicKeyRequest>) -> Result<Response<pb::PublicKey>, Status> {
         let _caller = self.0.admit(&req)?;
-        Ok(Response::new(pb::PublicKey { ledger_id: self.0.ledger.ledger_id().to_owned(), ed25519: self.0.ledger.public_key().as_bytes().to_vec() }))
+        let (id, key) = (self.0.ledger.ledger_id(), self.0.ledger.public_key());
+        Ok(Response::new(pb::PublicKey { ledger_id: id.to_owned(), ed25519: key.as_bytes().to_vec(), vkey: crate::chain::checkpoint::vkey(id, &key) }))
     }
 
     type ReadEventsStream = RecordStream;

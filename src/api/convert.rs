@@ -738,21 +738,14 @@ pub fn payroll_line(l: &PayrollLineView) -> pb::PayrollLineView {
     }
 }
 
-/// A checkpoint as it came over the wire, for a client to verify.
+/// A checkpoint as it came over the wire, for a client to verify: its signed note (the
+/// other fields are display copies, never trusted).
 ///
 /// # Errors
-/// A message if a field has the wrong length or version.
+/// A message if the note is not a checkpoint of format 2.
 pub fn checkpoint_from_pb(p: &pb::Checkpoint) -> Result<crate::chain::checkpoint::SignedCheckpoint, String> {
-    let h = |v: &[u8], what: &str| -> Result<[u8; 32], String> { v.try_into().map_err(|_| format!("checkpoint {what} is not 32 bytes")) };
-    Ok(crate::chain::checkpoint::SignedCheckpoint {
-        checkpoint: crate::chain::checkpoint::Checkpoint {
-            version: u16::try_from(p.version).map_err(|_| format!("checkpoint version {} is out of range", p.version))?,
-            ledger_id: p.ledger_id.clone(),
-            tree_size: p.tree_size,
-            root: h(&p.root, "root")?,
-            chain_head: h(&p.chain_head, "chain head")?,
-            timestamp_ms: p.timestamp_ms,
-        },
-        signature: p.signature.as_slice().try_into().map_err(|_| "a checkpoint signature is 64 bytes".to_owned())?,
-    })
+    if p.note.is_empty() {
+        return Err(format!("the server sent a checkpoint of format {} without a signed note (this client reads format 2)", p.version));
+    }
+    crate::chain::checkpoint::SignedCheckpoint::from_note(p.note.as_bytes()).map_err(|e| e.to_string())
 }

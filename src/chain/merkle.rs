@@ -1,30 +1,89 @@
-//! The Merkle tree over record hashes, in the shape of RFC 9162 (Certificate Transparency
-//! v2) with BLAKE3: leaf = BLAKE3(0x00 || record hash), node = BLAKE3(0x01 || left || right),
-//! the root of the empty tree = BLAKE3(""). Leaf `i` is record `i + 1`.
+//! The Merkle tree over the records, RFC 6962 (section 2.1) with SHA-256, as the C2SP
+//! tlog-checkpoint standard requires: the entries are the records' canonical bytes, so a
+//! leaf is SHA-256(0x00 || record bytes), a node SHA-256(0x01 || left || right), the root
+//! of the empty tree SHA-256(""). Leaf `i` is record `i + 1`. Any RFC 6962 or tlog-tiles
+//! tool checks a record's inclusion from the record itself (docs/FORMAT.md section 6).
 //!
-//! The algorithms here are the RFC's (2.1.1 to 2.1.4.2), written over `Nodes`, anything
-//! that can give the root of a perfect subtree, so that the same code proves from the
-//! store's files and from a plain vector in tests. Verification needs nothing but hashes.
+//! The algorithms here are the RFC's (RFC 9162 2.1.1 to 2.1.4.2 states them for any hash),
+//! written over `Nodes`, anything that can give the root of a perfect subtree, so that the
+//! same code proves from the store's files and from a plain vector in tests. Verification
+//! needs nothing but hashes.
+//!
+//! `TreeHash::Blake3V1` is the tree of checkpoint format 1 (BLAKE3 over the records'
+//! hashes), kept to read version-1 archives and to upgrade a data directory or an
+//! auditor's state signed with it; nothing new is made with it.
+
+use sha2::{Digest, Sha256};
 
 use super::record::Hash;
 
-pub fn leaf_hash(record_hash: &Hash) -> Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(&[0x00]);
-    h.update(record_hash);
-    *h.finalize().as_bytes()
+/// The leaf hash of an entry (a record's canonical bytes): SHA-256(0x00 || entry).
+pub fn leaf_hash(entry: &[u8]) -> Hash {
+    Sha256::new().chain_update([0x00]).chain_update(entry).finalize().into()
 }
 
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(&[0x01]);
-    h.update(left);
-    h.update(right);
-    *h.finalize().as_bytes()
+    Sha256::new().chain_update([0x01]).chain_update(left).chain_update(right).finalize().into()
 }
 
 pub fn empty_root() -> Hash {
-    *blake3::hash(b"").as_bytes()
+    Sha256::digest(b"").into()
+}
+
+/// A Merkle leaf hash, as the store appends it: a type of its own, so that a record's
+/// (BLAKE3 chain) hash can never be appended where its leaf belongs (both are 32 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaf(pub Hash);
+
+impl Leaf {
+    /// The leaf of a record: `leaf_hash` of its canonical bytes.
+    pub fn of_record(canonical: &[u8]) -> Leaf {
+        Leaf(leaf_hash(canonical))
+    }
+}
+
+/// The hash a tree is built with: today's, or format 1's (read only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeHash {
+    /// RFC 6962 with SHA-256 over the records' canonical bytes (checkpoint format 2).
+    Sha256,
+    /// Checkpoint format 1: BLAKE3(0x00 || record hash), BLAKE3(0x01 || l || r), BLAKE3("").
+    Blake3V1,
+}
+
+impl TreeHash {
+    /// The leaf of a record, from its canonical bytes and its (BLAKE3 chain) hash.
+    pub fn leaf(self, canonical: &[u8], record_hash: &Hash) -> Hash {
+        match self {
+            TreeHash::Sha256 => leaf_hash(canonical),
+            TreeHash::Blake3V1 => {
+                let mut h = blake3::Hasher::new();
+                h.update(&[0x00]);
+                h.update(record_hash);
+                *h.finalize().as_bytes()
+            }
+        }
+    }
+
+    pub fn node(self, left: &Hash, right: &Hash) -> Hash {
+        match self {
+            TreeHash::Sha256 => node_hash(left, right),
+            TreeHash::Blake3V1 => {
+                let mut h = blake3::Hasher::new();
+                h.update(&[0x01]);
+                h.update(left);
+                h.update(right);
+                *h.finalize().as_bytes()
+            }
+        }
+    }
+
+    pub fn empty(self) -> Hash {
+        match self {
+            TreeHash::Sha256 => empty_root(),
+            TreeHash::Blake3V1 => *blake3::hash(b"").as_bytes(),
+        }
+    }
 }
 
 /// Roots of perfect subtrees: `subtree(level, index)` is the root over leaves
@@ -225,6 +284,11 @@ impl Frontier {
     /// Appends a leaf (a leaf hash, not a record hash). Returns the perfect subtrees this
     /// completed, as (level, index, root), smallest first, the leaf itself included.
     pub fn push(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
+        self.push_as(TreeHash::Sha256, leaf)
+    }
+
+    /// `push` in the tree of `kind`.
+    pub fn push_as(&mut self, kind: TreeHash, leaf: Hash) -> Vec<(u32, u64, Hash)> {
         let mut done = vec![(0, self.size, leaf)];
         let mut cur = (0u32, leaf);
         while let Some(&(lvl, h)) = self.peaks.last() {
@@ -232,7 +296,7 @@ impl Frontier {
                 break;
             }
             self.peaks.pop();
-            cur = (lvl + 1, node_hash(&h, &cur.1));
+            cur = (lvl + 1, kind.node(&h, &cur.1));
             done.push((cur.0, self.size >> cur.0, cur.1));
         }
         self.peaks.push(cur);
@@ -241,10 +305,15 @@ impl Frontier {
     }
 
     pub fn root(&self) -> Hash {
+        self.root_as(TreeHash::Sha256)
+    }
+
+    /// `root` in the tree of `kind`.
+    pub fn root_as(&self, kind: TreeHash) -> Hash {
         let mut it = self.peaks.iter().rev();
-        let Some(&(_, mut acc)) = it.next() else { return empty_root() };
+        let Some(&(_, mut acc)) = it.next() else { return kind.empty() };
         for (_, h) in it {
-            acc = node_hash(h, &acc);
+            acc = kind.node(h, &acc);
         }
         acc
     }
@@ -295,7 +364,7 @@ mod tests {
     }
 
     fn leaves(n: u64) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(blake3::hash(&i.to_be_bytes()).as_bytes())).collect()
+        (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()
     }
 
     #[test]

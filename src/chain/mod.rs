@@ -4,6 +4,8 @@
 //! form that a verifier in another language could not rebuild from `docs/FORMAT.md`.
 
 pub mod checkpoint;
+pub mod checkpoint_v1;
 pub mod codec;
 pub mod merkle;
+pub mod note;
 pub mod record;

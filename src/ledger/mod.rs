@@ -24,6 +24,7 @@ mod requests;
 mod scrub;
 mod signer;
 mod snapshots;
+mod upgrade;
 mod verify;
 mod writer;
 

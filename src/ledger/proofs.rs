@@ -76,7 +76,7 @@ impl Ledger {
             let Some((_, bytes)) = record.first() else {
                 return Err(ProofRequestError::Invalid(format!("record {seq} is not durable yet")));
             };
-            let leaf = merkle::leaf_hash(&crate::chain::record::record_hash(bytes));
+            let leaf = merkle::leaf_hash(bytes);
             let root = match self.anchored_root(size)? {
                 Ok(root) => root,
                 Err(why) => return Ok(Err(why)),

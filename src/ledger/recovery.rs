@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use ed25519_dalek::SigningKey;
 
 use crate::chain::checkpoint::SignedCheckpoint;
-use crate::chain::merkle::{self, Nodes as _};
+use crate::chain::merkle::{self, Leaf};
 use crate::chain::record::{genesis_hash, record_hash, ChainVerifier, Hash, Record};
 use crate::domain::ids::LedgerId;
 use crate::projection::state::{Seq, State};
@@ -119,12 +119,13 @@ struct DecodedFrame {
     pos: Position,
     end: u64,
     first_seq: Seq,
-    records: Vec<(Result<Record, crate::chain::codec::CodecError>, Hash)>,
+    /// Each record decoded, with its chain hash and its Merkle leaf.
+    records: Vec<(Result<Record, crate::chain::codec::CodecError>, Hash, Leaf)>,
 }
 
 impl DecodedFrame {
     fn of(f: log::Frame) -> DecodedFrame {
-        let records = f.records.iter().map(|b| (Record::decode(b), record_hash(b))).collect();
+        let records = f.records.iter().map(|b| (Record::decode(b), record_hash(b), Leaf::of_record(b))).collect();
         DecodedFrame { pos: f.pos, end: f.end, first_seq: f.first_seq, records }
     }
 }
@@ -160,7 +161,7 @@ impl Replayer<'_> {
             self.batch.frame(frame.first_seq, frame.pos, frame.records.len() as u32);
         }
         let mut requests = to_index.then(RequestRuns::default);
-        for (decoded, hash) in frame.records {
+        for (decoded, hash, leaf) in frame.records {
             let rec = self.verifier.accept(decoded, hash)?;
             if rec.seq > self.snapshot.seq {
                 self.state.apply(&rec.event, rec.seq);
@@ -172,7 +173,7 @@ impl Replayer<'_> {
                 });
             }
             if rec.seq == self.merkle.size() + 1 {
-                self.merkle.push(&hash);
+                self.merkle.push(leaf);
             }
             if let Some(r) = requests.as_mut() {
                 r.push(&rec, hash);
@@ -279,6 +280,19 @@ fn check_anchor(log_dir: &Path, ledger_id: &LedgerId, index: &Index, from: Mark)
     }
 }
 
+/// The chain hash of record `seq`, read from the log (found through the index).
+fn record_hash_at(log_dir: &Path, ledger_id: &LedgerId, index: &Index, seq: Seq) -> Result<Option<Hash>, StoreError> {
+    let start = index.frame_of(seq)?.map(|(_, pos, _)| pos);
+    let mut found = None;
+    log::scan_while(log_dir, ledger_id.as_str(), start, false, &mut |f| {
+        if let Some(bytes) = seq.checked_sub(f.first_seq).and_then(|i| f.records.get(i as usize)) {
+            found = Some(record_hash(bytes));
+        }
+        Ok(found.is_none() && f.first_seq <= seq)
+    })?;
+    Ok(found)
+}
+
 /// Appends to `merkle` the leaves of records `merkle.size() + 1 ..= upto`, hashed from the
 /// log (found through the index), and flushes.
 fn push_leaves_from_log(log_dir: &Path, ledger_id: &LedgerId, index: &Index, merkle: &mut MerkleWriter, upto: Seq) -> Result<(), StoreError> {
@@ -291,7 +305,7 @@ fn push_leaves_from_log(log_dir: &Path, ledger_id: &LedgerId, index: &Index, mer
                     return Ok(false);
                 }
                 if seq == merkle.size() + 1 {
-                    merkle.push(&record_hash(bytes));
+                    merkle.push(Leaf::of_record(bytes));
                 }
             }
             Ok(merkle.size() < upto)
@@ -351,6 +365,8 @@ fn recover_once(dir: &Path, opts: &LedgerOptions, anchor_failure: &mut Option<St
     let ledger_id = read_ledger_id(dir, opts.ledger_id.as_deref())?;
     let index = open_index(dir, &ledger_id)?;
     let applied = index.applied()?;
+    // A format-1 checkpoint is checked against the log and re-signed in format 2 first.
+    super::upgrade::checkpoint_v1(dir, opts, &ledger_id)?;
     // The latest signed checkpoint, read once: the key, the torn-tail rule, the Merkle
     // files and the log are all checked against it below.
     let latest = signer::load_checkpoint(dir)?;
@@ -394,7 +410,7 @@ fn recover_once(dir: &Path, opts: &LedgerOptions, anchor_failure: &mut Option<St
             for (i, bytes) in f.records.iter().enumerate() {
                 let seq = f.first_seq + i as u64;
                 if seq == merkle.size() + 1 && seq < replay_from {
-                    merkle.push(&record_hash(bytes));
+                    merkle.push(Leaf::of_record(bytes));
                 }
             }
             Ok(())
@@ -507,10 +523,10 @@ fn recover_once(dir: &Path, opts: &LedgerOptions, anchor_failure: &mut Option<St
         }
         // Its other fields too (a checkpoint signed with wrong ones is the key holder's
         // doing, but it would mislead an auditor all the same).
-        let head_leaf = if c.tree_size == 0 { None } else { Some(merkle.reader().subtree(0, c.tree_size - 1)?) };
-        let head_ok = match head_leaf {
-            None => c.chain_head == genesis_hash(ledger_id.as_str()),
-            Some(leaf) => leaf == merkle::leaf_hash(&c.chain_head),
+        let head_ok = match c.tree_size {
+            0 => c.chain_head == genesis_hash(ledger_id.as_str()),
+            n if n == records => c.chain_head == head,
+            n => record_hash_at(&log_dir, &ledger_id, &index, n)? == Some(c.chain_head),
         };
         if c.ledger_id != ledger_id.as_str() || !head_ok {
             return Err(StoreError::Corruption {

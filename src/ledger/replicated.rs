@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::chain::record::{record_hash, ChainVerifier, Hash};
+use crate::chain::merkle::Leaf;
 use crate::replica::{FrameRow, FrameSink, OutFrame, PgError, ReplicaOptions, Role, RoleCell, ToWriter};
 use crate::store::index::{IdemEntry, IdemKey};
 use crate::store::StoreError;
@@ -206,8 +207,8 @@ impl Writer {
         let last = frames.last().expect("at least one frame");
         self.next_seq = last.last_seq + 1;
         self.head = last.head;
-        let hashes: Vec<Hash> = frames.iter().flat_map(|f| f.hashes.iter().copied()).collect();
-        if let Err(e) = self.publish(&hashes) {
+        let leaves: Vec<Leaf> = frames.iter().flat_map(|f| f.leaves.iter().copied()).collect();
+        if let Err(e) = self.publish(&leaves) {
             drop(guard);
             self.stop(e.to_string());
             return Err(e.to_string());
@@ -230,7 +231,8 @@ struct CheckedFrame {
     head: Hash,
     records: Vec<Vec<u8>>,
     decoded: Vec<crate::chain::record::Record>,
-    hashes: Vec<Hash>,
+    /// The records' Merkle leaves.
+    leaves: Vec<Leaf>,
     idem: HashMap<IdemKey, IdemEntry>,
 }
 
@@ -271,7 +273,8 @@ fn check_frame(row: FrameRow, next_seq: u64, head: Hash) -> Result<Option<Checke
         requests.push(rec, *h);
     }
     let idem: HashMap<IdemKey, IdemEntry> = requests.finish().into_iter().collect();
-    Ok(Some(CheckedFrame { frame_no: frame, first, last_seq: row.last_seq, head: row.head, records, decoded, hashes, idem }))
+    let leaves = records.iter().map(|b| Leaf::of_record(b)).collect();
+    Ok(Some(CheckedFrame { frame_no: frame, first, last_seq: row.last_seq, head: row.head, records, decoded, leaves, idem }))
 }
 
 /// The driver's view of a ledger.

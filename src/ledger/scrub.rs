@@ -159,7 +159,7 @@ pub(super) fn scrub_once(shared: &Shared, stop: &dyn Fn() -> bool) -> Result<Scr
             report.bytes += bytes.len() as u64;
             // The Merkle leaf (read in runs of 64Ki leaves), and every stored subtree root
             // this leaf completes.
-            let leaf = leaf_hash(&hash);
+            let leaf = leaf_hash(bytes);
             let index = seq - 1;
             if index < leaves_from || index >= leaves_from + leaves.len() as u64 {
                 let n = (upto - index).min(1 << 16);

@@ -11,8 +11,7 @@ use std::sync::Mutex;
 
 use ed25519_dalek::SigningKey;
 
-use crate::chain::checkpoint::{Checkpoint, SignedCheckpoint, CHECKPOINT_VERSION};
-use crate::chain::codec;
+use crate::chain::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::chain::record::{genesis_hash, Hash};
 use crate::domain::ids::LedgerId;
 use crate::projection::state::Seq;
@@ -61,7 +60,14 @@ pub(super) fn load_checkpoint(dir: &Path) -> Result<Option<SignedCheckpoint>, St
         return Ok(None);
     }
     let bytes = std::fs::read(&p)?;
-    codec::decode(&bytes).map(Some).map_err(|e| StoreError::Corruption { at: p.display().to_string(), why: e.to_string() })
+    SignedCheckpoint::from_note(&bytes).map(Some).map_err(|e| {
+        let why = if crate::chain::codec::decode::<crate::chain::checkpoint_v1::SignedCheckpoint>(&bytes).is_ok() {
+            "a checkpoint of format 1 that was not upgraded (anxind upgrades it on start, after checking it against the log)".to_owned()
+        } else {
+            e.to_string()
+        };
+        StoreError::Corruption { at: p.display().to_string(), why }
+    })
 }
 
 /// Replaces `checkpoints/latest` with `cp`, atomically and durably.
@@ -69,13 +75,13 @@ pub(crate) fn save_checkpoint(dir: &Path, cp: &SignedCheckpoint, scope: &str) ->
     let d = dir.join("checkpoints");
     crate::fsutil::create_private_dir(&d)?;
     crate::failpoint::pass("checkpoint.write", scope)?;
-    crate::fsutil::write_atomic(&checkpoint_path(dir), &codec::encode(cp), scope)?;
+    crate::fsutil::write_atomic(&checkpoint_path(dir), cp.to_note().as_bytes(), scope)?;
     Ok(())
 }
 
 pub(super) fn sign(ledger_id: &LedgerId, tree: TreeHead, now_ms: i64, key: &SigningKey) -> SignedCheckpoint {
     let chain_head = if tree.size == 0 { genesis_hash(ledger_id.as_str()) } else { tree.chain_head };
-    Checkpoint { version: CHECKPOINT_VERSION, ledger_id: ledger_id.to_string(), tree_size: tree.size, root: tree.root, chain_head, timestamp_ms: now_ms }.sign(key)
+    Checkpoint { ledger_id: ledger_id.to_string(), tree_size: tree.size, root: tree.root, chain_head, timestamp_ms: now_ms }.sign(key)
 }
 
 /// The key and the latest checkpoint it signed, shared by the writer (which signs after
@@ -111,12 +117,12 @@ impl Signer {
     pub fn rewrite_file_if_lost(&self) -> Result<bool, StoreError> {
         let mut latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let on_disk = std::fs::read(checkpoint_path(&self.dir));
-        if on_disk.as_ref().is_ok_and(|bytes| *bytes == codec::encode(&*latest)) {
+        if on_disk.as_ref().is_ok_and(|bytes| *bytes == latest.to_note().as_bytes()) {
             return Ok(false);
         }
         // A newer one of ours on disk (a save whose directory sync failed after the
         // rename): kept, and taken as the latest, never written over.
-        if let Some(newer) = on_disk.as_ref().ok().and_then(|b| codec::decode::<SignedCheckpoint>(b).ok()) {
+        if let Some(newer) = on_disk.as_ref().ok().and_then(|b| SignedCheckpoint::from_note(b).ok()) {
             let c = &newer.checkpoint;
             if c.tree_size > latest.checkpoint.tree_size && c.ledger_id == self.ledger_id.as_str() && newer.verify(&self.key.verifying_key()).is_ok() {
                 self.signed_size.store(c.tree_size, Ordering::Release);

@@ -153,7 +153,7 @@ pub fn verify_pinned(dir: &Path, pinned: Option<&ed25519_dalek::VerifyingKey>, p
                     hash_at_claim = Some(hash);
                 }
                 if signed.as_ref().is_some_and(|c| c.checkpoint.tree_size >= seq) {
-                    frontier.push(crate::chain::merkle::leaf_hash(&hash));
+                    frontier.push(crate::chain::merkle::leaf_hash(bytes));
                     if signed.as_ref().is_some_and(|c| c.checkpoint.tree_size == seq) {
                         hash_at_signed = Some(hash);
                         root_at_signed = Some(frontier.root());

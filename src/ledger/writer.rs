@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::chain::codec;
+use crate::chain::merkle::Leaf;
 use crate::chain::record::{record_hash, request_digest, Hash, RecordRef, FORMAT_VERSION};
 use crate::decide::{check_request_id, decide_prepared};
 use crate::domain::command::{Command, Event};
@@ -132,7 +133,7 @@ struct DecidedGroup {
     outcomes: Vec<Outcome>,
     frames: Vec<PendingFrame>,
     idem: HashMap<IdemKey, IdemEntry>,
-    leaves: Vec<Hash>,
+    leaves: Vec<Leaf>,
     /// A fault reading the idempotency index stopped the deciding: nothing of the group
     /// may be written.
     fault: Option<StoreError>,
@@ -142,7 +143,9 @@ struct DecidedGroup {
 struct Encoded {
     records: Vec<Vec<u8>>,
     bytes: usize,
+    /// The records' chain hashes (BLAKE3) and Merkle leaves (SHA-256 of their bytes).
     hashes: Vec<Hash>,
+    leaves: Vec<Leaf>,
 }
 
 /// Where a frame of the group went in the log.
@@ -424,7 +427,7 @@ impl Writer {
             }
             let count = batch.commit().len() as u64;
             let head = *enc.hashes.last().expect("a decided batch has at least one event");
-            g.leaves.extend_from_slice(&enc.hashes);
+            g.leaves.extend_from_slice(&enc.leaves);
             match g.frames.last_mut() {
                 Some(f) if f.bytes + enc.bytes <= FRAME_BYTES_MAX => {
                     f.records.extend(enc.records);
@@ -496,9 +499,9 @@ impl Writer {
 
     /// Phase 4: the tree follows the log (proofs may be asked for any size up to it),
     /// then the head and the durable watch move.
-    pub(super) fn publish(&mut self, leaves: &[Hash]) -> Result<(), StoreError> {
-        for h in leaves {
-            self.merkle.push(h);
+    pub(super) fn publish(&mut self, leaves: &[Leaf]) -> Result<(), StoreError> {
+        for l in leaves {
+            self.merkle.push(*l);
         }
         self.merkle.flush()?;
         assert_eq!(self.merkle.size(), self.next_seq - 1, "one Merkle leaf per record (the writer pushes exactly the group's)");
@@ -565,13 +568,14 @@ impl Writer {
     /// Encodes and chains a batch's records.
     fn encode(&self, events: &[Event], first_seq: Seq, now: i64, principal: &Principal, request_id: &RequestId) -> Encoded {
         let mut head = self.head;
-        let mut out = Encoded { records: Vec::with_capacity(events.len()), bytes: 0, hashes: Vec::with_capacity(events.len()) };
+        let mut out = Encoded { records: Vec::with_capacity(events.len()), bytes: 0, hashes: Vec::with_capacity(events.len()), leaves: Vec::with_capacity(events.len()) };
         for (i, event) in events.iter().enumerate() {
             let rec = RecordRef { version: FORMAT_VERSION, seq: first_seq + i as u64, prev_hash: &head, recorded_at_ms: now, principal, request_id, event };
             let bytes = codec::encode(&rec);
             assert!(bytes.len() <= RECORD_BYTES_MAX, "command limits bound every record");
             head = record_hash(&bytes);
             out.hashes.push(head);
+            out.leaves.push(Leaf::of_record(&bytes));
             out.bytes += bytes.len();
             out.records.push(bytes);
         }

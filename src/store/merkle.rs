@@ -6,13 +6,16 @@
 //! `merkle/level-NN`: the root of perfect subtree `j` of level `NN` at offset `32 j`, for
 //! levels from `STORED_LEVEL_MIN` up. Lower subtrees are recomputed from at most
 //! `2^STORED_LEVEL_MIN` leaves. All of it is derived from the log and can be deleted.
+//! `merkle/format` names the tree the files hold (`FORMAT`); files of another tree (the
+//! BLAKE3 tree of checkpoint format 1, which wrote no such file) are deleted on open and
+//! rebuilt from the log.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::chain::merkle::{leaf_hash, Frontier, Nodes};
+use crate::chain::merkle::{Frontier, Leaf, Nodes};
 use crate::chain::record::Hash;
 
 use super::StoreError;
@@ -21,6 +24,8 @@ use super::StoreError;
 /// about 1 byte per record); below it they are recomputed from at most 64 leaf reads.
 pub const STORED_LEVEL_MIN: u32 = 6;
 const LEVELS: usize = 64;
+/// The content of `merkle/format`: the tree of checkpoint format 2.
+pub const FORMAT: &str = "rfc6962-sha256 records\n";
 
 /// Read access to the files, safe to share with the writer appending behind it: every
 /// read is at an offset below the size the caller knows is complete.
@@ -41,6 +46,23 @@ fn open_rw(path: &Path) -> Result<File, StoreError> {
 impl MerkleFiles {
     fn open(dir: &Path) -> Result<MerkleFiles, StoreError> {
         fs::create_dir_all(dir)?;
+        let marker = dir.join("format");
+        if fs::read(&marker).ok().as_deref() != Some(FORMAT.as_bytes()) {
+            // Only our own files go: the leaves and the levels, then the marker is written.
+            let ours = |name: &str| name == "leaves" || name.strip_prefix("level-").is_some_and(|l| l.len() == 2 && l.bytes().all(|b| b.is_ascii_digit()));
+            let mut removed = 0;
+            for e in fs::read_dir(dir)? {
+                let e = e?;
+                if e.file_name().to_str().is_some_and(ours) {
+                    fs::remove_file(e.path())?;
+                    removed += 1;
+                }
+            }
+            if removed > 0 {
+                tracing::info!(dir = %dir.display(), "the Merkle files are of another tree (or their format file was lost): rebuilding them from the log");
+            }
+            crate::fsutil::write_atomic(&marker, FORMAT.as_bytes(), "merkle")?;
+        }
         let leaves = open_rw(&dir.join("leaves"))?;
         let mut levels = Vec::with_capacity(LEVELS);
         for l in 0..LEVELS as u32 {
@@ -157,9 +179,9 @@ impl MerkleWriter {
         self.files.clone()
     }
 
-    /// Appends the next record's hash (buffered until `flush`).
-    pub fn push(&mut self, record_hash: &Hash) {
-        for (level, _, root) in self.frontier.push(leaf_hash(record_hash)) {
+    /// Appends the next record's leaf (buffered until `flush`).
+    pub fn push(&mut self, leaf: Leaf) {
+        for (level, _, root) in self.frontier.push(leaf.0) {
             if level == 0 {
                 self.leaf_buf.extend_from_slice(&root);
             } else if level >= STORED_LEVEL_MIN {
@@ -196,11 +218,11 @@ mod tests {
     #[test]
     fn files_prove_like_memory_and_survive_reopen_and_damage() {
         let dir = tempfile::tempdir().unwrap();
-        let hashes: Vec<Hash> = (0..300u64).map(|i| *blake3::hash(&i.to_be_bytes()).as_bytes()).collect();
-        let mem = MemNodes(hashes.iter().map(leaf_hash).collect());
+        let hashes: Vec<Hash> = (0..300u64).map(|i| merkle::leaf_hash(&i.to_be_bytes())).collect();
+        let mem = MemNodes(hashes.clone());
         let mut w = MerkleWriter::open(dir.path(), u64::MAX).unwrap();
         for h in &hashes[..200] {
-            w.push(h);
+            w.push(Leaf(*h));
         }
         w.flush().unwrap();
         assert_eq!(w.root(), merkle::root(&mem, 200).unwrap());
@@ -212,7 +234,7 @@ mod tests {
         let mut w = MerkleWriter::open(dir.path(), u64::MAX).unwrap();
         assert_eq!(w.size(), 200);
         for h in &hashes[200..] {
-            w.push(h);
+            w.push(Leaf(*h));
         }
         w.flush().unwrap();
         let r = w.reader();

@@ -6,6 +6,8 @@
 //!
 //! The files are generated (deterministically: a fixed clock, ledger id and signing seed)
 //! by `ANXIN_WRITE_ARCHIVE_VECTORS=1 cargo test --test it archive_vectors`, and checked in.
+//! `tests/vectors/archives-v1/` holds the same set in archive version 1 (checkpoint format
+//! 1, a BLAKE3 tree), frozen as written before format 2: both verifiers still read them.
 
 use std::path::{Path, PathBuf};
 
@@ -36,7 +38,7 @@ fn clean_archive(dir: &Path) -> (Vec<String>, String) {
     let recs = l.read_records(1, cp.checkpoint.tree_size).unwrap();
     let mut out = Vec::new();
     audit::write_archive(&mut out, &l.public_key(), &cp, &mut recs.into_iter()).unwrap();
-    let key = anxin::chain::checkpoint::key_to_text(&l.public_key());
+    let key = anxin::chain::checkpoint::vkey("anxin-archive-vectors", &l.public_key());
     l.close().unwrap();
     (String::from_utf8(out).unwrap().lines().map(str::to_owned).collect(), key)
 }
@@ -59,9 +61,9 @@ fn header_with(line: &str, field: &str, v: Value) -> String {
 /// recomputed, and the checkpoint signed again with the vectors' key: the chain and the
 /// signature hold, so only the value rules (FORMAT.md section 1) can refuse it.
 fn resigned(clean: &[String], seq: u64, f: &dyn Fn(&mut Vec<u8>)) -> Vec<String> {
-    use anxin::chain::{checkpoint::SignedCheckpoint, codec, merkle, record::record_hash};
+    use anxin::chain::{checkpoint::SignedCheckpoint, merkle, record::record_hash};
     let header: Value = serde_json::from_str(&clean[0]).unwrap();
-    let cp: SignedCheckpoint = codec::decode(&hex::decode(header["checkpoint_hex"].as_str().unwrap()).unwrap()).unwrap();
+    let cp = SignedCheckpoint::from_note(header["checkpoint"].as_str().unwrap().as_bytes()).unwrap();
     let mut records: Vec<Vec<u8>> = clean[1..].iter().map(|l| hex::decode(serde_json::from_str::<Value>(l).unwrap()["hex"].as_str().unwrap()).unwrap()).collect();
     f(&mut records[(seq - 1) as usize]);
     // Each record's prev_hash (after version u16 and seq u64) is the hash of the one before.
@@ -69,7 +71,7 @@ fn resigned(clean: &[String], seq: u64, f: &dyn Fn(&mut Vec<u8>)) -> Vec<String>
         let prev = record_hash(&records[i - 1]);
         records[i][10..42].copy_from_slice(&prev);
     }
-    let leaves = merkle::MemNodes(records.iter().map(|r| merkle::leaf_hash(&record_hash(r))).collect());
+    let leaves = merkle::MemNodes(records.iter().map(|r| merkle::leaf_hash(r)).collect());
     let mut c = cp.checkpoint.clone();
     c.root = merkle::root(&leaves, records.len() as u64).unwrap();
     c.chain_head = record_hash(records.last().unwrap());
@@ -101,14 +103,19 @@ fn vectors(clean: &[String]) -> Vec<Vector> {
     // Record 7's event variant index: after version, seq and prev hash (42 bytes), the
     // recorded-at time (8), principal "operator" (8 + 8) and request id "r3" (8 + 2).
     let variant_at = 42 + 8 + 8 + 8 + 8 + 2;
-    let forged = {
+    // The header's checkpoint note, changed by `f` (its text and signature lines).
+    let note_with = |f: &dyn Fn(&mut anxin::chain::note::Note)| {
         let mut j: Value = serde_json::from_str(&clean[0]).unwrap();
-        let mut cp = hex::decode(j["checkpoint_hex"].as_str().unwrap()).unwrap();
-        let n = cp.len();
-        cp[n - 1] ^= 1;
-        j["checkpoint_hex"] = hex::encode(cp).into();
+        let mut n = anxin::chain::note::Note::parse(j["checkpoint"].as_str().unwrap().as_bytes()).unwrap();
+        f(&mut n);
+        j["checkpoint"] = n.encode().into();
         j.to_string()
     };
+    let forged = note_with(&|n| {
+        let s = &mut n.signatures[0].sig;
+        let last = s.len() - 1;
+        s[last] ^= 1;
+    });
     vec![
         ("clean.jsonl", "the archive as exported", c(), "OK", "OK"),
         ("flipped-byte.jsonl", "one byte of record 5's request id changed", with(5, rehex(&clean[5], &|b| b[75] ^= 1)), "record 6", "record 6"),
@@ -133,6 +140,12 @@ fn vectors(clean: &[String]) -> Vec<Vector> {
         ("header-root.jsonl", "the header's plain root_hex changed", with(0, header_with(&clean[0], "root_hex", json!("00".repeat(32)))), "root_hex", "root_hex"),
         ("line-seq.jsonl", "line 4's plain seq changed", with(3, header_with(&clean[3], "seq", json!(9))), "the line says seq 9", "the line says seq 9"),
         ("forged-signature.jsonl", "one bit of the checkpoint's signature changed", with(0, forged), "signature does not verify", "signature does not verify"),
+        ("wrong-key-id.jsonl", "the log's signature line under another key ID", with(0, note_with(&|n| n.signatures[0].key_id ^= 1)), "no signature of the pinned key", "no signature of the pinned key"),
+        ("note-origin.jsonl", "the checkpoint's origin line names another ledger (and the ledger id in the header with it)", with(0, {
+            let line = note_with(&|n| n.text = n.text.replacen("anxin/anxin-archive-vectors", "anxin/anxin-archive-vector5", 1));
+            header_with(&line, "ledger_id", json!("anxin-archive-vector5"))
+        }), "no signature of the pinned key", "no signature of the pinned key"),
+        ("note-extension.jsonl", "an extension line added to the checkpoint's text", with(0, note_with(&|n| n.text.push_str("extra\n"))), "not a checkpoint", "not a checkpoint"),
         ("not-json.jsonl", "a header that is not JSON", with(0, "this is not an archive".into()), "line 1", "line 1"),
         ("bad-hex.jsonl", "record 3's hex is not hex", with(3, r#"{"seq":3,"hex":"zz"}"#.into()), "line 4", "hex"),
         // Chain and signature valid (re-signed with the key): the value rules decide.
@@ -176,11 +189,17 @@ fn golden_damaged_archives_get_the_same_verdict_from_both_verifiers() {
         let manifest = json!({"key": key, "note": "Each archive and the verdict both verifiers must give: OK, or a failure whose message contains the text given.", "vectors": verdicts});
         std::fs::write(dir.join("verdicts.json"), serde_json::to_string_pretty(&manifest).unwrap() + "\n").unwrap();
     }
+    check_vectors(&dir, 20);
+    // Version 1, frozen: still read, with the same verdicts.
+    check_vectors(&dir.with_file_name("archives-v1"), 17);
+}
+
+fn check_vectors(dir: &Path, at_least: usize) {
     let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("verdicts.json")).expect("the vectors are checked in")).unwrap();
     let key_text = manifest["key"].as_str().unwrap();
     let key = anxin::chain::checkpoint::key_from_text(key_text).unwrap();
     let vs = manifest["vectors"].as_array().unwrap();
-    assert!(vs.len() >= 17);
+    assert!(vs.len() >= at_least, "{}: {} vectors", dir.display(), vs.len());
     for v in vs {
         let file = dir.join(v["file"].as_str().unwrap());
         let (rust_says, python_says) = (v["rust_says"].as_str().unwrap(), v["python_says"].as_str().unwrap());

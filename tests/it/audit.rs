@@ -203,13 +203,14 @@ fn every_kind_of_tampering_is_detected_and_named() {
     // A checkpoint signed with another key.
     let other = Ledger::open(tempfile::tempdir().unwrap().path(), opts()).unwrap();
     let foreign = other.checkpoint().unwrap();
+    // The ledger's line (its name and key ID) with another key's signature of the text.
     let mut forged = l.checkpoint().unwrap();
-    forged.signature = ed25519_dalek::Signer::sign(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]), &forged.checkpoint.signed_message()).to_bytes();
+    forged.signatures[0].sig = ed25519_dalek::Signer::sign(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]), forged.checkpoint.body().as_bytes()).to_bytes().to_vec();
     let _ = foreign;
     check(
         &|v| {
             let mut h: serde_json::Value = serde_json::from_str(&v[0]).unwrap();
-            h["checkpoint_hex"] = hex::encode(anxin::chain::codec::encode(&forged)).into();
+            h["checkpoint"] = forged.to_note().into();
             v[0] = h.to_string();
         },
         "signature does not verify",
@@ -235,7 +236,7 @@ fn a_forked_history_is_caught_by_the_consistency_proof_against_the_saved_checkpo
     for (_, b) in l.read_records(1, 10).unwrap() {
         c.feed(&b).unwrap();
     }
-    let saved = c.finish(&cp10, &l.public_key()).unwrap();
+    let saved = c.finish(&cp10, &anxin::chain::checkpoint::key_to_text(&l.public_key())).unwrap();
     l.close().unwrap();
     // The operator restarts from the older copy (same key) and appends different records.
     let forked = Ledger::open(older.path(), opts()).unwrap();
@@ -335,11 +336,11 @@ proptest! {
     #[test]
     fn stored_tree_proofs_match_a_naive_recomputation(n in 1u64..2_500, a in any::<u64>(), b in any::<u64>()) {
         let dir = tempfile::tempdir().unwrap();
-        let hashes: Vec<[u8; 32]> = (0..n).map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes()).collect();
-        let leaves: Vec<[u8; 32]> = hashes.iter().map(leaf_hash).collect();
+        let leaves: Vec<[u8; 32]> = (0..n).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let hashes = leaves.clone();
         let mut w = MerkleWriter::open(dir.path(), u64::MAX).unwrap();
         for h in &hashes {
-            w.push(h);
+            w.push(anxin::chain::merkle::Leaf(*h));
         }
         w.flush().unwrap();
         let files = w.reader();

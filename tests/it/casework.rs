@@ -191,6 +191,8 @@ async fn a_case_runs_from_receipt_to_a_closure_that_cites_the_payouts_that_paid_
     {
         use tokio_stream::StreamExt;
         let full: Vec<pb::RecordBytes> = s.audit("auditor").await.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 0 }).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;
+        let cp = anxin::api::convert::checkpoint_from_pb(&s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap().into_inner()).unwrap();
+        assert_eq!(cp.checkpoint.tree_size, full.len() as u64);
         for who in ["bank:ICBC".to_owned(), format!("contractor:{}", crate::harness::gc())] {
             let seen: Vec<pb::RecordBytes> = s.audit(&who).await.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 0 }).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;
             assert_eq!(seen.len(), full.len());
@@ -203,22 +205,37 @@ async fn a_case_runs_from_receipt_to_a_closure_that_cites_the_payouts_that_paid_
                 if b.withheld {
                     withheld += 1;
                     assert_eq!(b.canonical.len(), anxin::chain::record::HEADER_BYTES);
-                    v.feed_withheld(&b.canonical, b.hash.clone().try_into().unwrap()).unwrap();
+                    assert_eq!(b.leaf_hash, anxin::chain::merkle::leaf_hash(&a.canonical).to_vec(), "the leaf of the withheld bytes");
+                    v.feed_withheld(&b.canonical, b.hash.clone().try_into().unwrap(), b.leaf_hash.clone().try_into().unwrap()).unwrap();
                 } else {
                     assert_eq!(a.canonical, b.canonical);
                     v.feed(&b.canonical).unwrap();
                 }
             }
             assert!(withheld >= 5, "{who}: {withheld}");
+            // Through the withheld records' hashes and leaves, the reader's tree is the signed one.
+            v.finish(&cp, "pinned").unwrap();
+            // A forged leaf for a withheld record: the chain still holds, the signed root does not.
+            let mut lied = anxin::audit::Catchup::from_genesis(crate::harness::LEDGER_ID);
+            let first = seen.iter().position(|r| r.withheld).unwrap();
+            for (i, r) in seen.iter().enumerate() {
+                if r.withheld {
+                    let leaf = if i == first { [9; 32] } else { r.leaf_hash.clone().try_into().unwrap() };
+                    lied.feed_withheld(&r.canonical, r.hash.clone().try_into().unwrap(), leaf).unwrap();
+                } else {
+                    lied.feed(&r.canonical).unwrap();
+                }
+            }
+            assert!(matches!(lied.finish(&cp, "pinned"), Err(anxin::audit::AuditError::RootMismatch { .. })), "a forged withheld leaf is caught by the signed root");
             // A forged hash for a withheld record breaks the next record's link.
             let mut forged = anxin::audit::Catchup::from_genesis(crate::harness::LEDGER_ID);
             let first = seen.iter().position(|r| r.withheld).unwrap();
             for r in &seen[..first] {
                 forged.feed(&r.canonical).unwrap();
             }
-            forged.feed_withheld(&seen[first].canonical, [7; 32]).unwrap();
+            forged.feed_withheld(&seen[first].canonical, [7; 32], seen[first].leaf_hash.clone().try_into().unwrap()).unwrap();
             let next = &seen[first + 1];
-            let broken = if next.withheld { forged.feed_withheld(&next.canonical, next.hash.clone().try_into().unwrap()) } else { forged.feed(&next.canonical).map(drop) };
+            let broken = if next.withheld { forged.feed_withheld(&next.canonical, next.hash.clone().try_into().unwrap(), next.leaf_hash.clone().try_into().unwrap()) } else { forged.feed(&next.canonical).map(drop) };
             assert!(broken.is_err(), "a forged withheld hash is caught at the next record");
         }
     }

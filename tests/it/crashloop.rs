@@ -31,9 +31,7 @@ use std::time::Duration;
 
 use anxin::api::pb;
 use anxin::chain::checkpoint::SignedCheckpoint;
-use anxin::chain::codec;
 use anxin::chain::merkle::{self, MemNodes};
-use anxin::chain::record::record_hash;
 use anxin::ledger::{self, Ledger, LedgerOptions};
 
 use crate::harness::{open_account, register, COUNTY};
@@ -128,7 +126,7 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
 
         // What the killed server left signed (read before anything reopens the ledger,
         // which would sign afresh).
-        let left: SignedCheckpoint = codec::decode(&std::fs::read(data.join("checkpoints/latest")).unwrap()).unwrap();
+        let left = SignedCheckpoint::from_note(&std::fs::read(data.join("checkpoints/latest")).unwrap()).unwrap();
         // Recover in-process, as the next start will, and check everything.
         let led = Ledger::open(&data, LedgerOptions::default()).unwrap();
         let (size, _) = led.head();
@@ -152,16 +150,16 @@ async fn sigkill_at_random_moments_never_loses_or_half_applies_an_acknowledged_b
         // The checkpoint: signed by the same key, never backwards, and its root is the
         // root of the log's first records, recomputed here from their bytes.
         let k = *key.get_or_insert(led.public_key());
-        let now: SignedCheckpoint = codec::decode(&std::fs::read(data.join("checkpoints/latest")).unwrap()).unwrap();
+        let now = SignedCheckpoint::from_note(&std::fs::read(data.join("checkpoints/latest")).unwrap()).unwrap();
         for cp in [&left, &now] {
             cp.verify(&k).unwrap();
             assert!(cp.checkpoint.tree_size >= last_checkpoint, "round {round}: checkpoint went back from {last_checkpoint} to {}", cp.checkpoint.tree_size);
             assert!(cp.checkpoint.tree_size <= size);
             last_checkpoint = cp.checkpoint.tree_size;
-            let leaves: Vec<_> = records.iter().take(cp.checkpoint.tree_size as usize).map(|(_, b)| merkle::leaf_hash(&record_hash(b))).collect();
+            let leaves: Vec<_> = records.iter().take(cp.checkpoint.tree_size as usize).map(|(_, b)| merkle::leaf_hash(b)).collect();
             assert_eq!(merkle::root(&MemNodes(leaves), cp.checkpoint.tree_size).unwrap(), cp.checkpoint.root, "round {round}");
         }
-        assert_eq!(led.root_at(size).unwrap(), merkle::root(&MemNodes(records.iter().map(|(_, b)| merkle::leaf_hash(&record_hash(b))).collect()), size).unwrap());
+        assert_eq!(led.root_at(size).unwrap(), merkle::root(&MemNodes(records.iter().map(|(_, b)| merkle::leaf_hash(b)).collect()), size).unwrap());
         // The scrub finds nothing: every record, Merkle leaf and stored node, and the
         // newest snapshot against a replay of the log.
         led.scrub_now().unwrap_or_else(|d| panic!("round {round}: the scrub found damage after a crash: {d}"));

@@ -309,7 +309,7 @@ fn damaged_merkle_files_are_repaired_in_place_by_the_scrub() {
         for seq in 1..=records.min(200) {
             let proof = l.inclusion_proof(seq, signed.tree_size).unwrap();
             let rec = l.read_records(seq, seq).unwrap();
-            let leaf = anxin::chain::merkle::leaf_hash(&anxin::chain::record::record_hash(&rec[0].1));
+            let leaf = anxin::chain::merkle::leaf_hash(&rec[0].1);
             anxin::chain::merkle::verify_inclusion(&leaf, seq - 1, signed.tree_size, &proof, &signed.root).unwrap();
         }
         ok(&l, "after", vec![topup("P1", "after", "1")]);
@@ -403,7 +403,7 @@ fn a_proof_from_damaged_merkle_files_is_never_sent_and_the_files_are_repaired() 
     for seq in [1, 3, 2, records - 1] {
         let proof = l.inclusion_proof(seq, records).unwrap_or_else(|e| panic!("record {seq}: {e:?}"));
         let rec = l.read_records(seq, seq).unwrap();
-        let leaf = anxin::chain::merkle::leaf_hash(&anxin::chain::record::record_hash(&rec[0].1));
+        let leaf = anxin::chain::merkle::leaf_hash(&rec[0].1);
         anxin::chain::merkle::verify_inclusion(&leaf, seq - 1, records, &proof, &signed.root).unwrap_or_else(|e| panic!("record {seq}: a wrong proof was sent: {e}"));
     }
     assert!(l.damage().is_none(), "a repaired cache is not damage: {:?}", l.damage());
@@ -417,14 +417,13 @@ fn a_proof_from_damaged_merkle_files_is_never_sent_and_the_files_are_repaired() 
 #[test]
 fn verify_pins_the_auditors_key_and_notices_a_cut_log_without_its_checkpoint() {
     use anxin::chain::checkpoint::SignedCheckpoint;
-    use anxin::chain::codec;
     let dir = tempfile::tempdir().unwrap();
     let records = several_segments(dir.path(), 30);
     let original = Ledger::open(dir.path(), no_scrub()).map(|l| l.public_key()).unwrap();
     // A holder of the directory replaces the key and re-signs the same checkpoint.
-    let cp: SignedCheckpoint = codec::decode(&std::fs::read(dir.path().join("checkpoints/latest")).unwrap()).unwrap();
+    let cp = SignedCheckpoint::from_note(&std::fs::read(dir.path().join("checkpoints/latest")).unwrap()).unwrap();
     let forger = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
-    std::fs::write(dir.path().join("checkpoints/latest"), codec::encode(&cp.checkpoint.clone().sign(&forger))).unwrap();
+    std::fs::write(dir.path().join("checkpoints/latest"), cp.checkpoint.clone().sign(&forger).to_note()).unwrap();
     std::fs::write(dir.path().join("keys/checkpoint.ed25519"), forger.to_bytes()).unwrap();
     assert_eq!(ledger::verify(dir.path(), &mut |_| {}).unwrap().error, None, "the directory agrees with itself");
     let pinned = ledger::verify_pinned(dir.path(), Some(&original), &mut |_| {}).unwrap();
@@ -507,7 +506,7 @@ fn merkle_files_that_disagree_with_the_signed_root_are_rebuilt_at_the_start_not_
         ok(&l, &format!("b{b}"), (0..10).map(|i| topup("P1", &format!("B{b}-{i}"), "1")).collect());
     }
     l.close().unwrap();
-    std::fs::write(dir.path().join("checkpoints/latest"), anxin::chain::codec::encode(&early)).unwrap();
+    std::fs::write(dir.path().join("checkpoints/latest"), early.to_note()).unwrap();
     // The leaf of a record after the early checkpoint.
     let leaf = early.checkpoint.tree_size + 5;
     crate::store::flip(&dir.path().join("merkle/leaves"), (leaf - 1) * 32 + 3);
@@ -614,7 +613,7 @@ fn a_changed_byte_in_the_checkpoint_or_the_merkle_files_is_refused_repaired_or_f
                 match l.inclusion_proof(seq, records) {
                     Ok(proof) => {
                         let rec = l.read_records(seq, seq).unwrap();
-                        let leaf = anxin::chain::merkle::leaf_hash(&anxin::chain::record::record_hash(&rec[0].1));
+                        let leaf = anxin::chain::merkle::leaf_hash(&rec[0].1);
                         let root = l.checkpoint().unwrap().checkpoint.root;
                         anxin::chain::merkle::verify_inclusion(&leaf, seq - 1, records, &proof, &root).unwrap_or_else(|e| panic!("merkle/{file} byte {pos}: a wrong proof was sent: {e}"));
                     }
@@ -736,7 +735,7 @@ fn the_scrub_writes_a_lost_checkpoint_file_again_from_memory() {
             std::fs::write(dir.path().join("checkpoints/latest"), &files[0]).unwrap();
         }
         assert!(l.scrub_now().unwrap().checkpoint_rewritten, "case {damage}");
-        assert_eq!(std::fs::read(dir.path().join("checkpoints/latest")).unwrap(), anxin::chain::codec::encode(&held));
+        assert_eq!(std::fs::read(dir.path().join("checkpoints/latest")).unwrap(), held.to_note().into_bytes());
     }
     l.close().unwrap();
     Ledger::open(dir.path(), no_scrub()).unwrap().close().unwrap();

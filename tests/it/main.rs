@@ -25,6 +25,7 @@ mod pointintime;
 mod props;
 mod rules;
 mod scenario;
+mod standards;
 mod store;
 mod vectors;
 mod writer_fault;

@@ -270,34 +270,44 @@ fn pinned_chain_verifies(path: &str) {
     assert!(Record::decode(&bytes).is_err());
 }
 
-const TREE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/tree-v1.json");
+const TREE_V1_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/tree-v1.json");
+const TREE_V2_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/tree-v2.json");
 
-fn build_tree() -> Value {
-    use anxin::chain::checkpoint::{key_to_text, Checkpoint, CHECKPOINT_VERSION};
-    use anxin::chain::merkle::{self, leaf_hash, MemNodes};
+/// The eight vector records' canonical bytes and hashes.
+fn vector_records() -> (Vec<Vec<u8>>, Vec<[u8; 32]>) {
     let pinned: Value = build();
-    let hashes: Vec<[u8; 32]> = pinned["records"].as_array().unwrap().iter().map(|r| hex::decode(r["hash"].as_str().unwrap()).unwrap().try_into().unwrap()).collect();
-    let leaves: Vec<[u8; 32]> = hashes.iter().map(leaf_hash).collect();
-    let nodes = MemNodes(leaves.clone());
-    let hexes = |v: &[[u8; 32]]| v.iter().map(hex::encode).collect::<Vec<_>>();
-    let roots: Vec<Value> = (0..=leaves.len() as u64).map(|n| json!({"size": n, "root": hex::encode(merkle::root(&nodes, n).unwrap())})).collect();
-    let key = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
-    let n = leaves.len() as u64;
-    let cp = Checkpoint {
-        version: CHECKPOINT_VERSION,
-        ledger_id: LEDGER_ID.into(),
-        tree_size: n,
-        root: merkle::root(&nodes, n).unwrap(),
-        chain_head: hashes[hashes.len() - 1],
-        timestamp_ms: 1_767_225_600_000,
+    let recs = pinned["records"].as_array().unwrap();
+    let bytes = recs.iter().map(|r| hex::decode(r["canonical_hex"].as_str().unwrap()).unwrap()).collect();
+    let hashes = recs.iter().map(|r| hex::decode(r["hash"].as_str().unwrap()).unwrap().try_into().unwrap()).collect();
+    (bytes, hashes)
+}
+
+/// Format 1 (read only since format 2): the BLAKE3 tree over record hashes and the binary
+/// checkpoint. Still pinned: version-1 archives and states are read with it.
+fn build_tree_v1() -> Value {
+    use anxin::chain::checkpoint::key_to_text;
+    use anxin::chain::checkpoint_v1::{Checkpoint, CHECKPOINT_VERSION_1};
+    use anxin::chain::merkle::{Frontier, TreeHash};
+    let (bytes, hashes) = vector_records();
+    let k = TreeHash::Blake3V1;
+    let leaves: Vec<[u8; 32]> = bytes.iter().zip(&hashes).map(|(b, h)| k.leaf(b, h)).collect();
+    let root_of = |n: usize| {
+        let mut f = Frontier::default();
+        for l in &leaves[..n] {
+            f.push_as(k, *l);
+        }
+        f.root_as(k)
     };
+    let hexes = |v: &[[u8; 32]]| v.iter().map(hex::encode).collect::<Vec<_>>();
+    let roots: Vec<Value> = (0..=leaves.len()).map(|n| json!({"size": n, "root": hex::encode(root_of(n))})).collect();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
+    let n = leaves.len();
+    let cp = Checkpoint { version: CHECKPOINT_VERSION_1, ledger_id: LEDGER_ID.into(), tree_size: n as u64, root: root_of(n), chain_head: hashes[n - 1], timestamp_ms: 1_767_225_600_000 };
     let signed = cp.clone().sign(&key);
     json!({
         "leaf_hashes": hexes(&leaves),
         "roots": roots,
-        "empty_root": hex::encode(merkle::empty_root()),
-        "inclusion": {"leaf_index": 2, "tree_size": 7, "path": hexes(&merkle::inclusion_proof(&nodes, 2, 7).unwrap())},
-        "consistency": {"from_size": 3, "to_size": 7, "path": hexes(&merkle::consistency_proof(&nodes, 3, 7).unwrap())},
+        "empty_root": hex::encode(k.empty()),
         "checkpoint": {
             "signing_seed_hex": hex::encode([1u8; 32]),
             "public_key": key_to_text(&key.verifying_key()),
@@ -309,14 +319,53 @@ fn build_tree() -> Value {
     })
 }
 
+/// Format 2: RFC 6962 with SHA-256 over the records' canonical bytes, proofs, and the
+/// checkpoint as a signed note.
+fn build_tree_v2() -> Value {
+    use anxin::chain::checkpoint::{key_to_text, log_key_id, vkey, Checkpoint};
+    use anxin::chain::merkle::{self, leaf_hash, MemNodes};
+    let (bytes, hashes) = vector_records();
+    let leaves: Vec<[u8; 32]> = bytes.iter().map(|b| leaf_hash(b)).collect();
+    let nodes = MemNodes(leaves.clone());
+    let hexes = |v: &[[u8; 32]]| v.iter().map(hex::encode).collect::<Vec<_>>();
+    let roots: Vec<Value> = (0..=leaves.len() as u64).map(|n| json!({"size": n, "root": hex::encode(merkle::root(&nodes, n).unwrap())})).collect();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
+    let n = leaves.len() as u64;
+    let cp = Checkpoint { ledger_id: LEDGER_ID.into(), tree_size: n, root: merkle::root(&nodes, n).unwrap(), chain_head: hashes[hashes.len() - 1], timestamp_ms: 1_767_225_600_000 };
+    let signed = cp.clone().sign(&key);
+    json!({
+        "leaf_hashes": hexes(&leaves),
+        "roots": roots,
+        "empty_root": hex::encode(merkle::empty_root()),
+        "inclusion": {"leaf_index": 2, "tree_size": 7, "path": hexes(&merkle::inclusion_proof(&nodes, 2, 7).unwrap())},
+        "consistency": {"from_size": 3, "to_size": 7, "path": hexes(&merkle::consistency_proof(&nodes, 3, 7).unwrap())},
+        "checkpoint": {
+            "signing_seed_hex": hex::encode([1u8; 32]),
+            "public_key": key_to_text(&key.verifying_key()),
+            "vkey": vkey(LEDGER_ID, &key.verifying_key()),
+            "key_id_hex": format!("{:08x}", log_key_id(LEDGER_ID, &key.verifying_key())),
+            "note_text": cp.body(),
+            "signature_hex": hex::encode(signed.log_signature(&key.verifying_key()).unwrap()),
+            "signed_note": signed.to_note(),
+        },
+    })
+}
+
 #[test]
 fn golden_tree_and_checkpoint_vectors_match() {
-    let now = build_tree();
+    let now = build_tree_v2();
     if std::env::var("ANXIN_WRITE_VECTORS").is_ok() {
-        std::fs::write(TREE_PATH, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
+        std::fs::write(TREE_V2_PATH, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
     }
-    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(TREE_PATH).expect("tests/vectors/tree-v1.json")).unwrap();
+    let pinned: Value = serde_json::from_str(&std::fs::read_to_string(TREE_V2_PATH).expect("tests/vectors/tree-v2.json")).unwrap();
     assert_eq!(pinned, now, "tree, proof or checkpoint bytes changed: that is a format break");
+    // Format 1 is frozen history (never rewritten): what this build still computes of it
+    // (to read version-1 archives and upgrade format-1 states) must match it exactly.
+    let v1: Value = serde_json::from_str(&std::fs::read_to_string(TREE_V1_PATH).expect("tests/vectors/tree-v1.json")).unwrap();
+    let now = build_tree_v1();
+    for (k, v) in now.as_object().unwrap() {
+        assert_eq!(&v1[k], v, "tree-v1.json {k}: format 1 is read as it was written");
+    }
 }
 
 /// The canonical bytes of a sample record (the payroll, the largest of the vectors), for
