@@ -22,6 +22,8 @@ pub enum AuditError {
     CheckpointV1(#[from] checkpoint_v1::CheckpointV1Error),
     #[error("consistency from tree size {from} to {to} fails: {why} (the log was rewritten or forked)")]
     Inconsistent { from: u64, to: u64, why: ProofError },
+    #[error("SPLIT VIEW: two checkpoints of {size} records, both signed by the pinned key, with different roots: the operator has shown two histories of the same size (each signed note is evidence; keep both)")]
+    SplitView { size: u64 },
     #[error("the new checkpoint's tree size {to} is smaller than the saved {from}: the log went backwards")]
     Backwards { from: u64, to: u64 },
     #[error(transparent)]
@@ -295,6 +297,9 @@ pub fn check_consistency(old: &Checkpoint, new: &Checkpoint, proof: &[Hash]) -> 
     }
     if from == 0 {
         return Ok(());
+    }
+    if from == to && old.root != new.root {
+        return Err(AuditError::SplitView { size: to });
     }
     merkle::verify_consistency(from, to, &old.root, &new.root, proof).map_err(|why| AuditError::Inconsistent { from, to, why })
 }

@@ -22,3 +22,4 @@ pub mod audit;
 pub mod backup;
 pub mod server;
 pub mod dashboard;
+pub mod witness;

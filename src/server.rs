@@ -98,6 +98,11 @@ pub struct FileConfig {
     /// Per county (by 6-digit code): policy changes and a calendar of its own.
     #[serde(default)]
     pub county: BTreeMap<String, CountyConfig>,
+    /// A witness policy (c2sp.org/tlog-policy: `witness <name> <vkey> [<url>]` lines,
+    /// groups and a quorum): each new checkpoint is submitted to the witnesses with a
+    /// URL, their cosignatures kept, and the latest checkpoint meeting the quorum served
+    /// as the witnessed one (docs/FORMAT.md section 8.3). Absent: no witnesses.
+    pub witness_policy: Option<PathBuf>,
     /// Run as a node of a replicated ledger on PostgreSQL (absent: the embedded store).
     pub replication: Option<ReplicationConfig>,
 }
@@ -423,6 +428,14 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
         }
         None => None,
     };
+    let witnessing = match &cfg.file.witness_policy {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ServerError::Config(format!("{}: {e}", p.display())))?;
+            let policy = crate::chain::policy::Policy::parse(&text).map_err(|e| ServerError::Config(format!("{}: {e}", p.display())))?;
+            Some(tokio::spawn(crate::witness::submit::run(ledger.clone(), policy, stopped(stop_rx.clone()))))
+        }
+        None => None,
+    };
     let grpc = api::serve(api, listener, tls, stopped(stop_rx));
     tokio::pin!(grpc);
     let mut faults = ledger.watch_fault();
@@ -463,6 +476,9 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
     let _ = stop_tx.send(true);
     if let Some(d) = dashboard {
         let _ = d.await;
+    }
+    if let Some(w) = witnessing {
+        let _ = w.await;
     }
     result.map_err(|e| ServerError::Serve(e.to_string()))?;
     tracing::info!("stopped accepting; closing the ledger");

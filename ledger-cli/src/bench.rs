@@ -229,7 +229,7 @@ pub async fn run(servers: crate::client::Servers, ch: Channel, token: String, fo
     let disk = a.data.as_ref().map(|d| dir_size(d));
     let head = {
         let mut q = pb::ledger_audit_client::LedgerAuditClient::new(ch.clone());
-        q.get_checkpoint(req(pb::GetCheckpointRequest {}, &token)).await.map(|r| r.into_inner().tree_size).unwrap_or(0)
+        q.get_checkpoint(req(pb::GetCheckpointRequest::default(), &token)).await.map(|r| r.into_inner().tree_size).unwrap_or(0)
     };
     // hdrhistogram takes the quantile as a float; the latencies themselves are integers.
     let us = |q: u32| hist.value_at_quantile(f64::from(q) / 1000.0);

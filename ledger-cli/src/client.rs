@@ -132,6 +132,10 @@ pub enum ClientCmd {
         /// Where the auditor keeps its last verified checkpoint (created on the first visit).
         #[arg(long)]
         state: PathBuf,
+        /// A witness policy (c2sp.org/tlog-policy): audit the latest *witnessed*
+        /// checkpoint, and refuse one whose cosignatures do not meet the quorum.
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Print the ledger's public key, in the form to pin.
     PublicKey,
@@ -151,6 +155,10 @@ pub enum ClientCmd {
         receipt: PathBuf,
         #[arg(long)]
         key: String,
+        /// A witness policy: prove against the latest witnessed checkpoint, which must meet
+        /// its quorum.
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Take an online backup of the server (operator only) while writes go on: records up
     /// to a checkpoint signed now, the signing key and the vault. Checked before it is
@@ -591,7 +599,7 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             };
             crate::bench::run(servers.clone(), ch.clone(), token, follower, crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data, json: c.json }).await
         }
-        ClientCmd::Audit { key, state } => audit(ch.clone(), bearer.clone(), &key, &state, c.json).await,
+        ClientCmd::Audit { key, state, policy } => audit(ch.clone(), bearer.clone(), &key, &state, load_policy(policy.as_deref())?.as_ref(), c.json).await,
         ClientCmd::PublicKey => {
             let k = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch.clone(), bearer.clone()).get_public_key(pb::GetPublicKeyRequest {}).await.map_err(status_err)?.into_inner();
             let vk = ed25519_dalek::VerifyingKey::from_bytes(&k.ed25519.as_slice().try_into().context("a 32-byte key")?)?;
@@ -600,7 +608,7 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             Ok(())
         }
         ClientCmd::Prove { seq, key } => prove(ch.clone(), bearer.clone(), seq, key.as_deref(), c.json).await,
-        ClientCmd::CheckReceipt { receipt, key } => check_receipt(ch.clone(), bearer.clone(), &receipt, &key).await,
+        ClientCmd::CheckReceipt { receipt, key, policy } => check_receipt(ch.clone(), bearer.clone(), &receipt, &key, load_policy(policy.as_deref())?.as_ref()).await,
         ClientCmd::Export { out } => export(ch.clone(), bearer.clone(), &out).await,
         ClientCmd::Backup { out, key } => backup(ch.clone(), bearer.clone(), &out, key.as_deref(), c.json).await,
         ClientCmd::Payroll { project, period, at } => {
@@ -725,7 +733,26 @@ mod tokio_stream_lite {
     }
 }
 
-async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::path::Path, json: bool) -> Result<()> {
+/// A witness policy file, parsed.
+fn load_policy(path: Option<&std::path::Path>) -> Result<Option<anxin::chain::policy::Policy>> {
+    path.map(|p| {
+        let text = std::fs::read_to_string(p).with_context(|| p.display().to_string())?;
+        anxin::chain::policy::Policy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+    })
+    .transpose()
+}
+
+/// The latest checkpoint, or with a policy the latest witnessed one, which must meet it.
+async fn checkpoint_for(client: &mut AuditClient, policy: Option<&anxin::chain::policy::Policy>) -> Result<anxin::chain::checkpoint::SignedCheckpoint> {
+    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest { witnessed: policy.is_some() }).await.map_err(status_err)?.into_inner())?;
+    if let Some(p) = policy {
+        let by = p.check(&cp).map_err(anyhow::Error::msg)?;
+        eprintln!("witnessed: the checkpoint of {} records is cosigned by {}", cp.checkpoint.tree_size, by.join(", "));
+    }
+    Ok(cp)
+}
+
+async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::path::Path, policy: Option<&anxin::chain::policy::Policy>, json: bool) -> Result<()> {
     use anxin::audit::{check_checkpoint, check_consistency, AuditState, Catchup, Saved};
     let key = anxin::chain::checkpoint::key_from_text(key_text).map_err(anyhow::Error::msg)?;
     let saved: Option<AuditState> = if state_path.exists() { Some(AuditState::load(state_path)?) } else { None };
@@ -735,7 +762,10 @@ async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::pa
     let at_least = saved_cp.as_ref().map(Saved::tree_size);
     let bearer = Bearer(bearer.0, bearer.1.or(at_least));
     let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
-    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
+    let cp = checkpoint_for(&mut client, policy).await.map_err(|e| match at_least {
+        Some(n) if e.to_string().contains("SEQ_NOT_REACHED") => anyhow::anyhow!("{e}\nthe server holds fewer records than the checkpoint of {n} you verified before: it lags behind (ask another node), or its log went backwards (a rollback)"),
+        _ => e,
+    })?;
     let ledger_id = saved.as_ref().map_or(cp.checkpoint.ledger_id.clone(), |s| s.ledger_id.clone());
     check_checkpoint(&cp, &key, &ledger_id)?;
     // A verifier key names the log it verifies: it must be this one.
@@ -752,7 +782,13 @@ async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::pa
             } else {
                 hashes(&client.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: old.checkpoint.tree_size, to_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner().path)?
             };
-            check_consistency(&old.checkpoint, &cp.checkpoint, &proof)?;
+            if let Err(e) = check_consistency(&old.checkpoint, &cp.checkpoint, &proof) {
+                // Two signed notes that cannot both be true: kept together, as evidence.
+                let evidence = state_path.with_extension("evidence.txt");
+                let text = format!("# {e}\n# saved before:\n{}\n# shown now:\n{}\n# consistency proof from the server ({} hashes):\n{}\n", old.to_note(), cp.to_note(), proof.len(), proof.iter().map(hex::encode).collect::<Vec<_>>().join("\n"));
+                std::fs::write(&evidence, text).with_context(|| evidence.display().to_string())?;
+                bail!("{e}\nboth checkpoints and the proof are saved in {}", evidence.display());
+            }
             Catchup::from_state(s)?
         }
         // Saved before checkpoints were signed notes (another tree): its signature is
@@ -821,7 +857,7 @@ async fn prove(ch: Channel, bearer: Bearer, seq: u64, key: Option<&str>, json: b
             ed25519_dalek::VerifyingKey::from_bytes(&k.ed25519.as_slice().try_into().context("a 32-byte key")?)?
         }
     };
-    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
+    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest::default()).await.map_err(status_err)?.into_inner())?;
     cp.verify(&key)?;
     let p = client.get_inclusion_proof(pb::GetInclusionProofRequest { seq, tree_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner();
     let mut rec = None;
@@ -846,7 +882,7 @@ async fn prove(ch: Channel, bearer: Bearer, seq: u64, key: Option<&str>, json: b
     Ok(())
 }
 
-async fn check_receipt(ch: Channel, bearer: Bearer, file: &std::path::Path, key: &str) -> Result<()> {
+async fn check_receipt(ch: Channel, bearer: Bearer, file: &std::path::Path, key: &str, policy: Option<&anxin::chain::policy::Policy>) -> Result<()> {
     let key = anxin::chain::checkpoint::key_from_text(key).map_err(anyhow::Error::msg)?;
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
     let items = match v {
@@ -854,9 +890,12 @@ async fn check_receipt(ch: Channel, bearer: Bearer, file: &std::path::Path, key:
         other => vec![other],
     };
     let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
-    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
+    let cp = checkpoint_for(&mut client, policy).await?;
     for r in items {
         let last = r["last_seq"].as_u64().context("receipt without last_seq")?;
+        if last > cp.checkpoint.tree_size {
+            bail!("record {last} is past the checkpoint of {} records{}: ask again once one covers it", cp.checkpoint.tree_size, if policy.is_some() { " the witnesses last cosigned" } else { "" });
+        }
         let mut head = [0u8; 32];
         hex::decode_to_slice(r["chain_head"].as_str().context("receipt without chain_head")?, &mut head).context("chain_head is 64 hex digits")?;
         let p = client.get_inclusion_proof(pb::GetInclusionProofRequest { seq: last, tree_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner();
@@ -937,7 +976,7 @@ async fn export(ch: Channel, bearer: Bearer, out: &std::path::Path) -> Result<()
     let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
     let k = client.get_public_key(pb::GetPublicKeyRequest {}).await.map_err(status_err)?.into_inner();
     let key = ed25519_dalek::VerifyingKey::from_bytes(&k.ed25519.as_slice().try_into().context("a 32-byte key")?)?;
-    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.map_err(status_err)?.into_inner())?;
+    let cp = cp_from_pb(&client.get_checkpoint(pb::GetCheckpointRequest::default()).await.map_err(status_err)?.into_inner())?;
     cp.verify(&key)?;
     let n = cp.checkpoint.tree_size;
     let mut records = Vec::new();

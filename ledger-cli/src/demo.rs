@@ -104,7 +104,7 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
     let auditor = &tokens["auditor"];
     let mut audit = pb::ledger_audit_client::LedgerAuditClient::new(ch.clone());
     let key = ledger.public_key();
-    let cp = audit.get_checkpoint(req(pb::GetCheckpointRequest {}, auditor)).await?.into_inner();
+    let cp = audit.get_checkpoint(req(pb::GetCheckpointRequest::default(), auditor)).await?.into_inner();
     let signed = anxin::api::convert::checkpoint_from_pb(&cp).map_err(anyhow::Error::msg)?;
     let mut catchup = anxin::audit::Catchup::from_genesis(&cp.ledger_id);
     let mut stream = audit.read_events(req(pb::ReadEventsRequest { from_seq: 1, to_seq: cp.tree_size }, auditor)).await?.into_inner();
@@ -147,7 +147,7 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
             "chain_head": hex::encode(&last.chain_head),
             "verified": cp.tree_size,
             "checkpoint_root": hex::encode(&cp.root),
-            "public_key": anxin::chain::checkpoint::key_to_text(&key),
+            "public_key": anxin::chain::checkpoint::vkey(&cp.ledger_id, &key),
             "summary": summary,
             "flags": flags,
             "report": report,
@@ -157,7 +157,7 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
     } else {
         println!("Anxin demo: county {} as of {}", demo::COUNTY, as_of);
         println!("  posted {commands} commands in {} batches through gRPC as {} parties -> {} records in {:.2?}", batches.len(), parties.len() - 1, last.last_seq, posted);
-        println!("  audited: {} records chain from genesis into the Merkle root {} signed by {}", cp.tree_size, hex::encode(&cp.root), anxin::chain::checkpoint::key_to_text(&key));
+        println!("  audited: {} records chain from genesis into the Merkle root {} signed by {}", cp.tree_size, hex::encode(&cp.root), anxin::chain::checkpoint::vkey(&cp.ledger_id, &key));
         println!("  data directory: {}{}", dir.display(), if a.data.is_none() { " (temporary, removed on exit; pass --data DIR to keep it)" } else { "" });
         println!();
         print_summary(&summary);

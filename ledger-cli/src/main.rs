@@ -81,6 +81,27 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TokenCmd,
     },
+    /// Run a transparency-log witness (c2sp.org/tlog-witness) for Anxin ledgers, or any
+    /// C2SP log: `POST /add-checkpoint` cosigns a checkpoint the log signed only if it is
+    /// consistent with the last one this witness cosigned for that log; a fork is
+    /// refused (422), kept as evidence, and refused again. The state is durable.
+    Witness {
+        /// Where to listen, e.g. 127.0.0.1:7380.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The witness's 32-byte Ed25519 seed (created, mode 0600, if absent).
+        #[arg(long)]
+        key: PathBuf,
+        /// The witness's name (its key name), e.g. court.example/witness.
+        #[arg(long)]
+        name: String,
+        /// The logs it witnesses: one `log <verifier key>` line each (`anxin public-key`).
+        #[arg(long)]
+        logs: PathBuf,
+        /// Its state directory (the last cosigned checkpoint of each log, the evidence).
+        #[arg(long)]
+        state: PathBuf,
+    },
     #[command(flatten)]
     Client(client::ClientCmd),
 }
@@ -96,6 +117,36 @@ enum TokenCmd {
         #[arg(long)]
         scope: Option<String>,
     },
+}
+
+/// `anxin witness`: prints the tlog-policy line that names it, then serves until SIGTERM
+/// or Ctrl-C.
+fn run_witness(listen: std::net::SocketAddr, key: &std::path::Path, name: &str, logs: &std::path::Path, state: &std::path::Path) -> Result<()> {
+    let signing = anxin::witness::load_or_create_key(key).map_err(anyhow::Error::msg)?;
+    let cosigner = anxin::chain::cosignature::Cosigner::new(name, signing).map_err(anyhow::Error::msg)?;
+    let text = std::fs::read_to_string(logs).map_err(|e| anyhow::anyhow!("{}: {e}", logs.display()))?;
+    let known = anxin::witness::parse_logs(&text).map_err(|e| anyhow::anyhow!("{}: {e}", logs.display()))?;
+    if known.is_empty() {
+        bail!("{} names no log (`log <verifier key>` lines)", logs.display());
+    }
+    let vkey = cosigner.public().vkey();
+    let w = std::sync::Arc::new(anxin::witness::Witness::open(state, cosigner, known).map_err(anyhow::Error::msg)?);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        let l = tokio::net::TcpListener::bind(listen).await?;
+        let at = l.local_addr()?;
+        // The line a policy file needs for this witness, with its submission URL.
+        println!("witness {} {vkey} http://{at}", name.replace(['/', '.'], "-"));
+        let stop = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        anxin::witness::serve(w, l, stop).await?;
+        Ok(())
+    })
 }
 
 fn main() -> Result<()> {
@@ -124,6 +175,7 @@ fn main() -> Result<()> {
             println!("add to anxind's principals file:\n{}", anxin::api::auth::principals_entry(&principal, &token));
             Ok(())
         }
+        Cmd::Witness { listen, key, name, logs, state } => run_witness(listen, &key, &name, &logs, &state),
         Cmd::Client(c) => {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
             rt.block_on(client::run(c, cli.conn))

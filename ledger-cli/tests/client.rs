@@ -17,13 +17,19 @@ struct Server {
 }
 
 fn start() -> Server {
+    start_configured(|_, _| {})
+}
+
+/// `start` with the configuration changed by `f` (given the server's temporary directory).
+fn start_configured(f: impl FnOnce(&mut anxin::server::Config, &std::path::Path)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let token = anxin::api::auth::new_token();
     let principals = dir.path().join("principals.toml");
     std::fs::write(&principals, anxin::api::auth::principals_entry(&anxin::domain::principal::Principal::Operator, &token)).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}").parse().unwrap();
-    let cfg = anxin::server::Config::load(None, Some(listen), Some(dir.path().join("data")), Some(principals), None).unwrap();
+    let mut cfg = anxin::server::Config::load(None, Some(listen), Some(dir.path().join("data")), Some(principals), None).unwrap();
+    f(&mut cfg, dir.path());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -364,4 +370,231 @@ fn the_casework_of_the_readme_and_the_work_report_it_prints() {
     // A bank may not read the county's report.
     let (ok, _, err) = Command::new(env!("CARGO_BIN_EXE_anxin")).args(["report", "--county", "620121", "--from", "2026-01-01", "--to", "2026-05-31"]).env("ANXIN_SERVER", &s.addr).env("ANXIN_TOKEN", "anx_not-a-token").output().map(|o| (o.status.success(), (), String::from_utf8_lossy(&o.stderr).into_owned())).unwrap();
     assert!(!ok && err.contains("Unauthenticated"), "{err}");
+}
+
+/// A witness process (`anxin witness`) on a fixed port, key and state, killed on drop.
+struct WitnessProc {
+    name: String,
+    port: u16,
+    key: std::path::PathBuf,
+    state: std::path::PathBuf,
+    logs: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl WitnessProc {
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_anxin"))
+            .args(["witness", "--listen", &format!("127.0.0.1:{}", self.port), "--name", &self.name])
+            .arg("--key")
+            .arg(&self.key)
+            .arg("--logs")
+            .arg(&self.logs)
+            .arg("--state")
+            .arg(&self.state)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the witness {} did not start", self.name);
+    }
+
+    /// SIGKILL, as a crash.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The size it last cosigned for `origin`, from its state file.
+    fn cosigned(&self, origin: &str) -> u64 {
+        let Ok(b) = std::fs::read(self.state.join("state.json")) else { return 0 };
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        v[origin]["size"].as_u64().unwrap_or(0)
+    }
+}
+
+impl Drop for WitnessProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Three witnesses, a 2-of-3 policy, and witnesses killed with SIGKILL and restarted
+/// while batches are posted: every witness keeps what it cosigned across its crashes
+/// (never going back), the ledger's witnessed checkpoint reaches the head with the
+/// quorum, `anxin audit --policy` and `check-receipt --policy` accept it, and a policy
+/// the cosignatures do not meet (3 of 3, one witness gone) is refused.
+/// `ANXIN_WITNESS_ROUNDS` (default 6) sets the rounds.
+#[test]
+fn three_witnesses_two_needed_through_a_crash_loop() {
+    use anxin::api::pb;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_id = "county-620121-witnessed";
+    let seed_path = dir.path().join("ledger.seed");
+    std::fs::write(&seed_path, [7u8; 32]).unwrap();
+    let log_key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key();
+    let log_vkey = anxin::chain::checkpoint::vkey(ledger_id, &log_key);
+    let origin = format!("anxin/{ledger_id}");
+    let logs = dir.path().join("logs.txt");
+    std::fs::write(&logs, format!("# the county's ledger\nlog {log_vkey}\n")).unwrap();
+    let mut ws: Vec<WitnessProc> = (0..3)
+        .map(|i| {
+            let key = dir.path().join(format!("w{i}.seed"));
+            std::fs::write(&key, [20 + i as u8; 32]).unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            WitnessProc { name: format!("w{i}.example/witness"), port, key, state: dir.path().join(format!("w{i}-state")), logs: logs.clone(), child: None }
+        })
+        .collect();
+    let wkey = |i: usize| anxin::chain::cosignature::Cosigner::new(&ws[i].name, ed25519_dalek::SigningKey::from_bytes(&[20 + i as u8; 32])).unwrap().public().vkey();
+    let policy = |q: &str| {
+        let mut t = format!("log {log_vkey}\n");
+        for (i, w) in ws.iter().enumerate() {
+            t.push_str(&format!("witness w{i} {} http://127.0.0.1:{}\n", wkey(i), w.port));
+        }
+        t.push_str(&format!("group q {q} w0 w1 w2\nquorum q\n"));
+        t
+    };
+    let two = dir.path().join("two-of-three.policy");
+    std::fs::write(&two, policy("2")).unwrap();
+    let all = dir.path().join("all-three.policy");
+    std::fs::write(&all, policy("all")).unwrap();
+    for w in &mut ws {
+        w.spawn();
+    }
+    let (two_c, seed_c) = (two.clone(), seed_path.clone());
+    let s = start_configured(move |cfg, _| {
+        cfg.ledger_id = Some(ledger_id.into());
+        cfg.file.signing_key = Some(seed_c);
+        cfg.file.witness_policy = Some(two_c);
+    });
+    let ex = examples();
+    for f in ["setup.csv", "workers.jsonl", "progress.csv", "payroll.csv"] {
+        assert!(anxin(&s, &["post", "--json", "--file", ex.join(f).to_str().unwrap()]).0, "{f}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rounds: usize = std::env::var("ANXIN_WITNESS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    let mut high = [0u64; 3];
+    for round in 0..rounds {
+        rt.block_on(post_topups(&s.addr, &s.token, &format!("r{round}-"), 3, 50, None));
+        let victim = round % 3;
+        std::thread::sleep(std::time::Duration::from_millis(150 + 70 * (round as u64 % 4)));
+        let before = ws[victim].cosigned(&origin);
+        ws[victim].kill();
+        rt.block_on(post_topups(&s.addr, &s.token, &format!("d{round}-"), 2, 50, None));
+        ws[victim].spawn();
+        let after = ws[victim].cosigned(&origin);
+        assert!(after >= before, "round {round}: witness {victim} went back from {before} to {after} across a crash");
+        for (i, w) in ws.iter().enumerate() {
+            let now = w.cosigned(&origin);
+            assert!(now >= high[i], "round {round}: witness {i} went back from {} to {now}", high[i]);
+            high[i] = now;
+        }
+    }
+    // The witnessed checkpoint catches up with the head, with the quorum.
+    let head = rt.block_on(async {
+        let ch = tonic::transport::Channel::from_shared(s.addr.clone()).unwrap().connect().await.unwrap();
+        let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {}", s.token).parse().unwrap();
+        let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", bearer.clone());
+            Ok(r)
+        });
+        let head = a.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner().tree_size;
+        for _ in 0..150 {
+            if let Ok(w) = a.get_checkpoint(pb::GetCheckpointRequest { witnessed: true }).await {
+                let cp = anxin::api::convert::checkpoint_from_pb(&w.into_inner()).unwrap();
+                if cp.checkpoint.tree_size == head {
+                    let p = anxin::chain::policy::Policy::parse(&std::fs::read_to_string(&two).unwrap()).unwrap();
+                    assert!(p.check(&cp).unwrap().len() >= 2);
+                    return head;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the witnessed checkpoint did not reach the head {head}");
+    });
+    assert!(head > 1_000, "{head}");
+    // The auditor with the policy; the bank's receipt with it.
+    let state = dir.path().join("auditor.json");
+    let (ok, out, err) = anxin(&s, &["audit", "--key", &log_vkey, "--state", state.to_str().unwrap(), "--policy", two.to_str().unwrap()]);
+    assert!(ok && out.contains(&format!("checkpoint of {head} records")) && err.contains("witnessed: the checkpoint"), "{out}{err}");
+    let (ok, receipt, err) = anxin(&s, &["post", "--json", "--file", ex.join("payouts.csv").to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let rfile = dir.path().join("receipt.json");
+    std::fs::write(&rfile, receipt).unwrap();
+    let mut checked = false;
+    for _ in 0..100 {
+        let (ok, out, err) = anxin(&s, &["check-receipt", "--key", &log_vkey, "--receipt", rfile.to_str().unwrap(), "--policy", two.to_str().unwrap()]);
+        if ok {
+            assert!(out.contains("is in the signed tree"), "{out}");
+            checked = true;
+            break;
+        }
+        assert!(err.contains("ask again"), "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(checked, "the receipt was never covered by a witnessed checkpoint");
+    // One witness gone for good: the ledger is still witnessed 2 of 3, but not 3 of 3.
+    ws[2].kill();
+    rt.block_on(post_topups(&s.addr, &s.token, "late-", 2, 50, None));
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let (ok, _, err) = anxin(&s, &["audit", "--key", &log_vkey, "--state", dir.path().join("strict.json").to_str().unwrap(), "--policy", all.to_str().unwrap()]);
+    assert!(!ok && err.contains("not witnessed by the policy's quorum"), "{err}");
+}
+
+/// What an auditor's saved state and the server's checkpoint cannot both be: a split view
+/// (the same size, another root, both signed by the pinned key) and a rollback (the
+/// server's tree smaller than one it signed before) are named, and the split view's two
+/// signed notes are kept together as evidence.
+#[test]
+fn a_split_view_and_a_rollback_are_named_and_kept_as_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("ledger.seed");
+    std::fs::write(&seed, [8u8; 32]).unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[8u8; 32]);
+    let s = start_configured(|cfg, _| {
+        cfg.ledger_id = Some("county-split".into());
+        cfg.file.signing_key = Some(seed);
+    });
+    for f in ["setup.csv", "workers.jsonl", "progress.csv"] {
+        assert!(anxin(&s, &["post", "--file", examples().join(f).to_str().unwrap()]).0, "{f}");
+    }
+    let vk = anxin::chain::checkpoint::vkey("county-split", &key.verifying_key());
+    let state = dir.path().join("auditor.json");
+    let (ok, _, err) = anxin(&s, &["audit", "--key", &vk, "--state", state.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let cp = anxin::chain::checkpoint::SignedCheckpoint::from_note(saved["checkpoint"].as_str().unwrap().as_bytes()).unwrap();
+    // Another history of the same size, signed by the same key (the key holder's doing).
+    let with = |c: anxin::chain::checkpoint::Checkpoint, name: &str| {
+        let mut v = saved.clone();
+        v["checkpoint"] = c.sign(&key).to_note().into();
+        let p = dir.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p
+    };
+    let split = with(anxin::chain::checkpoint::Checkpoint { root: [9; 32], ..cp.checkpoint.clone() }, "split.json");
+    let (ok, _, err) = anxin(&s, &["audit", "--key", &vk, "--state", split.to_str().unwrap()]);
+    assert!(!ok && err.contains("SPLIT VIEW") && err.contains("evidence"), "{err}");
+    let evidence = std::fs::read_to_string(dir.path().join("split.evidence.txt")).unwrap();
+    assert!(evidence.contains(&cp.checkpoint.body()) && evidence.contains(&anxin::chain::checkpoint::Checkpoint { root: [9; 32], ..cp.checkpoint.clone() }.body()), "{evidence}");
+    // A rollback: the auditor saw more than the server shows now.
+    let ahead = with(anxin::chain::checkpoint::Checkpoint { tree_size: cp.checkpoint.tree_size + 5, ..cp.checkpoint.clone() }, "ahead.json");
+    let (ok, _, err) = anxin(&s, &["audit", "--key", &vk, "--state", ahead.to_str().unwrap()]);
+    assert!(!ok && err.contains("went backwards (a rollback)"), "{err}");
+    // A checkpoint under the pinned key's name but another key's key ID: not signed by it.
+    let other = anxin::chain::checkpoint::vkey("county-split", &ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key());
+    let (ok, _, err) = anxin(&s, &["audit", "--key", &other, "--state", dir.path().join("o.json").to_str().unwrap()]);
+    assert!(!ok && err.contains("no signature of the pinned key"), "{err}");
+    // A verifier key of another log (the right key bytes under another name).
+    let renamed = anxin::chain::note::vkey("anxin/another", anxin::chain::note::SIG_ED25519, key.verifying_key().as_bytes());
+    let (ok, _, err) = anxin(&s, &["audit", "--key", &renamed, "--state", dir.path().join("r.json").to_str().unwrap()]);
+    assert!(!ok && err.contains("is for anxin/another"), "{err}");
 }

@@ -115,7 +115,11 @@ impl pb::ledger_audit_server::LedgerAudit for Audit {
         // `anxin-min-seq`: an auditor that saw a tree of N records asks a node for at
         // least N, so a follower that lags waits rather than answering with an older one.
         self.0.reach(req.metadata()).await?;
-        let cp = self.0.ledger.checkpoint()?;
+        let cp = if req.get_ref().witnessed {
+            self.0.ledger.witnessed_checkpoint().ok_or_else(|| ApiError::new(tonic::Code::FailedPrecondition, "NOT_WITNESSED", "no checkpoint of this ledger has met its witness policy yet (no policy configured, or the witnesses have not cosigned)"))?
+        } else {
+            self.0.ledger.checkpoint()?
+        };
         Ok(super::stamped(cp.checkpoint.tree_size, checkpoint_to_pb(&cp, &self.0.ledger.public_key())))
     }
 

@@ -6,6 +6,8 @@
 pub mod checkpoint;
 pub mod checkpoint_v1;
 pub mod codec;
+pub mod cosignature;
 pub mod merkle;
 pub mod note;
+pub mod policy;
 pub mod record;

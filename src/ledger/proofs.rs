@@ -41,6 +41,41 @@ impl Ledger {
         self.shared.signer.sign_if_behind(self.shared.tree(), (self.shared.clock)())
     }
 
+    /// The latest signed checkpoint as kept (never signing one), with the witnesses'
+    /// cosignatures gathered for it so far.
+    pub fn latest_checkpoint(&self) -> SignedCheckpoint {
+        self.shared.signer.latest()
+    }
+
+    /// Adds verified cosignature lines to the latest checkpoint if it is of `size`.
+    ///
+    /// # Errors
+    /// `StoreError` if it cannot be saved.
+    pub fn attach_cosignatures(&self, size: Seq, lines: &[crate::chain::note::NoteSignature]) -> Result<bool, StoreError> {
+        self.shared.signer.attach(size, lines)
+    }
+
+    /// The latest checkpoint that met the witness policy (`checkpoints/witnessed`), if
+    /// any: signed by this ledger's key, with its cosignatures.
+    pub fn witnessed_checkpoint(&self) -> Option<SignedCheckpoint> {
+        let bytes = std::fs::read(super::signer::witnessed_path(&self.shared.dir)).ok()?;
+        let cp = SignedCheckpoint::from_note(&bytes).ok()?;
+        (cp.verify(&self.public_key()).is_ok() && cp.checkpoint.ledger_id == self.ledger_id() && cp.checkpoint.tree_size <= self.tree_size()).then_some(cp)
+    }
+
+    /// Keeps `cp` as the latest witnessed checkpoint unless one at least as large is kept
+    /// (one caller: the submission task, `witness::submit`).
+    ///
+    /// # Errors
+    /// `StoreError` if it cannot be saved.
+    pub fn save_witnessed(&self, cp: &SignedCheckpoint) -> Result<bool, StoreError> {
+        if self.witnessed_checkpoint().is_some_and(|w| w.checkpoint.tree_size >= cp.checkpoint.tree_size) {
+            return Ok(false);
+        }
+        crate::fsutil::write_atomic(&super::signer::witnessed_path(&self.shared.dir), cp.to_note().as_bytes(), self.ledger_id())?;
+        Ok(true)
+    }
+
     /// The seed of the checkpoint signing key, for a backup (`crate::backup`) only.
     pub(crate) fn signing_seed(&self) -> [u8; 32] {
         self.shared.signer.key.to_bytes()

@@ -53,6 +53,11 @@ pub(super) fn checkpoint_path(dir: &Path) -> PathBuf {
     dir.join("checkpoints").join("latest")
 }
 
+/// The latest checkpoint whose witnesses' cosignatures met the policy (`witness::submit`).
+pub(super) fn witnessed_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoints").join("witnessed")
+}
+
 /// The latest signed checkpoint of `dir`, if it has one.
 pub(super) fn load_checkpoint(dir: &Path) -> Result<Option<SignedCheckpoint>, StoreError> {
     let p = checkpoint_path(dir);
@@ -137,6 +142,24 @@ impl Signer {
         };
         tracing::warn!(size = latest.checkpoint.tree_size, "checkpoints/latest was {why}: written again from the server's copy");
         save_checkpoint(&self.dir, &latest, self.ledger_id.as_str())?;
+        Ok(true)
+    }
+
+    /// Adds witnesses' cosignature lines to the latest checkpoint if it is still of `size`
+    /// (a line of the same witness and key replaces the older one), and saves it.
+    /// Returns whether they were added. The caller has verified them.
+    pub fn attach(&self, size: u64, lines: &[crate::chain::note::NoteSignature]) -> Result<bool, StoreError> {
+        let mut latest = self.latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if latest.checkpoint.tree_size != size || lines.is_empty() {
+            return Ok(false);
+        }
+        let mut next = latest.clone();
+        for l in lines {
+            next.signatures.retain(|s| !(s.name == l.name && s.key_id == l.key_id));
+            next.signatures.push(l.clone());
+        }
+        save_checkpoint(&self.dir, &next, self.ledger_id.as_str())?;
+        *latest = next;
         Ok(true)
     }
 

@@ -80,7 +80,7 @@ async fn a_project_month_end_to_end_and_every_query() {
     // The signed checkpoint, the public key and proofs against them.
     let key = a.get_public_key(pb::GetPublicKeyRequest {}).await.unwrap().into_inner();
     assert_eq!((key.ledger_id.as_str(), key.ed25519.len()), (LEDGER_ID, 32));
-    let cp = a.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap().into_inner();
+    let cp = a.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner();
     assert_eq!((cp.tree_size, cp.version, cp.chain_head.clone()), (r.last_seq, 2, r.chain_head.clone()));
     let signed = anxin::api::convert::checkpoint_from_pb(&cp).unwrap();
     let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.ed25519.clone().try_into().unwrap()).unwrap();
@@ -444,17 +444,17 @@ async fn calls_in_flight_are_bounded_per_principal() {
     let mut a2 = s.audit("auditor").await;
     let held1 = a1.subscribe(pb::SubscribeRequest { from_seq: 1 }).await.unwrap().into_inner();
     let held2 = a2.subscribe(pb::SubscribeRequest { from_seq: 1 }).await.unwrap().into_inner();
-    let third = s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap_err();
+    let third = s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap_err();
     assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
     assert_eq!(anxin::api::error::reason_of(&third).0.as_deref(), Some("TOO_MANY_CALLS"));
     // Another principal is not held up.
-    s.audit("operator").await.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap();
+    s.audit("operator").await.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap();
     // Closing one stream gives its place back.
     drop(held1);
     drop(a1);
     let t0 = std::time::Instant::now();
     loop {
-        match s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest {}).await {
+        match s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest::default()).await {
             Ok(_) => break,
             Err(e) => {
                 assert_eq!(e.code(), Code::ResourceExhausted);
@@ -520,7 +520,7 @@ async fn every_rpc_with_every_role() {
         let workers = q.list_workers(pb::ListWorkersRequest { masked_id: format!("{}**********{}", &nid(1)[..4], &nid(1)[14..]), ..Default::default() }).await.map(|r| r.into_inner().workers);
         check("ListWorkers", workers.as_ref().map(drop).map_err(Clone::clone), true);
         assert_eq!(!workers.unwrap().is_empty(), p1, "{who} ListWorkers shows P1's workers");
-        check("GetCheckpoint", a.get_checkpoint(pb::GetCheckpointRequest {}).await.map(drop), true);
+        check("GetCheckpoint", a.get_checkpoint(pb::GetCheckpointRequest::default()).await.map(drop), true);
         check("GetPublicKey", a.get_public_key(pb::GetPublicKeyRequest {}).await.map(drop), true);
         check("ReadEvents", a.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 2 }).await.map(drop), true);
         check("GetInclusionProof", a.get_inclusion_proof(pb::GetInclusionProofRequest { seq: 1, tree_size: 0 }).await.map(drop), true);

@@ -191,7 +191,7 @@ async fn a_case_runs_from_receipt_to_a_closure_that_cites_the_payouts_that_paid_
     {
         use tokio_stream::StreamExt;
         let full: Vec<pb::RecordBytes> = s.audit("auditor").await.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 0 }).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;
-        let cp = anxin::api::convert::checkpoint_from_pb(&s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap().into_inner()).unwrap();
+        let cp = anxin::api::convert::checkpoint_from_pb(&s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner()).unwrap();
         assert_eq!(cp.checkpoint.tree_size, full.len() as u64);
         for who in ["bank:ICBC".to_owned(), format!("contractor:{}", crate::harness::gc())] {
             let seen: Vec<pb::RecordBytes> = s.audit(&who).await.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 0 }).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;

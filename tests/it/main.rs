@@ -28,4 +28,5 @@ mod scenario;
 mod standards;
 mod store;
 mod vectors;
+mod witnesses;
 mod writer_fault;

@@ -258,7 +258,7 @@ fn auditor(directory: &Directory, stop: &Arc<AtomicBool>) -> tokio::task::JoinHa
             let (addr, token) = nodes[k % nodes.len()].clone();
             let Ok(Ok(ch)) = tokio::time::timeout(Duration::from_millis(500), tonic::transport::Channel::from_shared(addr.clone()).unwrap().connect()).await else { continue };
             let mut a = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, Auth(Some(token)));
-            let mut req = tonic::Request::new(pb::GetCheckpointRequest {});
+            let mut req = tonic::Request::new(pb::GetCheckpointRequest::default());
             if let Some(l) = &last {
                 req.metadata_mut().insert(anxin::api::MIN_SEQ_KEY, l.checkpoint.tree_size.into());
             }
