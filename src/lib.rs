@@ -20,6 +20,7 @@ pub mod demo;
 pub mod api;
 pub mod audit;
 pub mod backup;
+pub mod receipt;
 pub mod server;
 pub mod dashboard;
 pub mod witness;

@@ -147,18 +147,40 @@ pub enum ClientCmd {
         #[arg(long)]
         key: Option<String>,
     },
-    /// Check a Submit receipt (the JSON `anxin post --json` prints, or its fields): its last
-    /// record hashes to the receipt's chain head and is in a signed checkpoint.
+    /// Check a receipt. `--proof FILE`: an offline receipt (`anxin receipt`), verified
+    /// here without any server: the records, their chain, the last one's inclusion in a
+    /// checkpoint signed by the pinned key (and, with --policy, cosigned by the quorum).
+    /// `--receipt FILE`: a Submit receipt (the JSON `anxin post --json` prints), checked
+    /// against the server: its last record hashes to the receipt's chain head and is in a
+    /// signed checkpoint.
     CheckReceipt {
-        /// File with the receipt JSON (an object or an array of them).
+        /// File with the Submit receipt JSON (an object or an array of them).
+        #[arg(long, required_unless_present = "proof", conflicts_with = "proof")]
+        receipt: Option<PathBuf>,
+        /// An offline receipt (c2sp.org/tlog-proof), checked without a server.
         #[arg(long)]
-        receipt: PathBuf,
+        proof: Option<PathBuf>,
         #[arg(long)]
         key: String,
         /// A witness policy: prove against the latest witnessed checkpoint, which must meet
         /// its quorum.
         #[arg(long)]
         policy: Option<PathBuf>,
+    },
+    /// An offline receipt for records --first..=--last (a bank's batch; one worker's
+    /// payout with --first alone): a c2sp.org/tlog-proof that `anxin check-receipt
+    /// --proof` verifies without any server.
+    Receipt {
+        #[arg(long)]
+        first: u64,
+        #[arg(long)]
+        last: Option<u64>,
+        /// Prove against the latest checkpoint the witnesses cosigned.
+        #[arg(long)]
+        witnessed: bool,
+        /// Write it here (default: print it).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Take an online backup of the server (operator only) while writes go on: records up
     /// to a checkpoint signed now, the signing key and the vault. Checked before it is
@@ -379,6 +401,10 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
 }
 
 pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
+    // An offline receipt needs no server.
+    if let ClientCmd::CheckReceipt { proof: Some(proof), key, policy, .. } = &cmd {
+        return check_offline_receipt(proof, key, load_policy(policy.as_deref())?.as_ref(), c.json);
+    }
     if let ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data: Some(data), in_process: true, .. } = cmd {
         let a = crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data: None, json: c.json };
         return tokio::task::spawn_blocking(move || crate::bench::run_in_process(&data, a)).await?;
@@ -608,7 +634,19 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             Ok(())
         }
         ClientCmd::Prove { seq, key } => prove(ch.clone(), bearer.clone(), seq, key.as_deref(), c.json).await,
-        ClientCmd::CheckReceipt { receipt, key, policy } => check_receipt(ch.clone(), bearer.clone(), &receipt, &key, load_policy(policy.as_deref())?.as_ref()).await,
+        ClientCmd::CheckReceipt { receipt, key, policy, .. } => check_receipt(ch.clone(), bearer.clone(), &receipt.context("--receipt or --proof")?, &key, load_policy(policy.as_deref())?.as_ref()).await,
+        ClientCmd::Receipt { first, last, witnessed, out } => {
+            let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch.clone(), bearer.clone());
+            let r = client.get_receipt(pb::GetReceiptRequest { first_seq: first, last_seq: last.unwrap_or(first), witnessed }).await.map_err(status_err)?.into_inner();
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, &r.proof).with_context(|| p.display().to_string())?;
+                    eprintln!("receipt for records {first} to {} in the checkpoint of {} records written to {}", last.unwrap_or(first), r.tree_size, p.display());
+                }
+                None => print!("{}", r.proof),
+            }
+            Ok(())
+        }
         ClientCmd::Export { out } => export(ch.clone(), bearer.clone(), &out).await,
         ClientCmd::Backup { out, key } => backup(ch.clone(), bearer.clone(), &out, key.as_deref(), c.json).await,
         ClientCmd::Payroll { project, period, at } => {
@@ -731,6 +769,28 @@ mod tokio_stream_lite {
     pub async fn next<T>(s: &mut tonic::Streaming<T>) -> Option<Result<T, tonic::Status>> {
         s.message().await.transpose()
     }
+}
+
+/// `check-receipt --proof`: everything from the file and the pinned key alone.
+fn check_offline_receipt(path: &std::path::Path, key_text: &str, policy: Option<&anxin::chain::policy::Policy>, json: bool) -> Result<()> {
+    let key = anxin::chain::checkpoint::key_from_text(key_text).map_err(anyhow::Error::msg)?;
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    let receipt = anxin::receipt::Receipt::parse(&text)?;
+    if let Some(name) = anxin::chain::checkpoint::vkey_name(key_text) {
+        if name != receipt.checkpoint.checkpoint.origin() {
+            bail!("the pinned verifier key is for {name}, but the receipt's checkpoint is of {}", receipt.checkpoint.checkpoint.origin());
+        }
+    }
+    let v = receipt.verify(&key, policy)?;
+    let (first, last) = (v.records[0].seq, v.records[v.records.len() - 1].seq);
+    if json {
+        return print_json(&serde_json::json!({"ledger_id": receipt.checkpoint.checkpoint.ledger_id, "first_seq": first, "last_seq": last, "tree_size": v.tree_size, "witnesses": v.witnesses}));
+    }
+    println!("OK: records {first} to {last} of ledger {} are in the checkpoint of {} records signed by the pinned key{}", receipt.checkpoint.checkpoint.ledger_id, v.tree_size, if v.witnesses.is_empty() { String::new() } else { format!(", cosigned by {}", v.witnesses.join(", ")) });
+    for r in &v.records {
+        println!("  record {}: {} by {} ({})", r.seq, r.event.name(), r.principal, r.request_id);
+    }
+    Ok(())
 }
 
 /// A witness policy file, parsed.

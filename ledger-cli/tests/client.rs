@@ -541,6 +541,23 @@ fn three_witnesses_two_needed_through_a_crash_loop() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(checked, "the receipt was never covered by a witnessed checkpoint");
+    // A worker's payout as an offline receipt, checked with no server at all.
+    let posted: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rfile).unwrap()).unwrap();
+    let payout = posted[0]["last_seq"].as_u64().unwrap();
+    let proof = dir.path().join("payout.tlog-proof");
+    let (ok, _, err) = anxin(&s, &["receipt", "--first", &payout.to_string(), "--witnessed", "--out", proof.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let offline = |file: &std::path::Path, policy: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_anxin")).args(["check-receipt", "--key", &log_vkey, "--proof", file.to_str().unwrap(), "--policy", policy.to_str().unwrap()]).env("ANXIN_SERVER", "http://127.0.0.1:1").env_remove("ANXIN_TOKEN").output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (ok, out) = offline(&proof, &two);
+    assert!(ok && out.contains(&format!("records {payout} to {payout}")) && out.contains("cosigned by") && out.contains("WagePaid"), "{out}");
+    let forged = dir.path().join("forged.tlog-proof");
+    let text = std::fs::read_to_string(&proof).unwrap();
+    let tampered = text.replacen("\nindex ", "\nindex 1", 1);
+    std::fs::write(&forged, tampered).unwrap();
+    assert!(!offline(&forged, &two).0, "a receipt for another leaf");
     // One witness gone for good: the ledger is still witnessed 2 of 3, but not 3 of 3.
     ws[2].kill();
     rt.block_on(post_topups(&s.addr, &s.token, "late-", 2, 50, None));

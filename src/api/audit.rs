@@ -104,6 +104,7 @@ pub fn checkpoint_to_pb(cp: &crate::chain::checkpoint::SignedCheckpoint, key: &e
 fn proof_err(e: crate::ledger::ProofRequestError) -> Status {
     match e {
         crate::ledger::ProofRequestError::Invalid(m) => ApiError::invalid("INVALID_TREE_SIZE", m).into(),
+        crate::ledger::ProofRequestError::NotYet(m) => ApiError::new(tonic::Code::FailedPrecondition, "NOT_YET_CHECKPOINTED", m).into(),
         crate::ledger::ProofRequestError::Store(e) => e.into(),
     }
 }
@@ -162,6 +163,21 @@ impl pb::ledger_audit_server::LedgerAudit for Audit {
         let ledger = self.0.ledger.clone();
         let path = tokio::task::spawn_blocking(move || ledger.consistency_proof(r.from_size, to)).await.map_err(|e| ApiError::internal(e.to_string()))?.map_err(proof_err)?;
         Ok(Response::new(pb::ConsistencyProof { from_size: r.from_size, to_size: to, path: path.iter().map(|h| h.to_vec()).collect() }))
+    }
+
+    async fn get_receipt(&self, req: Request<pb::GetReceiptRequest>) -> Result<Response<pb::Receipt>, Status> {
+        let caller = self.0.admit(&req)?;
+        let r = req.into_inner();
+        let last = if r.last_seq == 0 { r.first_seq } else { r.last_seq };
+        let ledger = self.0.ledger.clone();
+        let receipt = tokio::task::spawn_blocking(move || ledger.receipt(r.first_seq, last, r.witnessed)).await.map_err(|e| ApiError::internal(e.to_string()))?.map_err(proof_err)?;
+        // A receipt carries the records in full: the county's casework is not a bank's or
+        // a contractor's to carry (as `ReadEvents` withholds it).
+        let reads_casework = !matches!(caller.principal, crate::domain::principal::Principal::Bank(_) | crate::domain::principal::Principal::Contractor(_));
+        if !reads_casework && receipt.records.iter().any(|b| crate::chain::record::Record::decode(b).is_ok_and(|r| r.event.is_casework())) {
+            return Err(ApiError::denied("these records hold the county's casework, which a bank or a contractor does not read").into());
+        }
+        Ok(Response::new(pb::Receipt { proof: receipt.encode(), tree_size: receipt.checkpoint.checkpoint.tree_size }))
     }
 
     type SubscribeStream = RecordStream;

@@ -23,6 +23,9 @@ use super::Ledger;
 pub enum ProofRequestError {
     #[error("{0}")]
     Invalid(String),
+    /// The records exist but no (witnessed) checkpoint covers them yet: ask again.
+    #[error("{0}")]
+    NotYet(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -74,6 +77,30 @@ impl Ledger {
         }
         crate::fsutil::write_atomic(&super::signer::witnessed_path(&self.shared.dir), cp.to_note().as_bytes(), self.ledger_id())?;
         Ok(true)
+    }
+
+    /// An offline receipt (`crate::receipt`) for records `first..=last`: their bytes and
+    /// the last one's inclusion proof in the latest checkpoint, or with `witnessed` in the
+    /// latest witnessed one.
+    ///
+    /// # Errors
+    /// `Invalid` for a bad range; `NotYet` if no such checkpoint covers `last` yet.
+    pub fn receipt(&self, first: Seq, last: Seq, witnessed: bool) -> Result<crate::receipt::Receipt, ProofRequestError> {
+        if first == 0 || first > last || last - first >= crate::receipt::MAX_RECORDS as u64 {
+            return Err(ProofRequestError::Invalid(format!("records {first} to {last}: a receipt holds 1 to {} consecutive records", crate::receipt::MAX_RECORDS)));
+        }
+        let cp = if witnessed {
+            self.witnessed_checkpoint().ok_or_else(|| ProofRequestError::NotYet("no checkpoint of this ledger has met its witness policy yet".into()))?
+        } else {
+            self.checkpoint()?
+        };
+        let size = cp.checkpoint.tree_size;
+        if last > size {
+            return Err(ProofRequestError::NotYet(format!("record {last} is not yet in the {}checkpoint of {size} records: ask again", if witnessed { "witnessed " } else { "" })));
+        }
+        let records: Vec<Vec<u8>> = self.read_records(first, last)?.into_iter().map(|(_, b)| b).collect();
+        let proof = self.inclusion_proof(last, size)?;
+        Ok(crate::receipt::Receipt { records, index: last - 1, proof, checkpoint: cp })
     }
 
     /// The seed of the checkpoint signing key, for a backup (`crate::backup`) only.

@@ -219,3 +219,77 @@ fn a_format_1_auditor_state_is_verified_again_from_genesis_and_must_give_its_roo
     let e = records.iter().map(|(_, b)| c.feed(b).map(drop)).find(Result::is_err).expect("caught at record 6");
     assert!(matches!(e, Err(AuditError::Inconsistent { from: 6, .. })), "{e:?}");
 }
+
+#[test]
+fn an_offline_receipt_verifies_alone_and_every_forgery_of_it_is_refused() {
+    use anxin::receipt::{Receipt, ReceiptError};
+    let dir = tempfile::tempdir().unwrap();
+    let l = ledger_with(dir.path(), 30);
+    let key = l.public_key();
+    // A bank's batch (records 10 to 14) and one record alone.
+    let batch = l.receipt(10, 14, false).unwrap();
+    let text = batch.encode();
+    assert!(text.starts_with("c2sp.org/tlog-proof@v1\nextra "), "{text}");
+    let back = Receipt::parse(&text).unwrap();
+    assert_eq!(back, batch);
+    let v = back.verify(&key, None).unwrap();
+    assert_eq!((v.records.len(), v.records[0].seq, v.tree_size), (5, 10, 32));
+    let one = l.receipt(7, 7, false).unwrap();
+    one.verify(&key, None).unwrap();
+    // The independent library checks the same leaf (the last record) in the same tree.
+    let c = &batch.checkpoint.checkpoint;
+    let proof: Vec<TlogHash> = batch.proof.iter().copied().map(TlogHash).collect();
+    check_record(&proof, c.tree_size, TlogHash(c.root), batch.index, tlog_tiles::record_hash(batch.records.last().unwrap())).unwrap();
+
+    let refused = |r: &Receipt, what: &str| {
+        let e = r.verify(&key, None).err().unwrap_or_else(|| panic!("{what}: accepted"));
+        // And through the text, if it still parses.
+        if let Ok(p) = Receipt::parse(&r.encode()) {
+            assert!(p.verify(&key, None).is_err(), "{what}: accepted after a round trip");
+        }
+        e
+    };
+    // A byte of a record changed (an amount, a worker): the last one's leaf, or an earlier
+    // one's link, no longer holds.
+    for i in [0usize, 4] {
+        let mut r = batch.clone();
+        let n = r.records[i].len();
+        r.records[i][n - 3] ^= 1;
+        refused(&r, "a changed byte");
+    }
+    // A record taken out of the middle, two swapped, one from elsewhere added in front.
+    let mut r = batch.clone();
+    r.records.remove(2);
+    assert!(matches!(refused(&r, "a record taken out"), ReceiptError::Record { .. }));
+    let mut r = batch.clone();
+    r.records.swap(1, 2);
+    refused(&r, "two swapped");
+    let mut r = batch.clone();
+    r.records.insert(0, one.records[0].clone());
+    refused(&r, "a record from elsewhere");
+    // The proof of another leaf, another index, a shorter proof.
+    let mut r = batch.clone();
+    r.proof = one.proof.clone();
+    assert!(matches!(refused(&r, "another leaf's proof"), ReceiptError::NotIncluded { .. }));
+    let mut r = batch.clone();
+    r.index -= 1;
+    refused(&r, "another index");
+    let mut r = batch.clone();
+    r.proof.pop();
+    refused(&r, "a hash short");
+    // A checkpoint of another size or root, or signed by another key.
+    let mut r = batch.clone();
+    r.checkpoint.checkpoint.root[0] ^= 1;
+    assert!(matches!(refused(&r, "another root"), ReceiptError::Checkpoint(_)));
+    let mut r = batch.clone();
+    r.checkpoint = anxin::chain::checkpoint::Checkpoint { root: [0; 32], ..batch.checkpoint.checkpoint.clone() }.sign(&ed25519_dalek::SigningKey::from_bytes(&[5; 32]));
+    refused(&r, "signed by another key");
+    // Garbage is not a receipt.
+    for t in ["", "c2sp.org/tlog-proof@v1\n", "c2sp.org/tlog-proof@v1\nextra !!\nindex 1\n\n", &text.replacen("index 13", "index 013", 1)] {
+        assert!(Receipt::parse(t).is_err(), "{t:?}");
+    }
+    // Not yet checkpointed, or never: refused with the reason.
+    assert!(matches!(l.receipt(5, 40, false), Err(anxin::ledger::ProofRequestError::NotYet(_))));
+    assert!(matches!(l.receipt(5, 4, false), Err(anxin::ledger::ProofRequestError::Invalid(_))));
+    assert!(matches!(l.receipt(5, 5, true), Err(anxin::ledger::ProofRequestError::NotYet(_))), "no witnessed checkpoint without witnesses");
+}
