@@ -26,7 +26,8 @@ impl Api {
         let (tx, rx) = mpsc::channel(STREAM_RECORDS_BUFFER);
         let ledger = self.ledger.clone();
         tokio::spawn(async move {
-            let reads_casework = !matches!(caller.principal, crate::domain::principal::Principal::Bank(_) | crate::domain::principal::Principal::Contractor(_));
+            let reads_all = !matches!(caller.principal, crate::domain::principal::Principal::Bank(_) | crate::domain::principal::Principal::Contractor(_));
+            let who = caller.principal.clone();
             // The caller's place is held while the stream is open.
             let _caller = caller;
             let mut next = from.max(1);
@@ -37,8 +38,20 @@ impl Api {
                 let last = to.map_or(head, |t| t.min(head));
                 while next <= last {
                     let upto = last.min(next + STREAM_READ_CHUNK - 1);
-                    let l = ledger.clone();
-                    let read = tokio::task::spawn_blocking(move || l.read_records(next, upto)).await;
+                    let (l, who) = (ledger.clone(), who.clone());
+                    // Each record with whether the caller may read it (`auth::may_read_record`).
+                    let read = tokio::task::spawn_blocking(move || -> Result<Vec<(u64, Vec<u8>, bool)>, crate::store::StoreError> {
+                        let recs = l.read_records(next, upto)?;
+                        if reads_all {
+                            return Ok(recs.into_iter().map(|(s, b)| (s, b, true)).collect());
+                        }
+                        let state = l.state()?;
+                        Ok(recs.into_iter().map(|(s, b)| {
+                            let ok = crate::chain::record::Record::decode(&b).is_ok_and(|r| super::auth::may_read_record(&who, &state, &r));
+                            (s, b, ok)
+                        }).collect())
+                    })
+                    .await;
                     let recs = match read {
                         Ok(Ok(r)) => r,
                         Ok(Err(e)) => {
@@ -56,12 +69,12 @@ impl Api {
                         let _ = tx.send(Err(crate::store::StoreError::Corruption { at: format!("record {next}"), why: "the log did not return it".into() }.into())).await;
                         return;
                     }
-                    for (seq, mut bytes) in recs {
+                    for (seq, mut bytes, readable) in recs {
                         let hash = record_hash(&bytes).to_vec();
                         let leaf_hash = crate::chain::merkle::leaf_hash(&bytes).to_vec();
-                        // A bank or a contractor does not read the county's casework:
-                        // the header and the hash only (the proto's RecordBytes).
-                        let withheld = !reads_casework && crate::chain::record::Record::decode(&bytes).is_ok_and(|r| r.event.is_casework());
+                        // What the caller may not read: the header, the hash and the leaf
+                        // only (the proto's RecordBytes).
+                        let withheld = !readable;
                         if withheld {
                             bytes.truncate(crate::chain::record::HEADER_BYTES);
                         }
@@ -171,12 +184,13 @@ impl pb::ledger_audit_server::LedgerAudit for Audit {
         let last = if r.last_seq == 0 { r.first_seq } else { r.last_seq };
         let ledger = self.0.ledger.clone();
         let receipt = tokio::task::spawn_blocking(move || ledger.receipt(r.first_seq, last, r.witnessed)).await.map_err(|e| ApiError::internal(e.to_string()))?.map_err(proof_err)?;
-        // A receipt carries the records in full: the county's casework is not a bank's or
-        // a contractor's to carry (as `ReadEvents` withholds it).
-        let reads_casework = !matches!(caller.principal, crate::domain::principal::Principal::Bank(_) | crate::domain::principal::Principal::Contractor(_));
-        if !reads_casework && receipt.records.iter().any(|b| crate::chain::record::Record::decode(b).is_ok_and(|r| r.event.is_casework())) {
-            return Err(ApiError::denied("these records hold the county's casework, which a bank or a contractor does not read").into());
+        // A receipt carries the records in full: only records the caller may read (the
+        // rule `ReadEvents` applies).
+        let state = self.0.ledger.state()?;
+        if let Some(r) = receipt.records.iter().filter_map(|b| crate::chain::record::Record::decode(b).ok()).find(|r| !super::auth::may_read_record(&caller.principal, &state, r)) {
+            return Err(ApiError::denied(format!("record {} is not {}'s to read (a bank or a contractor reads the records it posted and those of its projects, never the county's casework)", r.seq, caller.principal)).into());
         }
+        drop(state);
         Ok(Response::new(pb::Receipt { proof: receipt.encode(), tree_size: receipt.checkpoint.checkpoint.tree_size }))
     }
 

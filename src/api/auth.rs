@@ -157,6 +157,21 @@ pub fn may_read_project(who: &Principal, state: &State, p: &ProjectId) -> bool {
     }
 }
 
+/// May `who` read record `rec` in full (issue 18's rule)? Operators, auditors and
+/// county offices read every record. A bank or a contractor reads the records it posted
+/// and those of the projects it may read (`may_read_project`: a wage account or a
+/// guarantee letter at the bank; the contractor's own projects) except the county's
+/// casework (it names who complained; a bank's own card counts are its own). Of any other record it gets the header, the chain
+/// hash and the Merkle leaf: every hash, checkpoint, cosignature and proof is everyone's,
+/// since they reveal nothing. Decided against the state as it is now: a bank that lost a
+/// project's account (closed, reopened elsewhere) no longer reads that project's records.
+pub fn may_read_record(who: &Principal, state: &State, rec: &crate::chain::record::Record) -> bool {
+    match who {
+        Principal::Operator | Principal::Auditor | Principal::County(_) => true,
+        Principal::Bank(_) | Principal::Contractor(_) => rec.principal == *who || (!rec.event.is_casework() && rec.event.project().is_some_and(|p| may_read_project(who, state, p))),
+    }
+}
+
 /// May `who` read the figures of a whole county (`None` = every county)?
 pub fn may_read_county(who: &Principal, county: Option<CountyCode>) -> bool {
     match who {

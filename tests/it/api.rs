@@ -539,3 +539,74 @@ async fn every_rpc_with_every_role() {
     assert_eq!(tried, 8 * 19, "19 RPCs by 8 roles");
     s.stop().await;
 }
+
+/// Who reads which records (issue 18): operators, auditors and county offices every one;
+/// a bank or a contractor the records it posted and those of its projects except the
+/// county's casework; the rest as header, hash and leaf only, with which every reader
+/// still checks the chain and the signed root. Pinned per role against the rule written
+/// out here from the records themselves, for `ReadEvents` and `GetReceipt`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_reads_which_records() {
+    use anxin::domain::principal::Principal;
+    use tokio_stream::StreamExt;
+    let s = TestServer::start().await;
+    let county = format!("county:{COUNTY}");
+    // P1: its wage account at ICBC, its contractor gc(). P2: at ABC, its contractor other_gc().
+    let mut p2 = register("P2", COUNTY);
+    if let Some(pb::command::Kind::RegisterProject(r)) = &mut p2.kind {
+        r.general_contractor = crate::harness::other_gc().to_string();
+    }
+    s.ok(&county, "reg", vec![register("P1", COUNTY), p2]).await;
+    s.ok("bank:ICBC", "icbc-0", vec![open_account("P1", "ICBC")]).await;
+    s.ok("bank:ABC", "abc-0", vec![open_account("P2", "ABC")]).await;
+    s.ok("bank:ICBC", "icbc-1", vec![deposit("P1", "ICBC", "D1", "1000"), topup("P1", "T1", "500")]).await;
+    s.ok("bank:ABC", "abc-1", vec![deposit("P2", "ABC", "D2", "1000"), topup("P2", "T2", "700")]).await;
+    // ICBC posts for a project it does not hold (a deposit it collected for P2): its own record.
+    s.ok("bank:ICBC", "icbc-2", vec![deposit("P2", "ICBC", "D3", "300")]).await;
+    s.ok(&format!("contractor:{}", gc()), "gc-1", vec![enrol("P1", 1)]).await;
+    // The bank's own card counts (casework, but its own); an inspection of P1 (casework:
+    // not ICBC's or the contractor's to read, though P1 is theirs).
+    s.ok("bank:ICBC", "cards", vec![cmd(pb::command::Kind::RecordCards(pb::RecordCards { county: COUNTY.into(), bank: "ICBC".into(), date: "2026-02-01".into(), issued: 5, activated: 3 }))]).await;
+    s.ok(&county, "insp", vec![cmd(pb::command::Kind::RecordInspection(pb::RecordInspection { county: COUNTY.into(), employer: gc().to_string(), date: "2026-02-03".into(), project: "P1".into(), contracts_signed: 2, findings: "补签劳动合同".into(), ..Default::default() }))]).await;
+    let all: Vec<pb::RecordBytes> = s.audit("auditor").await.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 0 }).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;
+    let recs: Vec<anxin::chain::record::Record> = all.iter().map(|r| anxin::chain::record::Record::decode(&r.canonical).unwrap()).collect();
+    let cp = anxin::api::convert::checkpoint_from_pb(&s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap().into_inner()).unwrap();
+    // The rule, from the records alone: whose project is which.
+    let holds = |who: &Principal, project: Option<&str>| match (who, project) {
+        (Principal::Bank(b), Some(p)) => (b.as_str() == "ICBC" && p == "P1") || (b.as_str() == "ABC" && p == "P2"),
+        (Principal::Contractor(u), Some(p)) => (*u == gc() && p == "P1") || (*u == crate::harness::other_gc() && p == "P2"),
+        _ => false,
+    };
+    let expect = |who: &Principal, r: &anxin::chain::record::Record| match who {
+        Principal::Operator | Principal::Auditor | Principal::County(_) => true,
+        _ => r.principal == *who || (!r.event.is_casework() && holds(who, r.event.project().map(|p| p.as_str()))),
+    };
+    for who in ["operator".to_owned(), "auditor".to_owned(), county.clone(), "bank:ICBC".into(), "bank:ABC".into(), format!("contractor:{}", gc()), format!("contractor:{}", crate::harness::other_gc())] {
+        let principal = Principal::parse(&who).unwrap();
+        let seen: Vec<pb::RecordBytes> = s.audit(&who).await.read_events(pb::ReadEventsRequest { from_seq: 1, to_seq: 0 }).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;
+        assert_eq!(seen.len(), all.len(), "{who}");
+        let mut v = anxin::audit::Catchup::from_genesis(LEDGER_ID);
+        let mut readable = 0;
+        for ((full, got), rec) in all.iter().zip(&seen).zip(&recs) {
+            let want = expect(&principal, rec);
+            assert_eq!(!got.withheld, want, "{who}: record {} ({}, posted by {})", rec.seq, rec.event.name(), rec.principal);
+            assert_eq!((&got.hash, &got.leaf_hash), (&full.hash, &full.leaf_hash), "every hash is everyone's");
+            if got.withheld {
+                assert_eq!(got.canonical.len(), anxin::chain::record::HEADER_BYTES);
+                v.feed_withheld(&got.canonical, got.hash.clone().try_into().unwrap(), got.leaf_hash.clone().try_into().unwrap()).unwrap();
+            } else {
+                readable += 1;
+                assert_eq!(got.canonical, full.canonical);
+                v.feed(&got.canonical).unwrap();
+                // A receipt for what it reads; none for what it does not.
+            }
+            let receipt = s.audit(&who).await.get_receipt(pb::GetReceiptRequest { first_seq: rec.seq, last_seq: 0, witnessed: false }).await;
+            assert_eq!(receipt.is_ok(), want, "{who}: the receipt of record {}", rec.seq);
+        }
+        v.finish(&cp, "pinned").unwrap_or_else(|e| panic!("{who}: {e}"));
+        match principal {
+            Principal::Bank(_) | Principal::Contractor(_) => assert!(readable > 0 && readable < all.len(), "{who} reads some, not all: {readable}"),
+            _ => assert_eq!(readable, all.len()),
+        }
+    }
+}
