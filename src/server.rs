@@ -85,6 +85,9 @@ pub struct FileConfig {
     pub segment_bytes: Option<u64>,
     /// Serve the read-only county dashboard (HTTP) on this address; off when absent.
     pub dashboard: Option<SocketAddr>,
+    /// Serve the log and its tree as c2sp.org/tlog-tiles (HTTP, bearer tokens) on this
+    /// address; off when absent (docs/FORMAT.md section 8.5).
+    pub tiles: Option<SocketAddr>,
     /// After a ledger fault (the writer stopped or died), keep answering for this long
     /// (health NOT_SERVING, calls UNAVAILABLE with the reason) before exiting non-zero for
     /// a supervisor to restart the server (default 2000).
@@ -428,6 +431,14 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
         }
         None => None,
     };
+    let tiles = match cfg.file.tiles {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
+            tracing::info!(tiles = %format!("http://{}/", l.local_addr().map_err(|source| ServerError::Listen { addr, source })?), "serving the log as tlog-tiles");
+            Some(tokio::spawn(crate::api::tiles::serve(api.clone(), l, stopped(stop_rx.clone()))))
+        }
+        None => None,
+    };
     let witnessing = match &cfg.file.witness_policy {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| ServerError::Config(format!("{}: {e}", p.display())))?;
@@ -479,6 +490,9 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
     }
     if let Some(w) = witnessing {
         let _ = w.await;
+    }
+    if let Some(t) = tiles {
+        let _ = t.await;
     }
     result.map_err(|e| ServerError::Serve(e.to_string()))?;
     tracing::info!("stopped accepting; closing the ledger");

@@ -615,3 +615,117 @@ fn a_split_view_and_a_rollback_are_named_and_kept_as_evidence() {
     let (ok, _, err) = anxin(&s, &["audit", "--key", &renamed, "--state", dir.path().join("r.json").to_str().unwrap()]);
     assert!(!ok && err.contains("is for anxin/another"), "{err}");
 }
+
+/// One HTTP/1.1 GET (the test's own, to keep the client independent of the server's
+/// stack): (status, body).
+fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
+    let head = String::from_utf8_lossy(&all[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    (status, all[split + 4..].to_vec())
+}
+
+/// The tiles (c2sp.org/tlog-tiles) read by an independent client: it authenticates every
+/// hash tile it fetches against the signed root (Go's `tlog.TileHashReader`, ported),
+/// recomputes the root and proves records from them; each entry of a bundle hashes to
+/// its level-0 tile hash. Hash tiles are every principal's; a bundle holding records a
+/// bank may not read is refused to it; no token, no tile.
+#[test]
+fn tiles_serve_the_tree_to_a_standard_client() {
+    use tlog_tiles::{Hash as H, TileHashReader, TileReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bank = anxin::api::auth::new_token();
+    let bank_c = bank.clone();
+    let s = start_configured(move |cfg, dir| {
+        cfg.file.tiles = Some(format!("127.0.0.1:{port}").parse().unwrap());
+        let p = dir.join("principals.toml");
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        text.push_str(&anxin::api::auth::principals_entry(&anxin::domain::principal::Principal::parse("bank:ABC").unwrap(), &bank_c));
+        std::fs::write(&p, text).unwrap();
+    });
+    for f in ["setup.csv", "workers.jsonl", "progress.csv"] {
+        assert!(anxin(&s, &["post", "--file", examples().join(f).to_str().unwrap()]).0, "{f}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(post_topups(&s.addr, &s.token, "tiles-", 4, 150, None));
+    let (st, note) = http_get(port, "/checkpoint", Some(&s.token));
+    assert_eq!(st, 200);
+    let cp = anxin::chain::checkpoint::SignedCheckpoint::from_note(&note).unwrap();
+    let (_, key, _) = anxin(&s, &["public-key"]);
+    cp.verify(&anxin::chain::checkpoint::key_from_text(key.split_whitespace().next().unwrap()).unwrap()).unwrap();
+    let size = cp.checkpoint.tree_size;
+    assert!(size > 600, "{size}: full tiles at level 0, a partial one at level 1");
+
+    struct Http<'a>(u16, &'a str, std::cell::Cell<usize>);
+    impl TileReader for Http<'_> {
+        fn height(&self) -> u8 {
+            8
+        }
+        fn read_tiles(&self, tiles: &[tlog_tiles::Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+            Ok(tiles
+                .iter()
+                .map(|t| {
+                    // Go's path is tile/8/L/N; the C2SP one tile/L/N.
+                    let path = t.path().replacen("tile/8/", "/tile/", 1);
+                    let (st, body) = http_get(self.0, &path, Some(self.1));
+                    assert_eq!(st, 200, "{path}: {}", String::from_utf8_lossy(&body));
+                    self.2.set(self.2.get() + 1);
+                    body
+                })
+                .collect())
+        }
+        fn save_tiles(&self, _: &[tlog_tiles::Tile], _: &[Vec<u8>]) {}
+    }
+    let reader = Http(port, &s.token, std::cell::Cell::new(0));
+    let hr = TileHashReader::new(size, H(cp.checkpoint.root), &reader);
+    assert_eq!(tlog_tiles::tree_hash(size, &hr).unwrap().0, cp.checkpoint.root, "the root from the tiles");
+    // The entries: bundle 0 holds records 1 to 256, each hashing to tile 0's hash.
+    let (st, bundle) = http_get(port, "/tile/entries/000", Some(&s.token));
+    assert_eq!(st, 200);
+    let (_, tile0) = http_get(port, "/tile/0/000", Some(&s.token));
+    assert_eq!(tile0.len(), 8192);
+    let mut at = &bundle[..];
+    let mut entries = Vec::new();
+    while !at.is_empty() {
+        let n = u16::from_be_bytes([at[0], at[1]]) as usize;
+        entries.push(at[2..2 + n].to_vec());
+        at = &at[2 + n..];
+    }
+    assert_eq!(entries.len(), 256);
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(tlog_tiles::record_hash(e).0[..], tile0[32 * i..32 * i + 32], "entry {i}");
+    }
+    // Records proved from the tiles alone (each tile authenticated against the root).
+    for n in [0u64, 100, 255, 256, size - 1] {
+        let proof = tlog_tiles::prove_record(size, n, &hr).unwrap();
+        let w = (n % 256) + 1;
+        let path = if w == 256 { format!("/tile/entries/{:03}", n / 256) } else { format!("/tile/entries/{:03}.p/{w}", n / 256) };
+        let (st, b) = http_get(port, &path, Some(&s.token));
+        assert_eq!(st, 200, "{path}");
+        let mut at = &b[..];
+        let mut last = Vec::new();
+        while !at.is_empty() {
+            let len = u16::from_be_bytes([at[0], at[1]]) as usize;
+            last = at[2..2 + len].to_vec();
+            at = &at[2 + len..];
+        }
+        tlog_tiles::check_record(&proof, size, H(cp.checkpoint.root), n, tlog_tiles::record_hash(&last)).unwrap();
+    }
+    assert!(reader.2.get() >= 3, "tiles were fetched");
+    // A partial tile's width past the tree, a tile past it: not found.
+    assert_eq!(http_get(port, &format!("/tile/0/{:03}", size / 256), Some(&s.token)).0, 404);
+    assert_eq!(http_get(port, "/tile/0/x001/000", Some(&s.token)).0, 404);
+    // A bank reads the hashes, not a bundle of others' records; no token, nothing.
+    assert_eq!(http_get(port, "/tile/0/000", Some(&bank)).0, 200);
+    assert_eq!(http_get(port, "/checkpoint", Some(&bank)).0, 200);
+    assert_eq!(http_get(port, "/tile/entries/000", Some(&bank)).0, 403);
+    assert_eq!(http_get(port, "/tile/0/000", None).0, 401);
+    assert_eq!(http_get(port, "/tile/0/000", Some("anx_wrong")).0, 401);
+}

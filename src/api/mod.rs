@@ -18,6 +18,7 @@ mod admin;
 mod audit;
 mod posting;
 pub mod query;
+pub mod tiles;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -79,6 +79,33 @@ impl Ledger {
         Ok(true)
     }
 
+    /// The roots of the perfect subtrees of height `level` numbered `from .. from + n`
+    /// (the hashes of a tlog-tile at level `level / 8`), every one wholly inside the tree.
+    /// Leaves are checked against the log's records (a damaged leaf is repaired, never
+    /// served); higher subtrees come from the stored roots, which the scrub checks against
+    /// the log. A client authenticates every tile against the signed root anyway.
+    ///
+    /// # Errors
+    /// `Invalid` if a subtree is not complete in the tree.
+    pub fn subtree_hashes(&self, level: u32, from: u64, n: u64) -> Result<Vec<Hash>, ProofRequestError> {
+        let end = from.checked_add(n).and_then(|e| e.checked_mul(1u64.checked_shl(level)?)).filter(|e| *e <= self.tree_size());
+        if end.is_none() || n == 0 {
+            return Err(ProofRequestError::Invalid(format!("subtrees {from} to {} of level {level} are not all in the tree of {}", from.saturating_add(n), self.tree_size())));
+        }
+        use merkle::Nodes as _;
+        self.checked(|| {
+            let files = &*self.shared.merkle;
+            let hashes = (from..from + n).map(|i| files.subtree(level, i)).collect::<Result<Vec<_>, _>>()?;
+            if level == 0 {
+                let records = self.read_records(from + 1, from + n)?;
+                if let Some((seq, _)) = records.iter().zip(&hashes).find(|((_, b), h)| merkle::leaf_hash(b) != **h).map(|(r, _)| r) {
+                    return Ok(Err(format!("the Merkle leaf of record {seq} is not the hash of its bytes")));
+                }
+            }
+            Ok(Ok(hashes))
+        })
+    }
+
     /// An offline receipt (`crate::receipt`) for records `first..=last`: their bytes and
     /// the last one's inclusion proof in the latest checkpoint, or with `witnessed` in the
     /// latest witnessed one.

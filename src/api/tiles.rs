@@ -1,0 +1,157 @@
+//! The log and its tree as c2sp.org/tlog-tiles, over HTTP (`tiles = "ADDR"` in anxind's
+//! configuration): immutable, cacheable resources that auditors and mirrors fetch with
+//! standard tools.
+//!
+//! - `GET /checkpoint`: the latest checkpoint's signed note (not cached);
+//! - `GET /tile/<L>/<N>[.p/<W>]`: hash tiles, 256 hashes wide (8,192 bytes) when full;
+//! - `GET /tile/entries/<N>[.p/<W>]`: entry bundles, each record as a big-endian u16
+//!   length and its canonical bytes (the Merkle entries are the records themselves).
+//!
+//! Every request carries `Authorization: Bearer <token>`. Checkpoints and hash tiles are
+//! every principal's (they reveal nothing); an entry bundle only a principal who may read
+//! every record in it (`auth::may_read_record`), since a bundle with a record cut out
+//! would no longer hash to its tile: a bank or a contractor reads its records through
+//! `ReadEvents`, which gives it the others as hashes. A record longer than 65,535 bytes
+//! (a very large payroll) cannot be written in a bundle: its bundle is refused with 422.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::Api;
+
+/// Hashes (or entries) in a full tile.
+pub const TILE_WIDTH: u64 = 256;
+
+/// A tile's coordinates from its path below `tile/`: `(level, index, width)`, level
+/// `None` for an entry bundle.
+fn parse_path(path: &str) -> Option<(Option<u32>, u64, u64)> {
+    let (level, rest) = path.split_once('/')?;
+    let level = if level == "entries" { None } else { Some(level.parse::<u32>().ok().filter(|l| *l < 64 && (level == "0" || !level.starts_with('0')))?) };
+    let (n_path, width) = match rest.split_once(".p/") {
+        Some((n, w)) if !w.starts_with('0') => (n, w.parse::<u64>().ok().filter(|w| (1..TILE_WIDTH).contains(w))?),
+        Some(_) => return None,
+        None => (rest, TILE_WIDTH),
+    };
+    let parts: Vec<&str> = n_path.split('/').collect();
+    let mut index: u64 = 0;
+    for (i, p) in parts.iter().enumerate() {
+        let digits = if i + 1 < parts.len() { p.strip_prefix('x')? } else { p };
+        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        index = index.checked_mul(1000)?.checked_add(digits.parse().ok()?)?;
+    }
+    // One spelling per index: no leading `x000/` groups.
+    if parts.len() > 1 && parts[0] == "x000" {
+        return None;
+    }
+    Some((level, index, width))
+}
+
+fn status(code: StatusCode, why: impl Into<String>) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", why.into())).into_response()
+}
+
+fn immutable(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], body).into_response()
+}
+
+/// The caller, from its bearer token.
+fn caller(api: &Api, headers: &HeaderMap) -> Result<crate::domain::principal::Principal, Response> {
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    token.and_then(|t| api.principals.authenticate(t)).ok_or_else(|| status(StatusCode::UNAUTHORIZED, "a bearer token of a principal of this ledger is required"))
+}
+
+async fn checkpoint(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(r) = caller(&api, &headers) {
+        return r;
+    }
+    let l = api.ledger.clone();
+    match tokio::task::spawn_blocking(move || l.checkpoint()).await {
+        Ok(Ok(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], cp.to_note()).into_response(),
+        Ok(Err(e)) => status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn tile(State(api): State<Api>, headers: HeaderMap, Path(path): Path<String>) -> Response {
+    let who = match caller(&api, &headers) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let Some((level, index, width)) = parse_path(&path) else {
+        return status(StatusCode::NOT_FOUND, format!("tile/{path} is not a tile path"));
+    };
+    let l = api.ledger.clone();
+    let made = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Response> {
+        let first = index.checked_mul(TILE_WIDTH).ok_or_else(|| status(StatusCode::NOT_FOUND, "no such tile"))?;
+        match level {
+            Some(level) => {
+                let hashes = l.subtree_hashes(level * 8, first, width).map_err(|e| match e {
+                    crate::ledger::ProofRequestError::Invalid(m) | crate::ledger::ProofRequestError::NotYet(m) => status(StatusCode::NOT_FOUND, m),
+                    crate::ledger::ProofRequestError::Store(e) => status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                })?;
+                Ok(hashes.concat())
+            }
+            None => {
+                let last = first + width;
+                if last > l.tree_size() {
+                    return Err(status(StatusCode::NOT_FOUND, format!("records {} to {last} are not all in the tree of {}", first + 1, l.tree_size())));
+                }
+                let records = l.read_records(first + 1, last).map_err(|e| status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                if !matches!(who, crate::domain::principal::Principal::Operator | crate::domain::principal::Principal::Auditor | crate::domain::principal::Principal::County(_)) {
+                    let state = l.state().map_err(|e| status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                    if let Some((seq, _)) = records.iter().find(|(_, b)| !crate::chain::record::Record::decode(b).is_ok_and(|r| super::auth::may_read_record(&who, &state, &r))) {
+                        return Err(status(StatusCode::FORBIDDEN, format!("record {seq} of this bundle is not {who}'s to read: read your records with ReadEvents")));
+                    }
+                }
+                let mut out = Vec::new();
+                for (seq, b) in records {
+                    let Ok(len) = u16::try_from(b.len()) else {
+                        return Err(status(StatusCode::UNPROCESSABLE_ENTITY, format!("record {seq} is {} bytes, more than an entry bundle's 65,535: read it with ReadEvents", b.len())));
+                    };
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(&b);
+                }
+                Ok(out)
+            }
+        }
+    })
+    .await;
+    match made {
+        Ok(Ok(body)) => immutable(body),
+        Ok(Err(r)) => r,
+        Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The tiles router.
+pub fn router(api: Api) -> Router {
+    Router::new().route("/checkpoint", get(checkpoint)).route("/tile/{*path}", get(tile)).with_state(api)
+}
+
+/// Serves the tiles on `listener` until `shutdown`.
+///
+/// # Errors
+/// The server's I/O errors.
+pub async fn serve(api: Api, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_path;
+
+    #[test]
+    fn tile_paths_parse_in_their_one_spelling() {
+        assert_eq!(parse_path("0/000"), Some((Some(0), 0, 256)));
+        assert_eq!(parse_path("1/x001/x234/067.p/17"), Some((Some(1), 1_234_067, 17)));
+        assert_eq!(parse_path("entries/005.p/3"), Some((None, 5, 3)));
+        for bad in ["0/0", "0/x001", "01/000", "0/000.p/256", "0/000.p/0", "0/x000/001", "0/000.p/", "x/000", "64/000", "0/1234"] {
+            assert_eq!(parse_path(bad), None, "{bad}");
+        }
+    }
+}
