@@ -333,6 +333,12 @@ fn build_tree_v2() -> Value {
     let n = leaves.len() as u64;
     let cp = Checkpoint { ledger_id: LEDGER_ID.into(), tree_size: n, root: merkle::root(&nodes, n).unwrap(), chain_head: hashes[hashes.len() - 1], timestamp_ms: 1_767_225_600_000 };
     let signed = cp.clone().sign(&key);
+    let witness = anxin::chain::cosignature::Cosigner::new("witness.example/w1", ed25519_dalek::SigningKey::from_bytes(&[2u8; 32])).unwrap();
+    let cosig = witness.cosign(&cp.body(), 1_767_225_600);
+    let mut cosigned = signed.clone();
+    cosigned.signatures.push(cosig.clone());
+    let receipt = anxin::receipt::Receipt { records: bytes[2..5].to_vec(), index: 4, proof: merkle::inclusion_proof(&nodes, 4, n).unwrap(), checkpoint: cosigned.clone() };
+    receipt.verify(&key.verifying_key(), None).expect("the vector receipt verifies");
     json!({
         "leaf_hashes": hexes(&leaves),
         "roots": roots,
@@ -347,6 +353,18 @@ fn build_tree_v2() -> Value {
             "note_text": cp.body(),
             "signature_hex": hex::encode(signed.log_signature(&key.verifying_key()).unwrap()),
             "signed_note": signed.to_note(),
+        },
+        "cosignature": {
+            "witness_seed_hex": hex::encode([2u8; 32]),
+            "witness_vkey": witness.public().vkey(),
+            "timestamp": 1_767_225_600u64,
+            "signed_message": String::from_utf8(anxin::chain::cosignature::signed_message(&cp.body(), 1_767_225_600)).unwrap(),
+            "line": cosig.line(),
+            "cosigned_note": cosigned.to_note(),
+        },
+        "receipt": {
+            "records": "3 to 5",
+            "text": receipt.encode(),
         },
     })
 }
