@@ -752,6 +752,116 @@ def verify(path, pinned_text):
     return tree.size, ledger_id, tree.root().hex(), key_text
 
 
+# --- Offline receipts (FORMAT.md sections 8.3 and 8.4) ---------------------------------
+
+
+def node(left, right):
+    return sha256(b"\x01" + left + right)
+
+
+def verify_inclusion(leaf, index, size, proof, root):
+    """RFC 9162 2.1.3.2 with SHA-256."""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def cosigned_by(cp, witnesses):
+    """The names of `witnesses` ({name: (key id, VerifyKey)}, from type-04 vkeys) whose
+    cosignature on the checkpoint verifies (tlog-cosignature v1)."""
+    good = []
+    for name, kid, sig in cp["signatures"]:
+        w = witnesses.get(name)
+        if w is None or w[0] != kid or len(sig) != 72 or name in good:
+            continue
+        t = struct.unpack(">Q", sig[:8])[0]
+        try:
+            w[1].verify(b"cosignature/v1\ntime %d\n" % t + cp["text"], sig[8:])
+        except (nacl.exceptions.CryptoError, ValueError):
+            raise Refused("the cosignature of %s does not verify" % name)
+        good.append(name)
+    return good
+
+
+def parse_witness(text):
+    parts = text.split("+", 2)
+    try:
+        if len(parts) != 3:
+            raise DecodeError("not <name>+<key id>+<key>")
+        material = b64(parts[2], "the key")
+    except DecodeError as e:
+        raise Refused("--witness %r: %s" % (text[:80], e))
+    if len(material) != 33 or material[0] != 4 or key_id(parts[0], 4, material[1:]).hex() != parts[1]:
+        raise Refused("--witness %r is not a cosignature verifier key (type 04) with its own key ID" % text[:80])
+    return parts[0], (bytes.fromhex(parts[1]), VerifyKey(material[1:]))
+
+
+def verify_receipt(path, pinned_text, witness_texts, quorum):
+    """An offline receipt (c2sp.org/tlog-proof): records chained, the last one's leaf
+    included in the checkpoint's root, the checkpoint signed by the pinned key and
+    cosigned by at least `quorum` of the witnesses. Returns (first, last, size, names)."""
+    key = parse_key(pinned_text, "--key")
+    witnesses = dict(parse_witness(w) for w in witness_texts)
+    try:
+        text = open(path, "rb").read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise Refused("the receipt is not UTF-8")
+    lines = text.split("\n")
+    if len(lines) < 4 or lines[0] != "c2sp.org/tlog-proof@v1" or not lines[1].startswith("extra ") or not lines[2].startswith("index "):
+        raise Refused("not an Anxin receipt (c2sp.org/tlog-proof@v1, extra, index)")
+    try:
+        extra = b64(lines[1][len("extra "):], "the extra line")
+        index = decimal(lines[2][len("index "):], "index")
+        proof, i = [], 3
+        while lines[i]:
+            proof.append(b64(lines[i], "a proof line"))
+            i += 1
+        cp = parse_note_checkpoint("\n".join(lines[i + 1:]))
+    except (DecodeError, IndexError) as e:
+        raise Refused("not a receipt: %s" % e)
+    records, at = [], 0
+    while at < len(extra):
+        n = struct.unpack(">I", extra[at:at + 4])[0] if at + 4 <= len(extra) else None
+        if n is None or at + 4 + n > len(extra):
+            raise Refused("the extra data is not length-prefixed records")
+        records.append(extra[at + 4:at + 4 + n])
+        at += 4 + n
+    if not records:
+        raise Refused("no record in the receipt")
+    prev_seq, prev_hash = None, None
+    for raw in records:
+        try:
+            rec = decode_record(raw)
+        except DecodeError as e:
+            raise Refused("a record of the receipt cannot decode: %s" % e)
+        if prev_seq is not None and (rec["seq"] != prev_seq + 1 or rec["prev_hash"] != prev_hash):
+            raise Refused("record %d does not follow record %d in the chain" % (rec["seq"], prev_seq))
+        prev_seq, prev_hash = rec["seq"], derive(RECORD_CONTEXT, raw)
+    if prev_seq != index + 1:
+        raise Refused("the proof is of leaf %d, not of record %d" % (index, prev_seq))
+    check_signature(cp, 2, key, "ed25519:" + bytes(key).hex(), True)
+    names = cosigned_by(cp, witnesses)
+    if len(names) < quorum:
+        raise Refused("the checkpoint is cosigned by %d of the witnesses given (%s), fewer than %d" % (len(names), ", ".join(names) or "none", quorum))
+    if not verify_inclusion(sha256(b"\x00" + records[-1]), index, cp["tree_size"], proof, cp["root"]):
+        raise Refused("record %d is not in the signed tree of %d records (the inclusion proof fails)" % (prev_seq, cp["tree_size"]))
+    return prev_seq - len(records) + 1, prev_seq, cp["tree_size"], names
+
+
 class Arguments(argparse.ArgumentParser):
     def error(self, message):
         raise Refused("command line: %s (usage: %s ARCHIVE --key <verifier key, or ed25519:<64 hex digits>>)" % (message, self.prog))
@@ -759,9 +869,19 @@ class Arguments(argparse.ArgumentParser):
 
 def run(argv):
     ap = Arguments(description=__doc__.splitlines()[0])
-    ap.add_argument("archive")
+    ap.add_argument("archive", help="an archive; with --receipt, an offline receipt (c2sp.org/tlog-proof)")
     ap.add_argument("--key", help="the ledger's public key, a verifier key or ed25519:<64 hex digits>; required for an OK verdict")
+    ap.add_argument("--receipt", action="store_true", help="the file is an offline receipt")
+    ap.add_argument("--witness", action="append", default=[], help="a witness's cosignature verifier key (repeatable)")
+    ap.add_argument("--quorum", type=int, default=0, help="how many of the --witness keys must have cosigned")
     a = ap.parse_args(argv)
+    if a.receipt:
+        if a.key is None:
+            raise Refused("a receipt is verified against a pinned --key")
+        first, last, size, names = verify_receipt(a.archive, a.key, a.witness, a.quorum)
+        print("OK: records %d to %d are in the checkpoint of %d records signed by the pinned key%s" % (
+            first, last, size, ", cosigned by " + ", ".join(names) if names else ""))
+        return EXIT_OK
     records, ledger_id, root, key_text = verify(a.archive, a.key)
     if a.key is not None:
         print("OK: %d records of ledger %s chain from genesis; root %s signed by %s" % (records, ledger_id, root, key_text))

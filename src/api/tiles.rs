@@ -138,6 +138,12 @@ pub fn router(api: Api) -> Router {
 /// # Errors
 /// The server's I/O errors.
 pub async fn serve(api: Api, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    // Small answers must not wait on the peer's delayed ACK (as for gRPC).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY on a tiles connection");
+        }
+    });
     axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
 }
 

@@ -304,6 +304,12 @@ pub async fn serve(w: Arc<Witness>, listener: tokio::net::TcpListener, shutdown:
         (StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), [(header::CONTENT_TYPE, a.content_type)], a.body).into_response()
     };
     let about = |State(w): State<Arc<Witness>>| async move { format!("tlog-witness {}\nPOST /add-checkpoint\n", w.cosigner.public().vkey()) };
+    // Small answers must not wait on the peer's delayed ACK (as for gRPC).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY on a witness connection");
+        }
+    });
     let app = axum::Router::new().route("/add-checkpoint", post(add)).route("/", get(about)).layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES)).with_state(w);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

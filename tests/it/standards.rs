@@ -293,3 +293,54 @@ fn an_offline_receipt_verifies_alone_and_every_forgery_of_it_is_refused() {
     assert!(matches!(l.receipt(5, 4, false), Err(anxin::ledger::ProofRequestError::Invalid(_))));
     assert!(matches!(l.receipt(5, 5, true), Err(anxin::ledger::ProofRequestError::NotYet(_))), "no witnessed checkpoint without witnesses");
 }
+
+/// The independent Python verifier (examples/verify_archive.py --receipt) on receipts and
+/// cosignatures: the vector's, and a ledger's with forgeries.
+#[test]
+fn the_python_verifier_checks_receipts_and_cosignatures_independently() {
+    let py = |file: &Path, key: &str, extra: &[&str]| {
+        let out = std::process::Command::new("python3").arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/verify_archive.py")).arg(file).args(["--receipt", "--key", key]).args(extra).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(!text.contains("Traceback") && !text.contains("ModuleNotFoundError"), "{text}");
+        (out.status.success(), text)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The vector receipt, cosigned by the vector witness.
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/tree-v2.json")).unwrap()).unwrap();
+    let f = dir.path().join("vector.proof");
+    std::fs::write(&f, v["receipt"]["text"].as_str().unwrap()).unwrap();
+    let (key, w) = (v["checkpoint"]["vkey"].as_str().unwrap(), v["cosignature"]["witness_vkey"].as_str().unwrap());
+    let (ok, text) = py(&f, key, &["--witness", w, "--quorum", "1"]);
+    assert!(ok && text.contains("records 3 to 5") && text.contains("cosigned by witness.example/w1"), "{text}");
+    assert!(!py(&f, key, &["--quorum", "1"]).0, "no witness given, a quorum of 1");
+    // A ledger's receipts: good, then forged.
+    let l = ledger_with(&dir.path().join("d"), 20);
+    let vk = vkey(l.ledger_id(), &l.public_key());
+    let witness = anxin::chain::cosignature::Cosigner::new("court.example/w", ed25519_dalek::SigningKey::from_bytes(&[4; 32])).unwrap();
+    let mut r = l.receipt(5, 9, false).unwrap();
+    let body = r.checkpoint.checkpoint.body();
+    r.checkpoint.signatures.push(witness.cosign(&body, 1_767_225_600));
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let wv = witness.public().vkey();
+    let (ok, text) = py(&write("good.proof", r.encode()), &vk, &["--witness", &wv, "--quorum", "1"]);
+    assert!(ok && text.contains("records 5 to 9"), "{text}");
+    let mut changed = r.clone();
+    let n = changed.records[4].len();
+    changed.records[4][n - 2] ^= 1;
+    assert!(!py(&write("changed.proof", changed.encode()), &vk, &[]).0, "a changed byte");
+    let mut other = r.clone();
+    other.proof = l.receipt(3, 3, false).unwrap().proof;
+    assert!(!py(&write("other.proof", other.encode()), &vk, &[]).0, "another leaf's proof");
+    let mut cosig_elsewhere = r.clone();
+    cosig_elsewhere.checkpoint.signatures.pop();
+    cosig_elsewhere.checkpoint.signatures.push(witness.cosign(&body.replacen("\n22\n", "\n23\n", 1), 1_767_225_600));
+    let (ok, text) = py(&write("cosig.proof", cosig_elsewhere.encode()), &vk, &["--witness", &wv, "--quorum", "1"]);
+    assert!(!ok && text.contains("cosignature of court.example/w does not verify"), "a cosignature over another checkpoint: {text}");
+    let foreign = vkey(l.ledger_id(), &ed25519_dalek::SigningKey::from_bytes(&[6; 32]).verifying_key());
+    let (ok, text) = py(&write("good2.proof", r.encode()), &foreign, &[]);
+    assert!(!ok && text.contains("no signature of the pinned key"), "another key: {text}");
+}
