@@ -706,6 +706,7 @@ pub fn casework_figures(m: &std::collections::BTreeMap<String, crate::projection
 pub fn worker_view(w: &WorkerView) -> pb::Worker {
     pb::Worker {
         point: None,
+        payments: w.payments.iter().map(|p| pb::WorkerPayment { seq: p.seq, date: p.date.to_string(), amount: format_fen(p.amount) }).collect(),
         worker_ref: w.worker.to_hex(),
         masked_id: w.masked.clone(),
         paid_total: format_fen(w.paid_total),

@@ -15,7 +15,7 @@ pub mod convert;
 pub mod demo;
 pub mod error;
 mod admin;
-mod audit;
+pub(crate) mod audit;
 mod posting;
 pub mod query;
 pub mod tiles;

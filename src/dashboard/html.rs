@@ -120,6 +120,11 @@ pub fn t(l: Lang, key: &str) -> &'static str {
         "paid_total" => ("累计已发", "Paid"),
         "owed_total" => ("应付未付", "Owed"),
         "enrolments" => ("参建项目", "Projects"),
+        "payments" => ("工资发放(可出具凭证)", "Payments (with receipts)"),
+        "receipt" => ("工资发放凭证", "Payment receipt"),
+        "receipt_help" => ("此凭证可离线核验:用 anxin check-receipt --proof 核对账本公钥(及见证方策略),无需信任县里的服务器。", "This receipt can be checked offline with anxin check-receipt --proof, the ledger's pinned key and the witness policy: nobody needs to trust the county's server."),
+        "receipt_too_large" => ("凭证过长,无法生成二维码,请下载文件。", "The receipt is too long for a QR code: download the file."),
+        "download" => ("下载凭证文件", "Download the receipt file"),
         "progress" => ("工程款", "Progress payments"),
         "wage_share" => ("拨入专户", "To wage account"),
         "ratio" => ("人工费比例", "Labour ratio"),
@@ -562,6 +567,24 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
     p.finish()
 }
 
+/// One payout's offline receipt: its QR code (the whole c2sp.org/tlog-proof text, for a
+/// phone to keep), the file, and what it proves.
+pub fn receipt(l: Lang, seq: u64, proof: &str) -> Html<String> {
+    let mut p = Page::new(l, "receipt");
+    p.para(&format!("{} {seq}", t(l, "record")));
+    match qrcode::QrCode::with_error_correction_level(proof.as_bytes(), qrcode::EcLevel::L) {
+        Ok(code) => {
+            let svg = code.render::<qrcode::render::svg::Color>().min_dimensions(320, 320).quiet_zone(true).build();
+            p.raw(&format!("<div class=\"qr\" id=\"qr\">{svg}</div>"));
+        }
+        Err(_) => p.para(t(l, "receipt_too_large")),
+    }
+    p.raw(&format!("<p><a href=\"/receipt/{seq}/proof\">{}</a></p>", t(l, "download")));
+    p.para(t(l, "receipt_help"));
+    p.raw(&format!("<pre id=\"proof\">{}</pre>", esc(proof)));
+    p.finish()
+}
+
 pub fn workers(l: Lang, masked: &str, ws: &[pb::Worker]) -> Html<String> {
     let mut p = Page::new(l, "workers");
     p.raw(&format!("<form method=\"get\" action=\"/workers\"><input name=\"masked\" value=\"{}\" placeholder=\"{}\"> <button>{}</button></form>", esc(masked), t(l, "masked"), t(l, "search")));
@@ -573,11 +596,12 @@ pub fn workers(l: Lang, masked: &str, ws: &[pb::Worker]) -> Html<String> {
                 num(&w.paid_total),
                 num(&w.owed_total),
                 format!("<td>{}</td>", w.enrolments.iter().map(|e| format!("<a href=\"/project/{0}\">{0}</a> ({1})", esc(&e.project), esc(&e.card_masked))).collect::<Vec<_>>().join(", ")),
+                format!("<td>{}</td>", w.payments.iter().map(|p| format!("<a href=\"/receipt/{}\">{} ¥{}</a>", p.seq, esc(&p.date), esc(&p.amount))).collect::<Vec<_>>().join("<br>")),
             ]
         })
         .collect();
     if !masked.is_empty() {
-        p.table("workers", &["masked", "paid_total", "owed_total", "enrolments"], &rows, Some(&format!("/workers.csv?masked={}", esc(masked))));
+        p.table("workers", &["masked", "paid_total", "owed_total", "enrolments", "payments"], &rows, Some(&format!("/workers.csv?masked={}", esc(masked))));
     }
     p.finish()
 }

@@ -32,13 +32,15 @@ use html::{Lang, Page};
 #[derive(Clone)]
 struct Dash {
     query: Arc<QueryService>,
+    /// For workers' receipts (`GetReceipt`).
+    audit: Arc<crate::api::audit::Audit>,
     /// The as-of date of pages that do not name one; `None` = today (CST).
     as_of: Option<String>,
 }
 
 /// The dashboard's routes; pages without `?as_of=` show figures as of `as_of` (or today).
 pub fn router(api: Api, as_of: Option<String>) -> Router {
-    let dash = Dash { query: Arc::new(QueryService(api)), as_of };
+    let dash = Dash { query: Arc::new(QueryService(api.clone())), audit: Arc::new(crate::api::audit::Audit(api)), as_of };
     Router::new()
         .route("/", get(summary_page))
         .route("/login", get(login_page).post(login))
@@ -46,6 +48,8 @@ pub fn router(api: Api, as_of: Option<String>) -> Router {
         .route("/project/{id}", get(project_page))
         .route("/flags", get(flags_page))
         .route("/workers", get(workers_page))
+        .route("/receipt/{seq}", get(receipt_page))
+        .route("/receipt/{seq}/proof", get(receipt_file))
         .route("/cases", get(cases_page))
         .route("/report", get(report_page))
         .route("/projects.csv", get(projects_csv))
@@ -340,6 +344,35 @@ async fn workers_page(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Q
     match find_workers(&d, &headers, &q).await {
         Ok(w) => with_lang_cookie(html::workers(l, q.masked.as_deref().unwrap_or(""), &w).into_response(), &q),
         Err(e) => fail(e, l, true),
+    }
+}
+
+/// A payout's offline receipt, against the latest witnessed checkpoint if there is one
+/// that covers it, else the latest.
+async fn fetch_receipt(d: &Dash, headers: &HeaderMap, seq: u64) -> Result<pb::Receipt, tonic::Status> {
+    use crate::api::pb::ledger_audit_server::LedgerAudit as _;
+    let ask = |witnessed| req(headers, pb::GetReceiptRequest { first_seq: seq, last_seq: seq, witnessed });
+    match d.audit.get_receipt(ask(true)).await {
+        Ok(r) => Ok(r.into_inner()),
+        Err(e) if e.code() == Code::FailedPrecondition => Ok(d.audit.get_receipt(ask(false)).await?.into_inner()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A worker's receipt for one payout: the QR code to print or show, and the file.
+async fn receipt_page(State(d): State<Dash>, headers: HeaderMap, Path(seq): Path<u64>, Query(q): Query<Common>) -> Response {
+    let l = lang(&headers, &q);
+    match fetch_receipt(&d, &headers, seq).await {
+        Ok(r) => with_lang_cookie(html::receipt(l, seq, &r.proof).into_response(), &q),
+        Err(e) => fail(e, l, true),
+    }
+}
+
+/// The receipt as a file (c2sp.org/tlog-proof), for `anxin check-receipt --proof`.
+async fn receipt_file(State(d): State<Dash>, headers: HeaderMap, Path(seq): Path<u64>, Query(q): Query<Common>) -> Response {
+    match fetch_receipt(&d, &headers, seq).await {
+        Ok(r) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"receipt-{seq}.tlog-proof\""))], r.proof).into_response(),
+        Err(e) => fail(e, lang(&headers, &q), false),
     }
 }
 

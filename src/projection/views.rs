@@ -388,12 +388,26 @@ pub struct WorkerView {
     pub paid_total: Fen,
     pub owed_total: Fen,
     pub enrolments: Vec<WorkerEnrolmentView>,
+    /// The payments to their cards the point sees, newest first, at most
+    /// `WORKER_PAYMENTS_SHOWN`: each one's record, for a receipt (`GetReceipt`).
+    pub payments: Vec<PaymentView>,
+}
+
+/// The payments a worker's view lists (the newest; `paid_total` counts them all).
+pub const WORKER_PAYMENTS_SHOWN: usize = 50;
+
+/// One payment to a worker's card: the record that made it, its value date, the amount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    pub seq: Seq,
+    pub date: Date,
+    pub amount: Fen,
 }
 
 /// A worker at the point `w`, or `None` if the point sees no enrolment of theirs.
 pub fn worker_view(state: &State, worker: &WorkerRef, w: When) -> Option<WorkerView> {
     let wk = state.workers.get(worker)?;
-    let mut v = WorkerView { worker: *worker, masked: wk.masked.to_string(), paid_total: 0, owed_total: 0, enrolments: Vec::new() };
+    let mut v = WorkerView { worker: *worker, masked: wk.masked.to_string(), paid_total: 0, owed_total: 0, enrolments: Vec::new(), payments: Vec::new() };
     let mut counties = BTreeSet::new();
     for p in wk.projects.iter() {
         let Some(e) = state.enrolments.get(&(p.clone(), *worker)).filter(|e| e.seen(w)) else { continue };
@@ -422,7 +436,11 @@ pub fn worker_view(state: &State, worker: &WorkerRef, w: When) -> Option<WorkerV
     if v.enrolments.is_empty() {
         return None;
     }
-    v.paid_total = counties.into_iter().filter_map(|c| state.payees.get(&(c, *worker))).map(|h| h.at(w).balance).sum();
+    v.paid_total = counties.iter().filter_map(|c| state.payees.get(&(*c, *worker))).map(|h| h.at(w).balance).sum();
+    let mut payments: Vec<PaymentView> = counties.iter().filter_map(|c| state.payees.get(&(*c, *worker))).flat_map(|h| h.iter()).filter(|p| p.seq <= w.seq && p.date <= w.date).map(|p| PaymentView { seq: p.seq, date: p.date, amount: p.amount }).collect();
+    payments.sort_by(|a, b| b.seq.cmp(&a.seq));
+    payments.truncate(WORKER_PAYMENTS_SHOWN);
+    v.payments = payments;
     Some(v)
 }
 

@@ -52,6 +52,7 @@ async fn every_page_and_export_answers_with_the_query_layers_figures() {
     let s = seeded().await;
     let d = dashboard(&s).await;
     let token = s.token(COUNTY_P);
+    let key = s.api.ledger.public_key();
     tokio::task::spawn_blocking(move || {
         let t = Some(token.as_str());
         // Summary: the county's figures and the project with its red flag.
@@ -76,6 +77,23 @@ async fn every_page_and_export_answers_with_the_query_layers_figures() {
         let html = String::from_utf8(body).unwrap();
         assert!(st == 200 && html.contains(&masked) && html.contains("4000.00"), "{html}");
         assert!(!html.contains(&nid(3)), "no clear national ID on a page");
+        // Worker 1's payout with its receipt: a QR code of the whole receipt, the file,
+        // which verifies offline with the ledger's key.
+        let masked1 = anxin::domain::ids::NationalId::parse(&nid(1)).unwrap().masked();
+        let (_, _, body) = get(d, &format!("/workers?masked={masked1}"), t);
+        let html = String::from_utf8(body).unwrap();
+        let at = html.find("href=\"/receipt/").expect("a receipt link for the payout") + "href=\"/receipt/".len();
+        let seq: u64 = html[at..].split('"').next().unwrap().parse().unwrap();
+        assert!(html.contains("5000.00"), "{html}");
+        let (st, _, body) = get(d, &format!("/receipt/{seq}"), t);
+        let page = String::from_utf8(body).unwrap();
+        assert!(st == 200 && page.contains("<svg") && page.contains("c2sp.org/tlog-proof@v1"), "{page}");
+        let (st, head, proof) = get(d, &format!("/receipt/{seq}/proof"), t);
+        assert!(st == 200 && head.contains("receipt-"), "{head}");
+        let r = anxin::receipt::Receipt::parse(std::str::from_utf8(&proof).unwrap()).unwrap();
+        let v = r.verify(&key, None).unwrap();
+        assert_eq!((v.records.len(), v.records[0].seq), (1, seq));
+        assert_eq!(v.records[0].event.name(), "WagePaid");
         // Cases: by source, then each case with its limits; the open one is overdue (red:
         // received 2026-02-16, not accepted within 5 working days, and not closed).
         let (st, _, body) = get(d, "/cases", t);
