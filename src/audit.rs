@@ -216,7 +216,7 @@ impl Catchup {
     /// The next record, withheld from this reader (`RecordBytes.withheld`): its header,
     /// its chain hash and its Merkle leaf (`ChainVerifier::accept_withheld`). The hash is
     /// bound by the next record's link and the signed chain head, the leaf by the signed
-    /// root: a server that lied about either is caught.
+    /// root; that the two are of the same bytes only a reader of the record can check.
     ///
     /// # Errors
     /// `AuditError::Chain` naming the record.

@@ -141,10 +141,10 @@ impl Receipt {
         let mut decoded: Vec<Record> = Vec::with_capacity(self.records.len());
         let mut prev: Option<Hash> = None;
         for bytes in &self.records {
-            let seq = decoded.last().map_or(0, |r| r.seq + 1);
+            let seq = decoded.last().map_or(0, |r| r.seq.saturating_add(1));
             let rec = Record::decode(bytes).map_err(|e| ReceiptError::Record { seq, why: format!("cannot decode: {e}") })?;
             if let (Some(last), Some(p)) = (decoded.last(), prev) {
-                if rec.seq != last.seq + 1 || rec.prev_hash != p {
+                if last.seq.checked_add(1) != Some(rec.seq) || rec.prev_hash != p {
                     return Err(ReceiptError::Record { seq: rec.seq, why: format!("does not follow record {} in the chain", last.seq) });
                 }
             }
@@ -152,8 +152,8 @@ impl Receipt {
             decoded.push(rec);
         }
         let last = decoded.last().expect("parse keeps at least one record");
-        if last.seq != self.index + 1 {
-            return Err(ReceiptError::Record { seq: last.seq, why: format!("the proof is of leaf {}, not of this record (leaf {})", self.index, last.seq - 1) });
+        if self.index.checked_add(1) != Some(last.seq) {
+            return Err(ReceiptError::Record { seq: last.seq, why: format!("the proof is of leaf {}, not of this record (leaf {})", self.index, last.seq.wrapping_sub(1)) });
         }
         self.checkpoint.verify(key)?;
         let witnesses = match policy {

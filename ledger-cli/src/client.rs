@@ -901,7 +901,7 @@ async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::pa
             println!("    the saved state was of checkpoint format 1: every record was verified again from genesis, and they give its root too; saved in format 2");
         }
         if withheld > 0 {
-            println!("    {withheld} of them the county's casework, withheld from this reader: checked by their links and hashes, not their contents");
+            println!("    {withheld} of them withheld from this reader (not its records nor its projects', or the county's casework): checked by their links, hashes and leaves, not their contents");
         }
     }
     Ok(())
@@ -923,7 +923,7 @@ async fn prove(ch: Channel, bearer: Bearer, seq: u64, key: Option<&str>, json: b
     let mut rec = None;
     fetch(&mut client, seq, seq, &mut |_, b, withheld| {
         if withheld.is_some() {
-            bail!("record {seq} is the county's casework, withheld from this reader");
+            bail!("record {seq} is withheld from this reader (neither its record nor one of its projects', or it is the county's casework)");
         }
         rec = Some(b);
         Ok(())
@@ -962,7 +962,7 @@ async fn check_receipt(ch: Channel, bearer: Bearer, file: &std::path::Path, key:
         let mut rec = None;
         fetch(&mut client, last, last, &mut |_, b, withheld| {
             if withheld.is_some() {
-                bail!("record {last} is the county's casework, withheld from this reader");
+                bail!("record {last} is withheld from this reader (neither its record nor one of its projects', or it is the county's casework)");
             }
             rec = Some(b);
             Ok(())
@@ -1043,7 +1043,7 @@ async fn export(ch: Channel, bearer: Bearer, out: &std::path::Path) -> Result<()
     let b = bar(n, "exporting");
     fetch(&mut client, 1, n, &mut |seq, bytes, withheld| {
         if withheld.is_some() {
-            bail!("record {seq} is the county's casework, withheld from this reader: an archive is exported with an auditor's, a county's or the operator's token");
+            bail!("record {seq} is withheld from this reader (neither its record nor one of its projects', or it is the county's casework): an archive is exported with an auditor's, a county's or the operator's token");
         }
         records.push((seq, bytes));
         b.inc(1);

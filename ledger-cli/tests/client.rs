@@ -619,6 +619,12 @@ fn a_split_view_and_a_rollback_are_named_and_kept_as_evidence() {
 /// One HTTP/1.1 GET (the test's own, to keep the client independent of the server's
 /// stack): (status, body).
 fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
+    let (status, _, body) = http_get_full(port, path, token);
+    (status, body)
+}
+
+/// `http_get` with the response's head.
+fn http_get_full(port: u16, path: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
@@ -629,7 +635,7 @@ fn http_get(port: u16, path: &str, token: Option<&str>) -> (u16, Vec<u8>) {
     let head = String::from_utf8_lossy(&all[..split]).into_owned();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
-    (status, all[split + 4..].to_vec())
+    (status, head, all[split + 4..].to_vec())
 }
 
 /// The tiles (c2sp.org/tlog-tiles) read by an independent client: it authenticates every
@@ -722,6 +728,14 @@ fn tiles_serve_the_tree_to_a_standard_client() {
     // A partial tile's width past the tree, a tile past it: not found.
     assert_eq!(http_get(port, &format!("/tile/0/{:03}", size / 256), Some(&s.token)).0, 404);
     assert_eq!(http_get(port, "/tile/0/x001/000", Some(&s.token)).0, 404);
+    assert_eq!(http_get(port, "/tile/entries/x072/x057/x594/x037/x927/935", Some(&s.token)).0, 404, "an index past u64 in records");
+    // Hash tiles may sit in any cache; a bundle only in the reader's own.
+    let (_, head, _) = http_get_full(port, "/tile/0/000", Some(&s.token));
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("cache-control: public") && head.contains("vary: authorization"), "{head}");
+    let (_, head, _) = http_get_full(port, "/tile/entries/000", Some(&s.token));
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("cache-control: private") && head.contains("vary: authorization"), "{head}");
     // A bank reads the hashes, not a bundle of others' records; no token, nothing.
     assert_eq!(http_get(port, "/tile/0/000", Some(&bank)).0, 200);
     assert_eq!(http_get(port, "/checkpoint", Some(&bank)).0, 200);

@@ -55,8 +55,12 @@ fn status(code: StatusCode, why: impl Into<String>) -> Response {
     (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{}\n", why.into())).into_response()
 }
 
-fn immutable(body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], body).into_response()
+/// An immutable tile. Hash tiles reveal nothing and any cache may keep them; an entry
+/// bundle holds records, so only the reader's own cache may (`private`): a shared cache
+/// must never hand one principal's bundle to another. Both vary by the credentials.
+fn immutable(body: Vec<u8>, shared: bool) -> Response {
+    let cache = if shared { "public, max-age=31536000, immutable" } else { "private, max-age=31536000, immutable" };
+    ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache), (header::VARY, "Authorization")], body).into_response()
 }
 
 /// The caller, from its bearer token.
@@ -87,7 +91,7 @@ async fn tile(State(api): State<Api>, headers: HeaderMap, Path(path): Path<Strin
     };
     let l = api.ledger.clone();
     let made = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Response> {
-        let first = index.checked_mul(TILE_WIDTH).ok_or_else(|| status(StatusCode::NOT_FOUND, "no such tile"))?;
+        let first = index.checked_mul(TILE_WIDTH).filter(|f| f.checked_add(TILE_WIDTH).is_some()).ok_or_else(|| status(StatusCode::NOT_FOUND, "no such tile"))?;
         match level {
             Some(level) => {
                 let hashes = l.subtree_hashes(level * 8, first, width).map_err(|e| match e {
@@ -122,7 +126,7 @@ async fn tile(State(api): State<Api>, headers: HeaderMap, Path(path): Path<Strin
     })
     .await;
     match made {
-        Ok(Ok(body)) => immutable(body),
+        Ok(Ok(body)) => immutable(body, level.is_some()),
         Ok(Err(r)) => r,
         Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -33,6 +33,8 @@ use crate::chain::record::Hash;
 pub const MAX_PROOF_LINES: usize = 63;
 /// The largest request body read.
 pub const MAX_REQUEST_BYTES: usize = 128 * 1024;
+/// `evidence.log` stops growing past this.
+pub const MAX_EVIDENCE_BYTES: usize = 16 << 20;
 
 /// What a witness answers: an HTTP status, a content type and a body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,8 +246,12 @@ impl Witness {
             }
         } else if req.old == req.size {
             let old_root = B64.decode(&latest.root).unwrap_or_default();
-            if old_root != req.root || !req.proof.is_empty() {
+            if old_root != req.root {
                 return inconsistent("the same size with another root: a fork");
+            }
+            if !req.proof.is_empty() {
+                // The same checkpoint with a proof attached: malformed, not evidence.
+                return answer(422, "a proof between equal sizes must be empty\n");
             }
         } else {
             let old_root: Hash = match B64.decode(&latest.root).ok().and_then(|b| b.try_into().ok()) {
@@ -276,7 +282,14 @@ impl Witness {
         use std::io::Write as _;
         tracing::error!(origin = %req.origin, cosigned = latest.size, shown = req.size, why, "a log signed a checkpoint inconsistent with the one cosigned: evidence kept");
         let entry = format!("# {why}; cosigned before: size {} root {}\n{}\n", latest.size, latest.root, req.note.encode());
-        let written = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("evidence.log")).and_then(|mut f| {
+        let path = self.dir.join("evidence.log");
+        // The same forked checkpoint shown again adds nothing; the file is capped, so a
+        // flood of signed forks cannot fill the disk (the first ones are the evidence).
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        if old.contains(&req.note.text) || old.len() > MAX_EVIDENCE_BYTES {
+            return;
+        }
+        let written = std::fs::OpenOptions::new().create(true).append(true).open(&path).and_then(|mut f| {
             f.write_all(entry.as_bytes())?;
             f.sync_data()
         });

@@ -49,7 +49,9 @@ async fn post(http: &Http, url: &str, body: String) -> Result<(u16, String), Str
     let req = hyper::Request::post(format!("{url}/add-checkpoint")).header("content-type", "text/plain; charset=utf-8").body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
     let resp = tokio::time::timeout(TIMEOUT, http.request(req)).await.map_err(|_| "timed out".to_owned())?.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let body = tokio::time::timeout(TIMEOUT, resp.into_body().collect()).await.map_err(|_| "timed out".to_owned())?.map_err(|e| e.to_string())?.to_bytes();
+    // A witness's answer is a few signature lines: more than 64 KiB is refused unread.
+    let limited = http_body_util::Limited::new(resp.into_body(), 64 * 1024);
+    let body = tokio::time::timeout(TIMEOUT, limited.collect()).await.map_err(|_| "timed out".to_owned())?.map_err(|e| e.to_string())?.to_bytes();
     Ok((status, String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned()))
 }
 

@@ -284,6 +284,10 @@ fn an_offline_receipt_verifies_alone_and_every_forgery_of_it_is_refused() {
     let mut r = batch.clone();
     r.checkpoint = anxin::chain::checkpoint::Checkpoint { root: [0; 32], ..batch.checkpoint.checkpoint.clone() }.sign(&ed25519_dalek::SigningKey::from_bytes(&[5; 32]));
     refused(&r, "signed by another key");
+    // Indexes at the edge of u64: refused, never a panic.
+    let mut r = batch.clone();
+    r.index = u64::MAX;
+    refused(&r, "index u64::MAX");
     // Garbage is not a receipt.
     for t in ["", "c2sp.org/tlog-proof@v1\n", "c2sp.org/tlog-proof@v1\nextra !!\nindex 1\n\n", &text.replacen("index 13", "index 013", 1)] {
         assert!(Receipt::parse(t).is_err(), "{t:?}");

@@ -138,6 +138,12 @@ fn a_witness_cosigns_consistent_growth_refuses_forks_for_good_and_remembers() {
     assert_eq!(f15.checkpoint.tree_size, 15);
     assert_ne!(f15.checkpoint.root, cp15.checkpoint.root);
     assert_eq!(w.add_checkpoint(&body(15, &[], &f15)).status, 422);
+    // The cosigned checkpoint again with a proof attached: malformed, not a fork, and no
+    // evidence; a fork shown again adds nothing to the evidence either.
+    let kept = std::fs::read(wdir.path().join("evidence.log")).unwrap().len();
+    assert_eq!(w.add_checkpoint(&body(15, &[[1; 32]], &cp15)).status, 422);
+    assert_eq!(w.add_checkpoint(&body(15, &[], &f15)).status, 422);
+    assert_eq!(std::fs::read(wdir.path().join("evidence.log")).unwrap().len(), kept);
 
     // Everything else, with its standard status.
     let other = Ledger::open(tempfile::tempdir().unwrap().path(), anxin::ledger::LedgerOptions { ledger_id: Some("another-ledger".into()), ..opts() }).unwrap();
