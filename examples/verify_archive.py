@@ -789,6 +789,8 @@ def cosigned_by(cp, witnesses):
         if w is None or w[0] != kid or len(sig) != 72 or name in good:
             continue
         t = struct.unpack(">Q", sig[:8])[0]
+        if t > 2 ** 63 - 1:
+            raise Refused("the cosignature of %s has a timestamp past 2^63 - 1" % name)
         try:
             w[1].verify(b"cosignature/v1\ntime %d\n" % t + cp["text"], sig[8:])
         except (nacl.exceptions.CryptoError, ValueError):
@@ -816,6 +818,11 @@ def verify_receipt(path, pinned_text, witness_texts, quorum):
     cosigned by at least `quorum` of the witnesses. Returns (first, last, size, names)."""
     key = parse_key(pinned_text, "--key")
     witnesses = dict(parse_witness(w) for w in witness_texts)
+    # One witness counts once: the same key under two names would count twice (a v1
+    # cosignature does not sign its name).
+    keys = [bytes(v[1]) for v in witnesses.values()]
+    if len(set(keys)) != len(keys) or len(witnesses) != len(witness_texts):
+        raise Refused("--witness: the same witness (name or key) given twice")
     try:
         text = open(path, "rb").read().decode("utf-8")
     except UnicodeDecodeError:
@@ -853,6 +860,8 @@ def verify_receipt(path, pinned_text, witness_texts, quorum):
         prev_seq, prev_hash = rec["seq"], derive(RECORD_CONTEXT, raw)
     if prev_seq != index + 1:
         raise Refused("the proof is of leaf %d, not of record %d" % (index, prev_seq))
+    if "+" in pinned_text and pinned_text.split("+", 1)[0] != cp["origin"]:
+        raise Refused("the pinned verifier key is for %s, but the receipt's checkpoint is of %s" % (pinned_text.split("+", 1)[0], cp["origin"]))
     check_signature(cp, 2, key, "ed25519:" + bytes(key).hex(), True)
     names = cosigned_by(cp, witnesses)
     if len(names) < quorum:

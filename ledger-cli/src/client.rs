@@ -842,11 +842,17 @@ async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::pa
             } else {
                 hashes(&client.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: old.checkpoint.tree_size, to_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner().path)?
             };
+            // The witnessed checkpoint may trail one this auditor verified without a policy.
+            if policy.is_some() && old.checkpoint.tree_size > cp.checkpoint.tree_size {
+                bail!("nothing newer than your saved checkpoint of {} records is witnessed yet (the latest witnessed has {}): ask again later", old.checkpoint.tree_size, cp.checkpoint.tree_size);
+            }
             if let Err(e) = check_consistency(&old.checkpoint, &cp.checkpoint, &proof) {
-                // Two signed notes that cannot both be true: kept together, as evidence.
-                let evidence = state_path.with_extension("evidence.txt");
+                // Two signed notes that cannot both be true: kept together, as evidence,
+                // under a name of its own (an earlier piece of evidence is never overwritten).
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+                let evidence = state_path.with_extension(format!("evidence-{now}.txt"));
                 let text = format!("# {e}\n# saved before:\n{}\n# shown now:\n{}\n# consistency proof from the server ({} hashes):\n{}\n", old.to_note(), cp.to_note(), proof.len(), proof.iter().map(hex::encode).collect::<Vec<_>>().join("\n"));
-                std::fs::write(&evidence, text).with_context(|| evidence.display().to_string())?;
+                anxin::fsutil::write_atomic(&evidence, text.as_bytes(), &ledger_id).with_context(|| evidence.display().to_string())?;
                 bail!("{e}\nboth checkpoints and the proof are saved in {}", evidence.display());
             }
             Catchup::from_state(s)?

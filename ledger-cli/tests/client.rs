@@ -600,7 +600,8 @@ fn a_split_view_and_a_rollback_are_named_and_kept_as_evidence() {
     let split = with(anxin::chain::checkpoint::Checkpoint { root: [9; 32], ..cp.checkpoint.clone() }, "split.json");
     let (ok, _, err) = anxin(&s, &["audit", "--key", &vk, "--state", split.to_str().unwrap()]);
     assert!(!ok && err.contains("SPLIT VIEW") && err.contains("evidence"), "{err}");
-    let evidence = std::fs::read_to_string(dir.path().join("split.evidence.txt")).unwrap();
+    let found = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("split.evidence-")).expect("the evidence file");
+    let evidence = std::fs::read_to_string(found).unwrap();
     assert!(evidence.contains(&cp.checkpoint.body()) && evidence.contains(&anxin::chain::checkpoint::Checkpoint { root: [9; 32], ..cp.checkpoint.clone() }.body()), "{evidence}");
     // A rollback: the auditor saw more than the server shows now.
     let ahead = with(anxin::chain::checkpoint::Checkpoint { tree_size: cp.checkpoint.tree_size + 5, ..cp.checkpoint.clone() }, "ahead.json");

@@ -90,6 +90,11 @@ impl Policy {
                 }
                 ("witness", [name, vkey, rest @ ..]) if rest.len() <= 1 => {
                     fresh(name, &names)?;
+                    // anxind submits over plain HTTP (a witness elsewhere sits behind a
+                    // TLS-terminating proxy on the same host): said now, not at every submission.
+                    if let Some(u) = rest.first().filter(|u| !u.starts_with("http://")) {
+                        return Err(bad(format!("the URL {u:?} is not http://: this build submits to witnesses over plain HTTP")));
+                    }
                     let key = WitnessKey::from_vkey(vkey).map_err(bad)?;
                     if witnesses.iter().any(|w| w.key.key == key.key) {
                         return Err(bad("the same witness key twice".into()));
@@ -112,7 +117,7 @@ impl Policy {
                     let k = match *k {
                         "all" => n,
                         "any" => 1,
-                        k => k.parse::<usize>().ok().filter(|k| (1..=n).contains(k) && !k.to_string().starts_with('0')).ok_or_else(|| bad(format!("the threshold {k:?} is not all, any or 1 to {n}")))?,
+                        k => Some(k).filter(|k| k.bytes().all(|b| b.is_ascii_digit()) && !k.starts_with('0')).and_then(|k| k.parse::<usize>().ok()).filter(|k| (1..=n).contains(k)).ok_or_else(|| bad(format!("the threshold {k:?} is not all, any or 1 to {n}")))?,
                     };
                     names.insert((*name).to_owned(), Rule::Group { k, members: rules });
                 }
@@ -217,6 +222,9 @@ mod tests {
             (format!("witness a {w}\nwitness a {}\nquorum a\n", witness(2).public().vkey()), 2),
             (format!("witness a {w}\nwitness b {w}\nquorum a\n"), 2),
             (format!("witness a {w}\ngroup g any a a\nquorum g\n"), 2),
+            (format!("witness a {w}\ngroup g 01 a\nquorum g\n"), 2),
+            (format!("witness a {w}\ngroup g +1 a\nquorum g\n"), 2),
+            (format!("witness a {w} https://w.example/\nquorum a\n"), 1),
             (format!("witness a {w}\nquorum a\nquorum a\n"), 3),
             (format!("witness a {w}\n"), 0),
             ("frobnicate\nquorum none\n".to_owned(), 1),

@@ -344,6 +344,13 @@ fn the_python_verifier_checks_receipts_and_cosignatures_independently() {
     cosig_elsewhere.checkpoint.signatures.push(witness.cosign(&body.replacen("\n22\n", "\n23\n", 1), 1_767_225_600));
     let (ok, text) = py(&write("cosig.proof", cosig_elsewhere.encode()), &vk, &["--witness", &wv, "--quorum", "1"]);
     assert!(!ok && text.contains("cosignature of court.example/w does not verify"), "a cosignature over another checkpoint: {text}");
+    // The ledger's key under another log's name; one witness given twice under two names.
+    let renamed = anxin::chain::note::vkey("anxin/another", anxin::chain::note::SIG_ED25519, l.public_key().as_bytes());
+    let (ok, text) = py(&write("renamed.proof", r.encode()), &renamed, &[]);
+    assert!(!ok && text.contains("is for anxin/another"), "{text}");
+    let twice = anxin::chain::note::vkey("court.example/w2", anxin::chain::note::SIG_COSIGNATURE, witness.public().key.as_bytes());
+    let (ok, text) = py(&write("twice.proof", r.encode()), &vk, &["--witness", &wv, "--witness", &twice, "--quorum", "2"]);
+    assert!(!ok && text.contains("the same witness"), "{text}");
     let foreign = vkey(l.ledger_id(), &ed25519_dalek::SigningKey::from_bytes(&[6; 32]).verifying_key());
     let (ok, text) = py(&write("good2.proof", r.encode()), &foreign, &[]);
     assert!(!ok && text.contains("no signature of the pinned key"), "another key: {text}");
