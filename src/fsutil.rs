@@ -27,6 +27,21 @@ pub fn create_private_file(path: &Path) -> std::io::Result<File> {
     o.open(path)
 }
 
+/// A new random 32-byte key seed written to `path` (its directory created private, the
+/// file atomically, mode 0600): the checkpoint signing key's and a witness's.
+///
+/// # Errors
+/// I/O errors, or no randomness.
+pub fn create_seed(path: &Path, scope: &str) -> std::io::Result<[u8; 32]> {
+    if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
+    }
+    let mut seed = [0u8; 32];
+    getrandom::getrandom(&mut seed).map_err(|e| std::io::Error::other(format!("no randomness: {e}")))?;
+    write_atomic(path, &seed, scope)?;
+    Ok(seed)
+}
+
 /// Replaces the small file `path` with `bytes` so that a crash at any moment leaves
 /// either the old file whole or the new one whole, and once this returns the new one
 /// survives a crash: write a temporary file beside it (mode 0600), fsync it, rename it

@@ -98,21 +98,8 @@ impl Receipt {
         let extra = line()?.strip_prefix("extra ").ok_or_else(|| ReceiptError::Malformed("no extra line (an Anxin receipt carries its records there)".into()))?;
         let extra = B64.decode(extra).map_err(|_| ReceiptError::Malformed("the extra line is not base64".into()))?;
         let index = line()?.strip_prefix("index ").ok_or_else(|| ReceiptError::Malformed("no index line".into()))?;
-        if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) || (index.len() > 1 && index.starts_with('0')) {
-            return malformed("the index is not a decimal without leading zeros");
-        }
-        let index: u64 = index.parse().map_err(|_| ReceiptError::Malformed("the index is out of range".into()))?;
-        let mut proof = Vec::new();
-        loop {
-            let l = line()?;
-            if l.is_empty() {
-                break;
-            }
-            if proof.len() == 64 {
-                return malformed("more than 64 proof lines");
-            }
-            proof.push(B64.decode(l).ok().and_then(|b| <Hash>::try_from(b).ok()).ok_or_else(|| ReceiptError::Malformed("a proof line is not a base64 32-byte hash".into()))?);
-        }
+        let index = crate::chain::note::decimal(index).ok_or_else(|| ReceiptError::Malformed("the index is not a decimal without leading zeros".into()))?;
+        let (proof, rest) = crate::chain::note::hash_lines(rest, 64).map_err(ReceiptError::Malformed)?;
         let checkpoint = SignedCheckpoint::from_note(rest.as_bytes())?;
         let mut records = Vec::new();
         let mut at = &extra[..];

@@ -166,10 +166,12 @@ pub fn may_read_project(who: &Principal, state: &State, p: &ProjectId) -> bool {
 /// since they reveal nothing. Decided against the state as it is now: a bank that lost a
 /// project's account (closed, reopened elsewhere) no longer reads that project's records.
 pub fn may_read_record(who: &Principal, state: &State, rec: &crate::chain::record::Record) -> bool {
-    match who {
-        Principal::Operator | Principal::Auditor | Principal::County(_) => true,
-        Principal::Bank(_) | Principal::Contractor(_) => rec.principal == *who || (!rec.event.is_casework() && rec.event.project().is_some_and(|p| may_read_project(who, state, p))),
-    }
+    reads_every_record(who) || rec.principal == *who || (!rec.event.is_casework() && rec.event.project().is_some_and(|p| may_read_project(who, state, p)))
+}
+
+/// Whether `who` reads every record (`may_read_record` without looking at the state).
+pub fn reads_every_record(who: &Principal) -> bool {
+    matches!(who, Principal::Operator | Principal::Auditor | Principal::County(_))
 }
 
 /// May `who` read the figures of a whole county (`None` = every county)?

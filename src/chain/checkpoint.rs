@@ -64,11 +64,7 @@ pub struct Checkpoint {
 
 /// A decimal with no leading zero (but `0`), as the checkpoint lines require.
 fn decimal(s: &str, what: &str) -> Result<u64, CheckpointError> {
-    let bad = || CheckpointError::Malformed(format!("the {what} {:?} is not a decimal without leading zeros", s.chars().take(24).collect::<String>()));
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
-        return Err(bad());
-    }
-    s.parse().map_err(|_| bad())
+    note::decimal(s).ok_or_else(|| CheckpointError::Malformed(format!("the {what} {:?} is not a decimal without leading zeros", s.chars().take(24).collect::<String>())))
 }
 
 impl Checkpoint {

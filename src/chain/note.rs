@@ -37,6 +37,39 @@ fn malformed<T>(why: impl Into<String>) -> Result<T, NoteError> {
     Err(NoteError::Malformed(why.into()))
 }
 
+/// A decimal without leading zeros (but `0` itself) that fits a `u64`: the one spelling
+/// the C2SP formats allow for sizes and indexes.
+pub fn decimal(s: &str) -> Option<u64> {
+    let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s.len() == 1 || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
+/// A 32-byte hash in standard base64.
+pub fn hash_b64(s: &str) -> Option<[u8; 32]> {
+    B64.decode(s).ok().and_then(|b| b.try_into().ok())
+}
+
+/// Base64 hash lines up to the first blank line (at most `max`), as the tlog-witness
+/// request and the tlog-proof put their proofs; returns them and the text after the
+/// blank line.
+///
+/// # Errors
+/// A message if a line is not a hash, there are more than `max`, or no blank line.
+pub fn hash_lines(mut rest: &str, max: usize) -> Result<(Vec<[u8; 32]>, &str), String> {
+    let mut out = Vec::new();
+    loop {
+        let (line, after) = rest.split_once('\n').ok_or("no blank line after the proof")?;
+        rest = after;
+        if line.is_empty() {
+            return Ok((out, rest));
+        }
+        if out.len() == max {
+            return Err(format!("more than {max} proof lines"));
+        }
+        out.push(hash_b64(line).ok_or("a proof line is not a base64 32-byte hash")?);
+    }
+}
+
 /// SHA-256(name || 0x0A || type || public key)[:4], big-endian: the key ID the
 /// specification recommends (and the cosignature specification requires).
 pub fn key_id(name: &str, sig_type: u8, public: &[u8]) -> u32 {
@@ -197,6 +230,19 @@ mod tests {
         // A vkey whose ID is not its own.
         assert!(parse_vkey("example.com/foo+530d903b+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k").is_err());
         assert!(parse_vkey("example.com/foo+530d903a").is_err());
+    }
+
+    #[test]
+    fn decimals_and_proof_lines_have_one_spelling() {
+        assert_eq!((decimal("0"), decimal("10"), decimal("18446744073709551615")), (Some(0), Some(10), Some(u64::MAX)));
+        for bad in ["", "01", "+1", "-1", " 1", "1 ", "18446744073709551616", "1e3"] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+        let h = B64.encode([7u8; 32]);
+        assert_eq!(hash_lines(&format!("{h}\n{h}\n\nrest"), 2), Ok((vec![[7; 32], [7; 32]], "rest")));
+        assert!(hash_lines(&format!("{h}\n{h}\n\n"), 1).is_err(), "more than the bound");
+        assert!(hash_lines(&format!("{h}\n"), 2).is_err(), "no blank line");
+        assert!(hash_lines("AAAA\n\n", 2).is_err(), "not 32 bytes");
     }
 
     /// Base64 holds `+` and `/`: a key whose encoding has them parses (a split on every

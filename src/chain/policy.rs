@@ -117,7 +117,7 @@ impl Policy {
                     let k = match *k {
                         "all" => n,
                         "any" => 1,
-                        k => Some(k).filter(|k| k.bytes().all(|b| b.is_ascii_digit()) && !k.starts_with('0')).and_then(|k| k.parse::<usize>().ok()).filter(|k| (1..=n).contains(k)).ok_or_else(|| bad(format!("the threshold {k:?} is not all, any or 1 to {n}")))?,
+                        k => crate::chain::note::decimal(k).and_then(|k| usize::try_from(k).ok()).filter(|k| (1..=n).contains(k)).ok_or_else(|| bad(format!("the threshold {k:?} is not all, any or 1 to {n}")))?,
                     };
                     names.insert((*name).to_owned(), Rule::Group { k, members: rules });
                 }

@@ -39,12 +39,7 @@ pub(super) fn load_or_create_key(path: &Path, may_create: bool, scope: &str) -> 
             path.display()
         )));
     }
-    if let Some(parent) = path.parent() {
-        crate::fsutil::create_private_dir(parent)?;
-    }
-    let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).map_err(|e| StoreError::DataDir(format!("no randomness: {e}")))?;
-    crate::fsutil::write_atomic(path, &seed, scope)?;
+    let seed = crate::fsutil::create_seed(path, scope)?;
     tracing::info!(path = %path.display(), "created the checkpoint signing key");
     Ok(SigningKey::from_bytes(&seed))
 }

@@ -11,7 +11,6 @@
 
 use std::path::Path;
 
-use ed25519_dalek::SigningKey;
 
 use crate::chain::checkpoint::Checkpoint;
 use crate::chain::checkpoint_v1;
@@ -34,8 +33,7 @@ pub(super) fn checkpoint_v1(dir: &Path, opts: &LedgerOptions, ledger_id: &Ledger
     let Ok(old) = crate::chain::codec::decode::<checkpoint_v1::SignedCheckpoint>(&bytes) else { return Ok(()) };
     let refuse = |why: String| StoreError::Corruption { at: "checkpoints/latest (format 1)".into(), why };
     let key_path = opts.signing_key.clone().unwrap_or_else(|| dir.join("keys").join("checkpoint.ed25519"));
-    let seed: [u8; 32] = std::fs::read(&key_path)?.try_into().map_err(|_| StoreError::DataDir(format!("{} is not a 32-byte Ed25519 seed", key_path.display())))?;
-    let key = SigningKey::from_bytes(&seed);
+    let key = super::signer::load_or_create_key(&key_path, false, ledger_id.as_str())?;
     old.verify(&key.verifying_key()).map_err(|e| refuse(format!("{e}: the checkpoint is damaged or the key replaced; nothing is upgraded")))?;
     let c = &old.checkpoint;
     if c.ledger_id != ledger_id.as_str() {

@@ -55,15 +55,7 @@ fn answer(status: u16, body: impl Into<String>) -> Answer {
 pub fn load_or_create_key(path: &Path) -> Result<ed25519_dalek::SigningKey, String> {
     let seed: [u8; 32] = match std::fs::read(path) {
         Ok(b) => b.try_into().map_err(|_| format!("{} is not a 32-byte Ed25519 seed", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = [0u8; 32];
-            getrandom::getrandom(&mut seed).map_err(|e| format!("no randomness: {e}"))?;
-            if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                crate::fsutil::create_private_dir(d).map_err(|e| format!("{}: {e}", d.display()))?;
-            }
-            crate::fsutil::write_atomic(path, &seed, "witness").map_err(|e| format!("{}: {e}", path.display()))?;
-            seed
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => crate::fsutil::create_seed(path, "witness").map_err(|e| format!("{}: {e}", path.display()))?,
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
@@ -135,38 +127,18 @@ fn parse_request(body: &[u8]) -> Result<Request, String> {
     let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_owned())?;
     let (head, rest) = text.split_once('\n').ok_or("no old size line")?;
     let old = head.strip_prefix("old ").ok_or("the first line is not `old <size>`")?;
-    if old.is_empty() || !old.bytes().all(|b| b.is_ascii_digit()) || (old.len() > 1 && old.starts_with('0')) {
-        return Err("the old size is not a decimal without leading zeros".into());
-    }
-    let old: u64 = old.parse().map_err(|_| "the old size is out of range".to_owned())?;
+    let old = note::decimal(old).ok_or("the old size is not a decimal without leading zeros")?;
     // Proof lines up to the first blank line; the checkpoint after it (its own blank line,
     // before its signatures, comes later).
-    let mut rest = rest;
-    let mut proof = Vec::new();
-    loop {
-        let (line, after) = rest.split_once('\n').ok_or("no blank line before the checkpoint")?;
-        rest = after;
-        if line.is_empty() {
-            break;
-        }
-        if proof.len() == MAX_PROOF_LINES {
-            return Err(format!("more than {MAX_PROOF_LINES} proof lines"));
-        }
-        let h: Hash = B64.decode(line).ok().and_then(|b| b.try_into().ok()).ok_or("a proof line is not a base64 32-byte hash")?;
-        proof.push(h);
-    }
-    let note_text = rest;
+    let (proof, note_text) = note::hash_lines(rest, MAX_PROOF_LINES)?;
     let note = Note::parse(note_text.as_bytes()).map_err(|e| e.to_string())?;
     let lines: Vec<&str> = note.text.strip_suffix('\n').unwrap_or(&note.text).split('\n').collect();
     let [origin, size, root, ext @ ..] = lines.as_slice() else { return Err("the checkpoint has fewer than three lines".into()) };
     if origin.is_empty() || ext.iter().any(|l| l.is_empty()) {
         return Err("an empty origin or extension line".into());
     }
-    if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) || (size.len() > 1 && size.starts_with('0')) {
-        return Err("the tree size is not a decimal without leading zeros".into());
-    }
-    let size: u64 = size.parse().map_err(|_| "the tree size is out of range".to_owned())?;
-    let root: Hash = B64.decode(root).ok().and_then(|b| b.try_into().ok()).ok_or("the root is not a base64 32-byte hash")?;
+    let size = note::decimal(size).ok_or("the tree size is not a decimal without leading zeros")?;
+    let root = note::hash_b64(root).ok_or("the root is not a base64 32-byte hash")?;
     Ok(Request { old, proof, origin: (*origin).to_owned(), size, root, note })
 }
 
@@ -254,7 +226,7 @@ impl Witness {
                 return answer(422, "a proof between equal sizes must be empty\n");
             }
         } else {
-            let old_root: Hash = match B64.decode(&latest.root).ok().and_then(|b| b.try_into().ok()) {
+            let old_root: Hash = match note::hash_b64(&latest.root) {
                 Some(r) => r,
                 None => return answer(500, "the witness's state is damaged\n"),
             };
