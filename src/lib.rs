@@ -21,6 +21,7 @@ pub mod api;
 pub mod audit;
 pub mod backup;
 pub mod receipt;
+pub mod tiles_client;
 pub mod server;
 pub mod dashboard;
 pub mod witness;

@@ -435,7 +435,7 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
             tracing::info!(tiles = %format!("http://{}/", l.local_addr().map_err(|source| ServerError::Listen { addr, source })?), "serving the log as tlog-tiles");
-            Some(tokio::spawn(crate::api::tiles::serve(api.clone(), l, stopped(stop_rx.clone()))))
+            Some(tokio::spawn(crate::api::tiles::serve(api.clone(), cfg.file.witness_policy.is_some(), l, stopped(stop_rx.clone()))))
         }
         None => None,
     };

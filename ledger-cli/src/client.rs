@@ -136,6 +136,12 @@ pub enum ClientCmd {
         /// checkpoint, and refuse one whose cosignatures do not meet the quorum.
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// Read from c2sp.org/tlog-tiles at this URL (anxind's `tiles` address, or a
+        /// mirror of it) instead of gRPC: the checkpoint, a consistency proof made from the
+        /// hash tiles, the records from the entry bundles (an auditor's, a county's or the
+        /// operator's token: entry bundles are theirs to read).
+        #[arg(long)]
+        tiles: Option<String>,
     },
     /// Print the ledger's public key, in the form to pin.
     PublicKey,
@@ -378,13 +384,17 @@ pub async fn submit_following(servers: &Servers, ch: &mut Channel, token: &str, 
     }
 }
 
-async fn connect(c: &Conn) -> Result<(Channel, Bearer, Servers)> {
-    let token = match &c.token {
-        Some(t) => t.clone(),
+fn token_of(c: &Conn) -> Result<String> {
+    match &c.token {
+        Some(t) => Ok(t.clone()),
         None => std::fs::read_to_string("anxin-data/dev-token")
             .map(|s| s.trim().to_owned())
-            .context("no token: pass --token or set ANXIN_TOKEN (anxind prints a dev token on its first start, in anxin-data/dev-token)")?,
-    };
+            .context("no token: pass --token or set ANXIN_TOKEN (anxind prints a dev token on its first start, in anxin-data/dev-token)"),
+    }
+}
+
+async fn connect(c: &Conn) -> Result<(Channel, Bearer, Servers)> {
+    let token = token_of(c)?;
     let servers = Servers::new(c)?;
     let ch = servers.any_from(0).await?;
     Ok((ch, Bearer(token, c.min_seq), servers))
@@ -408,6 +418,11 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
     if let ClientCmd::Bench { clients, batch, count, duration, projects, workers, server_pid, data: Some(data), in_process: true, .. } = cmd {
         let a = crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data: None, json: c.json };
         return tokio::task::spawn_blocking(move || crate::bench::run_in_process(&data, a)).await?;
+    }
+    // Tiles are read over HTTP, without the gRPC server.
+    if let ClientCmd::Audit { key, state, policy, tiles: Some(url) } = &cmd {
+        let source = anxin::tiles_client::TileClient::new(url, &token_of(&c)?)?;
+        return audit(Via::Tiles(source), key, state, load_policy(policy.as_deref())?.as_ref(), c.json).await;
     }
     let (ch, bearer, servers) = connect(&c).await?;
     let query = || pb::ledger_query_client::LedgerQueryClient::with_interceptor(ch.clone(), bearer.clone());
@@ -625,7 +640,7 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
             };
             crate::bench::run(servers.clone(), ch.clone(), token, follower, crate::bench::BenchArgs { clients, batch, count, duration, projects, workers, server_pid, data, json: c.json }).await
         }
-        ClientCmd::Audit { key, state, policy } => audit(ch.clone(), bearer.clone(), &key, &state, load_policy(policy.as_deref())?.as_ref(), c.json).await,
+        ClientCmd::Audit { key, state, policy, tiles: _ } => audit(Via::Grpc(ch.clone(), bearer.clone()), &key, &state, load_policy(policy.as_deref())?.as_ref(), c.json).await,
         ClientCmd::PublicKey => {
             let k = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch.clone(), bearer.clone()).get_public_key(pb::GetPublicKeyRequest {}).await.map_err(status_err)?.into_inner();
             let vk = ed25519_dalek::VerifyingKey::from_bytes(&k.ed25519.as_slice().try_into().context("a 32-byte key")?)?;
@@ -812,7 +827,55 @@ async fn checkpoint_for(client: &mut AuditClient, policy: Option<&anxin::chain::
     Ok(cp)
 }
 
-async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::path::Path, policy: Option<&anxin::chain::policy::Policy>, json: bool) -> Result<()> {
+/// Where an audit reads the ledger from.
+enum Via {
+    Grpc(Channel, Bearer),
+    Tiles(anxin::tiles_client::TileClient),
+}
+
+/// An audit's source, connected.
+enum Source {
+    Grpc(AuditClient),
+    Tiles(anxin::tiles_client::TileClient),
+}
+
+impl Source {
+    /// The checkpoint to audit (unverified: the caller checks it).
+    async fn checkpoint(&mut self, policy: Option<&anxin::chain::policy::Policy>) -> Result<anxin::chain::checkpoint::SignedCheckpoint> {
+        match self {
+            Source::Grpc(client) => checkpoint_for(client, policy).await,
+            Source::Tiles(t) => {
+                let cp = t.checkpoint().await?;
+                if let Some(p) = policy {
+                    let by = p.check(&cp).map_err(anyhow::Error::msg)?;
+                    eprintln!("witnessed: the checkpoint of {} records is cosigned by {}", cp.checkpoint.tree_size, by.join(", "));
+                }
+                Ok(cp)
+            }
+        }
+    }
+
+    /// The consistency proof from `old` to `new` (whose signature was verified).
+    async fn consistency(&mut self, old: u64, new: &anxin::chain::checkpoint::Checkpoint) -> Result<Vec<[u8; 32]>> {
+        match self {
+            Source::Grpc(client) => hashes(&client.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: old, to_size: new.tree_size }).await.map_err(status_err)?.into_inner().path),
+            Source::Tiles(t) => Ok(t.consistency_proof(old, new.tree_size, &new.root).await?),
+        }
+    }
+
+    /// Records `from..=to` of the tree of `size`, as `fetch` gives them.
+    async fn records(&mut self, from: u64, to: u64, size: u64, f: &mut dyn FnMut(u64, Vec<u8>, Option<(Vec<u8>, Vec<u8>)>) -> Result<()>) -> Result<()> {
+        match self {
+            Source::Grpc(client) => fetch(client, from, to, f).await,
+            Source::Tiles(t) => t.records(from, to, size, &mut |seq, bytes| f(seq, bytes, None)).await.map_err(|e: anyhow::Error| match e.downcast_ref::<anxin::tiles_client::TilesError>() {
+                Some(anxin::tiles_client::TilesError::Status { status: 403, .. }) => e.context("entry bundles are an auditor's, a county's or the operator's to read: audit over gRPC (without --tiles), which gives the records not yours as hashes"),
+                _ => e,
+            }),
+        }
+    }
+}
+
+async fn audit(via: Via, key_text: &str, state_path: &std::path::Path, policy: Option<&anxin::chain::policy::Policy>, json: bool) -> Result<()> {
     use anxin::audit::{check_checkpoint, check_consistency, AuditState, Catchup, Saved};
     let key = anxin::chain::checkpoint::key_from_text(key_text).map_err(anyhow::Error::msg)?;
     let saved: Option<AuditState> = if state_path.exists() { Some(AuditState::load(state_path)?) } else { None };
@@ -820,9 +883,11 @@ async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::pa
     // At least the tree already verified: a follower of a replicated ledger that lags
     // waits for it instead of showing an older checkpoint.
     let at_least = saved_cp.as_ref().map(Saved::tree_size);
-    let bearer = Bearer(bearer.0, bearer.1.or(at_least));
-    let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, bearer);
-    let cp = checkpoint_for(&mut client, policy).await.map_err(|e| match at_least {
+    let mut source = match via {
+        Via::Grpc(ch, bearer) => Source::Grpc(pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch, Bearer(bearer.0, bearer.1.or(at_least)))),
+        Via::Tiles(t) => Source::Tiles(t),
+    };
+    let cp = source.checkpoint(policy).await.map_err(|e| match at_least {
         Some(n) if e.to_string().contains("SEQ_NOT_REACHED") => anyhow::anyhow!("{e}\nthe server holds fewer records than the checkpoint of {n} you verified before: it lags behind (ask another node), or its log went backwards (a rollback)"),
         _ => e,
     })?;
@@ -837,15 +902,11 @@ async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::pa
     let mut upgraded = false;
     let mut catchup = match (&saved, saved_cp) {
         (Some(s), Some(Saved::Note(old))) => {
-            let proof = if old.checkpoint.tree_size == 0 || old.checkpoint.tree_size > cp.checkpoint.tree_size {
-                Vec::new()
-            } else {
-                hashes(&client.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: old.checkpoint.tree_size, to_size: cp.checkpoint.tree_size }).await.map_err(status_err)?.into_inner().path)?
-            };
             // The witnessed checkpoint may trail one this auditor verified without a policy.
             if policy.is_some() && old.checkpoint.tree_size > cp.checkpoint.tree_size {
                 bail!("nothing newer than your saved checkpoint of {} records is witnessed yet (the latest witnessed has {}): ask again later", old.checkpoint.tree_size, cp.checkpoint.tree_size);
             }
+            let proof = if old.checkpoint.tree_size == 0 || old.checkpoint.tree_size > cp.checkpoint.tree_size { Vec::new() } else { source.consistency(old.checkpoint.tree_size, &cp.checkpoint).await? };
             if let Err(e) = check_consistency(&old.checkpoint, &cp.checkpoint, &proof) {
                 // Two signed notes that cannot both be true: kept together, as evidence,
                 // under a name of its own (an earlier piece of evidence is never overwritten).
@@ -874,24 +935,25 @@ async fn audit(ch: Channel, bearer: Bearer, key_text: &str, state_path: &std::pa
     let pb_ = bar(to.saturating_sub(from - 1), "verifying records");
     let mut err: Option<anxin::audit::AuditError> = None;
     let mut withheld = 0u64;
-    fetch(&mut client, from, to, &mut |_, bytes, hash| {
-        if err.is_none() {
-            let fed = match hash.map(|(h, l)| (<[u8; 32]>::try_from(h.as_slice()), <[u8; 32]>::try_from(l.as_slice()))) {
-                None => catchup.feed(&bytes).map(drop),
-                Some((Ok(h), Ok(l))) => {
-                    withheld += 1;
-                    catchup.feed_withheld(&bytes, h, l)
+    source
+        .records(from, to, to, &mut |_, bytes, hash| {
+            if err.is_none() {
+                let fed = match hash.map(|(h, l)| (<[u8; 32]>::try_from(h.as_slice()), <[u8; 32]>::try_from(l.as_slice()))) {
+                    None => catchup.feed(&bytes).map(drop),
+                    Some((Ok(h), Ok(l))) => {
+                        withheld += 1;
+                        catchup.feed_withheld(&bytes, h, l)
+                    }
+                    Some(_) => Err(anxin::audit::AuditError::Chain(anxin::chain::record::ChainError::Undecodable { seq: catchup.size() + 1, why: "a withheld record's hash or leaf hash is not 32 bytes".into() })),
+                };
+                if let Err(e) = fed {
+                    err = Some(e);
                 }
-                Some(_) => Err(anxin::audit::AuditError::Chain(anxin::chain::record::ChainError::Undecodable { seq: catchup.size() + 1, why: "a withheld record's hash or leaf hash is not 32 bytes".into() })),
-            };
-            if let Err(e) = fed {
-                err = Some(e);
             }
-        }
-        pb_.inc(1);
-        Ok(())
-    })
-    .await?;
+            pb_.inc(1);
+            Ok(())
+        })
+        .await?;
     pb_.finish_and_clear();
     if let Some(e) = err {
         return Err(e.into());

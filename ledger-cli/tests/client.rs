@@ -470,10 +470,12 @@ fn three_witnesses_two_needed_through_a_crash_loop() {
         w.spawn();
     }
     let (two_c, seed_c) = (two.clone(), seed_path.clone());
+    let tiles = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let s = start_configured(move |cfg, _| {
         cfg.ledger_id = Some(ledger_id.into());
         cfg.file.signing_key = Some(seed_c);
         cfg.file.witness_policy = Some(two_c);
+        cfg.file.tiles = Some(format!("127.0.0.1:{tiles}").parse().unwrap());
     });
     let ex = examples();
     for f in ["setup.csv", "workers.jsonl", "progress.csv", "payroll.csv"] {
@@ -525,6 +527,10 @@ fn three_witnesses_two_needed_through_a_crash_loop() {
     let state = dir.path().join("auditor.json");
     let (ok, out, err) = anxin(&s, &["audit", "--key", &log_vkey, "--state", state.to_str().unwrap(), "--policy", two.to_str().unwrap()]);
     assert!(ok && out.contains(&format!("checkpoint of {head} records")) && err.contains("witnessed: the checkpoint"), "{out}{err}");
+    // The tiles publish the witnessed checkpoint, cosignatures and all: audited from them.
+    let out = Command::new(env!("CARGO_BIN_EXE_anxin")).args(["--token", &s.token, "audit", "--tiles", &format!("http://127.0.0.1:{tiles}"), "--key", &log_vkey, "--state", dir.path().join("tiles.json").to_str().unwrap(), "--policy", two.to_str().unwrap()]).output().unwrap();
+    let (out, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.contains(&format!("checkpoint of {head} records")) && err.contains("witnessed: the checkpoint"), "{out}{err}");
     let (ok, receipt, err) = anxin(&s, &["post", "--json", "--file", ex.join("payouts.csv").to_str().unwrap()]);
     assert!(ok, "{err}");
     let rfile = dir.path().join("receipt.json");
@@ -576,10 +582,13 @@ fn a_split_view_and_a_rollback_are_named_and_kept_as_evidence() {
     let seed = dir.path().join("ledger.seed");
     std::fs::write(&seed, [8u8; 32]).unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&[8u8; 32]);
-    let s = start_configured(|cfg, _| {
+    let tiles = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = start_configured(move |cfg, _| {
         cfg.ledger_id = Some("county-split".into());
         cfg.file.signing_key = Some(seed);
+        cfg.file.tiles = Some(format!("127.0.0.1:{tiles}").parse().unwrap());
     });
+    let url = format!("http://127.0.0.1:{tiles}");
     for f in ["setup.csv", "workers.jsonl", "progress.csv"] {
         assert!(anxin(&s, &["post", "--file", examples().join(f).to_str().unwrap()]).0, "{f}");
     }
@@ -607,6 +616,21 @@ fn a_split_view_and_a_rollback_are_named_and_kept_as_evidence() {
     let ahead = with(anxin::chain::checkpoint::Checkpoint { tree_size: cp.checkpoint.tree_size + 5, ..cp.checkpoint.clone() }, "ahead.json");
     let (ok, _, err) = anxin(&s, &["audit", "--key", &vk, "--state", ahead.to_str().unwrap()]);
     assert!(!ok && err.contains("went backwards (a rollback)"), "{err}");
+    // The same through the tiles, and a fork: a smaller tree the log does not extend (its
+    // consistency proof, computed from tiles that do hash to the new signed root, fails).
+    let via_tiles = |state: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_anxin")).args(["--token", &s.token, "audit", "--tiles", &url, "--key", &vk, "--state", state.to_str().unwrap()]).env("ANXIN_SERVER", "http://127.0.0.1:1").output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = via_tiles(&split);
+    assert!(!ok && err.contains("SPLIT VIEW"), "{err}");
+    let (ok, err) = via_tiles(&ahead);
+    assert!(!ok && err.contains("went backwards"), "{err}");
+    let fork = with(anxin::chain::checkpoint::Checkpoint { tree_size: cp.checkpoint.tree_size - 3, root: [7; 32], ..cp.checkpoint.clone() }, "fork.json");
+    let (ok, err) = via_tiles(&fork);
+    assert!(!ok && err.contains("rewritten or forked") && err.contains("fork.evidence-"), "{err}");
+    let (ok, err) = via_tiles(&state);
+    assert!(ok, "the honest state audits through the tiles: {err}");
     // A checkpoint under the pinned key's name but another key's key ID: not signed by it.
     let other = anxin::chain::checkpoint::vkey("county-split", &ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key());
     let (ok, _, err) = anxin(&s, &["audit", "--key", &other, "--state", dir.path().join("o.json").to_str().unwrap()]);
@@ -743,4 +767,75 @@ fn tiles_serve_the_tree_to_a_standard_client() {
     assert_eq!(http_get(port, "/tile/entries/000", Some(&bank)).0, 403);
     assert_eq!(http_get(port, "/tile/0/000", None).0, 401);
     assert_eq!(http_get(port, "/tile/0/000", Some("anx_wrong")).0, 401);
+
+    // `anxin audit --tiles`: from genesis, then again after more records (the consistency
+    // proof made from the hash tiles), giving the root the gRPC audit gives.
+    let dir = tempfile::tempdir().unwrap();
+    let key = key.split_whitespace().next().unwrap().to_owned();
+    let url = format!("http://127.0.0.1:{port}");
+    let state = dir.path().join("tiles.json");
+    let audit_tiles = |url: &str, state: &std::path::Path, token: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_anxin")).args(["--json", "--token", token, "audit", "--tiles", url, "--key", &key, "--state", state.to_str().unwrap()]).env("ANXIN_SERVER", "http://127.0.0.1:1").output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, out, err) = audit_tiles(&url, &state, &s.token);
+    assert!(ok, "{err}");
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(first["tree_size"].as_u64().unwrap() >= size && first["previous_size"] == 0, "{out}");
+    rt.block_on(post_topups(&s.addr, &s.token, "tiles-more-", 2, 200, None));
+    let older = dir.path().join("older.json");
+    std::fs::copy(&state, &older).unwrap();
+    let (ok, out, err) = audit_tiles(&url, &state, &s.token);
+    assert!(ok, "{err}");
+    let second: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(second["previous_size"], first["tree_size"], "{out}");
+    assert!(second["new_records"].as_u64().unwrap() >= 400, "{out}");
+    let (ok, out, err) = anxin(&s, &["--json", "audit", "--key", &key, "--state", dir.path().join("grpc.json").to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let grpc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    if grpc["tree_size"] == second["tree_size"] {
+        assert_eq!(grpc["root"], second["root"]);
+    }
+    // A bank reads the hashes but not the bundles: told to audit over gRPC.
+    let (ok, _, err) = audit_tiles(&url, &dir.path().join("bank.json"), &bank);
+    assert!(!ok && err.contains("403") && err.contains("without --tiles"), "{err}");
+    // A mirror that alters what it serves: a hash tile that no longer hashes to the signed
+    // root is named as the tiles' damage (not a fork); an altered record fails its chain.
+    for (what, tamper, expect) in [("hash tiles", "/tile/0/", "do not hash to its signed root"), ("an entry bundle", "/tile/entries/", "previous hash does not match")] {
+        let mirror = tampering_mirror(port, tamper);
+        let st = dir.path().join(format!("mirror-{}.json", tamper.len()));
+        std::fs::copy(&older, &st).unwrap();
+        let (ok, _, err) = audit_tiles(&format!("http://127.0.0.1:{mirror}"), &st, &s.token);
+        assert!(!ok && err.contains(expect), "{what}: {err}");
+        assert_eq!(std::fs::read(&st).unwrap(), std::fs::read(&older).unwrap(), "{what}: the saved state is kept");
+    }
+}
+
+/// An HTTP mirror of the tiles on `port` that flips a byte of every answer to a path
+/// starting with `tamper` (one request per connection).
+fn tampering_mirror(port: u16, tamper: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mirror = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).unwrap_or(0) == 1 {
+                head.push(b[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let token = head.lines().find_map(|l| l.strip_prefix("authorization: Bearer ").or_else(|| l.strip_prefix("Authorization: Bearer "))).map(str::trim);
+            let (status, mut body) = http_get(port, &path, token);
+            if path.starts_with(tamper) && !body.is_empty() {
+                let at = body.len() / 2;
+                body[at] ^= 1;
+            }
+            let _ = write!(c, "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = c.write_all(&body);
+        }
+    });
+    mirror
 }

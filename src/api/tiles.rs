@@ -2,7 +2,9 @@
 //! configuration): immutable, cacheable resources that auditors and mirrors fetch with
 //! standard tools.
 //!
-//! - `GET /checkpoint`: the latest checkpoint's signed note (not cached);
+//! - `GET /checkpoint`: the latest checkpoint's signed note (not cached); when the ledger
+//!   has a witness policy, the latest *witnessed* one with its cosignatures (as logs that
+//!   publish only witnessed checkpoints do), 503 until one is;
 //! - `GET /tile/<L>/<N>[.p/<W>]`: hash tiles, 256 hashes wide (8,192 bytes) when full;
 //! - `GET /tile/entries/<N>[.p/<W>]`: entry bundles, each record as a big-endian u16
 //!   length and its canonical bytes (the Merkle entries are the records themselves).
@@ -11,7 +13,8 @@
 //! every principal's (they reveal nothing); an entry bundle only a principal who may read
 //! every record in it (`auth::may_read_record`), since a bundle with a record cut out
 //! would no longer hash to its tile: a bank or a contractor reads its records through
-//! `ReadEvents`, which gives it the others as hashes. A record longer than 65,535 bytes
+//! `ReadEvents`, which gives it the others as hashes. A principal has as many requests in
+//! flight here as its gRPC call limit allows (429 over it), counted with its gRPC calls. A record longer than 65,535 bytes
 //! (a very large payroll) cannot be written in a bundle: its bundle is refused with 422.
 
 use axum::extract::{Path, State};
@@ -62,29 +65,46 @@ fn immutable(body: Vec<u8>, shared: bool) -> Response {
     ([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache), (header::VARY, "Authorization")], body).into_response()
 }
 
-/// The caller, from its bearer token.
-fn caller(api: &Api, headers: &HeaderMap) -> Result<crate::domain::principal::Principal, Response> {
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-    token.and_then(|t| api.principals.authenticate(t)).ok_or_else(|| status(StatusCode::UNAUTHORIZED, "a bearer token of a principal of this ledger is required"))
+/// The tiles server's state: the API's, and whether `/checkpoint` is the witnessed one.
+#[derive(Clone)]
+struct Tiles {
+    api: Api,
+    witnessed: bool,
 }
 
-async fn checkpoint(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Err(r) = caller(&api, &headers) {
-        return r;
-    }
-    let l = api.ledger.clone();
-    match tokio::task::spawn_blocking(move || l.checkpoint()).await {
-        Ok(Ok(cp)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], cp.to_note()).into_response(),
+/// The caller, from its bearer token, holding one of its principal's call places.
+fn caller(api: &Api, headers: &HeaderMap) -> Result<super::auth::Caller, Response> {
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+    let who = token.and_then(|t| api.principals.authenticate(t)).ok_or_else(|| status(StatusCode::UNAUTHORIZED, "a bearer token of a principal of this ledger is required"))?;
+    api.calls.admit(who).map_err(|s| {
+        let mut r = status(StatusCode::TOO_MANY_REQUESTS, s.message());
+        r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        r
+    })
+}
+
+async fn checkpoint(State(t): State<Tiles>, headers: HeaderMap) -> Response {
+    let _call = match caller(&t.api, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let l = t.api.ledger.clone();
+    let witnessed = t.witnessed;
+    match tokio::task::spawn_blocking(move || if witnessed { Ok(l.witnessed_checkpoint()) } else { l.checkpoint().map(Some) }).await {
+        Ok(Ok(Some(cp))) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], cp.to_note()).into_response(),
+        Ok(Ok(None)) => status(StatusCode::SERVICE_UNAVAILABLE, "no checkpoint meets the witness policy yet: ask again later"),
         Ok(Err(e)) => status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn tile(State(api): State<Api>, headers: HeaderMap, Path(path): Path<String>) -> Response {
-    let who = match caller(&api, &headers) {
-        Ok(w) => w,
+async fn tile(State(t): State<Tiles>, headers: HeaderMap, Path(path): Path<String>) -> Response {
+    let api = t.api;
+    let call = match caller(&api, &headers) {
+        Ok(c) => c,
         Err(r) => return r,
     };
+    let who = call.principal.clone();
     let Some((level, index, width)) = parse_path(&path) else {
         return status(StatusCode::NOT_FOUND, format!("tile/{path} is not a tile path"));
     };
@@ -131,23 +151,23 @@ async fn tile(State(api): State<Api>, headers: HeaderMap, Path(path): Path<Strin
     }
 }
 
-/// The tiles router.
-pub fn router(api: Api) -> Router {
-    Router::new().route("/checkpoint", get(checkpoint)).route("/tile/{*path}", get(tile)).with_state(api)
+/// The tiles router; `witnessed`: `/checkpoint` serves the latest witnessed checkpoint.
+pub fn router(api: Api, witnessed: bool) -> Router {
+    Router::new().route("/checkpoint", get(checkpoint)).route("/tile/{*path}", get(tile)).with_state(Tiles { api, witnessed })
 }
 
 /// Serves the tiles on `listener` until `shutdown`.
 ///
 /// # Errors
 /// The server's I/O errors.
-pub async fn serve(api: Api, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(api: Api, witnessed: bool, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     // Small answers must not wait on the peer's delayed ACK (as for gRPC).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY on a tiles connection");
         }
     });
-    axum::serve(listener, router(api)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(api, witnessed)).with_graceful_shutdown(shutdown).await
 }
 
 #[cfg(test)]
