@@ -29,6 +29,11 @@ use crate::chain::record::{record_hash, Hash, Record};
 pub const HEADER: &str = "c2sp.org/tlog-proof@v1";
 /// The most records one receipt holds (a bank's batch is at most 10,000 commands).
 pub const MAX_RECORDS: usize = 10_000;
+/// The most bytes of records one receipt holds: base64 of them with the proof and the
+/// checkpoint stays within one gRPC message (`limits::MESSAGE_BYTES_MAX`, 16 MiB). A
+/// bank's batch of 10,000 payouts is about 2.5 MB; a range of large payrolls may not fit
+/// and is asked for in parts.
+pub const MAX_BYTES: usize = 8 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Receipt {
@@ -101,6 +106,9 @@ impl Receipt {
         let index = crate::chain::note::decimal(index).ok_or_else(|| ReceiptError::Malformed("the index is not a decimal without leading zeros".into()))?;
         let (proof, rest) = crate::chain::note::hash_lines(rest, 64).map_err(ReceiptError::Malformed)?;
         let checkpoint = SignedCheckpoint::from_note(rest.as_bytes())?;
+        if extra.len() > MAX_BYTES + 4 * MAX_RECORDS {
+            return malformed("more records than a receipt holds (8 MiB)");
+        }
         let mut records = Vec::new();
         let mut at = &extra[..];
         while !at.is_empty() {

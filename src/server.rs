@@ -443,6 +443,10 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| ServerError::Config(format!("{}: {e}", p.display())))?;
             let policy = crate::chain::policy::Policy::parse(&text).map_err(|e| ServerError::Config(format!("{}: {e}", p.display())))?;
+            let origin = crate::chain::checkpoint::origin_of(ledger.ledger_id());
+            if !policy.is_for(&origin, &ledger.public_key()) {
+                return Err(ServerError::Config(format!("{}: the policy's log lines ({}) do not name this ledger ({origin} with its signing key): it is another ledger's policy", p.display(), policy.logs.join(", "))));
+            }
             Some(tokio::spawn(crate::witness::submit::run(ledger.clone(), policy, stopped(stop_rx.clone()))))
         }
         None => None,

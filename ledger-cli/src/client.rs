@@ -651,7 +651,8 @@ pub async fn run(cmd: ClientCmd, c: Conn) -> Result<()> {
         ClientCmd::Prove { seq, key } => prove(ch.clone(), bearer.clone(), seq, key.as_deref(), c.json).await,
         ClientCmd::CheckReceipt { receipt, key, policy, .. } => check_receipt(ch.clone(), bearer.clone(), &receipt.context("--receipt or --proof")?, &key, load_policy(policy.as_deref())?.as_ref()).await,
         ClientCmd::Receipt { first, last, witnessed, out } => {
-            let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch.clone(), bearer.clone());
+            // A receipt may be as large as a message may (anxin::receipt::MAX_BYTES of records).
+            let mut client = pb::ledger_audit_client::LedgerAuditClient::with_interceptor(ch.clone(), bearer.clone()).max_decoding_message_size(anxin::limits::MESSAGE_BYTES_MAX);
             let r = client.get_receipt(pb::GetReceiptRequest { first_seq: first, last_seq: last.unwrap_or(first), witnessed }).await.map_err(status_err)?.into_inner();
             match out {
                 Some(p) => {

@@ -639,6 +639,21 @@ fn a_split_view_and_a_rollback_are_named_and_kept_as_evidence() {
     let renamed = anxin::chain::note::vkey("anxin/another", anxin::chain::note::SIG_ED25519, key.verifying_key().as_bytes());
     let (ok, _, err) = anxin(&s, &["audit", "--key", &renamed, "--state", dir.path().join("r.json").to_str().unwrap()]);
     assert!(!ok && err.contains("is for anxin/another"), "{err}");
+    // anxind refuses to start with a witness policy whose log lines name another ledger
+    // (here: this key under another ledger's name), as an auditor refuses its checkpoints.
+    let other_dir = tempfile::tempdir().unwrap();
+    let policy = other_dir.path().join("other.policy");
+    std::fs::write(&policy, format!("log {renamed}\nquorum none\n")).unwrap();
+    let principals = other_dir.path().join("principals.toml");
+    std::fs::write(&principals, anxin::api::auth::principals_entry(&anxin::domain::principal::Principal::Operator, &anxin::api::auth::new_token())).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cfg = anxin::server::Config::load(None, Some(format!("127.0.0.1:{port}").parse().unwrap()), Some(other_dir.path().join("data")), Some(principals), None).unwrap();
+    cfg.ledger_id = Some("county-split".into());
+    cfg.file.signing_key = Some(dir.path().join("ledger.seed"));
+    cfg.file.witness_policy = Some(policy);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let err = rt.block_on(anxin::server::run(cfg, async {})).err().expect("the start is refused").to_string();
+    assert!(err.contains("another ledger's policy"), "{err}");
 }
 
 /// One HTTP/1.1 GET (the test's own, to keep the client independent of the server's

@@ -40,6 +40,8 @@ enum Rule {
 pub struct Policy {
     /// The logs' verifier keys, as written.
     pub logs: Vec<String>,
+    /// The same, parsed: each log's name (a verifier key names its log) and key.
+    log_keys: Vec<(Option<String>, ed25519_dalek::VerifyingKey)>,
     pub witnesses: Vec<Witness>,
     quorum: Rule,
     quorum_text: String,
@@ -59,6 +61,7 @@ impl Policy {
     /// `PolicyError` naming the line.
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
         let mut logs = Vec::new();
+        let mut log_keys = Vec::new();
         let mut witnesses: Vec<Witness> = Vec::new();
         let mut names: HashMap<String, Rule> = HashMap::new();
         let mut quorum = None;
@@ -82,11 +85,13 @@ impl Policy {
             };
             match (keyword, args) {
                 ("log", [vkey] | [vkey, _]) => {
-                    crate::chain::checkpoint::key_from_text(vkey).map_err(bad)?;
-                    if logs.contains(&vkey.to_string()) {
+                    let key = crate::chain::checkpoint::key_from_text(vkey).map_err(bad)?;
+                    let name = crate::chain::checkpoint::vkey_name(vkey);
+                    if log_keys.contains(&(name.clone(), key)) {
                         return Err(bad("the same log twice".into()));
                     }
                     logs.push((*vkey).to_owned());
+                    log_keys.push((name, key));
                 }
                 ("witness", [name, vkey, rest @ ..]) if rest.len() <= 1 => {
                     fresh(name, &names)?;
@@ -132,7 +137,7 @@ impl Policy {
             }
         }
         let (quorum, quorum_text) = quorum.ok_or(PolicyError { line: 0, why: "no quorum line".into() })?;
-        Ok(Policy { logs, witnesses, quorum, quorum_text })
+        Ok(Policy { logs, log_keys, witnesses, quorum, quorum_text })
     }
 
     /// The witnesses whose cosignatures on `cp` verify (each counted once).
@@ -151,7 +156,19 @@ impl Policy {
     ///
     /// # Errors
     /// A message naming the quorum and who cosigned.
+    /// Whether the policy is for the log named `origin` with `key` (a policy without `log`
+    /// lines is for any log).
+    pub fn is_for(&self, origin: &str, key: &ed25519_dalek::VerifyingKey) -> bool {
+        self.log_keys.is_empty() || self.log_keys.iter().any(|(name, k)| name.as_ref().is_none_or(|n| n == origin) && k == key)
+    }
+
+    /// A policy with `log` lines holds only for a checkpoint of one of those logs: its
+    /// origin is the log's name and the log's key signed it.
     pub fn check(&self, cp: &SignedCheckpoint) -> Result<Vec<String>, String> {
+        let origin = cp.checkpoint.origin();
+        if !self.log_keys.is_empty() && !self.log_keys.iter().any(|(name, key)| name.as_ref().is_none_or(|n| *n == origin) && cp.verify(key).is_ok()) {
+            return Err(format!("the witness policy is for the logs {}, not for {origin} as signed: it is another ledger's policy", self.logs.join(", ")));
+        }
         let by = self.cosigned_by(cp);
         let names: Vec<String> = by.iter().map(|&i| self.witnesses[i].name.clone()).collect();
         if holds(&self.quorum, &by) {
@@ -211,6 +228,28 @@ mod tests {
         assert!(p.check(&cp).is_err());
         cp.signatures.push(ws[2].cosign(&body, 12));
         assert_eq!(p.check(&cp).unwrap(), vec!["a".to_owned(), "c".to_owned()]);
+    }
+
+    /// A policy's `log` lines are parsed keys: a checkpoint of another log, or of this
+    /// log's name signed by another key, does not meet it, whatever its cosignatures.
+    #[test]
+    fn a_policy_with_log_lines_holds_only_for_those_logs() {
+        let log = SigningKey::from_bytes(&[9; 32]);
+        let w = witness(1);
+        let cp = |id: &str, key: &SigningKey| {
+            let mut c = Checkpoint { ledger_id: id.into(), tree_size: 3, root: [1; 32], chain_head: [2; 32], timestamp_ms: 0 }.sign(key);
+            let body = c.checkpoint.body();
+            c.signatures.push(w.cosign(&body, 10));
+            c
+        };
+        let vk = crate::chain::checkpoint::vkey("x", &log.verifying_key());
+        // Written with extra spaces: compared as keys, not as text.
+        let p = Policy::parse(&format!("log   {vk}\nwitness a {}\nquorum a\n", w.public().vkey())).unwrap();
+        assert_eq!(p.check(&cp("x", &log)).unwrap(), vec!["a".to_owned()]);
+        let e = p.check(&cp("y", &log)).unwrap_err();
+        assert!(e.contains("another ledger's policy"), "{e}");
+        assert!(p.check(&cp("x", &SigningKey::from_bytes(&[8; 32]))).is_err(), "another key under the log's name");
+        assert!(Policy::parse(&format!("log {vk}\nlog {vk}\nquorum none\n")).is_err(), "the same log twice");
     }
 
     #[test]

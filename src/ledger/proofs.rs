@@ -126,6 +126,10 @@ impl Ledger {
             return Err(ProofRequestError::NotYet(format!("record {last} is not yet in the {}checkpoint of {size} records: ask again", if witnessed { "witnessed " } else { "" })));
         }
         let records: Vec<Vec<u8>> = self.read_records(first, last)?.into_iter().map(|(_, b)| b).collect();
+        let bytes: usize = records.iter().map(Vec::len).sum();
+        if bytes > crate::receipt::MAX_BYTES {
+            return Err(ProofRequestError::Invalid(format!("records {first} to {last} are {bytes} bytes, more than a receipt's {} MiB: ask for fewer records in each", crate::receipt::MAX_BYTES >> 20)));
+        }
         let proof = self.inclusion_proof(last, size)?;
         Ok(crate::receipt::Receipt { records, index: last - 1, proof, checkpoint: cp })
     }

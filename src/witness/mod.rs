@@ -111,6 +111,9 @@ pub struct Witness {
     dir: PathBuf,
     state: Mutex<BTreeMap<String, Latest>>,
     clock: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// `LOCK` in the state directory, locked while the witness is open: two witnesses on
+    /// one state would each cosign from what it last read, and one could cosign a fork.
+    _lock: std::fs::File,
 }
 
 /// A parsed request: old size, proof, and the checkpoint note.
@@ -150,6 +153,13 @@ impl Witness {
     /// that forgot would cosign a fork).
     pub fn open(dir: &Path, cosigner: Cosigner, logs: Vec<KnownLog>) -> Result<Witness, String> {
         crate::fsutil::create_private_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lock_path = dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(format!("{}: another witness holds this state directory (one process per state)", dir.display())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(format!("{}: {e}", lock_path.display())),
+        }
         let path = dir.join("state.json");
         let state = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{}: {e} (restore it from a backup: a witness that forgot what it cosigned would cosign a fork)", path.display()))?,
@@ -157,7 +167,7 @@ impl Witness {
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         let clock = Box::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
-        Ok(Witness { cosigner, logs, dir: dir.to_owned(), state: Mutex::new(state), clock })
+        Ok(Witness { cosigner, logs, dir: dir.to_owned(), state: Mutex::new(state), clock, _lock: lock })
     }
 
     /// The latest cosigned checkpoint of `origin`, if any.

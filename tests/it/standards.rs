@@ -292,6 +292,11 @@ fn an_offline_receipt_verifies_alone_and_every_forgery_of_it_is_refused() {
     for t in ["", "c2sp.org/tlog-proof@v1\n", "c2sp.org/tlog-proof@v1\nextra !!\nindex 1\n\n", &text.replacen("index 13", "index 013", 1)] {
         assert!(Receipt::parse(t).is_err(), "{t:?}");
     }
+    // Records beyond a receipt's 8 MiB: refused unread (one record of 9 MiB here).
+    let mut r = batch.clone();
+    r.records = vec![vec![0; anxin::receipt::MAX_BYTES + (1 << 20)]];
+    let e = Receipt::parse(&r.encode()).unwrap_err();
+    assert!(e.to_string().contains("8 MiB"), "{e}");
     // Not yet checkpointed, or never: refused with the reason.
     assert!(matches!(l.receipt(5, 40, false), Err(anxin::ledger::ProofRequestError::NotYet(_))));
     assert!(matches!(l.receipt(5, 4, false), Err(anxin::ledger::ProofRequestError::Invalid(_))));

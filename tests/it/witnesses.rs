@@ -160,6 +160,11 @@ fn a_witness_cosigns_consistent_growth_refuses_forks_for_good_and_remembers() {
     assert_eq!(w.add_checkpoint(b"old 01\n\nx").status, 400);
     assert_eq!(w.add_checkpoint(b"nonsense").status, 400);
 
+    // One witness per state: a second one on the same directory is refused while the
+    // first runs (each would cosign from what it last read).
+    let cosigner = Cosigner::new("court.example/witness", ed25519_dalek::SigningKey::from_bytes(&[42; 32])).unwrap();
+    let second = Witness::open(wdir.path(), cosigner, Vec::new()).err().expect("a second witness on the same state");
+    assert!(second.contains("another witness holds"), "{second}");
     // A restart remembers: the state is on disk.
     drop(w);
     let w = open_witness(wdir.path(), &l);
