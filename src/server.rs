@@ -46,6 +46,42 @@ pub enum ServerError {
     Close(StoreError),
 }
 
+/// Every key of the configuration file, as `anxind --help` prints them (a test checks
+/// that each field of `FileConfig` and its sections is here).
+pub const CONFIG_KEYS: &str = "\
+CONFIGURATION FILE (--config FILE, TOML; every key optional; flags override; an unknown key is refused):
+  listen = \"ADDR\"                   gRPC address [127.0.0.1:50051]
+  data = \"DIR\"                      data directory [./anxin-data]
+  principals = \"FILE\"               principals (hashed tokens) [<data>/principals.toml, created with a dev token]
+  ledger_id = \"ID\"                  id of a new ledger (names it in every checkpoint)
+  signing_key = \"FILE\"              32-byte Ed25519 seed signing checkpoints [<data>/keys/checkpoint.ed25519, created]
+  vault_key = \"FILE\"                the PII vault's 32-byte secret [<data>/vault/secret.key, created]
+  calendar = \"FILE\"                 replaces the national working-day calendar
+  checkpoint_interval_ms = N        sign a checkpoint at most this often after writes [100]
+  snapshot_records = N              snapshot the projections after this many records [1000000]
+  min_free_bytes = N                below this many free bytes new batches are refused (DISK_FULL)
+  calls_per_principal = N           calls in flight per principal [128] (TOO_MANY_CALLS over it)
+  segment_bytes = N                 close a log segment past this size [268435456]
+  dashboard = \"ADDR\"                serve the county dashboard (HTTP)
+  tiles = \"ADDR\"                    serve the log as c2sp.org/tlog-tiles (HTTP, bearer tokens)
+  metrics = \"ADDR\"                  serve Prometheus metrics at /metrics (no token: a private address)
+  fault_exit_delay_ms = N           after a ledger fault, answer UNAVAILABLE this long, then exit non-zero [2000]
+  scrub_interval_s = N              seconds between scrubs of the whole log [3600; 0: only at the start]
+  witness_policy = \"FILE\"           c2sp.org/tlog-policy: witnesses to submit checkpoints to, and the quorum
+  [tls]         cert = \"FILE\"  key = \"FILE\"     serve gRPC over TLS (PEM)
+  [replication] dsns = [\"DSN\", ...]  node_id = \"NAME\"  advertise = \"URL\"  lease_ms = N [2000]  allow_async = BOOL [false]
+  [policy]      national rule changes: labour_ratio_bp, deposit_rate_bp, deposit_exempt_below,
+                deposit_cap, deposit_lodge_working_days, replenish_working_days,
+                wage_account_open_days, letter_warn_days, payroll_grace_days,
+                statement_working_days, case_accept_working_days, case_close_working_days,
+                case_extension_working_days, referral_one_worker, referral_workers,
+                referral_total, credit_list_deposit_bp (basis points, yuan, days; DOMAIN_RULES.md)
+  [county.CODE] calendar = \"FILE\"  [county.CODE.policy] the same keys as [policy], for one county
+
+ENVIRONMENT: ANXIN_CONFIG, ANXIN_LISTEN, ANXIN_DATA, ANXIN_PRINCIPALS, ANXIN_DASHBOARD, ANXIN_METRICS,
+  ANXIN_TLS_CERT, ANXIN_TLS_KEY, ANXIN_LOG_FORMAT (as the flags); ANXIN_LOG (log filter, e.g. info,anxin=debug).
+";
+
 /// The configuration file (all optional).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +124,9 @@ pub struct FileConfig {
     /// Serve the log and its tree as c2sp.org/tlog-tiles (HTTP, bearer tokens) on this
     /// address; off when absent (docs/FORMAT.md section 8.5).
     pub tiles: Option<SocketAddr>,
+    /// Serve Prometheus metrics (`GET /metrics`, OpenMetrics text, no authentication: a
+    /// private address) on this address; off when absent (README "Operations").
+    pub metrics: Option<SocketAddr>,
     /// After a ledger fault (the writer stopped or died), keep answering for this long
     /// (health NOT_SERVING, calls UNAVAILABLE with the reason) before exiting non-zero for
     /// a supervisor to restart the server (default 2000).
@@ -439,6 +478,15 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
         }
         None => None,
     };
+    let metrics = match cfg.file.metrics {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
+            tracing::info!(metrics = %format!("http://{}/metrics", l.local_addr().map_err(|source| ServerError::Listen { addr, source })?), "serving Prometheus metrics");
+            let reserve = cfg.file.min_free_bytes.unwrap_or(crate::limits::MIN_FREE_BYTES);
+            Some(tokio::spawn(crate::metrics::serve(ledger.clone(), reserve, l, stopped(stop_rx.clone()))))
+        }
+        None => None,
+    };
     let witnessing = match &cfg.file.witness_policy {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| ServerError::Config(format!("{}: {e}", p.display())))?;
@@ -497,6 +545,9 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
     }
     if let Some(t) = tiles {
         let _ = t.await;
+    }
+    if let Some(m) = metrics {
+        let _ = m.await;
     }
     result.map_err(|e| ServerError::Serve(e.to_string()))?;
     tracing::info!("stopped accepting; closing the ledger");

@@ -854,3 +854,63 @@ fn tampering_mirror(port: u16, tamper: &'static str) -> u16 {
     });
     mirror
 }
+
+/// The value of the sample `name{labels}` (labels as written, in order) in a scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.split_whitespace().next()?.parse().ok()))
+}
+
+/// `--metrics`: a real server scraped before and after a month end moves every number it
+/// should: calls by RPC, code and role, records and bytes, group commits and fdatasyncs,
+/// open flags by code and grade; a refusal counts under its code; nothing personal.
+#[test]
+fn metrics_are_scraped_and_move_with_the_work() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = start_configured(move |cfg, _| cfg.file.metrics = Some(format!("127.0.0.1:{port}").parse().unwrap()));
+    let scrape = || {
+        let (status, head, body) = http_get_full(port, "/metrics", None);
+        assert_eq!(status, 200);
+        assert!(head.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
+        String::from_utf8(body).unwrap()
+    };
+    let before = scrape();
+    assert!(before.ends_with("# EOF\n"), "an OpenMetrics exposition ends so");
+    let ex = examples();
+    for f in ["setup.csv", "workers.jsonl", "progress.csv", "payroll.csv", "payouts.csv"] {
+        assert!(anxin(&s, &["post", "--file", ex.join(f).to_str().unwrap()]).0, "{f}");
+    }
+    let (ok, _, _) = anxin(&s, &["post", "top_up_wage_account", "project=P01", "payment_no=BF-9", "amount=1.001", "date=2026-02-11"]);
+    assert!(!ok);
+    let after = scrape();
+    let n = |t: &str, series: &str| sample(t, series).unwrap_or(0.0);
+    let submit_ok = "anxin_grpc_calls_total{rpc=\"LedgerPosting/Submit\",code=\"OK\",role=\"operator\"}";
+    assert!(n(&after, submit_ok) >= 5.0, "{after}");
+    assert!(n(&after, "anxin_grpc_calls_total{rpc=\"LedgerPosting/Submit\",code=\"INVALID_ARGUMENT\",role=\"operator\"}") >= 1.0, "the refusal, under its code: {after}");
+    for series in ["anxin_records_total", "anxin_log_record_bytes_total", "anxin_fdatasync_seconds_count", "anxin_group_commit_seconds_count", "anxin_group_commit_records_sum", "anxin_writer_busy_seconds_total", "anxin_tree_size", "anxin_checkpoint_seconds_count"] {
+        assert!(n(&after, series) > n(&before, series), "{series} moved: {} -> {}", n(&before, series), n(&after, series));
+    }
+    assert_eq!(n(&after, "anxin_writer_queue_depth"), 0.0, "nothing waits once every answer came");
+    assert!(n(&after, "anxin_disk_free_bytes") > 0.0 && n(&after, "anxin_disk_reserve_bytes") > 0.0);
+    assert_eq!(n(&after, "anxin_ledger_unhealthy"), 0.0);
+    // The example month has open flags; every code and grade is a series, 0 when none.
+    let open: f64 = after.lines().filter(|l| l.starts_with("anxin_open_flags{")).map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap()).sum();
+    assert!(open >= 1.0, "{after}");
+    assert!(after.contains("anxin_open_flags{code=\"WAGE_SHORTFALL\",grade=\"red\"}"), "{after}");
+    // The Grafana dashboard and the alert rules name only series the server exports.
+    let exported: Vec<&str> = after.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_whitespace().next()).collect();
+    for file in ["../examples/grafana/anxind.json", "../examples/prometheus/alerts.yml"] {
+        let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+        let mut named = 0;
+        for (i, _) in text.match_indices("anxin_") {
+            let name: String = text[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let base = ["_bucket", "_total", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+            assert!(exported.contains(&base), "{file} names {name}, which the server does not export");
+            named += 1;
+        }
+        assert!(named >= 7, "{file}");
+    }
+    // No token, ID number or card number in it.
+    for secret in [s.token.as_str(), "620121198503010112", "6217000000009000112"] {
+        assert!(!after.contains(secret), "{secret} in the metrics");
+    }
+}

@@ -527,10 +527,7 @@ pub fn case_flag(v: &crate::projection::casework::CaseView) -> Option<pb::Flag> 
 }
 
 pub fn grade(g: Grade) -> &'static str {
-    match g {
-        Grade::Red => "red",
-        Grade::Yellow => "yellow",
-    }
+    g.as_str()
 }
 
 pub fn flag(f: &Flag) -> pb::Flag {

@@ -19,6 +19,7 @@ pub(crate) mod audit;
 mod posting;
 pub mod query;
 pub mod tiles;
+pub mod metered;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -187,7 +188,10 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
             }
         });
     }
+    // Reflection in both versions: v1, and v1alpha, the only one Python's
+    // grpcio-reflection and older GUI clients speak.
     let reflection = tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET).build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET).build_v1alpha()?;
 
     let posting = pb::ledger_posting_server::LedgerPostingServer::new(posting::Posting(api.clone()))
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
@@ -218,8 +222,10 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, tls: Option<Tls>
         .with_nodelay(Some(true))
         .with_keepalive(Some(std::time::Duration::from_secs(crate::limits::TCP_KEEPALIVE_S)));
     builder
+        .layer(metered::MeteredLayer::new(api.principals.clone()))
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(posting)
         .add_service(query)
         .add_service(audit)

@@ -33,6 +33,20 @@ impl Principal {
     }
 }
 
+impl Principal {
+    /// The role alone, without the id (`bank`, `contractor`, `county`, `auditor`,
+    /// `operator`): what metrics and logs say of a caller.
+    pub fn role(&self) -> &'static str {
+        match self {
+            Principal::Bank(_) => "bank",
+            Principal::Contractor(_) => "contractor",
+            Principal::County(_) => "county",
+            Principal::Auditor => "auditor",
+            Principal::Operator => "operator",
+        }
+    }
+}
+
 impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

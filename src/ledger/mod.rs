@@ -418,11 +418,16 @@ impl Ledger {
     ) -> Result<(), StoreError> {
         let tx = self.sender()?;
         let job = Work::Submit(Job::new(principal, request_id, commands, reply));
-        match tx.try_send(job) {
+        crate::metrics::get().queue_depth.inc();
+        let sent = match tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job)) => tx.send(job).map_err(|_| StoreError::Closed),
             Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        };
+        if sent.is_err() {
+            crate::metrics::get().queue_depth.dec();
         }
+        sent
     }
 
     /// Queues a batch from async code and returns where its answer will arrive. Batches
@@ -438,12 +443,15 @@ impl Ledger {
         let job = Work::Submit(Job::new(principal, request_id, commands, Box::new(move |r| {
             let _ = reply_tx.send(r);
         })));
-        match tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(job)) => {
-                tokio::task::spawn_blocking(move || tx.send(job)).await.map_err(|_| StoreError::Closed)?.map_err(|_| StoreError::Closed)?;
-            }
-            Err(TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+        crate::metrics::get().queue_depth.inc();
+        let sent = match tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(job)) => tokio::task::spawn_blocking(move || tx.send(job)).await.map_err(|_| StoreError::Closed).and_then(|r| r.map_err(|_| StoreError::Closed)),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        };
+        if let Err(e) = sent {
+            crate::metrics::get().queue_depth.dec();
+            return Err(e);
         }
         Ok(reply_rx)
     }

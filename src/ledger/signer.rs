@@ -165,8 +165,10 @@ impl Signer {
         if latest.checkpoint.tree_size >= tree.size {
             return Ok(latest.clone());
         }
+        let started = std::time::Instant::now();
         let cp = sign(&self.ledger_id, tree, now_ms, &self.key);
         save_checkpoint(&self.dir, &cp, self.ledger_id.as_str())?;
+        crate::metrics::get().checkpoint_seconds.observe(started.elapsed().as_secs_f64());
         self.signed_size.store(cp.checkpoint.tree_size, Ordering::Release);
         *latest = cp.clone();
         Ok(cp)

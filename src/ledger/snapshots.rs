@@ -31,6 +31,7 @@ impl Writer {
         if closing {
             let bytes = crate::store::snapshot::write(&self.shared.dir, &header, &state, &self.shared.snapshot_key)?;
             tracing::info!(seq, bytes, ms = started.elapsed().as_millis() as u64, "wrote a snapshot of the projections");
+            crate::metrics::get().snapshot_pause_seconds.observe(started.elapsed().as_secs_f64());
         } else {
             // Installed only if the ledger is still whole when the child is done: damage
             // the scrub finds meanwhile may be in the state the child was forked with.
@@ -42,6 +43,7 @@ impl Writer {
             });
             let pending = crate::store::snapshot::write_in_child(&self.shared.dir, &header, &state, &self.shared.snapshot_key, still_whole)?;
             tracing::info!(seq, pause_us = started.elapsed().as_micros() as u64, "a child process writes a snapshot of the projections (the writer paused for the fork)");
+            crate::metrics::get().snapshot_pause_seconds.observe(started.elapsed().as_secs_f64());
             self.pending_snapshot = Some((self.snapshot_seq, pending));
         }
         self.snapshot_seq = seq;

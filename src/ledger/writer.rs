@@ -235,6 +235,10 @@ impl Writer {
                 }
                 continue;
             }
+            let m = crate::metrics::get();
+            m.queue_depth.dec_by(jobs.len() as i64);
+            m.group_batches.observe(jobs.len() as f64);
+            let started = Instant::now();
             // `group` takes the jobs out of `jobs` only to answer them: a panic (a bug)
             // leaves the unanswered ones here, and they hear why.
             if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.group(&mut jobs))) {
@@ -244,6 +248,9 @@ impl Writer {
                 Self::answer_all(jobs, || StoreError::WriterFailed(why.clone()));
                 return;
             }
+            let busy = started.elapsed().as_secs_f64();
+            m.group_commit_seconds.observe(busy);
+            m.writer_busy_seconds.inc_by(busy);
             if let Some(r) = replica_work.take() {
                 self.replica_work(r);
             }
@@ -362,6 +369,10 @@ impl Writer {
 
         // 4. Publish and answer.
         group.commit();
+        let m = crate::metrics::get();
+        m.group_records.observe(leaves.len() as f64);
+        m.records.inc_by(leaves.len() as u64);
+        m.log_bytes.inc_by(frames.iter().flat_map(|f| &f.records).map(|r| r.len() as u64).sum());
         if let Err(e) = self.publish(&leaves) {
             drop(guard);
             self.stop(e.to_string());
@@ -455,7 +466,9 @@ impl Writer {
                 Err(error) => return Err(WriteFailure { error, sync_failed: false }),
             }
         }
+        let synced = Instant::now();
         self.log.sync().map_err(|error| WriteFailure { error, sync_failed: true })?;
+        crate::metrics::get().fdatasync_seconds.observe(synced.elapsed().as_secs_f64());
         Ok(written)
     }
 

@@ -97,6 +97,16 @@ pub enum Grade {
     Yellow,
 }
 
+impl Grade {
+    /// The grade's name as the policy and the API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grade::Red => "red",
+            Grade::Yellow => "yellow",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flag {
     pub code: FlagCode,

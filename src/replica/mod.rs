@@ -374,6 +374,7 @@ impl Driver {
         let from = self.applied_frame;
         let rows = pg::frames_after(self.client()?, &ledger, from, FETCH_FRAMES)?;
         let n = rows.len();
+        crate::metrics::get().replication_lag_records.set(rows.iter().map(|r| r.records.len() as i64).sum());
         // Applied in groups of up to APPLY_GROUP_RECORDS records (at least one frame):
         // one fdatasync each, and the state's lock held for a bounded time.
         let mut rows = rows.into_iter().peekable();

@@ -98,6 +98,24 @@ async fn a_project_month_end_to_end_and_every_query() {
     let mut h = tonic_health::pb::health_client::HealthClient::new(s.channel().await);
     let st = h.check(tonic_health::pb::HealthCheckRequest { service: "anxin.v1.LedgerPosting".into() }).await.unwrap().into_inner();
     assert_eq!(st.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    // Reflection v1, and v1alpha (Python's grpcio-reflection and older GUI clients speak
+    // only that one), each lists the ledger's services.
+    {
+        use tonic_reflection::pb::v1::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse, ServerReflectionRequest};
+        let mut r = ServerReflectionClient::new(s.channel().await);
+        let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+        let resp = r.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner().message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(l)) = resp.message_response else { panic!("v1: {resp:?}") };
+        assert!(l.service.iter().any(|s| s.name == "anxin.v1.LedgerPosting"), "v1: {l:?}");
+    }
+    {
+        use tonic_reflection::pb::v1alpha::{server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse, ServerReflectionRequest};
+        let mut r = ServerReflectionClient::new(s.channel().await);
+        let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+        let resp = r.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner().message().await.unwrap().unwrap();
+        let Some(MessageResponse::ListServicesResponse(l)) = resp.message_response else { panic!("v1alpha: {resp:?}") };
+        assert!(l.service.iter().any(|s| s.name == "anxin.v1.LedgerAudit"), "v1alpha: {l:?}");
+    }
     s.stop().await;
 }
 

@@ -16,6 +16,7 @@ mod hostile;
 mod integrity;
 mod masking;
 mod numbers;
+mod operations;
 mod process;
 mod privacy;
 mod replication;
