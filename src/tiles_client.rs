@@ -20,8 +20,8 @@ use crate::chain::checkpoint::SignedCheckpoint;
 use crate::chain::merkle::{self, Nodes};
 use crate::chain::record::Hash;
 
-/// Hashes (or entries) in a full tile.
-pub const TILE_WIDTH: u64 = 256;
+/// Hashes (or entries) in a full tile: the server's.
+pub use crate::api::tiles::TILE_WIDTH;
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer read: a full entry bundle of the largest records (256 x 65,537 bytes).
