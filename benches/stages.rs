@@ -9,7 +9,11 @@
 //! - `merkle_append`: the leaves pushed into the stored tree and written out;
 //! - `log_append_durable`: the batch appended to the log and `fdatasync`'d;
 //! - `submit`: the whole in-process path (`Ledger::submit`), durable;
-//! - `verify`, `rebuild`: a log of 16 batches checked, and its projections rebuilt.
+//! - `verify`, `rebuild`: a log of 16 batches checked, and its projections rebuilt;
+//! - `api/metered_call` against `api/bare_call`: what the metrics layer
+//!   (`api::metered`) adds to every gRPC call (the token authenticated again for the
+//!   role label, the request id, a span at INFO under a subscriber as anxind has, the
+//!   counter and the histogram), around a service that answers at once.
 //!
 //! `cargo bench --bench stages` measures; `cargo test --benches` (CI) runs each once,
 //! so that they keep compiling and working, without timing anything.
@@ -215,5 +219,47 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages);
+/// A service that answers every request at once: what the layer wraps in `api`.
+#[derive(Clone)]
+struct Answer;
+
+impl tower_service::Service<tonic::codegen::http::Request<()>> for Answer {
+    type Response = tonic::codegen::http::Response<()>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: tonic::codegen::http::Request<()>) -> Self::Future {
+        std::future::ready(Ok(tonic::codegen::http::Response::new(())))
+    }
+}
+
+fn api(c: &mut Criterion) {
+    use tower_layer::Layer as _;
+    use tower_service::Service as _;
+    let token = anxin::api::auth::new_token();
+    let principals = anxin::api::auth::Principals::parse(&anxin::api::auth::principals_entry(&Principal::Operator, &token)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let request = || {
+        tonic::codegen::http::Request::builder()
+            .uri("/anxin.v1.LedgerQuery/GetBalance")
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-request-id", "bank-batch-000123")
+            .body(())
+            .unwrap()
+    };
+    // As anxind logs: INFO and above, formatted (here into nothing).
+    let subscriber = tracing_subscriber::fmt().with_writer(std::io::sink).with_max_level(tracing::Level::INFO).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut g = c.benchmark_group("api");
+    g.throughput(Throughput::Elements(1));
+    let mut bare = Answer;
+    g.bench_function("bare_call", |b| b.iter(|| rt.block_on(bare.call(request())).unwrap()));
+    let mut metered = anxin::api::metered::MeteredLayer::new(std::sync::Arc::new(principals)).layer(Answer);
+    g.bench_function("metered_call", |b| b.iter(|| rt.block_on(metered.call(request())).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, stages, api);
 criterion_main!(benches);

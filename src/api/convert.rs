@@ -18,7 +18,7 @@ use super::pb;
 type R<T> = Result<T, ApiError>;
 
 fn money_err(field: &str, e: MoneyError) -> ApiError {
-    ApiError::invalid(e.code(), format!("{field}: {e}"))
+    ApiError::invalid(e.code(), format!("{field}: {e}")).on(field)
 }
 
 pub fn money(field: &str, s: &str) -> R<Money> {
@@ -32,9 +32,9 @@ pub fn amount(field: &str, s: &str) -> R<Money> {
 
 pub fn date(field: &str, s: &str) -> R<Date> {
     if s.is_empty() {
-        return Err(ApiError::invalid("MISSING_FIELD", format!("{field} is required")));
+        return Err(ApiError::invalid("MISSING_FIELD", format!("{field} is required")).on(field));
     }
-    Date::parse(s).map_err(|e| ApiError::invalid("INVALID_DATE", format!("{field}: {e}")))
+    Date::parse(s).map_err(|e| ApiError::invalid("INVALID_DATE", format!("{field}: {e}")).on(field))
 }
 
 pub fn opt_date(field: &str, s: &str) -> R<Option<Date>> {
@@ -42,7 +42,7 @@ pub fn opt_date(field: &str, s: &str) -> R<Option<Date>> {
 }
 
 pub fn period(field: &str, s: &str) -> R<Period> {
-    Period::parse(s).map_err(|e| ApiError::invalid("INVALID_PERIOD", format!("{field}: {e}")))
+    Period::parse(s).map_err(|e| ApiError::invalid("INVALID_PERIOD", format!("{field}: {e}")).on(field))
 }
 
 pub fn opt_period(field: &str, s: &str) -> R<Option<Period>> {
@@ -50,7 +50,7 @@ pub fn opt_period(field: &str, s: &str) -> R<Option<Period>> {
 }
 
 fn id_err(field: &str, e: IdError) -> ApiError {
-    ApiError::invalid(e.code(), format!("{field}: {e}"))
+    ApiError::invalid(e.code(), format!("{field}: {e}")).on(field)
 }
 
 pub fn project(s: &str) -> R<ProjectId> {
@@ -89,7 +89,7 @@ fn bp(field: &str, v: u32) -> R<Option<u32>> {
     match v {
         0 => Ok(None),
         1..=10_000 => Ok(Some(v)),
-        _ => Err(ApiError::invalid("INVALID_POLICY_OVERRIDE", format!("{field}: {v} basis points is above 100%"))),
+        _ => Err(ApiError::invalid("INVALID_POLICY_OVERRIDE", format!("{field}: {v} basis points is above 100%")).on(field)),
     }
 }
 
@@ -98,8 +98,8 @@ pub fn status_from(v: i32) -> R<c::ProjectStatus> {
         Ok(pb::ProjectStatus::Active) => Ok(c::ProjectStatus::Active),
         Ok(pb::ProjectStatus::Suspended) => Ok(c::ProjectStatus::Suspended),
         Ok(pb::ProjectStatus::Completed) => Ok(c::ProjectStatus::Completed),
-        Ok(pb::ProjectStatus::Unspecified) => Err(ApiError::invalid("MISSING_FIELD", "status is required")),
-        Err(_) => Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("status {v} is not a ProjectStatus"))),
+        Ok(pb::ProjectStatus::Unspecified) => Err(ApiError::invalid("MISSING_FIELD", "status is required").on("status")),
+        Err(_) => Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("status {v} is not a ProjectStatus")).on("status")),
     }
 }
 
@@ -120,8 +120,27 @@ fn worker_text(masked: String) -> Text {
 /// # Errors
 /// `INVALID_ARGUMENT` naming the field, or a vault fault (`UNAVAILABLE`).
 pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
-    use pb::command::Kind;
     let kind = cmd.kind.as_ref().ok_or_else(|| ApiError::invalid("MISSING_FIELD", "command has no kind (an unknown or empty oneof)"))?;
+    command_of(kind, vault).map_err(|e| e.under(&oneof_name(kind)))
+}
+
+/// The name of the `Command.kind` field a command is in (`pay_wage`), from prost's
+/// `Debug` of its variant: only the name before the first `(` is kept.
+fn oneof_name(kind: &pb::command::Kind) -> String {
+    let debug = format!("{kind:?}");
+    let variant = debug.split('(').next().unwrap_or_default();
+    let mut name = String::with_capacity(variant.len() + 4);
+    for (i, ch) in variant.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(ch.to_ascii_lowercase());
+    }
+    name
+}
+
+fn command_of(kind: &pb::command::Kind, vault: &Vault) -> R<Command> {
+    use pb::command::Kind;
     let known_worker = |s: &str| -> R<WorkerRef> { Ok(vault.worker_or_phantom(&national_id(s)?)?) };
     let known_card = |s: &str| -> R<CardRef> { Ok(vault.card_or_phantom(&card(s)?)?) };
     Ok(match kind {
@@ -143,15 +162,15 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
                 (Ok(pb::DepositBasis::ByPrice), true) => c::DepositBasis::ByPrice,
                 (Ok(pb::DepositBasis::Required), true) => c::DepositBasis::Required,
                 (Ok(pb::DepositBasis::Exempt), false) => c::DepositBasis::Exempt(text("deposit_exemption_basis", &m.deposit_exemption_basis)?),
-                (Ok(pb::DepositBasis::Exempt), true) => return Err(ApiError::invalid("MISSING_FIELD", "deposit_exemption_basis is required with DEPOSIT_BASIS_EXEMPT")),
-                (Ok(_), false) => return Err(ApiError::invalid("UNEXPECTED_FIELD", "deposit_exemption_basis is given only with DEPOSIT_BASIS_EXEMPT")),
-                (Err(_), _) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("deposit_basis {} is not a DepositBasis", m.deposit_basis))),
+                (Ok(pb::DepositBasis::Exempt), true) => return Err(ApiError::invalid("MISSING_FIELD", "deposit_exemption_basis is required with DEPOSIT_BASIS_EXEMPT").on("deposit_exemption_basis")),
+                (Ok(_), false) => return Err(ApiError::invalid("UNEXPECTED_FIELD", "deposit_exemption_basis is given only with DEPOSIT_BASIS_EXEMPT").on("deposit_exemption_basis")),
+                (Err(_), _) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("deposit_basis {} is not a DepositBasis", m.deposit_basis)).on("deposit_basis")),
             },
             funding: match pb::Funding::try_from(m.funding) {
                 Ok(pb::Funding::Unstated) => c::Funding::Unstated,
                 Ok(pb::Funding::Government) => c::Funding::Government,
                 Ok(pb::Funding::Other) => c::Funding::Other,
-                Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("funding {} is not a Funding", m.funding))),
+                Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("funding {} is not a Funding", m.funding)).on("funding")),
             },
         }),
         Kind::ChangeProjectStatus(m) => Command::ChangeProjectStatus(c::ChangeProjectStatus {
@@ -199,11 +218,11 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
                     Ok(c::PayrollLine {
                         worker: known_worker(&l.national_id)?,
                         employer: uscc("employer", &l.employer)?,
-                        days: u8::try_from(l.days).map_err(|_| ApiError::invalid("INVALID_DAYS", format!("{} days in one month", l.days)))?,
+                        days: u8::try_from(l.days).map_err(|_| ApiError::invalid("INVALID_DAYS", format!("{} days in one month", l.days)).on("days"))?,
                         amount_due: money("amount_due", &l.amount_due)?,
                     })
                 })()
-                .map_err(|e| e.context(&format!("line {i}")))?;
+                .map_err(|e| e.context(&format!("line {i}")).under(&format!("lines[{i}]")))?;
                 lines.push(line);
             }
             Command::SubmitPayroll(c::SubmitPayroll {
@@ -288,7 +307,7 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
             account: match pb::StatementAccount::try_from(m.account) {
                 Ok(pb::StatementAccount::Wage) => c::StatementAccount::Wage,
                 Ok(pb::StatementAccount::Deposit) => c::StatementAccount::Deposit,
-                Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("account {} is not a StatementAccount", m.account))),
+                Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("account {} is not a StatementAccount", m.account)).on("account")),
             },
             bank: bank(&m.bank)?,
             date: date("date", &m.date)?,
@@ -345,7 +364,7 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
                     Ok(pb::CaseOutcome::NoArrears) => c::CaseOutcome::NoArrears,
                     Ok(pb::CaseOutcome::Withdrawn) => c::CaseOutcome::Withdrawn,
                     Ok(pb::CaseOutcome::Transferred) => c::CaseOutcome::Transferred,
-                    Ok(pb::CaseOutcome::Unspecified) | Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("outcome {} is not a CaseOutcome", m.outcome))),
+                    Ok(pb::CaseOutcome::Unspecified) | Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("outcome {} is not a CaseOutcome", m.outcome)).on("outcome")),
                 },
                 recovered: money("recovered", &m.recovered)?,
                 payouts: m.payout_seqs.clone(),
@@ -424,7 +443,7 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
                 Ok(pb::ReferralOutcome::NotFiled) => c::ReferralOutcome::NotFiled,
                 Ok(pb::ReferralOutcome::Convicted) => c::ReferralOutcome::Convicted,
                 Ok(pb::ReferralOutcome::Dropped) => c::ReferralOutcome::Dropped,
-                Ok(pb::ReferralOutcome::Unspecified) | Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("outcome {} is not a ReferralOutcome", m.outcome))),
+                Ok(pb::ReferralOutcome::Unspecified) | Err(_) => return Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("outcome {} is not a ReferralOutcome", m.outcome)).on("outcome")),
             },
             reference: if m.reference.is_empty() { None } else { Some(doc("reference", &m.reference)?) },
             note: opt_text("note", &m.note)?,
@@ -456,7 +475,7 @@ fn case_source_from(v: i32) -> R<c::CaseSource> {
         Ok(pb::CaseSource::NationalPlatform) => Ok(c::CaseSource::NationalPlatform),
         Ok(pb::CaseSource::ProvincialPlatform) => Ok(c::CaseSource::ProvincialPlatform),
         Ok(pb::CaseSource::Inspection) => Ok(c::CaseSource::Inspection),
-        Ok(pb::CaseSource::Unspecified) | Err(_) => Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("source {v} is not a CaseSource"))),
+        Ok(pb::CaseSource::Unspecified) | Err(_) => Err(ApiError::invalid("UNKNOWN_ENUM_VALUE", format!("source {v} is not a CaseSource")).on("source")),
     }
 }
 

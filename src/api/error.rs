@@ -12,8 +12,16 @@
 //! `anxin-command-index`. Rejections map by kind (`INVALID_ARGUMENT`,
 //! `FAILED_PRECONDITION`, `ALREADY_EXISTS`, `NOT_FOUND`, `RESOURCE_EXHAUSTED`); faults map
 //! to `DATA_LOSS` (damage) or `UNAVAILABLE` (I/O, a stopped writer), and are logged here.
+//!
+//! The same facts also travel as the standard rich error details that gRPC client
+//! libraries read (the `grpc-status-details-bin` trailer): a `google.rpc.ErrorInfo` with
+//! the reason, the domain `anxin.v1` and, as metadata, the command index, the leader and
+//! the sequence number; a `google.rpc.BadRequest` naming the field of an invalid value
+//! (`commands[3].pay_wage.amount`); and a `google.rpc.RetryInfo` for the reasons a client
+//! retries (`reasons.rs`, which also says what a client does about every other one).
 
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::domain::rejection::{BatchRejection, RejectionKind};
 use crate::store::StoreError;
@@ -36,12 +44,15 @@ pub struct ApiError {
     pub leader: Option<String>,
     /// `SEQ_NOT_REACHED`: the sequence number this node holds (`api::SEQ_KEY`).
     pub seq: Option<u64>,
+    /// The field whose value is refused, as a path inside the request or its command
+    /// (`pay_wage.amount`; `commands[i].` is put before it with the index).
+    pub field: Option<String>,
 }
 
 impl ApiError {
     /// The only way to make one: every message is masked here.
     fn build(code: Code, reason: &'static str, message: &str, index: Option<usize>) -> ApiError {
-        ApiError { code, reason, message: mask_personal_numbers(message), index, leader: None, seq: None }
+        ApiError { code, reason, message: mask_personal_numbers(message), index, leader: None, seq: None, field: None }
     }
 
     pub fn new(code: Code, reason: &'static str, message: impl Into<String>) -> ApiError {
@@ -63,7 +74,23 @@ impl ApiError {
 
     /// The same refusal with `what: ` before its message.
     pub fn context(self, what: &str) -> ApiError {
-        ApiError::build(self.code, self.reason, &format!("{what}: {}", self.message), self.index)
+        let field = self.field.clone();
+        ApiError { field, ..ApiError::build(self.code, self.reason, &format!("{what}: {}", self.message), self.index) }
+    }
+
+    /// The refused value is in `field`.
+    pub fn on(mut self, field: &str) -> ApiError {
+        self.field = Some(field.to_owned());
+        self
+    }
+
+    /// The refused field is inside `outer` (`lines[2]`, `pay_wage`): its path gets
+    /// `outer.` before it. A refusal without a field is left as it is.
+    pub fn under(mut self, outer: &str) -> ApiError {
+        if let Some(f) = self.field.take() {
+            self.field = Some(format!("{outer}.{f}"));
+        }
+        self
     }
 
     pub fn at(mut self, index: usize) -> ApiError {
@@ -86,22 +113,39 @@ impl From<ApiError> for Status {
             Some(i) => format!("command {i}: {}", e.message),
             None => e.message,
         };
-        let mut s = Status::new(e.code, message);
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        let mut info = std::collections::HashMap::new();
         if let Ok(v) = e.reason.parse() {
-            s.metadata_mut().insert(REASON_KEY, v);
+            metadata.insert(REASON_KEY, v);
         }
         if let Some(i) = e.index {
             if let Ok(v) = i.to_string().parse() {
-                s.metadata_mut().insert(INDEX_KEY, v);
+                metadata.insert(INDEX_KEY, v);
             }
+            info.insert("command_index".to_owned(), i.to_string());
         }
-        if let Some(Ok(v)) = e.leader.as_deref().map(str::parse) {
-            s.metadata_mut().insert(LEADER_KEY, v);
+        if let Some(leader) = &e.leader {
+            if let Ok(v) = leader.parse() {
+                metadata.insert(LEADER_KEY, v);
+            }
+            info.insert("leader".to_owned(), leader.clone());
         }
         if let Some(seq) = e.seq {
-            s.metadata_mut().insert(super::SEQ_KEY, seq.into());
+            metadata.insert(super::SEQ_KEY, seq.into());
+            info.insert("seq".to_owned(), seq.to_string());
         }
-        s
+        let mut details = ErrorDetails::with_error_info(e.reason, super::reasons::ERROR_DOMAIN, info);
+        if let Some(field) = &e.field {
+            let path = match e.index {
+                Some(i) => format!("commands[{i}].{field}"),
+                None => field.clone(),
+            };
+            details.add_bad_request_violation(path, message.clone());
+        }
+        if let Some(delay) = super::reasons::retry_delay(e.reason) {
+            details.set_retry_info(Some(delay));
+        }
+        Status::with_error_details_and_metadata(e.code, message, details, metadata)
     }
 }
 
@@ -115,7 +159,11 @@ impl From<BatchRejection> for ApiError {
             RejectionKind::Limit => Code::ResourceExhausted,
             RejectionKind::Permission => Code::PermissionDenied,
         };
-        ApiError::build(code, r.rejection.code(), &r.rejection.to_string(), r.index)
+        let field = match &r.rejection {
+            crate::domain::rejection::Rejection::Invalid { field, .. } => Some((*field).to_owned()),
+            _ => None,
+        };
+        ApiError { field, ..ApiError::build(code, r.rejection.code(), &r.rejection.to_string(), r.index) }
     }
 }
 

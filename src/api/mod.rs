@@ -18,6 +18,7 @@ mod admin;
 pub(crate) mod audit;
 mod posting;
 pub mod query;
+pub mod reasons;
 pub mod tiles;
 pub mod metered;
 

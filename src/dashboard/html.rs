@@ -134,6 +134,15 @@ pub fn t(l: Lang, key: &str) -> &'static str {
         "balance_line" => ("月末余额", "Balance at month end"),
         "due_bars" => ("当月应发工资", "Payroll due"),
         "logout" => ("退出", "Sign out"),
+        "skip" => ("跳到正文", "Skip to the content"),
+        "cash" => ("现金", "cash"),
+        "red" => ("红色", "red"),
+        "yellow" => ("黄色", "yellow"),
+        "green" => ("正常", "green"),
+        "wan" => ("万元", "10k yuan"),
+        "axis_yuan" => ("金额(元)", "yuan"),
+        "report_from" => ("起始日期", "From"),
+        "report_to" => ("截止日期", "To"),
         _ => ("?", "?"),
     };
     match l {
@@ -146,6 +155,72 @@ pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
+/// A money string of the API ("54704450.00", "-12.50") with thousands separators
+/// ("54,704,450.00"); anything else is returned as it is.
+pub fn grouped(s: &str) -> String {
+    let (sign, rest) = s.strip_prefix('-').map_or(("", s), |r| ("-", r));
+    let (int, frac) = rest.split_once('.').unwrap_or((rest, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(int.len() + int.len() / 3 + frac.len() + 2);
+    out.push_str(sign);
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// Money as an office reads it: "¥54,704,450.00" ("-¥12.50" below zero).
+pub fn yuan(s: &str) -> String {
+    match s.strip_prefix('-') {
+        Some(r) => format!("-¥{}", grouped(r)),
+        None => format!("¥{}", grouped(s)),
+    }
+}
+
+/// Money in 万元 (ten thousand yuan), as Chinese reports state large sums: "5,470.45万元",
+/// to the nearest 0.01 万元 (half away from zero); `None` for what is not money.
+pub fn wan(s: &str) -> Option<String> {
+    use rust_decimal::{Decimal, RoundingStrategy};
+    let d: Decimal = s.parse().ok()?;
+    let w = (d / Decimal::from(10_000)).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    Some(format!("{}万元", grouped(&format!("{w:.2}"))))
+}
+
+/// A flag's code in the page's language (the code itself stays in the exports and in
+/// the tag's title).
+pub fn flag_name(l: Lang, code: &str) -> String {
+    let (zh, en) = match code {
+        "WAGE_SHORTFALL" => ("专户余额不足", "Wage account short"),
+        "WAGES_OVERDUE" => ("工资逾期未付", "Wages overdue"),
+        "SPLIT_BELOW_RATIO" => ("人工费拨付不足", "Wage share below ratio"),
+        "DEPOSIT_SHORTFALL" => ("保证金不足", "Deposit short"),
+        "LETTER_EXPIRING" => ("保函即将到期", "Letter expiring"),
+        "DRAWDOWN_NOT_REPLENISHED" => ("保证金动用未补足", "Drawdown not made good"),
+        "PAYROLL_MISSING" => ("工资表未报送", "Payroll missing"),
+        "NO_WAGE_ACCOUNT" => ("未开设工资专户", "No wage account"),
+        "CONTRACT_MISSING" => ("未签劳动合同", "Contracts missing"),
+        "BALANCE_MISMATCH" => ("银行对账不符", "Bank balance differs"),
+        "STATEMENT_MISSING" => ("对账单未报送", "Statement missing"),
+        "CASE_OVERDUE" => ("案件办理超期", "Case overdue"),
+        "ORDER_UNMET" => ("整改指令未履行", "Order unmet"),
+        "REFERRAL_DUE" => ("应移送公安", "Referral due"),
+        other => (other, other),
+    };
+    match l {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => en.to_owned(),
+    }
+}
+
 pub fn status_key(s: i32) -> &'static str {
     match pb::ProjectStatus::try_from(s) {
         Ok(pb::ProjectStatus::Active) => "active",
@@ -155,30 +230,52 @@ pub fn status_key(s: i32) -> &'static str {
     }
 }
 
-/// Red if any red flag, amber (yellow) if any flag, else green.
+/// Red if any red flag, yellow if any flag, else green: the grades of the flag policy.
 pub fn grade(p: &pb::Project) -> &'static str {
     if p.flags.iter().any(|f| f.grade == "red") {
         "red"
     } else if p.flags.is_empty() {
         "green"
     } else {
-        "amber"
+        "yellow"
     }
 }
 
 const STYLE: &str = "body{font-family:system-ui,'Noto Sans CJK SC','PingFang SC',sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
-header{background:#0f4c81;color:#fff;padding:10px 24px;display:flex;gap:24px;align-items:center}header a{color:#fff;text-decoration:none}\
+header{background:#0f4c81;color:#fff;padding:10px 24px;display:flex;flex-wrap:wrap;gap:8px 24px;align-items:center}header a{color:#fff;text-decoration:none}header a:hover{text-decoration:underline}\
+.skip{position:absolute;left:-999px}.skip:focus{left:8px;top:8px;background:#fff;color:#0f4c81;padding:6px 10px;z-index:9}\
+:focus-visible{outline:3px solid #f5a623;outline-offset:2px}\
 main{padding:16px 24px}h1{font-size:20px;margin:0}h2{font-size:17px;margin:18px 0 8px}\
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:10px}.card{background:#fff;border-radius:6px;padding:10px 12px;box-shadow:0 1px 2px #0002}\
-.card b{display:block;font-size:20px;margin-top:4px}table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}th,td{padding:5px 8px;border-bottom:1px solid #e3e6ea;text-align:left}\
-th{cursor:pointer;background:#eef1f5}td.n{text-align:right;font-variant-numeric:tabular-nums}.dot{display:inline-block;width:11px;height:11px;border-radius:50%}\
-.red{background:#d93025}.amber{background:#f5a623}.green{background:#1e8e3e}.tag{padding:1px 6px;border-radius:3px;color:#fff;font-size:12px}\
-input{padding:5px 8px;margin:6px 0;min-width:260px}.muted{color:#667}";
+.card b{display:block;font-size:20px;margin-top:4px;font-variant-numeric:tabular-nums}.card small{display:block;color:#4d5566;margin-top:2px}\
+.scroll{overflow-x:auto}table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}th,td{padding:5px 8px;border-bottom:1px solid #e3e6ea;text-align:left}\
+th{cursor:pointer;background:#eef1f5;white-space:nowrap}th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}\
+td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}.dot{display:inline-block;width:11px;height:11px;border-radius:50%;vertical-align:-1px}\
+.dot.red{background:#d93025}.dot.yellow{background:#f5a623}.dot.green{background:#1e8e3e}\
+.tag{padding:1px 6px;border-radius:3px;font-size:12px;white-space:nowrap}.tag.red{background:#c5221f;color:#fff}.tag.yellow{background:#fce8b2;color:#3c2f00}\
+input{padding:5px 8px;margin:6px 0;min-width:260px}.muted{color:#4d5566}\
+.chart{max-width:820px;margin:0;background:#fff;border-radius:6px}.chart svg{width:100%;height:auto;display:block}.chart .pt:hover,.chart rect.due:hover{opacity:.75}\
+@media (max-width:640px){header{padding:8px 12px;gap:6px 14px}h1{font-size:17px;width:100%}main{padding:10px 12px}\
+.cards{grid-template-columns:repeat(2,minmax(0,1fr))}.card b{font-size:16px}input{min-width:0;width:100%;box-sizing:border-box}}\
+@media print{header,.skip,input.filter,a.export,form{display:none}body{background:#fff;font-size:11pt}main{padding:0}\
+.card{box-shadow:none;border:1px solid #bbb}.cards{grid-template-columns:repeat(4,1fr)}tr{break-inside:avoid}thead{display:table-header-group}\
+a{color:inherit;text-decoration:none}th[aria-sort]::after{content:''}.scroll{overflow:visible}.chart{break-inside:avoid}}";
 
-const SCRIPT: &str = "document.querySelectorAll('table.sortable').forEach(function(t){t.querySelectorAll('th').forEach(function(th,i){th.onclick=function(){\
-var rows=Array.from(t.tBodies[0].rows),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';rows.sort(function(a,b){var x=a.cells[i].dataset.v||a.cells[i].innerText,y=b.cells[i].dataset.v||b.cells[i].innerText;\
-var nx=parseFloat(x.replace(/,/g,'')),ny=parseFloat(y.replace(/,/g,''));var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?c:-c});rows.forEach(function(r){t.tBodies[0].appendChild(r)})}})});\
-document.querySelectorAll('input.filter').forEach(function(f){f.oninput=function(){var q=f.value.toLowerCase();document.querySelectorAll(f.dataset.table+' tbody tr').forEach(function(r){r.style.display=r.innerText.toLowerCase().indexOf(q)<0?'none':''})}});";
+/// Sorting and filtering of every table, kept in the URL (`?f.<table>=text&s.<table>=3`,
+/// `-3` descending), so that a filtered, sorted view can be shared and reloaded; headers
+/// sort with the keyboard too (Enter or Space).
+const SCRIPT: &str = "(function(){var q=new URLSearchParams(location.search);\
+function keep(k,v){if(v)q.set(k,v);else q.delete(k);var s=q.toString();history.replaceState(null,'',location.pathname+(s?'?'+s:'')+location.hash)}\
+function sortBy(t,i,asc){var rows=Array.from(t.tBodies[0].rows);rows.sort(function(a,b){var x=a.cells[i].dataset.v||a.cells[i].innerText,y=b.cells[i].dataset.v||b.cells[i].innerText;\
+var nx=parseFloat(x.replace(/[,\\u00a5]/g,'')),ny=parseFloat(y.replace(/[,\\u00a5]/g,''));var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?c:-c});\
+rows.forEach(function(r){t.tBodies[0].appendChild(r)});Array.from(t.tHead.rows[0].cells).forEach(function(h,j){h.setAttribute('aria-sort',j===i?(asc?'ascending':'descending'):'none')})}\
+document.querySelectorAll('table.sortable').forEach(function(t){var hs=t.tHead.rows[0].cells;Array.from(hs).forEach(function(th,i){\
+function go(){var asc=th.getAttribute('aria-sort')!=='ascending';sortBy(t,i,asc);keep('s.'+t.id,(asc?'':'-')+i)}\
+th.onclick=go;th.onkeydown=function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();go()}}});\
+var s=q.get('s.'+t.id);if(s&&/^-?[0-9]+$/.test(s)&&Math.abs(+s)<hs.length)sortBy(t,Math.abs(+s),s[0]!=='-')});\
+document.querySelectorAll('input.filter').forEach(function(f){var t=document.querySelector(f.dataset.table);\
+function apply(){var v=f.value.toLowerCase();t.querySelectorAll('tbody tr').forEach(function(r){r.style.display=r.innerText.toLowerCase().indexOf(v)<0?'none':''})}\
+f.value=q.get('f.'+t.id)||'';if(f.value)apply();f.oninput=function(){apply();keep('f.'+t.id,f.value)}})})();";
 
 pub struct Page {
     lang: Lang,
@@ -190,8 +287,9 @@ impl Page {
         let mut p = Page { lang, body: String::new() };
         let other = if lang == Lang::Zh { ("en", "English") } else { ("zh", "中文") };
         p.body.push_str(&format!(
-            "<header><h1>{}</h1><a href=\"/\">{}</a><a href=\"/flags\">{}</a><a href=\"/workers\">{}</a><a href=\"/cases\">{}</a><span style=\"flex:1\"></span><a href=\"?lang={}\">{}</a><a href=\"/logout\">{}</a></header><main><h2>{}</h2>",
-            t(lang, "title"), t(lang, "summary"), t(lang, "flags"), t(lang, "workers"), t(lang, "cases"), other.0, other.1, t(lang, "logout"), t(lang, title_key)
+            "<a class=\"skip\" href=\"#main\">{}</a><header><h1>{}</h1><a href=\"/\">{}</a><a href=\"/flags\">{}</a><a href=\"/workers\">{}</a><a href=\"/cases\">{}</a><span style=\"flex:1\"></span><a href=\"?lang={}\" lang=\"{}\">{}</a><a href=\"/logout\">{}</a></header><main id=\"main\"><h2>{}</h2>",
+            t(lang, "skip"),
+            t(lang, "title"), t(lang, "summary"), t(lang, "flags"), t(lang, "workers"), t(lang, "cases"), other.0, other.0, other.1, t(lang, "logout"), t(lang, title_key)
         ));
         p
     }
@@ -212,13 +310,13 @@ impl Page {
     /// A sortable, filterable table; cells are already escaped HTML.
     pub fn table(&mut self, id: &str, headers: &[&str], rows: &[Vec<String>], csv: Option<&str>) {
         let l = self.lang;
-        self.body.push_str(&format!("<input class=\"filter\" data-table=\"#{id}\" placeholder=\"{}\">", t(l, "filter")));
+        self.body.push_str(&format!("<input class=\"filter\" type=\"search\" data-table=\"#{id}\" placeholder=\"{0}\" aria-label=\"{0}\">", t(l, "filter")));
         if let Some(href) = csv {
-            self.body.push_str(&format!(" <a href=\"{href}\">{}</a>", t(l, "export")));
+            self.body.push_str(&format!(" <a class=\"export\" href=\"{href}\">{}</a>", t(l, "export")));
         }
-        self.body.push_str(&format!("<table id=\"{id}\" class=\"sortable\"><thead><tr>"));
+        self.body.push_str(&format!("<div class=\"scroll\"><table id=\"{id}\" class=\"sortable\"><thead><tr>"));
         for h in headers {
-            self.body.push_str(&format!("<th>{}</th>", t(l, h)));
+            self.body.push_str(&format!("<th scope=\"col\" tabindex=\"0\" aria-sort=\"none\">{}</th>", t(l, h)));
         }
         self.body.push_str("</tr></thead><tbody>");
         for r in rows {
@@ -228,7 +326,7 @@ impl Page {
             }
             self.body.push_str("</tr>");
         }
-        self.body.push_str("</tbody></table>");
+        self.body.push_str("</tbody></table></div>");
     }
 
     pub fn finish(self) -> Html<String> {
@@ -249,8 +347,14 @@ fn num(s: &str) -> String {
     format!("<td class=\"n\">{}</td>", esc(s))
 }
 
-fn dot(g: &str) -> String {
-    format!("<td data-v=\"{}\"><span class=\"dot {g}\" title=\"{g}\"></span> {g}</td>", match g { "red" => 0, "amber" => 1, _ => 2 })
+/// A money cell: grouped for reading, sorted by its value.
+fn money(s: &str) -> String {
+    format!("<td class=\"n\" data-v=\"{}\">{}</td>", esc(s), esc(&grouped(s)))
+}
+
+/// A grade cell: its dot and its name in the page's language (`red`, `yellow`, `green`).
+fn dot(l: Lang, g: &str) -> String {
+    format!("<td data-v=\"{}\"><span class=\"dot {g}\" aria-hidden=\"true\"></span> {}</td>", match g { "red" => 0, "yellow" => 1, _ => 2 }, t(l, g))
 }
 
 pub fn login(l: Lang) -> Html<String> {
@@ -272,21 +376,39 @@ fn pct(num: u32, den: u32) -> String {
     format!("{}.{:02}%", bp / 100, bp % 100)
 }
 
-/// (label, value) rows of a county summary, as shown and as exported.
-pub fn summary_rows(l: Lang, s: &pb::CountySummary) -> Vec<(String, String)> {
+/// (label, value, the amount when the value is money) rows of a county summary, as
+/// exported; the page shows the amounts grouped, and in 万元 too in Chinese.
+pub fn summary_rows(l: Lang, s: &pb::CountySummary) -> Vec<(String, String, Option<String>)> {
+    let plain = |k: &str, v: String| (t(l, k).to_owned(), v, None);
+    let money = |k: &str, v: &str| (t(l, k).to_owned(), format!("¥{v}"), Some(v.to_owned()));
+    let flags = match l {
+        Lang::Zh => format!("红色 {} 项，黄色 {} 项", s.flags_red, s.flags_yellow),
+        Lang::En => format!("{} red, {} yellow", s.flags_red, s.flags_yellow),
+    };
     vec![
-        (t(l, "projects_total").into(), format!("{} ({} {}, {} {}, {} {})", s.projects_total, s.projects_active, t(l, "active"), s.projects_completed, t(l, "completed"), s.projects_suspended, t(l, "suspended"))),
-        (t(l, "registered").into(), s.workers_registered.to_string()),
-        (t(l, "on_site").into(), s.workers_on_site.to_string()),
-        (t(l, "contract_rate").into(), format!("{} ({}/{})", pct(s.enrolments_with_contract, s.enrolments), s.enrolments_with_contract, s.enrolments)),
-        (t(l, "accounts_bound").into(), format!("{} ({}/{})", pct(s.wage_accounts_bound, s.projects_total), s.wage_accounts_bound, s.projects_total)),
-        (t(l, "deposit_rate").into(), format!("{} ({}/{})", pct(s.deposit_covered_projects, s.deposit_required_projects), s.deposit_covered_projects, s.deposit_required_projects)),
-        (t(l, "wages_paid").into(), format!("¥{}", s.wages_paid_year)),
-        (t(l, "workers_paid").into(), s.workers_paid_year.to_string()),
-        (t(l, "arrears").into(), format!("¥{}", s.arrears)),
-        (t(l, "arrears_workers").into(), s.arrears_workers.to_string()),
-        (t(l, "open_flags").into(), format!("{} red, {} yellow", s.flags_red, s.flags_yellow)),
+        plain("projects_total", format!("{} ({} {}, {} {}, {} {})", s.projects_total, s.projects_active, t(l, "active"), s.projects_completed, t(l, "completed"), s.projects_suspended, t(l, "suspended"))),
+        plain("registered", s.workers_registered.to_string()),
+        plain("on_site", s.workers_on_site.to_string()),
+        plain("contract_rate", format!("{} ({}/{})", pct(s.enrolments_with_contract, s.enrolments), s.enrolments_with_contract, s.enrolments)),
+        plain("accounts_bound", format!("{} ({}/{})", pct(s.wage_accounts_bound, s.projects_total), s.wage_accounts_bound, s.projects_total)),
+        plain("deposit_rate", format!("{} ({}/{})", pct(s.deposit_covered_projects, s.deposit_required_projects), s.deposit_covered_projects, s.deposit_required_projects)),
+        money("wages_paid", &s.wages_paid_year),
+        plain("workers_paid", s.workers_paid_year.to_string()),
+        money("arrears", &s.arrears),
+        plain("arrears_workers", s.arrears_workers.to_string()),
+        plain("open_flags", flags),
     ]
+}
+
+/// A summary card: money grouped ("¥54,704,450.00"), with 万元 under it in Chinese.
+fn card(l: Lang, label: &str, value: &str, amount: Option<&str>) -> String {
+    match amount {
+        Some(a) => {
+            let wan = if l == Lang::Zh { wan(a).map(|w| format!("<small>{}</small>", esc(&w))).unwrap_or_default() } else { String::new() };
+            format!("<div class=\"card\">{}<b>{}</b>{wan}</div>", esc(label), esc(&yuan(a)))
+        }
+        None => format!("<div class=\"card\">{}<b>{}</b></div>", esc(label), esc(value)),
+    }
 }
 
 /// "As of D, record N (of H)": which point an answer reflects.
@@ -301,8 +423,8 @@ pub fn point_text(l: Lang, point: &Option<pb::Point>) -> String {
 pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html<String> {
     let mut p = Page::new(l, "summary");
     p.raw(&format!("<p class=\"muted\" id=\"point\">{} · {} · {}</p><div class=\"cards\" id=\"summary\">", if s.county.is_empty() { "*" } else { &s.county }, point_text(l, &s.point), "<a href=\"/summary.csv\">CSV</a>"));
-    for (k, v) in summary_rows(l, s) {
-        p.raw(&format!("<div class=\"card\">{}<b>{}</b></div>", esc(&k), esc(&v)));
+    for (k, v, amount) in summary_rows(l, s) {
+        p.raw(&card(l, &k, &v, amount.as_deref()));
     }
     p.raw("</div>");
     if !s.reconciliation.is_empty() {
@@ -310,7 +432,7 @@ pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html
         let rows: Vec<Vec<String>> = s
             .reconciliation
             .iter()
-            .map(|r| vec![td(&r.bank), num(&r.accounts.to_string()), num(&r.agreed.to_string()), num(&r.differ.to_string()), num(&r.late.to_string()), dot(if r.differ > 0 { "red" } else if r.late > 0 { "amber" } else { "green" })])
+            .map(|r| vec![td(&r.bank), num(&r.accounts.to_string()), num(&r.agreed.to_string()), num(&r.differ.to_string()), num(&r.late.to_string()), dot(l, if r.differ > 0 { "red" } else if r.late > 0 { "yellow" } else { "green" })])
             .collect();
         p.table("reconciliation", &["bank", "accounts", "agreed", "differ", "late", "status"], &rows, None);
     }
@@ -322,13 +444,13 @@ pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html
                 format!("<td><a href=\"/project/{0}\">{0}</a></td>", esc(&x.project)),
                 td(&x.name),
                 td(t(l, status_key(x.status))),
-                dot(grade(x)),
-                num(&x.wage_balance),
-                num(&x.owed),
-                num(&x.overdue),
-                num(&format!("{} + {} / {}", x.deposit_cash, x.letters_valid, x.deposit_required)),
+                dot(l, grade(x)),
+                money(&x.wage_balance),
+                money(&x.owed),
+                money(&x.overdue),
+                format!("<td class=\"n\" data-v=\"{}\">{}</td>", esc(&x.deposit_cash), esc(&format!("{} + {} / {}", grouped(&x.deposit_cash), grouped(&x.letters_valid), grouped(&x.deposit_required)))),
                 num(&x.workers_on_site.to_string()),
-                td(&x.flags.iter().map(|f| f.code.as_str()).collect::<Vec<_>>().join(" ")),
+                format!("<td>{}</td>", x.flags.iter().map(|f| format!("<span title=\"{}\">{}</span>", esc(&f.code), esc(&flag_name(l, &f.code)))).collect::<Vec<_>>().join(if l == Lang::Zh { "、" } else { ", " })),
             ]
         })
         .collect();
@@ -340,9 +462,11 @@ pub fn summary(l: Lang, s: &pb::CountySummary, projects: &[pb::Project]) -> Html
 pub fn cases(l: Lang, s: &pb::CountySummary, cs: &[pb::Case], year: Option<&pb::CountyReport>) -> Html<String> {
     let mut p = Page::new(l, "cases");
     p.raw(&format!(
-        "<form method=\"get\" action=\"/report\">{}: <input name=\"from\" value=\"{}-01-01\" size=\"10\"> – <input name=\"to\" value=\"{}\" size=\"10\"><input type=\"hidden\" name=\"lang\" value=\"{}\"> <button>{}</button></form>",
+        "<form method=\"get\" action=\"/report\">{}: <input name=\"from\" aria-label=\"{}\" value=\"{}-01-01\" size=\"10\"> – <input name=\"to\" aria-label=\"{}\" value=\"{}\" size=\"10\"><input type=\"hidden\" name=\"lang\" value=\"{}\"> <button>{}</button></form>",
         t(l, "report_period"),
+        t(l, "report_from"),
         esc(&s.as_of[..4.min(s.as_of.len())]),
+        t(l, "report_to"),
         esc(&s.as_of),
         if l == Lang::Zh { "zh" } else { "en" },
         t(l, "report")
@@ -353,7 +477,7 @@ pub fn cases(l: Lang, s: &pb::CountySummary, cs: &[pb::Case], year: Option<&pb::
         .iter()
         .map(|f| {
             let rate = super::report::rate(f.closed, f.received);
-            vec![td(source_name(l, &f.source)), num(&f.received.to_string()), num(&f.closed.to_string()), num(&rate), num(&f.recovered), num(&f.workers_paid.to_string())]
+            vec![td(source_name(l, &f.source)), num(&f.received.to_string()), num(&f.closed.to_string()), num(&rate), money(&f.recovered), num(&f.workers_paid.to_string())]
         })
         .collect();
     p.table("casework", &["source", "received", "closed", "closure_rate", "recovered", "workers_paid"], &rows, None);
@@ -361,10 +485,10 @@ pub fn cases(l: Lang, s: &pb::CountySummary, cs: &[pb::Case], year: Option<&pb::
     let rows: Vec<Vec<String>> = cs
         .iter()
         .map(|c| {
-            let status = if !c.overdue_grade.is_empty() { if c.overdue_grade == "red" { "red" } else { "amber" } } else { "green" };
+            let status = if !c.overdue_grade.is_empty() { if c.overdue_grade == "red" { "red" } else { "yellow" } } else { "green" };
             let project = if c.project.is_empty() { "<td></td>".to_owned() } else { format!("<td><a href=\"/project/{0}\">{0}</a></td>", esc(&c.project)) };
             let source = pb::CaseSource::try_from(c.source).map(|x| x.as_str_name().trim_start_matches("CASE_SOURCE_").to_lowercase()).unwrap_or_default();
-            vec![td(&c.case_no), td(source_name(l, &source)), td(&c.received_on), project, td(case_status(l, &c.status)), td(&c.decide_by), td(&c.close_by), num(&c.recovered), num(&c.workers_paid.to_string()), dot(status)]
+            vec![td(&c.case_no), td(source_name(l, &source)), td(&c.received_on), project, td(case_status(l, &c.status)), td(&c.decide_by), td(&c.close_by), money(&c.recovered), num(&c.workers_paid.to_string()), dot(l, status)]
         })
         .collect();
     p.table("case-list", &["case_no", "source", "received_on", "project", "status", "decide_by", "close_by", "recovered", "workers_paid", "grade"], &rows, None);
@@ -405,15 +529,15 @@ fn case_status(l: Lang, status: &str) -> &str {
     }
 }
 
-fn flag_rows(fs: &[pb::Flag]) -> Vec<Vec<String>> {
+fn flag_rows(l: Lang, fs: &[pb::Flag]) -> Vec<Vec<String>> {
     fs.iter()
         .map(|f| {
-            let g = if f.grade == "red" { "red" } else { "amber" };
+            let g = if f.grade == "red" { "red" } else { "yellow" };
             vec![
                 if f.project.is_empty() { format!("<td>{}</td>", esc(&f.case_no)) } else { format!("<td><a href=\"/project/{0}\">{0}</a></td>", esc(&f.project)) },
-                format!("<td><span class=\"tag {g}\">{}</span></td>", esc(&f.code)),
-                dot(g),
-                num(&f.gap),
+                format!("<td data-v=\"{0}\"><span class=\"tag {g}\" title=\"{0}\">{1}</span></td>", esc(&f.code), esc(&flag_name(l, &f.code))),
+                dot(l, g),
+                money(&f.gap),
                 td(&f.since),
                 format!("<td class=\"evidence\">{}</td>", f.evidence.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
                 td(&f.detail),
@@ -424,43 +548,108 @@ fn flag_rows(fs: &[pb::Flag]) -> Vec<Vec<String>> {
 
 pub fn flags(l: Lang, fs: &[pb::Flag]) -> Html<String> {
     let mut p = Page::new(l, "flags");
-    p.table("flags", &["project", "code", "grade", "gap", "since", "evidence", "detail"], &flag_rows(fs), Some("/flags.csv"));
+    p.table("flags", &["project", "code", "grade", "gap", "since", "evidence", "detail"], &flag_rows(l, fs), Some("/flags.csv"));
     p.finish()
 }
 
-/// The wage account balance at each month end (line) against the payroll due for the
-/// month (bars), as inline SVG.
+/// A round step for an axis up to `max` fen with about five ticks: 1, 2 or 5 times a
+/// power of ten yuan.
+fn tick_step(max: i64) -> i64 {
+    let rough = (max / 5).max(100);
+    let mut unit = 100i64;
+    while unit * 10 <= rough {
+        unit *= 10;
+    }
+    [1, 2, 5, 10].into_iter().map(|m| m * unit).find(|s| *s >= rough).unwrap_or(unit * 10)
+}
+
+/// The wage account balance at each month end (a line with a point a month) against the
+/// payroll due for the month (bars), as inline SVG on one scale of yuan: a y axis with
+/// round ticks, the months on the x axis, a legend, and each value on hover (and to a
+/// screen reader) through the marks' titles.
 fn chart(l: Lang, h: &pb::ProjectHistory) -> String {
     let fen = |s: &str| -> i64 {
-        let (a, b) = s.split_once('.').unwrap_or((s, "0"));
-        a.parse::<i64>().unwrap_or(0) * 100 + b.parse::<i64>().unwrap_or(0) * if a.starts_with('-') { -1 } else { 1 }
+        s.parse::<rust_decimal::Decimal>().ok().and_then(|d| rust_decimal::prelude::ToPrimitive::to_i64(&(d * rust_decimal::Decimal::from(100)))).unwrap_or(0)
     };
     let months = &h.months;
-    let (w, hgt, pad) = (760i64, 260i64, 40i64);
-    let max = months.iter().flat_map(|m| [fen(&m.wage_balance_end), fen(&m.payroll_due)]).max().unwrap_or(1).max(1);
+    let (w, hgt, left, right, top, bottom) = (820i64, 300i64, 96i64, 16i64, 40i64, 34i64);
+    let max = months.iter().flat_map(|m| [fen(&m.wage_balance_end), fen(&m.payroll_due)]).max().unwrap_or(0).max(100);
+    let step = tick_step(max);
+    let top_value = max.div_euclid(step) * step + if max % step == 0 { 0 } else { step };
+    let plot_h = hgt - top - bottom;
     let n = months.len().max(1) as i64;
-    let step = (w - 2 * pad) / n;
-    let y = |v: i64| hgt - pad - (v.max(0) as i128 * (hgt - 2 * pad) as i128 / max as i128) as i64;
-    let mut svg = format!("<svg id=\"chart\" role=\"img\" aria-label=\"{}\" width=\"{w}\" height=\"{hgt}\" style=\"background:#fff;border-radius:6px\">", t(l, "chart"));
-    svg.push_str(&format!("<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/>", hgt - pad, w - pad));
+    let slot = (w - left - right) / n;
+    let y = |v: i64| top + plot_h - (v.clamp(0, top_value) as i128 * plot_h as i128 / top_value as i128) as i64;
+    let label = |v: i64| yuan(&(v / 100).to_string());
+    let mut svg = format!(
+        "<figure class=\"chart\"><svg id=\"chart\" viewBox=\"0 0 {w} {hgt}\" role=\"img\" aria-labelledby=\"chart-title\"><title id=\"chart-title\">{}</title>",
+        t(l, "chart")
+    );
+    // The y axis: gridlines and round amounts.
+    let mut v = 0;
+    while v <= top_value {
+        svg.push_str(&format!(
+            "<line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"{2}\"/><text x=\"{3}\" y=\"{4}\" font-size=\"11\" text-anchor=\"end\" fill=\"#4d5566\">{5}</text>",
+            y(v),
+            w - right,
+            if v == 0 { "#6b7280" } else { "#e3e6ea" },
+            left - 6,
+            y(v) + 4,
+            label(v)
+        ));
+        v += step;
+    }
+    svg.push_str(&format!("<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#6b7280\"/>", top + plot_h));
+    // Bars, month labels, and the balance's points.
     let mut pts = Vec::new();
+    let mut marks = String::new();
     for (i, m) in months.iter().enumerate() {
-        let x = pad + i as i64 * step;
+        let x = left + i as i64 * slot;
         let due = fen(&m.payroll_due);
-        svg.push_str(&format!("<rect class=\"due\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#9cc3e6\"><title>{} {}: {}</title></rect>", x + 3, y(due), (step - 6).max(1), hgt - pad - y(due), esc(&m.period), t(l, "due_bars"), esc(&m.payroll_due)));
-        pts.push(format!("{},{}", x + step / 2, y(fen(&m.wage_balance_end))));
-        if i % 2 == 0 || n <= 12 {
-            svg.push_str(&format!("<text x=\"{}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>", x + step / 2, hgt - pad + 14, esc(&m.period)));
+        let bal = fen(&m.wage_balance_end);
+        svg.push_str(&format!(
+            "<rect class=\"due\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#9cc3e6\"><title>{} {}: {}</title></rect>",
+            x + 4,
+            y(due),
+            (slot - 8).max(1),
+            top + plot_h - y(due),
+            esc(&m.period),
+            t(l, "due_bars"),
+            esc(&yuan(&m.payroll_due))
+        ));
+        let cx = x + slot / 2;
+        pts.push(format!("{cx},{}", y(bal)));
+        marks.push_str(&format!(
+            "<circle class=\"pt\" cx=\"{cx}\" cy=\"{}\" r=\"4\" fill=\"#c5221f\" stroke=\"#fff\" stroke-width=\"1.5\"><title>{} {}: {}</title></circle>",
+            y(bal),
+            esc(&m.period),
+            t(l, "balance_line"),
+            esc(&yuan(&m.wage_balance_end))
+        ));
+        if n <= 12 || i % 2 == 0 {
+            svg.push_str(&format!("<text x=\"{cx}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#1d2330\">{}</text>", top + plot_h + 16, esc(&m.period)));
         }
     }
-    svg.push_str(&format!("<polyline class=\"balance\" points=\"{}\" fill=\"none\" stroke=\"#d93025\" stroke-width=\"2\"/>", pts.join(" ")));
-    svg.push_str(&format!("<text x=\"{pad}\" y=\"16\" font-size=\"11\" fill=\"#d93025\">— {}</text><text x=\"{}\" y=\"16\" font-size=\"11\" fill=\"#3b7fc4\">▮ {}</text><text x=\"{}\" y=\"16\" font-size=\"11\">max ¥{}</text></svg>", t(l, "balance_line"), pad + 200, t(l, "due_bars"), w - 200, max / 100));
+    svg.push_str(&format!("<polyline class=\"balance\" points=\"{}\" fill=\"none\" stroke=\"#c5221f\" stroke-width=\"2\"/>", pts.join(" ")));
+    svg.push_str(&marks);
+    // The legend.
+    svg.push_str(&format!(
+        "<g font-size=\"12\" fill=\"#1d2330\"><rect x=\"{left}\" y=\"12\" width=\"12\" height=\"12\" fill=\"#9cc3e6\"/><text x=\"{}\" y=\"22\">{}</text>\
+         <line x1=\"{}\" y1=\"18\" x2=\"{}\" y2=\"18\" stroke=\"#c5221f\" stroke-width=\"2\"/><circle cx=\"{}\" cy=\"18\" r=\"4\" fill=\"#c5221f\"/><text x=\"{}\" y=\"22\">{}</text></g></svg></figure>",
+        left + 18,
+        t(l, "due_bars"),
+        left + 200,
+        left + 224,
+        left + 212,
+        left + 230,
+        t(l, "balance_line")
+    ));
     svg
 }
 
 pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb::Payroll]) -> Html<String> {
     let mut p = Page::new(l, "project");
-    p.raw(&format!("<p><b>{}</b> {} · {} · {} {} · <span class=\"dot {g}\"></span> {g}</p>", esc(&x.project), esc(&x.name), t(l, status_key(x.status)), t(l, "contractor"), esc(&x.general_contractor), g = grade(x)));
+    p.raw(&format!("<p><b>{}</b> {} · {} · {} {} · <span class=\"dot {g}\" aria-hidden=\"true\"></span> {}</p>", esc(&x.project), esc(&x.name), t(l, status_key(x.status)), t(l, "contractor"), esc(&x.general_contractor), t(l, grade(x)), g = grade(x)));
     let basis = match pb::DepositBasis::try_from(x.deposit_basis) {
         Ok(pb::DepositBasis::Required) => t(l, "required").to_owned(),
         Ok(pb::DepositBasis::Exempt) => format!("{} ({})", t(l, "exempt"), esc(&x.deposit_exemption_basis)),
@@ -481,29 +670,35 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
         t(l, "deposit_basis"),
         basis
     ));
+    let covered = {
+        use rust_decimal::Decimal;
+        let d = |v: &str| v.parse::<Decimal>().unwrap_or_default();
+        format!("{:.2}", d(&x.deposit_cash) + d(&x.letters_valid))
+    };
     let cards = [
-        ("wage_balance", format!("¥{}", x.wage_balance)),
-        ("deposit", format!("¥{} + ¥{} / ¥{}", x.deposit_cash, x.letters_valid, x.deposit_required)),
-        ("progress", format!("¥{}", x.progress_total)),
-        ("wage_share", format!("¥{} ({} {}.{:02}%)", x.wage_share_total, t(l, "ratio"), x.labour_ratio_bp / 100, x.labour_ratio_bp % 100)),
-        ("paid_total", format!("¥{}", x.wages_paid_total)),
-        ("owed", format!("¥{}", x.owed)),
-        ("overdue", format!("¥{}", x.overdue)),
-        ("on_site", format!("{} / {}", x.workers_on_site, x.workers_enrolled)),
+        ("wage_balance", yuan(&x.wage_balance), None),
+        ("deposit", format!("{} / {}", yuan(&covered), yuan(&x.deposit_required)), Some(format!("{} {} + {} {}", t(l, "cash"), yuan(&x.deposit_cash), t(l, "letters"), yuan(&x.letters_valid)))),
+        ("progress", yuan(&x.progress_total), None),
+        ("wage_share", yuan(&x.wage_share_total), Some(format!("{} {}.{:02}%", t(l, "ratio"), x.labour_ratio_bp / 100, x.labour_ratio_bp % 100))),
+        ("paid_total", yuan(&x.wages_paid_total), None),
+        ("owed", yuan(&x.owed), None),
+        ("overdue", yuan(&x.overdue), None),
+        ("on_site", format!("{} / {}", x.workers_on_site, x.workers_enrolled), None),
     ];
     p.raw("<div class=\"cards\">");
-    for (k, v) in cards {
-        p.raw(&format!("<div class=\"card\">{}<b>{}</b></div>", t(l, k), esc(&v)));
+    for (k, v, more) in cards {
+        let more = more.map(|m| format!("<small>{}</small>", esc(&m))).unwrap_or_default();
+        p.raw(&format!("<div class=\"card\">{}<b>{}</b>{more}</div>", t(l, k), esc(&v)));
     }
     p.raw("</div>");
     p.h2("chart");
     p.raw(&chart(l, h));
-    p.raw(&format!(" <a href=\"/project/{}/months.csv\">{}</a>", esc(&x.project), t(l, "export")));
+    p.raw(&format!("<p><a class=\"export\" href=\"/project/{}/months.csv\">{}</a></p>", esc(&x.project), t(l, "export")));
     p.h2("flags");
     if x.flags.is_empty() {
         p.para(t(l, "none"));
     } else {
-        p.table("flags", &["project", "code", "grade", "gap", "since", "evidence", "detail"], &flag_rows(&x.flags), None);
+        p.table("flags", &["project", "code", "grade", "gap", "since", "evidence", "detail"], &flag_rows(l, &x.flags), None);
     }
     if !h.flag_intervals.is_empty() {
         p.h2("flag_intervals");
@@ -514,11 +709,11 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
                 let (first, last) = (i.first.clone().unwrap_or_default(), i.last.clone().unwrap_or_default());
                 let seqs = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
                 vec![
-                    td(&i.code),
-                    dot(if i.grade == "red" { "red" } else { "amber" }),
+                    format!("<td data-v=\"{0}\" title=\"{0}\">{1}</td>", esc(&i.code), esc(&flag_name(l, &i.code))),
+                    dot(l, if i.grade == "red" { "red" } else { "yellow" }),
                     td(&i.opened),
                     td(if i.cleared.is_empty() { t(l, "still_open") } else { &i.cleared }),
-                    num(&last.gap),
+                    money(&last.gap),
                     td(&seqs(&first.evidence)),
                     td(&seqs(&i.cleared_by)),
                     td(&last.detail),
@@ -530,7 +725,7 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
     p.h2("payrolls");
     let rows: Vec<Vec<String>> = payrolls
         .iter()
-        .map(|r| vec![td(&r.period), td(&r.payroll_no), td(&r.submitted_on), td(&r.due_date), num(&r.due_total), num(&r.paid_total), dot(if r.overdue { "red" } else if r.paid_total == r.due_total { "green" } else { "amber" })])
+        .map(|r| vec![td(&r.period), td(&r.payroll_no), td(&r.submitted_on), td(&r.due_date), money(&r.due_total), money(&r.paid_total), dot(l, if r.overdue { "red" } else if r.paid_total == r.due_total { "green" } else { "yellow" })])
         .collect();
     p.table("payrolls", &["period", "payroll_no", "submitted_on", "due_date", "due", "paid", "status"], &rows, Some(&format!("/project/{}/payrolls.csv", esc(&x.project))));
     if !x.letters.is_empty() {
@@ -538,7 +733,7 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
         let rows: Vec<Vec<String>> = x
             .letters
             .iter()
-            .map(|g| vec![td(&g.letter_no), td(&g.bank), num(&g.amount), td(&format!("{} – {}", g.valid_from, g.valid_to)), td(&g.issued_on), td(&g.applicant), td(&g.beneficiary), dot(if g.valid { "green" } else { "amber" })])
+            .map(|g| vec![td(&g.letter_no), td(&g.bank), money(&g.amount), td(&format!("{} – {}", g.valid_from, g.valid_to)), td(&g.issued_on), td(&g.applicant), td(&g.beneficiary), dot(l, if g.valid { "green" } else { "yellow" })])
             .collect();
         p.table("letters", &["letter_no", "bank", "amount", "valid", "issued_on", "applicant", "beneficiary", "status"], &rows, None);
     }
@@ -549,8 +744,8 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
             .iter()
             .map(|r| {
                 let account = if r.account == pb::StatementAccount::Deposit as i32 { "deposit_account" } else { "wage_account" };
-                let status = if !r.differs_since.is_empty() { "red" } else if !r.late_since.is_empty() { "amber" } else { "green" };
-                vec![td(t(l, account)), td(&r.bank), td(&r.date), num(&r.bank_balance), num(&r.ledger_balance), td(&r.last_agreed), dot(status)]
+                let status = if !r.differs_since.is_empty() { "red" } else if !r.late_since.is_empty() { "yellow" } else { "green" };
+                vec![td(t(l, account)), td(&r.bank), td(&r.date), money(&r.bank_balance), money(&r.ledger_balance), td(&r.last_agreed), dot(l, status)]
             })
             .collect();
         p.table("account-reconciliation", &["account", "bank", "date", "bank_balance", "ledger_balance", "last_agreed", "status"], &rows, None);
@@ -560,7 +755,7 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
         let rows: Vec<Vec<String>> = x
             .drawdowns
             .iter()
-            .map(|d| vec![td(&d.order_no), td(&d.order_date), td(&d.date), td(&d.reason), num(&d.amount), num(&d.replenished)])
+            .map(|d| vec![td(&d.order_no), td(&d.order_date), td(&d.date), td(&d.reason), money(&d.amount), money(&d.replenished)])
             .collect();
         p.table("drawdowns", &["order_no", "order_date", "date", "reason", "amount", "replenished"], &rows, None);
     }
@@ -587,16 +782,16 @@ pub fn receipt(l: Lang, seq: u64, proof: &str) -> Html<String> {
 
 pub fn workers(l: Lang, masked: &str, ws: &[pb::Worker]) -> Html<String> {
     let mut p = Page::new(l, "workers");
-    p.raw(&format!("<form method=\"get\" action=\"/workers\"><input name=\"masked\" value=\"{}\" placeholder=\"{}\"> <button>{}</button></form>", esc(masked), t(l, "masked"), t(l, "search")));
+    p.raw(&format!("<form method=\"get\" action=\"/workers\"><input name=\"masked\" value=\"{0}\" placeholder=\"{1}\" aria-label=\"{1}\"> <button>{2}</button></form>", esc(masked), t(l, "masked"), t(l, "search")));
     let rows: Vec<Vec<String>> = ws
         .iter()
         .map(|w| {
             vec![
                 td(&w.masked_id),
-                num(&w.paid_total),
-                num(&w.owed_total),
+                money(&w.paid_total),
+                money(&w.owed_total),
                 format!("<td>{}</td>", w.enrolments.iter().map(|e| format!("<a href=\"/project/{0}\">{0}</a> ({1})", esc(&e.project), esc(&e.card_masked))).collect::<Vec<_>>().join(", ")),
-                format!("<td>{}</td>", w.payments.iter().map(|p| format!("<a href=\"/receipt/{}\">{} ¥{}</a>", p.seq, esc(&p.date), esc(&p.amount))).collect::<Vec<_>>().join("<br>")),
+                format!("<td>{}</td>", w.payments.iter().map(|p| format!("<a href=\"/receipt/{}\">{} {}</a>", p.seq, esc(&p.date), esc(&yuan(&p.amount)))).collect::<Vec<_>>().join("<br>")),
             ]
         })
         .collect();
@@ -604,4 +799,39 @@ pub fn workers(l: Lang, masked: &str, ws: &[pb::Worker]) -> Html<String> {
         p.table("workers", &["masked", "paid_total", "owed_total", "enrolments", "payments"], &rows, Some(&format!("/workers.csv?masked={}", esc(masked))));
     }
     p.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_read_as_an_office_reads_them() {
+        assert_eq!(yuan("54704450.00"), "¥54,704,450.00");
+        assert_eq!(yuan("100000.5"), "¥100,000.5");
+        assert_eq!(yuan("999.99"), "¥999.99");
+        assert_eq!(yuan("1000"), "¥1,000");
+        assert_eq!(yuan("-1234567.00"), "-¥1,234,567.00");
+        assert_eq!(yuan("0.00"), "¥0.00");
+        assert_eq!(grouped("n/a"), "n/a", "what is not an amount is left as it is");
+        assert_eq!(grouped("12,345.00"), "12,345.00");
+        assert_eq!(wan("54704450.00").as_deref(), Some("5,470.45万元"));
+        assert_eq!(wan("54704500.00").as_deref(), Some("5,470.45万元"), "5,470.45 exactly");
+        assert_eq!(wan("54704950.00").as_deref(), Some("5,470.50万元"), "half away from zero");
+        assert_eq!(wan("50.00").as_deref(), Some("0.01万元"));
+        assert_eq!(wan("49.99").as_deref(), Some("0.00万元"));
+        assert_eq!(wan("x"), None);
+    }
+
+    #[test]
+    fn axis_steps_are_round() {
+        assert_eq!(tick_step(33_910_000), 10_000_000, "¥339,100 in steps of ¥100,000");
+        assert_eq!(tick_step(100), 100);
+        assert_eq!(tick_step(1_200_000), 500_000);
+        assert_eq!(tick_step(900_000), 200_000);
+        for max in [100, 999, 12_345, 33_910_000, 9_999_999_999] {
+            let s = tick_step(max);
+            assert!(max / s <= 5 && max / s >= 1 || max < 500, "{max}: {s}");
+        }
+    }
 }

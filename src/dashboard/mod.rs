@@ -433,7 +433,7 @@ async fn summary_csv(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Qu
     }
     let l = lang(&headers, &q);
     match summary(&d, &headers, &q).await {
-        Ok(s) => csv_response("summary.csv", &["figure", "value"], html::summary_rows(l, &s).into_iter().map(|(k, v)| vec![k, v]).collect()),
+        Ok(s) => csv_response("summary.csv", &["figure", "value"], html::summary_rows(l, &s).into_iter().map(|(k, v, _)| vec![k, v]).collect()),
         Err(e) => fail(e, l, false),
     }
 }

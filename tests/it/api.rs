@@ -145,6 +145,34 @@ async fn malformed_input_gets_a_clear_status_reason_and_index_and_leaves_no_trac
         let (c, r, i) = s.refused(who, "bad", cmds).await;
         assert_eq!((c, r.as_str(), i), (code, reason, index));
     }
+    // The same facts as the standard rich details (google.rpc.*) that gRPC libraries read,
+    // beside the metadata keys.
+    {
+        use tonic_types::StatusExt;
+        let st = s.posting("bank:ICBC").await.submit(pb::SubmitRequest { request_id: "rich".into(), commands: vec![topup("P1", "T0", "1"), bad_amount("12,34")] }).await.unwrap_err();
+        let info = st.get_details_error_info().expect("an ErrorInfo");
+        assert_eq!((info.reason.as_str(), info.domain.as_str()), ("AMOUNT_NOT_A_NUMBER", "anxin.v1"));
+        assert_eq!(info.metadata.get("command_index").map(String::as_str), Some("1"));
+        let bad = st.get_details_bad_request().expect("a BadRequest");
+        assert_eq!(bad.field_violations.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), ["commands[1].top_up_wage_account.amount"]);
+        assert!(bad.field_violations[0].description.contains("12,34"), "{:?}", bad.field_violations);
+        assert!(st.get_details_retry_info().is_none(), "an input to fix carries no RetryInfo");
+        assert_eq!(anxin::api::error::reason_of(&st), (Some("AMOUNT_NOT_A_NUMBER".into()), Some(1)), "the metadata keys stay");
+        // A rule of the ledger: a reason, no field, nothing to retry.
+        let st = s.posting("bank:ICBC").await.submit(pb::SubmitRequest { request_id: "rich-rule".into(), commands: vec![pay("P1", "W1", 1, "30000.01", "")] }).await.unwrap_err();
+        assert_eq!(st.get_details_error_info().map(|i| i.reason), Some("INSUFFICIENT_WAGE_BALANCE".into()));
+        assert!(st.get_details_bad_request().is_none() && st.get_details_retry_info().is_none(), "{st:?}");
+        // A payroll line's field is named inside its line.
+        let mut payroll = cmd(Kind::SubmitPayroll(pb::SubmitPayroll { project: "P1".into(), period: "2026-01".into(), ..Default::default() }));
+        if let Some(Kind::SubmitPayroll(p)) = &mut payroll.kind {
+            for d in ["5200.00", "1.001"] {
+                p.lines.push(pb::PayrollLine { national_id: nid(1), employer: gc().to_string(), days: 20, amount_due: d.into() });
+            }
+        }
+        let st = s.posting(&gcp()).await.submit(pb::SubmitRequest { request_id: "rich-line".into(), commands: vec![payroll] }).await.unwrap_err();
+        let bad = st.get_details_bad_request().expect("a BadRequest");
+        assert_eq!(bad.field_violations[0].field, "commands[0].submit_payroll.lines[1].amount_due", "{st:?}");
+    }
     let mut bad_id = enrol("P1", 9);
     if let Some(Kind::EnrolWorker(e)) = &mut bad_id.kind {
         e.national_id.replace_range(17..18, if e.national_id.ends_with('0') { "1" } else { "0" });
@@ -465,6 +493,9 @@ async fn calls_in_flight_are_bounded_per_principal() {
     let third = s.audit("auditor").await.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap_err();
     assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
     assert_eq!(anxin::api::error::reason_of(&third).0.as_deref(), Some("TOO_MANY_CALLS"));
+    // A refusal to retry says when, in the standard RetryInfo.
+    let delay = tonic_types::StatusExt::get_details_retry_info(&third).and_then(|r| r.retry_delay);
+    assert_eq!(delay, anxin::api::reasons::retry_delay("TOO_MANY_CALLS"), "{third:?}");
     // Another principal is not held up.
     s.audit("operator").await.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap();
     // Closing one stream gives its place back.

@@ -133,3 +133,78 @@ fn a_server_fed_its_own_listener_sets_tcp_nodelay_on_it() {
         assert!(!lines.iter().any(|(g, _, c)| *g == f && (c.contains(".tcp_nodelay(") || c.contains(".tcp_keepalive("))), "src/{f}: builder TCP options are ignored with an incoming stream");
     }
 }
+
+/// The quoted all-capitals literals of a line of code (`"NOT_LEADER"`, `"P1"`).
+fn capital_literals(code: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(start) = rest.find('"') {
+        let tail = &rest[start + 1..];
+        let Some(end) = tail.find('"') else { break };
+        let lit = &tail[..end];
+        if lit.len() >= 2
+            && lit.starts_with(|c: char| c.is_ascii_uppercase())
+            && lit.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            && !lit.ends_with('_')
+        {
+            out.push(lit);
+        }
+        rest = &tail[end + 1..];
+    }
+    out
+}
+
+#[test]
+fn every_reason_code_has_an_action_and_a_line_in_the_readme() {
+    use anxin::api::reasons::{self, Action};
+    let table: std::collections::BTreeMap<&str, Action> = reasons::all().collect();
+    assert!(table.len() > 100, "{}", table.len());
+    let flags: Vec<&str> = anxin::projection::flags::FlagCode::ALL.iter().map(|f| f.as_str()).collect();
+    // Capitals in the source that are not reason codes: gRPC status names (the metrics'
+    // labels), file magics, placeholders of messages, the demo's sample values, and a
+    // serde attribute.
+    let not_reasons = [
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "UNAVAILABLE", "DATA_LOSS", "ANXBAK01", "ANXINLOG", "ANXSNAP1",
+        "ADDR", "LEDGER", "OUT_DIR", "DSN", "CERTIFICATE", "LOCK", "OTHER", "P1", "ICBC", "GJ", "JC", "MA", "MB", "MC", "SJ", "TS",
+        "SCREAMING_SNAKE_CASE",
+    ];
+    let lines = code_lines();
+    let mut unknown = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
+    for (f, n, code) in &lines {
+        for lit in capital_literals(code) {
+            if f != "api/reasons.rs" {
+                used.insert(lit.to_owned());
+            }
+            if lit.starts_with("ANXIN_") || flags.contains(&lit) && !table.contains_key(lit) || not_reasons.contains(&lit) {
+                continue;
+            }
+            if !table.contains_key(lit) {
+                unknown.push(format!("src/{f}:{n}: {lit}"));
+            }
+        }
+    }
+    assert!(unknown.is_empty(), "reason codes with no action in api/reasons.rs (or capitals this test should learn are not reasons):\n{}", unknown.join("\n"));
+    let dead: Vec<_> = table.keys().filter(|c| !used.contains(**c)).collect();
+    assert!(dead.is_empty(), "codes in api/reasons.rs that the server never sends: {dead:?}");
+    // The README's table: one row a code, `| `CODE` | STATUS | action | meaning |`.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("\n## Errors").expect("README has an Errors section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let mut rows = std::collections::BTreeMap::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let code = cells[1].trim_matches('`');
+        assert!(rows.insert(code.to_owned(), cells[3].to_owned()).is_none(), "README lists {code} twice");
+    }
+    for (code, action) in &table {
+        match rows.get(*code) {
+            None => panic!("README's Errors section has no row for {code}"),
+            Some(a) => assert_eq!(a, action.as_str(), "README says {code} is {a}; api/reasons.rs says {}", action.as_str()),
+        }
+    }
+    let stale: Vec<_> = rows.keys().filter(|c| !table.contains_key(c.as_str())).collect();
+    assert!(stale.is_empty(), "README lists codes the server does not send: {stale:?}");
+}

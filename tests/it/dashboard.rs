@@ -60,22 +60,29 @@ async fn every_page_and_export_answers_with_the_query_layers_figures() {
         let html = String::from_utf8(body).unwrap();
         assert_eq!(st, 200);
         assert!(html.contains("县域概况") && html.contains("P1") && html.contains("WAGES_OVERDUE") && html.contains("dot red"), "{html}");
+        // Every label in the page's language: the flags by name (the code in the title),
+        // the grades as the policy names them, amounts grouped and in 万元.
+        assert!(html.contains("工资逾期未付") && html.contains("红色") && !html.contains(" red,") && !html.contains("amber"), "{html}");
+        assert!(html.contains("万元</small>"), "{html}");
         let (_, head, body) = get(d, "/?lang=en", t);
-        assert!(String::from_utf8(body).unwrap().contains("County summary") && head.contains("anxin_lang=en"));
+        let en = String::from_utf8(body).unwrap();
+        assert!(en.contains("County summary") && head.contains("anxin_lang=en"));
+        assert!(en.contains("Wages overdue") && !en.contains("工资逾期未付") && !en.contains("万元") && !en.contains("红色"), "{en}");
         // Project page: chart, flag with evidence, payrolls.
         let (st, _, body) = get(d, "/project/P1", t);
         let html = String::from_utf8(body).unwrap();
         assert_eq!(st, 200);
         assert!(html.contains("<svg id=\"chart\"") && html.contains("class=\"balance\"") && html.contains("class=\"due\""), "chart");
         assert!(html.contains("WAGES_OVERDUE") && html.contains("class=\"evidence\">"), "flag with evidence");
-        assert!(html.contains("2026-01") && html.contains("15000.50"), "payroll row");
+        assert!(html.contains("2026-01") && html.contains("15,000.50") && html.contains("data-v=\"15000.50\""), "payroll row, grouped, sorted by value");
+        assert!(html.contains("class=\"pt\"") && html.contains("¥15,000.50</title>"), "the chart's values on hover");
         // Flags and worker lookup by masked ID.
         let (st, _, body) = get(d, "/flags", t);
         assert!(st == 200 && String::from_utf8(body).unwrap().contains("WAGES_OVERDUE"));
         let masked = anxin::domain::ids::NationalId::parse(&nid(3)).unwrap().masked();
         let (st, _, body) = get(d, &format!("/workers?masked={masked}"), t);
         let html = String::from_utf8(body).unwrap();
-        assert!(st == 200 && html.contains(&masked) && html.contains("4000.00"), "{html}");
+        assert!(st == 200 && html.contains(&masked) && html.contains("4,000.00"), "{html}");
         assert!(!html.contains(&nid(3)), "no clear national ID on a page");
         // Worker 1's payout with its receipt: a QR code of the whole receipt, the file,
         // which verifies offline with the ledger's key.
@@ -84,7 +91,7 @@ async fn every_page_and_export_answers_with_the_query_layers_figures() {
         let html = String::from_utf8(body).unwrap();
         let at = html.find("href=\"/receipt/").expect("a receipt link for the payout") + "href=\"/receipt/".len();
         let seq: u64 = html[at..].split('"').next().unwrap().parse().unwrap();
-        assert!(html.contains("5000.00"), "{html}");
+        assert!(html.contains("¥5,000.00"), "{html}");
         let (st, _, body) = get(d, &format!("/receipt/{seq}"), t);
         let page = String::from_utf8(body).unwrap();
         assert!(st == 200 && page.contains("<svg") && page.contains("c2sp.org/tlog-proof@v1"), "{page}");
@@ -102,10 +109,10 @@ async fn every_page_and_export_answers_with_the_query_layers_figures() {
         assert!(html.contains("案件办理") && html.contains("id=\"casework\"") && html.contains("id=\"case-list\""), "{html}");
         let row = |no: &str| html.split("<tr>").find(|r| r.contains(&format!(">{no}<"))).unwrap_or_else(|| panic!("{no} in {html}")).to_owned();
         let (ts1, ts2) = (row("TS-1"), row("TS-2"));
-        assert!(ts1.contains("5000.00") && ts1.contains(">已办结<") && ts1.contains("dot green") && ts1.contains("/project/P1"), "{ts1}");
-        assert!(ts2.contains("2026-02-16") && ts2.contains("dot amber"), "{ts2}");
+        assert!(ts1.contains("5,000.00") && ts1.contains(">已办结<") && ts1.contains("dot green") && ts1.contains("/project/P1"), "{ts1}");
+        assert!(ts2.contains("2026-02-16") && ts2.contains("dot yellow") && ts2.contains("黄色"), "{ts2}");
         let complaints = html.split("<tr>").find(|r| r.contains(">来电来访投诉<") && !r.contains("TS-")).expect("the complaint row by source").to_owned();
-        assert!(complaints.contains(">2<") && complaints.contains(">1<") && complaints.contains("50.00%") && complaints.contains("5000.00"), "{complaints}");
+        assert!(complaints.contains(">2<") && complaints.contains(">1<") && complaints.contains("50.00%") && complaints.contains("5,000.00"), "{complaints}");
         assert!(!html.contains(&nid(1)) && !html.contains(&nid(3)), "no complainant's ID on the page");
         assert!(html.contains("id=\"orders\"") && html.contains("id=\"credit-list\""), "the year's orders and the credit list: {html}");
         // The flags page names the case when a flag has no project.
@@ -176,14 +183,112 @@ fn chromium() -> String {
 }
 
 fn browse(bin: &str, profile: &std::path::Path, url: &str, out: &[&str]) -> String {
+    browse_sized(bin, profile, url, out, "1280,1300")
+}
+
+fn browse_sized(bin: &str, profile: &std::path::Path, url: &str, out: &[&str], size: &str) -> String {
     let o = std::process::Command::new(bin)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,1300", "--virtual-time-budget=5000"])
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--virtual-time-budget=5000"])
+        .arg(format!("--window-size={size}"))
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(out)
         .arg(url)
         .output()
         .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `script` in a copy of a dashboard page (its HTML as served, in a file, so that a
+/// test script can be put in it) shown in a frame of `size` ("390,844": a phone; a
+/// headless window is never narrower than 500 px, a frame is) in headless Chromium; the
+/// script leaves its answer as the text of `<pre id="probe">` in the window, which is
+/// returned.
+fn probe(bin: &str, profile: &std::path::Path, page: &str, script: &str, size: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = profile.join(format!("probe-{id}.html"));
+    let done = "function answer(x){var d=window.top.document,p=d.createElement('pre');p.id='probe';p.textContent=typeof x==='string'?x:JSON.stringify(x);d.body.appendChild(p)}";
+    std::fs::write(&file, page.replace("</body>", &format!("<script>{done}</script>{script}</body>"))).unwrap();
+    let (w, h) = size.split_once(',').unwrap();
+    let frame = profile.join(format!("frame-{id}.html"));
+    std::fs::write(&frame, format!("<!doctype html><html><body style=\"margin:0\"><iframe src=\"{}\" style=\"width:{w}px;height:{h}px;border:0\"></iframe></body></html>", file.display())).unwrap();
+    let dom = browse(bin, profile, &format!("file://{}", frame.display()), &["--dump-dom", "--allow-file-access-from-files"]);
+    let at = dom.find("<pre id=\"probe\">").unwrap_or_else(|| panic!("the probe answered nothing: {}", &dom[dom.len().saturating_sub(800)..]));
+    let text = &dom[at + "<pre id=\"probe\">".len()..];
+    text[..text.find("</pre>").unwrap()].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+}
+
+/// axe-core (tests/a11y, installed by tests/run) over a page, for WCAG 2.1 A and AA:
+/// contrast, names and labels of every control, keyboard access, language, structure.
+/// Returns the violations, one line each.
+fn accessibility_violations(bin: &str, profile: &std::path::Path, page: &str) -> Vec<String> {
+    let axe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/a11y/node_modules/axe-core/axe.min.js");
+    assert!(axe.exists(), "axe-core is not installed: tests/run installs it (npm ci --prefix tests/a11y)");
+    let run = format!(
+        "<script src=\"file://{}\"></script><script>axe.run(document,{{runOnly:{{type:'tag',values:['wcag2a','wcag2aa','wcag21a','wcag21aa']}}}}).then(function(r){{\
+         answer(r.violations.map(function(v){{return v.id+' ('+v.impact+'): '+v.help+': '+v.nodes.map(function(n){{return n.target.join(' ')}}).join(' | ')}}))}},function(e){{answer(['axe failed: '+e])}})</script>",
+        axe.display()
+    );
+    serde_json::from_str(&probe(bin, profile, page, &run, "1280,1300")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_accessible_shareable_printable_and_fits_a_phone() {
+    let bin = chromium();
+    let s = seeded().await;
+    let d = dashboard(&s).await;
+    let token = s.token(COUNTY_P);
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let t = Some(token.as_str());
+        let page = |path: &str| String::from_utf8(get(d, path, t).2).unwrap();
+        let masked = anxin::domain::ids::NationalId::parse(&nid(1)).unwrap().masked();
+        // The checker finds what it should: a field without a name, grey on grey.
+        let bad = accessibility_violations(&bin, profile.path(), "<!doctype html><html lang=\"en\"><head><title>x</title></head><body><main><input><p style=\"color:#aaa;background:#bbb\">faint</p></main></body></html>");
+        assert!(bad.iter().any(|v| v.starts_with("label")) && bad.iter().any(|v| v.starts_with("color-contrast")), "{bad:?}");
+        // Every page, in both languages, passes the accessibility checker.
+        for path in ["/", "/project/P1", "/flags", "/cases", &format!("/workers?masked={masked}"), "/login", "/?lang=en", "/project/P1?lang=en"] {
+            let v = accessibility_violations(&bin, profile.path(), &page(path));
+            assert!(v.is_empty(), "{path}: accessibility violations:\n{}", v.join("\n"));
+        }
+        // Keyboard: a header sorts with Enter, and says how it sorts.
+        let sorted = probe(&bin, profile.path(), &page("/flags"), "<script>var th=document.querySelectorAll('#flags th')[3];th.focus();\
+            th.dispatchEvent(new KeyboardEvent('keydown',{key:'Enter',bubbles:true}));answer([document.activeElement===th,th.getAttribute('aria-sort'),location.search])</script>", "1280,1300");
+        assert_eq!(sorted, r#"[true,"ascending","?s.flags=3"]"#, "a focused header sorts on Enter and keeps the sort in the URL");
+        // A shared URL brings its filter and sort back: only the case's row shows.
+        let dom = browse(&bin, profile.path(), &format!("http://{d}/login#{}", token), &["--dump-dom"]);
+        assert!(dom.contains("P1"), "signed in");
+        let shared = browse(&bin, profile.path(), &format!("http://{d}/flags?f.flags=TS-2&s.flags=-3"), &["--dump-dom"]);
+        let rows: Vec<&str> = shared.split("<tr").skip(2).collect();
+        assert!(rows.len() >= 2, "{shared}");
+        for r in &rows {
+            assert_eq!(r.contains(">TS-2<"), !r.contains("display: none"), "the filter of the URL applies: {r}");
+        }
+        assert!(shared.contains("aria-sort=\"descending\""), "the sort of the URL applies");
+        // A phone: the page does not scroll sideways (a wide table scrolls in its box).
+        for path in ["/", "/project/P1", "/flags"] {
+            let probe_js = "<script>var wide=[];document.querySelectorAll('body *').forEach(function(e){var r=e.getBoundingClientRect();if(r.right>innerWidth+1&&!e.closest('.scroll'))wide.push(e.tagName+'.'+e.className+' '+Math.round(r.right))});\
+                answer({inner:innerWidth,scroll:document.documentElement.scrollWidth,wide:wide.slice(0,5)})</script>";
+            let v: serde_json::Value = serde_json::from_str(&probe(&bin, profile.path(), &page(path), probe_js, "390,844")).unwrap();
+            eprintln!("{path} on a phone: {v}");
+            assert!(v["inner"].as_u64().unwrap() <= 500, "the window is a phone's: {v}");
+            assert!(v["scroll"].as_u64() <= v["inner"].as_u64() && v["wide"].as_array().unwrap().is_empty(), "{path} scrolls sideways on a phone: {v}");
+        }
+        // (A screenshot's window is at least 500 px wide in headless Chromium.)
+        browse_sized(&bin, profile.path(), &format!("http://{d}/project/P1"), &[&format!("--screenshot={}", shots.join("project-phone.png").display())], "500,1000");
+        assert!(std::fs::metadata(shots.join("project-phone.png")).unwrap().len() > 10_000);
+        // Print: the project page on paper, without the navigation and the filters.
+        let printed = probe(&bin, profile.path(), &page("/project/P1"), "<script>var hidden=[];for(var r of document.styleSheets[0].cssRules){if(r.media&&r.media.mediaText==='print'){for(var x of r.cssRules){if(x.style.display==='none')hidden.push(x.selectorText)}}}answer(hidden.join(' '))</script>", "1280,1300");
+        assert!(printed.contains("header") && printed.contains("input.filter"), "{printed}");
+        let pdf = shots.join("project.pdf");
+        browse(&bin, profile.path(), &format!("http://{d}/project/P1"), &[&format!("--print-to-pdf={}", pdf.display()), "--no-pdf-header-footer"]);
+        assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF"), "the project page prints");
+    })
+    .await
+    .unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

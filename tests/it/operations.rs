@@ -63,7 +63,7 @@ async fn json_logs_carry_the_request_id_and_role_of_every_call_and_nothing_perso
     p.submit(pb::SubmitRequest { request_id: "setup".into(), commands: vec![register("P1", COUNTY), enrol("P1", 1)] }).await.unwrap();
     // A refusal with the client's request id; one whose header holds an ID number (the
     // server uses one of its own, and the number is logged nowhere).
-    let mut with_id = |id: &str, cmds: Vec<pb::Command>| {
+    let with_id = |id: &str, cmds: Vec<pb::Command>| {
         let mut r = tonic::Request::new(pb::SubmitRequest { request_id: "r-1".into(), commands: cmds });
         r.metadata_mut().insert("x-request-id", id.parse().unwrap());
         r
