@@ -155,30 +155,10 @@ const FIX: &[&str] = &[
     "DRAWDOWN_EXCEEDS_DEPOSIT",
     "ARREARS_OUTSTANDING",
     "DEPOSIT_EMPTY",
-    // The county's casework (domain::rejection::CASEWORK_CODES).
-    "CASE_EXISTS",
-    "CASE_ALREADY_DECIDED",
-    "CASE_NOT_ACCEPTED",
-    "CASE_CLOSED",
-    "CASE_ALREADY_EXTENDED",
-    "PROJECT_OUTSIDE_COUNTY",
-    "PAYOUT_NOT_CITABLE",
-    "PAYOUT_ALREADY_CITED",
-    "RECOVERED_NOT_CITED",
-    "ORDER_EXISTS",
-    "ORDER_COMPLIED",
-    "ORDER_NOT_CURED",
-    "ORDER_NOT_UNMET",
-    "ORDER_REFERRED",
-    "EMPLOYER_LISTED",
-    "EMPLOYER_NOT_LISTED",
-    "DELIST_TOO_EARLY",
-    "ARREARS_NOT_REPAID",
-    "ORDER_NOT_REFERRED",
-    "REFERRAL_NOT_FILED",
-    "REFERRAL_ALREADY_FILED",
-    "REFERRAL_CONCLUDED",
 ];
+
+/// The county's casework rules' codes: all fixed by the input, or the casework's state.
+const CASEWORK: &[&str] = &crate::domain::rejection::CASEWORK_CODES;
 
 /// What a client does about `code`; `None` for a code the server never sends.
 pub fn action(code: &str) -> Option<Action> {
@@ -186,7 +166,7 @@ pub fn action(code: &str) -> Option<Action> {
         Some(Action::Retry)
     } else if STOP.contains(&code) {
         Some(Action::Stop)
-    } else if FIX.contains(&code) {
+    } else if FIX.contains(&code) || CASEWORK.contains(&code) {
         Some(Action::Fix)
     } else {
         None
@@ -204,5 +184,5 @@ pub fn all() -> impl Iterator<Item = (&'static str, Action)> {
         .iter()
         .map(|(c, _)| (*c, Action::Retry))
         .chain(STOP.iter().map(|c| (*c, Action::Stop)))
-        .chain(FIX.iter().map(|c| (*c, Action::Fix)))
+        .chain(FIX.iter().chain(CASEWORK.iter()).map(|c| (*c, Action::Fix)))
 }

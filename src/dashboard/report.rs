@@ -30,19 +30,8 @@ pub enum Lang {
     En,
 }
 
-/// ¥1,234,567.50, as Chinese offices write amounts.
-pub fn yuan(amount: &str) -> String {
-    let (int, frac) = amount.split_once('.').unwrap_or((amount, "00"));
-    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{sign}¥{grouped}.{frac}")
-}
+/// ¥1,234,567.50, as Chinese offices write amounts (one definition, the dashboard's).
+pub use super::html::yuan;
 
 /// `num` of `den` as a percentage with two decimals, truncated (integers only), or a dash.
 pub(crate) fn rate(num: u32, den: u32) -> String {
