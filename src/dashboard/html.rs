@@ -670,14 +670,10 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
         t(l, "deposit_basis"),
         basis
     ));
-    let covered = {
-        use rust_decimal::Decimal;
-        let d = |v: &str| v.parse::<Decimal>().unwrap_or_default();
-        format!("{:.2}", d(&x.deposit_cash) + d(&x.letters_valid))
-    };
     let cards = [
         ("wage_balance", yuan(&x.wage_balance), None),
-        ("deposit", format!("{} / {}", yuan(&covered), yuan(&x.deposit_required)), Some(format!("{} {} + {} {}", t(l, "cash"), yuan(&x.deposit_cash), t(l, "letters"), yuan(&x.letters_valid)))),
+        // As answered: cash and letters against what is required (the dashboard adds nothing up).
+        ("deposit", format!("{} + {}", yuan(&x.deposit_cash), yuan(&x.letters_valid)), Some(format!("{} + {} · {} {}", t(l, "cash"), t(l, "letters"), t(l, "required"), yuan(&x.deposit_required)))),
         ("progress", yuan(&x.progress_total), None),
         ("wage_share", yuan(&x.wage_share_total), Some(format!("{} {}.{:02}%", t(l, "ratio"), x.labour_ratio_bp / 100, x.labour_ratio_bp % 100))),
         ("paid_total", yuan(&x.wages_paid_total), None),
