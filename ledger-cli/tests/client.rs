@@ -886,10 +886,24 @@ fn metrics_are_scraped_and_move_with_the_work() {
     let submit_ok = "anxin_grpc_calls_total{rpc=\"LedgerPosting/Submit\",code=\"OK\",role=\"operator\"}";
     assert!(n(&after, submit_ok) >= 5.0, "{after}");
     assert!(n(&after, "anxin_grpc_calls_total{rpc=\"LedgerPosting/Submit\",code=\"INVALID_ARGUMENT\",role=\"operator\"}") >= 1.0, "the refusal, under its code: {after}");
-    for series in ["anxin_records_total", "anxin_log_record_bytes_total", "anxin_fdatasync_seconds_count", "anxin_group_commit_seconds_count", "anxin_group_commit_records_sum", "anxin_writer_busy_seconds_total", "anxin_tree_size", "anxin_checkpoint_seconds_count"] {
+    for series in ["anxin_records_total", "anxin_log_record_bytes_total", "anxin_fdatasync_seconds_count", "anxin_group_commit_seconds_count", "anxin_group_commit_records_sum", "anxin_writer_busy_seconds_total", "anxin_tree_size"] {
         assert!(n(&after, series) > n(&before, series), "{series} moved: {} -> {}", n(&before, series), n(&after, series));
     }
-    assert_eq!(n(&after, "anxin_writer_queue_depth"), 0.0, "nothing waits once every answer came");
+    // A checkpoint is promised within one interval of the last write, not with it: the
+    // scrape waits for it (the server's own interval, 100 ms; 10 s allows a loaded machine).
+    let checkpoints = n(&before, "anxin_checkpoint_seconds_count");
+    let moved = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        n(&scrape(), "anxin_checkpoint_seconds_count") > checkpoints
+    });
+    assert!(moved, "anxin_checkpoint_seconds_count never moved from {checkpoints}");
+    // The registry is the process's: the other tests' servers in this binary write too, so
+    // the queue is read until it is empty rather than once.
+    let drained = (0..200).any(|_| n(&scrape(), "anxin_writer_queue_depth") == 0.0 || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        false
+    });
+    assert!(drained, "nothing waits once every answer came");
     assert!(n(&after, "anxin_disk_free_bytes") > 0.0 && n(&after, "anxin_disk_reserve_bytes") > 0.0);
     assert_eq!(n(&after, "anxin_ledger_unhealthy"), 0.0);
     // The example month has open flags; every code and grade is a series, 0 when none.
