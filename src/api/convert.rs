@@ -528,9 +528,15 @@ pub fn case(v: &crate::projection::casework::CaseView) -> pb::Case {
 /// A case past a time limit, as a flag (CASE_OVERDUE).
 pub fn case_flag(v: &crate::projection::casework::CaseView) -> Option<pb::Flag> {
     let (g, since) = v.overdue?;
-    let detail = match v.close_by {
-        Some(by) => format!("case {} accepted on {} is not closed by {by}", v.case_no, v.decided_on.map(|d| d.to_string()).unwrap_or_default()),
-        None => format!("case {} received on {} is not accepted or declined by {}", v.case_no, v.received_on, v.decide_by),
+    let (detail, detail_zh) = match v.close_by {
+        Some(by) => {
+            let on = v.decided_on.map(|d| d.to_string()).unwrap_or_default();
+            (format!("case {} accepted on {on} is not closed by {by}", v.case_no), format!("案件{}于{on}受理，{by}前未办结", v.case_no))
+        }
+        None => (
+            format!("case {} received on {} is not accepted or declined by {}", v.case_no, v.received_on, v.decide_by),
+            format!("案件{}于{}收到，{}前未决定是否受理", v.case_no, v.received_on, v.decide_by),
+        ),
     };
     Some(pb::Flag {
         code: crate::projection::flags::FlagCode::CaseOverdue.as_str().to_owned(),
@@ -541,6 +547,7 @@ pub fn case_flag(v: &crate::projection::casework::CaseView) -> Option<pb::Flag> 
         since: since.to_string(),
         evidence: v.records.clone(),
         detail,
+        detail_zh,
         case_no: v.case_no.to_string(),
     })
 }
@@ -559,6 +566,7 @@ pub fn flag(f: &Flag) -> pb::Flag {
         since: f.since.to_string(),
         evidence: f.evidence.clone(),
         detail: f.detail.clone(),
+        detail_zh: f.detail_zh.clone(),
         case_no: String::new(),
     }
 }

@@ -155,28 +155,7 @@ pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-/// A money string of the API ("54704450.00", "-12.50") with thousands separators
-/// ("54,704,450.00"); anything else is returned as it is.
-pub fn grouped(s: &str) -> String {
-    let (sign, rest) = s.strip_prefix('-').map_or(("", s), |r| ("-", r));
-    let (int, frac) = rest.split_once('.').unwrap_or((rest, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(int.len() + int.len() / 3 + frac.len() + 2);
-    out.push_str(sign);
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if !frac.is_empty() {
-        out.push('.');
-        out.push_str(frac);
-    }
-    out
-}
+pub use crate::domain::money::grouped;
 
 /// Money as an office reads it: "¥54,704,450.00" ("-¥12.50" below zero).
 pub fn yuan(s: &str) -> String {
@@ -540,10 +519,18 @@ fn flag_rows(l: Lang, fs: &[pb::Flag]) -> Vec<Vec<String>> {
                 money(&f.gap),
                 td(&f.since),
                 format!("<td class=\"evidence\">{}</td>", f.evidence.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
-                td(&f.detail),
+                td(detail(l, f)),
             ]
         })
         .collect()
+}
+
+/// A flag's sentence in the page's language.
+fn detail(l: Lang, f: &pb::Flag) -> &str {
+    match l {
+        Lang::Zh if !f.detail_zh.is_empty() => &f.detail_zh,
+        _ => &f.detail,
+    }
 }
 
 pub fn flags(l: Lang, fs: &[pb::Flag]) -> Html<String> {
@@ -712,7 +699,7 @@ pub fn project(l: Lang, x: &pb::Project, h: &pb::ProjectHistory, payrolls: &[pb:
                     money(&last.gap),
                     td(&seqs(&first.evidence)),
                     td(&seqs(&i.cleared_by)),
-                    td(&last.detail),
+                    td(detail(l, &last)),
                 ]
             })
             .collect();

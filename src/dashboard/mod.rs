@@ -420,8 +420,10 @@ async fn flags_csv(State(d): State<Dash>, headers: HeaderMap, Query(mut q): Quer
     match all_flags(&d, &headers, &q, "").await {
         Ok(fs) => csv_response(
             "flags.csv",
-            &["project", "code", "grade", "gap", "count", "since", "evidence", "detail"],
-            fs.iter().map(|f| vec![f.project.clone(), f.code.clone(), f.grade.clone(), f.gap.clone(), f.count.to_string(), f.since.clone(), f.evidence.iter().map(u64::to_string).collect::<Vec<_>>().join(" "), f.detail.clone()]).collect(),
+            &["project", "code", "grade", "gap", "count", "since", "evidence", "detail", "detail_zh"],
+            fs.iter()
+                .map(|f| vec![f.project.clone(), f.code.clone(), f.grade.clone(), f.gap.clone(), f.count.to_string(), f.since.clone(), f.evidence.iter().map(u64::to_string).collect::<Vec<_>>().join(" "), f.detail.clone(), f.detail_zh.clone()])
+                .collect(),
         ),
         Err(e) => fail(e, l, false),
     }

@@ -233,6 +233,34 @@ pub fn format_fen(fen: Fen) -> String {
     fen_to_string(fen)
 }
 
+/// A signed number of fen as a Chinese sentence states money: "54,704,450.00元".
+pub fn format_yuan(fen: Fen) -> String {
+    format!("{}元", grouped(&fen_to_string(fen)))
+}
+
+/// A money string ("54704450.00", "-12.50") with thousands separators
+/// ("54,704,450.00"); anything else is returned as it is.
+pub fn grouped(s: &str) -> String {
+    let (sign, rest) = s.strip_prefix('-').map_or(("", s), |r| ("-", r));
+    let (int, frac) = rest.split_once('.').unwrap_or((rest, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(int.len() + int.len() / 3 + frac.len() + 2);
+    out.push_str(sign);
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::command::ProjectStatus;
 use crate::domain::date::{Calendar, CalendarBook, Date};
 use crate::domain::ids::ProjectId;
-use crate::domain::money::Fen;
+use crate::domain::money::{format_fen, format_yuan, Fen};
 use crate::domain::policy::{Policy, PolicyBook};
 use crate::limits::FLAG_EVIDENCE_MAX;
 
@@ -121,6 +121,8 @@ pub struct Flag {
     /// Sequence numbers of the records behind the flag, at most `FLAG_EVIDENCE_MAX`.
     pub evidence: Vec<Seq>,
     pub detail: String,
+    /// The same sentence in Chinese, for a county office's page.
+    pub detail_zh: String,
     /// Tells apart flags of one code on one project: the record of the drawdown or letter
     /// it is about, 1 for the wage and 2 for the deposit account; 0 where a project has at
     /// most one (`projection::intervals` follows each through time by code, grade and this).
@@ -197,7 +199,7 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
     let calendar = calendars.for_county(reg.county);
     let status = p.status_at(w, as_of);
     let id = &reg.project;
-    let flag = |code, grade, gap, count, since, evidence, detail| Flag { code, grade, project: id.clone(), gap, count, since, evidence, detail, instance: 0 };
+    let flag = |code, grade, gap, count, since, evidence, (detail, detail_zh): (String, String)| Flag { code, grade, project: id.clone(), gap, count, since, evidence, detail, detail_zh, instance: 0 };
 
     // Wages: what is owed, what is overdue, and whether the account can pay it.
     let mut owed_total: Fen = 0;
@@ -229,13 +231,13 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
     if let Some(since) = overdue_since {
         let n = overdue_workers.len() as u32;
         out.push(flag(FlagCode::WagesOverdue, Grade::Red, overdue, n, since, evidence(overdue_seqs),
-            format!("{n} workers owed {} past their due date", crate::domain::money::format_fen(overdue))));
+            (format!("{n} workers owed {} past their due date", format_fen(overdue)), format!("{n}名工人被欠工资{}，已过支付期限", format_yuan(overdue)))));
     }
     let balance = state.balance_at(&crate::domain::posting::Account::Wage(id.clone()), w);
     if owed_total > balance {
         let gap = owed_total - balance;
         out.push(flag(FlagCode::WageShortfall, Grade::Yellow, gap, 0, first_owed.unwrap_or(as_of), evidence(owed_seqs),
-            format!("wage account holds {} against {} owed", crate::domain::money::format_fen(balance), crate::domain::money::format_fen(owed_total))));
+            (format!("wage account holds {} against {} owed", format_fen(balance), format_fen(owed_total)), format!("专户余额{}，应付工资{}", format_yuan(balance), format_yuan(owed_total)))));
     }
 
     // Separate accounting: cumulative wage share against the labour-cost ratio.
@@ -247,8 +249,9 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
         // Dedicated wage account opened in time.
         let deadline = reg.contract_date.add_days(i64::from(policy.wage_account_open_days));
         if p.wage_account_at(w).is_none() && as_of > deadline {
+            let days = policy.wage_account_open_days;
             out.push(flag(FlagCode::NoWageAccount, Grade::Red, 0, 0, deadline.add_days(1), evidence([p.seq]),
-                format!("no wage account opened by {deadline}, {} days after the contract", policy.wage_account_open_days)));
+                (format!("no wage account opened by {deadline}, {days} days after the contract"), format!("合同签订后{days}日（{deadline}）前未开设工资专户"))));
         }
 
         // Contracts of the workers on site.
@@ -264,7 +267,7 @@ pub fn project_flags(state: &State, p: &Project, policies: &PolicyBook, calendar
         if let Some(since) = since {
             let n = missing.len() as u32;
             out.push(flag(FlagCode::ContractMissing, Grade::Yellow, 0, n, since, evidence(missing),
-                format!("{n} workers on site without a recorded labour contract")));
+                (format!("{n} workers on site without a recorded labour contract"), format!("{n}名在场工人未登记劳动合同"))));
         }
     }
 
@@ -291,6 +294,7 @@ fn order_flags(state: &State, p: &Project, policy: &Policy, w: When, out: &mut V
             evidence: evidence.clone(),
             instance: o.seq,
             detail: format!("order {} to {} to pay {} to {} workers by {} is not complied with", x.order_no, x.employer, x.amount, x.workers, x.deadline),
+            detail_zh: format!("责令{}于{}前向{}名工人支付{}的指令{}未履行", x.employer, x.deadline, x.workers, format_yuan(x.amount.fen()), x.order_no),
         });
         let one = x.largest >= policy.referral_one_worker && !x.largest.is_zero();
         let many = x.workers >= policy.referral_workers && x.amount >= policy.referral_total;
@@ -307,6 +311,16 @@ fn order_flags(state: &State, p: &Project, policy: &Policy, w: When, out: &mut V
                 detail: format!(
                     "order {} unmet with {} owed to {} workers (at most {} to one): at the thresholds for refusing to pay wages (one worker {}, or {} workers {}); refer to the police, after checking the three months",
                     x.order_no, x.amount, x.workers, x.largest, policy.referral_one_worker, policy.referral_workers, policy.referral_total
+                ),
+                detail_zh: format!(
+                    "指令{}未履行，欠{}名工人{}（单人最多{}）：已达拒不支付劳动报酬的标准（单人{}，或{}人合计{}），经核实三个月情况后移送公安",
+                    x.order_no,
+                    x.workers,
+                    format_yuan(x.amount.fen()),
+                    format_yuan(x.largest.fen()),
+                    format_yuan(policy.referral_one_worker.fen()),
+                    policy.referral_workers,
+                    format_yuan(policy.referral_total.fen())
                 ),
             });
         }
@@ -348,6 +362,7 @@ fn split_flag(state: &State, p: &Project, policy: &Policy, w: When, out: &mut Ve
         }
     }
     if let Some(since) = since {
+        let ratio = format!("{}.{:02}", policy.labour_ratio_bp / 100, policy.labour_ratio_bp % 100);
         let required = crate::domain::money::Money::sum_unbounded(total).mul_bp_ceil(policy.labour_ratio_bp).fen();
         out.push(Flag {
             code: FlagCode::SplitBelowRatio,
@@ -358,13 +373,8 @@ fn split_flag(state: &State, p: &Project, policy: &Policy, w: When, out: &mut Ve
             since,
             evidence: evidence(seqs),
             instance: 0,
-            detail: format!(
-                "wage share {} of progress payments {} is below {}.{:02}%",
-                crate::domain::money::format_fen(share),
-                crate::domain::money::format_fen(total),
-                policy.labour_ratio_bp / 100,
-                policy.labour_ratio_bp % 100
-            ),
+            detail: format!("wage share {} of progress payments {} is below {ratio}%", format_fen(share), format_fen(total)),
+            detail_zh: format!("工程款{}中拨入专户的人工费{}，低于{ratio}%", format_yuan(total), format_yuan(share)),
         });
     }
 }
@@ -400,10 +410,17 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
                 instance: d.seq,
                 detail: format!(
                     "drawdown of {} on {} not made good by {deadline} ({} working days){}",
-                    crate::domain::money::format_fen(d.fen),
+                    format_fen(d.fen),
                     d.date,
                     policy.replenish_working_days,
-                    coverage_note(calendar, deadline)
+                    coverage_note(calendar, deadline).0
+                ),
+                detail_zh: format!(
+                    "{}动用的保证金{}未在{}个工作日内（{deadline}前）补足{}",
+                    d.date,
+                    format_yuan(d.fen),
+                    policy.replenish_working_days,
+                    coverage_note(calendar, deadline).1
                 ),
             });
         } else {
@@ -440,11 +457,19 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
             instance: 0,
             detail: format!(
                 "deposit cover {} (cash {}, letters {}) below the required {}{}",
-                crate::domain::money::format_fen(cover),
-                crate::domain::money::format_fen(cash),
-                crate::domain::money::format_fen(letters),
-                crate::domain::money::format_fen(required),
-                coverage_note(calendar, deadline)
+                format_fen(cover),
+                format_fen(cash),
+                format_fen(letters),
+                format_fen(required),
+                coverage_note(calendar, deadline).0
+            ),
+            detail_zh: format!(
+                "保证金覆盖{}（现金{}，银行保函{}），低于应缴的{}{}",
+                format_yuan(cover),
+                format_yuan(cash),
+                format_yuan(letters),
+                format_yuan(required),
+                coverage_note(calendar, deadline).1
             ),
         });
     }
@@ -467,6 +492,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
                 evidence: vec![l.seq],
                 instance: l.seq,
                 detail: format!("guarantee letter {n} lapses on {}, before the planned end {}", l.valid_to, reg.planned_end),
+                detail_zh: format!("银行保函{n}于{}到期，早于计划竣工日{}", l.valid_to, reg.planned_end),
             });
         } else if l.valid_to < as_of && cover < required {
             out.push(Flag {
@@ -479,6 +505,7 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
                 evidence: vec![l.seq],
                 instance: l.seq,
                 detail: format!("guarantee letter {n} lapsed on {} and the cover was not restored", l.valid_to),
+                detail_zh: format!("银行保函{n}已于{}到期，保证金覆盖未恢复", l.valid_to),
             });
         }
     }
@@ -486,11 +513,13 @@ fn deposit_flags(state: &State, p: &Project, policy: &Policy, calendar: &Calenda
 
 /// Says so when a working-day deadline fell in a year the calendar does not cover:
 /// there only weekends are known, and the county should load that year's holidays.
-fn coverage_note(calendar: &Calendar, deadline: Date) -> String {
+/// In English and in Chinese.
+fn coverage_note(calendar: &Calendar, deadline: Date) -> (String, String) {
     if calendar.covers(deadline.year()) {
-        String::new()
+        (String::new(), String::new())
     } else {
-        format!(" (the calendar does not cover {}: counted without its public holidays)", deadline.year())
+        let y = deadline.year();
+        (format!(" (the calendar does not cover {y}: counted without its public holidays)"), format!("（日历未载{y}年节假日，仅按周末计算）"))
     }
 }
 
@@ -531,6 +560,7 @@ fn payroll_missing_flag(state: &State, p: &Project, policy: &Policy, w: When, ou
             evidence: vec![p.seq],
             instance: 0,
             detail: format!("no payroll for {} with workers on site", months.join(", ")),
+            detail_zh: format!("{}有工人在场，未报送工资表", months.join("、")),
         });
     }
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::command::StatementAccount;
 use crate::domain::date::{Calendar, Date};
-use crate::domain::money::{format_fen, Fen};
+use crate::domain::money::{format_fen, format_yuan, Fen};
 use crate::domain::policy::Policy;
 use crate::domain::posting::Account;
 
@@ -100,9 +100,9 @@ pub fn reconciliation_flags(state: &State, p: &Project, policy: &Policy, calenda
             StatementAccount::Wage => 1,
             StatementAccount::Deposit => 2,
         };
-        let name = match account {
-            StatementAccount::Wage => "wage account",
-            StatementAccount::Deposit => "deposit account",
+        let (name, name_zh) = match account {
+            StatementAccount::Wage => ("wage account", "工资专户"),
+            StatementAccount::Deposit => ("deposit account", "保证金账户"),
         };
         if let Some(since) = r.differs_since {
             let diff = r.ledger_balance - r.bank_balance;
@@ -127,6 +127,17 @@ pub fn reconciliation_flags(state: &State, p: &Project, policy: &Policy, calenda
                     format_fen(diff.abs()),
                     r.last_agreed.map_or("never".to_owned(), |d| d.to_string()),
                 ),
+                detail_zh: format!(
+                    "银行{}对账单载{}于{}日终余额{}，账本为{}（账本{}{}）；{}",
+                    r.bank,
+                    name_zh,
+                    r.date,
+                    format_yuan(r.bank_balance),
+                    format_yuan(r.ledger_balance),
+                    if diff > 0 { "多" } else { "少" },
+                    format_yuan(diff.abs()),
+                    r.last_agreed.map_or("从未相符".to_owned(), |d| format!("上次相符于{d}")),
+                ),
             });
         }
         if let Some(since) = r.late_since {
@@ -140,6 +151,7 @@ pub fn reconciliation_flags(state: &State, p: &Project, policy: &Policy, calenda
                 evidence: vec![*r.evidence.last().expect("at least the latest statement")],
                 instance,
                 detail: format!("no statement of the {name} from bank {} since {} ({} working days allowed)", r.bank, r.date, policy.statement_working_days),
+                detail_zh: format!("银行{}自{}起未报送{}对账单（限{}个工作日）", r.bank, r.date, name_zh, policy.statement_working_days),
             });
         }
     }

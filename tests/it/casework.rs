@@ -5,6 +5,7 @@
 use anxin::api::pb;
 use anxin::api::pb::command::Kind;
 
+use crate::common::reads_chinese;
 use crate::harness::{cmd, nid, pay, register, TestServer, COUNTY, OTHER_COUNTY};
 
 pub(crate) fn open_case(no: &str, county: &str, project: &str, workers: &[u32], received_on: &str, summary: &str) -> pb::Command {
@@ -65,6 +66,7 @@ async fn a_case_runs_from_receipt_to_a_closure_that_cites_the_payouts_that_paid_
     assert_eq!(late.len(), 1, "{late:?}");
     assert_eq!((late[0].grade.as_str(), late[0].since.as_str(), late[0].case_no.as_str(), late[0].project.as_str()), ("yellow", "2026-02-10", "TS-1", "P1"));
     assert_eq!(late[0].evidence, vec![opened.first_seq]);
+    assert!(reads_chinese(&late[0].detail_zh) && late[0].detail_zh.contains("TS-1"), "{:?}", late[0].detail_zh);
 
     // Refusals, each by its code; nothing of a refused batch is recorded.
     let refused = |who: &'static str, id: &'static str, c: pb::Command| {
@@ -274,7 +276,9 @@ fn resolve(no: &str, date: &str, complied: bool, records: &[u64]) -> pb::Command
 }
 
 fn flags_of(fs: &[pb::Flag], code: &str) -> Vec<pb::Flag> {
-    fs.iter().filter(|f| f.code == code).cloned().collect()
+    let of: Vec<pb::Flag> = fs.iter().filter(|f| f.code == code).cloned().collect();
+    assert!(of.iter().all(|f| reads_chinese(&f.detail_zh)), "{of:?}");
+    of
 }
 
 /// Orders to pay: unmet past the deadline (ORDER_UNMET), at the referral thresholds

@@ -12,6 +12,14 @@ use anxin::domain::principal::Principal;
 use anxin::domain::rejection::BatchRejection;
 use anxin::projection::state::State;
 
+/// Whether a flag's Chinese sentence reads as Chinese: it has Chinese characters and no
+/// English word (identifiers such as "BH-2025-003" or "ICBC" are upper case or digits).
+pub fn reads_chinese(s: &str) -> bool {
+    let cjk = s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c));
+    let english = s.split(|c: char| !c.is_ascii_alphabetic()).any(|w| w.len() >= 2 && w.bytes().any(|b| b.is_ascii_lowercase()));
+    cjk && !english
+}
+
 pub fn d(s: &str) -> Date {
     Date::parse(s).unwrap()
 }

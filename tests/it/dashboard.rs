@@ -117,7 +117,13 @@ async fn every_page_and_export_answers_with_the_query_layers_figures() {
         assert!(html.contains("id=\"orders\"") && html.contains("id=\"credit-list\""), "the year's orders and the credit list: {html}");
         // The flags page names the case when a flag has no project.
         let (_, _, body) = get(d, "/flags", t);
-        assert!(String::from_utf8(body).unwrap().contains("<td>TS-2</td>"), "CASE_OVERDUE by case number");
+        let html = String::from_utf8(body).unwrap();
+        assert!(html.contains("<td>TS-2</td>"), "CASE_OVERDUE by case number");
+        // Each flag's sentence in the page's language.
+        assert!(html.contains("案件TS-2于2026-02-16收到") && !html.contains("is not accepted"), "{html}");
+        let (_, _, body) = get(d, "/flags?lang=en", t);
+        let html = String::from_utf8(body).unwrap();
+        assert!(html.contains("case TS-2 received on 2026-02-16") && !html.contains("案件TS-2"), "{html}");
         // The work report for the period, as `anxin report` writes it, in both languages.
         let (st, _, body) = get(d, "/report?from=2026-01-01&to=2026-02-28", t);
         let html = String::from_utf8(body).unwrap();

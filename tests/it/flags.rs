@@ -8,8 +8,14 @@ use anxin::projection::flags::{flags, Flag, FlagCode, Grade};
 
 use crate::common::*;
 
+/// The flags open as of a date; each one's sentence is also in Chinese (a county office
+/// reads the Chinese page).
 fn open_flags(w: &World, as_of: &str) -> Vec<Flag> {
-    flags(&w.state, &PolicyBook::default(), &CalendarBook::china(), When::date(d(as_of)))
+    let all = flags(&w.state, &PolicyBook::default(), &CalendarBook::china(), When::date(d(as_of)));
+    for f in &all {
+        assert!(reads_chinese(&f.detail_zh) && !f.detail.is_empty(), "{:?}: {:?} / {:?}", f.code, f.detail, f.detail_zh);
+    }
+    all
 }
 
 fn codes(w: &World, as_of: &str) -> Vec<FlagCode> {

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use anxin::api::pb;
+use crate::common::reads_chinese;
 use anxin::api::pb::command::Kind;
 use anxin::domain::command::*;
 use anxin::domain::date::{CalendarBook, Date};
@@ -566,6 +567,7 @@ async fn a_statement_that_disagrees_raises_balance_mismatch_and_a_late_posting_c
     assert_eq!((m.grade.as_str(), m.gap.as_str(), m.since.as_str()), ("red", "5000.00", "2026-02-06"));
     assert_eq!(m.evidence, vec![st.first_seq]);
     assert!(m.detail.contains("last agreed 2026-02-05"), "{}", m.detail);
+    assert!(m.detail_zh.contains("上次相符于2026-02-05") && m.detail_zh.contains("5,000.00元") && reads_chinese(&m.detail_zh), "{}", m.detail_zh);
     let sum = q.get_county_summary(county_q("2026-02-07", 0)).await.unwrap().into_inner();
     let icbc = sum.reconciliation.iter().find(|r| r.bank == "ICBC").expect("ICBC's accounts");
     assert_eq!((icbc.accounts, icbc.agreed, icbc.differ, icbc.late), (2, 1, 1, 0));
@@ -598,7 +600,7 @@ async fn a_statement_that_disagrees_raises_balance_mismatch_and_a_late_posting_c
     let later = q.list_flags(flags("2026-02-20", 0)).await.unwrap().into_inner().flags;
     let late_flags: Vec<&pb::Flag> = later.iter().filter(|f| f.code == "STATEMENT_MISSING").collect();
     assert_eq!(late_flags.len(), 2, "both accounts ICBC attests: {later:?}");
-    assert!(late_flags.iter().all(|f| f.grade == "yellow" && f.since.as_str() > "2026-02-06"));
+    assert!(late_flags.iter().all(|f| f.grade == "yellow" && f.since.as_str() > "2026-02-06" && reads_chinese(&f.detail_zh)));
     let st3 = s.ok("bank:ICBC", "st-3", vec![attest("P1", Wage, "ICBC", "2026-02-19", "25000", "ICBC-ST-4"), attest("P1", Deposit, "ICBC", "2026-02-19", "200000", "ICBC-ST-5")]).await;
     let back = q.list_flags(flags("2026-02-20", 0)).await.unwrap().into_inner().flags;
     assert!(!codes(&back).iter().any(|c| c == "STATEMENT_MISSING" || c == "BALANCE_MISMATCH"), "{back:?}");
