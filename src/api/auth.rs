@@ -116,9 +116,21 @@ impl Principals {
     pub fn check<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
         let header = req.metadata().get("authorization").ok_or_else(|| unauthenticated("missing authorization: Bearer <token>"))?;
         let text = header.to_str().map_err(|_| unauthenticated("authorization header is not ASCII"))?;
-        let token = text.strip_prefix("Bearer ").ok_or_else(|| unauthenticated("authorization must be \"Bearer <token>\""))?;
-        self.authenticate(token.trim()).ok_or_else(|| unauthenticated("unknown token"))
+        let token = bearer(text).ok_or_else(|| unauthenticated("authorization must be \"Bearer <token>\""))?;
+        self.authenticate(token).ok_or_else(|| unauthenticated("unknown token"))
     }
+}
+
+/// The token of an `Authorization` value, `Bearer <token>` (the scheme's name in any
+/// case, RFC 7235 2.1): the one parser of every edge (gRPC, tiles, dashboard, metrics).
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The bearer token of an HTTP request's headers.
+pub fn bearer_of(headers: &tonic::codegen::http::HeaderMap) -> Option<&str> {
+    headers.get(tonic::codegen::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer)
 }
 
 fn unauthenticated(msg: &str) -> Status {
@@ -235,3 +247,18 @@ impl std::ops::Deref for Caller {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case_and_nothing_else_is() {
+        assert_eq!(bearer("Bearer anx_1"), Some("anx_1"));
+        assert_eq!(bearer("bearer  anx_1 "), Some("anx_1"));
+        assert_eq!(bearer("BEARER anx_1"), Some("anx_1"));
+        for no in ["Basic anx_1", "Bearer", "Bearer ", "Bearer   ", "anx_1", "", "Bearerx anx_1"] {
+            assert_eq!(bearer(no), None, "{no:?}");
+        }
+    }
+}

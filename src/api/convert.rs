@@ -124,19 +124,28 @@ pub fn command(cmd: &pb::Command, vault: &Vault) -> R<Command> {
     command_of(kind, vault).map_err(|e| e.under(&oneof_name(kind)))
 }
 
-/// The name of the `Command.kind` field a command is in (`pay_wage`), from prost's
-/// `Debug` of its variant: only the name before the first `(` is kept.
+/// The name of the `Command.kind` field a command is in (`pay_wage`): the field number its
+/// encoding starts with, named by the proto's own descriptor (the one reflection serves).
+/// Only on the error path.
 fn oneof_name(kind: &pb::command::Kind) -> String {
-    let debug = format!("{kind:?}");
-    let variant = debug.split('(').next().unwrap_or_default();
-    let mut name = String::with_capacity(variant.len() + 4);
-    for (i, ch) in variant.chars().enumerate() {
-        if ch.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(ch.to_ascii_lowercase());
-    }
-    name
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<u32, String>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).expect("the descriptor set build.rs wrote decodes");
+        set.file
+            .iter()
+            .filter(|f| f.package() == "anxin.v1")
+            .flat_map(|f| &f.message_type)
+            .filter(|m| m.name() == "Command")
+            .flat_map(|m| &m.field)
+            .filter(|f| f.oneof_index.is_some())
+            .map(|f| (f.number() as u32, f.name().to_owned()))
+            .collect()
+    });
+    let mut buf = Vec::with_capacity(kind.encoded_len());
+    kind.encode(&mut buf);
+    let number = prost::encoding::decode_key(&mut buf.as_slice()).map_or(0, |(n, _)| n);
+    names.get(&number).cloned().unwrap_or_else(|| format!("kind_{number}"))
 }
 
 fn command_of(kind: &pb::command::Kind, vault: &Vault) -> R<Command> {
@@ -773,4 +782,32 @@ pub fn checkpoint_from_pb(p: &pb::Checkpoint) -> Result<crate::chain::checkpoint
         return Err(format!("the server sent a checkpoint of format {} without a signed note (this client reads format 2)", p.version));
     }
     crate::chain::checkpoint::SignedCheckpoint::from_note(p.note.as_bytes()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    /// Every field of the oneof, decoded from its key with an empty message, is named as
+    /// the proto names it (and as prost names the variant, in snake case).
+    #[test]
+    fn every_command_kind_is_named_by_its_field() {
+        let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).unwrap();
+        let command = set.file.iter().flat_map(|f| &f.message_type).find(|m| m.name() == "Command").unwrap();
+        let fields: Vec<_> = command.field.iter().filter(|f| f.oneof_index.is_some()).collect();
+        assert!(fields.len() > 20, "{}", fields.len());
+        for f in fields {
+            let mut bytes = Vec::new();
+            prost::encoding::encode_varint(u64::from((f.number() as u32) << 3 | 2), &mut bytes);
+            bytes.push(0);
+            let kind = pb::Command::decode(bytes.as_slice()).unwrap().kind.unwrap();
+            assert_eq!(oneof_name(&kind), f.name());
+            let variant = format!("{kind:?}");
+            let variant = variant.split('(').next().unwrap();
+            assert_eq!(variant.to_lowercase(), f.name().replace('_', ""), "{variant}");
+        }
+        assert_eq!(oneof_name(&pb::command::Kind::PayWage(Default::default())), "pay_wage");
+    }
 }

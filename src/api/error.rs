@@ -78,6 +78,21 @@ impl ApiError {
         ApiError { field, ..ApiError::build(self.code, self.reason, &format!("{what}: {}", self.message), self.index) }
     }
 
+    /// The path of the refused field inside the request (`commands[3].pay_wage.amount`),
+    /// as `BadRequest` and a stream's `Refusal` name it.
+    pub fn field_path(&self) -> Option<String> {
+        let field = self.field.as_ref()?;
+        Some(match self.index {
+            Some(i) => format!("commands[{i}].{field}"),
+            None => field.clone(),
+        })
+    }
+
+    /// What a client does about it (retry, fix or stop: `api::reasons`).
+    pub fn action(&self) -> Option<&'static str> {
+        super::reasons::action(self.reason).map(super::reasons::Action::as_str)
+    }
+
     /// The refused value is in `field`.
     pub fn on(mut self, field: &str) -> ApiError {
         self.field = Some(field.to_owned());
@@ -111,7 +126,7 @@ impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         let message = match e.index {
             Some(i) => format!("command {i}: {}", e.message),
-            None => e.message,
+            None => e.message.clone(),
         };
         let mut metadata = tonic::metadata::MetadataMap::new();
         let mut info = std::collections::HashMap::new();
@@ -134,12 +149,11 @@ impl From<ApiError> for Status {
             metadata.insert(super::SEQ_KEY, seq.into());
             info.insert("seq".to_owned(), seq.to_string());
         }
+        if let Some(action) = e.action() {
+            info.insert("action".to_owned(), action.to_owned());
+        }
         let mut details = ErrorDetails::with_error_info(e.reason, super::reasons::ERROR_DOMAIN, info);
-        if let Some(field) = &e.field {
-            let path = match e.index {
-                Some(i) => format!("commands[{i}].{field}"),
-                None => field.clone(),
-            };
+        if let Some(path) = e.field_path() {
             details.add_bad_request_violation(path, message.clone());
         }
         if let Some(delay) = super::reasons::retry_delay(e.reason) {

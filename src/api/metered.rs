@@ -61,8 +61,7 @@ fn rpc_of(path: &str) -> String {
 
 /// The caller's role from its bearer token.
 fn role_of(principals: &Principals, headers: &http::HeaderMap) -> &'static str {
-    let token = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-    match token {
+    match super::auth::bearer_of(headers) {
         None => "none",
         Some(t) => principals.authenticate(t).map_or("unauthenticated", |p| p.role()),
     }

@@ -74,8 +74,7 @@ struct Tiles {
 
 /// The caller, from its bearer token, holding one of its principal's call places.
 fn caller(api: &Api, headers: &HeaderMap) -> Result<super::auth::Caller, Response> {
-    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
-    let who = token.and_then(|t| api.principals.authenticate(t)).ok_or_else(|| status(StatusCode::UNAUTHORIZED, "a bearer token of a principal of this ledger is required"))?;
+    let who = super::auth::bearer_of(headers).and_then(|t| api.principals.authenticate(t)).ok_or_else(|| status(StatusCode::UNAUTHORIZED, "a bearer token of a principal of this ledger is required"))?;
     api.calls.admit(who).map_err(|s| {
         let mut r = status(StatusCode::TOO_MANY_REQUESTS, s.message());
         r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));

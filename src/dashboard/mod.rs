@@ -77,7 +77,7 @@ pub async fn serve(api: Api, listener: tokio::net::TcpListener, as_of: Option<St
 
 fn token(headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return v.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
+        return crate::api::auth::bearer(v).map(str::to_owned);
     }
     cookie(headers, "anxin_token")
 }

@@ -153,6 +153,7 @@ async fn malformed_input_gets_a_clear_status_reason_and_index_and_leaves_no_trac
         let info = st.get_details_error_info().expect("an ErrorInfo");
         assert_eq!((info.reason.as_str(), info.domain.as_str()), ("AMOUNT_NOT_A_NUMBER", "anxin.v1"));
         assert_eq!(info.metadata.get("command_index").map(String::as_str), Some("1"));
+        assert_eq!(info.metadata.get("action").map(String::as_str), Some("fix"), "what a client does, from the server");
         let bad = st.get_details_bad_request().expect("a BadRequest");
         assert_eq!(bad.field_violations.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), ["commands[1].top_up_wage_account.amount"]);
         assert!(bad.field_violations[0].description.contains("12,34"), "{:?}", bad.field_violations);
@@ -430,7 +431,11 @@ async fn submit_stream_pipelines_batches_and_answers_in_order() {
     let base = s.ledger.head().0;
     let mut reqs = Vec::new();
     for b in 0..40 {
-        let cmds = if b == 7 { vec![pay("P1", "X", 1, "99999999", "")] } else { vec![topup("P1", &format!("ST{b}"), "1"), topup("P1", &format!("SU{b}"), "1")] };
+        let cmds = if b == 7 {
+            vec![pay("P1", "X", 1, "99999999", "")]
+        } else if b == 12 {
+            vec![topup("P1", "SV", "1"), topup("P1", "SW", "12,34")]
+        } else { vec![topup("P1", &format!("ST{b}"), "1"), topup("P1", &format!("SU{b}"), "1")] };
         reqs.push(pb::SubmitRequest { request_id: format!("st-{b}"), commands: cmds });
     }
     let out: Vec<pb::SubmitStreamResponse> = s.posting("bank:ICBC").await.submit_stream(tokio_stream::iter(reqs)).await.unwrap().into_inner().map(|r| r.unwrap()).collect().await;
@@ -443,14 +448,20 @@ async fn submit_stream_pipelines_batches_and_answers_in_order() {
                 assert_eq!((rc.first_seq, rc.last_seq), (next, next + 1), "in order");
                 next += 2;
             }
+            // The same facts as a unary call's rich details: the field, what to do, when.
+            pb::submit_stream_response::Outcome::Refusal(f) if b == 7 => {
+                assert_eq!((f.reason.as_str(), f.command_index, f.status_code), ("INSUFFICIENT_WAGE_BALANCE", 0, Code::FailedPrecondition as i32));
+                assert_eq!((f.field.as_str(), f.action.as_str(), f.retry_after_ms), ("", "fix", 0));
+            }
             pb::submit_stream_response::Outcome::Refusal(f) => {
-                assert_eq!((b, f.reason.as_str(), f.command_index, f.status_code), (7, "INSUFFICIENT_WAGE_BALANCE", 0, Code::FailedPrecondition as i32));
+                assert_eq!((b, f.reason.as_str(), f.command_index, f.status_code), (12, "AMOUNT_NOT_A_NUMBER", 1, Code::InvalidArgument as i32));
+                assert_eq!((f.field.as_str(), f.action.as_str(), f.retry_after_ms), ("commands[1].top_up_wage_account.amount", "fix", 0));
             }
         }
     }
-    assert_eq!(s.ledger.head().0, base + 78);
+    assert_eq!(s.ledger.head().0, base + 76);
     let seen: BTreeSet<u64> = read_and_verify(&s).await.iter().map(|r| r.seq).collect();
-    assert_eq!(seen.len() as u64, base + 78);
+    assert_eq!(seen.len() as u64, base + 76);
     s.stop().await;
 }
 
@@ -496,6 +507,8 @@ async fn calls_in_flight_are_bounded_per_principal() {
     // A refusal to retry says when, in the standard RetryInfo.
     let delay = tonic_types::StatusExt::get_details_retry_info(&third).and_then(|r| r.retry_delay);
     assert_eq!(delay, anxin::api::reasons::retry_delay("TOO_MANY_CALLS"), "{third:?}");
+    let info = tonic_types::StatusExt::get_details_error_info(&third).expect("an ErrorInfo");
+    assert_eq!(info.metadata.get("action").map(String::as_str), Some("retry"));
     // Another principal is not held up.
     s.audit("operator").await.get_checkpoint(pb::GetCheckpointRequest::default()).await.unwrap();
     // Closing one stream gives its place back.

@@ -36,12 +36,6 @@ const { blake3 } = require('@noble/hashes/blake3');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
-// What a client does about each reason (README, "Errors"); anything else is fixed.
-const RETRY = new Set(['NOT_LEADER', 'OUTCOME_UNKNOWN', 'DATABASE_UNAVAILABLE', 'WRITE_FAILED', 'SHUT_DOWN', 'TOO_MANY_CALLS',
-  'SEQ_NOT_REACHED', 'NOT_YET_CHECKPOINTED', 'NOT_WITNESSED', 'BACKUP_FAILED', 'DISK_FULL']);
-const STOP = new Set(['UNAUTHENTICATED', 'PERMISSION_DENIED', 'WRITER_FAILED', 'LEDGER_POISONED', 'DAMAGED', 'CORRUPTION',
-  'CHAIN_BROKEN', 'DATA_DIR', 'INDEX_ERROR', 'IO_ERROR', 'INTERNAL']);
-
 const loaded = protoLoader.loadSync(path.join(ROOT, 'proto', 'anxin', 'v1', 'ledger.proto'), {
   keepCase: true, longs: String, enums: Number, defaults: true, oneofs: true,
 });
@@ -61,9 +55,11 @@ class Refused extends Error {
   }
 }
 
-// The facts of a failed call: the standard details, else the metadata keys.
+// The facts of a failed call: the standard details, else the metadata keys. What to do
+// (retry, fix or stop) is the server's to say, in ErrorInfo.metadata.action (README,
+// "Errors"): this client keeps no list of reason codes.
 function refusalOf(err) {
-  const out = { reason: null, index: null, leader: null, delay: null, field: null };
+  const out = { reason: null, index: null, leader: null, delay: null, field: null, action: null };
   const bin = err.metadata && err.metadata.get('grpc-status-details-bin')[0];
   if (bin) {
     const status = RpcStatus.decode(bin);
@@ -75,6 +71,7 @@ function refusalOf(err) {
         out.reason = d.reason;
         if (d.metadata.command_index !== undefined) out.index = Number(d.metadata.command_index);
         out.leader = d.metadata.leader || null;
+        out.action = d.metadata.action || null;
       } else if (d.retry_delay || d.retryDelay) {
         const r = d.retry_delay || d.retryDelay;
         out.delay = Number(r.seconds || 0) + (r.nanos || 0) / 1e9;
@@ -89,6 +86,8 @@ function refusalOf(err) {
     out.index = i === undefined ? null : Number(i);
     out.leader = err.metadata.get('anxin-leader')[0] || null;
   }
+  // A server that does not say: retry what it gives a delay for, else stop.
+  if (out.action === null) out.action = out.delay === null ? 'stop' : 'retry';
   return out;
 }
 
@@ -132,14 +131,13 @@ class Ledger {
           await sleep(Math.min(0.05 * 2 ** attempt, 1));
           continue;
         }
-        if (RETRY.has(r.reason)) {
+        if (r.action === 'retry') {
           if (r.reason === 'NOT_LEADER') this.follow(r.leader);
           process.stderr.write(`  ${r.reason} on ${method}: ${err.details}, retrying with the same request id\n`);
           await sleep(r.delay === null ? 0.5 : r.delay);
           continue;
         }
-        const action = STOP.has(r.reason) || r.reason === null ? 'stop' : 'fix';
-        throw new Refused(grpc.status[err.code], r.reason, action, err.details, r.index, r.field);
+        throw new Refused(grpc.status[err.code], r.reason, r.action, err.details, r.index, r.field);
       }
     }
     throw new Refused('UNAVAILABLE', null, 'stop', `no node answered after ${this.attempts} attempts`, null, null);

@@ -44,11 +44,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
-# What a client does about each reason (README, "Errors"); anything else is fixed.
-RETRY = {"NOT_LEADER", "OUTCOME_UNKNOWN", "DATABASE_UNAVAILABLE", "WRITE_FAILED", "SHUT_DOWN", "TOO_MANY_CALLS",
-         "SEQ_NOT_REACHED", "NOT_YET_CHECKPOINTED", "NOT_WITNESSED", "BACKUP_FAILED", "DISK_FULL"}
-STOP = {"UNAUTHENTICATED", "PERMISSION_DENIED", "WRITER_FAILED", "LEDGER_POISONED", "DAMAGED", "CORRUPTION",
-        "CHAIN_BROKEN", "DATA_DIR", "INDEX_ERROR", "IO_ERROR", "INTERNAL"}
 
 
 def stubs():
@@ -74,8 +69,10 @@ class Refused(Exception):
 
 
 def refusal_of(err):
-    """The facts of a failed call: the standard details, else the metadata keys."""
-    reason, index, leader, delay, field = None, None, None, None, None
+    """The facts of a failed call: the standard details, else the metadata keys. What to
+    do (retry, fix or stop) is the server's to say, in ErrorInfo.metadata["action"]
+    (README, "Errors"): this client keeps no list of reason codes."""
+    reason, index, leader, delay, field, action = None, None, None, None, None, None
     status = rpc_status.from_call(err)
     if status is not None:
         for any_detail in status.details:
@@ -85,6 +82,7 @@ def refusal_of(err):
                 reason = info.reason
                 index = int(info.metadata["command_index"]) if "command_index" in info.metadata else None
                 leader = info.metadata.get("leader")
+                action = info.metadata.get("action")
             elif any_detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
                 retry = error_details_pb2.RetryInfo()
                 any_detail.Unpack(retry)
@@ -98,7 +96,9 @@ def refusal_of(err):
         reason = trailers.get("anxin-reason")
         index = int(trailers["anxin-command-index"]) if "anxin-command-index" in trailers else None
         leader = trailers.get("anxin-leader")
-    return reason, index, leader, delay, field
+    if action is None:  # a server that does not say: retry what it gives a delay for, else stop
+        action = "retry" if delay is not None else "stop"
+    return reason, index, leader, delay, field, action
 
 
 class Ledger:
@@ -129,14 +129,13 @@ class Ledger:
                     self.at = (self.at + 1) % len(self.servers)
                     time.sleep(min(0.05 * 2 ** attempt, 1.0))
                     continue
-                reason, index, leader, delay, field = refusal_of(err)
-                if reason in RETRY:
+                reason, index, leader, delay, field, action = refusal_of(err)
+                if action == "retry":
                     if reason == "NOT_LEADER":
                         self.follow(leader)
                     print("  %s on %s: %s, retrying with the same request id" % (reason, method, err.details()), file=sys.stderr)
                     time.sleep(delay if delay is not None else 0.5)
                     continue
-                action = "stop" if reason in STOP or reason is None else "fix"
                 raise Refused(code.name, reason, action, err.details(), index, field)
         raise Refused("UNAVAILABLE", None, "stop", "no node answered after %d attempts" % self.attempts)
 
