@@ -24,11 +24,19 @@ pub fn check(cfg: &Config) -> Result<Vec<String>, Vec<String>> {
         None => ok.push(format!("principals: {} (created with a development operator token if absent)", cfg.data.join("principals.toml").display())),
     }
     if let Some(t) = &cfg.tls {
+        let before = bad.len();
         for (what, p, marker) in [("certificate", &t.cert, "CERTIFICATE"), ("key", &t.key, "PRIVATE KEY")] {
             match std::fs::read_to_string(p) {
                 Ok(pem) if pem.contains(&format!("-----BEGIN ")) && pem.contains(marker) => ok.push(format!("TLS {what} {}", p.display())),
                 Ok(_) => bad.push(format!("{}: the TLS {what} file holds no PEM {marker}", p.display())),
                 Err(e) => bad.push(format!("{}: {e}", p.display())),
+            }
+        }
+        // Both read: do they make a TLS server (the key the certificate's)?
+        if bad.len() == before {
+            let pem = crate::api::Tls { cert_pem: std::fs::read(&t.cert).unwrap_or_default(), key_pem: std::fs::read(&t.key).unwrap_or_default() };
+            if let Err(e) = crate::api::https::server_config(&pem) {
+                bad.push(format!("{} and {}: {e}", t.cert.display(), t.key.display()));
             }
         }
     }

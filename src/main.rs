@@ -36,7 +36,7 @@ struct Args {
     /// logged while a call is served carries its request id and the caller's role).
     #[arg(long, env = "ANXIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// TLS certificate (PEM); needs --tls-key.
+    /// TLS certificate (PEM) of the gRPC API and the dashboard; needs --tls-key.
     #[arg(long, env = "ANXIN_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM); needs --tls-cert.

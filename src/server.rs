@@ -68,7 +68,7 @@ CONFIGURATION FILE (--config FILE, TOML; every key optional; flags override; an 
   fault_exit_delay_ms = N           after a ledger fault, answer UNAVAILABLE this long, then exit non-zero [2000]
   scrub_interval_s = N              seconds between scrubs of the whole log [3600; 0: only at the start]
   witness_policy = \"FILE\"           c2sp.org/tlog-policy: witnesses to submit checkpoints to, and the quorum
-  [tls]         cert = \"FILE\"  key = \"FILE\"     serve gRPC over TLS (PEM)
+  [tls]         cert = \"FILE\"  key = \"FILE\"     serve gRPC and the dashboard over TLS (PEM)
   [replication] dsns = [\"DSN\", ...]  node_id = \"NAME\"  advertise = \"URL\"  lease_ms = N [2000]  allow_async = BOOL [false]
   [policy]      national rule changes: labour_ratio_bp, deposit_rate_bp, deposit_exempt_below,
                 deposit_cap, deposit_lodge_working_days, replenish_working_days,
@@ -465,8 +465,12 @@ async fn serve(cfg: &Config, opened: (Arc<Ledger>, Arc<Vault>), shutdown: impl s
     let dashboard = match cfg.dashboard {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Listen { addr, source })?;
-            tracing::info!(dashboard = %format!("http://{}/", l.local_addr().map_err(|source| ServerError::Listen { addr, source })?), "serving the county dashboard");
-            Some(tokio::spawn(crate::dashboard::serve(api.clone(), l, None, stopped(stop_rx.clone()))))
+            // Over TLS with the gRPC API's certificate, when it has one: a browser keeps a
+            // principal's token in a cookie.
+            let https = tls.as_ref().map(crate::api::https::server_config).transpose().map_err(ServerError::Config)?;
+            let scheme = if https.is_some() { "https" } else { "http" };
+            tracing::info!(dashboard = %format!("{scheme}://{}/", l.local_addr().map_err(|source| ServerError::Listen { addr, source })?), "serving the county dashboard");
+            Some(tokio::spawn(crate::dashboard::serve(api.clone(), l, None, https, stopped(stop_rx.clone()))))
         }
         None => None,
     };

@@ -134,7 +134,7 @@ async fn run_in(a: &DemoArgs, dir: &std::path::Path) -> Result<()> {
     let dash = if a.serve {
         let l = tokio::net::TcpListener::bind(a.dashboard).await.with_context(|| format!("dashboard on {}", a.dashboard))?;
         let addr = l.local_addr()?;
-        tokio::spawn(anxin::dashboard::serve(api.clone(), l, Some(as_of.clone()), stopped(stop_rx.clone())));
+        tokio::spawn(anxin::dashboard::serve(api.clone(), l, Some(as_of.clone()), None, stopped(stop_rx.clone())));
         Some(addr)
     } else {
         None

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod convert;
 pub mod demo;
 pub mod error;
+pub mod https;
 mod admin;
 pub(crate) mod audit;
 mod posting;

@@ -36,11 +36,18 @@ struct Dash {
     audit: Arc<crate::api::audit::Audit>,
     /// The as-of date of pages that do not name one; `None` = today (CST).
     as_of: Option<String>,
+    /// Served over TLS: the token's cookie is `Secure`.
+    secure: bool,
 }
 
 /// The dashboard's routes; pages without `?as_of=` show figures as of `as_of` (or today).
 pub fn router(api: Api, as_of: Option<String>) -> Router {
-    let dash = Dash { query: Arc::new(QueryService(api.clone())), audit: Arc::new(crate::api::audit::Audit(api)), as_of };
+    router_with(api, as_of, false)
+}
+
+/// The routes; `secure`: served over TLS, so the token's cookie is sent only over TLS.
+fn router_with(api: Api, as_of: Option<String>, secure: bool) -> Router {
+    let dash = Dash { query: Arc::new(QueryService(api.clone())), audit: Arc::new(crate::api::audit::Audit(api)), as_of, secure };
     Router::new()
         .route("/", get(summary_page))
         .route("/login", get(login_page).post(login))
@@ -61,18 +68,32 @@ pub fn router(api: Api, as_of: Option<String>) -> Router {
         .with_state(dash)
 }
 
-/// Serves the dashboard on `listener` until `shutdown`.
+/// Serves the dashboard on `listener` until `shutdown`: over TLS with `tls`
+/// (`api::https`, the server's certificate), else plain HTTP.
 ///
 /// # Errors
 /// A listener failure.
-pub async fn serve(api: Api, listener: tokio::net::TcpListener, as_of: Option<String>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    // As for gRPC (`api::serve`): small answers must not wait on the peer's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY on a dashboard connection");
+pub async fn serve(
+    api: Api,
+    listener: tokio::net::TcpListener,
+    as_of: Option<String>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let secure = tls.is_some();
+    match tls {
+        // Each connection with TCP_NODELAY, there too.
+        Some(config) => axum::serve(crate::api::https::TlsListener::new(listener, config)?, router_with(api, as_of, secure)).with_graceful_shutdown(shutdown).await,
+        None => {
+            // As for gRPC (`api::serve`): small answers must not wait on the peer's delayed ACK.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY on a dashboard connection");
+                }
+            });
+            axum::serve(listener, router_with(api, as_of, secure)).with_graceful_shutdown(shutdown).await
         }
-    });
-    axum::serve(listener, router(api, as_of)).with_graceful_shutdown(shutdown).await
+    }
 }
 
 fn token(headers: &HeaderMap) -> Option<String> {
@@ -157,9 +178,10 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(Form(f): Form<LoginForm>) -> Response {
+async fn login(State(d): State<Dash>, Form(f): Form<LoginForm>) -> Response {
     let t: String = f.token.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-    ([(header::SET_COOKIE, format!("anxin_token={t}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800"))], Redirect::to("/")).into_response()
+    let secure = if d.secure { "; Secure" } else { "" };
+    ([(header::SET_COOKIE, format!("anxin_token={t}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800{secure}"))], Redirect::to("/")).into_response()
 }
 
 async fn logout() -> Response {

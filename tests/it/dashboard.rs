@@ -12,7 +12,7 @@ const COUNTY_P: &str = "county:620121";
 async fn dashboard(s: &TestServer) -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(anxin::dashboard::serve(s.api.clone(), l, Some("2026-03-01".into()), std::future::pending()));
+    tokio::spawn(anxin::dashboard::serve(s.api.clone(), l, Some("2026-03-01".into()), None, std::future::pending()));
     addr
 }
 
@@ -151,6 +151,67 @@ async fn every_page_and_export_answers_with_the_query_layers_figures() {
     })
     .await
     .unwrap();
+    s.stop().await;
+}
+
+/// One HTTP/1.1 request over TLS, trusting only `ca`; `None` when no TLS session opens.
+async fn https(addr: SocketAddr, ca: &rustls::pki_types::CertificateDer<'static>, request: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.ok()?;
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw).await;
+    Some(String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// With the server's certificate the dashboard is served over TLS only: its pages answer
+/// a client that trusts the certificate, the token's cookie is `Secure`, a plain-text
+/// request gets no page, and a client that connects and never speaks holds up no one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_certificate_the_dashboard_is_served_over_tls() {
+    let s = seeded().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let config = anxin::api::https::server_config(&anxin::api::Tls { cert_pem: cert.cert.pem().into_bytes(), key_pem: cert.key_pair.serialize_pem().into_bytes() }).unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let d = l.local_addr().unwrap();
+    tokio::spawn(anxin::dashboard::serve(s.api.clone(), l, Some("2026-03-01".into()), Some(config), std::future::pending()));
+    let ca = cert.cert.der().clone();
+    // A connection that never speaks, held open through all that follows.
+    let _silent = tokio::net::TcpStream::connect(d).await.unwrap();
+    let token = s.token(COUNTY_P);
+    // (Well within the 10 s a handshake is given: the silent one must not be waited on.)
+    let get_summary = format!("GET / HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    let first = https(d, &ca, &get_summary);
+    let page = tokio::time::timeout(std::time::Duration::from_secs(5), first).await.expect("not held up by a silent connection").expect("a TLS session");
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("县域概况"), "{}", &page[..page.len().min(400)]);
+    let body = format!("token={token}");
+    let login = https(d, &ca, &format!("POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())).await.unwrap();
+    let cookie = login.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie: anxin_token=")).unwrap_or_else(|| panic!("{login}"));
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    // Plain text on the TLS port: no page, whatever comes back.
+    let plain = tokio::task::spawn_blocking(move || {
+        let mut c = std::net::TcpStream::connect(d).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+        write!(c, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+        let mut raw = Vec::new();
+        let _ = c.read_to_end(&mut raw);
+        raw
+    })
+    .await
+    .unwrap();
+    assert!(!String::from_utf8_lossy(&plain).contains("HTTP/1.1 200"), "a page over plain text");
+    // A client that does not trust the certificate opens no session.
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    assert!(https(d, &stranger.cert.der().clone(), "GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n").await.is_none());
     s.stop().await;
 }
 

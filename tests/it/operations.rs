@@ -51,6 +51,17 @@ fn check_config_names_every_problem_and_starts_nothing() {
     std::fs::write(&unknown, "lisen = \"127.0.0.1:1\"\n").unwrap();
     let (code, _, err) = check_config(&["--config", unknown.to_str().unwrap()]);
     assert!(code == 2 && err.contains("unknown field") && err.contains("lisen"), "{err}");
+    // TLS: a certificate and its key pass; a key of another certificate is named.
+    let (one, other) = (rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap(), rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap());
+    let (cert, key, wrong) = (dir.path().join("cert.pem"), dir.path().join("key.pem"), dir.path().join("other-key.pem"));
+    std::fs::write(&cert, one.cert.pem()).unwrap();
+    std::fs::write(&key, one.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&wrong, other.key_pair.serialize_pem()).unwrap();
+    let tls = |k: &std::path::Path| check_config(&["--config", good.to_str().unwrap(), "--data", data.to_str().unwrap(), "--tls-cert", cert.to_str().unwrap(), "--tls-key", k.to_str().unwrap()]);
+    let (code, out, err) = tls(&key);
+    assert!(code == 0 && out.contains("TLS certificate") && out.contains("TLS key"), "{out}{err}");
+    let (code, out, err) = tls(&wrong);
+    assert!(code == 2 && err.contains("other-key.pem") && err.contains("the TLS certificate and key"), "{out}{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
