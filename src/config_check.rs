@@ -24,18 +24,20 @@ pub fn check(cfg: &Config) -> Result<Vec<String>, Vec<String>> {
         None => ok.push(format!("principals: {} (created with a development operator token if absent)", cfg.data.join("principals.toml").display())),
     }
     if let Some(t) = &cfg.tls {
-        let before = bad.len();
+        let mut pems = Vec::new();
         for (what, p, marker) in [("certificate", &t.cert, "CERTIFICATE"), ("key", &t.key, "PRIVATE KEY")] {
             match std::fs::read_to_string(p) {
-                Ok(pem) if pem.contains(&format!("-----BEGIN ")) && pem.contains(marker) => ok.push(format!("TLS {what} {}", p.display())),
+                Ok(pem) if pem.contains("-----BEGIN ") && pem.contains(marker) => {
+                    ok.push(format!("TLS {what} {}", p.display()));
+                    pems.push(pem.into_bytes());
+                }
                 Ok(_) => bad.push(format!("{}: the TLS {what} file holds no PEM {marker}", p.display())),
                 Err(e) => bad.push(format!("{}: {e}", p.display())),
             }
         }
         // Both read: do they make a TLS server (the key the certificate's)?
-        if bad.len() == before {
-            let pem = crate::api::Tls { cert_pem: std::fs::read(&t.cert).unwrap_or_default(), key_pem: std::fs::read(&t.key).unwrap_or_default() };
-            if let Err(e) = crate::api::https::server_config(&pem) {
+        if let Ok([cert_pem, key_pem]) = <[Vec<u8>; 2]>::try_from(pems) {
+            if let Err(e) = crate::api::https::server_config(&crate::api::Tls { cert_pem, key_pem }) {
                 bad.push(format!("{} and {}: {e}", t.cert.display(), t.key.display()));
             }
         }

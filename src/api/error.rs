@@ -93,6 +93,11 @@ impl ApiError {
         super::reasons::action(self.reason).map(super::reasons::Action::as_str)
     }
 
+    /// How long a client waits before it retries, for a refusal it retries.
+    pub fn retry_delay(&self) -> Option<std::time::Duration> {
+        super::reasons::retry_delay(self.reason)
+    }
+
     /// The refused value is in `field`.
     pub fn on(mut self, field: &str) -> ApiError {
         self.field = Some(field.to_owned());
@@ -124,9 +129,10 @@ impl ApiError {
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
+        let (path, action, delay) = (e.field_path(), e.action(), e.retry_delay());
         let message = match e.index {
             Some(i) => format!("command {i}: {}", e.message),
-            None => e.message.clone(),
+            None => e.message,
         };
         let mut metadata = tonic::metadata::MetadataMap::new();
         let mut info = std::collections::HashMap::new();
@@ -149,14 +155,14 @@ impl From<ApiError> for Status {
             metadata.insert(super::SEQ_KEY, seq.into());
             info.insert("seq".to_owned(), seq.to_string());
         }
-        if let Some(action) = e.action() {
+        if let Some(action) = action {
             info.insert("action".to_owned(), action.to_owned());
         }
         let mut details = ErrorDetails::with_error_info(e.reason, super::reasons::ERROR_DOMAIN, info);
-        if let Some(path) = e.field_path() {
+        if let Some(path) = path {
             details.add_bad_request_violation(path, message.clone());
         }
-        if let Some(delay) = super::reasons::retry_delay(e.reason) {
+        if let Some(delay) = delay {
             details.set_retry_info(Some(delay));
         }
         Status::with_error_details_and_metadata(e.code, message, details, metadata)

@@ -153,7 +153,7 @@ impl pb::ledger_posting_server::LedgerPosting for Posting {
                         command_index: e.index.map_or(-1, |i| i32::try_from(i).unwrap_or(i32::MAX)),
                         field: e.field_path().unwrap_or_default(),
                         action: e.action().unwrap_or_default().to_owned(),
-                        retry_after_ms: super::reasons::retry_delay(e.reason).map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
+                        retry_after_ms: e.retry_delay().map_or(0, |d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
                     }),
                 };
                 if out_tx.send(Ok(pb::SubmitStreamResponse { request_id: id, outcome: Some(outcome) })).await.is_err() {

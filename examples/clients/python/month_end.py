@@ -45,7 +45,6 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 
-
 def stubs():
     """Compiles the proto into a temporary directory and imports the generated modules."""
     from grpc_tools import protoc
